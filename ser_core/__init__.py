@@ -1,0 +1,14 @@
+"""ser_core: speech emotion recognition — audio decoding, MFCC features, CNN models, training, evaluation."""
+
+from .corpora import LABELS
+from .errors import SerError
+
+__version__ = "0.1.0"
+__all__ = ["LABELS", "SerError", "load_model", "__version__"]
+
+
+def load_model(directory="models/default"):
+    """Load a trained model directory (imports TensorFlow, so only when asked)."""
+    from .inference import load_model as _load
+
+    return _load(directory)

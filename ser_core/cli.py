@@ -1,0 +1,183 @@
+"""`ser`: manifest, split, train, evaluate, predict. Errors print one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import sys
+from pathlib import Path
+
+from .errors import SerError
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = Path(os.environ.get("SER_MODEL", PACKAGE_ROOT / "models" / "default"))
+DEFAULT_SPLITS = PACKAGE_ROOT / "models" / "splits"
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """TensorFlow's C++ start-up logging writes to fd 2 whatever TF_CPP_MIN_LOG_LEVEL says; users of
+    `ser predict` should see only their results and one line per problem."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _load_quietly(directory):
+    """Load a model and run it once, so that all of TensorFlow's start-up output is swallowed."""
+    import numpy as np
+
+    from .inference import load_model
+
+    with native_stderr_silenced():
+        model = load_model(directory)
+        model.predict_features(np.zeros((1, *model.params.input_shape), np.float32))
+    return model
+
+
+def _clips(sources: list[str]):
+    from .corpora import find_clips, read_manifest
+
+    if len(sources) == 1 and sources[0].endswith(".csv"):
+        return read_manifest(sources[0])
+    return list(find_clips(sources))
+
+
+def cmd_manifest(args) -> int:
+    from .corpora import find_clips, write_manifest
+
+    n = write_manifest(find_clips(args.dirs), args.out)
+    print(f"{n} clips → {args.out}", file=sys.stderr)
+    return 0
+
+
+def _split_file(args, clips) -> Path:
+    from .splits import make_split, write_split_file
+
+    split_file = Path(args.split_file or DEFAULT_SPLITS / f"{args.protocol}.csv")
+    if not split_file.exists():
+        write_split_file(clips, make_split(clips, args.protocol, args.seed), split_file)
+        print(f"wrote split file {split_file}", file=sys.stderr)
+    return split_file
+
+
+def cmd_split(args) -> int:
+    _split_file(args, _clips(args.data))
+    return 0
+
+
+def cmd_train(args) -> int:
+    from .train import TrainParams, train
+
+    clips = _clips(args.data)
+    split_file = _split_file(args, clips)
+    train_params = TrainParams(architecture=args.model, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
+    metrics = train(clips, split_file, args.protocol, Path(args.out), train_params=train_params)
+    print(json.dumps({k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")}, indent=2))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .corpora import read_manifest
+    from .dataset import extract_clips
+    from .evaluate import evaluate
+
+    model = _load_quietly(args.model)
+    data = extract_clips(read_manifest(args.manifest), model.params)
+    metrics, _, _ = evaluate(model, data, protocol=f"manifest:{Path(args.manifest).name}")
+    text = json.dumps(metrics, indent=2)
+    if args.out:
+        Path(args.out).write_text(text)
+    else:
+        print(text)
+    return 0
+
+
+def cmd_predict(args) -> int:
+    model = _load_quietly(args.model)
+    results, failures = [], 0
+    for file in args.files:
+        try:
+            analysis = model.analyze(file)
+        except SerError as error:
+            print(f"{file}: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        for warning in analysis.audio.warnings:
+            print(f"{file}: warning: {warning}", file=sys.stderr)
+        results.append({"file": file, "emotion": analysis.emotion, "probabilities": analysis.probabilities})
+    if args.format == "json":
+        print(json.dumps(results, indent=2))
+    elif args.format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["file", "emotion", *model.labels])
+        for r in results:
+            writer.writerow([r["file"], r["emotion"], *(f"{r['probabilities'][k]:.4f}" for k in model.labels)])
+    else:
+        for r in results:
+            print(f"{r['file']}: {r['emotion']} ({r['probabilities'][r['emotion']]:.0%})")
+    return 1 if failures else 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ser", description="Speech emotion recognition")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("manifest", help="write path,emotion,corpus,speaker for the corpora under DIRs")
+    m.add_argument("dirs", nargs="+")
+    m.add_argument("--out", required=True)
+    m.set_defaults(func=cmd_manifest)
+
+    for name, func, help_text in (("split", cmd_split, "write a protocol's split file"),
+                                  ("train", cmd_train, "train a model and write its directory")):
+        t = sub.add_parser(name, help=help_text)
+        t.add_argument("--data", nargs="+", required=True, help="corpus folders, or one manifest CSV")
+        t.add_argument("--protocol", choices=("random", "speaker"), required=True)
+        t.add_argument("--split-file", help="default: models/splits/PROTOCOL.csv (made if missing)")
+        t.add_argument("--seed", type=int, default=42)
+        if name == "train":
+            t.add_argument("--model", default="seed-cnn")
+            t.add_argument("--out", required=True)
+            t.add_argument("--epochs", type=int, default=100)
+            t.add_argument("--batch-size", type=int, default=64)
+        t.set_defaults(func=func)
+
+    e = sub.add_parser("evaluate", help="metrics of a model on any manifest with path,emotion")
+    e.add_argument("--model", default=str(DEFAULT_MODEL))
+    e.add_argument("--manifest", required=True)
+    e.add_argument("--out")
+    e.set_defaults(func=cmd_evaluate)
+
+    pr = sub.add_parser("predict", help="emotion probabilities of audio files")
+    pr.add_argument("files", nargs="+")
+    pr.add_argument("--model", default=str(DEFAULT_MODEL))
+    fmt = pr.add_mutually_exclusive_group()
+    fmt.add_argument("--json", dest="format", action="store_const", const="json")
+    fmt.add_argument("--csv", dest="format", action="store_const", const="csv")
+    pr.set_defaults(func=cmd_predict, format="text")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter is not for users
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SerError as error:
+        print(f"ser: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

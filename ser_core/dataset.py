@@ -1,0 +1,74 @@
+"""MFCC windows for many clips at once: cached on disk, extracted in parallel, with progress."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .audio import load_audio
+from .corpora import Clip
+from .errors import SerError
+from .features import FeatureCache, FeatureParams, extract
+
+
+@dataclass(frozen=True)
+class ClipFeatures:
+    clips: list[Clip]  # the clips that decoded, in input order
+    features: list[np.ndarray]  # per clip: (n_windows, n_mfcc, n_frames)
+    skipped: list[tuple[str, str]]  # (path, reason) for clips that could not be used
+
+    def stacked(self, labels: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """All windows with their label index: the training examples."""
+        index = {label: i for i, label in enumerate(labels)}
+        x = np.concatenate(self.features)
+        y = np.concatenate([np.full(len(f), index[c.emotion]) for c, f in zip(self.clips, self.features)])
+        return x, y
+
+
+def clip_features(path: Path, params: FeatureParams, cache: FeatureCache | None) -> np.ndarray:
+    if cache is not None and (cached := cache.get(path)) is not None:
+        return cached
+    features = extract(load_audio(path, params.sample_rate).samples, params)[1]
+    if cache is not None:
+        cache.put(path, features)
+    return features
+
+
+def _worker(args) -> tuple[np.ndarray | None, str]:
+    path, params, cache_root = args
+    cache = FeatureCache(params, cache_root) if cache_root is not None else None
+    try:
+        return clip_features(path, params, cache), ""
+    except SerError as error:
+        return None, str(error)
+
+
+def extract_clips(
+    clips: list[Clip],
+    params: FeatureParams,
+    cache_root: Path | None = None,
+    workers: int | None = None,
+    desc: str = "features",
+) -> ClipFeatures:
+    """Features for every clip; undecodable or silent clips are skipped with their reason."""
+    workers = workers or os.cpu_count() or 1
+    jobs = [(clip.path, params, cache_root) for clip in clips]
+    if workers > 1 and len(jobs) > 50:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(tqdm(pool.map(_worker, jobs, chunksize=16), total=len(jobs), desc=desc))
+    else:
+        results = [_worker(job) for job in tqdm(jobs, desc=desc)]
+    kept, features, skipped = [], [], []
+    for clip, (feature, reason) in zip(clips, results):
+        if feature is None:
+            skipped.append((str(clip.path), reason))
+        else:
+            kept.append(clip)
+            features.append(feature)
+    return ClipFeatures(kept, features, skipped)

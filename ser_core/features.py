@@ -1,0 +1,156 @@
+"""MFCC features as in the original project, from one frozen parameter set saved with every model.
+
+The original took 2.5 s starting 0.5 s into each clip at 44.1 kHz with hop 512: 216 frames. We keep
+the 2.5 s window, the 0.5 s offset and the 216 frames at 16 kHz (hop 186, window 46 ms as 2048/44.1k).
+Audio longer than one window is covered by overlapping windows; the model averages over them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    sample_rate: int = 16000
+    n_mfcc: int = 25
+    n_mels: int = 128
+    n_fft: int = 1024
+    win_length: int = 743  # 46 ms, the original's 2048 samples at 44.1 kHz
+    hop_length: int = 186  # 2.5 s → 216 frames, as the original's hop 512 at 44.1 kHz
+    fmin: float = 0.0
+    fmax: float = 8000.0
+    window_s: float = 2.5
+    offset_s: float = 0.5  # the original skipped the first 0.5 s (mostly silence in acted corpora)
+    window_hop_s: float = 1.25
+
+    @property
+    def window_samples(self) -> int:
+        return round(self.window_s * self.sample_rate)
+
+    @property
+    def n_frames(self) -> int:
+        return 1 + self.window_samples // self.hop_length
+
+    @property
+    def input_shape(self) -> tuple[int, int]:
+        return (self.n_mfcc, self.n_frames)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "FeatureParams":
+        return cls(**values)
+
+    def digest(self) -> str:
+        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def window_starts(n_samples: int, params: FeatureParams) -> np.ndarray:
+    """Start sample of each analysis window.
+
+    One window if the audio fits in it (zero-padded at the end); otherwise windows every
+    `window_hop_s` from the offset (or as late as fits), plus one aligned to the end when the last
+    regular window would leave more than half a hop unheard. Nothing is silently cut off.
+    """
+    win = params.window_samples
+    hop = round(params.window_hop_s * params.sample_rate)
+    if n_samples <= win:
+        return np.zeros(1, dtype=np.int64)
+    first = min(round(params.offset_s * params.sample_rate), n_samples - win)
+    starts = list(range(first, n_samples - win + 1, hop))
+    if n_samples - (starts[-1] + win) > hop // 2:
+        starts.append(n_samples - win)
+    return np.asarray(starts, dtype=np.int64)
+
+
+def frame_windows(samples: np.ndarray, params: FeatureParams, starts: np.ndarray) -> np.ndarray:
+    """(n_windows, window_samples) float32, zero-padded where the audio is shorter than a window."""
+    win = params.window_samples
+    out = np.zeros((len(starts), win), dtype=np.float32)
+    for row, start in zip(out, starts):
+        piece = samples[start : start + win]
+        row[: len(piece)] = piece
+    return out
+
+
+def mfcc(windows: np.ndarray, params: FeatureParams) -> np.ndarray:
+    """(n_windows, window_samples) → (n_windows, n_mfcc, n_frames) float32, batched in librosa."""
+    import librosa  # heavy import (numba): only where features are computed
+
+    features = librosa.feature.mfcc(
+        y=np.ascontiguousarray(windows, dtype=np.float32),
+        sr=params.sample_rate,
+        n_mfcc=params.n_mfcc,
+        n_fft=params.n_fft,
+        win_length=params.win_length,
+        hop_length=params.hop_length,
+        n_mels=params.n_mels,
+        fmin=params.fmin,
+        fmax=params.fmax,
+    )
+    return features.astype(np.float32)
+
+
+def extract(samples: np.ndarray, params: FeatureParams) -> tuple[np.ndarray, np.ndarray]:
+    """Mono samples at `params.sample_rate` → (window start times in s, MFCC per window)."""
+    starts = window_starts(len(samples), params)
+    return starts / params.sample_rate, mfcc(frame_windows(samples, params, starts), params)
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Per-coefficient standardisation, fitted on the training split only and saved with the model."""
+
+    mean: np.ndarray  # (n_mfcc,)
+    std: np.ndarray  # (n_mfcc,)
+
+    @classmethod
+    def fit(cls, features: np.ndarray) -> "Normalizer":
+        """features: (n, n_mfcc, n_frames) from training windows."""
+        return cls(features.mean(axis=(0, 2)), features.std(axis=(0, 2)) + 1e-6)
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        return ((features - self.mean[:, None]) / self.std[:, None]).astype(np.float32)
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Normalizer":
+        return cls(np.asarray(values["mean"], np.float32), np.asarray(values["std"], np.float32))
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("SER_CACHE_DIR", Path.home() / ".cache" / "ser" / "features"))
+
+
+class FeatureCache:
+    """MFCC windows on disk, keyed by the file (path, size, mtime) and the feature parameters."""
+
+    def __init__(self, params: FeatureParams, root: Path | None = None):
+        self.params = params
+        self.dir = Path(root or default_cache_dir()) / params.digest()
+
+    def _key(self, path: Path) -> Path:
+        stat = path.stat()
+        ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+        return self.dir / f"{hashlib.sha1(ident.encode()).hexdigest()}.npy"
+
+    def get(self, path: Path) -> np.ndarray | None:
+        key = self._key(path)
+        return np.load(key) if key.exists() else None
+
+    def put(self, path: Path, features: np.ndarray) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        key = self._key(path)
+        tmp = key.with_suffix(f".{os.getpid()}.tmp.npy")
+        np.save(tmp, features)
+        os.replace(tmp, key)  # atomic: parallel workers never see half a file

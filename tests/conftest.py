@@ -1,0 +1,99 @@
+"""Shared fixtures: every test makes its own audio; nothing depends on files outside the repository
+except the corpus-backed tests, which skip with a reason when ../shared/corpora is absent."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = ROOT.parent / "shared" / "corpora"
+
+
+def voice(seconds: float = 3.0, sr: int = 16000, f0: float = 140.0, level_db: float = -20.0, seed: int = 0):
+    """A voice-like signal: harmonics of a gliding f0, syllable-rate envelope, a little breath noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / sr
+    harmonics = sum(np.sin(k * phase) / k for k in range(1, 12) if k * f0 < sr / 2.2)
+    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 4.0 * t)
+    x = harmonics * envelope + 0.02 * rng.standard_normal(len(t))
+    return (x / np.max(np.abs(x)) * 10 ** (level_db / 20)).astype(np.float32)
+
+
+def wav_bytes(samples: np.ndarray, sr: int = 16000, subtype: str = "PCM_16", fmt: str = "WAV") -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sr, format=fmt, subtype=subtype)
+    return buffer.getvalue()
+
+
+def pyav_bytes(samples: np.ndarray, sr: int, container: str, codec: str, rate: int = 48000) -> bytes:
+    """Encode with PyAV (FFmpeg): m4a/AAC, webm/Opus, mp4 — formats libsndfile cannot write."""
+    import av
+
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container) as out:
+        stream = out.add_stream(codec, rate=rate, layout="mono")
+        import soxr
+
+        pcm = soxr.resample(samples, sr, rate).astype(np.float32)
+        frame = av.AudioFrame.from_ndarray(pcm[None, :], format="flt", layout="mono")
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def corpora() -> Path:
+    if not (CORPORA / "manifest.csv").is_file():
+        pytest.skip(f"corpus-backed test: {CORPORA} is absent (see README, Data)")
+    return CORPORA
+
+
+EMOTION_PITCH = {"neutral": 110, "calm": 95, "happy": 220, "sad": 85, "angry": 180, "fearful": 260,
+                 "disgust": 125, "surprised": 300}
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """A synthetic corpus: 10 speakers × 8 emotions × 2 takes, one pitch per emotion, with a manifest."""
+    root = tmp_path_factory.mktemp("tiny")
+    rows = ["path,emotion,corpus,speaker,clip_id,text"]
+    for speaker in range(10):
+        for emotion, f0 in EMOTION_PITCH.items():
+            for take in range(2):
+                name = f"s{speaker}_{emotion}_{take}.wav"
+                seconds = 1.5 + 0.9 * take  # one and two windows
+                clip = voice(seconds, f0=f0 * (1 + 0.03 * speaker), seed=speaker * 100 + take)
+                (root / name).write_bytes(wav_bytes(clip, 16000))
+                rows.append(f"{name},{emotion},synthetic,spk{speaker},{name[:-4]},t{take}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_model(tiny_dataset, tmp_path_factory) -> Path:
+    """A seed-cnn trained for a few epochs on the tiny corpus through the real training entry point."""
+    from ser_core.corpora import read_manifest
+    from ser_core.splits import make_split, write_split_file
+    from ser_core.train import TrainParams, train
+
+    clips = read_manifest(tiny_dataset / "manifest.csv")
+    work = tmp_path_factory.mktemp("trained")
+    split_file = work / "speaker.csv"
+    write_split_file(clips, make_split(clips, "speaker"), split_file)
+    out = work / "tiny-seed-cnn"
+    train(clips, split_file, "speaker", out, train_params=TrainParams(epochs=3, batch_size=16),
+          cache_root=work / "cache", verbose=0)
+    return out

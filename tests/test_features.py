@@ -1,0 +1,77 @@
+"""Feature invariants on synthetic signals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import voice, wav_bytes
+from ser_core.audio import load_audio
+from ser_core.features import FeatureCache, FeatureParams, Normalizer, extract, window_starts
+
+PARAMS = FeatureParams()
+
+
+def test_the_original_input_shape_25_by_216():
+    assert PARAMS.input_shape == (25, 216)
+    _, features = extract(voice(3.0), PARAMS)
+    assert features.shape[1:] == (25, 216) and features.dtype == np.float32
+
+
+@pytest.mark.parametrize("seconds", [0.3, 2.5, 3.0, 3.7, 7.3, 61.0])
+def test_windows_cover_the_whole_clip(seconds):
+    n = int(seconds * PARAMS.sample_rate)
+    starts = window_starts(n, PARAMS)
+    win = PARAMS.window_samples
+    hop = round(PARAMS.window_hop_s * PARAMS.sample_rate)
+    assert np.all(np.diff(starts) > 0) and starts[0] >= 0
+    if n > win:
+        assert starts[-1] + win <= n  # no padding when the audio is long enough
+        assert n - (starts[-1] + win) <= hop // 2  # never silently cut: at most half a hop unheard
+        assert np.all(np.diff(starts) <= win)  # no gaps between windows
+    else:
+        assert list(starts) == [0]
+
+
+def test_features_are_finite_on_silence_and_on_short_audio():
+    for samples in (np.zeros(3 * 16000, np.float32), voice(0.4)):
+        _, features = extract(samples, PARAMS)
+        assert np.all(np.isfinite(features))
+
+
+def test_file_and_array_give_the_same_features(tmp_path):
+    clip = voice(3.2)
+    path = tmp_path / "clip.flac"
+    path.write_bytes(wav_bytes(clip, 16000, "FLOAT", "WAV"))
+    from_file = extract(load_audio(path).samples, PARAMS)[1]
+    from_array = extract(clip, PARAMS)[1]
+    np.testing.assert_allclose(from_file, from_array, atol=1e-4)
+
+
+def test_different_signals_give_different_features():
+    low = extract(voice(3.0, f0=100), PARAMS)[1]
+    high = extract(voice(3.0, f0=260), PARAMS)[1]
+    assert np.abs(low - high).mean() > 1.0
+
+
+def test_normalizer_standardises_each_coefficient_and_round_trips():
+    features = np.random.default_rng(0).normal(5, 3, size=(40, 25, 216)).astype(np.float32)
+    normalizer = Normalizer.fit(features)
+    out = normalizer(features)
+    np.testing.assert_allclose(out.mean(axis=(0, 2)), 0, atol=1e-3)
+    np.testing.assert_allclose(out.std(axis=(0, 2)), 1, atol=1e-3)
+    again = Normalizer.from_dict(normalizer.to_dict())
+    np.testing.assert_allclose(again(features), out, atol=1e-5)
+
+
+def test_params_round_trip_and_key_the_cache(tmp_path):
+    assert FeatureParams.from_dict(PARAMS.to_dict()) == PARAMS
+    other = FeatureParams(n_mfcc=40)
+    assert other.digest() != PARAMS.digest()
+    path = tmp_path / "a.wav"
+    path.write_bytes(wav_bytes(voice(1.0), 16000))
+    cache = FeatureCache(PARAMS, tmp_path / "cache")
+    assert cache.get(path) is None
+    cache.put(path, np.ones((1, 25, 216), np.float32))
+    assert cache.get(path).shape == (1, 25, 216)
+    assert FeatureCache(other, tmp_path / "cache").get(path) is None

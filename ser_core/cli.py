@@ -32,14 +32,14 @@ def native_stderr_silenced():
         os.close(saved)
 
 
-def _load_quietly(directory):
-    """Load a model and run it once, so that all of TensorFlow's start-up output is swallowed."""
+def _load_quietly(directory, backend="auto"):
+    """Load a model and run it once, so that TensorFlow's or LiteRT's start-up output is swallowed."""
     import numpy as np
 
     from .inference import load_model
 
     with native_stderr_silenced():
-        model = load_model(directory)
+        model = load_model(directory, backend)
         model.predict_features(np.zeros((1, *model.params.input_shape), np.float32))
     return model
 
@@ -91,7 +91,7 @@ def cmd_evaluate(args) -> int:
     from .dataset import extract_clips
     from .evaluate import evaluate
 
-    model = _load_quietly(args.model)
+    model = _load_quietly(args.model, args.backend)
     data = extract_clips(read_manifest(args.manifest), model.params)
     metrics, _, _ = evaluate(model, data, protocol=f"manifest:{Path(args.manifest).name}")
     text = json.dumps(metrics, indent=2)
@@ -102,8 +102,17 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from .export import export_litert
+
+    with native_stderr_silenced():
+        out = export_litert(args.model)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
 def cmd_predict(args) -> int:
-    model = _load_quietly(args.model)
+    model = _load_quietly(args.model, args.backend)
     results, failures = [], 0
     for file in args.files:
         try:
@@ -155,11 +164,17 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--model", default=str(DEFAULT_MODEL))
     e.add_argument("--manifest", required=True)
     e.add_argument("--out")
+    e.add_argument("--backend", choices=("auto", "litert", "keras"), default="auto")
     e.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser("export", help="write model.tflite (LiteRT) beside a model's model.keras")
+    x.add_argument("--model", required=True)
+    x.set_defaults(func=cmd_export)
 
     pr = sub.add_parser("predict", help="emotion probabilities of audio files")
     pr.add_argument("files", nargs="+")
     pr.add_argument("--model", default=str(DEFAULT_MODEL))
+    pr.add_argument("--backend", choices=("auto", "litert", "keras"), default="auto")
     fmt = pr.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
     fmt.add_argument("--csv", dest="format", action="store_const", const="csv")

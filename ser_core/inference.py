@@ -19,6 +19,7 @@ from .errors import ModelError
 from .features import FeatureParams, Normalizer, extract
 
 MODEL_FILE = "model.keras"
+LITERT_FILE = "model.tflite"  # the same weights for the LiteRT interpreter: serving without TensorFlow
 METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
 BATCH_WINDOWS = 256  # windows per forward pass: bounds memory on long audio
@@ -53,22 +54,63 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-class SerModel:
-    """Thread-safe: Keras inference is not (tensorflow#61298), so forward passes take a lock."""
+class _KerasRunner:
+    """The reference path: the saved Keras model (imports TensorFlow, about 9 s)."""
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, path: Path):
+        import keras
+
+        self._model = keras.models.load_model(path, safe_mode=True, compile=False)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self._model.predict_on_batch(x))
+
+
+class _LiteRTRunner:
+    """The serving path: LiteRT runs the converted model without importing TensorFlow."""
+
+    def __init__(self, path: Path):
+        from ai_edge_litert.interpreter import Interpreter
+
+        self._interpreter = Interpreter(model_path=str(path), num_threads=1)
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+        self._batch = 0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if len(x) != self._batch:
+            self._interpreter.resize_tensor_input(self._input, list(x.shape))
+            self._interpreter.allocate_tensors()
+            self._batch = len(x)
+        self._interpreter.set_tensor(self._input, np.ascontiguousarray(x, dtype=np.float32))
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output).copy()
+
+
+BACKENDS = ("auto", "litert", "keras")
+
+
+class SerModel:
+    """Thread-safe: neither Keras inference (tensorflow#61298) nor a LiteRT interpreter is, so forward
+    passes take a lock. `backend="auto"` serves with LiteRT when the directory has model.tflite."""
+
+    def __init__(self, directory: str | Path, backend: str = "auto"):
         self.directory = Path(directory)
         metadata_path = self.directory / METADATA_FILE
         model_path = self.directory / MODEL_FILE
         if not metadata_path.is_file() or not model_path.is_file():
             raise ModelError(f"{self.directory} is not a model directory (needs {MODEL_FILE} and {METADATA_FILE})")
+        if backend not in BACKENDS:
+            raise ModelError(f"Unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
         self.metadata = json.loads(metadata_path.read_text())
         self.labels = tuple(self.metadata["labels"])
         self.params = FeatureParams.from_dict(self.metadata["feature_params"])
         self.normalizer = Normalizer.from_dict(self.metadata["normalization"])
-        import keras  # TensorFlow loads here, once per model
-
-        self._keras = keras.models.load_model(model_path, safe_mode=True, compile=False)
+        litert_path = self.directory / LITERT_FILE
+        if backend == "litert" or (backend == "auto" and litert_path.is_file()):
+            self.backend, self._run = "litert", _LiteRTRunner(litert_path)
+        else:
+            self.backend, self._run = "keras", _KerasRunner(model_path)
         self._lock = threading.Lock()
 
     @property
@@ -84,7 +126,7 @@ class SerModel:
         out = []
         for start in range(0, len(x), BATCH_WINDOWS):
             with self._lock:
-                out.append(np.asarray(self._keras.predict_on_batch(x[start : start + BATCH_WINDOWS])))
+                out.append(self._run(x[start : start + BATCH_WINDOWS]))
         return np.concatenate(out).astype(np.float64)
 
     def analyze_audio(self, audio: Audio) -> Analysis:
@@ -108,5 +150,5 @@ class SerModel:
         return self.analyze(source, sr).probabilities
 
 
-def load_model(directory: str | Path = "models/default") -> SerModel:
-    return SerModel(directory)
+def load_model(directory: str | Path = "models/default", backend: str = "auto") -> SerModel:
+    return SerModel(directory, backend)

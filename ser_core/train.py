@@ -22,6 +22,7 @@ from .corpora import LABELS, Clip
 from .dataset import extract_clips
 from .errors import ManifestError
 from .evaluate import evaluate, write_predictions
+from .export import export_litert
 from .features import FeatureParams, Normalizer
 from .inference import METADATA_FILE, METRICS_FILE, MODEL_FILE, SerModel, sha256_file
 from .splits import assign
@@ -137,10 +138,11 @@ def train(
         },
     }
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
+    export_litert(out_dir)
     (out_dir / "history.json").write_text(json.dumps(
         {key: [float(v) for v in values] for key, values in history.history.items()}, indent=2))
 
-    # Evaluate the artifact as users will load it, not the in-memory model.
+    # Evaluate the artifact as users will load it (LiteRT), not the in-memory model.
     saved = SerModel(out_dir)
     metrics, test_clips, probabilities = evaluate(saved, data["test"], protocol)
     (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2))

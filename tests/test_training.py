@@ -96,3 +96,27 @@ def test_cli_evaluate_any_manifest_skipping_unknown_labels(trained_model, tiny_d
     metrics = json.loads(out.read_text())
     assert metrics["n_test"] == 19 and metrics["skipped_unknown_labels"] == {"bored": 1}
     assert METRIC_KEYS <= set(metrics)
+
+
+def test_litert_serving_path_matches_the_keras_reference(trained_model):
+    from ser_core.inference import SerModel
+
+    assert (trained_model / "model.tflite").is_file()
+    served, reference = SerModel(trained_model), SerModel(trained_model, backend="keras")
+    assert served.backend == "litert" and reference.backend == "keras"
+    features = np.stack([np.random.default_rng(i).normal(-5, 20, size=(25, 216)) for i in range(5)]).astype(np.float32)
+    np.testing.assert_allclose(served.predict_features(features), reference.predict_features(features), atol=1e-4)
+    metadata = json.loads((trained_model / "metadata.json").read_text())
+    assert metadata["litert_sha256"] == sha256_file(trained_model / "model.tflite")
+
+
+def test_concurrent_predictions_each_get_their_own_answer(trained_model):
+    from concurrent.futures import ThreadPoolExecutor
+
+    model = load_model(trained_model)
+    clips = [voice(2.0 + 0.7 * i, f0=90 + 40 * i, seed=i) for i in range(6)]
+    serial = [model.predict(clip, sr=16000) for clip in clips]
+    with ThreadPoolExecutor(6) as pool:
+        parallel = list(pool.map(lambda clip: model.predict(clip, sr=16000), clips * 3))
+    for i, result in enumerate(parallel):
+        np.testing.assert_allclose(list(result.values()), list(serial[i % 6].values()), atol=1e-6)

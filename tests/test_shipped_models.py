@@ -1,0 +1,68 @@
+"""The models the app ships with: complete, consistent with their metadata, and — where the corpora
+are present — reproducing their committed test predictions."""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ser_core.corpora import LABELS, find_clips
+from ser_core.inference import sha256_file
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = sorted(p.parent for p in (ROOT / "models").glob("*/metadata.json") if p.parent.name != "default")
+METRIC_KEYS = {"protocol", "n_test", "labels", "accuracy", "balanced_accuracy", "macro_precision", "macro_recall",
+               "macro_f1", "keras_precision", "keras_recall", "per_class", "per_corpus", "confusion_matrix"}
+
+pytestmark = pytest.mark.skipif(not SHIPPED, reason="no trained model committed under models/")
+
+
+def test_default_model_is_a_shipped_model():
+    default = ROOT / "models" / "default"
+    assert (default / "model.keras").is_file() and (default / "metadata.json").is_file()
+
+
+@pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda p: p.name)
+def test_shipped_model_is_complete_and_consistent(model_dir):
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    metrics = json.loads((model_dir / "metrics.json").read_text())
+    assert metadata["weights_sha256"] == sha256_file(model_dir / "model.keras")
+    assert metadata["labels"] == list(LABELS) == metrics["labels"]
+    assert (ROOT / metadata["split_file"]).is_file()
+    assert METRIC_KEYS <= set(metrics) and metrics["protocol"] == metadata["protocol"]
+    matrix = np.array(metrics["confusion_matrix"])
+    assert matrix.shape == (8, 8) and matrix.sum() == metrics["n_test"]
+    assert metrics["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
+    with (model_dir / "predictions.csv").open() as f:
+        assert sum(1 for _ in csv.DictReader(f)) == metrics["n_test"]
+    if metadata["architecture"] == "seed-cnn":
+        assert metadata["param_count"] == 56040
+    assert (model_dir / "model.keras").stat().st_size < 5 * 2**20
+
+
+@pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda p: p.name)
+def test_shipped_model_test_clips_come_from_its_test_split_only(model_dir):
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    with (ROOT / metadata["split_file"]).open() as f:
+        split = {(r["corpus"], r["clip_id"]): r["split"] for r in csv.DictReader(f)}
+    with (model_dir / "predictions.csv").open() as f:
+        assert {split[r["corpus"], r["clip_id"]] for r in csv.DictReader(f)} == {"test"}
+
+
+@pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda p: p.name)
+def test_shipped_model_reproduces_its_test_predictions_on_the_corpora(model_dir, corpora):
+    from ser_core import load_model
+
+    model = load_model(model_dir)
+    with (model_dir / "predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    paths = {(c.corpus, c.clip_id): c.path for c in find_clips([corpora])}
+    sample = random.Random(0).sample([r for r in rows if (r["corpus"], r["clip_id"]) in paths], 24)
+    for row in sample:
+        probabilities = model.predict(paths[row["corpus"], row["clip_id"]])
+        np.testing.assert_allclose([probabilities[k] for k in LABELS], [float(row[k]) for k in LABELS], atol=1e-4)

@@ -76,12 +76,19 @@ def cmd_split(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from .train import TrainParams, train
+    import dataclasses
 
+    from .errors import ModelError
+    from .train import RECIPES, train
+
+    if args.model not in RECIPES:
+        raise ModelError(f"Unknown model {args.model!r}; choose one of {', '.join(RECIPES)}")
+    feature_params, train_params = RECIPES[args.model]
+    overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed}
+    train_params = dataclasses.replace(train_params, **{k: v for k, v in overrides.items() if v is not None})
     clips = _clips(args.data)
     split_file = _split_file(args, clips)
-    train_params = TrainParams(architecture=args.model, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed)
-    metrics = train(clips, split_file, args.protocol, Path(args.out), train_params=train_params)
+    metrics = train(clips, split_file, args.protocol, Path(args.out), feature_params, train_params)
     print(json.dumps({k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")}, indent=2))
     return 0
 
@@ -156,8 +163,8 @@ def parser() -> argparse.ArgumentParser:
         if name == "train":
             t.add_argument("--model", default="seed-cnn")
             t.add_argument("--out", required=True)
-            t.add_argument("--epochs", type=int, default=100)
-            t.add_argument("--batch-size", type=int, default=64)
+            t.add_argument("--epochs", type=int, help="default: the model's recipe")
+            t.add_argument("--batch-size", type=int, help="default: the model's recipe")
         t.set_defaults(func=func)
 
     e = sub.add_parser("evaluate", help="metrics of a model on any manifest with path,emotion")

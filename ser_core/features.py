@@ -1,8 +1,10 @@
-"""MFCC features as in the original project, from one frozen parameter set saved with every model.
+"""Features from one frozen parameter set saved with every model: MFCC as in the original project,
+or log-mel spectrograms.
 
-The original took 2.5 s starting 0.5 s into each clip at 44.1 kHz with hop 512: 216 frames. We keep
-the 2.5 s window, the 0.5 s offset and the 216 frames at 16 kHz (hop 186, window 46 ms as 2048/44.1k).
-Audio longer than one window is covered by overlapping windows; the model averages over them.
+The original took 2.5 s starting 0.5 s into each clip at 44.1 kHz with hop 512: 216 frames. The
+default keeps the 2.5 s window, the 0.5 s offset and the 216 frames at 16 kHz (hop 186, window 46 ms
+as 2048/44.1k). Audio longer than one window is covered by overlapping windows; the model averages
+over them.
 """
 
 from __future__ import annotations
@@ -16,8 +18,12 @@ from pathlib import Path
 import numpy as np
 
 
+FEATURE_KINDS = ("mfcc", "logmel")
+
+
 @dataclass(frozen=True)
 class FeatureParams:
+    kind: str = "mfcc"
     sample_rate: int = 16000
     n_mfcc: int = 25
     n_mels: int = 128
@@ -29,6 +35,9 @@ class FeatureParams:
     window_s: float = 2.5
     offset_s: float = 0.5  # the original skipped the first 0.5 s (mostly silence in acted corpora)
     window_hop_s: float = 1.25
+    # Subtract each window's mean per band: removes recording level and channel colour, which differ
+    # between corpora and microphones more than between emotions.
+    window_mean_removed: bool = False
 
     @property
     def window_samples(self) -> int:
@@ -40,7 +49,7 @@ class FeatureParams:
 
     @property
     def input_shape(self) -> tuple[int, int]:
-        return (self.n_mfcc, self.n_frames)
+        return (self.n_mfcc if self.kind == "mfcc" else self.n_mels, self.n_frames)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,14 +90,13 @@ def frame_windows(samples: np.ndarray, params: FeatureParams, starts: np.ndarray
     return out
 
 
-def mfcc(windows: np.ndarray, params: FeatureParams) -> np.ndarray:
-    """(n_windows, window_samples) → (n_windows, n_mfcc, n_frames) float32, batched in librosa."""
+def compute(windows: np.ndarray, params: FeatureParams) -> np.ndarray:
+    """(n_windows, window_samples) → (n_windows, *params.input_shape) float32, batched in librosa."""
     import librosa  # heavy import (numba): only where features are computed
 
-    features = librosa.feature.mfcc(
+    mel = librosa.feature.melspectrogram(
         y=np.ascontiguousarray(windows, dtype=np.float32),
         sr=params.sample_rate,
-        n_mfcc=params.n_mfcc,
         n_fft=params.n_fft,
         win_length=params.win_length,
         hop_length=params.hop_length,
@@ -96,25 +104,34 @@ def mfcc(windows: np.ndarray, params: FeatureParams) -> np.ndarray:
         fmin=params.fmin,
         fmax=params.fmax,
     )
+    log_mel = librosa.power_to_db(mel)  # librosa's MFCC path: the same dB scale, the same floor
+    if params.kind == "mfcc":
+        features = librosa.feature.mfcc(S=log_mel, n_mfcc=params.n_mfcc)
+    elif params.kind == "logmel":
+        features = log_mel
+    else:
+        raise ValueError(f"unknown feature kind {params.kind!r}; one of {FEATURE_KINDS}")
+    if params.window_mean_removed:
+        features = features - features.mean(axis=-1, keepdims=True)
     return features.astype(np.float32)
 
 
 def extract(samples: np.ndarray, params: FeatureParams) -> tuple[np.ndarray, np.ndarray]:
     """Mono samples at `params.sample_rate` → (window start times in s, MFCC per window)."""
     starts = window_starts(len(samples), params)
-    return starts / params.sample_rate, mfcc(frame_windows(samples, params, starts), params)
+    return starts / params.sample_rate, compute(frame_windows(samples, params, starts), params)
 
 
 @dataclass(frozen=True)
 class Normalizer:
     """Per-coefficient standardisation, fitted on the training split only and saved with the model."""
 
-    mean: np.ndarray  # (n_mfcc,)
-    std: np.ndarray  # (n_mfcc,)
+    mean: np.ndarray  # (n_bands,)
+    std: np.ndarray  # (n_bands,)
 
     @classmethod
     def fit(cls, features: np.ndarray) -> "Normalizer":
-        """features: (n, n_mfcc, n_frames) from training windows."""
+        """features: (n, n_bands, n_frames) from training windows."""
         return cls(features.mean(axis=(0, 2)), features.std(axis=(0, 2)) + 1e-6)
 
     def __call__(self, features: np.ndarray) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import DEFAULT_LIMITS, Audio, AudioLimits, AudioSource, load_audio, to_mono_float32
+from .calibration import apply_temperature
 from .errors import ModelError
 from .features import FeatureParams, Normalizer, extract
 
@@ -34,6 +35,7 @@ class Analysis:
     window_probabilities: np.ndarray  # (n_windows, n_labels)
     features: np.ndarray  # (n_windows, n_mfcc, n_frames), before normalisation
     labels: tuple[str, ...]
+    uncertain_below: float = 0.0  # calibrated confidence under which the model is more often wrong
 
     @property
     def probabilities(self) -> dict[str, float]:
@@ -44,6 +46,14 @@ class Analysis:
     def emotion(self) -> str:
         probabilities = self.probabilities
         return max(probabilities, key=probabilities.get)
+
+    @property
+    def confidence(self) -> float:
+        return max(self.probabilities.values())
+
+    @property
+    def is_uncertain(self) -> bool:
+        return self.confidence < self.uncertain_below
 
 
 def sha256_file(path: Path) -> str:
@@ -106,6 +116,9 @@ class SerModel:
         self.labels = tuple(self.metadata["labels"])
         self.params = FeatureParams.from_dict(self.metadata["feature_params"])
         self.normalizer = Normalizer.from_dict(self.metadata["normalization"])
+        calibration = self.metadata.get("calibration", {})
+        self.temperature = float(calibration.get("temperature", 1.0))
+        self.uncertain_below = float(calibration.get("uncertain_below", 0.0))
         litert_path = self.directory / LITERT_FILE
         if backend == "litert" or (backend == "auto" and litert_path.is_file()):
             self.backend, self._run = "litert", _LiteRTRunner(litert_path)
@@ -119,7 +132,7 @@ class SerModel:
         return json.loads(path.read_text()) if path.is_file() else None
 
     def predict_features(self, features: np.ndarray) -> np.ndarray:
-        """(n_windows, n_mfcc, n_frames) raw MFCC → (n_windows, n_labels) probabilities."""
+        """(n_windows, n_bands, n_frames) raw features → (n_windows, n_labels) calibrated probabilities."""
         if features.shape[1:] != self.params.input_shape:
             raise ModelError(f"features of shape {features.shape[1:]}, model expects {self.params.input_shape}")
         x = self.normalizer(features)[..., None]
@@ -127,11 +140,11 @@ class SerModel:
         for start in range(0, len(x), BATCH_WINDOWS):
             with self._lock:
                 out.append(self._run(x[start : start + BATCH_WINDOWS]))
-        return np.concatenate(out).astype(np.float64)
+        return apply_temperature(np.concatenate(out).astype(np.float64), self.temperature)
 
     def analyze_audio(self, audio: Audio) -> Analysis:
         times, features = extract(audio.samples, self.params)
-        return Analysis(audio, times, self.predict_features(features), features, self.labels)
+        return Analysis(audio, times, self.predict_features(features), features, self.labels, self.uncertain_below)
 
     def analyze(
         self, source: AudioSource | np.ndarray, sr: int | None = None, limits: AudioLimits = DEFAULT_LIMITS

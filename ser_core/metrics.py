@@ -13,6 +13,8 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
+from .calibration import reliability
+
 
 def keras_threshold_scores(y_true: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5):
     """Keras' `Precision()`/`Recall()` on one-hot targets: every (clip, class) pair above the threshold
@@ -57,6 +59,7 @@ def compute_metrics(
         },
         "confusion_matrix": confusion_matrix(y_true, y_pred, labels=all_labels).tolist(),
     }
+    metrics["ece"], metrics["reliability"] = reliability(y_true, probabilities)
     if corpora is not None:
         corpora = np.asarray(corpora)
         metrics["per_corpus"] = {

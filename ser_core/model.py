@@ -1,10 +1,14 @@
-"""Model architectures, by name. Each builder takes the feature input shape and the label count."""
+"""Model architectures, by name. Each builder takes the feature input shape and the label count.
+
+Only standard Keras layers are used, so saved models load with `safe_mode=True` and convert to LiteRT.
+"""
 
 from __future__ import annotations
 
 from typing import Callable
 
 SEED_CNN = "seed-cnn"
+EMO_TDNN = "emo-tdnn"
 
 
 def build_seed_cnn(input_shape: tuple[int, int], n_classes: int, dropout: float = 0.2):
@@ -16,7 +20,7 @@ def build_seed_cnn(input_shape: tuple[int, int], n_classes: int, dropout: float 
     import keras
     from keras import layers
 
-    inputs = keras.Input(shape=(*input_shape, 1), name="mfcc")
+    inputs = keras.Input(shape=(*input_shape, 1), name="features")
     x = inputs
     for block in range(4):
         x = layers.Conv2D(32, 3, padding="same", name=f"conv{block + 1}")(x)
@@ -33,7 +37,53 @@ def build_seed_cnn(input_shape: tuple[int, int], n_classes: int, dropout: float 
     return keras.Model(inputs, outputs, name="seed_cnn")
 
 
-ARCHITECTURES: dict[str, Callable] = {SEED_CNN: build_seed_cnn}
+def build_emo_tdnn(
+    input_shape: tuple[int, int],
+    n_classes: int,
+    channels: int = 96,
+    dilations: tuple[int, ...] = (1, 2, 3),
+    dropout: float = 0.3,
+):
+    """A time-delay network on log-mel frames: mel bands are the channels of 1-D convolutions over
+    time, so the cost stays small on CPU. A strided stem halves the frame rate; residual blocks with
+    growing dilation and squeeze-excitation see ~0.5 s of context; mean + max pooling over time makes
+    the clip embedding independent of where in the window the speech is.
+    """
+    import keras
+    from keras import layers
+
+    n_bands, n_frames = input_shape
+    inputs = keras.Input(shape=(*input_shape, 1), name="features")
+    x = layers.Reshape((n_bands, n_frames))(inputs)
+    x = layers.Permute((2, 1))(x)  # (time, bands)
+    x = layers.Conv1D(channels, 5, strides=2, padding="same", use_bias=False, name="stem")(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    for i, dilation in enumerate(dilations):
+        residual = x
+        for j in range(2):
+            x = layers.Conv1D(channels, 3, dilation_rate=dilation, padding="same", use_bias=False,
+                              name=f"block{i + 1}_conv{j + 1}")(x)
+            x = layers.BatchNormalization()(x)
+            if j == 0:
+                x = layers.Activation("relu")(x)
+        squeeze = layers.GlobalAveragePooling1D()(x)
+        squeeze = layers.Dense(channels // 8, activation="relu")(squeeze)
+        squeeze = layers.Dense(channels, activation="sigmoid")(squeeze)
+        x = layers.Multiply()([x, layers.Reshape((1, channels))(squeeze)])
+        x = layers.Activation("relu")(layers.Add()([x, residual]))
+    x = layers.Conv1D(2 * channels, 1, use_bias=False, name="expand")(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.Activation("relu")(x)
+    pooled = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
+    x = layers.Dropout(dropout)(pooled)
+    x = layers.Dense(128, activation="relu", name="embedding")(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="emotion")(x)
+    return keras.Model(inputs, outputs, name="emo_tdnn")
+
+
+ARCHITECTURES: dict[str, Callable] = {SEED_CNN: build_seed_cnn, EMO_TDNN: build_emo_tdnn}
 
 
 def build(name: str, input_shape: tuple[int, int], n_classes: int):

@@ -236,14 +236,18 @@ def train(
         },
     }
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
-    export_litert(out_dir)
-    _calibrate(out_dir, data["val"])
     (out_dir / "history.json").write_text(json.dumps(
         {key: [float(v) for v in values] for key, values in history.history.items()}, indent=2))
+    return finalize(out_dir, data["val"], data["test"], protocol)
 
-    # Evaluate the artifact as users will load it (LiteRT), not the in-memory model.
+
+def finalize(out_dir: Path, val: ClipFeatures, test: ClipFeatures, protocol: str) -> dict:
+    """From a saved Keras model: LiteRT export, calibration on validation, then the test metrics and
+    predictions of the artifact as users load it (LiteRT), not of the in-memory model."""
+    export_litert(out_dir)
+    _calibrate(out_dir, val)
     saved = SerModel(out_dir)
-    metrics, test_clips, probabilities = evaluate(saved, data["test"], protocol)
+    metrics, test_clips, probabilities = evaluate(saved, test, protocol)
     (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     write_predictions(test_clips, probabilities, saved.labels, out_dir / "predictions.csv")
     return metrics

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import json
 import os
@@ -15,33 +14,6 @@ from .errors import SerError
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = Path(os.environ.get("SER_MODEL", PACKAGE_ROOT / "models" / "default"))
 DEFAULT_SPLITS = PACKAGE_ROOT / "models" / "splits"
-
-
-@contextlib.contextmanager
-def native_stderr_silenced():
-    """TensorFlow's C++ start-up logging writes to fd 2 whatever TF_CPP_MIN_LOG_LEVEL says; users of
-    `ser predict` should see only their results and one line per problem."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-def _load_quietly(directory, backend="auto"):
-    """Load a model and run it once, so that TensorFlow's or LiteRT's start-up output is swallowed."""
-    import numpy as np
-
-    from .inference import load_model
-
-    with native_stderr_silenced():
-        model = load_model(directory, backend)
-        model.predict_features(np.zeros((1, *model.params.input_shape), np.float32))
-    return model
 
 
 def _clips(sources: list[str]):
@@ -98,7 +70,9 @@ def cmd_evaluate(args) -> int:
     from .dataset import extract_clips
     from .evaluate import evaluate
 
-    model = _load_quietly(args.model, args.backend)
+    from .inference import load_model_quietly
+
+    model = load_model_quietly(args.model, args.backend)
     data = extract_clips(read_manifest(args.manifest), model.params)
     metrics, _, _ = evaluate(model, data, protocol=f"manifest:{Path(args.manifest).name}")
     text = json.dumps(metrics, indent=2)
@@ -111,6 +85,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_export(args) -> int:
     from .export import export_litert
+    from .inference import native_stderr_silenced
 
     with native_stderr_silenced():
         out = export_litert(args.model)
@@ -119,25 +94,28 @@ def cmd_export(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    model = _load_quietly(args.model, args.backend)
+    from .batch import predict_files
+
+    labels = None
     results, failures = [], 0
-    for file in args.files:
-        try:
-            analysis = model.analyze(file)
-        except SerError as error:
+    workers = args.workers or (1 if len(args.files) < 16 else os.cpu_count())
+    for file, probabilities, warnings, error in predict_files(args.files, args.model, workers, args.backend):
+        if error is not None:
             print(f"{file}: {error}", file=sys.stderr)
             failures += 1
             continue
-        for warning in analysis.audio.warnings:
+        for warning in warnings:
             print(f"{file}: warning: {warning}", file=sys.stderr)
-        results.append({"file": file, "emotion": analysis.emotion, "probabilities": analysis.probabilities})
+        labels = list(probabilities)
+        results.append({"file": file, "emotion": max(probabilities, key=probabilities.get),
+                        "probabilities": probabilities})
     if args.format == "json":
         print(json.dumps(results, indent=2))
     elif args.format == "csv":
         writer = csv.writer(sys.stdout)
-        writer.writerow(["file", "emotion", *model.labels])
+        writer.writerow(["file", "emotion", *(labels or [])])
         for r in results:
-            writer.writerow([r["file"], r["emotion"], *(f"{r['probabilities'][k]:.4f}" for k in model.labels)])
+            writer.writerow([r["file"], r["emotion"], *(f"{p:.4f}" for p in r["probabilities"].values())])
     else:
         for r in results:
             print(f"{r['file']}: {r['emotion']} ({r['probabilities'][r['emotion']]:.0%})")
@@ -182,6 +160,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("files", nargs="+")
     pr.add_argument("--model", default=str(DEFAULT_MODEL))
     pr.add_argument("--backend", choices=("auto", "litert", "keras"), default="auto")
+    pr.add_argument("--workers", type=int, help="processes (default: 1 for a few files, else one per core)")
     fmt = pr.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
     fmt.add_argument("--csv", dest="format", action="store_const", const="csv")

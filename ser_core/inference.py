@@ -6,8 +6,11 @@ clip's probabilities are the mean over its windows, and the per-window rows are 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,3 +168,26 @@ class SerModel:
 
 def load_model(directory: str | Path = "models/default", backend: str = "auto") -> SerModel:
     return SerModel(directory, backend)
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """TensorFlow's and LiteRT's C++ start-up logging writes to fd 2 whatever TF_CPP_MIN_LOG_LEVEL says."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def load_model_quietly(directory: str | Path, backend: str = "auto") -> SerModel:
+    """Load a model and run it once with native logging swallowed, for command-line output that
+    holds only results and one line per problem."""
+    with native_stderr_silenced():
+        model = load_model(directory, backend)
+        model.predict_features(np.zeros((1, *model.params.input_shape), np.float32))
+    return model

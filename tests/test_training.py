@@ -146,3 +146,22 @@ def test_the_new_architecture_trains_with_its_augmentation_recipe(tiny_dataset, 
     analysis = model.analyze(voice(4.0), sr=16000)
     assert model.backend == "litert" and analysis.features.shape[1:] == (64, 301)
     assert analysis.is_uncertain == (analysis.confidence < metadata["calibration"]["uncertain_below"])
+
+
+def test_batch_prediction_in_worker_processes_matches_in_process(trained_model, tmp_path):
+    from ser_core.batch import predict_files
+
+    paths = []
+    for i in range(5):
+        path = tmp_path / f"clip{i}.wav"
+        path.write_bytes(wav_bytes(voice(2.0 + i, f0=100 + 30 * i, seed=i), 16000))
+        paths.append(path)
+    (tmp_path / "bad.wav").write_bytes(b"RIFF....garbage")
+    paths.insert(2, tmp_path / "bad.wav")
+    serial = list(predict_files(paths, trained_model, workers=1))
+    parallel = list(predict_files(paths, trained_model, workers=2))
+    assert [r[0] for r in parallel] == [str(p) for p in paths]
+    assert parallel[2][1] is None and "not an audio file" in parallel[2][3]
+    for (_, a, _, _), (_, b, _, _) in zip(serial, parallel):
+        if a is not None:
+            np.testing.assert_allclose(list(a.values()), list(b.values()), atol=1e-6)

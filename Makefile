@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test install install-dev clean
+.PHONY: run test install install-dev clean fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ run: install
 
 test: install-dev
 	$(BIN)/python -m pytest
+
+# Fuzz the decoder (atheris/libFuzzer): FUZZ_RUNS inputs, results in bench/results/fuzz.json.
+FUZZ_RUNS ?= 100000
+fuzz: install-dev
+	$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install --quiet atheris
+	nice -n 10 $(BIN)/python bench/fuzz_decode.py --runs $(FUZZ_RUNS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,17 +1,26 @@
 """Decode any common audio into mono float32 at the model's sample rate, or say clearly why not.
 
-soundfile (libsndfile) reads wav, flac, ogg/vorbis, opus and mp3; everything else (m4a/aac, webm,
-video containers) goes through PyAV, which bundles FFmpeg. Resampling is soxr. Limits on size and
-duration are checked before the samples are decoded, so a huge upload costs nothing.
+soundfile (libsndfile) reads wav, flac, ogg/vorbis, opus and mp3; m4a/aac, webm and video containers
+go through PyAV, which bundles FFmpeg. Resampling is soxr.
+
+Every input is untrusted. The byte limit is checked before anything is parsed; the duration limit
+is read from the header before any sample is decoded, and checked again while decoding, since
+headers can lie; decoding runs in blocks, mixed down to mono as it goes, and stops once it has run
+for `max_decode_s`. FFmpeg only sees bytes whose signature is an audio or media container on an
+explicit list: never its playlist or concat demuxers, which would open other files, and it is
+refused any nested open.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
+import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO, Mapping, Union
 
 import numpy as np
 import soundfile as sf
@@ -21,6 +30,8 @@ from .errors import (
     AudioTooLargeError,
     AudioTooLongError,
     AudioTooShortError,
+    ConfigError,
+    DecodeTimeoutError,
     NoSpeechError,
     NonFiniteAudioError,
     NotAudioError,
@@ -33,6 +44,11 @@ CLIPPED_LEVEL = 0.999  # |sample| at or above this counts as clipped
 CLIPPING_WARN_SHARE = 0.001
 TELEPHONE_BAND_HZ = 8000  # recordings at or below this rate carry no energy above 4 kHz
 LEVEL_FRAME_S = 0.05
+MIN_SAMPLE_RATE = 1000  # below this a header's rate is not a sound recording's (and lies about duration)
+MAX_SAMPLE_RATE = 768_000
+BLOCK_SAMPLES = 1 << 20  # samples (frames × channels) per decoded block: bounds one read's memory
+SF_COUNT_UNKNOWN = 2**62  # libsndfile reports SF_COUNT_MAX frames when the header has no length
+LIMIT_ENV = {"max_bytes": "SER_MAX_BYTES", "max_duration_s": "SER_MAX_DURATION_S", "max_decode_s": "SER_MAX_DECODE_S"}
 
 
 @dataclass(frozen=True)
@@ -43,9 +59,28 @@ class AudioLimits:
     max_duration_s: float = 2 * 3600.0
     min_duration_s: float = 0.25
     speech_threshold_dbfs: float = -60.0
+    max_decode_s: float = 120.0  # wall-clock bound on decoding one input, checked between blocks
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "AudioLimits":
+        """The defaults, with SER_MAX_BYTES, SER_MAX_DURATION_S and SER_MAX_DECODE_S applied where set."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for name, variable in LIMIT_ENV.items():
+            text = environ.get(variable, "").strip()
+            if not text:
+                continue
+            try:
+                value = float(text)
+            except ValueError:
+                value = float("nan")
+            if not np.isfinite(value) or value <= 0:
+                raise ConfigError(f"{variable} must be a positive number, not {text!r}.")
+            values[name] = int(value) if name == "max_bytes" else value
+        return cls(**values)
 
 
-DEFAULT_LIMITS = AudioLimits()
+DEFAULT_LIMITS = AudioLimits.from_env()
 
 
 class AudioFileNotFoundError(SerError):
@@ -81,6 +116,8 @@ class Audio:
 
 def loudest_frame_dbfs(samples: np.ndarray, sample_rate: int) -> float:
     """RMS level of the loudest 50 ms frame: speech lifts it, silence and faint hiss do not."""
+    if len(samples) == 0:
+        return float("-inf")
     frame = max(1, int(LEVEL_FRAME_S * sample_rate))
     n = len(samples) // frame * frame
     frames = samples[:n].reshape(-1, frame) if n else samples.reshape(1, -1)
@@ -97,36 +134,162 @@ def _read_source(source: AudioSource, limits: AudioLimits) -> tuple[bytes, str]:
         size = path.stat().st_size
         if size > limits.max_bytes:
             raise AudioTooLargeError(size, limits.max_bytes)
-        return path.read_bytes(), path.name
-    if isinstance(source, (bytes, bytearray)):
-        data = bytes(source)
+        with path.open("rb") as f:  # read no more than the limit, even if the file grows meanwhile
+            data = f.read(limits.max_bytes + 1)
+        name = path.name
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        data, name = bytes(source), "audio"
     else:
-        data = source.read(limits.max_bytes + 1)
+        data, name = source.read(limits.max_bytes + 1), getattr(source, "name", "audio")
+        if not isinstance(data, (bytes, bytearray)):
+            raise NotAudioError("the upload could not be read as bytes")
+        data = bytes(data)
     if len(data) > limits.max_bytes:
         raise AudioTooLargeError(len(data), limits.max_bytes)
-    return data, getattr(source, "name", "audio")
+    return data, str(name)
 
 
-def _check_duration(n_frames: int, rate: int, limits: AudioLimits) -> None:
+def _check_duration(n_frames: int, rate: float, limits: AudioLimits, still_decoding: bool = False) -> None:
     if rate > 0 and n_frames / rate > limits.max_duration_s:
-        raise AudioTooLongError(n_frames / rate, limits.max_duration_s)
+        raise AudioTooLongError(n_frames / rate, limits.max_duration_s, still_decoding)
 
 
-def _decode_soundfile(data: bytes, limits: AudioLimits) -> tuple[np.ndarray, int, int]:
+def _check_rate(rate) -> int:
+    if not rate or not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise NotAudioError(f"a sample rate of {rate or 0} Hz is not one a recording has")
+    return int(rate)
+
+
+class _Deadline:
+    """`max_decode_s` from the start of decoding, checked between blocks or frames."""
+
+    def __init__(self, limits: AudioLimits):
+        self.limit_s = limits.max_decode_s
+        self.end = time.monotonic() + limits.max_decode_s
+
+    def check(self) -> None:
+        if time.monotonic() > self.end:
+            raise DecodeTimeoutError(self.limit_s)
+
+
+# What the first bytes of a file say it is: media formats go to FFmpeg with their demuxer named, so
+# FFmpeg never guesses (its playlist and concat demuxers would open other files); others are named
+# in the error message.
+_CONTAINERS = (  # (offset, signature, FFmpeg demuxer, label)
+    (4, b"ftyp", "mov", "MP4/M4A"),
+    (4, b"moov", "mov", "MP4/MOV"),
+    (4, b"mdat", "mov", "MP4/MOV"),
+    (4, b"free", "mov", "MP4/MOV"),
+    (4, b"wide", "mov", "MP4/MOV"),
+    (4, b"skip", "mov", "MP4/MOV"),
+    (0, b"\x1a\x45\xdf\xa3", "matroska", "WebM/Matroska"),
+    (0, b"OggS", "ogg", "Ogg"),
+    (0, b"fLaC", "flac", "FLAC"),
+    (0, b"#!AMR", "amr", "AMR"),
+    (0, b"\x30\x26\xb2\x75\x8e\x66\xcf\x11", "asf", "WMA/ASF"),
+    (0, b"caff", "caf", "CAF"),
+    (0, b".snd", "au", "AU"),
+)
+_NOT_AUDIO = (
+    (b"\x89PNG", "it looks like a PNG image"),
+    (b"\xff\xd8\xff", "it looks like a JPEG image"),
+    (b"GIF8", "it looks like a GIF image"),
+    (b"%PDF", "it looks like a PDF document"),
+    (b"PK\x03\x04", "it looks like a ZIP archive or an office document"),
+)
+
+
+def _sniff(data: bytes) -> tuple[str | None, str]:
+    """(FFmpeg demuxer or None, label or reason) from the file's signature."""
+    for offset, magic, demuxer, label in _CONTAINERS:
+        if data[offset : offset + len(magic)] == magic:
+            return demuxer, label
+    if data[:4] in (b"RIFF", b"RF64") and data[8:12] == b"WAVE":
+        return "wav", "WAV"
+    if data[:4] == b"FORM" and data[8:12] in (b"AIFF", b"AIFC"):
+        return "aiff", "AIFF"
+    body = data
+    if data[:3] == b"ID3" and len(data) >= 10:  # ID3v2 tag: a synchsafe size, then MP3 or ADTS frames
+        size = 10 + sum((b & 0x7F) << shift for b, shift in zip(data[6:10], (21, 14, 7, 0)))
+        body = data[size : size + 2]
+        if len(body) < 2:
+            return "mp3", "MP3"
+    if len(body) >= 2 and body[0] == 0xFF and body[1] & 0xE0 == 0xE0:
+        return ("aac", "AAC") if body[1] & 0x06 == 0 else ("mp3", "MP3")
+    if data[:3] == b"ID3":
+        return "mp3", "MP3"
+    for magic, reason in _NOT_AUDIO:
+        if data.startswith(magic):
+            return None, reason
+    text = data[:512].decode("utf-8", errors="replace")
+    if sum(c != "\ufffd" and (c.isprintable() or c in "\r\n\t") for c in text) >= 0.95 * len(text):
+        return None, "it looks like a text file"
+    return None, "unrecognised file type"
+
+
+def _refuse_nested_open(url, flags, options):
+    raise PermissionError("ser_core opens no file named inside an upload")
+
+
+def _wav_truncation_warning(data: bytes) -> str | None:
+    """A WAV whose data chunk announces more bytes than the file holds was cut off (an interrupted
+    recording or upload). libsndfile quietly reads what is there; say so. Streaming writers put a
+    placeholder (0 or about 4 GiB) in the header: that is not a cut."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return None
+    offset, byte_rate = 12, 0
+    while offset + 8 <= len(data):
+        chunk, size = data[offset : offset + 4], struct.unpack("<I", data[offset + 4 : offset + 8])[0]
+        if chunk == b"fmt " and size >= 16 and offset + 20 <= len(data):
+            byte_rate = struct.unpack("<I", data[offset + 16 : offset + 20])[0]
+        if chunk == b"data":
+            present = len(data) - offset - 8
+            if byte_rate and 0 < size < 0x7FFF0000 and size > present:
+                return (
+                    f"The file ends early: its header announces {size / byte_rate:.1f} s but only "
+                    f"{present / byte_rate:.1f} s are there (an interrupted recording or upload?)."
+                )
+            return None
+        offset += 8 + size + (size & 1)
+    return None
+
+
+def _decode_soundfile(data: bytes, limits: AudioLimits, deadline: _Deadline) -> tuple[np.ndarray, int, int]:
     with sf.SoundFile(io.BytesIO(data)) as f:
-        _check_duration(f.frames, f.samplerate, limits)
-        samples = f.read(dtype="float32", always_2d=True)
-        return samples, f.samplerate, f.channels
+        rate, channels = _check_rate(f.samplerate), f.channels
+        # The header's length bounds what is read: soundfile reads no further than f.frames. A stream
+        # written without its length (FLAC from a pipe) says SF_COUNT_MAX: the count below decides.
+        if f.frames < SF_COUNT_UNKNOWN:
+            _check_duration(f.frames, rate, limits)
+        block = max(1024, BLOCK_SAMPLES // max(1, channels))
+        chunks, n_decoded = [], 0
+        while True:
+            x = f.read(block, dtype="float32", always_2d=True)
+            if not len(x):
+                break
+            chunks.append(x.mean(axis=1, dtype=np.float32) if channels > 1 else x[:, 0].copy())
+            n_decoded += len(x)
+            _check_duration(n_decoded, rate, limits, still_decoding=True)
+            deadline.check()
+    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
+    return samples[:, None], rate, channels
 
 
-def _decode_pyav(data: bytes, limits: AudioLimits) -> tuple[np.ndarray, int, int]:
+def _decode_pyav(data: bytes, limits: AudioLimits, deadline: _Deadline) -> tuple[np.ndarray, int, int]:
+    demuxer, label = _sniff(data)
+    if demuxer is None:
+        raise NotAudioError(label)
     import av  # imported here: only formats libsndfile cannot read need FFmpeg
 
-    with av.open(io.BytesIO(data), mode="r") as container:
+    try:
+        container = av.open(io.BytesIO(data), mode="r", format=demuxer, io_open=_refuse_nested_open)
+    except Exception:
+        raise NotAudioError(f"damaged {label} data") from None
+    with container:
         if not container.streams.audio:
-            raise NotAudioError("no audio track")
+            raise NotAudioError(f"{label} without an audio track")
         stream = container.streams.audio[0]
-        rate = stream.codec_context.sample_rate or stream.rate
+        rate = _check_rate(stream.codec_context.sample_rate or stream.rate)
         channels = stream.codec_context.channels or 1
         if stream.duration is not None and stream.time_base is not None:
             _check_duration(int(stream.duration * stream.time_base * rate), rate, limits)
@@ -134,36 +297,53 @@ def _decode_pyav(data: bytes, limits: AudioLimits) -> tuple[np.ndarray, int, int
             _check_duration(int(container.duration / av.time_base * rate), rate, limits)
         # FFmpeg downmixes and converts to float; the rate is left for soxr.
         resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        chunks, n_decoded, max_frames = [], 0, int(limits.max_duration_s * rate) + 1
-        for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                chunk = out.to_ndarray().reshape(-1)
-                chunks.append(chunk)
-                n_decoded += len(chunk)
-            if n_decoded > max_frames:  # no trustworthy header: stop as soon as the cap is passed
-                raise AudioTooLongError(n_decoded / rate, limits.max_duration_s)
-        for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return samples.astype(np.float32)[:, None], rate, channels
+        chunks, n_decoded = [], 0
+        try:
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunk = out.to_ndarray().reshape(-1)
+                    chunks.append(chunk)
+                    n_decoded += len(chunk)
+                # Headers can lie (or be absent): stop as soon as the cap is passed.
+                _check_duration(n_decoded, rate, limits, still_decoding=True)
+                deadline.check()
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1))
+        except SerError:
+            raise
+        except Exception:
+            raise NotAudioError(f"damaged {label} data") from None
+    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
+    return samples[:, None], rate, channels
 
 
-def decode(data: bytes, limits: AudioLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, int, int]:
-    """Bytes → (frames × channels float32, sample rate, channels), trying soundfile then PyAV."""
+def _decode(data: bytes, limits: AudioLimits) -> tuple[np.ndarray, int, int, tuple[str, ...]]:
     if not data:
         raise AudioTooShortError(0.0, limits.min_duration_s)
+    if len(data) > limits.max_bytes:
+        raise AudioTooLargeError(len(data), limits.max_bytes)
+    deadline = _Deadline(limits)
     try:
-        return _decode_soundfile(data, limits)
+        samples, rate, channels = _decode_soundfile(data, limits, deadline)
+        warning = _wav_truncation_warning(data)
+        return samples, rate, channels, (warning,) if warning else ()
     except SerError:
         raise
     except Exception:  # libsndfile cannot read it: let FFmpeg try before giving up
         pass
     try:
-        return _decode_pyav(data, limits)
+        return (*_decode_pyav(data, limits, deadline), ())
     except SerError:
         raise
     except Exception as error:  # any decoder failure on user bytes is "not audio", not a crash
-        raise NotAudioError(type(error).__name__) from None
+        raise NotAudioError(f"the decoder failed: {type(error).__name__}") from None
+
+
+def decode(data: bytes, limits: AudioLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, int, int]:
+    """Bytes → (frames × 1 float32, the channels mixed down; sample rate; channels in the file),
+    trying soundfile then PyAV, within `limits`."""
+    samples, rate, channels, _ = _decode(data, limits)
+    return samples, rate, channels
 
 
 def to_mono_float32(
@@ -178,19 +358,26 @@ def to_mono_float32(
     samples = np.asarray(samples)
     if samples.ndim == 1:
         samples = samples[:, None]
-    if samples.ndim != 2 or sample_rate <= 0:
+    if samples.ndim != 2 or not (np.issubdtype(samples.dtype, np.integer) or np.issubdtype(samples.dtype, np.floating)):
         raise NotAudioError("unexpected sample layout")
+    sample_rate = _check_rate(sample_rate)
     if samples.shape[1] > samples.shape[0] and samples.shape[1] > 16:
         samples = samples.T  # channels-first arrays, as librosa returns them
+    if samples.size == 0:
+        raise AudioTooShortError(0.0, limits.min_duration_s)
     channels = channels or samples.shape[1]
-    if np.issubdtype(samples.dtype, np.integer):
-        samples = samples.astype(np.float32) / float(np.iinfo(samples.dtype).max)
-    mono = samples.astype(np.float32).mean(axis=1)
-    duration = len(mono) / sample_rate
+    if np.issubdtype(samples.dtype, np.unsignedinteger):  # unsigned PCM is centred on half scale
+        half = np.float32(np.iinfo(samples.dtype).max // 2 + 1)
+        samples = (samples.astype(np.float32) - half) / half
+    elif np.issubdtype(samples.dtype, np.integer):  # full scale is -min: int16 -32768 → -1.0
+        samples = samples.astype(np.float32) / np.float32(-float(np.iinfo(samples.dtype).min))
+    duration = len(samples) / sample_rate
     if duration < limits.min_duration_s:
         raise AudioTooShortError(duration, limits.min_duration_s)
     if duration > limits.max_duration_s:
         raise AudioTooLongError(duration, limits.max_duration_s)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mono = samples.astype(np.float32).mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0].astype(np.float32)
     if not np.all(np.isfinite(mono)):
         raise NonFiniteAudioError()
 
@@ -199,7 +386,7 @@ def to_mono_float32(
     warnings = []
     if peak > 1.0:
         warnings.append(f"The audio peaks at {peak:.2f}, above full scale; it was scaled down to 1.0.")
-        mono = mono / peak
+        mono = mono / np.float32(peak)
     if clipped_share >= CLIPPING_WARN_SHARE:
         warnings.append(
             f"{clipped_share:.1%} of the samples are clipped; distortion can change the prediction."
@@ -228,5 +415,6 @@ def load_audio(
 ) -> Audio:
     """Load a path, bytes or binary file object as mono float32 at `sample_rate`."""
     data, _ = _read_source(source, limits)
-    samples, rate, channels = decode(data, limits)
-    return to_mono_float32(samples, rate, sample_rate, channels, limits, check_speech)
+    samples, rate, channels, notes = _decode(data, limits)
+    audio = to_mono_float32(samples, rate, sample_rate, channels, limits, check_speech)
+    return dataclasses.replace(audio, warnings=notes + audio.warnings) if notes else audio

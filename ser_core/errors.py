@@ -8,6 +8,27 @@ line and the app shows it with `st.error`, so the message must make sense withou
 class SerError(Exception):
     """Base class of every error ser_core raises on purpose."""
 
+    def __reduce__(self):
+        # Subclasses take their own arguments, which pickle does not keep: rebuild from the message
+        # and attributes, so that errors cross process boundaries (worker pools) intact.
+        return _rebuild, (type(self), str(self), self.__dict__)
+
+
+def _rebuild(cls, message, state):
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
+
+def format_duration(seconds: float) -> str:
+    """3.2 s, 12.5 min, 2.0 h: a duration in the unit a person would use for it."""
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
 
 class AudioError(SerError):
     """The input cannot be turned into usable audio."""
@@ -28,17 +49,29 @@ class AudioTooShortError(AudioError):
 
 
 class AudioTooLongError(AudioError):
-    def __init__(self, duration_s: float, maximum_s: float):
+    def __init__(self, duration_s: float, maximum_s: float, still_decoding: bool = False):
+        """`still_decoding`: the cap was passed while decoding, so the full length is unknown."""
         self.duration_s = duration_s
-        super().__init__(
-            f"The audio is too long: {duration_s / 60:.1f} min, at most {maximum_s / 60:.1f} min allowed."
-        )
+        if still_decoding:
+            super().__init__(f"The audio is too long: longer than the {format_duration(maximum_s)} allowed.")
+        else:
+            super().__init__(
+                f"The audio is too long: {format_duration(duration_s)}, at most {format_duration(maximum_s)} allowed."
+            )
 
 
 class AudioTooLargeError(AudioError):
     def __init__(self, n_bytes: int, maximum_bytes: int):
         super().__init__(
             f"The file is too large: {n_bytes / 2**20:.1f} MiB, at most {maximum_bytes / 2**20:.0f} MiB allowed."
+        )
+
+
+class DecodeTimeoutError(AudioError):
+    def __init__(self, limit_s: float):
+        self.limit_s = limit_s
+        super().__init__(
+            f"Decoding was stopped after {limit_s:g} s: the file is too long or too complex to decode here."
         )
 
 
@@ -54,6 +87,10 @@ class NoSpeechError(AudioError):
         super().__init__(
             f"No speech found: the audio is {level}, below the {threshold_dbfs:.0f} dBFS needed to hear a voice."
         )
+
+
+class ConfigError(SerError):
+    """A setting (such as an environment variable) has a value ser_core cannot use."""
 
 
 class ModelError(SerError):

@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from conftest import pyav_bytes, voice, wav_bytes
-from ser_core.audio import AudioFileNotFoundError, AudioLimits, load_audio, to_mono_float32
+from ser_core.audio import AudioFileNotFoundError, AudioLimits, decode, load_audio, to_mono_float32
 from ser_core.errors import (
     AudioTooLargeError,
     AudioTooLongError,
     AudioTooShortError,
+    ConfigError,
+    DecodeTimeoutError,
     NoSpeechError,
     NonFiniteAudioError,
     NotAudioError,
@@ -111,3 +113,137 @@ def test_arrays_are_accepted_channels_first_or_last_and_as_integers():
     c = to_mono_float32((CLIP * 32767).astype(np.int16), SR, SR)
     np.testing.assert_allclose(a.samples, b.samples)
     np.testing.assert_allclose(a.samples, c.samples, atol=1e-4)
+
+
+# --- Limits: bytes, duration (from the header, and again while decoding), decode time ---------------
+
+LONG = voice(10.0, SR)
+CAP = AudioLimits(max_duration_s=5.0)
+
+
+def _mp4_durations_scaled(data: bytes, factor: float) -> bytes:
+    """Scale the mvhd/mdhd/tkhd durations of an MP4 (version 0 boxes), leaving the samples alone."""
+    import struct
+
+    data = bytearray(data)
+    for box, skip in ((b"mvhd", 12), (b"mdhd", 12), (b"tkhd", 16)):  # bytes before the duration
+        at = data.find(box)
+        assert at > 0 and data[at + 4] == 0
+        offset = at + 4 + 4 + skip  # version/flags, creation, modification[, timescale | track id, reserved]
+        (old,) = struct.unpack(">I", data[offset : offset + 4])
+        data[offset : offset + 4] = struct.pack(">I", int(old * factor))
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        pytest.param(lambda x: wav_bytes(x, SR), id="wav"),
+        pytest.param(lambda x: wav_bytes(x, SR, "PCM_16", "FLAC"), id="flac"),
+        pytest.param(lambda x: wav_bytes(x, SR, "VORBIS", "OGG"), id="ogg-vorbis"),
+        pytest.param(lambda x: wav_bytes(x, SR, "OPUS", "OGG"), id="opus"),
+        pytest.param(lambda x: wav_bytes(x, SR, "MPEG_LAYER_III", "MP3"), id="mp3"),
+        pytest.param(lambda x: pyav_bytes(x, SR, "ipod", "aac"), id="m4a-aac"),
+        pytest.param(lambda x: pyav_bytes(x, SR, "webm", "libopus"), id="webm-opus"),
+    ],
+)
+def test_duration_cap_is_read_from_every_formats_header(encode):
+    with pytest.raises(AudioTooLongError) as raised:
+        load_audio(encode(LONG), limits=CAP)
+    # "10.0 s, at most 5.0 s": the whole length was known, so the header said it before any decoding.
+    assert "10.0 s, at most 5.0 s allowed" in str(raised.value)
+
+
+def test_headers_that_lie_cannot_get_past_the_cap():
+    from test_catalogue import flac_without_length, ogg_claiming, webm_claiming
+
+    # Claims 1 s, holds 10 s: the decoded-sample count stops it at the cap.
+    liars = {
+        "webm": lambda: webm_claiming(1.0, 10.0),
+        "m4a": lambda: _mp4_durations_scaled(pyav_bytes(LONG, SR, "ipod", "aac"), 0.1),
+    }
+    for name, make in liars.items():
+        with pytest.raises(AudioTooLongError, match="longer than the 5.0 s allowed"):
+            load_audio(make(), limits=CAP)
+    # No length in the header at all (a FLAC written to a pipe): counted while decoding too.
+    with pytest.raises(AudioTooLongError, match="longer than the"):
+        load_audio(flac_without_length(), limits=AudioLimits(max_duration_s=1.0))
+    # Claims hours: refused from the header, nothing decoded.
+    with pytest.raises(AudioTooLongError, match="3.0 h"):
+        load_audio(ogg_claiming(3 * 3600), limits=CAP)
+    # libsndfile reads no further than the length its header gives, whatever follows it.
+    short = load_audio(ogg_claiming(1.0))
+    assert short.duration_s <= 1.01
+
+
+def test_decoding_stops_at_the_time_bound_in_both_decoders():
+    instant = AudioLimits(max_decode_s=1e-9)
+    for data in (wav_bytes(CLIP, SR), pyav_bytes(CLIP, SR, "webm", "libopus")):  # soundfile, PyAV
+        with pytest.raises(DecodeTimeoutError) as raised:
+            load_audio(data, limits=instant)
+        assert str(raised.value).startswith("Decoding was stopped after 1e-09 s")
+    assert load_audio(wav_bytes(CLIP, SR)).duration_s == pytest.approx(2.0)  # the default bound is ample
+
+
+def test_limits_can_be_set_from_the_environment():
+    limits = AudioLimits.from_env({"SER_MAX_BYTES": "1000", "SER_MAX_DURATION_S": "30", "SER_MAX_DECODE_S": "5"})
+    assert (limits.max_bytes, limits.max_duration_s, limits.max_decode_s) == (1000, 30.0, 5.0)
+    assert AudioLimits.from_env({}) == AudioLimits()
+    for bad in ("abc", "-1", "0", "nan", "inf"):
+        with pytest.raises(ConfigError, match="SER_MAX_DURATION_S must be a positive number"):
+            AudioLimits.from_env({"SER_MAX_DURATION_S": bad})
+
+
+def test_byte_cap_applies_to_file_objects_and_to_decode():
+    import io
+
+    data = wav_bytes(CLIP, SR)
+    limits = AudioLimits(max_bytes=1000)
+    for source in (io.BytesIO(data), bytearray(data)):
+        with pytest.raises(AudioTooLargeError):
+            load_audio(source, limits=limits)
+    with pytest.raises(AudioTooLargeError):
+        decode(data, limits)
+
+
+def test_ffmpeg_never_opens_a_file_named_inside_the_input(tmp_path, monkeypatch):
+    """Before: a 40-byte FFmpeg concat playlist made the server decode a file beside it."""
+    (tmp_path / "secret.wav").write_bytes(wav_bytes(CLIP, SR))
+    monkeypatch.chdir(tmp_path)
+    for playlist in (b"ffconcat version 1.0\nfile 'secret.wav'\n",
+                     b"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nsecret.wav\n#EXT-X-ENDLIST\n"):
+        with pytest.raises(NotAudioError):
+            load_audio(playlist)
+
+
+def test_decode_mixes_down_in_blocks_and_keeps_the_channel_count():
+    samples, rate, channels = decode(wav_bytes(np.stack([CLIP, -CLIP, CLIP], axis=1), SR))
+    assert samples.shape == (len(CLIP), 1) and rate == SR and channels == 3
+    np.testing.assert_allclose(samples[:, 0], CLIP / 3, atol=1e-4)
+
+
+def test_integer_full_scale_is_one_and_unplausible_rates_are_refused():
+    full = np.tile(np.array([-32768, 32767], np.int16), SR)
+    audio = to_mono_float32(full, SR, SR)
+    assert audio.peak == 1.0 and not any("above full scale" in w for w in audio.warnings)
+    centred = to_mono_float32(np.full(SR, 128, np.uint8), SR, SR, check_speech=False)
+    assert np.all(centred.samples == 0)
+    for rate in (0, 10, 10**7):
+        with pytest.raises(NotAudioError):
+            to_mono_float32(CLIP, rate, SR)
+    with pytest.raises(NotAudioError):
+        load_audio(wav_bytes(voice(2.0, 500), 500))
+
+
+def test_errors_survive_pickling_for_worker_processes():
+    import pickle
+
+    from ser_core.audio import AudioFileNotFoundError
+    from ser_core.errors import ModelError
+
+    errors = [NotAudioError("x"), AudioTooShortError(0.1, 0.25), AudioTooLongError(12, 10), AudioTooLargeError(5, 4),
+              DecodeTimeoutError(3), NonFiniteAudioError(), NoSpeechError(-70, -60), ConfigError("bad"),
+              AudioFileNotFoundError("a.wav"), ModelError("m")]
+    for error in errors:
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error) and str(copy) == str(error) and copy.__dict__ == error.__dict__

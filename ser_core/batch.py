@@ -24,8 +24,11 @@ def _init(model_dir: str, backend: str) -> None:
 
 def _predict(path: str) -> Result:
     """(path, probabilities, input warnings, error message): errors are data, not exceptions."""
+    from .inference import native_stderr_silenced
+
     try:
-        analysis = _worker_model.analyze(path)
+        with native_stderr_silenced():  # decoders (libmpg123) print their own complaints to fd 2
+            analysis = _worker_model.analyze(path)
         return path, analysis.probabilities, analysis.audio.warnings, None
     except SerError as error:
         return path, None, (), str(error)

@@ -116,10 +116,17 @@ def compute(windows: np.ndarray, params: FeatureParams) -> np.ndarray:
     return features.astype(np.float32)
 
 
+EXTRACT_CHUNK_WINDOWS = 64  # windows per librosa call: its spectrograms for 2 h at once would need ~10 GB
+
+
 def extract(samples: np.ndarray, params: FeatureParams) -> tuple[np.ndarray, np.ndarray]:
-    """Mono samples at `params.sample_rate` → (window start times in s, MFCC per window)."""
+    """Mono samples at `params.sample_rate` → (window start times in s, features per window)."""
     starts = window_starts(len(samples), params)
-    return starts / params.sample_rate, compute(frame_windows(samples, params, starts), params)
+    features = np.empty((len(starts), *params.input_shape), dtype=np.float32)
+    for i in range(0, len(starts), EXTRACT_CHUNK_WINDOWS):
+        chunk = starts[i : i + EXTRACT_CHUNK_WINDOWS]
+        features[i : i + len(chunk)] = compute(frame_windows(samples, params, chunk), params)
+    return starts / params.sample_rate, features
 
 
 @dataclass(frozen=True)

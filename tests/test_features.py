@@ -75,3 +75,18 @@ def test_params_round_trip_and_key_the_cache(tmp_path):
     cache.put(path, np.ones((1, 25, 216), np.float32))
     assert cache.get(path).shape == (1, 25, 216)
     assert FeatureCache(other, tmp_path / "cache").get(path) is None
+
+
+def test_long_audio_is_extracted_in_chunks_with_the_same_result():
+    from ser_core import features as features_module
+
+    clip = voice(100.0)
+    _, whole = extract(clip, PARAMS)
+    chunk = features_module.EXTRACT_CHUNK_WINDOWS
+    try:
+        features_module.EXTRACT_CHUNK_WINDOWS = 7
+        _, chunked = extract(clip, PARAMS)
+    finally:
+        features_module.EXTRACT_CHUNK_WINDOWS = chunk
+    assert len(whole) > 7
+    np.testing.assert_array_equal(whole, chunked)

@@ -14,7 +14,7 @@ from tqdm import tqdm
 from .audio import load_audio
 from .corpora import Clip
 from .errors import SerError
-from .features import FeatureCache, FeatureParams, extract
+from .features import FeatureCache, FeatureParams, default_cache_dir, extract
 
 
 @dataclass(frozen=True)
@@ -31,18 +31,17 @@ class ClipFeatures:
         return x, y
 
 
-def clip_features(path: Path, params: FeatureParams, cache: FeatureCache | None) -> np.ndarray:
-    if cache is not None and (cached := cache.get(path)) is not None:
+def clip_features(path: Path, params: FeatureParams, cache: FeatureCache) -> np.ndarray:
+    if (cached := cache.get(path)) is not None:
         return cached
     features = extract(load_audio(path, params.sample_rate).samples, params)[1]
-    if cache is not None:
-        cache.put(path, features)
+    cache.put(path, features)
     return features
 
 
 def _worker(args) -> tuple[np.ndarray | None, str]:
     path, params, cache_root = args
-    cache = FeatureCache(params, cache_root) if cache_root is not None else None
+    cache = FeatureCache(params, cache_root)
     try:
         return clip_features(path, params, cache), ""
     except SerError as error:
@@ -56,8 +55,10 @@ def extract_clips(
     workers: int | None = None,
     desc: str = "features",
 ) -> ClipFeatures:
-    """Features for every clip; undecodable or silent clips are skipped with their reason."""
+    """Features for every clip, from the on-disk cache where present (default: ~/.cache/ser/features,
+    or $SER_CACHE_DIR); undecodable or silent clips are skipped with their reason."""
     workers = workers or os.cpu_count() or 1
+    cache_root = Path(cache_root or default_cache_dir())
     jobs = [(clip.path, params, cache_root) for clip in clips]
     if workers > 1 and len(jobs) > 50:
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:

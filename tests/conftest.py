@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ import pytest
 import soundfile as sf
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Feature caches written by the code under test go to a throw-away folder, not ~/.cache.
+os.environ.setdefault("SER_CACHE_DIR", tempfile.mkdtemp(prefix="ser-test-cache-"))
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
@@ -97,3 +100,11 @@ def trained_model(tiny_dataset, tmp_path_factory) -> Path:
     train(clips, split_file, "speaker", out, train_params=TrainParams(epochs=3, batch_size=16),
           cache_root=work / "cache", verbose=0)
     return out
+
+
+@pytest.fixture(scope="session", autouse=True)
+def webrtc_loaded_before_tensorflow():
+    """aiortc's pylibsrtp (imported by streamlit-webrtc, so by the app's pages) crashes the process
+    with a segfault when it is imported after TensorFlow. The app imports it before any model loads
+    (ser_core.ui); tests that train a model in-process and then run a page need the same order."""
+    import pylibsrtp  # noqa: F401

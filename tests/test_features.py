@@ -90,3 +90,24 @@ def test_long_audio_is_extracted_in_chunks_with_the_same_result():
         features_module.EXTRACT_CHUNK_WINDOWS = chunk
     assert len(whole) > 7
     np.testing.assert_array_equal(whole, chunked)
+
+
+def test_extracting_clips_fills_the_cache_and_reuses_it(tmp_path, monkeypatch):
+    from ser_core import dataset
+    from ser_core.corpora import Clip
+
+    clips = []
+    for i in range(3):
+        path = tmp_path / f"c{i}.wav"
+        path.write_bytes(wav_bytes(voice(1.0 + i, seed=i), 16000))
+        clips.append(Clip(path, "happy", "x", "s", f"c{i}", ""))
+    first = dataset.extract_clips(clips, PARAMS, cache_root=tmp_path / "cache", workers=1)
+    assert len(list((tmp_path / "cache").rglob("*.npy"))) == 3
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a cached clip was decoded again")
+
+    monkeypatch.setattr(dataset, "load_audio", no_decoding)
+    second = dataset.extract_clips(clips, PARAMS, cache_root=tmp_path / "cache", workers=1)
+    for a, b in zip(first.features, second.features):
+        np.testing.assert_array_equal(a, b)

@@ -55,14 +55,15 @@ def reliability(y_true: np.ndarray, probabilities: np.ndarray, bins: int = ECE_B
     return float(ece), table
 
 
-def uncertainty_threshold(y_true: np.ndarray, probabilities: np.ndarray) -> float:
-    """The highest confidence below which validation predictions were wrong more often than right:
-    under it the app says "uncertain" rather than naming an emotion."""
+def uncertainty_threshold(y_true: np.ndarray, probabilities: np.ndarray, band: float = 0.1,
+                          min_count: int = 20) -> float:
+    """The lowest confidence from which validation predictions (in a band of `band` above it) were
+    right at least half of the time: under it a prediction is more likely wrong than right, and the
+    app says "uncertain" rather than naming an emotion."""
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == np.asarray(y_true)
-    threshold = float(UNCERTAINTY_GRID[0])
     for t in UNCERTAINTY_GRID:
-        below = confidence < t
-        if below.any() and correct[below].mean() < 0.5:
-            threshold = float(t)
-    return threshold
+        in_band = (confidence >= t) & (confidence < t + band)
+        if in_band.sum() >= min_count and correct[in_band].mean() >= 0.5:
+            return float(t)
+    return float(UNCERTAINTY_GRID[-1])

@@ -203,7 +203,10 @@ def train(
     epochs_run = len(history.history["loss"])
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save(out_dir / MODEL_FILE)
+    # Saved without the optimizer's state: users need the weights only (a third of the size).
+    inference_model = keras.models.clone_model(model)
+    inference_model.set_weights(model.get_weights())
+    inference_model.save(out_dir / MODEL_FILE)
     metadata = {
         "name": out_dir.name,
         "architecture": train_params.architecture,
@@ -213,7 +216,7 @@ def train(
         "protocol": protocol,
         "split_file": f"models/splits/{Path(split_file).name}",
         "train_params": train_params.__dict__,
-        "param_count": int(model.count_params()),
+        "param_count": int(inference_model.count_params()),
         "trainable_param_count": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
         "weights_sha256": sha256_file(out_dir / MODEL_FILE),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

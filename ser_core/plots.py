@@ -1,0 +1,221 @@
+"""Plotly figures for the app, built from what ser_core computed; no Streamlit here.
+
+Every figure keeps the number of points it sends to the browser bounded, whatever the audio length:
+a two-hour upload must not turn into a hundred-megabyte chart.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .features import FeatureParams
+
+# One colour per emotion everywhere in the app, so a colour means the same thing on every chart.
+EMOTION_COLORS = {
+    "neutral": "#8c8c8c",
+    "calm": "#4daf9c",
+    "happy": "#f2b701",
+    "sad": "#3969ac",
+    "angry": "#e73f74",
+    "fearful": "#7f3c8d",
+    "disgust": "#80ba5a",
+    "surprised": "#f97b32",
+}
+OTHER_COLOR = "#636efa"
+WAVEFORM_POINTS = 4000  # envelope points drawn, whatever the audio length
+SPECTROGRAM_FRAMES = 800  # spectrogram columns drawn, whatever the audio length (about one per pixel)
+
+
+def color(label: str) -> str:
+    return EMOTION_COLORS.get(label, OTHER_COLOR)
+
+
+def _layout(fig: go.Figure, height: int, **kwargs) -> go.Figure:
+    fig.update_layout(height=height, margin=dict(l=10, r=10, t=30, b=10), **kwargs)
+    return fig
+
+
+def emotion_bars(probabilities: Mapping[str, float], height: int = 300) -> go.Figure:
+    """Horizontal bars, most likely emotion on top."""
+    ranked = sorted(probabilities.items(), key=lambda item: item[1])  # plotly draws bottom-up
+    labels = [label for label, _ in ranked]
+    values = [p for _, p in ranked]
+    fig = go.Figure(
+        go.Bar(
+            x=values,
+            y=labels,
+            orientation="h",
+            marker_color=[color(label) for label in labels],
+            text=[f"{p:.0%}" for p in values],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate="%{y}: %{x:.1%}<extra></extra>",
+        )
+    )
+    fig.update_xaxes(range=[0, 1.12], tickformat=".0%", title=None)
+    return _layout(fig, height, showlegend=False)
+
+
+def waveform_envelope(samples: np.ndarray, sample_rate: int, points: int = WAVEFORM_POINTS):
+    """(times, lower, upper): the min and max of each of `points` buckets, so peaks stay visible."""
+    n_buckets = min(points, len(samples))
+    bucket = len(samples) // n_buckets
+    trimmed = samples[: bucket * n_buckets].reshape(n_buckets, bucket)
+    times = (np.arange(n_buckets) * bucket + bucket / 2) / sample_rate
+    return times, trimmed.min(axis=1), trimmed.max(axis=1)
+
+
+def waveform(samples: np.ndarray, sample_rate: int, height: int = 220) -> go.Figure:
+    times, lower, upper = waveform_envelope(samples, sample_rate)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=times, y=upper, mode="lines", line=dict(width=0.8, color="#3969ac"),
+                             hoverinfo="skip", showlegend=False))
+    fig.add_trace(go.Scatter(x=times, y=lower, mode="lines", line=dict(width=0.8, color="#3969ac"),
+                             fill="tonexty", hoverinfo="skip", showlegend=False))
+    fig.update_xaxes(title="time (s)")
+    fig.update_yaxes(title="amplitude", range=[-1, 1])
+    return _layout(fig, height)
+
+
+def feature_heatmap(window_features: np.ndarray, params: FeatureParams, height: int = 260) -> go.Figure:
+    """One window's features (bands × frames), as the model sees them before normalisation."""
+    times = np.arange(window_features.shape[1]) * params.hop_length / params.sample_rate
+    low = high = None
+    if params.kind == "mfcc" and len(window_features) > 1:
+        # Coefficient 0 (overall energy) sits hundreds of units below the rest: scaling the colours to
+        # the other coefficients keeps their structure visible; coefficient 0 saturates, its hover is exact.
+        low, high = np.percentile(window_features[1:], [1, 99])
+    band = "MFCC coefficient" if params.kind == "mfcc" else "mel band"
+    fig = go.Figure(
+        go.Heatmap(z=window_features, x=times, y=np.arange(window_features.shape[0]), zmin=low, zmax=high,
+                   colorscale="Viridis", colorbar=dict(title="value", thickness=12),
+                   hovertemplate=f"t=%{{x:.2f}} s, {band} %{{y}}: %{{z:.1f}}<extra></extra>")
+    )
+    fig.update_xaxes(title="time in window (s)")
+    fig.update_yaxes(title=band)
+    return _layout(fig, height)
+
+
+def mel_spectrogram_db(samples: np.ndarray, params: FeatureParams, max_frames: int = SPECTROGRAM_FRAMES):
+    """(times, mel band centres in Hz, dB relative to the loudest bin). The hop grows for long audio."""
+    import librosa  # heavy import: only when a spectrogram is drawn
+
+    hop = max(params.hop_length, int(np.ceil(len(samples) / max_frames)))
+    power = librosa.feature.melspectrogram(
+        y=samples, sr=params.sample_rate, n_fft=params.n_fft, win_length=params.win_length,
+        hop_length=hop, n_mels=params.n_mels, fmin=params.fmin, fmax=params.fmax,
+    )
+    db = librosa.power_to_db(power, ref=np.max, top_db=80.0)
+    times = librosa.frames_to_time(np.arange(db.shape[1]), sr=params.sample_rate, hop_length=hop)
+    frequencies = librosa.mel_frequencies(n_mels=params.n_mels, fmin=params.fmin, fmax=params.fmax)
+    return times, frequencies, db
+
+
+def mel_spectrogram(samples: np.ndarray, params: FeatureParams, height: int = 260) -> go.Figure:
+    times, frequencies, db = mel_spectrogram_db(samples, params)
+    # Mel bands are evenly spaced in pitch, not in Hz: one category per band, named by its frequency,
+    # keeps them evenly spaced on screen and lets the hover say the frequency.
+    bands = [f"{frequency:.0f} Hz" for frequency in frequencies]
+    fig = go.Figure(
+        # Whole decibels (-80…0) as int8: a quarter of the float32 bytes, and finer than the eye sees.
+        go.Heatmap(z=np.round(db).astype(np.int8), x=times, y=bands, colorscale="Magma",
+                   colorbar=dict(title="dB", thickness=12),
+                   hovertemplate="t=%{x:.2f} s, %{y}: %{z:.0f} dB<extra></extra>")
+    )
+    ticks = [bands[i] for i in np.linspace(0, len(bands) - 1, 6).round().astype(int)]
+    fig.update_yaxes(title="frequency", tickvals=ticks)
+    fig.update_xaxes(title="time (s)")
+    return _layout(fig, height)
+
+
+def emotion_timeline(times_s: np.ndarray, probabilities: np.ndarray, labels: Sequence[str],
+                     height: int = 300) -> go.Figure:
+    """Probability of each emotion per analysis window; x is the window's start."""
+    fig = go.Figure()
+    for column, label in enumerate(labels):
+        fig.add_trace(go.Scatter(x=times_s, y=probabilities[:, column], mode="lines+markers", name=label,
+                                 line=dict(color=color(label)), marker=dict(size=4),
+                                 hovertemplate=f"{label}: %{{y:.0%}} at %{{x:.2f}} s<extra></extra>"))
+    fig.update_xaxes(title="window start (s)")
+    fig.update_yaxes(title="probability", range=[0, 1], tickformat=".0%")
+    return _layout(fig, height, legend=dict(orientation="h", y=-0.3))
+
+
+def live_timeline(times_s: Sequence[float], probabilities: Sequence[Mapping[str, float] | None],
+                  labels: Sequence[str], span_s: float = 30.0, height: int = 280) -> go.Figure:
+    """The last `span_s` of live readings; gaps where there was no speech."""
+    fig = go.Figure()
+    for label in labels:
+        values = [None if p is None else p[label] for p in probabilities]
+        fig.add_trace(go.Scatter(x=list(times_s), y=values, mode="lines", name=label,
+                                 line=dict(color=color(label)), connectgaps=False))
+    end = max(times_s[-1] if len(times_s) else 0.0, span_s)
+    fig.update_xaxes(title="time (s)", range=[end - span_s, end])
+    fig.update_yaxes(title="probability", range=[0, 1], tickformat=".0%")
+    return _layout(fig, height, legend=dict(orientation="h", y=-0.3))
+
+
+def confusion_matrix(matrix: np.ndarray, labels: Sequence[str], normalize: bool, height: int = 480) -> go.Figure:
+    """Rows true, columns predicted; normalised rows show each class's recall on the diagonal."""
+    matrix = np.asarray(matrix, dtype=float)
+    if normalize:
+        totals = matrix.sum(axis=1, keepdims=True)
+        shown = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+        text = [[f"{v:.0%}" for v in row] for row in shown]
+    else:
+        shown = matrix
+        text = [[f"{v:.0f}" for v in row] for row in shown]
+    fig = go.Figure(
+        go.Heatmap(z=shown, x=list(labels), y=list(labels), text=text, texttemplate="%{text}",
+                   colorscale="Blues", colorbar=dict(thickness=12),
+                   hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>")
+    )
+    fig.update_xaxes(title="predicted", side="bottom")
+    fig.update_yaxes(title="true", autorange="reversed")
+    return _layout(fig, height)
+
+
+def reliability_diagram(bins: Sequence[Mapping], height: int = 320) -> go.Figure:
+    """Accuracy against stated confidence per bin (metrics.json `reliability`); the diagonal is perfect."""
+    used = [b for b in bins if b["count"]]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfectly calibrated",
+                             line=dict(dash="dot", color="#8c8c8c")))
+    fig.add_trace(go.Bar(x=[(b["low"] + b["high"]) / 2 for b in used], y=[b["accuracy"] for b in used],
+                         width=[b["high"] - b["low"] for b in used], name="accuracy", marker_color="#3969ac",
+                         customdata=[[b["count"], b["confidence"]] for b in used],
+                         hovertemplate="confidence %{customdata[1]:.0%}: %{y:.0%} right "
+                                       "(%{customdata[0]} clips)<extra></extra>"))
+    fig.update_xaxes(title="confidence", range=[0, 1], tickformat=".0%")
+    fig.update_yaxes(title="accuracy", range=[0, 1], tickformat=".0%")
+    return _layout(fig, height, legend=dict(orientation="h", y=-0.25))
+
+
+def training_curves(history: Mapping[str, Sequence[float]], height: int = 300) -> go.Figure:
+    """Loss and accuracy per epoch, training against validation, side by side."""
+    metrics = [name for name in ("loss", "accuracy") if name in history]
+    fig = make_subplots(rows=1, cols=max(1, len(metrics)), subplot_titles=metrics)
+    for column, name in enumerate(metrics, start=1):
+        for key, dash in ((name, "solid"), (f"val_{name}", "dash")):
+            if key in history:
+                epochs = np.arange(1, len(history[key]) + 1)
+                fig.add_trace(go.Scatter(x=epochs, y=history[key], name=key, mode="lines",
+                                         line=dict(dash=dash)), row=1, col=column)
+        fig.update_xaxes(title="epoch", row=1, col=column)
+    return _layout(fig, height)
+
+
+def dataset_composition(data: Mapping[str, Mapping], height: int = 300) -> go.Figure:
+    """Clips per split, stacked by corpus, from a model's metadata.json `data`."""
+    splits = list(data)
+    corpora = sorted({corpus for split in data.values() for corpus in split.get("per_corpus", {})})
+    fig = go.Figure()
+    for corpus in corpora:
+        counts = [data[split].get("per_corpus", {}).get(corpus, 0) for split in splits]
+        fig.add_trace(go.Bar(x=splits, y=counts, name=corpus, text=counts, textposition="inside"))
+    fig.update_yaxes(title="clips")
+    return _layout(fig, height, barmode="stack")

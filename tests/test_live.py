@@ -1,0 +1,160 @@
+"""ser_core.live without a browser: WebRTC-shaped frames (48 kHz stereo s16, 20 ms) in, readings out."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import av
+import numpy as np
+import pytest
+import soxr
+
+from conftest import voice
+from ser_core.inference import load_model
+from ser_core.live import MIN_WINDOW_S, LiveClassifier, RollingBuffer, frame_to_array
+
+BROWSER_RATE = 48000
+FRAME_SAMPLES = 960  # 20 ms at 48 kHz, what browsers send over WebRTC
+
+
+def browser_frames(mono: np.ndarray, sample_rate: int = 16000) -> list[av.AudioFrame]:
+    """Mono float audio → the packed stereo s16 frames a browser's WebRTC track delivers."""
+    pcm = soxr.resample(mono, sample_rate, BROWSER_RATE)
+    pcm = np.clip(np.round(pcm * 32767), -32768, 32767).astype(np.int16)
+    frames = []
+    for start in range(0, len(pcm) - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+        chunk = pcm[start : start + FRAME_SAMPLES]
+        interleaved = np.repeat(chunk, 2)[None, :]  # L R L R …: one row, as PyAV packs s16
+        frame = av.AudioFrame.from_ndarray(interleaved, format="s16", layout="stereo")
+        frame.sample_rate = BROWSER_RATE
+        frames.append(frame)
+    return frames
+
+
+@pytest.fixture(scope="module")
+def model(trained_model):
+    return load_model(trained_model)
+
+
+def test_frame_to_array_reads_packed_and_planar_frames_alike():
+    left = np.arange(FRAME_SAMPLES, dtype=np.int16)
+    right = -left
+    packed = av.AudioFrame.from_ndarray(np.stack([left, right], axis=1).reshape(1, -1), format="s16",
+                                        layout="stereo")
+    planar = av.AudioFrame.from_ndarray(np.stack([left, right]).astype(np.float32) / 32768, format="fltp",
+                                        layout="stereo")
+    for frame in (packed, planar):
+        frame.sample_rate = BROWSER_RATE
+        samples, rate = frame_to_array(frame)
+        assert rate == BROWSER_RATE
+        assert samples.shape == (FRAME_SAMPLES, 2) and samples.dtype == np.float32
+        np.testing.assert_allclose(samples[:, 0], left / 32768)
+        np.testing.assert_allclose(samples[:, 1], right / 32768)
+
+
+def test_rolling_buffer_keeps_the_newest_samples_in_order():
+    buffer = RollingBuffer(10)
+    buffer.push(np.arange(4, dtype=np.float32))
+    np.testing.assert_array_equal(buffer.latest(), [0, 1, 2, 3])
+    buffer.push(np.arange(4, 13, dtype=np.float32))  # wraps around
+    np.testing.assert_array_equal(buffer.latest(), np.arange(3, 13))
+    np.testing.assert_array_equal(buffer.latest(3), [10, 11, 12])
+    buffer.push(np.arange(100, 125, dtype=np.float32))  # more than the capacity at once
+    np.testing.assert_array_equal(buffer.latest(), np.arange(115, 125))
+    assert buffer.total == 38 and buffer.filled == 10
+
+
+def test_voice_frames_are_classified_with_a_sane_level(model):
+    classifier = LiveClassifier(model)
+    try:
+        assert classifier.classify() is None  # nothing heard yet
+        for frame in browser_frames(voice(3.0, level_db=-15.0)):
+            classifier.push_frame(frame)
+        reading = classifier.classify()
+    finally:
+        classifier.stop()
+    assert reading is not None and reading.probabilities is not None
+    assert set(reading.probabilities) == set(model.labels)
+    assert sum(reading.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    assert reading.emotion in model.labels and 0 < reading.confidence <= 1
+    state = classifier.snapshot()
+    assert state.latest == reading
+    assert state.audio_s == pytest.approx(3.0, abs=0.1)  # 48 kHz stereo became 16 kHz mono
+    assert len(classifier.window()) == model.params.window_samples
+    assert -45.0 < state.level_dbfs < -15.0  # the last 100 ms of a voice peaking at -15 dBFS
+
+
+def test_silence_is_no_speech(model):
+    classifier = LiveClassifier(model)
+    quiet_room = 10 ** (-75 / 20) * np.random.default_rng(0).standard_normal(3 * 16000).astype(np.float32)
+    try:
+        for frame in browser_frames(quiet_room):
+            classifier.push_frame(frame)
+        reading = classifier.classify()
+    finally:
+        classifier.stop()
+    assert reading is not None
+    assert reading.probabilities is None and reading.emotion is None
+    assert reading.level_dbfs < classifier.speech_threshold_dbfs
+    assert classifier.snapshot().level_dbfs < -60
+
+
+def test_worker_classifies_twice_a_second_while_frames_arrive_then_stops(model):
+    classifier = LiveClassifier(model, idle_stop_s=0.5)
+    frames = browser_frames(voice(3.0, level_db=-15.0))
+    started = time.monotonic()
+    for number, frame in enumerate(frames):  # in real time, as a browser sends them
+        classifier.push_frame(frame)
+        time.sleep(max(0.0, started + (number + 1) * 0.02 - time.monotonic()))
+    elapsed = time.monotonic() - started
+    readings = classifier.snapshot().history
+    # The worker starts with the first frame and reads every 0.5 s once MIN_WINDOW_S has arrived;
+    # allow one late reading on a loaded machine.
+    assert len(readings) >= int((elapsed - MIN_WINDOW_S) / classifier.interval_s) - 1
+    assert all(r.probabilities is not None for r in readings)
+    deadline = time.monotonic() + 5
+    while classifier.running:
+        assert time.monotonic() < deadline, "the worker should stop once frames stop"
+        time.sleep(0.05)
+
+
+def test_pushing_and_reading_from_different_threads(model):
+    """A counter signal at the model's rate: any torn read shows up as a break in the count."""
+    classifier = LiveClassifier(model, idle_stop_s=0.2)
+    chunks = [np.arange(start, start + 320, dtype=np.float32) for start in range(0, 40 * 16000, 320)]
+    errors: list[BaseException] = []
+    pushing = threading.Event()
+    pushing.set()
+
+    def push_all():
+        try:
+            for chunk in chunks:
+                classifier.push(chunk, model.params.sample_rate)
+        except BaseException as error:  # surfaced by the assertion below
+            errors.append(error)
+        finally:
+            pushing.clear()
+
+    def read_while_pushing():
+        try:
+            while pushing.is_set():
+                window = classifier.window()
+                if len(window) > 1:
+                    assert np.all(np.diff(window) == 1), "a window mixed old and new samples"
+                classifier.snapshot()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=push_all), *(threading.Thread(target=read_while_pushing) for _ in range(2))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    classifier.stop()
+    assert not errors, errors
+    state = classifier.snapshot()
+    assert state.audio_s == pytest.approx(40.0)
+    np.testing.assert_array_equal(classifier.window()[-3:], [40 * 16000 - 3, 40 * 16000 - 2, 40 * 16000 - 1])
+    times = [reading.time_s for reading in state.history]
+    assert times == sorted(times)

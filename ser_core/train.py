@@ -139,6 +139,7 @@ def _optimizer(params: TrainParams, steps_per_epoch: int):
 def _calibrate(out_dir: Path, val: ClipFeatures) -> None:
     """Fit the temperature and the uncertainty threshold on validation clips; store them in metadata."""
     model = SerModel(out_dir)
+    model.temperature = 1.0  # fit on the raw outputs, whatever an earlier calibration stored
     window_probabilities = model.predict_features(np.concatenate(val.features))
     counts = [len(f) for f in val.features]
     y_val = np.array([LABELS.index(c.emotion) for c in val.clips])

@@ -12,3 +12,5 @@ st.title("Metrics")
 directory = ui.choose_model_directory(METRICS_FILE, key="metrics-model")
 if directory is not None:
     ui.metrics_view(directory)
+
+ui.benchmark_view()

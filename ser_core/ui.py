@@ -571,3 +571,28 @@ def model_card_view(directory: Path) -> None:
         st.table(pd.DataFrame.from_dict(metadata["libraries"], orient="index", columns=["version"]))
     with st.expander("metadata.json as saved"):
         st.json(metadata, expanded=1)
+
+
+BENCHMARK_FILE = REPO_ROOT / "bench" / "results" / "compare_models.json"
+
+
+def benchmark_view(path: Path = BENCHMARK_FILE) -> None:
+    """The side-by-side benchmark (bench/compare_models.py): every model on the same test clips."""
+    results = read_json(path)
+    if not results:
+        return
+    st.header("Side by side on the same test clips")
+    st.caption(
+        "From bench/compare_models.py: the original seed-cnn, our emo-tdnn and a classical eGeMAPS + SVM "
+        "baseline, each on the committed split files' test clips. UAR per corpus: TESS (two speakers, "
+        "split by word) makes pooled numbers look good; read the other corpora."
+    )
+    rows = []
+    for protocol, models in results["protocols"].items():
+        for name, r in models.items():
+            corpus_uar = {f"UAR {c}": percent(v["balanced_accuracy"]) for c, v in sorted(r["per_corpus"].items())}
+            rows.append({"protocol": protocol, "model": name, "accuracy": percent(r["accuracy"]),
+                         "UAR": percent(r["balanced_accuracy"]), "macro-F1": percent(r["macro_f1"]), **corpus_uar,
+                         "parameters": f"{r['parameters']:,}" if r.get("parameters") else "—",
+                         "p50 ms / 3 s clip": f"{r['latency_ms_3s_clip']['p50']:.1f}" if "latency_ms_3s_clip" in r else "—"})
+    st.dataframe(pd.DataFrame(rows), hide_index=True)

@@ -171,3 +171,23 @@ def test_results_export_is_csv_and_json(served):
     records = json.loads(json.dumps([ui.result_record(good), ui.result_record(bad)]))
     assert len(records[0]["windows"]) == len(good.analysis.window_times_s)
     assert records[1] == {"file": "b.wav", "error": bad.error}
+
+
+def test_benchmark_table_is_shown_from_its_results_file(tmp_path):
+    row = {"n_test": 10, "accuracy": 0.5, "balanced_accuracy": 0.4, "macro_f1": 0.3, "parameters": 56040,
+           "per_corpus": {"ravdess": {"accuracy": 0.5, "balanced_accuracy": 0.45, "n": 10}},
+           "latency_ms_3s_clip": {"p50": 7.5, "p95": 9.0}}
+    results = {"protocols": {"speaker": {"seed-cnn": row, "egemaps-svm": {**row, "parameters": None}}}}
+    path = tmp_path / "compare_models.json"
+    path.write_text(json.dumps(results))
+
+    def page(path):
+        from ser_core import ui
+
+        ui.benchmark_view(path)
+
+    at = AppTest.from_function(page, args=(path,), default_timeout=TIMEOUT_S).run()
+    assert_clean(at)
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["seed-cnn", "egemaps-svm"]
+    assert list(table["UAR ravdess"]) == ["45.0%", "45.0%"] and list(table["p50 ms / 3 s clip"]) == ["7.5", "7.5"]

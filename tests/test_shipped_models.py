@@ -66,3 +66,15 @@ def test_shipped_model_reproduces_its_test_predictions_on_the_corpora(model_dir,
     for row in sample:
         probabilities = model.predict(paths[row["corpus"], row["clip_id"]])
         np.testing.assert_allclose([probabilities[k] for k in LABELS], [float(row[k]) for k in LABELS], atol=1e-4)
+
+
+@pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda p: p.name)
+def test_litert_serving_path_matches_keras_for_every_shipped_model(model_dir):
+    from ser_core.inference import SerModel
+
+    served, reference = SerModel(model_dir), SerModel(model_dir, backend="keras")
+    assert served.backend == "litert"
+    rng = np.random.default_rng(0)
+    mean, std = served.normalizer.mean[:, None], served.normalizer.std[:, None]
+    features = (mean + std * rng.standard_normal((6, *served.params.input_shape))).astype(np.float32)
+    np.testing.assert_allclose(served.predict_features(features), reference.predict_features(features), atol=1e-4)

@@ -1,0 +1,169 @@
+"""Speed, side by side with the original pipeline, in one run:
+
+- latency of one 3 s clip end to end (file bytes → decode → features → model), p50/p95, one thread,
+  against the original: librosa.load at 44.1 kHz of 2.5 s from 0.5 s → MFCC → Keras `model.predict`;
+- batch throughput on all cores (clips/s over ≥ 500 corpus files, or generated files without them);
+- 1 h of audio → full timeline;
+- cold start: a fresh process → the Upload page's first bars, through Streamlit's headless AppTest
+  client (imports, model load, prediction, page render), and that process's peak memory.
+
+    python bench/speed.py            writes bench/results/speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "models" / "default"
+SEED_MODEL = ROOT / "models" / "seed-cnn-random"
+
+
+def voice(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    phase = 2 * np.pi * np.cumsum(140 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t))) / sr
+    x = sum(np.sin(k * phase) / k for k in range(1, 12)) * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))
+    x = x + 0.02 * rng.standard_normal(len(t))
+    return (0.1 * x / np.abs(x).max()).astype(np.float32)
+
+
+def percentiles(times_s: list[float]) -> dict:
+    ms = 1000 * np.asarray(times_s)
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)), "runs": len(ms)}
+
+
+def timed(fn, runs: int) -> list[float]:
+    fn()  # warm-up
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def original_pipeline(path: Path, keras_model) -> None:
+    import librosa
+
+    y, sr = librosa.load(path, sr=44100, offset=0.5, duration=2.5)
+    mfcc = librosa.feature.mfcc(y=y, sr=sr, n_mfcc=25)  # hop 512: 216 frames for 2.5 s
+    mfcc = np.pad(mfcc, ((0, 0), (0, max(0, 216 - mfcc.shape[1]))))[:, :216]
+    keras_model.predict(mfcc[None, ..., None], verbose=0)
+
+
+def latency(runs: int) -> dict:
+    import keras
+
+    from ser_core.inference import load_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.wav"
+        sf.write(path, voice(3.0), 16000)
+        data = path.read_bytes()
+        served = load_model(MODEL)
+        keras_model = keras.models.load_model(SEED_MODEL / "model.keras", safe_mode=True, compile=False)
+        ours = timed(lambda: served.predict(data), runs)
+        original = timed(lambda: original_pipeline(path, keras_model), runs)
+    result = {"ours": percentiles(ours), "original": percentiles(original), "backend": served.backend}
+    result["speed_up_p50"] = result["original"]["p50_ms"] / result["ours"]["p50_ms"]
+    return result
+
+
+def throughput(files: list[Path]) -> dict:
+    from ser_core.batch import predict_files
+
+    workers = os.cpu_count() or 1
+    list(predict_files(files[:4], MODEL, workers=1))  # page in libraries before timing
+    started = time.perf_counter()
+    results = list(predict_files(files, MODEL, workers=workers))
+    seconds = time.perf_counter() - started
+    return {"files": len(files), "workers": workers, "seconds": seconds, "clips_per_s": len(files) / seconds,
+            "errors": sum(r[3] is not None for r in results)}
+
+
+def long_audio(minutes: float) -> dict:
+    from ser_core.inference import load_model
+
+    model = load_model(MODEL)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "long.flac"
+        block = voice(60.0)
+        with sf.SoundFile(path, "w", 16000, 1, format="FLAC") as f:
+            for minute in range(int(minutes)):
+                f.write(block)
+        started = time.perf_counter()
+        analysis = model.analyze(path)
+        seconds = time.perf_counter() - started
+    return {"audio_minutes": minutes, "seconds": seconds, "windows": len(analysis.window_times_s)}
+
+
+COLD_START = """
+import io, os, time, resource, numpy as np, soundfile as sf
+from streamlit.testing.v1 import AppTest
+buffer = io.BytesIO(); sf.write(buffer, (0.1*np.sin(2*np.pi*150*np.arange(48000)/16000)).astype('float32'), 16000, format='WAV')
+at = AppTest.from_file({page!r}, default_timeout=120).run()
+at.file_uploader[0].set_value(("clip.wav", buffer.getvalue(), "audio/wav")).run()
+assert not at.exception and not at.error, (at.exception, at.error)
+print(time.time(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def cold_start() -> dict:
+    started = time.time()
+    code = COLD_START.format(page=str(ROOT / "pages" / "3_Upload.py"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "SER_MODEL": str(MODEL)}, timeout=600)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
+    finished, max_rss_kb = out.stdout.split()[-2:]
+    return {"seconds_to_first_bars": float(finished) - started, "peak_memory_mb": int(max_rss_kb) / 1024,
+            "client": "streamlit AppTest (headless), upload page, one 3 s WAV"}
+
+
+def corpus_files(n: int) -> list[Path]:
+    corpora = ROOT.parent / "shared" / "corpora"
+    if (corpora / "manifest.csv").is_file():
+        files = sorted(p for p in corpora.rglob("*") if p.suffix in (".flac", ".opus"))
+        return [files[i] for i in np.random.default_rng(0).choice(len(files), n, replace=False)]
+    tmp = Path(tempfile.mkdtemp())
+    for i in range(n):
+        sf.write(tmp / f"clip{i}.wav", voice(2.0 + (i % 3), seed=i), 16000)
+    return sorted(tmp.glob("*.wav"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--files", type=int, default=600)
+    parser.add_argument("--long-minutes", type=float, default=60)
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "speed.json"))
+    args = parser.parse_args()
+    results = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.machine()},
+        "model": os.path.realpath(MODEL),
+        "latency_3s_clip": latency(args.runs),
+        "batch_throughput": throughput(corpus_files(args.files)),
+        "long_audio": long_audio(args.long_minutes),
+        "cold_start": cold_start(),
+        "command": "make bench",
+    }
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

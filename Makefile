@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8501
 
-.PHONY: run test install install-dev clean fuzz
+.PHONY: run test install install-dev clean fuzz bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ FUZZ_RUNS ?= 100000
 fuzz: install-dev
 	$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/pip install --quiet atheris
 	nice -n 10 $(BIN)/python bench/fuzz_decode.py --runs $(FUZZ_RUNS)
+
+# Benchmarks (results in bench/results/): speed against the original pipeline, and the models side by
+# side on the committed splits (needs the corpora in ../shared/corpora and openSMILE for the baseline).
+bench: install-dev
+	$(BIN)/python bench/speed.py
+	$(BIN)/python -c "import opensmile" 2>/dev/null || $(BIN)/pip install --quiet opensmile==2.6.0
+	$(BIN)/python bench/compare_models.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -13,11 +13,9 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -29,7 +27,7 @@ import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "default"
-SEED_MODEL = ROOT / "models" / "seed-cnn-random"
+SEED_MODEL = ROOT / "models" / "seed-cnn-speaker"  # the original architecture, for its pipeline
 
 
 def voice(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:

@@ -1,0 +1,671 @@
+"""Load test: K real Chromium sessions against one `streamlit run app.py` serving models/default.
+
+One server process (the shipped model, as `make run` serves it) and one headless Chromium (Debian's,
+driven by Playwright) with K browser contexts, one page each. Every session loops for the duration:
+upload a generated speech-like WAV (3–8 s, a new length and new content each time, so Streamlit's
+per-content analysis cache never answers) on the Upload page and wait for the eight emotion bars and
+for the status widget to go; every few iterations record ~3 s from Chromium's fake microphone on the
+Record page instead. Per action: the time from the action (set_input_files / the "Stop recording"
+click) to the bars drawn, and to the run finished (status widget gone). Errors: any `stException` or
+error `stAlert`, no bars within --timeout seconds, a page crash.
+
+Per K: actions, errors, p50/p95/max time-to-bars, the server's peak RSS (VmHWM of the streamlit
+process and its children, reset at the start of each K through /proc/<pid>/clear_refs, and the peak
+of 0.5 s samples of VmRSS), the server's and the browser's CPU time, and the machine's load.
+
+    python bench/load_test.py --sessions 1 4 8 --duration 120 120 300 \
+        --out bench/results/load_test.json          # also writes bench/results/load_test.md
+
+--duration takes one value for every K or one per K (seconds of looping; actions running at the end
+are finished and counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import platform
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+VIEWPORT = {"width": 1280, "height": 900}
+SERVER_START_S = 180
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+# One poll in the page: the first error element, else whether an eight-bar plotly chart is drawn.
+RESULT_JS = """() => {
+    const err = document.querySelector('[data-testid=stException], [data-testid=stAlertContentError]');
+    if (err) return 'error: ' + err.innerText.slice(0, 300);
+    for (const chart of document.querySelectorAll('.js-plotly-plot')) {
+        if (chart.querySelectorAll('.barlayer .point').length >= 8) return 'bars';
+    }
+    return null;
+}"""
+ERROR_JS = """() => {
+    const err = document.querySelector('[data-testid=stException], [data-testid=stAlertContentError]');
+    return err ? err.innerText.slice(0, 300) : null;
+}"""
+BARS_JS = "() => document.querySelectorAll('.js-plotly-plot .barlayer .point').length"
+
+
+def voice(seconds: float, sr: int = 16000, f0: float = 140.0, level_db: float = -20.0, seed: int = 0):
+    """A voice-like signal (as tests/conftest.py makes): harmonics of a gliding f0, a syllable-rate
+    envelope, a little breath noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t))
+    phase = 2 * np.pi * np.cumsum(pitch) / sr
+    harmonics = sum(np.sin(k * phase) / k for k in range(1, 12) if k * f0 < sr / 2.2)
+    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 4.0 * t)
+    x = harmonics * envelope + 0.02 * rng.standard_normal(len(t))
+    return (x / np.max(np.abs(x)) * 10 ** (level_db / 20)).astype(np.float32)
+
+
+def wav_bytes(samples: np.ndarray, sr: int = 16000) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, sr, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+# --- /proc ----------------------------------------------------------------------------------------
+
+
+def children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def tree(pid: int, children: dict[int, list[int]] | None = None) -> list[int]:
+    children = children_map() if children is None else children
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        todo.extend(children.get(p, []))
+    return pids
+
+
+def status_kib(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """utime + stime of each process, in seconds (its own, not its reaped children's)."""
+    seconds = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return seconds
+
+
+def cpu_since(before: dict[int, float], pids: list[int]) -> float:
+    """CPU seconds the live processes `pids` used since `before` (processes that ended are lost)."""
+    return sum(now - before.get(pid, 0.0) for pid, now in cpu_by_pid(pids).items())
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, total) jiffies of the whole machine from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]
+    total = sum(values[:8])
+    return total - idle, total
+
+
+def reset_peak_rss(pids: list[int]) -> bool:
+    """Linux resets VmHWM to the current RSS when 5 is written to clear_refs."""
+    ok = True
+    for pid in pids:
+        try:
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        except OSError:
+            ok = False
+    return ok
+
+
+def machine_info() -> dict:
+    meminfo = {line.split(":")[0]: line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()}
+    model_name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                       if line.startswith("model name")), platform.processor())
+    try:
+        chromium = subprocess.run([str(CHROMIUM), "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        chromium = None
+    import playwright
+    import streamlit
+
+    top = subprocess.run(["ps", "-eo", "pcpu,rss,comm", "--sort=-pcpu"], capture_output=True, text=True).stdout
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)),
+        "cpu_model": model_name,
+        "mem_total_gib": round(int(meminfo["MemTotal"]) / 2**20, 1),
+        "mem_available_gib_before": round(int(meminfo["MemAvailable"]) / 2**20, 1),
+        "load_average_before": list(os.getloadavg()),
+        "top_processes_before": top.splitlines()[:8],
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "streamlit": streamlit.__version__,
+        "playwright": getattr(playwright, "__version__", None),
+        "chromium": chromium,
+    }
+
+
+# --- the server -----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(log_path: Path) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` on the shipped model (SER_MODEL unset: models/default)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "SER_MODEL"}
+    log = log_path.open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
+         "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + SERVER_START_S
+    while True:
+        if server.poll() is not None:
+            raise SystemExit(f"streamlit exited early; see {log_path}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return server, url
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            server.kill()
+            raise SystemExit(f"streamlit did not answer within {SERVER_START_S} s; see {log_path}")
+        time.sleep(0.5)
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
+# --- a session ------------------------------------------------------------------------------------
+
+
+class ActionFailed(Exception):
+    def __init__(self, kind: str, detail: str):
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+class Session:
+    def __init__(self, index: int, k: int, browser, url: str, started: float, deadline: float, timeout_s: float,
+                 record_every: int, record_s: float, actions: list, errors: list):
+        self.index, self.k = index, k
+        self.browser, self.url = browser, url
+        self.started, self.deadline, self.timeout_s = started, deadline, timeout_s
+        self.record_every, self.record_s = record_every, record_s
+        self.actions, self.errors = actions, errors
+        self.rng = random.Random(1000 * k + index)
+        self.context = self.page = None
+        self.crashed = False
+        self.uploaded = False  # a file sits in the Upload page's uploader
+
+    async def new_page(self) -> None:
+        if self.context is not None:
+            try:
+                await self.context.close()
+            except Exception:  # noqa: BLE001 - a crashed context may refuse; a new one replaces it
+                pass
+        self.context = await self.browser.new_context(permissions=["microphone"], viewport=VIEWPORT,
+                                                      base_url=self.url)
+        self.context.set_default_timeout(self.timeout_s * 1000)
+        self.page = await self.context.new_page()
+        self.crashed = False
+        self.page.on("crash", lambda _page: setattr(self, "crashed", True))
+        self.uploaded = False
+
+    async def open(self, path: str) -> None:
+        page = self.page
+        await page.goto(path)
+        await page.get_by_test_id("stAppViewContainer").wait_for()
+        await page.get_by_test_id("stHeading").first.wait_for()
+        await self.settle()
+        self.uploaded = False
+
+    async def settle(self, timeout_s: float | None = None) -> None:
+        await self.page.wait_for_timeout(300)  # a rerun the last action triggered has shown its status
+        await self.page.get_by_test_id("stStatusWidget").wait_for(
+            state="detached", timeout=1000 * (timeout_s or self.timeout_s))
+
+    async def on_page(self, path: str) -> None:
+        if self.page.url.rstrip("/") != (self.url + path).rstrip("/"):
+            await self.open(path)
+
+    async def wait_for_result(self, started: float) -> tuple[float, float]:
+        """Seconds from `started` to the bars drawn and to the run finished; raises ActionFailed."""
+        page = self.page
+        try:
+            handle = await page.wait_for_function(RESULT_JS, polling=100, timeout=self.timeout_s * 1000)
+            outcome = await handle.json_value()
+        except Exception as error:  # noqa: BLE001
+            if self.crashed:
+                raise ActionFailed("crash", "the page crashed") from error
+            raise ActionFailed("timeout", f"no bars within {self.timeout_s:g} s") from error
+        to_bars = time.monotonic() - started
+        if outcome != "bars":
+            raise ActionFailed("error-element", outcome.removeprefix("error: "))
+        left = self.timeout_s - to_bars
+        try:
+            await page.get_by_test_id("stStatusWidget").wait_for(state="detached", timeout=max(left, 0.1) * 1000)
+        except Exception as error:  # noqa: BLE001
+            raise ActionFailed("timeout", f"bars after {to_bars:.1f} s, the run still going at "
+                                          f"{self.timeout_s:g} s") from error
+        to_idle = time.monotonic() - started
+        message = await page.evaluate(ERROR_JS)
+        if message:
+            raise ActionFailed("error-element", message)
+        return to_bars, to_idle
+
+    async def upload(self, iteration: int) -> dict:
+        await self.on_page("/Upload")
+        page = self.page
+        if self.uploaded:  # the uploader keeps adding files: remove the last one first
+            await page.get_by_test_id("stFileChipDeleteBtn").first.click()
+            await page.wait_for_function(BARS_JS + " === 0", polling=100)
+            await self.settle()
+            self.uploaded = False
+        seconds = round(self.rng.uniform(3.0, 8.0), 2)
+        seed = 1_000_000 * self.k + 1000 * self.index + iteration
+        f0 = self.rng.uniform(90, 260)
+        audio = wav_bytes(voice(seconds, f0=f0, level_db=self.rng.uniform(-24, -12), seed=seed))
+        name = f"s{self.index}-i{iteration}.wav"
+        started = time.monotonic()
+        await page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
+            {"name": name, "mimeType": "audio/wav", "buffer": audio})
+        self.uploaded = True
+        to_bars, to_idle = await self.wait_for_result(started)
+        return {"audio_s": seconds, "bytes": len(audio), "to_bars_s": to_bars, "to_idle_s": to_idle}
+
+    async def record(self) -> dict:
+        await self.open("/Record")  # a fresh Record page: no bars from an earlier recording
+        page = self.page
+        await page.get_by_role("button", name="Record").click()
+        stop = page.get_by_role("button", name="Stop recording")
+        await stop.wait_for()
+        await page.wait_for_timeout(self.record_s * 1000)
+        started = time.monotonic()
+        await stop.click()
+        to_bars, to_idle = await self.wait_for_result(started)
+        return {"audio_s": self.record_s, "to_bars_s": to_bars, "to_idle_s": to_idle}
+
+    async def run(self, start_delay: float) -> None:
+        await asyncio.sleep(start_delay)
+        try:
+            await self.new_page()
+            await self.open("/Upload")
+        except Exception as error:  # noqa: BLE001
+            self.error("open", "session-start", repr(error)[:300], 0)
+            await self.new_page()
+        iteration = 0
+        while time.monotonic() < self.deadline:
+            iteration += 1
+            kind = "record" if self.record_every and iteration % self.record_every == 0 else "upload"
+            began = time.monotonic()
+            try:
+                row = await (self.record() if kind == "record" else self.upload(iteration))
+                self.actions.append({"session": self.index, "iteration": iteration, "kind": kind,
+                                     "t_s": round(began - self.started, 2), **row})
+            except ActionFailed as failure:
+                self.error(kind, failure.kind, failure.detail, iteration)
+                await self.recover()
+            except Exception as error:  # noqa: BLE001 - a Playwright step (a click, a wait) failed
+                kind_of = "crash" if self.crashed else ("timeout" if "Timeout" in type(error).__name__
+                                                        else "playwright")
+                self.error(kind, kind_of, str(error).splitlines()[0][:300], iteration)
+                await self.recover()
+
+    def error(self, action: str, kind: str, detail: str, iteration: int) -> None:
+        self.errors.append({"session": self.index, "iteration": iteration, "action": action,
+                            "kind": kind, "detail": detail, "at": round(time.monotonic() - self.started, 2)})
+        print(f"  [K={self.k} s{self.index} i{iteration}] {action} {kind}: {detail}", flush=True)
+
+    async def recover(self) -> None:
+        try:
+            if self.crashed:
+                await self.new_page()
+            await self.open("/Upload")
+        except Exception:  # noqa: BLE001
+            try:
+                await self.new_page()
+                await self.open("/Upload")
+            except Exception as error:  # noqa: BLE001
+                self.error("recover", "playwright", str(error).splitlines()[0][:300], 0)
+
+
+# --- one K ----------------------------------------------------------------------------------------
+
+
+async def sample(server_pid: int, stop: asyncio.Event, into: dict) -> None:
+    """Every 0.5 s: the server tree's RSS, the machine's 1-min load."""
+    while not stop.is_set():
+        pids = tree(server_pid)
+        rss = sum(status_kib(p, "VmRSS") for p in pids)
+        into["rss_peak_kib"] = max(into.get("rss_peak_kib", 0), rss)
+        into.setdefault("load1", []).append(os.getloadavg()[0])
+        try:
+            await asyncio.wait_for(stop.wait(), 0.5)
+        except asyncio.TimeoutError:
+            pass
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low, high = int(np.floor(position)), int(np.ceil(position))
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summary(values: list[float]) -> dict:
+    return {"n": len(values), "p50": pct(values, 0.5), "p95": pct(values, 0.95),
+            "max": max(values) if values else None, "mean": statistics.fmean(values) if values else None}
+
+
+async def run_k(k: int, duration: float, browser, url: str, server_pid: int, args) -> dict:
+    print(f"K={k}: {duration:g} s …", flush=True)
+    own = os.getpid()
+    server_pids = tree(server_pid)
+    hwm_reset = reset_peak_rss(server_pids)
+    children = children_map()
+    browser_pids = [p for p in tree(own, children) if p != own and p not in set(tree(server_pid, children))]
+    cpu_before = {"server": cpu_by_pid(server_pids), "browser": cpu_by_pid(browser_pids), "machine": machine_cpu()}
+    load_before = os.getloadavg()
+    samples: dict = {}
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(sample(server_pid, stop, samples))
+    actions: list = []
+    errors: list = []
+    started = time.monotonic()
+    deadline = started + duration
+    sessions = [Session(i, k, browser, url, started, deadline, args.timeout, args.record_every, args.record_seconds,
+                        actions, errors) for i in range(k)]
+    # Users do not arrive in lockstep: spread the starts over the first two seconds.
+    await asyncio.gather(*(s.run(start_delay=2.0 * i / max(k, 1)) for i, s in enumerate(sessions)))
+    wall = time.monotonic() - started
+    stop.set()
+    await sampler
+    children = children_map()
+    server_pids = tree(server_pid, children)
+    browser_pids = [p for p in tree(own, children) if p != own and p not in set(server_pids)]
+    server_cpu = cpu_since(cpu_before["server"], server_pids)
+    # Measured before the contexts close: their renderer processes end with them.
+    browser_cpu = cpu_since(cpu_before["browser"], browser_pids)
+    busy, total = machine_cpu()
+    machine_busy = (busy - cpu_before["machine"][0]) / max(total - cpu_before["machine"][1], 1)
+    hwm = sum(status_kib(p, "VmHWM") for p in server_pids)
+    for session in sessions:
+        try:
+            await session.context.close()
+        except Exception:  # noqa: BLE001
+            pass
+    to_bars = [a["to_bars_s"] for a in actions]
+    result = {
+        "sessions": k,
+        "duration_s": duration,
+        "wall_s": round(wall, 1),
+        "actions": len(actions),
+        "uploads": sum(a["kind"] == "upload" for a in actions),
+        "recordings": sum(a["kind"] == "record" for a in actions),
+        "errors": len(errors),
+        "errors_by_kind": {kind: sum(e["kind"] == kind for e in errors) for kind in {e["kind"] for e in errors}},
+        "actions_per_min": round(60 * len(actions) / wall, 1),
+        "to_bars_s": summary(to_bars),
+        "to_bars_upload_s": summary([a["to_bars_s"] for a in actions if a["kind"] == "upload"]),
+        "to_bars_record_s": summary([a["to_bars_s"] for a in actions if a["kind"] == "record"]),
+        "to_idle_s": summary([a["to_idle_s"] for a in actions]),
+        "server_peak_rss_mib": round(hwm / 1024, 1) if hwm_reset else None,
+        "server_peak_rss_sampled_mib": round(samples.get("rss_peak_kib", 0) / 1024, 1),
+        "server_peak_rss_since_start_mib": None if hwm_reset else round(hwm / 1024, 1),
+        "server_cpu_s": round(server_cpu, 1),
+        "server_cpu_s_per_action": round(server_cpu / len(actions), 2) if actions else None,
+        "server_cpu_cores_used": round(server_cpu / wall, 2),
+        "browser_cpu_cores_used": round(browser_cpu / wall, 2),
+        "machine_busy_fraction": round(machine_busy, 3),
+        "load_average_before": list(load_before),
+        "load1_max": max(samples.get("load1", [0])),
+        "load1_mean": round(statistics.fmean(samples["load1"]), 2) if samples.get("load1") else None,
+        "error_list": errors,
+        "action_list": [{**a, "to_bars_s": round(a["to_bars_s"], 3), "to_idle_s": round(a["to_idle_s"], 3)}
+                        for a in actions],
+    }
+    b = result["to_bars_s"]
+    print(f"K={k}: {len(actions)} actions, {len(errors)} errors, to-bars p50 {fmt(b['p50'])} "
+          f"p95 {fmt(b['p95'])} max {fmt(b['max'])} s, server peak RSS "
+          f"{result['server_peak_rss_mib'] or result['server_peak_rss_sampled_mib']} MiB, "
+          f"server {result['server_cpu_cores_used']} cores, machine busy {machine_busy:.0%}", flush=True)
+    return result
+
+
+async def warm_up(browser, url: str, timeout_s: float) -> float:
+    """The first visit loads the model (st.cache_resource): pay it before anything is timed."""
+    started = time.monotonic()
+    session = Session(0, 0, browser, url, started, started + 1, max(timeout_s, 180), 0, 3.0, [], [])
+    await session.new_page()
+    await session.open("/Upload")
+    await session.upload(0)
+    await session.context.close()
+    return time.monotonic() - started
+
+
+# --- probe: the server-side work of one action, alone -----------------------------------------------
+
+PROBE = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+import pylibsrtp  # noqa: F401  (the app imports it before TensorFlow; keep the same order)
+from bench.load_test import voice, wav_bytes
+from ser_core.inference import load_model
+from ser_core.features import extract
+from ser_core import plots
+import numpy as np
+model = load_model(sys.argv[2])
+_, f = extract(np.zeros(model.params.window_samples, dtype=np.float32), model.params)
+model.predict_features(f)
+out = {}
+for seconds in (3.0, 5.5, 8.0):
+    analyse, draw = [], []
+    for rep in range(3):
+        audio = wav_bytes(voice(seconds, seed=rep + int(seconds * 10)))
+        t0 = time.perf_counter()
+        a = model.analyze(audio)
+        t1 = time.perf_counter()
+        figs = [plots.emotion_bars(a.probabilities), plots.waveform(a.audio.samples, a.audio.sample_rate),
+                plots.mel_spectrogram(a.audio.samples, model.params), plots.feature_heatmap(a.features[0], model.params)]
+        if len(a.window_times_s) > 1:
+            figs.append(plots.emotion_timeline(a.window_times_s, a.window_probabilities, a.labels))
+        for fig in figs:
+            fig.to_json()
+        t2 = time.perf_counter()
+        analyse.append(t1 - t0); draw.append(t2 - t1)
+    out[f"{seconds:g}s"] = {"analyze_s": round(min(analyse), 3), "figures_s": round(min(draw), 3)}
+print(json.dumps(out))
+"""
+
+
+def probe(model_dir: Path) -> dict | None:
+    """The server-side work of one action without contention: analyze + the page's figures to JSON."""
+    try:
+        done = subprocess.run([sys.executable, "-c", PROBE, str(ROOT), str(model_dir)], capture_output=True,
+                              text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        return json.loads(done.stdout.strip().splitlines()[-1])
+    except Exception as error:  # noqa: BLE001 - the probe is context, not the measurement
+        return {"error": repr(error)[:300]}
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        "# Load test: K Chromium sessions against one `streamlit run app.py` (models/default)",
+        "",
+        f"{report['started_utc']} · {m['cpu_count']} CPUs ({m['cpu_model']}), {m['mem_total_gib']} GiB · "
+        f"load average before {', '.join(f'{v:.2f}' for v in m['load_average_before'])} · "
+        f"Streamlit {m['streamlit']}, {m['chromium']}",
+        "",
+        "Each session loops: upload a generated 3–8 s voice WAV on Upload (new content each time), every "
+        f"{report['config']['record_every']}th action record {report['config']['record_seconds']:g} s from the "
+        "fake microphone on Record instead. Time-to-bars: from set_input_files / the stop click to the eight "
+        "emotion bars drawn; time-to-idle: to the run finished (status widget gone). "
+        f"Errors: exception or error alert, no bars within {report['config']['timeout_s']:g} s, page crash.",
+        "",
+        "| K | duration s | actions (upload/record) | errors | to-bars p50 s | p95 s | max s | to-idle p50 s "
+        "| server peak RSS MiB | server CPU s/action | server cores | browser cores | machine busy | load1 mean |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["results"]:
+        b = r["to_bars_s"]
+        rss = r["server_peak_rss_mib"] if r["server_peak_rss_mib"] is not None else r["server_peak_rss_sampled_mib"]
+        lines.append(
+            f"| {r['sessions']} | {r['duration_s']:g} | {r['actions']} ({r['uploads']}/{r['recordings']}) "
+            f"| {r['errors']} | {fmt(b['p50'])} | {fmt(b['p95'])} | {fmt(b['max'])} | {fmt(r['to_idle_s']['p50'])} "
+            f"| {rss:.0f} | {fmt(r['server_cpu_s_per_action'])} | {r['server_cpu_cores_used']:.2f} "
+            f"| {r['browser_cpu_cores_used']:.2f} | {r['machine_busy_fraction']:.0%} | {fmt(r['load1_mean'])} |")
+    errors = [(r["sessions"], e) for r in report["results"] for e in r["error_list"]]
+    if errors:
+        lines += ["", "Errors:", ""]
+        lines += [f"- K={k}, session {e['session']}, {e['action']}: {e['kind']} — {e['detail']}" for k, e in errors[:30]]
+    if report.get("probe"):
+        lines += ["", "One action's server-side work alone (min of 3, this machine, before the runs): "
+                  + "; ".join(f"{k}: analyze {v['analyze_s']:.2f} s + figures {v['figures_s']:.2f} s"
+                              for k, v in report["probe"].items() if isinstance(v, dict))]
+    lines += ["", f"Warm-up (model load + first upload, not timed above): {report['warm_up_s']:.1f} s.",
+              "", f"    {report['command']}", ""]
+    return "\n".join(lines)
+
+
+async def main_async(args) -> dict:
+    from playwright.async_api import async_playwright
+
+    durations = args.duration if len(args.duration) == len(args.sessions) else args.duration[:1] * len(args.sessions)
+    if len(args.duration) not in (1, len(args.sessions)):
+        raise SystemExit("--duration takes one value, or one per --sessions value")
+    info = machine_info()
+    print(f"{info['cpu_count']} CPUs, load average {info['load_average_before']}", flush=True)
+    report = {
+        "started_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
+        "machine": info,
+        "config": {"sessions": args.sessions, "durations_s": durations, "timeout_s": args.timeout,
+                   "record_every": args.record_every, "record_seconds": args.record_seconds,
+                   "model": "models/default", "upload_audio_s": [3.0, 8.0]},
+    }
+    if not args.no_probe:
+        print("probe: one action's server-side work alone …", flush=True)
+        report["probe"] = probe(ROOT / "models" / "default")
+        print(f"probe: {report['probe']}", flush=True)
+    work = Path(tempfile.mkdtemp(prefix="ser-load-"))
+    microphone = work / "voice.wav"
+    microphone.write_bytes(wav_bytes(voice(6.0, level_db=-15.0)))
+    log_path = work / "streamlit.log"
+    server_started = time.monotonic()
+    server, url = start_server(log_path)
+    report["server_start_s"] = round(time.monotonic() - server_started, 1)
+    report["server_log"] = str(log_path)
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=str(CHROMIUM),
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                      "--disable-dev-shm-usage", "--use-fake-ui-for-media-stream",
+                      "--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={microphone}"],
+            )
+            report["warm_up_s"] = round(await warm_up(browser, url, args.timeout), 1)
+            print(f"warm-up {report['warm_up_s']} s", flush=True)
+            report["results"] = []
+            for k, duration in zip(args.sessions, durations):
+                report["results"].append(await run_k(k, duration, browser, url, server.pid, args))
+                await asyncio.sleep(3)  # let the server drop the closed sessions
+            await browser.close()
+    finally:
+        report["server_peak_rss_lifetime_mib"] = round(
+            sum(status_kib(p, "VmHWM") for p in tree(server.pid)) / 1024, 1)
+        stop_server(server)
+    report["machine"]["load_average_after"] = list(os.getloadavg())
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--duration", type=float, nargs="+", default=[120.0],
+                        help="seconds per K: one value for all, or one per --sessions value")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "load_test.json")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds an action may take to bars")
+    parser.add_argument("--record-every", type=int, default=4, help="every Nth action records instead (0: never)")
+    parser.add_argument("--record-seconds", type=float, default=3.0)
+    parser.add_argument("--no-probe", action="store_true", help="skip timing one action's server work alone")
+    args = parser.parse_args()
+    if not CHROMIUM.is_file():
+        raise SystemExit(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    report = asyncio.run(main_async(args))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown(report)
+    args.out.with_suffix(".md").write_text(table)
+    print()
+    print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -146,7 +146,7 @@ def corpus_files(n: int) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--files", type=int, default=600)
+    parser.add_argument("--files", type=int, default=3000)  # enough to amortise starting the workers
     parser.add_argument("--long-minutes", type=float, default=60)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "speed.json"))
     args = parser.parse_args()

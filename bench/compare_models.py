@@ -83,10 +83,10 @@ def classical_baseline(parts, table) -> tuple[dict, float]:
     return metrics, best_c
 
 
-def summary(metrics: dict) -> dict:
+def summary(metrics: dict, calibrated: bool = True) -> dict:
     keep = ("n_test", "accuracy", "balanced_accuracy", "macro_f1")
     return {**{k: metrics[k] for k in keep}, "per_corpus": metrics["per_corpus"],
-            **({"ece": metrics["ece"]} if "ece" in metrics else {})}
+            **({"ece": metrics["ece"]} if calibrated else {})}
 
 
 def main() -> None:
@@ -116,7 +116,7 @@ def main() -> None:
                 "training_seconds": model.metadata["training"]["seconds"],
             }
         metrics, best_c = classical_baseline(parts, table)
-        rows["egemaps-svm"] = {**summary(metrics), "parameters": None, "svm_c": best_c}
+        rows["egemaps-svm"] = {**summary(metrics, calibrated=False), "parameters": None, "svm_c": best_c}
         results["protocols"][protocol] = rows
     out = Path(args.out)
     out.with_suffix(".json").write_text(json.dumps(results, indent=2))

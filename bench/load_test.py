@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import platform
@@ -40,7 +39,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
+
+from ser_core.signals import voice, wav_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -62,25 +62,6 @@ ERROR_JS = """() => {
     return err ? err.innerText.slice(0, 300) : null;
 }"""
 BARS_JS = "() => document.querySelectorAll('.js-plotly-plot .barlayer .point').length"
-
-
-def voice(seconds: float, sr: int = 16000, f0: float = 140.0, level_db: float = -20.0, seed: int = 0):
-    """A voice-like signal (as tests/conftest.py makes): harmonics of a gliding f0, a syllable-rate
-    envelope, a little breath noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t))
-    phase = 2 * np.pi * np.cumsum(pitch) / sr
-    harmonics = sum(np.sin(k * phase) / k for k in range(1, 12) if k * f0 < sr / 2.2)
-    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 4.0 * t)
-    x = harmonics * envelope + 0.02 * rng.standard_normal(len(t))
-    return (x / np.max(np.abs(x)) * 10 ** (level_db / 20)).astype(np.float32)
-
-
-def wav_bytes(samples: np.ndarray, sr: int = 16000) -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, samples, sr, format="WAV", subtype="PCM_16")
-    return buffer.getvalue()
 
 
 # --- /proc ----------------------------------------------------------------------------------------
@@ -507,7 +488,7 @@ PROBE = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import pylibsrtp  # noqa: F401  (the app imports it before TensorFlow; keep the same order)
-from bench.load_test import voice, wav_bytes
+from ser_core.signals import voice, wav_bytes
 from ser_core.inference import load_model
 from ser_core.features import extract
 from ser_core import plots

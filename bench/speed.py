@@ -25,18 +25,11 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from ser_core.signals import voice
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "default"
 SEED_MODEL = ROOT / "models" / "seed-cnn-speaker"  # the original architecture, for its pipeline
-
-
-def voice(seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    phase = 2 * np.pi * np.cumsum(140 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t))) / sr
-    x = sum(np.sin(k * phase) / k for k in range(1, 12)) * (0.55 + 0.45 * np.sin(2 * np.pi * 4 * t))
-    x = x + 0.02 * rng.standard_normal(len(t))
-    return (0.1 * x / np.abs(x).max()).astype(np.float32)
 
 
 def percentiles(times_s: list[float]) -> dict:

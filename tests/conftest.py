@@ -10,32 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Feature caches written by the code under test go to a throw-away folder, not ~/.cache.
 os.environ.setdefault("SER_CACHE_DIR", tempfile.mkdtemp(prefix="ser-test-cache-"))
 
+from ser_core.signals import voice, wav_bytes  # noqa: F401  (tests import them from here)
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
-
-
-def voice(seconds: float = 3.0, sr: int = 16000, f0: float = 140.0, level_db: float = -20.0, seed: int = 0):
-    """A voice-like signal: harmonics of a gliding f0, syllable-rate envelope, a little breath noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    pitch = f0 * (1 + 0.1 * np.sin(2 * np.pi * 0.7 * t))
-    phase = 2 * np.pi * np.cumsum(pitch) / sr
-    harmonics = sum(np.sin(k * phase) / k for k in range(1, 12) if k * f0 < sr / 2.2)
-    envelope = 0.55 + 0.45 * np.sin(2 * np.pi * 4.0 * t)
-    x = harmonics * envelope + 0.02 * rng.standard_normal(len(t))
-    return (x / np.max(np.abs(x)) * 10 ** (level_db / 20)).astype(np.float32)
-
-
-def wav_bytes(samples: np.ndarray, sr: int = 16000, subtype: str = "PCM_16", fmt: str = "WAV") -> bytes:
-    buffer = io.BytesIO()
-    sf.write(buffer, samples, sr, format=fmt, subtype=subtype)
-    return buffer.getvalue()
 
 
 def pyav_bytes(samples: np.ndarray, sr: int, container: str, codec: str, rate: int = 48000) -> bytes:

@@ -281,7 +281,7 @@ CASES = [
          fails(AudioTooLongError)),
     Case("ogg-claims-hours", "Ogg whose header claims 3 h (2 s present)", "liar.ogg",
          lambda: ogg_claiming(3 * 3600), fails(AudioTooLongError)),
-    Case("webm-claims-1s", f"WebM whose header claims 1 s but holds 12 s (over the cap)", "liar.webm",
+    Case("webm-claims-1s", "WebM whose header claims 1 s but holds 12 s (over the cap)", "liar.webm",
          lambda: webm_claiming(1.0, 12.0), fails(AudioTooLongError)),
     Case("too-large", f"5 MiB file, over a {CAP_BYTES // 2**20} MiB cap", "big.wav",
          lambda: wav_bytes(np.zeros(5 * 2**19, np.int16), SR), fails(AudioTooLargeError)),

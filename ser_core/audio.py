@@ -110,8 +110,13 @@ class Audio:
 
     @property
     def rms_dbfs(self) -> float:
-        rms = float(np.sqrt(np.mean(np.square(self.samples, dtype=np.float64))))
-        return 20 * np.log10(rms) if rms > 0 else float("-inf")
+        return rms_dbfs(self.samples)
+
+
+def rms_dbfs(samples: np.ndarray) -> float:
+    """RMS level of the whole signal; -inf for silence or no samples."""
+    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
+    return 20 * np.log10(rms) if rms > 0 else float("-inf")
 
 
 def loudest_frame_dbfs(samples: np.ndarray, sample_rate: int) -> float:

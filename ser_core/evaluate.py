@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import clip_means
 from .corpora import Clip
 from .dataset import ClipFeatures
 from .errors import ManifestError
@@ -16,10 +17,8 @@ from .metrics import compute_metrics
 
 def clip_probabilities(model: SerModel, data: ClipFeatures) -> np.ndarray:
     """Mean window probabilities per clip, with all windows of all clips in few forward passes."""
-    counts = [len(f) for f in data.features]
     window_probabilities = model.predict_features(np.concatenate(data.features))
-    bounds = np.cumsum([0, *counts])
-    return np.stack([window_probabilities[a:b].mean(axis=0) for a, b in zip(bounds[:-1], bounds[1:])])
+    return clip_means(window_probabilities, [len(f) for f in data.features])
 
 
 def evaluate(model: SerModel, data: ClipFeatures, protocol: str) -> tuple[dict, list[Clip], np.ndarray]:

@@ -19,7 +19,7 @@ from typing import Callable, Protocol
 import numpy as np
 import soxr
 
-from .audio import loudest_frame_dbfs
+from .audio import loudest_frame_dbfs, rms_dbfs
 from .features import FeatureParams, extract
 
 logger = logging.getLogger(__name__)
@@ -40,11 +40,6 @@ class FeatureModel(Protocol):
     uncertain_below: float  # calibrated confidence under which the model is more often wrong
 
     def predict_features(self, features: np.ndarray) -> np.ndarray: ...
-
-
-def rms_dbfs(samples: np.ndarray) -> float:
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
-    return 20 * np.log10(rms) if rms > 0 else float("-inf")
 
 
 def frame_to_array(frame) -> tuple[np.ndarray, int]:

@@ -21,20 +21,18 @@ from ser_core.errors import (
 
 SR = 16000
 CLIP = voice(2.0, SR)
+ENCODERS = [  # every supported format, made in memory
+    pytest.param(lambda x: wav_bytes(x, SR), id="wav"),
+    pytest.param(lambda x: wav_bytes(x, SR, "PCM_16", "FLAC"), id="flac"),
+    pytest.param(lambda x: wav_bytes(x, SR, "VORBIS", "OGG"), id="ogg-vorbis"),
+    pytest.param(lambda x: wav_bytes(x, SR, "OPUS", "OGG"), id="opus"),
+    pytest.param(lambda x: wav_bytes(x, SR, "MPEG_LAYER_III", "MP3"), id="mp3"),
+    pytest.param(lambda x: pyav_bytes(x, SR, "ipod", "aac"), id="m4a-aac"),
+    pytest.param(lambda x: pyav_bytes(x, SR, "webm", "libopus"), id="webm-opus"),
+]
 
 
-@pytest.mark.parametrize(
-    "encode",
-    [
-        pytest.param(lambda x: wav_bytes(x, SR), id="wav"),
-        pytest.param(lambda x: wav_bytes(x, SR, "PCM_16", "FLAC"), id="flac"),
-        pytest.param(lambda x: wav_bytes(x, SR, "VORBIS", "OGG"), id="ogg-vorbis"),
-        pytest.param(lambda x: wav_bytes(x, SR, "OPUS", "OGG"), id="opus"),
-        pytest.param(lambda x: wav_bytes(x, SR, "MPEG_LAYER_III", "MP3"), id="mp3"),
-        pytest.param(lambda x: pyav_bytes(x, SR, "ipod", "aac"), id="m4a-aac"),
-        pytest.param(lambda x: pyav_bytes(x, SR, "webm", "libopus"), id="webm-opus"),
-    ],
-)
+@pytest.mark.parametrize("encode", ENCODERS)
 def test_every_format_decodes_to_mono_float32_at_the_model_rate(encode):
     audio = load_audio(encode(CLIP), sample_rate=SR)
     assert audio.samples.dtype == np.float32 and audio.samples.ndim == 1
@@ -135,18 +133,7 @@ def _mp4_durations_scaled(data: bytes, factor: float) -> bytes:
     return bytes(data)
 
 
-@pytest.mark.parametrize(
-    "encode",
-    [
-        pytest.param(lambda x: wav_bytes(x, SR), id="wav"),
-        pytest.param(lambda x: wav_bytes(x, SR, "PCM_16", "FLAC"), id="flac"),
-        pytest.param(lambda x: wav_bytes(x, SR, "VORBIS", "OGG"), id="ogg-vorbis"),
-        pytest.param(lambda x: wav_bytes(x, SR, "OPUS", "OGG"), id="opus"),
-        pytest.param(lambda x: wav_bytes(x, SR, "MPEG_LAYER_III", "MP3"), id="mp3"),
-        pytest.param(lambda x: pyav_bytes(x, SR, "ipod", "aac"), id="m4a-aac"),
-        pytest.param(lambda x: pyav_bytes(x, SR, "webm", "libopus"), id="webm-opus"),
-    ],
-)
+@pytest.mark.parametrize("encode", ENCODERS)
 def test_duration_cap_is_read_from_every_formats_header(encode):
     with pytest.raises(AudioTooLongError) as raised:
         load_audio(encode(LONG), limits=CAP)

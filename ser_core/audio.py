@@ -13,14 +13,13 @@ refused any nested open.
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Mapping, Union
+from typing import BinaryIO, Iterator, Mapping, Union
 
 import numpy as np
 import soundfile as sf
@@ -47,6 +46,7 @@ LEVEL_FRAME_S = 0.05
 MIN_SAMPLE_RATE = 1000  # below this a header's rate is not a sound recording's (and lies about duration)
 MAX_SAMPLE_RATE = 768_000
 BLOCK_SAMPLES = 1 << 20  # samples (frames × channels) per decoded block: bounds one read's memory
+STREAM_BLOCK_SAMPLES = 1 << 16  # source samples gathered per resampling call: bounds per-call overhead
 SF_COUNT_UNKNOWN = 2**62  # libsndfile reports SF_COUNT_MAX frames when the header has no length
 LIMIT_ENV = {"max_bytes": "SER_MAX_BYTES", "max_duration_s": "SER_MAX_DURATION_S", "max_decode_s": "SER_MAX_DECODE_S"}
 
@@ -259,28 +259,74 @@ def _wav_truncation_warning(data: bytes) -> str | None:
     return None
 
 
-def _decode_soundfile(data: bytes, limits: AudioLimits, deadline: _Deadline) -> tuple[np.ndarray, int, int]:
+class _MonoStream:
+    """Mono float32 blocks at the source rate in; the audio at the target rate out, resampled as it
+    arrives, so that a long recording is never held whole at its original rate. Notes the input's
+    peak and clipped share, and refuses NaN or infinity, before resampling changes them."""
+
+    def __init__(self, rate: int, target_rate: int):
+        self.rate, self.target_rate = rate, target_rate
+        self._resampler = (soxr.ResampleStream(rate, target_rate, 1, dtype="float32", quality="HQ")
+                           if rate != target_rate else None)
+        self._pending: list[np.ndarray] = []
+        self._pending_samples = 0
+        self._out: list[np.ndarray] = []
+        self.n_in = 0
+        self.peak = 0.0
+        self._clipped = 0
+        self._result: np.ndarray | None = None
+
+    def push(self, block: np.ndarray) -> None:
+        self._pending.append(np.asarray(block, dtype=np.float32))
+        self._pending_samples += len(block)
+        if self._pending_samples >= STREAM_BLOCK_SAMPLES:
+            self._flush(last=False)
+
+    def _flush(self, last: bool) -> None:
+        block = np.concatenate(self._pending) if self._pending else np.zeros(0, np.float32)
+        self._pending, self._pending_samples = [], 0
+        if not np.all(np.isfinite(block)):
+            raise NonFiniteAudioError()
+        if len(block):
+            magnitude = np.abs(block)
+            self.peak = max(self.peak, float(magnitude.max()))
+            self._clipped += int(np.count_nonzero(magnitude >= CLIPPED_LEVEL))
+        self.n_in += len(block)
+        self._out.append(self._resampler.resample_chunk(block, last=last) if self._resampler else block)
+
+    def finish(self) -> np.ndarray:
+        """All the output; the stream takes no more input after the first call."""
+        if self._result is None:
+            self._flush(last=True)
+            self._result = np.concatenate(self._out).astype(np.float32, copy=False)
+            self._out = []
+        return self._result
+
+    @property
+    def clipped_share(self) -> float:
+        return self._clipped / self.n_in if self.n_in else 0.0
+
+
+def _soundfile_blocks(data: bytes, limits: AudioLimits, deadline: _Deadline) -> Iterator:
+    """(rate, channels) from the header, then mono float32 blocks."""
     with sf.SoundFile(io.BytesIO(data)) as f:
         rate, channels = _check_rate(f.samplerate), f.channels
         # The header's length bounds what is read: soundfile reads no further than f.frames. A stream
         # written without its length (FLAC from a pipe) says SF_COUNT_MAX: the count below decides.
         if f.frames < SF_COUNT_UNKNOWN:
             _check_duration(f.frames, rate, limits)
+        yield rate, channels
         block = max(1024, BLOCK_SAMPLES // max(1, channels))
-        chunks, n_decoded = [], 0
-        while True:
-            x = f.read(block, dtype="float32", always_2d=True)
-            if not len(x):
-                break
-            chunks.append(x.mean(axis=1, dtype=np.float32) if channels > 1 else x[:, 0].copy())
+        n_decoded = 0
+        while len(x := f.read(block, dtype="float32", always_2d=True)):
             n_decoded += len(x)
             _check_duration(n_decoded, rate, limits, still_decoding=True)
             deadline.check()
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    return samples[:, None], rate, channels
+            yield x.mean(axis=1, dtype=np.float32) if channels > 1 else x[:, 0]
 
 
-def _decode_pyav(data: bytes, limits: AudioLimits, deadline: _Deadline) -> tuple[np.ndarray, int, int]:
+def _pyav_blocks(data: bytes, limits: AudioLimits, deadline: _Deadline) -> Iterator:
+    """(rate, channels) from the container, then mono float32 blocks (FFmpeg mixes down)."""
     demuxer, label = _sniff(data)
     if demuxer is None:
         raise NotAudioError(label)
@@ -300,55 +346,90 @@ def _decode_pyav(data: bytes, limits: AudioLimits, deadline: _Deadline) -> tuple
             _check_duration(int(stream.duration * stream.time_base * rate), rate, limits)
         elif container.duration is not None:
             _check_duration(int(container.duration / av.time_base * rate), rate, limits)
+        yield rate, channels
         # FFmpeg downmixes and converts to float; the rate is left for soxr.
         resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-        chunks, n_decoded = [], 0
+        n_decoded = 0
         try:
             for frame in container.decode(stream):
                 for out in resampler.resample(frame):
                     chunk = out.to_ndarray().reshape(-1)
-                    chunks.append(chunk)
                     n_decoded += len(chunk)
+                    yield chunk
                 # Headers can lie (or be absent): stop as soon as the cap is passed.
                 _check_duration(n_decoded, rate, limits, still_decoding=True)
                 deadline.check()
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+                yield out.to_ndarray().reshape(-1)
         except SerError:
             raise
         except Exception:
             raise NotAudioError(f"damaged {label} data") from None
-    samples = np.concatenate(chunks).astype(np.float32, copy=False) if chunks else np.zeros(0, np.float32)
-    return samples[:, None], rate, channels
 
 
-def _decode(data: bytes, limits: AudioLimits) -> tuple[np.ndarray, int, int, tuple[str, ...]]:
+def _decode(data: bytes, limits: AudioLimits, target_rate: int | None = None) -> tuple[_MonoStream, int, tuple[str, ...]]:
+    """Decode into a finished `_MonoStream` at `target_rate` (default: the file's own rate); also
+    the file's channel count and notes on the file itself."""
     if not data:
         raise AudioTooShortError(0.0, limits.min_duration_s)
     if len(data) > limits.max_bytes:
         raise AudioTooLargeError(len(data), limits.max_bytes)
     deadline = _Deadline(limits)
-    try:
-        samples, rate, channels = _decode_soundfile(data, limits, deadline)
-        warning = _wav_truncation_warning(data)
-        return samples, rate, channels, (warning,) if warning else ()
-    except SerError:
-        raise
-    except Exception:  # libsndfile cannot read it: let FFmpeg try before giving up
-        pass
-    try:
-        return (*_decode_pyav(data, limits, deadline), ())
-    except SerError:
-        raise
-    except Exception as error:  # any decoder failure on user bytes is "not audio", not a crash
-        raise NotAudioError(f"the decoder failed: {type(error).__name__}") from None
+    # libsndfile first; what it cannot read, FFmpeg tries before we give up.
+    for blocks in (_soundfile_blocks, _pyav_blocks):
+        try:
+            decoder = blocks(data, limits, deadline)
+            rate, channels = next(decoder)
+            stream = _MonoStream(rate, target_rate or rate)
+            for block in decoder:
+                stream.push(block)
+            stream.finish()
+        except SerError:
+            raise
+        except Exception as error:  # any decoder failure on user bytes is "not audio", not a crash
+            failure = error
+            continue
+        warning = _wav_truncation_warning(data) if blocks is _soundfile_blocks else None
+        return stream, channels, (warning,) if warning else ()
+    raise NotAudioError(f"the decoder failed: {type(failure).__name__}") from None
 
 
 def decode(data: bytes, limits: AudioLimits = DEFAULT_LIMITS) -> tuple[np.ndarray, int, int]:
     """Bytes → (frames × 1 float32, the channels mixed down; sample rate; channels in the file),
     trying soundfile then PyAV, within `limits`."""
-    samples, rate, channels, _ = _decode(data, limits)
-    return samples, rate, channels
+    stream, channels, _ = _decode(data, limits)
+    return stream.finish()[:, None], stream.rate, channels
+
+
+def _to_audio(stream: _MonoStream, samples: np.ndarray, channels: int, limits: AudioLimits,
+              check_speech: bool, notes: tuple[str, ...] = ()) -> Audio:
+    """Resampled samples plus what the stream noted → a checked `Audio` with its warnings."""
+    duration = stream.n_in / stream.rate
+    if duration < limits.min_duration_s:
+        raise AudioTooShortError(duration, limits.min_duration_s)
+    if duration > limits.max_duration_s:
+        raise AudioTooLongError(duration, limits.max_duration_s)
+    warnings = list(notes)
+    if stream.peak > 1.0:
+        warnings.append(f"The audio peaks at {stream.peak:.2f}, above full scale; it was scaled down to 1.0.")
+        samples = samples / np.float32(stream.peak)  # linear: the same before or after resampling
+    if stream.clipped_share >= CLIPPING_WARN_SHARE:
+        warnings.append(
+            f"{stream.clipped_share:.1%} of the samples are clipped; distortion can change the prediction."
+        )
+    if stream.rate <= TELEPHONE_BAND_HZ:
+        warnings.append(
+            f"The recording is {stream.rate} Hz (telephone band): no sound above {stream.rate // 2} Hz, "
+            "so predictions are less reliable."
+        )
+    if channels > 2:  # stereo is ordinary; more channels is unusual enough to mention
+        warnings.append(f"{channels} channels were mixed down to mono.")
+    if check_speech:
+        level = loudest_frame_dbfs(samples, stream.target_rate)
+        if level < limits.speech_threshold_dbfs:
+            raise NoSpeechError(level, limits.speech_threshold_dbfs)
+    return Audio(samples, stream.target_rate, stream.rate, channels, stream.peak, stream.clipped_share,
+                 tuple(warnings))
 
 
 def to_mono_float32(
@@ -370,46 +451,18 @@ def to_mono_float32(
         samples = samples.T  # channels-first arrays, as librosa returns them
     if samples.size == 0:
         raise AudioTooShortError(0.0, limits.min_duration_s)
+    _check_duration(len(samples), sample_rate, limits)
     channels = channels or samples.shape[1]
     if np.issubdtype(samples.dtype, np.unsignedinteger):  # unsigned PCM is centred on half scale
         half = np.float32(np.iinfo(samples.dtype).max // 2 + 1)
         samples = (samples.astype(np.float32) - half) / half
     elif np.issubdtype(samples.dtype, np.integer):  # full scale is -min: int16 -32768 → -1.0
         samples = samples.astype(np.float32) / np.float32(-float(np.iinfo(samples.dtype).min))
-    duration = len(samples) / sample_rate
-    if duration < limits.min_duration_s:
-        raise AudioTooShortError(duration, limits.min_duration_s)
-    if duration > limits.max_duration_s:
-        raise AudioTooLongError(duration, limits.max_duration_s)
     with np.errstate(over="ignore", invalid="ignore"):
         mono = samples.astype(np.float32).mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0].astype(np.float32)
-    if not np.all(np.isfinite(mono)):
-        raise NonFiniteAudioError()
-
-    peak = float(np.max(np.abs(mono)))
-    clipped_share = float(np.mean(np.abs(mono) >= CLIPPED_LEVEL))
-    warnings = []
-    if peak > 1.0:
-        warnings.append(f"The audio peaks at {peak:.2f}, above full scale; it was scaled down to 1.0.")
-        mono = mono / np.float32(peak)
-    if clipped_share >= CLIPPING_WARN_SHARE:
-        warnings.append(
-            f"{clipped_share:.1%} of the samples are clipped; distortion can change the prediction."
-        )
-    if sample_rate <= TELEPHONE_BAND_HZ:
-        warnings.append(
-            f"The recording is {sample_rate} Hz (telephone band): no sound above {sample_rate // 2} Hz, "
-            "so predictions are less reliable."
-        )
-    if channels > 2:  # stereo is ordinary; more channels is unusual enough to mention
-        warnings.append(f"{channels} channels were mixed down to mono.")
-    if sample_rate != target_rate:
-        mono = soxr.resample(mono, sample_rate, target_rate, quality="HQ").astype(np.float32)
-    if check_speech:
-        level = loudest_frame_dbfs(mono, target_rate)
-        if level < limits.speech_threshold_dbfs:
-            raise NoSpeechError(level, limits.speech_threshold_dbfs)
-    return Audio(mono, target_rate, sample_rate, channels, peak, clipped_share, tuple(warnings))
+    stream = _MonoStream(sample_rate, target_rate)
+    stream.push(mono)
+    return _to_audio(stream, stream.finish(), channels, limits, check_speech)
 
 
 def load_audio(
@@ -420,6 +473,5 @@ def load_audio(
 ) -> Audio:
     """Load a path, bytes or binary file object as mono float32 at `sample_rate`."""
     data, _ = _read_source(source, limits)
-    samples, rate, channels, notes = _decode(data, limits)
-    audio = to_mono_float32(samples, rate, sample_rate, channels, limits, check_speech)
-    return dataclasses.replace(audio, warnings=notes + audio.warnings) if notes else audio
+    stream, channels, notes = _decode(data, limits, sample_rate)
+    return _to_audio(stream, stream.finish(), channels, limits, check_speech, notes)

@@ -15,6 +15,8 @@ Result = tuple[str, "dict[str, float] | None", "tuple[str, ...]", "str | None"]
 _worker_model = None
 
 
+FILES_PER_TASK = 16  # files per worker task
+BATCH_SAMPLES = 60 * 16000  # decoded audio held for one model batch
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
@@ -25,16 +27,33 @@ def _init(model_dir: str, backend: str) -> None:
     _worker_model = load_model_quietly(model_dir, backend)
 
 
-def _predict(path: str) -> Result:
-    """(path, probabilities, input warnings, error message): errors are data, not exceptions."""
+def _predict_chunk(paths: list[str]) -> list[Result]:
+    """(path, probabilities, input warnings, error message) per path: errors are data, not exceptions.
+    Decoded files go through the model together (one feature batch, one forward pass), a minute of
+    audio at most at a time, so that a folder of long recordings never sits in memory at once."""
+    from .audio import load_audio
     from .inference import native_stderr_silenced
 
-    try:
-        with native_stderr_silenced():  # decoders (libmpg123) print their own complaints to fd 2
-            analysis = _worker_model.analyze(path)
-        return path, analysis.probabilities, analysis.audio.warnings, None
-    except SerError as error:
-        return path, None, (), str(error)
+    results: list[Result] = []
+    pending: dict[int, object] = {}  # index in results → decoded audio awaiting the model
+
+    def flush() -> None:
+        for i, analysis in zip(pending, _worker_model.analyze_many(list(pending.values()))):
+            results[i] = (paths[i], analysis.probabilities, analysis.audio.warnings, None)
+        pending.clear()
+
+    for path in paths:
+        results.append((path, None, (), None))
+        try:
+            with native_stderr_silenced():  # decoders (libmpg123) print their own complaints to fd 2
+                pending[len(results) - 1] = load_audio(path, _worker_model.params.sample_rate)
+        except SerError as error:
+            results[-1] = (path, None, (), str(error))
+        if sum(audio.samples.size for audio in pending.values()) >= BATCH_SAMPLES:
+            flush()
+    if pending:
+        flush()
+    return results
 
 
 def predict_files(
@@ -48,7 +67,8 @@ def predict_files(
     workers = min(workers or os.cpu_count() or 1, max(1, len(paths)))
     if workers == 1:
         _init(str(model_dir), backend)
-        yield from map(_predict, paths)
+        for chunk in _chunks(paths):
+            yield from _predict_chunk(chunk)
         return
     context = multiprocessing.get_context("spawn")  # no inherited TensorFlow or thread state
     # One worker per core: BLAS/OpenMP threads on top oversubscribe the cores (measured 2.2× slower
@@ -59,11 +79,16 @@ def predict_files(
     try:
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
                                  initargs=(str(model_dir), backend)) as pool:
-            results = pool.map(_predict, paths, chunksize=8)  # starts every worker now
+            results = pool.map(_predict_chunk, _chunks(paths))  # starts every worker now
             _restore(saved)
-            yield from results
+            for chunk in results:
+                yield from chunk
     finally:
         _restore(saved)
+
+
+def _chunks(paths: list[str]) -> list[list[str]]:
+    return [paths[i : i + FILES_PER_TASK] for i in range(0, len(paths), FILES_PER_TASK)]
 
 
 def _restore(saved: dict[str, str | None]) -> None:

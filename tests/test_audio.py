@@ -57,6 +57,23 @@ def test_stereo_is_mixed_and_44k1_is_resampled():
     assert len(audio.samples) == 2 * SR
 
 
+@pytest.mark.parametrize("encode", [pytest.param(lambda x: wav_bytes(x, 44100), id="wav"),
+                                    pytest.param(lambda x: pyav_bytes(x, 44100, "ipod", "aac"), id="m4a-aac")])
+def test_long_audio_is_resampled_as_it_decodes_like_all_at_once(encode):
+    """Several streaming blocks (soundfile and PyAV paths) give what one-shot resampling gives."""
+    import soxr
+
+    from ser_core.audio import STREAM_BLOCK_SAMPLES
+
+    source = voice(4 * STREAM_BLOCK_SAMPLES / 44100 + 0.3, 44100)
+    data = encode(source)
+    decoded, rate, _ = decode(data)
+    streamed = load_audio(data, SR).samples
+    at_once = soxr.resample(decoded[:, 0], rate, SR, quality="HQ")
+    assert len(streamed) == len(at_once)
+    np.testing.assert_allclose(streamed, at_once, atol=1e-4)
+
+
 def test_telephone_band_and_overs_are_warned_about():
     narrow = load_audio(wav_bytes(voice(2.0, 8000), 8000))
     assert any("telephone" in w for w in narrow.warnings)

@@ -7,7 +7,8 @@ import pytest
 
 from conftest import voice, wav_bytes
 from ser_core.audio import load_audio
-from ser_core.features import FeatureCache, FeatureParams, Normalizer, extract, window_starts
+from ser_core.features import (FeatureCache, FeatureParams, Normalizer, compute, extract, frame_windows,
+                               window_starts)
 
 PARAMS = FeatureParams()
 
@@ -16,6 +17,31 @@ def test_the_original_input_shape_25_by_216():
     assert PARAMS.input_shape == (25, 216)
     _, features = extract(voice(3.0), PARAMS)
     assert features.shape[1:] == (25, 216) and features.dtype == np.float32
+
+
+LOGMEL = FeatureParams(kind="logmel", n_mels=64, n_fft=512, win_length=400, hop_length=160, fmin=50.0, window_s=3.0)
+
+
+@pytest.mark.parametrize("params", [PARAMS, LOGMEL], ids=["mfcc", "logmel"])
+def test_features_are_librosas_own(params):
+    """The fast path computes what librosa's melspectrogram → power_to_db → mfcc compute."""
+    import librosa
+
+    samples = voice(3.4)
+    windows = frame_windows(samples, params, window_starts(len(samples), params))
+    reference = []
+    for window in windows:
+        log_mel = librosa.power_to_db(librosa.feature.melspectrogram(
+            y=window, sr=params.sample_rate, n_fft=params.n_fft, win_length=params.win_length,
+            hop_length=params.hop_length, n_mels=params.n_mels, fmin=params.fmin, fmax=params.fmax))
+        reference.append(librosa.feature.mfcc(S=log_mel, n_mfcc=params.n_mfcc) if params.kind == "mfcc" else log_mel)
+    np.testing.assert_allclose(compute(windows, params), np.stack(reference), atol=1e-3)
+
+
+def test_a_windows_features_do_not_depend_on_its_batch():
+    loud, quiet = voice(2.5, seed=1), 0.001 * voice(2.5, seed=2)
+    together = compute(np.stack([loud, quiet]), PARAMS)
+    np.testing.assert_allclose(together[1], compute(quiet[None], PARAMS)[0], atol=1e-4)
 
 
 @pytest.mark.parametrize("seconds", [0.3, 2.5, 3.0, 3.7, 7.3, 61.0])

@@ -1,5 +1,5 @@
-"""Side by side, in one run, on the committed split files: the original seed-cnn, the new emo-tdnn and
-a classical baseline (eGeMAPS functionals from openSMILE + RBF SVM, trained here on the same train
+"""Side by side, in one run, on the committed split files: the original seed-cnn, the new emo-cnn (and
+the emo-tdnn experiment) and a classical baseline (eGeMAPS functionals from openSMILE + RBF SVM, trained here on the same train
 split, C chosen on validation). Test clips only; per protocol and per corpus; size and latency.
 
     python bench/compare_models.py --data ../shared/corpora
@@ -25,7 +25,7 @@ from ser_core.metrics import compute_metrics
 from ser_core.splits import PROTOCOLS, assign
 
 ROOT = Path(__file__).resolve().parent.parent
-NEURAL = ("seed-cnn", "emo-tdnn")
+NEURAL = ("seed-cnn", "emo-cnn", "emo-tdnn")
 SVM_C = (0.3, 1.0, 3.0, 10.0)
 
 

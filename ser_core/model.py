@@ -9,6 +9,7 @@ from typing import Callable
 
 SEED_CNN = "seed-cnn"
 EMO_TDNN = "emo-tdnn"
+EMO_CNN = "emo-cnn"
 
 
 def build_seed_cnn(input_shape: tuple[int, int], n_classes: int, dropout: float = 0.2):
@@ -83,7 +84,36 @@ def build_emo_tdnn(
     return keras.Model(inputs, outputs, name="emo_tdnn")
 
 
-ARCHITECTURES: dict[str, Callable] = {SEED_CNN: build_seed_cnn, EMO_TDNN: build_emo_tdnn}
+def build_emo_cnn(input_shape: tuple[int, int], n_classes: int, dropout: float = 0.3):
+    """A compact 2-D CNN on log-mel: strided convolutions shrink bands and frames early (the cost
+    stays near the seed CNN's), then each remaining frame's band × channel map becomes a 128-d vector
+    and mean + max pooling over time gives a clip embedding that does not depend on where in the
+    window the speech sits, unlike the seed CNN's Flatten.
+    """
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(*input_shape, 1), name="features")
+    x = inputs
+    for i, (channels, stride) in enumerate(((16, 2), (32, 2), (32, 1), (64, 1), (64, 1))):
+        if i == 3:
+            x = layers.MaxPooling2D(2)(x)
+        x = layers.Conv2D(channels, 3, strides=stride, padding="same", use_bias=False, name=f"conv{i + 1}")(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.Activation("relu")(x)
+    x = layers.MaxPooling2D((2, 1))(x)
+    x = layers.Permute((2, 1, 3))(x)  # (frames, bands, channels)
+    x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]))(x)
+    x = layers.Dense(128, activation="relu", name="frame_embedding")(x)
+    x = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
+    x = layers.Dropout(dropout)(x)
+    x = layers.Dense(128, activation="relu", name="embedding")(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="emotion")(x)
+    return keras.Model(inputs, outputs, name="emo_cnn")
+
+
+ARCHITECTURES: dict[str, Callable] = {SEED_CNN: build_seed_cnn, EMO_TDNN: build_emo_tdnn, EMO_CNN: build_emo_cnn}
 
 
 def build(name: str, input_shape: tuple[int, int], n_classes: int):

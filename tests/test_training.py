@@ -122,9 +122,10 @@ def test_concurrent_predictions_each_get_their_own_answer(trained_model):
         np.testing.assert_allclose(list(result.values()), list(serial[i % 6].values()), atol=1e-6)
 
 
-def test_the_new_architecture_trains_with_its_augmentation_recipe(tiny_dataset, tmp_path):
-    """emo-tdnn with SpecAugment, mixup, class weights, label smoothing, AdamW + cosine: it trains,
-    is calibrated on validation, and serves through LiteRT."""
+@pytest.mark.parametrize("architecture", ["emo-cnn", "emo-tdnn"])
+def test_the_new_architectures_train_with_their_augmentation_recipe(architecture, tiny_dataset, tmp_path):
+    """Log-mel models with SpecAugment, mixup, class weights, label smoothing, AdamW + cosine: each
+    trains, is calibrated on validation, and serves through LiteRT."""
     import dataclasses
 
     from ser_core.corpora import read_manifest
@@ -134,11 +135,11 @@ def test_the_new_architecture_trains_with_its_augmentation_recipe(tiny_dataset, 
     clips = read_manifest(tiny_dataset / "manifest.csv")
     split_file = tmp_path / "speaker.csv"
     write_split_file(clips, make_split(clips, "speaker"), split_file)
-    feature_params, train_params = RECIPES["emo-tdnn"]
+    feature_params, train_params = RECIPES[architecture]
     train(clips, split_file, "speaker", tmp_path / "m", feature_params,
           dataclasses.replace(train_params, epochs=2, batch_size=16), cache_root=tmp_path / "cache", verbose=0)
     metadata = json.loads((tmp_path / "m" / "metadata.json").read_text())
-    assert metadata["feature_params"]["kind"] == "logmel" and metadata["architecture"] == "emo-tdnn"
+    assert metadata["feature_params"]["kind"] == "logmel" and metadata["architecture"] == architecture
     assert metadata["calibration"]["temperature"] > 0 and 0 < metadata["calibration"]["uncertain_below"] < 1
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert 0 <= metrics["ece"] <= 1 and len(metrics["reliability"]) == 15

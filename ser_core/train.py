@@ -45,7 +45,6 @@ class TrainParams:
     mixup_alpha: float = 0.0  # 0: off
     spec_augment: bool = False  # random time and band masks on training windows
     class_weighted: bool = False  # rare classes (calm: RAVDESS only) weigh more in the loss
-    warp: float = 0.0  # up to ± this share, stretch bands (vocal tract length) and frames (tempo)
 
 
 # 64 log-mel bands, 25 ms windows every 10 ms, over 3 s: what the newer architectures were designed on.
@@ -95,22 +94,6 @@ def _spec_augment(x, seed_stream, max_bands: int = 8, max_frames: int = 25, mask
     return x
 
 
-def _warp(x, seed_stream, most: float):
-    """Stretch one (bands, frames, 1) window along its bands (as a longer or shorter vocal tract
-    would) and its frames (as faster or slower speech would) by random factors within ± `most`,
-    keeping band 0 and the first frame in place and the shape unchanged: new pseudo-speakers made
-    from the training speakers, the way speed perturbation makes them from waveforms."""
-    import tensorflow as tf
-
-    bands, frames = x.shape[0], x.shape[1]
-    scale = tf.random.uniform([2], 1 - most, 1 + most, seed=seed_stream())
-    size = tf.cast(tf.round(scale * [bands, frames]), tf.int32)
-    y = tf.image.resize(x, size)
-    y = tf.concat([y, tf.repeat(y[-1:], tf.maximum(bands - size[0], 0), axis=0)], axis=0)[:bands]
-    y = tf.concat([y, tf.repeat(y[:, -1:], tf.maximum(frames - size[1], 0), axis=1)], axis=1)[:, :frames]
-    return tf.ensure_shape(y, x.shape)
-
-
 def _mixup(x, y, w, alpha: float, seed: int):
     """Blend each example with another of its batch (per-example Beta(α, α) weight)."""
     import tensorflow as tf
@@ -136,8 +119,6 @@ def _training_dataset(x: np.ndarray, y: np.ndarray, params: TrainParams):
     seeds = itertools.count(params.seed * 1000)
     ds = tf.data.Dataset.from_tensor_slices((x[..., None], targets, weights.astype(np.float32)))
     ds = ds.shuffle(len(x), seed=params.seed, reshuffle_each_iteration=True)
-    if params.warp > 0:
-        ds = ds.map(lambda a, b, c: (_warp(a, lambda: next(seeds), params.warp), b, c), num_parallel_calls=2)
     if params.spec_augment:
         ds = ds.map(lambda a, b, c: (_spec_augment(a, lambda: next(seeds)), b, c), num_parallel_calls=2)
     ds = ds.batch(params.batch_size, drop_remainder=params.mixup_alpha > 0)

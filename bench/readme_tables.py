@@ -1,5 +1,6 @@
-"""Write the README's model table from models/*/metadata.json and metrics.json, so the numbers in
-the README are the measured ones. `python bench/readme_tables.py` rewrites the README in place;
+"""Write the README's tables from what was measured: models (models/*/metadata.json, metrics.json),
+speed (bench/results/speed.json) and models side by side (bench/results/compare_models.md), so the
+README's numbers are the measured ones. `python bench/readme_tables.py` rewrites the README in place;
 tests/test_readme.py checks it is up to date."""
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-START, END = "<!-- models-table -->", "<!-- /models-table -->"
 PROTOCOL_NAMES = {"random": "random 80/20 by file", "speaker": "speaker-independent"}
 
 
@@ -44,12 +44,47 @@ def models_table(root: Path = ROOT) -> str:
     return "\n".join(lines)
 
 
+def speed_table(root: Path = ROOT) -> str:
+    s = json.loads((root / "bench" / "results" / "speed.json").read_text())
+    latency, batch, wav = s["latency_3s_clip"], s["batch_throughput"], s["batch_throughput_wav"]
+    ms = lambda r: f"{r['p50_ms']:.1f} / {r['p95_ms']:.1f} ms"
+    formats = ", ".join(f"{n:,} {suffix.lstrip('.')}" for suffix, n in sorted(batch["formats"].items()))
+    rows = [
+        ("one 3 s clip end to end (WAV bytes → decode → features → LiteRT), p50 / p95", ms(latency["ours"]), "≤ 10 ms"),
+        ("the original pipeline in the same run (librosa.load 44.1 kHz → MFCC → Keras `predict`), p50 / p95",
+         ms(latency["original"]), ""),
+        ("speed-up, p50", f"{latency['speed_up_p50']:.1f}×", "≥ 10×"),
+        (f"batch, `predict_files` with {batch['workers']} workers over {batch['files']:,} corpus files as stored "
+         f"({formats})", f"{batch['clips_per_s']:.0f} clips/s", "≥ 500"),
+        (f"the same {wav['files']:,} clips as 16 kHz WAV", f"{wav['clips_per_s']:.0f} clips/s", "≥ 500"),
+        (f"1 h of audio (FLAC) → full timeline ({s['long_audio']['windows']:,} windows)",
+         f"{s['long_audio']['seconds']:.1f} s", "≤ 30 s"),
+        ("fresh process → Upload page's first bars (Streamlit AppTest client)",
+         f"{s['cold_start']['seconds_to_first_bars']:.1f} s", "≤ 5 s"),
+        ("peak memory of that process (VmHWM)", f"{s['cold_start']['peak_memory_mb']:.0f} MiB", "≤ 500 MB"),
+    ]
+    lines = ["| what (`python bench/speed.py`) | measured | target |", "|---|---|---|"]
+    lines += [f"| {what} | {measured} | {target} |" for what, measured, target in rows]
+    return "\n".join(lines)
+
+
+def compare_table(root: Path = ROOT) -> str:
+    return (root / "bench" / "results" / "compare_models.md").read_text().strip()
+
+
+BLOCKS = {"models-table": models_table, "speed-table": speed_table, "compare-table": compare_table}
+
+
 def updated_readme(text: str, root: Path = ROOT) -> str:
-    block = f"{START}\n{models_table(root)}\n{END}"
-    pattern = re.compile(re.escape(START) + r".*?(" + re.escape(END) + r"|$)", re.S)
-    if END in text:
-        return pattern.sub(lambda _: block, text, count=1)
-    return text.replace(START, block, 1)
+    """The README with every generated block (between its `<!-- name -->` markers) remade."""
+    for name, make in BLOCKS.items():
+        start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+        if start not in text:
+            continue
+        block = f"{start}\n{make(root)}\n{end}"
+        pattern = re.compile(re.escape(start) + r".*?(" + re.escape(end) + r"|$)", re.S)
+        text = pattern.sub(lambda _: block, text, count=1) if end in text else text.replace(start, block, 1)
+    return text
 
 
 if __name__ == "__main__":

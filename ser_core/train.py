@@ -62,7 +62,7 @@ RECIPES: dict[str, tuple[FeatureParams, TrainParams]] = {
     ),
     "emo-cnn": (
         LOGMEL_FEATURES,
-        TrainParams(architecture="emo-cnn", epochs=30, learning_rate=2e-3, patience=8, cosine_schedule=True,
+        TrainParams(architecture="emo-cnn", epochs=45, learning_rate=2e-3, patience=8, cosine_schedule=True,
                     weight_decay=1e-4, label_smoothing=0.1, mixup_alpha=0.2, spec_augment=True,
                     class_weighted=True),
     ),

@@ -15,7 +15,7 @@ def test_readme_opens_with_the_two_commands():
     assert commands == ["make run", "make test"]
 
 
-def test_readme_model_table_matches_the_committed_metrics():
+def test_readme_tables_match_the_committed_results():
     spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "bench" / "readme_tables.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -40,6 +40,7 @@ bench: install-dev
 	$(BIN)/python bench/speed.py
 	$(BIN)/python -c "import opensmile" 2>/dev/null || $(BIN)/pip install --quiet opensmile==2.6.0
 	$(BIN)/python bench/compare_models.py
+	$(BIN)/python bench/readme_tables.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

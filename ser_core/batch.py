@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from .audio import Audio
 from .errors import ModelError, SerError
 
 Result = tuple[str, "dict[str, float] | None", "tuple[str, ...]", "str | None"]
@@ -29,13 +30,13 @@ def _init(model_dir: str, backend: str) -> None:
 
 def _predict_chunk(paths: list[str]) -> list[Result]:
     """(path, probabilities, input warnings, error message) per path: errors are data, not exceptions.
-    Decoded files go through the model together (one feature batch, one forward pass), a minute of
-    audio at most at a time, so that a folder of long recordings never sits in memory at once."""
+    Decoded files go through the model together (one feature batch, one forward pass), gathered until
+    they hold a minute of audio: a folder of long recordings never sits in memory at once."""
     from .audio import load_audio
     from .inference import native_stderr_silenced
 
     results: list[Result] = []
-    pending: dict[int, object] = {}  # index in results → decoded audio awaiting the model
+    pending: dict[int, Audio] = {}  # index in results → decoded audio awaiting the model
 
     def flush() -> None:
         for i, analysis in zip(pending, _worker_model.analyze_many(list(pending.values()))):

@@ -583,8 +583,8 @@ def benchmark_view(path: Path = BENCHMARK_FILE) -> None:
         return
     st.header("Side by side on the same test clips")
     st.caption(
-        "From bench/compare_models.py: the original seed-cnn, our emo-cnn (and the emo-tdnn experiment) and a classical eGeMAPS + SVM "
-        "baseline, each on the committed split files' test clips. UAR per corpus: TESS (two speakers, "
+        "From bench/compare_models.py: the original seed-cnn, our emo-cnn (and the emo-tdnn experiment) "
+        "and a classical eGeMAPS + SVM baseline, each on the committed split files' test clips. UAR per corpus: TESS (two speakers, "
         "split by word) makes pooled numbers look good; read the other corpora."
     )
     rows = []

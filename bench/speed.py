@@ -164,18 +164,17 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "speed.json"))
     args = parser.parse_args()
     files = corpus_files(args.files)
-    wav_dir = tempfile.TemporaryDirectory()
-    results = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.machine()},
-        "model": os.path.realpath(MODEL),
-        "latency_3s_clip": latency(args.runs),
-        "batch_throughput": throughput(files),
-        "batch_throughput_wav": throughput(as_wav(files, Path(wav_dir.name))),
-        "long_audio": long_audio(args.long_minutes),
-        "cold_start": cold_start(),
-        "command": "make bench",
-    }
-    wav_dir.cleanup()
+    with tempfile.TemporaryDirectory() as wav_dir:
+        results = {
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.machine()},
+            "model": os.path.realpath(MODEL),
+            "latency_3s_clip": latency(args.runs),
+            "batch_throughput": throughput(files),
+            "batch_throughput_wav": throughput(as_wav(files, Path(wav_dir))),
+            "long_audio": long_audio(args.long_minutes),
+            "cold_start": cold_start(),
+            "command": "make bench",
+        }
     Path(args.out).write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
 

@@ -150,7 +150,7 @@ def compute(windows: np.ndarray, params: FeatureParams) -> np.ndarray:
     return features.astype(np.float32)
 
 
-EXTRACT_CHUNK_WINDOWS = 64  # windows per librosa call: its spectrograms for 2 h at once would need ~10 GB
+EXTRACT_CHUNK_WINDOWS = 64  # windows per compute() call: spectrograms for 2 h at once would need ~10 GB
 
 
 def extract_many(clips: list[np.ndarray], params: FeatureParams) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -203,7 +203,8 @@ FEATURES_VERSION = 2  # of compute(): bump when what it returns changes, so that
 
 
 class FeatureCache:
-    """MFCC windows on disk, keyed by the file (path, size, mtime) and the feature parameters."""
+    """Feature windows on disk, keyed by the file (path, size, mtime), the feature parameters and
+    FEATURES_VERSION."""
 
     def __init__(self, params: FeatureParams, root: Path | None = None):
         self.params = params

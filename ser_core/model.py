@@ -38,6 +38,18 @@ def build_seed_cnn(input_shape: tuple[int, int], n_classes: int, dropout: float 
     return keras.Model(inputs, outputs, name="seed_cnn")
 
 
+def _pooled_classifier(frames, n_classes: int, dropout: float):
+    """(batch, time, channels) → class probabilities: mean + max over time, so the clip embedding does
+    not depend on where in the window the speech sits, then a 128-d embedding and softmax."""
+    from keras import layers
+
+    x = layers.Concatenate()([layers.GlobalAveragePooling1D()(frames), layers.GlobalMaxPooling1D()(frames)])
+    x = layers.Dropout(dropout)(x)
+    x = layers.Dense(128, activation="relu", name="embedding")(x)
+    x = layers.Dropout(dropout)(x)
+    return layers.Dense(n_classes, activation="softmax", name="emotion")(x)
+
+
 def build_emo_tdnn(
     input_shape: tuple[int, int],
     n_classes: int,
@@ -76,12 +88,7 @@ def build_emo_tdnn(
     x = layers.Conv1D(2 * channels, 1, use_bias=False, name="expand")(x)
     x = layers.BatchNormalization()(x)
     x = layers.Activation("relu")(x)
-    pooled = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
-    x = layers.Dropout(dropout)(pooled)
-    x = layers.Dense(128, activation="relu", name="embedding")(x)
-    x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="emotion")(x)
-    return keras.Model(inputs, outputs, name="emo_tdnn")
+    return keras.Model(inputs, _pooled_classifier(x, n_classes, dropout), name="emo_tdnn")
 
 
 def build_emo_cnn(input_shape: tuple[int, int], n_classes: int, dropout: float = 0.3):
@@ -105,12 +112,7 @@ def build_emo_cnn(input_shape: tuple[int, int], n_classes: int, dropout: float =
     x = layers.Permute((2, 1, 3))(x)  # (frames, bands, channels)
     x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]))(x)
     x = layers.Dense(128, activation="relu", name="frame_embedding")(x)
-    x = layers.Concatenate()([layers.GlobalAveragePooling1D()(x), layers.GlobalMaxPooling1D()(x)])
-    x = layers.Dropout(dropout)(x)
-    x = layers.Dense(128, activation="relu", name="embedding")(x)
-    x = layers.Dropout(dropout)(x)
-    outputs = layers.Dense(n_classes, activation="softmax", name="emotion")(x)
-    return keras.Model(inputs, outputs, name="emo_cnn")
+    return keras.Model(inputs, _pooled_classifier(x, n_classes, dropout), name="emo_cnn")
 
 
 ARCHITECTURES: dict[str, Callable] = {SEED_CNN: build_seed_cnn, EMO_TDNN: build_emo_tdnn, EMO_CNN: build_emo_cnn}

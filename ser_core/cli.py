@@ -16,6 +16,18 @@ DEFAULT_MODEL = Path(os.environ.get("SER_MODEL", PACKAGE_ROOT / "models" / "defa
 DEFAULT_SPLITS = PACKAGE_ROOT / "models" / "splits"
 
 
+def resolve_model(name: str) -> Path:
+    """A model directory's path, or the name of one shipped under models/ (`emo-cnn` means the
+    speaker-protocol `emo-cnn-speaker`)."""
+    from .errors import ModelError
+
+    for candidate in (Path(name), PACKAGE_ROOT / "models" / name, PACKAGE_ROOT / "models" / f"{name}-speaker"):
+        if (candidate / "metadata.json").is_file():
+            return candidate
+    shipped = sorted(p.name for p in (PACKAGE_ROOT / "models").glob("*") if (p / "metadata.json").is_file())
+    raise ModelError(f"No model {name!r}: give a model directory or one of {', '.join(shipped)}")
+
+
 def _clips(sources: list[str]):
     from .corpora import find_clips, read_manifest
 
@@ -33,12 +45,15 @@ def cmd_manifest(args) -> int:
 
 
 def _split_file(args, clips) -> Path:
-    from .splits import make_split, write_split_file
+    from .splits import extend_split_file, make_split, write_split_file
 
-    split_file = Path(args.split_file or DEFAULT_SPLITS / f"{args.protocol}.csv")
+    base_protocol = "speaker" if args.protocol == "loco" else args.protocol  # loco is built on the speaker split
+    split_file = Path(args.split_file or DEFAULT_SPLITS / f"{base_protocol}.csv")
     if not split_file.exists():
-        write_split_file(clips, make_split(clips, args.protocol, args.seed), split_file)
+        write_split_file(clips, make_split(clips, base_protocol, args.seed), split_file)
         print(f"wrote split file {split_file}", file=sys.stderr)
+    elif added := extend_split_file(clips, base_protocol, split_file, args.seed):
+        print(f"added {added} clips of new corpora to {split_file}", file=sys.stderr)
     return split_file
 
 
@@ -58,24 +73,39 @@ def cmd_train(args) -> int:
     feature_params, train_params = RECIPES[args.model]
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed}
     train_params = dataclasses.replace(train_params, **{k: v for k, v in overrides.items() if v is not None})
+    if (args.protocol == "loco") != bool(args.held_out):
+        raise ModelError("--held-out CORPUS goes with --protocol loco, and only with it")
     clips = _clips(args.data)
     split_file = _split_file(args, clips)
-    metrics = train(clips, split_file, args.protocol, Path(args.out), feature_params, train_params)
+    protocol = f"loco:{args.held_out}" if args.held_out else args.protocol
+    metrics = train(clips, split_file, protocol, Path(args.out), feature_params, train_params, held_out=args.held_out)
     print(json.dumps({k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")}, indent=2))
     return 0
 
 
 def cmd_evaluate(args) -> int:
     from .corpora import read_manifest
-    from .dataset import extract_clips
-    from .evaluate import evaluate
-
+    from .evaluate import CLEAN, evaluate, evaluate_perturbed
     from .inference import load_model_quietly
 
-    model = load_model_quietly(args.model, args.backend)
-    data = extract_clips(read_manifest(args.manifest), model.params)
-    metrics, _, _ = evaluate(model, data, protocol=f"manifest:{Path(args.manifest).name}")
-    text = json.dumps(metrics, indent=2)
+    model_dir = resolve_model(args.model)
+    protocol = f"manifest:{Path(args.manifest).name}"
+    if args.perturb:
+        from .augment import PERTURBATIONS
+
+        conditions = list(PERTURBATIONS) if args.perturb == "all" else [c.strip() for c in args.perturb.split(",")]
+        results = evaluate_perturbed(model_dir, read_manifest(args.manifest), [CLEAN, *conditions], protocol, args.backend)
+        for condition, metrics in results.items():
+            print(f"{condition:>12}: UAR {metrics['balanced_accuracy']:.1%}, accuracy {metrics['accuracy']:.1%}",
+                  file=sys.stderr)
+        text = json.dumps(results, indent=2)
+    else:
+        from .train import model_inputs
+
+        model = load_model_quietly(model_dir, args.backend)
+        data = model_inputs({"evaluate": read_manifest(args.manifest)}, model.params)["evaluate"]
+        metrics, _, _ = evaluate(model, data, protocol=protocol)
+        text = json.dumps(metrics, indent=2)
     if args.out:
         Path(args.out).write_text(text)
     else:
@@ -99,7 +129,7 @@ def cmd_predict(args) -> int:
     labels = None
     results, failures = [], 0
     workers = args.workers or (1 if len(args.files) < 16 else os.cpu_count())
-    for file, probabilities, warnings, error in predict_files(args.files, args.model, workers, args.backend):
+    for file, probabilities, warnings, error in predict_files(args.files, resolve_model(args.model), workers, args.backend):
         if error is not None:
             print(f"{file}: {error}", file=sys.stderr)
             failures += 1
@@ -135,7 +165,8 @@ def parser() -> argparse.ArgumentParser:
                                   ("train", cmd_train, "train a model and write its directory")):
         t = sub.add_parser(name, help=help_text)
         t.add_argument("--data", nargs="+", required=True, help="corpus folders, or one manifest CSV")
-        t.add_argument("--protocol", choices=("random", "speaker"), required=True)
+        t.add_argument("--protocol", choices=("random", "speaker", "loco"), required=True,
+                       help="loco: leave one corpus out (--held-out), built on the speaker split")
         t.add_argument("--split-file", help="default: models/splits/PROTOCOL.csv (made if missing)")
         t.add_argument("--seed", type=int, default=42)
         if name == "train":
@@ -143,6 +174,7 @@ def parser() -> argparse.ArgumentParser:
             t.add_argument("--out", required=True)
             t.add_argument("--epochs", type=int, help="default: the model's recipe")
             t.add_argument("--batch-size", type=int, help="default: the model's recipe")
+            t.add_argument("--held-out", help="with --protocol loco: the corpus to test on (ravdess, cremad, ...)")
         t.set_defaults(func=func)
 
     e = sub.add_parser("evaluate", help="metrics of a model on any manifest with path,emotion")
@@ -150,6 +182,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--manifest", required=True)
     e.add_argument("--out")
     e.add_argument("--backend", choices=("auto", "litert", "keras"), default="auto")
+    e.add_argument("--perturb", metavar="CONDITIONS",
+                   help="comma-separated perturbations (gain-30dB, noise-10dB, telephone, opus-16k, ...) or 'all': "
+                        "metrics per condition beside clean")
     e.set_defaults(func=cmd_evaluate)
 
     x = sub.add_parser("export", help="write model.tflite (LiteRT) beside a model's model.keras")

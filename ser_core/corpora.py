@@ -1,4 +1,4 @@
-"""Recognise clips of RAVDESS, CREMA-D, SAVEE and TESS by file name, in the layouts people download.
+"""Recognise clips of RAVDESS, CREMA-D, SAVEE, TESS and ASED by file name, in the layouts people download.
 
 Each parser maps a file to its emotion (one of `LABELS`), speaker and a corpus-wide clip id that does
 not depend on folder layout or audio format, so split files can name clips without naming paths.
@@ -43,6 +43,9 @@ _SAVEE_EMOTIONS = {"a": "angry", "d": "disgust", "f": "fearful", "h": "happy", "
 _TESS = re.compile(r"^(OAF|YAF|OA)_([a-z]+)_(angry|disgust|fear|happy|neutral|ps|sad)$", re.I)
 _TESS_EMOTIONS = {"angry": "angry", "disgust": "disgust", "fear": "fearful", "happy": "happy",
                   "neutral": "neutral", "ps": "surprised", "sad": "sad"}
+# ASED (Amharic): emotion letter + folder number, sentence, repetition, gender, speaker ("n1-01-01-01-01").
+_ASED = re.compile(r"^([nfhsa])(\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$", re.I)
+_ASED_EMOTIONS = {"n": "neutral", "f": "fearful", "h": "happy", "s": "sad", "a": "angry"}
 
 
 def parse_clip(path: str | Path) -> Clip | None:
@@ -70,6 +73,9 @@ def parse_clip(path: str | Path) -> Clip | None:
         speaker = "OAF" if m.group(1).upper() == "OA" else m.group(1).upper()  # OA_bite_neutral
         word, emotion = m.group(2).lower(), m.group(3).lower()
         return Clip(path, _TESS_EMOTIONS[emotion], "tess", speaker, f"{speaker}_{word}_{emotion}", word)
+    if m := _ASED.match(stem):
+        # The speaker number alone names the speaker: five numbers occur with both gender codes.
+        return Clip(path, _ASED_EMOTIONS[m.group(1).lower()], "ased", f"ased-{m.group(6)}", stem.lower(), m.group(3))
     return None
 
 

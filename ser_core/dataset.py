@@ -7,6 +7,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from tqdm import tqdm
@@ -48,6 +49,26 @@ def _worker(args) -> tuple[np.ndarray | None, str]:
         return None, str(error)
 
 
+def map_clips(clips: list[Clip], worker: Callable, jobs: list, workers: int | None, desc: str,
+              initializer: Callable | None = None) -> ClipFeatures:
+    """Run `worker` over one job per clip (in `workers` processes when there are enough jobs), with
+    progress; a worker returns (array, "") or (None, reason), and the reasons become `skipped`."""
+    workers = workers or os.cpu_count() or 1
+    if workers > 1 and len(jobs) > 50:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=initializer) as pool:
+            results = list(tqdm(pool.map(worker, jobs, chunksize=8), total=len(jobs), desc=desc))
+    else:
+        results = [worker(job) for job in tqdm(jobs, desc=desc)]
+    kept, arrays, skipped = [], [], []
+    for clip, (array, reason) in zip(clips, results):
+        if array is None:
+            skipped.append((str(clip.path), reason))
+        else:
+            kept.append(clip)
+            arrays.append(array)
+    return ClipFeatures(kept, arrays, skipped)
+
+
 def extract_clips(
     clips: list[Clip],
     params: FeatureParams,
@@ -57,19 +78,5 @@ def extract_clips(
 ) -> ClipFeatures:
     """Features for every clip, from the on-disk cache where present (default: ~/.cache/ser/features,
     or $SER_CACHE_DIR); undecodable or silent clips are skipped with their reason."""
-    workers = workers or os.cpu_count() or 1
     cache_root = Path(cache_root or default_cache_dir())
-    jobs = [(clip.path, params, cache_root) for clip in clips]
-    if workers > 1 and len(jobs) > 50:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            results = list(tqdm(pool.map(_worker, jobs, chunksize=16), total=len(jobs), desc=desc))
-    else:
-        results = [_worker(job) for job in tqdm(jobs, desc=desc)]
-    kept, features, skipped = [], [], []
-    for clip, (feature, reason) in zip(clips, results):
-        if feature is None:
-            skipped.append((str(clip.path), reason))
-        else:
-            kept.append(clip)
-            features.append(feature)
-    return ClipFeatures(kept, features, skipped)
+    return map_clips(clips, _worker, [(clip.path, params, cache_root) for clip in clips], workers, desc)

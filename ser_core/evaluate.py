@@ -1,11 +1,17 @@
-"""Evaluate a model on any list of labelled clips: the metrics schema and per-clip predictions."""
+"""Evaluate a model on any list of labelled clips: the metrics schema and per-clip predictions, on
+the clips as recorded or under perturbations (gain, noise, phone line, codecs, room)."""
 
 from __future__ import annotations
 
 import csv
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from .calibration import clip_means
 from .corpora import Clip
@@ -17,7 +23,7 @@ from .metrics import compute_metrics
 
 def clip_probabilities(model: SerModel, data: ClipFeatures) -> np.ndarray:
     """Mean window probabilities per clip, with all windows of all clips in few forward passes."""
-    window_probabilities = model.predict_features(np.concatenate(data.features))
+    window_probabilities = model.predict_cached(np.concatenate(data.features))
     return clip_means(window_probabilities, [len(f) for f in data.features])
 
 
@@ -47,3 +53,73 @@ def write_predictions(clips: list[Clip], probabilities: np.ndarray, labels: tupl
         for clip, p in zip(clips, probabilities):
             writer.writerow([clip.path.name, clip.corpus, clip.clip_id, clip.emotion, labels[int(np.argmax(p))],
                              *(f"{v:.6f}" for v in p)])
+
+
+CLEAN = "clean"
+_worker_model: SerModel | None = None
+
+
+def _init_worker(model_dir: str, backend: str) -> None:
+    global _worker_model
+    from threadpoolctl import threadpool_limits
+
+    from .inference import load_model
+
+    threadpool_limits(1)
+    _worker_model = load_model(model_dir, backend)
+
+
+@dataclass(frozen=True)
+class PerturbedClip:
+    cached: np.ndarray | None  # what the model's training cache would hold for the perturbed clip
+    loudest_dbfs: float  # of the perturbed audio: below the speech gate the app would refuse it
+    error: str
+
+
+def _perturbed_clip(job: tuple[Clip, str, int]) -> PerturbedClip:
+    from .audio import load_audio, loudest_frame_dbfs
+    from .augment import PERTURBATIONS
+    from .embeddings import clip_rng
+    from .errors import SerError
+    from .features import extract
+
+    clip, condition, seed = job
+    sr = _worker_model.params.sample_rate
+    try:
+        samples = load_audio(clip.path, sr, check_speech=False).samples
+    except SerError as error:
+        return PerturbedClip(None, float("-inf"), str(error))
+    if condition != CLEAN:
+        samples = PERTURBATIONS[condition](samples, sr, clip_rng(clip.clip_id, seed))
+    cached = _worker_model.to_cached(extract(samples, _worker_model.params)[1])
+    return PerturbedClip(cached, float(loudest_frame_dbfs(samples, sr)), "")
+
+
+def evaluate_perturbed(model_dir: str | Path, clips: list[Clip], conditions: list[str], protocol: str,
+                       backend: str = "auto", workers: int | None = None, seed: int = 0) -> dict[str, dict]:
+    """Metrics per condition (`clean` and names of `augment.PERTURBATIONS`) on the same clips, with
+    the same random noise and room per clip for every model. Clips are scored whatever their level
+    (the app's speech gate is bypassed); `below_speech_gate` counts the clips the app would refuse."""
+    from .audio import DEFAULT_LIMITS
+    from .augment import PERTURBATIONS
+    from .errors import ConfigError
+    from .inference import load_model
+
+    unknown = [c for c in conditions if c != CLEAN and c not in PERTURBATIONS]
+    if unknown:
+        raise ConfigError(f"Unknown perturbation {', '.join(unknown)}; choose from {CLEAN}, {', '.join(PERTURBATIONS)}")
+    model = load_model(model_dir, backend)
+    workers = workers or os.cpu_count() or 1
+    results = {}
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
+                             initargs=(str(model_dir), backend)) as pool:
+        for condition in conditions:
+            jobs = [(clip, condition, seed) for clip in clips]
+            done = list(tqdm(pool.map(_perturbed_clip, jobs, chunksize=8), total=len(jobs), desc=condition))
+            kept = [(clip, r) for clip, r in zip(clips, done) if r.cached is not None]
+            data = ClipFeatures([c for c, _ in kept], [r.cached for _, r in kept],
+                                [(str(c.path), r.error) for c, r in zip(clips, done) if r.cached is None])
+            metrics, _, _ = evaluate(model, data, f"{protocol}, {condition}")
+            metrics["below_speech_gate"] = sum(r.loudest_dbfs < DEFAULT_LIMITS.speech_threshold_dbfs for _, r in kept)
+            results[condition] = metrics
+    return results

@@ -19,8 +19,12 @@ from pathlib import Path
 import numpy as np
 
 
-FEATURE_KINDS = ("mfcc", "logmel")
+FEATURE_KINDS = ("mfcc", "logmel", "whisper")
 AMIN, TOP_DB = 1e-10, 80.0  # librosa.power_to_db's floor and dynamic range
+WHISPER_TOP_LOG10 = 8.0  # Whisper's log-mel keeps 8 decades (80 dB) below its maximum
+LEVEL_FRAME_S = 0.02
+ACTIVE_RANGE_DB = 30.0  # frames within this of the loudest count as active speech
+MAX_LEVEL_GAIN_DB = 60.0  # never amplify more than this: beyond it a window is noise, not a quiet voice
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,9 @@ class FeatureParams:
     # Subtract each window's mean per band: removes recording level and channel colour, which differ
     # between corpora and microphones more than between emotions.
     window_mean_removed: bool = False
+    # Scale each window so its active speech sits at this level (dBFS) before any feature: a quiet
+    # microphone and a loud one then give the same features. None leaves the level as recorded.
+    target_level_dbfs: float | None = None
 
     @property
     def window_samples(self) -> int:
@@ -47,7 +54,8 @@ class FeatureParams:
 
     @property
     def n_frames(self) -> int:
-        return 1 + self.window_samples // self.hop_length
+        # Whisper drops the STFT's last frame, so 3 s at hop 160 is 300 frames (even, as its encoder needs).
+        return self.window_samples // self.hop_length + (self.kind != "whisper")
 
     @property
     def input_shape(self) -> tuple[int, int]:
@@ -129,14 +137,39 @@ def power_spectrogram(windows: np.ndarray, params: FeatureParams) -> np.ndarray:
     return (spectrum.real**2 + spectrum.imag**2).transpose(0, 2, 1)
 
 
+def active_level_dbfs(windows: np.ndarray, sample_rate: int) -> np.ndarray:
+    """Per window, the RMS level (dBFS) of its active frames: those within ACTIVE_RANGE_DB of its
+    loudest 20 ms frame. Pauses and zero padding do not pull the level down, so the same voice
+    reads the same level whether it fills the window or not."""
+    frame = round(LEVEL_FRAME_S * sample_rate)
+    n = windows.shape[-1] // frame
+    power = np.square(windows[:, : n * frame].reshape(len(windows), n, frame), dtype=np.float64).mean(axis=-1)
+    power_db = 10.0 * np.log10(np.maximum(power, 1e-20))
+    active = power_db >= power_db.max(axis=-1, keepdims=True) - ACTIVE_RANGE_DB
+    return 10.0 * np.log10(np.maximum((power * active).sum(axis=-1) / active.sum(axis=-1), 1e-20))
+
+
+def normalise_level(windows: np.ndarray, params: FeatureParams) -> np.ndarray:
+    """Each window scaled so that its active speech is at `params.target_level_dbfs` (gain capped)."""
+    gain_db = np.minimum(params.target_level_dbfs - active_level_dbfs(windows, params.sample_rate), MAX_LEVEL_GAIN_DB)
+    return (windows * (10.0 ** (gain_db / 20.0))[:, None]).astype(np.float32)
+
+
 def compute(windows: np.ndarray, params: FeatureParams) -> np.ndarray:
     """(n_windows, window_samples) → (n_windows, *params.input_shape) float32.
 
     librosa's melspectrogram → power_to_db → mfcc, reorganised for speed (one batched FFT, cached
     filterbanks, one BLAS product per step), with the 80 dB floor taken per window so that a
     window's features never depend on which other windows share its batch. tests/test_features.py
-    holds it to librosa's own functions.
+    holds it to librosa's own functions. `kind="whisper"` is Whisper's own log-mel (log10, 8 decades
+    below the window's maximum, scaled as (x + 4) / 4), the input its encoder was trained on.
     """
+    if params.target_level_dbfs is not None:
+        windows = normalise_level(np.asarray(windows, dtype=np.float32), params)
+    if params.kind == "whisper":
+        log_mel = np.log10(np.maximum(_mel_basis(params) @ power_spectrogram(windows, params)[..., :-1], AMIN))
+        log_mel = np.maximum(log_mel, log_mel.max(axis=(-2, -1), keepdims=True) - WHISPER_TOP_LOG10)
+        return ((log_mel + 4.0) / 4.0).astype(np.float32)
     log_mel = 10.0 * np.log10(np.maximum(_mel_basis(params) @ power_spectrogram(windows, params), AMIN))
     log_mel = np.maximum(log_mel, log_mel.max(axis=(-2, -1), keepdims=True) - TOP_DB)
     if params.kind == "mfcc":

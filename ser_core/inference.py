@@ -118,7 +118,8 @@ class SerModel:
         self.metadata = json.loads(metadata_path.read_text())
         self.labels = tuple(self.metadata["labels"])
         self.params = FeatureParams.from_dict(self.metadata["feature_params"])
-        self.normalizer = Normalizer.from_dict(self.metadata["normalization"])
+        normalization = self.metadata.get("normalization")  # encoder models standardise inside the head
+        self.normalizer = Normalizer.from_dict(normalization) if normalization else None
         calibration = self.metadata.get("calibration", {})
         self.temperature = float(calibration.get("temperature", 1.0))
         self.uncertain_below = float(calibration.get("uncertain_below", 0.0))
@@ -134,16 +135,34 @@ class SerModel:
         path = self.directory / METRICS_FILE
         return json.loads(path.read_text()) if path.is_file() else None
 
-    def predict_features(self, features: np.ndarray) -> np.ndarray:
-        """(n_windows, n_bands, n_frames) raw features → (n_windows, n_labels) calibrated probabilities."""
+    def _check_features(self, features: np.ndarray) -> None:
         if features.shape[1:] != self.params.input_shape:
             raise ModelError(f"features of shape {features.shape[1:]}, model expects {self.params.input_shape}")
-        x = self.normalizer(features)[..., None]
+
+    def prepare(self, features: np.ndarray) -> np.ndarray:
+        """Raw feature windows → what the network takes (and what training caches): normalised here."""
+        self._check_features(features)
+        return self.normalizer(features)[..., None]
+
+    def predict_inputs(self, x: np.ndarray) -> np.ndarray:
+        """Network inputs (from `prepare`) → (n_windows, n_labels) calibrated probabilities."""
         out = []
         for start in range(0, len(x), BATCH_WINDOWS):
             with self._lock:
                 out.append(self._run(x[start : start + BATCH_WINDOWS]))
         return apply_temperature(np.concatenate(out).astype(np.float64), self.temperature)
+
+    def predict_features(self, features: np.ndarray) -> np.ndarray:
+        """(n_windows, n_bands, n_frames) raw features → (n_windows, n_labels) calibrated probabilities."""
+        return self.predict_inputs(self.prepare(features))
+
+    def to_cached(self, features: np.ndarray) -> np.ndarray:
+        """Raw feature windows → what the training cache holds for this model (the windows themselves)."""
+        return features
+
+    def predict_cached(self, cached: np.ndarray) -> np.ndarray:
+        """What the training cache holds for this model (raw feature windows here) → probabilities."""
+        return self.predict_features(cached)
 
     def analyze_audio(self, audio: Audio) -> Analysis:
         return self.analyze_many([audio])[0]
@@ -174,7 +193,42 @@ class SerModel:
         return self.analyze(source, sr).probabilities
 
 
-def load_model(directory: str | Path = "models/default", backend: str = "auto") -> SerModel:
+class EncoderModel(SerModel):
+    """A small head on a frozen pretrained speech encoder (`metadata["front_end"]`): each window's
+    Whisper log-mel goes through the encoder once, its frames are pooled (mean and standard
+    deviation), and the head (LiteRT) maps that to emotions. `threads` pins the encoder's threads."""
+
+    def __init__(self, directory: str | Path, backend: str = "auto", threads: int = 1):
+        super().__init__(directory, backend)
+        from .encoder import WEIGHTS_SHA256, shared_encoder
+
+        self.front_end = self.metadata["front_end"]
+        if self.front_end.get("sha256") != WEIGHTS_SHA256:
+            raise ModelError(f"{self.directory} was trained on other encoder weights "
+                             f"(sha256 {self.front_end.get('sha256')}); this ser ships {WEIGHTS_SHA256}.")
+        self.encoder = shared_encoder(self.front_end.get("compute_type", "int8"), threads)
+
+    def prepare(self, features: np.ndarray) -> np.ndarray:
+        """Whisper log-mel windows → pooled encoder embeddings (n_windows, 1024)."""
+        from .encoder import embed
+
+        self._check_features(features)
+        return embed(self.encoder, features)
+
+    def to_cached(self, features: np.ndarray) -> np.ndarray:
+        """Whisper log-mel windows → pooled embeddings: the encoder is the expensive, frozen part."""
+        return self.prepare(features)
+
+    def predict_cached(self, cached: np.ndarray) -> np.ndarray:
+        """Cached pooled embeddings → probabilities."""
+        return self.predict_inputs(cached)
+
+
+def load_model(directory: str | Path = "models/default", backend: str = "auto", threads: int = 1) -> SerModel:
+    """A model directory as the right class: an encoder model where its metadata names a front end."""
+    metadata_path = Path(directory) / METADATA_FILE
+    if metadata_path.is_file() and "front_end" in json.loads(metadata_path.read_text()):
+        return EncoderModel(directory, backend, threads)
     return SerModel(directory, backend)
 
 

@@ -10,6 +10,7 @@ from typing import Callable
 SEED_CNN = "seed-cnn"
 EMO_TDNN = "emo-tdnn"
 EMO_CNN = "emo-cnn"
+WHISPER_HEAD = "whisper-head"
 
 
 def build_seed_cnn(input_shape: tuple[int, int], n_classes: int, dropout: float = 0.2):
@@ -115,10 +116,28 @@ def build_emo_cnn(input_shape: tuple[int, int], n_classes: int, dropout: float =
     return keras.Model(inputs, _pooled_classifier(x, n_classes, dropout), name="emo_cnn")
 
 
-ARCHITECTURES: dict[str, Callable] = {SEED_CNN: build_seed_cnn, EMO_TDNN: build_emo_tdnn, EMO_CNN: build_emo_cnn}
+def build_whisper_head(input_shape: tuple[int, ...], n_classes: int, hidden: int = 256, dropout: float = 0.3):
+    """The trainable part of an encoder model: pooled encoder statistics (mean and std of each of the
+    encoder's dimensions over time) → standardised (a Normalization layer fitted on the training
+    embeddings, saved inside the model) → one hidden layer → softmax. Small on purpose: the frozen
+    encoder carries the knowledge; the head only has ~13k clips to learn from."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=input_shape, name="embedding")
+    x = layers.Normalization(axis=-1, name="standardise")(inputs)
+    x = layers.Dropout(0.1)(x)
+    x = layers.Dense(hidden, activation="gelu", name="hidden")(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(n_classes, activation="softmax", name="emotion")(x)
+    return keras.Model(inputs, outputs, name="whisper_head")
 
 
-def build(name: str, input_shape: tuple[int, int], n_classes: int):
+ARCHITECTURES: dict[str, Callable] = {SEED_CNN: build_seed_cnn, EMO_TDNN: build_emo_tdnn, EMO_CNN: build_emo_cnn,
+                                      WHISPER_HEAD: build_whisper_head}
+
+
+def build(name: str, input_shape: tuple[int, ...], n_classes: int):
     from .errors import ModelError
 
     if name not in ARCHITECTURES:

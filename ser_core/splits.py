@@ -2,8 +2,11 @@
 
 - `random`: the original's stratified 80/20 split by file (fixed seed), 10% of train for validation.
   Speakers and sentences appear on both sides: it measures memory of voices as much as emotion.
-- `speaker`: no speaker of RAVDESS, SAVEE or CREMA-D in more than one part (about 20% of speakers
-  in test, 10% in validation). TESS has two speakers only, so it is split by word instead.
+- `speaker`: no speaker of RAVDESS, SAVEE, CREMA-D or ASED in more than one part (about 20% of
+  speakers in test, 10% in validation). TESS has two speakers only, so it is split by word instead.
+- `loco` (leave one corpus out): every clip of the held-out corpus is test; the other corpora train
+  on their speaker-protocol train and test clips and keep their validation speakers for validation.
+  A new language, new microphones, new speakers: the closest we can measure to a user's voice.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 from .corpora import Clip
 from .errors import ManifestError
 
-PROTOCOLS = ("random", "speaker")
+PROTOCOLS = ("random", "speaker", "loco")
 SPLITS = ("train", "val", "test")
 TEST_SHARE, VAL_SHARE = 0.2, 0.1  # of speakers, for the speaker protocol
 VAL_SHARE_OF_TRAIN = 0.1  # random protocol: as the original, 10% of the training files
@@ -79,6 +82,21 @@ def write_split_file(clips: Iterable[Clip], splits: Iterable[str], out: str | Pa
             writer.writerow([clip.corpus, clip.clip_id, clip.speaker, clip.text, clip.emotion, split])
 
 
+def extend_split_file(clips: list[Clip], protocol: str, split_file: str | Path, seed: int = 42) -> int:
+    """Append rows for the clips of corpora the split file does not name yet (ASED, say), split by the
+    same protocol among themselves. Rows already there never move, so earlier models' test sets stay
+    their test sets. Returns how many rows were added."""
+    known = {corpus for corpus, _ in read_split_file(split_file)}
+    new = [clip for clip in clips if clip.corpus not in known]
+    if not new:
+        return 0
+    with Path(split_file).open("a", newline="") as f:
+        writer = csv.writer(f)
+        for clip, split in zip(new, make_split(new, protocol, seed)):
+            writer.writerow([clip.corpus, clip.clip_id, clip.speaker, clip.text, clip.emotion, split])
+    return len(new)
+
+
 def read_split_file(path: str | Path) -> dict[tuple[str, str], str]:
     """(corpus, clip_id) → split."""
     path = Path(path)
@@ -88,11 +106,17 @@ def read_split_file(path: str | Path) -> dict[tuple[str, str], str]:
         return {(row["corpus"], row["clip_id"]): row["split"] for row in csv.DictReader(f)}
 
 
-def assign(clips: list[Clip], split_file: str | Path) -> dict[str, list[Clip]]:
-    """Clips grouped by split as the split file says; clips it does not name are left out."""
+def assign(clips: list[Clip], split_file: str | Path, held_out: str | None = None) -> dict[str, list[Clip]]:
+    """Clips grouped by split as the split file says; clips it does not name are left out. With
+    `held_out` (a corpus), the leave-one-corpus-out protocol built on that split file."""
     table = read_split_file(split_file)
+    if held_out is not None and held_out not in {corpus for corpus, _ in table}:
+        raise ManifestError(f"{split_file} names no clip of corpus {held_out!r}")
     parts: dict[str, list[Clip]] = {name: [] for name in SPLITS}
     for clip in clips:
-        if (split := table.get((clip.corpus, clip.clip_id))) is not None:
-            parts[split].append(clip)
+        if (split := table.get((clip.corpus, clip.clip_id))) is None:
+            continue
+        if held_out is not None:
+            split = "test" if clip.corpus == held_out else "val" if split == "val" else "train"
+        parts[split].append(clip)
     return parts

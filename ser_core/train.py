@@ -25,7 +25,7 @@ from .errors import ManifestError
 from .evaluate import evaluate, write_predictions
 from .export import export_litert
 from .features import FeatureParams, Normalizer
-from .inference import METADATA_FILE, METRICS_FILE, MODEL_FILE, SerModel, sha256_file
+from .inference import METADATA_FILE, METRICS_FILE, MODEL_FILE, load_model, sha256_file
 from .splits import assign
 
 LIBRARIES = ("tensorflow-cpu", "keras", "librosa", "numpy", "soundfile", "soxr", "scikit-learn")
@@ -45,11 +45,17 @@ class TrainParams:
     mixup_alpha: float = 0.0  # 0: off
     spec_augment: bool = False  # random time and band masks on training windows
     class_weighted: bool = False  # rare classes (calm: RAVDESS only) weigh more in the loss
+    augmented_copies: int = 0  # encoder models: randomly perturbed copies of each training clip (augment.py)
 
 
 # 64 log-mel bands, 25 ms windows every 10 ms, over 3 s: what the newer architectures were designed on.
 LOGMEL_FEATURES = FeatureParams(kind="logmel", n_mels=64, n_fft=512, win_length=400, hop_length=160, fmin=50.0,
                                 window_s=3.0, window_hop_s=1.5)
+
+# Whisper's own log-mel (80 bands, 25 ms every 10 ms) over 4 s windows every 2 s, each window's active
+# speech brought to -26 dBFS first: the input of the pretrained encoder models.
+WHISPER_FEATURES = FeatureParams(kind="whisper", n_mels=80, n_fft=400, win_length=400, hop_length=160, fmin=0.0,
+                                 fmax=8000.0, window_s=4.0, offset_s=0.0, window_hop_s=2.0, target_level_dbfs=-26.0)
 
 # Each architecture with the features and training recipe it was designed for.
 RECIPES: dict[str, tuple[FeatureParams, TrainParams]] = {
@@ -65,6 +71,12 @@ RECIPES: dict[str, tuple[FeatureParams, TrainParams]] = {
         TrainParams(architecture="emo-cnn", epochs=45, learning_rate=2e-3, patience=8, cosine_schedule=True,
                     weight_decay=1e-4, label_smoothing=0.1, mixup_alpha=0.2, spec_augment=True,
                     class_weighted=True),
+    ),
+    "emo-whisper": (
+        WHISPER_FEATURES,
+        TrainParams(architecture="whisper-head", epochs=40, batch_size=128, learning_rate=1e-3, patience=8,
+                    cosine_schedule=True, weight_decay=1e-3, label_smoothing=0.1, mixup_alpha=0.2,
+                    class_weighted=True, augmented_copies=1),
     ),
 }
 
@@ -104,7 +116,8 @@ def _mixup(x, y, w, alpha: float, seed: int):
     lam = a / (a + b)
     order = tf.random.shuffle(tf.range(n), seed=seed + 2)
     mix = lambda t, l: l * t + (1 - l) * tf.gather(t, order)
-    return mix(x, tf.reshape(lam, [-1, 1, 1, 1])), mix(y, lam[:, None]), mix(w, lam)
+    lam_x = tf.reshape(lam, tf.concat([[-1], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0))
+    return mix(x, lam_x), mix(y, lam[:, None]), mix(w, lam)
 
 
 def _training_dataset(x: np.ndarray, y: np.ndarray, params: TrainParams):
@@ -117,7 +130,7 @@ def _training_dataset(x: np.ndarray, y: np.ndarray, params: TrainParams):
     class_weights = np.where(counts > 0, counts.sum() / (len(LABELS) * np.maximum(counts, 1)), 0.0)
     weights = class_weights[y] if params.class_weighted else np.ones(len(y), np.float32)
     seeds = itertools.count(params.seed * 1000)
-    ds = tf.data.Dataset.from_tensor_slices((x[..., None], targets, weights.astype(np.float32)))
+    ds = tf.data.Dataset.from_tensor_slices((x, targets, weights.astype(np.float32)))
     ds = ds.shuffle(len(x), seed=params.seed, reshuffle_each_iteration=True)
     if params.spec_augment:
         ds = ds.map(lambda a, b, c: (_spec_augment(a, lambda: next(seeds)), b, c), num_parallel_calls=2)
@@ -130,7 +143,7 @@ def _training_dataset(x: np.ndarray, y: np.ndarray, params: TrainParams):
 def _validation_dataset(x: np.ndarray, y: np.ndarray):
     import tensorflow as tf
 
-    return tf.data.Dataset.from_tensor_slices((x[..., None], np.eye(len(LABELS), dtype=np.float32)[y])).batch(256)
+    return tf.data.Dataset.from_tensor_slices((x, np.eye(len(LABELS), dtype=np.float32)[y])).batch(256)
 
 
 def _optimizer(params: TrainParams, steps_per_epoch: int):
@@ -147,9 +160,9 @@ def _optimizer(params: TrainParams, steps_per_epoch: int):
 
 def _calibrate(out_dir: Path, val: ClipFeatures) -> None:
     """Fit the temperature and the uncertainty threshold on validation clips; store them in metadata."""
-    model = SerModel(out_dir)
+    model = load_model(out_dir)
     model.temperature = 1.0  # fit on the raw outputs, whatever an earlier calibration stored
-    window_probabilities = model.predict_features(np.concatenate(val.features))
+    window_probabilities = model.predict_cached(np.concatenate(val.features))
     counts = [len(f) for f in val.features]
     y_val = np.array([LABELS.index(c.emotion) for c in val.clips])
     temperature = fit_temperature(window_probabilities, counts, y_val)
@@ -166,6 +179,25 @@ def _calibrate(out_dir: Path, val: ClipFeatures) -> None:
     metadata_path.write_text(json.dumps(metadata, indent=2))
 
 
+def model_inputs(parts: dict[str, list[Clip]], params: FeatureParams, cache_root: Path | None = None) -> dict[str, ClipFeatures]:
+    """What each split's clips give the trainable part of a model: feature windows for the
+    spectrogram CNNs, pooled encoder embeddings for encoder models. Cached on disk either way."""
+    if params.kind == "whisper":
+        from .embeddings import embed_clips
+
+        return {name: embed_clips(part, params, None, cache_root, desc=f"embeddings ({name})") for name, part in parts.items()}
+    return {name: extract_clips(part, params, cache_root, desc=f"features ({name})") for name, part in parts.items()}
+
+
+def encoder_front_end() -> dict:
+    """What an encoder model's metadata records of its frozen front end (checked when it loads)."""
+    from .encoder import WEIGHTS_SHA256, WEIGHTS_SOURCE
+    from .embeddings import EMBEDDING_VERSION
+
+    return {"encoder": "whisper-base", "source": WEIGHTS_SOURCE, "sha256": WEIGHTS_SHA256, "compute_type": "int8",
+            "layer": "last", "pooling": "mean+std over time", "embedding_version": EMBEDDING_VERSION}
+
+
 def train(
     clips: list[Clip],
     split_file: Path,
@@ -175,24 +207,38 @@ def train(
     train_params: TrainParams = TrainParams(),
     cache_root: Path | None = None,
     verbose: int = 2,
+    held_out: str | None = None,
 ) -> dict:
-    """Train, save, calibrate on validation, reload from disk and evaluate on the test split.
-    Returns the test metrics."""
-    parts = assign(clips, split_file)
+    """Train, save, calibrate on validation, reload from disk and evaluate on the test split
+    (with `held_out`, on that whole corpus, trained without it). Returns the test metrics."""
+    parts = assign(clips, split_file, held_out)
     if not parts["train"] or not parts["val"] or not parts["test"]:
         sizes = {k: len(v) for k, v in parts.items()}
         raise ManifestError(f"{split_file} leaves a split empty for this data: {sizes}")
-    data = {name: extract_clips(part, params, cache_root, desc=f"features ({name})") for name, part in parts.items()}
+    data = model_inputs(parts, params, cache_root)
     x_train, y_train = data["train"].stacked(LABELS)
     x_val, y_val = data["val"].stacked(LABELS)
-    normalizer = Normalizer.fit(x_train)
+    for copy in range(1, train_params.augmented_copies + 1):
+        from .embeddings import embed_clips
+
+        x_copy, y_copy = embed_clips(parts["train"], params, copy, cache_root, desc=f"augmented copy {copy}").stacked(LABELS)
+        x_train, y_train = np.concatenate([x_train, x_copy]), np.concatenate([y_train, y_copy])
 
     import keras  # after feature extraction: its worker processes need no TensorFlow
 
     from .model import build
 
     keras.utils.set_random_seed(train_params.seed)
-    model = build(train_params.architecture, params.input_shape, len(LABELS))
+    if params.kind == "whisper":
+        # Pooled embeddings: the head standardises them itself (a Normalization layer fitted here).
+        normalizer, front_end = None, encoder_front_end()
+        model = build(train_params.architecture, x_train.shape[1:], len(LABELS))
+        model.get_layer("standardise").adapt(x_train)
+        x_train_in, x_val_in = x_train, x_val
+    else:
+        normalizer, front_end = Normalizer.fit(x_train), None
+        model = build(train_params.architecture, params.input_shape, len(LABELS))
+        x_train_in, x_val_in = normalizer(x_train)[..., None], normalizer(x_val)[..., None]
     model.compile(
         optimizer=_optimizer(train_params, len(x_train) // train_params.batch_size),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=train_params.label_smoothing),
@@ -203,8 +249,8 @@ def train(
     )
     started = time.perf_counter()
     history = model.fit(
-        _training_dataset(normalizer(x_train), y_train, train_params),
-        validation_data=_validation_dataset(normalizer(x_val), y_val),
+        _training_dataset(x_train_in, y_train, train_params),
+        validation_data=_validation_dataset(x_val_in, y_val),
         epochs=train_params.epochs,
         callbacks=[stop],
         verbose=verbose,
@@ -222,9 +268,10 @@ def train(
         "architecture": train_params.architecture,
         "labels": list(LABELS),
         "feature_params": params.to_dict(),
-        "normalization": normalizer.to_dict(),
+        **({"normalization": normalizer.to_dict()} if normalizer else {"front_end": front_end}),
         "protocol": protocol,
         "split_file": f"models/splits/{Path(split_file).name}",
+        **({"held_out_corpus": held_out} if held_out else {}),
         "train_params": train_params.__dict__,
         "param_count": int(inference_model.count_params()),
         "trainable_param_count": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights)),
@@ -259,7 +306,7 @@ def finalize(out_dir: Path, val: ClipFeatures, test: ClipFeatures, protocol: str
     predictions of the artifact as users load it (LiteRT), not of the in-memory model."""
     export_litert(out_dir)
     _calibrate(out_dir, val)
-    saved = SerModel(out_dir)
+    saved = load_model(out_dir)
     metrics, test_clips, probabilities = evaluate(saved, test, protocol)
     (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     write_predictions(test_clips, probabilities, saved.labels, out_dir / "predictions.csv")

@@ -91,3 +91,24 @@ def webrtc_loaded_before_tensorflow():
     with a segfault when it is imported after TensorFlow. The app imports it before any model loads
     (ser_core.ui); tests that train a model in-process and then run a page need the same order."""
     import pylibsrtp  # noqa: F401
+
+
+@pytest.fixture(scope="session")
+def trained_encoder_model(tiny_dataset, tmp_path_factory) -> Path:
+    """An emo-whisper head (frozen Whisper-base encoder) trained for a few epochs on the tiny corpus,
+    with one augmented copy, through the real training entry point."""
+    import dataclasses
+
+    from ser_core.corpora import read_manifest
+    from ser_core.splits import make_split, write_split_file
+    from ser_core.train import RECIPES, train
+
+    clips = read_manifest(tiny_dataset / "manifest.csv")
+    work = tmp_path_factory.mktemp("trained-encoder")
+    split_file = work / "speaker.csv"
+    write_split_file(clips, make_split(clips, "speaker"), split_file)
+    features, recipe = RECIPES["emo-whisper"]
+    out = work / "tiny-emo-whisper"
+    train(clips, split_file, "speaker", out, features, dataclasses.replace(recipe, epochs=3, batch_size=32),
+          cache_root=work / "cache", verbose=0)
+    return out

@@ -85,3 +85,52 @@ def test_user_manifest_with_only_path_and_emotion_and_relative_paths(tmp_path):
     [clip] = read_manifest(tmp_path / "m.csv")
     assert clip.path == tmp_path / "a.wav" and clip.emotion == "happy" and clip.corpus == "other"
     assert len(list(find_clips([tmp_path]))) == 0  # "a.wav" names no corpus clip
+
+
+# --- ASED (Amharic): emotion letter + folder number, sentence, repetition, gender, speaker ----------------
+
+ASED_EXAMPLES = [
+    ("ased/01Neutral/n1-01-01-01-01.opus", "neutral", "ased-01", "n1-01-01-01-01", "01"),
+    ("ased/02Fearful/f2-07-02-02-06.opus", "fearful", "ased-06", "f2-07-02-02-06", "07"),
+    ("ased/03Happy/h3-03-01-02-40.wav", "happy", "ased-40", "h3-03-01-02-40", "03"),
+    ("ased/04Sad/s4-05-01-01-27.opus", "sad", "ased-27", "s4-05-01-01-27", "05"),
+    ("ased/04Sad/S4-04-02-01-29.opus", "sad", "ased-29", "s4-04-02-01-29", "04"),  # the one upper-case file
+    ("ased/05Angry/A5-02-01-02-65.flac", "angry", "ased-65", "a5-02-01-02-65", "02"),
+]
+
+
+@pytest.mark.parametrize("path, emotion, speaker, clip_id, text", ASED_EXAMPLES)
+def test_parse_ased_file_names(path, emotion, speaker, clip_id, text):
+    clip = parse_clip(path)
+    assert clip is not None
+    assert (clip.corpus, clip.emotion, clip.speaker, clip.clip_id, clip.text) == ("ased", emotion, speaker, clip_id, text)
+
+
+def test_ased_ids_do_not_depend_on_case_layout_or_format():
+    assert parse_clip("04Sad/S4-04-02-01-29.opus").clip_id == parse_clip("x/s4-04-02-01-29.wav").clip_id
+    # the speaker number alone names the speaker, whichever gender code the file carries
+    assert parse_clip("n1-01-01-01-05.wav").speaker == parse_clip("n1-01-01-02-05.wav").speaker == "ased-05"
+
+
+@pytest.mark.parametrize("path", [
+    "ased/x1-01-01-01-01.wav",  # no such emotion letter
+    "ased/n1-01-01-01.wav",  # a field short
+    "ased/n1-01-01-01-01-01.wav",  # a field too many
+    "ased/n12-01-01-01-01.wav",  # two-digit folder number
+    "ased/n1_01_01_01_01.wav",  # other separators
+])
+def test_names_like_ased_that_are_not(path):
+    assert parse_clip(path) is None
+
+
+def test_every_ased_file_parses_as_its_folder_says(corpora):
+    """The real files: every one recognised, the emotion its folder names, unique clip ids, and the
+    speakers the corpus manifest lists."""
+    clips = list(find_clips([corpora / "ased"]))
+    assert len(clips) == 2474 and {c.corpus for c in clips} == {"ased"}
+    for clip in clips:
+        assert clip.path.parent.name[2:].lower() == clip.emotion, clip.path  # 04Sad → sad
+    assert len({c.clip_id for c in clips}) == len(clips)
+    with (corpora / "manifest.csv").open() as f:
+        listed = {row["path"]: (row["speaker"], row["emotion"]) for row in csv.DictReader(f) if row["corpus"] == "ased"}
+    assert {str(c.path.relative_to(corpora)): (c.speaker, c.emotion) for c in clips} == listed

@@ -137,3 +137,76 @@ def test_extracting_clips_fills_the_cache_and_reuses_it(tmp_path, monkeypatch):
     second = dataset.extract_clips(clips, PARAMS, cache_root=tmp_path / "cache", workers=1)
     for a, b in zip(first.features, second.features):
         np.testing.assert_array_equal(a, b)
+
+
+# --- Whisper's log-mel and level normalisation -------------------------------------------------------
+
+def whisper_params(**changes):
+    import dataclasses
+
+    from ser_core.train import WHISPER_FEATURES
+
+    return dataclasses.replace(WHISPER_FEATURES, **changes)
+
+
+def test_whisper_features_are_80_by_400_for_a_4_s_window():
+    params = whisper_params()
+    assert params.input_shape == (80, 400)
+    _, features = extract(voice(4.0), params)
+    assert features.shape == (1, 80, 400) and features.dtype == np.float32 and np.all(np.isfinite(features))
+    starts, longer = extract(voice(9.0), params)  # windows every 2 s, each 80 × 400
+    assert starts.tolist() == [0.0, 2.0, 4.0] and longer.shape == (3, 80, 400)
+
+
+def test_whisper_features_are_whispers_log_mel():
+    """librosa's STFT (25 ms Hann every 10 ms, last frame dropped) → 80 Slaney mel bands → log10, 8
+    decades below the window's maximum, (x + 4) / 4: Whisper's log_mel_spectrogram."""
+    import librosa
+
+    params = whisper_params(target_level_dbfs=None)
+    window = voice(4.0, seed=5)
+    power = np.abs(librosa.stft(window, n_fft=400, hop_length=160, window="hann", center=True, pad_mode="constant")) ** 2
+    mel = librosa.filters.mel(sr=16000, n_fft=400, n_mels=80) @ power[:, :-1]
+    log_mel = np.log10(np.maximum(mel, 1e-10))
+    reference = (np.maximum(log_mel, log_mel.max() - 8.0) + 4.0) / 4.0
+    np.testing.assert_allclose(compute(window[None], params)[0], reference, atol=1e-4)
+
+
+def test_level_normalisation_makes_quiet_and_loud_voices_alike():
+    quiet, loud = voice(4.0, seed=2, level_db=-45.0), voice(4.0, seed=2, level_db=-10.0)
+    normalised = compute(np.stack([quiet, loud]), whisper_params())
+    np.testing.assert_allclose(normalised[0], normalised[1], atol=1e-3)
+    as_recorded = compute(np.stack([quiet, loud]), whisper_params(target_level_dbfs=None))
+    assert np.abs(as_recorded[0] - as_recorded[1]).mean() > 0.5  # 35 dB apart: 3.5 decades / 4
+
+
+def test_normalise_level_brings_active_speech_to_the_target():
+    from ser_core.features import active_level_dbfs, normalise_level
+
+    params = whisper_params()
+    windows = np.stack([voice(4.0, level_db=-45.0), voice(4.0, level_db=-3.0)])
+    out = normalise_level(windows, params)
+    np.testing.assert_allclose(active_level_dbfs(out, 16000), params.target_level_dbfs, atol=0.01)
+
+
+def test_level_gain_is_capped():
+    from ser_core.features import MAX_LEVEL_GAIN_DB, active_level_dbfs, normalise_level
+
+    params = whisper_params()
+    faint = voice(4.0, level_db=-100.0)[None]  # would need ~77 dB to reach -26 dBFS
+    before = active_level_dbfs(faint, 16000)[0]
+    after = active_level_dbfs(normalise_level(faint, params), 16000)[0]
+    assert params.target_level_dbfs - before > MAX_LEVEL_GAIN_DB
+    assert after - before == pytest.approx(MAX_LEVEL_GAIN_DB, abs=0.01)
+    silent = normalise_level(np.zeros((1, 64000), np.float32), params)
+    assert np.all(silent == 0.0)
+
+
+def test_active_level_ignores_pauses_and_padding():
+    from ser_core.features import active_level_dbfs
+
+    t = np.arange(32000) / 16000
+    sine = (0.1 * np.sin(2 * np.pi * 500 * t)).astype(np.float32)
+    padded = np.concatenate([sine, np.zeros(32000, np.float32)])
+    levels = active_level_dbfs(np.stack([np.concatenate([sine, sine]), padded]), 16000)
+    np.testing.assert_allclose(levels, 20 * np.log10(0.1 / np.sqrt(2)), atol=0.01)  # -23.0 dBFS either way

@@ -89,3 +89,107 @@ def test_committed_split_files_name_clips_not_audio_paths():
     for name in ("random.csv", "speaker.csv"):
         header = (SPLIT_DIR / name).read_text().splitlines()[0].split(",")
         assert "path" not in header and {"corpus", "clip_id", "split"} <= set(header)
+
+
+# --- new corpora appended to an existing split file, and leave-one-corpus-out ------------------------
+
+def ased_clips(speakers: int = 30) -> list[Clip]:
+    """ASED-like clips: five emotions, two sentences, speakers named as the parser names them."""
+    clips = []
+    for s in range(1, speakers + 1):
+        for e, (letter, emotion) in enumerate(zip("nfhsa", ("neutral", "fearful", "happy", "sad", "angry"))):
+            for sentence in (1, 2):
+                clip_id = f"{letter}{e + 1}-{sentence:02d}-01-{1 + s % 2:02d}-{s:02d}"
+                clips.append(Clip(Path(f"ased/{clip_id}.wav"), emotion, "ased", f"ased-{s:02d}", clip_id, f"{sentence:02d}"))
+    return clips
+
+
+def read_rows(path: Path) -> list[dict]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_extend_split_file_appends_only_new_corpora_and_never_moves_a_row(tmp_path):
+    from ser_core.splits import extend_split_file
+
+    old = synthetic_clips()
+    split_file = tmp_path / "speaker.csv"
+    write_split_file(old, make_split(old, "speaker"), split_file)
+    before = split_file.read_bytes()
+    new = ased_clips()
+
+    added = extend_split_file(old + new, "speaker", split_file)
+    assert added == len(new)
+    after = split_file.read_bytes()
+    assert after.startswith(before)  # existing rows byte for byte where they were
+    rows = read_rows(split_file)
+    assert len(rows) == len(old) + len(new)
+    appended = rows[len(old):]
+    assert {r["corpus"] for r in appended} == {"ased"}
+    # the new corpus is split by the same protocol among itself
+    assert [r["split"] for r in appended] == make_split(new, "speaker")
+    check_disjoint(rows)  # every ASED speaker in one part, each corpus with a test set
+
+    assert extend_split_file(old + new, "speaker", split_file) == 0  # idempotent
+    assert split_file.read_bytes() == after
+    # a clip of a corpus already named is not added (its corpus's split is fixed)
+    extra = Clip(Path("ravdess/x.wav"), "happy", "ravdess", "ravdess99", "x", "s")
+    assert extend_split_file(old + new + [extra], "speaker", split_file) == 0
+    assert split_file.read_bytes() == after
+
+
+def test_extended_split_file_assigns_every_clip(tmp_path):
+    from ser_core.splits import extend_split_file
+
+    old, new = synthetic_clips(), ased_clips()
+    split_file = tmp_path / "random.csv"
+    write_split_file(old, make_split(old, "random"), split_file)
+    extend_split_file(old + new, "random", split_file)
+    parts = assign(old + new, split_file)
+    assert sum(len(parts[s]) for s in SPLITS) == len(old) + len(new)
+    ased_test = [c for c in parts["test"] if c.corpus == "ased"]
+    assert len(ased_test) / len(new) == pytest.approx(0.2, abs=0.02)
+
+
+@pytest.fixture
+def speaker_split_file(tmp_path) -> tuple[list[Clip], Path]:
+    clips = synthetic_clips() + ased_clips()
+    split_file = tmp_path / "speaker.csv"
+    write_split_file(clips, make_split(clips, "speaker"), split_file)
+    return clips, split_file
+
+
+@pytest.mark.parametrize("held_out", ["ased", "ravdess", "tess"])
+def test_leave_one_corpus_out_tests_on_the_whole_held_out_corpus(speaker_split_file, held_out):
+    from ser_core.splits import read_split_file
+
+    clips, split_file = speaker_split_file
+    table = read_split_file(split_file)
+    parts = assign(clips, split_file, held_out=held_out)
+    held = [c for c in clips if c.corpus == held_out]
+    assert sorted(c.clip_id for c in parts["test"]) == sorted(c.clip_id for c in held)  # all of it, only it
+    assert {c.corpus for c in parts["test"]} == {held_out}
+    assert not any(c.corpus == held_out for c in parts["train"] + parts["val"])
+    others = [c for c in clips if c.corpus != held_out]
+    # validation speakers stay validation speakers; the others' test speakers train
+    assert {(c.corpus, c.clip_id) for c in parts["val"]} == {(c.corpus, c.clip_id) for c in others
+                                                              if table[c.corpus, c.clip_id] == "val"}
+    assert len(parts["train"]) + len(parts["val"]) == len(others)
+    groups = {part: {(c.corpus, c.text if c.corpus == "tess" else c.speaker) for c in parts[part]}
+              for part in ("train", "val")}
+    assert not groups["train"] & groups["val"]  # no speaker (TESS: word) both trains and validates
+
+
+def test_leave_one_corpus_out_leaves_unnamed_clips_out(speaker_split_file):
+    clips, split_file = speaker_split_file
+    stranger = Clip(Path("ased/n1-09-01-01-99.wav"), "neutral", "ased", "ased-99", "n1-09-01-01-99", "09")
+    parts = assign(clips + [stranger], split_file, held_out="ased")
+    assert stranger not in parts["test"] + parts["train"] + parts["val"]
+
+
+def test_unknown_held_out_corpus_is_refused(speaker_split_file):
+    from ser_core.errors import ManifestError
+
+    clips, split_file = speaker_split_file
+    with pytest.raises(ManifestError, match="emodb"):
+        assign(clips, split_file, held_out="emodb")

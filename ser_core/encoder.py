@@ -105,26 +105,19 @@ def shared_encoder(compute_type: str = "int8", threads: int = 1) -> WhisperEncod
 MIN_CONTENT_FRAMES = 20  # 0.2 s of log-mel: the shortest input worth encoding
 
 
-def content_frames(log_mel: np.ndarray, n_fft: int = 400, hop_length: int = 160) -> np.ndarray:
+def content_frames(log_mel: np.ndarray) -> np.ndarray:
     """Per window of Whisper log-mel (n, 80, frames): how many frames to encode, trailing zero padding
-    cut (even, at least MIN_CONTENT_FRAMES). Encoding the padding would make a 2 s clip in a 4 s window
-    look unlike the same 2 s alone or inside a longer recording.
-
-    A padding frame holds no energy: every band sits at the window's floor (8 decades below its
-    maximum) or at the log of zero, whichever is higher. The STFT is centred, so the last
-    ceil(n_fft / 2 / hop) frames before the padding still hear the audio's final samples: they are
-    cut as well, giving the frame count of the audio alone (its samples // hop, as Whisper counts).
-    """
+    cut (even, at least MIN_CONTENT_FRAMES), so a 2 s clip encodes the same whether its window is 3 s
+    or 4 s long. A padding frame holds no energy: every band sits at the window's floor (8 decades
+    below its maximum) or at the log of zero, whichever is higher. The STFT is centred, so the two
+    frames after the audio's end still hear its last samples and are kept."""
     from .features import AMIN
 
     floor = np.maximum(log_mel.max(axis=(1, 2)) - 2.0, (np.log10(AMIN) + 4.0) / 4.0)  # (x + 4) / 4 scale
     has_sound = (log_mel > floor[:, None, None] + 1e-6).any(axis=1)  # (n, frames)
-    n_frames = log_mel.shape[2]
-    last = np.where(has_sound.any(axis=1), n_frames - np.argmax(has_sound[:, ::-1], axis=1), 0)
-    leak = -(-(n_fft // 2) // hop_length)
-    lengths = np.where(last < n_frames, last - leak, n_frames)
-    lengths = np.maximum(lengths + lengths % 2, MIN_CONTENT_FRAMES)
-    return np.minimum(lengths, n_frames)
+    last = np.where(has_sound.any(axis=1), log_mel.shape[2] - np.argmax(has_sound[:, ::-1], axis=1), 0)
+    lengths = np.maximum(last + last % 2, MIN_CONTENT_FRAMES)
+    return np.minimum(lengths, log_mel.shape[2])
 
 
 def pooled_statistics(frames: np.ndarray) -> np.ndarray:

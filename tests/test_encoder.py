@@ -107,7 +107,9 @@ def test_whisper_window_is_80_bands_by_400_frames():
 
 
 @pytest.mark.parametrize("signal, expected", [
-    (voice(2.0, seed=3), 200),  # 2 s of voice, 2 s of zero padding: the padding is not encoded
+    # 2 s of voice, 2 s of zero padding: the padding is not encoded, except the two frames whose
+    # centred STFT window still reaches the audio's last samples
+    (voice(2.0, seed=3), 202),
     (voice(4.0, seed=3), 400),  # a full window: everything is encoded
     (voice(0.1, seed=3), MIN_CONTENT_FRAMES),  # shorter than the minimum: the minimum
     (np.zeros(0, np.float32), MIN_CONTENT_FRAMES),  # an all-zero window: nothing worth encoding
@@ -143,16 +145,18 @@ def test_encoder_rejects_inputs_it_was_not_built_for(encoder, shape):
 
 
 def test_padding_does_not_change_the_embedding(encoder):
-    """A 2 s clip zero-padded into a 4 s window embeds as the same 2 s in a 2 s window: the padding is
-    cut before the encoder. (int8 encoding of float-identical log-mels differs by ~0.5 % here; the
-    two extra frames of an uncut window would move the embedding by ~7 %.)"""
+    """A 2 s clip zero-padded into a 4 s window embeds as the same 2 s padded into a 3 s window: the
+    padding is cut before the encoder, however much of it there is. (int8 encoding of float-identical
+    log-mels differs by ~0.5 %; 200 frames of uncut padding would move the embedding far more.)"""
     clip = voice(2.0, seed=3)
     padded = whisper_windows(clip)
-    exact = whisper_windows(clip, params=dataclasses.replace(WHISPER_FEATURES, window_s=2.0))
-    assert exact.shape == (1, 80, 200)
-    np.testing.assert_allclose(padded[..., :200], exact, atol=1e-5)  # same log-mel where there is audio
-    a, b = embed(encoder, padded), embed(encoder, exact)
+    shorter = whisper_windows(clip, params=dataclasses.replace(WHISPER_FEATURES, window_s=3.0))
+    assert shorter.shape == (1, 80, 300)
+    np.testing.assert_allclose(padded[..., :300], shorter, atol=1e-5)  # same log-mel, more padding
+    a, b = embed(encoder, padded), embed(encoder, shorter)
     assert relative_difference(a[0], b[0]) < 0.02 and cosine(a[0], b[0]) > 0.9995
+    uncut = pooled_statistics(encoder(padded))  # all 400 frames, padding included
+    assert cosine(a[0], uncut[0]) < cosine(a[0], b[0])
 
 
 def test_embeddings_golden_behaviour_on_synthetic_signals(encoder):

@@ -1,9 +1,16 @@
-"""Side by side, in one run, on the committed split files: the original seed-cnn, the new emo-cnn (and
-the emo-tdnn experiment) and a classical baseline (eGeMAPS functionals from openSMILE + RBF SVM, trained here on the same train
-split, C chosen on validation). Test clips only; per protocol and per corpus; size and latency.
+"""Side by side on the committed split files: the original seed-cnn, emo-cnn (and the emo-tdnn
+experiment), the encoder model emo-whisper, and a classical baseline (eGeMAPS functionals from
+openSMILE + RBF SVM, trained here on the same train split, C chosen on validation). Three sections:
 
-    python bench/compare_models.py --data ../shared/corpora
-writes bench/results/compare_models.json and bench/results/compare_models.md.
+- `test`: test clips of each protocol; per corpus; size and latency.
+- `loco`: leave one corpus out: for each corpus, the model's recipe trained on the other four (their
+  speaker-protocol train and test speakers; validation speakers for early stopping and calibration)
+  and tested on every clip of the held-out one. UAR over the classes that corpus has.
+- `perturb`: the speaker-protocol test clips under gain, noise, phone band, codecs and reverb
+  (`ser_core.augment.PERTURBATIONS`), the same noise and room per clip for every model.
+
+    python bench/compare_models.py --sections test loco perturb
+updates bench/results/compare_models.json (sections not run are kept) and rewrites compare_models.md.
 """
 
 from __future__ import annotations
@@ -17,16 +24,19 @@ import numpy as np
 from tqdm import tqdm
 
 from ser_core.corpora import LABELS, find_clips
-from ser_core.dataset import extract_clips
-from ser_core.evaluate import evaluate
+from ser_core.evaluate import CLEAN, evaluate, evaluate_perturbed
 from ser_core.features import default_cache_dir
-from ser_core.inference import SerModel
+from ser_core.inference import SerModel, load_model
 from ser_core.metrics import compute_metrics
-from ser_core.splits import PROTOCOLS, assign
+from ser_core.splits import assign
+from ser_core.train import RECIPES, model_inputs, train
 
 ROOT = Path(__file__).resolve().parent.parent
-NEURAL = ("seed-cnn", "emo-cnn", "emo-tdnn")
+NEURAL = ("seed-cnn", "emo-cnn", "emo-tdnn", "emo-whisper")
+PROTOCOLS = ("random", "speaker")
+CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")
 SVM_C = (0.3, 1.0, 3.0, 10.0)
+SECTIONS = ("test", "loco", "perturb")
 
 
 def latency_ms(model: SerModel, runs: int = 50) -> dict:
@@ -89,14 +99,9 @@ def summary(metrics: dict, calibrated: bool = True) -> dict:
             **({"ece": metrics["ece"]} if calibrated else {})}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", nargs="+", default=[str(ROOT.parent / "shared" / "corpora")])
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "compare_models"))
-    args = parser.parse_args()
-    clips = list(find_clips(args.data))
+def test_section(clips, args) -> dict:
     table = egemaps(clips, default_cache_dir().parent / "egemaps.npz")
-    results = {"data": args.data, "clips_found": len(clips), "protocols": {}}
+    section = {}
     for protocol in PROTOCOLS:
         parts = assign(clips, ROOT / "models" / "splits" / f"{protocol}.csv")
         rows = {}
@@ -104,8 +109,8 @@ def main() -> None:
             directory = ROOT / "models" / f"{name}-{protocol}"
             if not (directory / "metadata.json").is_file():
                 continue
-            model = SerModel(directory)
-            data = extract_clips(parts["test"], model.params, desc=f"{name} test features")
+            model = load_model(directory)
+            data = model_inputs({"test": parts["test"]}, model.params)["test"]
             metrics, _, _ = evaluate(model, data, protocol)
             rows[name] = {
                 **summary(metrics),
@@ -117,28 +122,105 @@ def main() -> None:
             }
         metrics, best_c = classical_baseline(parts, table)
         rows["egemaps-svm"] = {**summary(metrics, calibrated=False), "parameters": None, "svm_c": best_c}
-        results["protocols"][protocol] = rows
+        section[protocol] = rows
+    return section
+
+
+def loco_section(clips, args) -> dict:
+    """Per model recipe, per held-out corpus: trained here (fold models under the cache, not shipped)."""
+    import dataclasses
+
+    section = {}
+    for name in args.loco_models:
+        features, recipe = RECIPES[name]
+        if args.loco_epochs:
+            recipe = dataclasses.replace(recipe, epochs=args.loco_epochs)
+        folds = {}
+        for corpus in CORPORA:
+            out = default_cache_dir().parent / "loco" / f"{name}-{corpus}"
+            metrics = train(clips, ROOT / "models" / "splits" / "speaker.csv", f"loco:{corpus}", out, features, recipe,
+                            held_out=corpus, verbose=0)
+            folds[corpus] = {"n_test": metrics["n_test"], "accuracy": metrics["accuracy"],
+                             "balanced_accuracy": metrics["balanced_accuracy"], "macro_f1": metrics["macro_f1"],
+                             "ece": metrics.get("ece"), "epochs": recipe.epochs}
+        uars = [fold["balanced_accuracy"] for fold in folds.values()]
+        section[name] = {"folds": folds, "mean_uar": float(np.mean(uars)), "min_uar": float(np.min(uars))}
+    return section
+
+
+def perturb_section(clips, args) -> dict:
+    """Every shipped speaker-protocol model on the same (sampled) test clips under each perturbation."""
+    from ser_core.augment import PERTURBATIONS
+
+    test = assign(clips, ROOT / "models" / "splits" / "speaker.csv")["test"]
+    if args.perturb_clips and args.perturb_clips < len(test):
+        rng = np.random.default_rng(0)
+        test = [test[i] for i in sorted(rng.choice(len(test), args.perturb_clips, replace=False))]
+    section = {"clips": len(test), "per_corpus_clips": {c: sum(x.corpus == c for x in test) for c in CORPORA}, "models": {}}
+    for name in NEURAL:
+        directory = ROOT / "models" / f"{name}-speaker"
+        if name in args.perturb_models and (directory / "metadata.json").is_file():
+            results = evaluate_perturbed(directory, test, [CLEAN, *PERTURBATIONS], "speaker")
+            section["models"][name] = {condition: {"balanced_accuracy": m["balanced_accuracy"], "accuracy": m["accuracy"],
+                                                   "n_test": m["n_test"], "below_speech_gate": m["below_speech_gate"]}
+                                       for condition, m in results.items()}
+    return section
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", nargs="+", default=[str(ROOT.parent / "shared" / "corpora")])
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "compare_models"))
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument("--loco-models", nargs="+", default=["emo-whisper"], choices=list(RECIPES))
+    parser.add_argument("--loco-epochs", type=int, help="fewer epochs than the recipe's (reported per fold)")
+    parser.add_argument("--perturb-models", nargs="+", default=["emo-cnn", "emo-whisper"])
+    parser.add_argument("--perturb-clips", type=int, default=0, help="a seeded sample of the test clips (0: all)")
+    args = parser.parse_args()
+    clips = list(find_clips(args.data))
     out = Path(args.out)
+    results = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
+    results.update({"data": args.data, "clips_found": len(clips)})
+    make = {"test": test_section, "loco": loco_section, "perturb": perturb_section}
+    for section in args.sections:
+        key = "protocols" if section == "test" else section
+        results[key] = {**results.get(key, {}), **make[section](clips, args)} if section == "loco" else make[section](clips, args)
     out.with_suffix(".json").write_text(json.dumps(results, indent=2))
     out.with_suffix(".md").write_text(markdown(results))
     print(markdown(results))
 
 
 def markdown(results: dict) -> str:
-    lines = ["| protocol | model | accuracy | UAR | macro-F1 | UAR RAVDESS | UAR CREMA-D | UAR SAVEE | UAR TESS | ECE | params | LiteRT size | p50 ms / 3 s clip |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     pct = lambda v: f"{100 * v:.1f}"
-    for protocol, rows in results["protocols"].items():
+    lines = ["| protocol | model | accuracy | UAR | macro-F1 | UAR RAVDESS | UAR CREMA-D | UAR SAVEE | UAR TESS | UAR ASED | ECE | params | LiteRT size | p50 ms / 3 s clip |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for protocol, rows in results.get("protocols", {}).items():
         for name, r in rows.items():
             corpus = lambda c: pct(r["per_corpus"][c]["balanced_accuracy"]) if c in r["per_corpus"] else "–"
             lines.append(" | ".join([
                 f"| {protocol}", name, pct(r["accuracy"]), pct(r["balanced_accuracy"]), pct(r["macro_f1"]),
-                corpus("ravdess"), corpus("cremad"), corpus("savee"), corpus("tess"),
+                *(corpus(c) for c in CORPORA),
                 f"{r['ece']:.3f}" if "ece" in r else "–",
                 f"{r['parameters']:,}" if r.get("parameters") else "–",
                 f"{r['litert_bytes'] / 1024:.0f} KB" if "litert_bytes" in r else "–",
                 f"{r['latency_ms_3s_clip']['p50']:.1f}" if "latency_ms_3s_clip" in r else "–",
             ]) + " |")
+    if results.get("loco"):
+        lines += ["", "Leave one corpus out (UAR %, trained on the other four, tested on every clip of the named one):", "",
+                  "| model | RAVDESS | CREMA-D | SAVEE | TESS | ASED | mean | lowest |", "|---|---|---|---|---|---|---|---|"]
+        for name, r in results["loco"].items():
+            lines.append(" | ".join([f"| {name}", *(pct(r["folds"][c]["balanced_accuracy"]) if c in r["folds"] else "–"
+                                                     for c in CORPORA), pct(r["mean_uar"]), pct(r["min_uar"])]) + " |")
+    if results.get("perturb", {}).get("models"):
+        perturb = results["perturb"]
+        conditions = list(next(iter(perturb["models"].values())))
+        lines += ["", f"Perturbed speaker-protocol test clips ({perturb['clips']:,} clips; UAR %; "
+                      "in brackets: clips the app's speech gate would refuse, scored here anyway):", "",
+                  "| model | " + " | ".join(conditions) + " |", "|---|" + "---|" * len(conditions)]
+        for name, rows in perturb["models"].items():
+            cells = [pct(rows[c]["balanced_accuracy"]) + (f" ({rows[c]['below_speech_gate']})" if rows[c]["below_speech_gate"] else "")
+                     for c in conditions]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 

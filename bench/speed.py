@@ -1,9 +1,11 @@
-"""Speed, side by side with the original pipeline, in one run:
+"""Speed of each served model (the light emo-cnn and the encoder model emo-whisper), in one run:
 
 - latency of one 3 s clip end to end (file bytes → decode → features → model), p50/p95, one thread,
   against the original: librosa.load at 44.1 kHz of 2.5 s from 0.5 s → MFCC → Keras `model.predict`;
-- batch throughput on all cores over every corpus file, as stored (Opus/FLAC) and as 16 kHz WAV
-  copies of the same clips (3,000 generated WAV files without the corpora);
+- the same with 1 and 4 concurrent requesters sharing one loaded model (threads, as Streamlit
+  sessions share the app's model), library threads pinned to one per request;
+- batch throughput on all cores over corpus files, as stored (Opus/FLAC) and as 16 kHz WAV copies
+  of the same clips (generated WAV files without the corpora);
 - 1 h of audio → full timeline;
 - cold start: a fresh process → the Upload page's first bars, through Streamlit's headless AppTest
   client (imports, model load, prediction, page render), and that process's peak memory.
@@ -31,7 +33,7 @@ from ser_core.audio import load_audio
 from ser_core.signals import voice
 
 ROOT = Path(__file__).resolve().parent.parent
-MODEL = ROOT / "models" / "default"
+MODELS = {"emo-cnn": ROOT / "models" / "emo-cnn-speaker", "emo-whisper": ROOT / "models" / "emo-whisper-speaker"}
 SEED_MODEL = ROOT / "models" / "seed-cnn-speaker"  # the original architecture, for its pipeline
 
 
@@ -59,31 +61,62 @@ def original_pipeline(path: Path, keras_model) -> None:
     keras_model.predict(mfcc[None, ..., None], verbose=0)
 
 
-def latency(runs: int) -> dict:
-    import keras
-
+def latency(model_dir: Path, runs: int) -> dict:
     from ser_core.inference import load_model
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.wav"
         sf.write(path, voice(3.0), 16000)
         data = path.read_bytes()
-        served = load_model(MODEL)
+        served = load_model(model_dir)
+        return {**percentiles(timed(lambda: served.predict(data), runs)), "backend": served.backend}
+
+
+def original_latency(runs: int) -> dict:
+    import keras
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.wav"
+        sf.write(path, voice(3.0), 16000)
         keras_model = keras.models.load_model(SEED_MODEL / "model.keras", safe_mode=True, compile=False)
-        ours = timed(lambda: served.predict(data), runs)
-        original = timed(lambda: original_pipeline(path, keras_model), runs)
-    result = {"ours": percentiles(ours), "original": percentiles(original), "backend": served.backend}
-    result["speed_up_p50"] = result["original"]["p50_ms"] / result["ours"]["p50_ms"]
-    return result
+        return percentiles(timed(lambda: original_pipeline(path, keras_model), runs))
 
 
-def throughput(files: list[Path]) -> dict:
+def concurrent_latency(model_dir: Path, requesters: int, requests_each: int) -> dict:
+    """Per-request latency with `requesters` threads asking one shared model at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ser_core.inference import load_model
+
+    served = load_model(model_dir)
+    clips = [sf_bytes(voice(3.0, seed=i)) for i in range(requesters)]
+    served.predict(clips[0])
+
+    def requester(i: int) -> list[float]:
+        return timed(lambda: served.predict(clips[i]), requests_each)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(requesters) as pool:
+        times = [t for result in pool.map(requester, range(requesters)) for t in result]
+    seconds = time.perf_counter() - started
+    return {**percentiles(times), "requesters": requesters, "requests_per_s": len(times) / seconds}
+
+
+def sf_bytes(samples: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, 16000, format="WAV")
+    return buffer.getvalue()
+
+
+def throughput(model_dir: Path, files: list[Path]) -> dict:
     from ser_core.batch import predict_files
 
     workers = os.cpu_count() or 1
-    list(predict_files(files[:4], MODEL, workers=1))  # page in libraries before timing
+    list(predict_files(files[:4], model_dir, workers=1))  # page in libraries before timing
     started = time.perf_counter()
-    stream = predict_files(files, MODEL, workers=workers)
+    stream = predict_files(files, model_dir, workers=workers)
     results = [next(stream)]
     first_result_s = time.perf_counter() - started  # mostly starting the worker processes
     results += list(stream)
@@ -103,10 +136,10 @@ def as_wav(files: list[Path], folder: Path) -> list[Path]:
     return copies
 
 
-def long_audio(minutes: float) -> dict:
+def long_audio(model_dir: Path, minutes: float) -> dict:
     from ser_core.inference import load_model
 
-    model = load_model(MODEL)
+    model = load_model(model_dir)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "long.flac"
         block = voice(60.0)
@@ -131,11 +164,11 @@ print(time.time(), peak_kb)
 """
 
 
-def cold_start() -> dict:
+def cold_start(model_dir: Path) -> dict:
     started = time.time()
     code = COLD_START.format(page=str(ROOT / "pages" / "3_Upload.py"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "SER_MODEL": str(MODEL)}, timeout=600)
+                         env={**os.environ, "SER_MODEL": str(model_dir)}, timeout=600)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else "failed"}
     finished, peak_kb = out.stdout.split()[-2:]
@@ -159,24 +192,34 @@ def corpus_files(n: int) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--files", type=int, default=0, help="corpus files for the batch test (0: all)")
+    parser.add_argument("--files", type=int, default=2000, help="corpus files for the batch test (0: all)")
     parser.add_argument("--long-minutes", type=float, default=60)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "speed.json"))
     args = parser.parse_args()
     files = corpus_files(args.files)
+    results = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.machine(),
+                    "load_average_at_start": os.getloadavg()},
+        "original_latency_3s_clip": original_latency(args.runs),
+        "models": {},
+        "command": "make bench",
+    }
     with tempfile.TemporaryDirectory() as wav_dir:
-        results = {
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.machine()},
-            "model": os.path.realpath(MODEL),
-            "latency_3s_clip": latency(args.runs),
-            "batch_throughput": throughput(files),
-            "batch_throughput_wav": throughput(as_wav(files, Path(wav_dir))),
-            "long_audio": long_audio(args.long_minutes),
-            "cold_start": cold_start(),
-            "command": "make bench",
-        }
+        wav_files = as_wav(files, Path(wav_dir))
+        for name in args.models:
+            model_dir = MODELS[name]
+            row = {"model": str(model_dir.relative_to(ROOT)), "latency_3s_clip": latency(model_dir, args.runs)}
+            row["speed_up_p50"] = results["original_latency_3s_clip"]["p50_ms"] / row["latency_3s_clip"]["p50_ms"]
+            row["concurrent"] = [concurrent_latency(model_dir, n, max(10, args.runs // n)) for n in (1, 4)]
+            row["batch_throughput"] = throughput(model_dir, files)
+            row["batch_throughput_wav"] = throughput(model_dir, wav_files)
+            row["long_audio"] = long_audio(model_dir, args.long_minutes)
+            row["cold_start"] = cold_start(model_dir)
+            results["models"][name] = row
+            print(json.dumps(row, indent=2), flush=True)
+    results["machine"]["load_average_at_end"] = os.getloadavg()
     Path(args.out).write_text(json.dumps(results, indent=2))
-    print(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from .audio import DEFAULT_LIMITS, Audio, AudioLimits, AudioSource, load_audio, 
 from .calibration import apply_temperature
 from .errors import ModelError
 from .features import FeatureParams, Normalizer, extract_many
+
+if TYPE_CHECKING:
+    from .profile import VoiceProfile
 
 MODEL_FILE = "model.keras"
 LITERT_FILE = "model.tflite"  # the same weights for the LiteRT interpreter: serving without TensorFlow
@@ -39,6 +43,7 @@ class Analysis:
     features: np.ndarray  # (n_windows, n_mfcc, n_frames), before normalisation
     labels: tuple[str, ...]
     uncertain_below: float = 0.0  # calibrated confidence under which the model is more often wrong
+    adaptation: str = ""  # what a voice profile did: "" without one, else a sentence for the user
 
     @property
     def probabilities(self) -> dict[str, float]:
@@ -105,9 +110,16 @@ BACKENDS = ("auto", "litert", "keras")
 
 class SerModel:
     """Thread-safe: neither Keras inference (tensorflow#61298) nor a LiteRT interpreter is, so forward
-    passes take a lock. `backend="auto"` serves with LiteRT when the directory has model.tflite."""
+    passes take a lock. `backend="auto"` serves with LiteRT when the directory has model.tflite.
 
-    def __init__(self, directory: str | Path, backend: str = "auto"):
+    `threads` caps the BLAS threads of each analysis (the mel and DCT matrix products): on a busy
+    2-core machine two threads fighting over the cores made a 3 s clip 5× slower than one."""
+
+    def __init__(self, directory: str | Path, backend: str = "auto", threads: int = 1):
+        from threadpoolctl import ThreadpoolController
+
+        self.threads = threads
+        self._threadpools = ThreadpoolController()
         self.directory = Path(directory)
         metadata_path = self.directory / METADATA_FILE
         model_path = self.directory / MODEL_FILE
@@ -164,20 +176,47 @@ class SerModel:
         """What the training cache holds for this model (raw feature windows here) → probabilities."""
         return self.predict_features(cached)
 
+    def representation(self, cached: np.ndarray) -> np.ndarray:
+        """Per window, the vector a voice profile averages: each band's mean over the window's frames."""
+        return cached.mean(axis=2)
+
+    @property
+    def representation_mean(self) -> np.ndarray:
+        """The training data's mean of `representation`: where an adapted voice is moved to."""
+        return self.normalizer.mean
+
+    def shifted(self, cached: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        """Cached windows with `delta` (one value per band) taken off every frame."""
+        return cached - delta.astype(np.float32)[None, :, None]
+
     def analyze_audio(self, audio: Audio) -> Analysis:
         return self.analyze_many([audio])[0]
 
-    def analyze_many(self, audios: list[Audio]) -> list[Analysis]:
+    def analyze_many(self, audios: list[Audio], profile: "VoiceProfile | None" = None) -> list[Analysis]:
         """Several clips through one feature batch and one model batch: the same results as one at
-        a time, with the fixed cost of each step paid once."""
-        extracted = extract_many([audio.samples for audio in audios], self.params)
-        probabilities = self.predict_features(np.concatenate([features for _, features in extracted]))
+        a time, with the fixed cost of each step paid once. With a voice profile (`ser_core.profile`)
+        that fits this model, each window is read relative to that speaker's voice."""
+        with self._threadpools.limit(limits=self.threads, user_api="blas"):
+            extracted = extract_many([audio.samples for audio in audios], self.params)
+            cached = self.to_cached(np.concatenate([features for _, features in extracted]))
+            cached, adaptation = self._adapted(cached, profile)
+            probabilities = self.predict_cached(cached)
         bounds = np.cumsum([0] + [len(features) for _, features in extracted])
-        return [Analysis(audio, times, probabilities[a:b], features, self.labels, self.uncertain_below)
+        return [Analysis(audio, times, probabilities[a:b], features, self.labels, self.uncertain_below, adaptation)
                 for audio, (times, features), a, b in zip(audios, extracted, bounds[:-1], bounds[1:])]
 
+    def _adapted(self, cached: np.ndarray, profile: "VoiceProfile | None") -> tuple[np.ndarray, str]:
+        if profile is None:
+            return cached, ""
+        if not profile.fits(self):
+            return cached, ("The voice profile was made for another model's representation, so this prediction "
+                            "is not adapted: build the profile again with this model.")
+        return (self.shifted(cached, profile.shift(self)),
+                f"Adapted to your voice profile ({profile.speech_seconds:.0f} s of speech).")
+
     def analyze(
-        self, source: AudioSource | np.ndarray, sr: int | None = None, limits: AudioLimits = DEFAULT_LIMITS
+        self, source: AudioSource | np.ndarray, sr: int | None = None, limits: AudioLimits = DEFAULT_LIMITS,
+        profile: "VoiceProfile | None" = None,
     ) -> Analysis:
         """A path, bytes, file object, or a numpy array (with `sr`) → `Analysis`."""
         if isinstance(source, np.ndarray):
@@ -186,11 +225,12 @@ class SerModel:
             audio = to_mono_float32(source, sr, self.params.sample_rate, limits=limits)
         else:
             audio = load_audio(source, self.params.sample_rate, limits)
-        return self.analyze_audio(audio)
+        return self.analyze_many([audio], profile)[0]
 
-    def predict(self, source: AudioSource | np.ndarray, sr: int | None = None) -> dict[str, float]:
+    def predict(self, source: AudioSource | np.ndarray, sr: int | None = None,
+                profile: "VoiceProfile | None" = None) -> dict[str, float]:
         """Label → probability, averaged over the windows that cover the audio."""
-        return self.analyze(source, sr).probabilities
+        return self.analyze(source, sr, profile=profile).probabilities
 
 
 class EncoderModel(SerModel):
@@ -199,7 +239,7 @@ class EncoderModel(SerModel):
     deviation), and the head (LiteRT) maps that to emotions. `threads` pins the encoder's threads."""
 
     def __init__(self, directory: str | Path, backend: str = "auto", threads: int = 1):
-        super().__init__(directory, backend)
+        super().__init__(directory, backend, threads)
         from .encoder import WEIGHTS_SHA256, shared_encoder
 
         self.front_end = self.metadata["front_end"]
@@ -223,13 +263,23 @@ class EncoderModel(SerModel):
         """Cached pooled embeddings → probabilities."""
         return self.predict_inputs(cached)
 
+    def representation(self, cached: np.ndarray) -> np.ndarray:
+        return cached
+
+    @property
+    def representation_mean(self) -> np.ndarray:
+        return np.asarray(self.front_end["train_embedding_mean"], dtype=np.float32)
+
+    def shifted(self, cached: np.ndarray, delta: np.ndarray) -> np.ndarray:
+        return cached - delta.astype(np.float32)[None, :]
+
 
 def load_model(directory: str | Path = "models/default", backend: str = "auto", threads: int = 1) -> SerModel:
     """A model directory as the right class: an encoder model where its metadata names a front end."""
     metadata_path = Path(directory) / METADATA_FILE
     if metadata_path.is_file() and "front_end" in json.loads(metadata_path.read_text()):
         return EncoderModel(directory, backend, threads)
-    return SerModel(directory, backend)
+    return SerModel(directory, backend, threads)
 
 
 @contextlib.contextmanager

@@ -234,6 +234,7 @@ def train(
         normalizer, front_end = None, encoder_front_end()
         model = build(train_params.architecture, x_train.shape[1:], len(LABELS))
         model.get_layer("standardise").adapt(x_train)
+        front_end["train_embedding_mean"] = [round(float(v), 6) for v in x_train.mean(axis=0)]  # for voice profiles
         x_train_in, x_val_in = x_train, x_val
     else:
         normalizer, front_end = Normalizer.fit(x_train), None

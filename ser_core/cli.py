@@ -90,7 +90,18 @@ def cmd_evaluate(args) -> int:
 
     model_dir = resolve_model(args.model)
     protocol = f"manifest:{Path(args.manifest).name}"
-    if args.perturb:
+    if args.adapt:
+        from .evaluate import evaluate_adaptation
+        from .train import model_inputs
+
+        model = load_model_quietly(model_dir, args.backend)
+        data = model_inputs({"evaluate": read_manifest(args.manifest)}, model.params)["evaluate"]
+        results = evaluate_adaptation(model, data)
+        for k, r in results.items():
+            print(f"profile from {k:>11} clips: UAR {r['adapted']:.1%} adapted, {r['unadapted']:.1%} without "
+                  f"({r['n_scored']} clips scored)", file=sys.stderr)
+        text = json.dumps(results, indent=2)
+    elif args.perturb:
         from .augment import PERTURBATIONS
 
         conditions = list(PERTURBATIONS) if args.perturb == "all" else [c.strip() for c in args.perturb.split(",")]
@@ -123,13 +134,38 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _adapted_outcomes(args):
+    """`ser predict` with a saved voice profile, or per speaker of a manifest (--speaker-column)."""
+    from .corpora import read_manifest
+    from .errors import ManifestError
+    from .inference import load_model_quietly
+    from .profile import VoiceProfile, predict_adapted
+
+    model = load_model_quietly(resolve_model(args.model), args.backend)
+    if args.speaker_column:
+        if len(args.files) != 1 or not args.files[0].endswith(".csv"):
+            raise ManifestError("--speaker-column needs one manifest CSV (path and speaker columns) instead of files")
+        with open(args.files[0], newline="") as f:
+            rows = list(csv.DictReader(f))
+        if not rows or args.speaker_column not in rows[0] or "path" not in rows[0]:
+            raise ManifestError(f"{args.files[0]} needs the columns path and {args.speaker_column}")
+        base = Path(args.files[0]).parent
+        paths = [str(p if Path(p).is_absolute() else base / p) for p in (r["path"] for r in rows)]
+        return predict_adapted(model, paths, speakers=[r[args.speaker_column] for r in rows])
+    return predict_adapted(model, args.files, profile=VoiceProfile.from_json(Path(args.profile).read_bytes()))
+
+
 def cmd_predict(args) -> int:
     from .batch import predict_files
 
     labels = None
     results, failures = [], 0
     workers = args.workers or (1 if len(args.files) < 16 else os.cpu_count())
-    for file, probabilities, warnings, error in predict_files(args.files, resolve_model(args.model), workers, args.backend):
+    if args.profile or args.speaker_column:
+        outcomes = _adapted_outcomes(args)
+    else:
+        outcomes = predict_files(args.files, resolve_model(args.model), workers, args.backend)
+    for file, probabilities, warnings, error in outcomes:
         if error is not None:
             print(f"{file}: {error}", file=sys.stderr)
             failures += 1
@@ -185,6 +221,9 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--perturb", metavar="CONDITIONS",
                    help="comma-separated perturbations (gain-30dB, noise-10dB, telephone, opus-16k, ...) or 'all': "
                         "metrics per condition beside clean")
+    e.add_argument("--adapt", choices=("speaker",),
+                   help="also adapt to each speaker (the manifest's speaker column) with voice profiles built from "
+                        "1, 3, 10 and all of their clips: adapted and unadapted UAR side by side")
     e.set_defaults(func=cmd_evaluate)
 
     x = sub.add_parser("export", help="write model.tflite (LiteRT) beside a model's model.keras")
@@ -196,6 +235,10 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", default=str(DEFAULT_MODEL))
     pr.add_argument("--backend", choices=("auto", "litert", "keras"), default="auto")
     pr.add_argument("--workers", type=int, help="processes (default: 1 for a few files, else one per core)")
+    adapt = pr.add_mutually_exclusive_group()
+    adapt.add_argument("--profile", help="a voice profile JSON (made in the app's My voice page): every file is that speaker")
+    adapt.add_argument("--speaker-column", metavar="COLUMN",
+                       help="FILES is one manifest CSV: adapt to each speaker from all of their files (no labels used)")
     fmt = pr.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
     fmt.add_argument("--csv", dest="format", action="store_const", const="csv")

@@ -123,3 +123,67 @@ def evaluate_perturbed(model_dir: str | Path, clips: list[Clip], conditions: lis
             metrics["below_speech_gate"] = sum(r.loudest_dbfs < DEFAULT_LIMITS.speech_threshold_dbfs for _, r in kept)
             results[condition] = metrics
     return results
+
+
+ONE_EMOTION = "angry"  # the one-sided profile measured: a speaker recorded only while angry
+
+
+def evaluate_adaptation(model: SerModel, data: ClipFeatures, ks: tuple[int | None, ...] = (1, 3, 10, None),
+                        seed: int = 0, **profile_settings) -> dict:
+    """UAR with and without a voice profile per speaker, built from k of that speaker's clips (None:
+    all of them, scored transductively). With k clips the profile's clips are not scored, and the
+    unadapted UAR is taken on the same scored clips. Labels are never used to build a profile, except
+    to pick the one-sided profile (`one_emotion`): only that speaker's angry clips, scored on the rest."""
+    from .metrics import compute_metrics
+    from .profile import adapted_cached
+
+    by_speaker: dict[tuple[str, str], list[int]] = {}
+    for i, clip in enumerate(data.clips):
+        by_speaker.setdefault((clip.corpus, clip.speaker), []).append(i)
+    y = np.array([model.labels.index(c.emotion) for c in data.clips])
+    corpora = [c.corpus for c in data.clips]
+    plain = clip_probabilities(model, data)
+
+    def scores(scored: list[int], adapted: dict[int, np.ndarray]) -> dict:
+        order = sorted(scored)
+        with_profile = np.stack([adapted[i] for i in order])
+        metrics = lambda p: compute_metrics(y[order], p, model.labels, [corpora[i] for i in order])
+        a, u = metrics(with_profile), metrics(plain[order])
+        return {"n_scored": len(order), "adapted": a["balanced_accuracy"], "unadapted": u["balanced_accuracy"],
+                "per_corpus": {c: {"adapted": a["per_corpus"][c]["balanced_accuracy"],
+                                   "unadapted": u["per_corpus"][c]["balanced_accuracy"]} for c in a["per_corpus"]}}
+
+    def run(choose) -> dict:
+        scored, adapted = [], {}
+        for key, members in by_speaker.items():
+            chosen = choose(members)
+            if chosen is None:
+                continue
+            profile_clips, score_clips = chosen
+            windows = adapted_cached(model, [data.features[i] for i in members],
+                                     [members.index(i) for i in profile_clips], **profile_settings)
+            for i, w in zip(members, windows):
+                if i in score_clips:
+                    adapted[i] = clip_means(model.predict_cached(w), [len(w)])[0]
+                    scored.append(i)
+        return scores(scored, adapted)
+
+    rng = np.random.default_rng(seed)
+    results = {}
+    for k in ks:
+        def choose(members, k=k):
+            if k is None:
+                return members, set(members)
+            if len(members) <= k:
+                return None
+            picked = [members[j] for j in rng.choice(len(members), k, replace=False)]
+            return picked, set(members) - set(picked)
+        results["all" if k is None else str(k)] = run(choose)
+
+    def one_emotion(members):
+        angry = [i for i in members if data.clips[i].emotion == ONE_EMOTION]
+        others = set(members) - set(angry)
+        return (angry[:10], others) if angry and others else None
+
+    results["one_emotion"] = run(one_emotion)
+    return results

@@ -144,3 +144,52 @@ def build_profile(model, recordings: Sequence[AudioSource | Audio], limits: Audi
         pitch_hz=pitch_percentiles(joined, sr),
         notes=tuple(notes),
     )
+
+
+def profile_from_windows(model, representations: np.ndarray, clips: int) -> VoiceProfile:
+    """A profile from representations already computed (cached training or test windows): what the
+    benchmarks and transductive batch adaptation use. Level and pitch are not known here."""
+    return VoiceProfile(representation=representation_id(model), mean=representations.mean(axis=0).astype(np.float32),
+                        windows=len(representations), clips=clips, seconds=0.0, speech_seconds=0.0, level_dbfs=float("nan"))
+
+
+def adapted_cached(model, cached: list[np.ndarray], profile_clips: Sequence[int], prior_windows: float = PRIOR_WINDOWS,
+                   strength: float = STRENGTH) -> list[np.ndarray]:
+    """One speaker's cached windows (one array per clip) adapted by a profile of some of them."""
+    profile = profile_from_windows(model, np.concatenate([model.representation(cached[i]) for i in profile_clips]),
+                                   len(profile_clips))
+    delta = profile.shift(model, prior_windows, strength)
+    return [model.shifted(c, delta) for c in cached]
+
+
+def predict_adapted(model, paths: Sequence[str], speakers: Sequence[str] | None = None,
+                    profile: VoiceProfile | None = None):
+    """(path, probabilities, warnings, error) per path, like `batch.predict_files`, each file read
+    relative to its speaker: with `profile`, that one profile for every file; with `speakers` (one id
+    per path), a profile per speaker from all of that speaker's files (transductive: no labels)."""
+    from tqdm import tqdm
+
+    from .features import extract
+
+    cached: dict[int, np.ndarray] = {}
+    results: list[list] = []
+    for i, path in enumerate(tqdm(paths, desc="embedding", disable=len(paths) < 16)):
+        try:
+            audio = load_audio(path, model.params.sample_rate)
+            cached[i] = model.to_cached(extract(audio.samples, model.params)[1])
+            results.append([path, None, audio.warnings, None])
+        except SerError as error:
+            results.append([path, None, (), str(error)])
+    groups: dict[str, list[int]] = {}
+    for i in cached:
+        groups.setdefault(speakers[i] if speakers is not None else "", []).append(i)
+    for members in groups.values():
+        if profile is None:
+            windows = adapted_cached(model, [cached[i] for i in members], range(len(members)))
+        else:
+            if not profile.fits(model):
+                raise ProfileError("The voice profile was made for another model: build it again with this one.")
+            windows = [model.shifted(cached[i], profile.shift(model)) for i in members]
+        for i, w in zip(members, windows):
+            results[i][1] = dict(zip(model.labels, map(float, model.predict_cached(w).mean(axis=0))))
+    return [tuple(r) for r in results]

@@ -36,7 +36,8 @@ NEURAL = ("seed-cnn", "emo-cnn", "emo-tdnn", "emo-whisper")
 PROTOCOLS = ("random", "speaker")
 CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")
 SVM_C = (0.3, 1.0, 3.0, 10.0)
-SECTIONS = ("test", "loco", "perturb")
+SECTIONS = ("test", "loco", "perturb", "adapt")
+ADAPT_GRID = {"prior_windows": (1.0, 4.0, 16.0), "strength": (0.5, 0.75, 1.0)}
 
 
 def latency_ms(model: SerModel, runs: int = 50) -> dict:
@@ -167,6 +168,43 @@ def perturb_section(clips, args) -> dict:
     return section
 
 
+def adapt_section(clips, args) -> dict:
+    """Voice profiles: settings chosen on validation speakers (best gain with 10-clip profiles among
+    the settings whose one-sided profile costs at most 2 points), then measured on test speakers of
+    the speaker protocol and on the held-out corpora of the LOCO folds."""
+    import itertools
+
+    from ser_core.evaluate import evaluate_adaptation
+
+    section = {"grid": {}, "speaker": {}, "loco": {}}
+    parts = assign(clips, ROOT / "models" / "splits" / "speaker.csv")
+    selector = load_model(ROOT / "models" / "emo-whisper-speaker")
+    val = model_inputs({"val": parts["val"]}, selector.params)["val"]
+    for prior, strength in itertools.product(*ADAPT_GRID.values()):
+        r = evaluate_adaptation(selector, val, ks=(10,), prior_windows=prior, strength=strength)
+        section["grid"][f"{prior:g}/{strength:g}"] = {"gain_10": r["10"]["adapted"] - r["10"]["unadapted"],
+                                                    "one_emotion_cost": r["one_emotion"]["unadapted"] - r["one_emotion"]["adapted"]}
+    allowed = {k: v for k, v in section["grid"].items() if v["one_emotion_cost"] <= 0.02} or section["grid"]
+    chosen = max(allowed, key=lambda k: allowed[k]["gain_10"])
+    prior, strength = map(float, chosen.split("/"))
+    section["chosen"] = {"prior_windows": prior, "strength": strength}
+    for name in args.adapt_models:
+        directory = ROOT / "models" / f"{name}-speaker"
+        model = load_model(directory)
+        test = model_inputs({"test": parts["test"]}, model.params)["test"]
+        section["speaker"][name] = evaluate_adaptation(model, test, prior_windows=prior, strength=strength)
+        folds = {}
+        for corpus in CORPORA:
+            fold_dir = default_cache_dir().parent / "loco" / f"{name}-{corpus}"
+            if (fold_dir / "metadata.json").is_file():
+                fold = load_model(fold_dir)
+                held_out = model_inputs({"test": [c for c in clips if c.corpus == corpus]}, fold.params)["test"]
+                folds[corpus] = evaluate_adaptation(fold, held_out, prior_windows=prior, strength=strength)
+        if folds:
+            section["loco"][name] = folds
+    return section
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=[str(ROOT.parent / "shared" / "corpora")])
@@ -176,12 +214,13 @@ def main() -> None:
     parser.add_argument("--loco-epochs", type=int, help="fewer epochs than the recipe's (reported per fold)")
     parser.add_argument("--perturb-models", nargs="+", default=["emo-cnn", "emo-whisper"])
     parser.add_argument("--perturb-clips", type=int, default=0, help="a seeded sample of the test clips (0: all)")
+    parser.add_argument("--adapt-models", nargs="+", default=["emo-whisper"])
     args = parser.parse_args()
     clips = list(find_clips(args.data))
     out = Path(args.out)
     results = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
     results.update({"data": args.data, "clips_found": len(clips)})
-    make = {"test": test_section, "loco": loco_section, "perturb": perturb_section}
+    make = {"test": test_section, "loco": loco_section, "perturb": perturb_section, "adapt": adapt_section}
     for section in args.sections:
         key = "protocols" if section == "test" else section
         results[key] = {**results.get(key, {}), **make[section](clips, args)} if section == "loco" else make[section](clips, args)
@@ -221,6 +260,16 @@ def markdown(results: dict) -> str:
             cells = [pct(rows[c]["balanced_accuracy"]) + (f" ({rows[c]['below_speech_gate']})" if rows[c]["below_speech_gate"] else "")
                      for c in conditions]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if results.get("adapt", {}).get("speaker"):
+        adapt = results["adapt"]
+        lines += ["", f"Voice profiles (UAR %, adapted / unadapted on the same clips; settings chosen on validation: "
+                      f"prior {adapt['chosen']['prior_windows']:g} windows, strength {adapt['chosen']['strength']:g}):", "",
+                  "| model | data | 1 clip | 3 clips | 10 clips | all clips | one-sided (angry) profile |", "|---|---|---|---|---|---|---|"]
+        cell = lambda r: f"{pct(r['adapted'])} / {pct(r['unadapted'])}"
+        for name, r in adapt["speaker"].items():
+            lines.append(f"| {name} | speaker-protocol test | " + " | ".join(cell(r[k]) for k in ("1", "3", "10", "all", "one_emotion")) + " |")
+            for corpus, f in adapt.get("loco", {}).get(name, {}).items():
+                lines.append(f"| {name} | LOCO {corpus} | " + " | ".join(cell(f[k]) for k in ("1", "3", "10", "all", "one_emotion")) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -219,3 +219,28 @@ def dataset_composition(data: Mapping[str, Mapping], height: int = 300) -> go.Fi
         fig.add_trace(go.Bar(x=splits, y=counts, name=corpus, text=counts, textposition="inside"))
     fig.update_yaxes(title="clips")
     return _layout(fig, height, barmode="stack")
+
+
+def grouped_uar(rows: Mapping[str, Mapping[str, float]], x_title: str, height: int = 340) -> go.Figure:
+    """UAR (%) per group (corpus or condition) for several models side by side: `rows[model][group]`."""
+    import plotly.express as px
+
+    records = [{"model": model, x_title: group, "UAR %": 100 * value}
+               for model, groups in rows.items() for group, value in groups.items()]
+    fig = px.bar(records, x=x_title, y="UAR %", color="model", barmode="group", text_auto=".0f")
+    fig.update_yaxes(range=[0, 100])
+    return _layout(fig, height)
+
+
+def adaptation_curve(results: Mapping[str, Mapping[str, Mapping]], height: int = 320) -> go.Figure:
+    """UAR against the number of unlabelled clips in each speaker's voice profile, with and without
+    adapting (`results[model][k] = {"adapted": .., "unadapted": ..}`, k = "1", "3", "10", "all")."""
+    fig = go.Figure()
+    for model, by_k in results.items():
+        ks = [k for k in by_k if k != "one_emotion"]
+        for key, dash in (("adapted", "solid"), ("unadapted", "dot")):
+            fig.add_trace(go.Scatter(x=ks, y=[100 * by_k[k][key] for k in ks], mode="lines+markers",
+                                     name=f"{model}, {key}", line=dict(dash=dash)))
+    fig.update_xaxes(title="clips in each speaker's profile", type="category")
+    fig.update_yaxes(title="UAR %")
+    return _layout(fig, height)

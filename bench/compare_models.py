@@ -29,7 +29,7 @@ from ser_core.features import default_cache_dir
 from ser_core.inference import SerModel, load_model
 from ser_core.metrics import compute_metrics
 from ser_core.splits import assign
-from ser_core.train import RECIPES, model_inputs, train
+from ser_core.train import RECIPES, cached_inputs, train
 
 ROOT = Path(__file__).resolve().parent.parent
 NEURAL = ("seed-cnn", "emo-cnn", "emo-tdnn", "emo-whisper")
@@ -111,7 +111,7 @@ def test_section(clips, args) -> dict:
             if not (directory / "metadata.json").is_file():
                 continue
             model = load_model(directory)
-            data = model_inputs({"test": parts["test"]}, model.params)["test"]
+            data = cached_inputs(model, parts["test"])
             metrics, _, _ = evaluate(model, data, protocol)
             rows[name] = {
                 **summary(metrics),
@@ -179,7 +179,7 @@ def adapt_section(clips, args) -> dict:
     section = {"grid": {}, "speaker": {}, "loco": {}}
     parts = assign(clips, ROOT / "models" / "splits" / "speaker.csv")
     selector = load_model(ROOT / "models" / "emo-whisper-speaker")
-    val = model_inputs({"val": parts["val"]}, selector.params)["val"]
+    val = cached_inputs(selector, parts["val"])
     for prior, strength in itertools.product(*ADAPT_GRID.values()):
         r = evaluate_adaptation(selector, val, ks=(10,), prior_windows=prior, strength=strength)
         section["grid"][f"{prior:g}/{strength:g}"] = {"gain_10": r["10"]["adapted"] - r["10"]["unadapted"],
@@ -191,14 +191,14 @@ def adapt_section(clips, args) -> dict:
     for name in args.adapt_models:
         directory = ROOT / "models" / f"{name}-speaker"
         model = load_model(directory)
-        test = model_inputs({"test": parts["test"]}, model.params)["test"]
+        test = cached_inputs(model, parts["test"])
         section["speaker"][name] = evaluate_adaptation(model, test, prior_windows=prior, strength=strength)
         folds = {}
         for corpus in CORPORA:
             fold_dir = default_cache_dir().parent / "loco" / f"{name}-{corpus}"
             if (fold_dir / "metadata.json").is_file():
                 fold = load_model(fold_dir)
-                held_out = model_inputs({"test": [c for c in clips if c.corpus == corpus]}, fold.params)["test"]
+                held_out = cached_inputs(fold, [c for c in clips if c.corpus == corpus])
                 folds[corpus] = evaluate_adaptation(fold, held_out, prior_windows=prior, strength=strength)
         if folds:
             section["loco"][name] = folds

@@ -92,10 +92,10 @@ def cmd_evaluate(args) -> int:
     protocol = f"manifest:{Path(args.manifest).name}"
     if args.adapt:
         from .evaluate import evaluate_adaptation
-        from .train import model_inputs
+        from .train import cached_inputs
 
         model = load_model_quietly(model_dir, args.backend)
-        data = model_inputs({"evaluate": read_manifest(args.manifest)}, model.params)["evaluate"]
+        data = cached_inputs(model, read_manifest(args.manifest))
         results = evaluate_adaptation(model, data)
         for k, r in results.items():
             print(f"profile from {k:>11} clips: UAR {r['adapted']:.1%} adapted, {r['unadapted']:.1%} without "
@@ -111,10 +111,10 @@ def cmd_evaluate(args) -> int:
                   file=sys.stderr)
         text = json.dumps(results, indent=2)
     else:
-        from .train import model_inputs
+        from .train import cached_inputs
 
         model = load_model_quietly(model_dir, args.backend)
-        data = model_inputs({"evaluate": read_manifest(args.manifest)}, model.params)["evaluate"]
+        data = cached_inputs(model, read_manifest(args.manifest))
         metrics, _, _ = evaluate(model, data, protocol=protocol)
         text = json.dumps(metrics, indent=2)
     if args.out:

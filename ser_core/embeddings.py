@@ -22,11 +22,13 @@ from .features import FeatureCache, FeatureParams, default_cache_dir, extract
 EMBEDDING_VERSION = 1  # of encoder.embed and the augmentation chain: bump to rebuild caches
 
 
-def embedding_cache(params: FeatureParams, augmentation: int | None, cache_root: Path | None = None) -> FeatureCache:
-    from .encoder import WEIGHTS_SHA256
+def embedding_cache(params: FeatureParams, augmentation: int | None, cache_root: Path | None = None,
+                    layers: int = 6) -> FeatureCache:
+    from .encoder import ENCODER_LAYERS, WEIGHTS_SHA256
 
     kind = "clean" if augmentation is None else f"augment{augmentation}"
-    root = Path(cache_root or default_cache_dir()).parent / "embeddings" / f"{WEIGHTS_SHA256[:12]}-e{EMBEDDING_VERSION}-{kind}"
+    depth = "" if layers == ENCODER_LAYERS else f"-l{layers}"
+    root = Path(cache_root or default_cache_dir()).parent / "embeddings" / f"{WEIGHTS_SHA256[:12]}{depth}-e{EMBEDDING_VERSION}-{kind}"
     return FeatureCache(params, root)
 
 
@@ -35,7 +37,8 @@ def clip_rng(clip_id: str, seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(clip_id.encode())])
 
 
-def clip_embeddings(clip: Clip, params: FeatureParams, augmentation: int | None, cache: FeatureCache) -> np.ndarray:
+def clip_embeddings(clip: Clip, params: FeatureParams, augmentation: int | None, cache: FeatureCache,
+                    layers: int = 6) -> np.ndarray:
     from .augment import augment
     from .encoder import embed, shared_encoder
 
@@ -44,15 +47,16 @@ def clip_embeddings(clip: Clip, params: FeatureParams, augmentation: int | None,
     samples = load_audio(clip.path, params.sample_rate).samples
     if augmentation is not None:
         samples = augment(samples, params.sample_rate, clip_rng(clip.clip_id, augmentation))
-    embeddings = embed(shared_encoder("int8", 1), extract(samples, params)[1])
+    embeddings = embed(shared_encoder("int8", 1, layers), extract(samples, params)[1])
     cache.put(clip.path, embeddings)
     return embeddings
 
 
 def _worker(args) -> tuple[np.ndarray | None, str]:
-    clip, params, augmentation, cache_root = args
+    clip, params, augmentation, cache_root, layers = args
     try:
-        return clip_embeddings(clip, params, augmentation, embedding_cache(params, augmentation, cache_root)), ""
+        cache = embedding_cache(params, augmentation, cache_root, layers)
+        return clip_embeddings(clip, params, augmentation, cache, layers), ""
     except SerError as error:
         return None, str(error)
 
@@ -64,11 +68,12 @@ def embed_clips(
     cache_root: Path | None = None,
     workers: int | None = None,
     desc: str = "embeddings",
+    layers: int = 6,
 ) -> ClipFeatures:
     """Pooled embeddings (n_windows, 1024) for every clip, from the cache where present; clips that
     cannot be decoded or are silent are skipped with their reason. Each worker runs one
     single-threaded encoder: on 2 cores, two processes beat one process with two threads."""
-    jobs = [(clip, params, augmentation, cache_root) for clip in clips]
+    jobs = [(clip, params, augmentation, cache_root, layers) for clip in clips]
     return map_clips(clips, _worker, jobs, workers, desc, initializer=_single_threaded)
 
 

@@ -67,20 +67,34 @@ def whisper_model_bytes() -> bytes:
     return data
 
 
+ENCODER_LAYERS = 6  # Whisper-base's encoder blocks
+
+
 class WhisperEncoder:
     """CTranslate2's Whisper encoder, loaded once from memory. `threads` is explicit: on a busy
     2-core machine one thread per request beats two fighting over the cores. Thread-safe: one
-    encode at a time."""
+    encode at a time.
 
-    def __init__(self, compute_type: str = "int8", threads: int = 1):
+    `layers` < 6 runs only the first blocks (the model.bin is cut after them, see
+    `whisper_layers.truncated_encoder_model`), so the output is that block's, through the encoder's
+    final LayerNorm: middle blocks carry more of how something is said than the last, which is
+    shaped for the decoder's words (bench/encoder_layers.py), and cost less."""
+
+    def __init__(self, compute_type: str = "int8", threads: int = 1, layers: int = ENCODER_LAYERS):
         import ctranslate2
 
-        files = {"model.bin": io.BytesIO(whisper_model_bytes()),
+        from .whisper_layers import truncated_encoder_model
+
+        weights = whisper_model_bytes()
+        if layers != ENCODER_LAYERS:
+            weights = truncated_encoder_model(weights, layers)
+        files = {"model.bin": io.BytesIO(weights),
                  "config.json": io.BytesIO(_package_file(WEIGHTS_PACKAGES[0], "config.json")),
                  "vocabulary.txt": io.BytesIO(_package_file(WEIGHTS_PACKAGES[0], "vocabulary.txt"))}
         self.compute_type = compute_type
         self.threads = threads
-        self._model = ctranslate2.models.Whisper("whisper-base", device="cpu", compute_type=compute_type,
+        self.layers = layers
+        self._model = ctranslate2.models.Whisper(f"whisper-base-{layers}", device="cpu", compute_type=compute_type,
                                                  intra_threads=threads, files=files)
         self._lock = threading.Lock()
 
@@ -97,9 +111,9 @@ class WhisperEncoder:
 
 
 @functools.lru_cache(maxsize=4)
-def shared_encoder(compute_type: str = "int8", threads: int = 1) -> WhisperEncoder:
+def shared_encoder(compute_type: str = "int8", threads: int = 1, layers: int = ENCODER_LAYERS) -> WhisperEncoder:
     """One encoder per process and setting: the weights (145 MB) are read and checked once."""
-    return WhisperEncoder(compute_type, threads)
+    return WhisperEncoder(compute_type, threads, layers)
 
 
 MIN_CONTENT_FRAMES = 20  # 0.2 s of log-mel: the shortest input worth encoding

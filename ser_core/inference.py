@@ -246,7 +246,7 @@ class EncoderModel(SerModel):
         if self.front_end.get("sha256") != WEIGHTS_SHA256:
             raise ModelError(f"{self.directory} was trained on other encoder weights "
                              f"(sha256 {self.front_end.get('sha256')}); this ser ships {WEIGHTS_SHA256}.")
-        self.encoder = shared_encoder(self.front_end.get("compute_type", "int8"), threads)
+        self.encoder = shared_encoder(self.front_end.get("compute_type", "int8"), threads, self.front_end.get("layers", 6))
 
     def prepare(self, features: np.ndarray) -> np.ndarray:
         """Whisper log-mel windows → pooled encoder embeddings (n_windows, 1024)."""

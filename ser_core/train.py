@@ -46,6 +46,7 @@ class TrainParams:
     spec_augment: bool = False  # random time and band masks on training windows
     class_weighted: bool = False  # rare classes (calm: RAVDESS only) weigh more in the loss
     augmented_copies: int = 0  # encoder models: randomly perturbed copies of each training clip (augment.py)
+    encoder_layers: int = 6  # encoder models: how many of the encoder's blocks run (see encoder.WhisperEncoder)
 
 
 # 64 log-mel bands, 25 ms windows every 10 ms, over 3 s: what the newer architectures were designed on.
@@ -179,23 +180,31 @@ def _calibrate(out_dir: Path, val: ClipFeatures) -> None:
     metadata_path.write_text(json.dumps(metadata, indent=2))
 
 
-def model_inputs(parts: dict[str, list[Clip]], params: FeatureParams, cache_root: Path | None = None) -> dict[str, ClipFeatures]:
+def model_inputs(parts: dict[str, list[Clip]], params: FeatureParams, cache_root: Path | None = None,
+                 encoder_layers: int = 6) -> dict[str, ClipFeatures]:
     """What each split's clips give the trainable part of a model: feature windows for the
     spectrogram CNNs, pooled encoder embeddings for encoder models. Cached on disk either way."""
     if params.kind == "whisper":
         from .embeddings import embed_clips
 
-        return {name: embed_clips(part, params, None, cache_root, desc=f"embeddings ({name})") for name, part in parts.items()}
+        return {name: embed_clips(part, params, None, cache_root, desc=f"embeddings ({name})", layers=encoder_layers)
+                for name, part in parts.items()}
     return {name: extract_clips(part, params, cache_root, desc=f"features ({name})") for name, part in parts.items()}
 
 
-def encoder_front_end() -> dict:
+def cached_inputs(model, clips: list[Clip]) -> ClipFeatures:
+    """A loaded model's cached inputs (feature windows or pooled embeddings) for these clips."""
+    front_end = getattr(model, "front_end", None) or {}
+    return model_inputs({"clips": clips}, model.params, encoder_layers=front_end.get("layers", 6))["clips"]
+
+
+def encoder_front_end(layers: int) -> dict:
     """What an encoder model's metadata records of its frozen front end (checked when it loads)."""
     from .encoder import WEIGHTS_SHA256, WEIGHTS_SOURCE
     from .embeddings import EMBEDDING_VERSION
 
     return {"encoder": "whisper-base", "source": WEIGHTS_SOURCE, "sha256": WEIGHTS_SHA256, "compute_type": "int8",
-            "layer": "last", "pooling": "mean+std over time", "embedding_version": EMBEDDING_VERSION}
+            "layers": layers, "pooling": "mean+std over time", "embedding_version": EMBEDDING_VERSION}
 
 
 def train(
@@ -215,13 +224,14 @@ def train(
     if not parts["train"] or not parts["val"] or not parts["test"]:
         sizes = {k: len(v) for k, v in parts.items()}
         raise ManifestError(f"{split_file} leaves a split empty for this data: {sizes}")
-    data = model_inputs(parts, params, cache_root)
+    data = model_inputs(parts, params, cache_root, train_params.encoder_layers)
     x_train, y_train = data["train"].stacked(LABELS)
     x_val, y_val = data["val"].stacked(LABELS)
     for copy in range(1, train_params.augmented_copies + 1):
         from .embeddings import embed_clips
 
-        x_copy, y_copy = embed_clips(parts["train"], params, copy, cache_root, desc=f"augmented copy {copy}").stacked(LABELS)
+        x_copy, y_copy = embed_clips(parts["train"], params, copy, cache_root, desc=f"augmented copy {copy}",
+                                     layers=train_params.encoder_layers).stacked(LABELS)
         x_train, y_train = np.concatenate([x_train, x_copy]), np.concatenate([y_train, y_copy])
 
     import keras  # after feature extraction: its worker processes need no TensorFlow
@@ -231,7 +241,7 @@ def train(
     keras.utils.set_random_seed(train_params.seed)
     if params.kind == "whisper":
         # Pooled embeddings: the head standardises them itself (a Normalization layer fitted here).
-        normalizer, front_end = None, encoder_front_end()
+        normalizer, front_end = None, encoder_front_end(train_params.encoder_layers)
         model = build(train_params.architecture, x_train.shape[1:], len(LABELS))
         model.get_layer("standardise").adapt(x_train)
         front_end["train_embedding_mean"] = [round(float(v), 6) for v in x_train.mean(axis=0)]  # for voice profiles

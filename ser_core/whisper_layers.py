@@ -102,6 +102,35 @@ def read_ctranslate2_model(data: bytes, prefix: str = "") -> dict[str, np.ndarra
     return variables
 
 
+def truncated_encoder_model(data: bytes, n_layers: int) -> bytes:
+    """The same model.bin with only the encoder's first `n_layers` blocks: CTranslate2 counts the
+    blocks it finds, so its `encode` then returns block `n_layers`'s output through the encoder's
+    final LayerNorm, at the cost of `n_layers` blocks instead of all. Every other record is copied
+    byte for byte (the decoder stays, as CTranslate2's Whisper needs one to load)."""
+    dropped = re.compile(r"^encoder/layer_(\d+)/")
+    reader = _Reader(data)
+    reader.uint("I")
+    reader.string()
+    reader.uint("I")
+    count_at = reader.pos
+    count = reader.uint("I")
+    kept, removed = [bytes(data[:count_at])], 0
+    for _ in range(count):
+        start = reader.pos
+        name = reader.string()
+        reader.take(4 * reader.uint("B"))
+        reader.uint("B")
+        reader.take(reader.uint("I"))
+        if (m := dropped.match(name)) and int(m.group(1)) >= n_layers:
+            removed += 1
+        else:
+            kept.append(bytes(data[start:reader.pos]))
+    if removed == 0:
+        raise ValueError(f"the model has no encoder block past {n_layers}")
+    kept.insert(1, struct.pack("<I", count - removed))
+    return b"".join(kept) + bytes(data[reader.pos:])
+
+
 def _dequantize(variables: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """int8 weights carry one scale per output row, int16 one per tensor: float = int / scale."""
     out = dict(variables)

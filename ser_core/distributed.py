@@ -427,7 +427,7 @@ def predict_rows(
     sources = [str(source) for source in sources]
     absolute = [source if is_uri(source) else os.path.abspath(source) for source in sources]
     rows = map_files(absolute, predictor, batch_size=batch_size, actors=actors, stats=stats)
-    for source, row in zip(sources, rows):
+    for row, source in zip(rows, sources):  # rows first: map_files runs to its end (actor reports)
         row["path"] = source
         yield row
 

@@ -252,6 +252,7 @@ def map_files(
     load = [0] * n_actors  # batches queued on each slot's current actor; an isolated one fills it
     done: dict[int, list[Row]] = {}  # start offset → rows, until they can be yielded in order
     next_start, started = 0, time.perf_counter()
+    failures_in_a_row = 0  # actor failures with no batch done in between: the actors cannot start
     try:
         while todo or in_flight:
             for slot in sorted(range(n_actors), key=load.__getitem__):
@@ -266,7 +267,12 @@ def map_files(
             try:
                 done[start] = ray.get(ready[0])
                 stats.batches += 1
+                failures_in_a_row = 0
             except RayError as error:  # the actor died beyond Ray's retries, or a file kills it each time
+                failures_in_a_row += 1
+                if failures_in_a_row > 2 * n_actors + 2:
+                    first_line = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                    raise ModelError(f"the Ray actors keep failing without finishing any batch: {first_line}") from None
                 if isolated:
                     done[start] = [on_error(batch[0], f"the worker died on this file ({type(error).__name__})")]
                 else:
@@ -292,7 +298,7 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
     """Connect to a running cluster (`address`: "auto", "HOST:6379" after `ray start --head`, or
     "ray://HOST:10001"), or start a local Ray instance on this machine's cores, logging to a
     temporary folder and without the dashboard. Shuts down what it started; reuses an instance this
-    process already has."""
+    process already has. Joining a cluster sends this ser_core with the job."""
     import ray
 
     if ray.is_initialized():
@@ -300,7 +306,18 @@ def ray_session(address: str | None = None, num_cpus: int | None = None):
         return
     temp_dir = None
     if address:
-        ray.init(address=address, log_to_driver=False)
+        try:
+            # This ser_core goes with the job (Ray's py_modules): nodes need its dependencies
+            # installed, not this version of ser_core.
+            ray.init(address=address, log_to_driver=False,
+                     runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]})
+        except (ConnectionError, RuntimeError) as error:
+            from .errors import ConfigError
+
+            detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise ConfigError(f"Cannot join the Ray cluster at {address} ({detail}). A cluster with token "
+                              "authentication needs RAY_AUTH_MODE=token and its token (~/.ray/auth_token or "
+                              "RAY_AUTH_TOKEN) here too.") from None
     else:
         temp_dir = tempfile.mkdtemp(prefix="ser-ray-")
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False, _temp_dir=temp_dir,

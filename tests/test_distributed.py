@@ -218,3 +218,15 @@ def test_a_file_that_kills_its_worker_every_time_becomes_an_error_row(ray_local)
     assert [r["path"] for r in rows] == items
     assert [bool(r["error"]) for r in rows] == [i == 5 for i in range(12)]
     assert "worker died" in rows[5]["error"]
+
+
+class Broken:
+    def __call__(self):
+        raise RuntimeError("this object cannot be built here")
+
+
+def test_actors_that_cannot_start_fail_the_job_with_one_message(ray_local):
+    from ser_core.errors import ModelError
+
+    with pytest.raises(ModelError, match="keep failing"):
+        list(map_files([f"f{i}" for i in range(8)], Broken(), batch_size=2, actors=1, max_restarts=0))

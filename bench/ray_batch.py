@@ -60,7 +60,8 @@ class ChildPeakRss(threading.Thread):
         while not self.stop.wait(0.25):
             for proc in Path("/proc").iterdir():
                 try:
-                    if proc.name.isdigit() and me in (proc / "status").read_text():
+                    if (proc.name.isdigit() and me in (proc / "status").read_text()
+                            and b"spawn_main" in (proc / "cmdline").read_bytes()):  # not Ray's, not the tracker
                         self.peaks[int(proc.name)] = status_mib(proc.name, "VmHWM") or 0.0
                 except OSError:
                     continue
@@ -92,9 +93,12 @@ def run_ray(files: list[str]) -> dict:
     rows = list(predict_rows(files, MODEL, actors=2, stats=stats))
     seconds = time.perf_counter() - started
     busy = sum(r["busy_s"] for r in stats.actor_reports)
+    span = sum(r["working_span_s"] for r in stats.actor_reports)
     return {"seconds": seconds, "clips_per_s": len(files) / seconds, "first_result_s": stats.first_result_s,
             "errors": sum(bool(r["error"]) for r in rows), "actors": stats.actors,
             "actor_busy_s": busy, "idle_actor_ms_per_file": 1000 * (seconds * stats.actors - busy) / len(files),
+            # between an actor's first batch and its last: the cost per file of Ray's calls and transfers
+            "steady_overhead_ms_per_file": 1000 * (span - busy) / len(files),
             "actor_rss_mib": [round(r["rss_mib"], 1) for r in stats.actor_reports],
             "actor_peak_rss_mib": [round(r["peak_rss_mib"], 1) for r in stats.actor_reports]}
 
@@ -160,6 +164,8 @@ def main() -> None:
         "ray_over_local": median(on_ray, "clips_per_s") / median(local, "clips_per_s"),
         "ray_extra_wall_ms_per_file": 1000 * (median(on_ray, "seconds") - median(local, "seconds")) / len(files),
         "ray_idle_actor_ms_per_file": median(on_ray, "idle_actor_ms_per_file"),
+        "ray_steady_overhead_ms_per_file": median(on_ray, "steady_overhead_ms_per_file"),
+        "ray_clips_per_s_with_start": len(files) / (median(on_ray, "seconds") + ray_start_s),
         "local_first_result_s": median(local, "first_result_s"),
         "ray_first_result_s": median(on_ray, "first_result_s"),
         "ray_start_s": ray_start_s,
@@ -188,8 +194,10 @@ def markdown(r: dict) -> str:
         ("clips/s, `predict_files` with 2 workers (median of rounds)", f"{s['local_clips_per_s']:.0f}"),
         ("clips/s, Ray with 2 actors, one core each (median)", f"{s['ray_clips_per_s']:.0f}"),
         ("Ray / local", f"{s['ray_over_local']:.2f}"),
+        ("clips/s on Ray counting the start of the Ray instance too", f"{s['ray_clips_per_s_with_start']:.0f}"),
         ("Ray's extra wall time per file over the local pool", f"{s['ray_extra_wall_ms_per_file']:.2f} ms"),
-        ("actor time not spent predicting, per file ((wall × actors − Σ busy) / files)", f"{s['ray_idle_actor_ms_per_file']:.2f} ms"),
+        ("actor time not spent predicting, per file ((wall × actors − Σ busy) / files; mostly actor start)", f"{s['ray_idle_actor_ms_per_file']:.2f} ms"),
+        ("the same between each actor's first and last batch (Ray's calls and transfers)", f"{s['ray_steady_overhead_ms_per_file']:.3f} ms"),
         ("first result: local pool / Ray (actors started per job)", f"{s['local_first_result_s']:.2f} / {s['ray_first_result_s']:.2f} s"),
         ("starting the local Ray instance (`ray.init`, once per job)", f"{s['ray_start_s']:.1f} s"),
         ("peak RSS of one actor / of one local pool worker", f"{s['actor_peak_rss_mib']:.0f} / {s['local_worker_peak_rss_mib']:.0f} MiB"),

@@ -177,12 +177,14 @@ class _FileWorker:
         self._on_error = on_error
         self._busy_s = 0.0
         self._files = 0
+        self._span: list[float] = []  # wall clock at the first batch's start and the last one's end
 
     def run(self, items: list[str]) -> list[Row]:
-        started = time.perf_counter()
+        started, wall = time.perf_counter(), time.time()
         rows = _guarded(self._fn, items, self._on_error)
         self._busy_s += time.perf_counter() - started
         self._files += len(items)
+        self._span[:] = [self._span[0] if self._span else wall, time.time()]
         return rows
 
     def report(self) -> dict:
@@ -193,7 +195,8 @@ class _FileWorker:
                 key, _, value = line.partition(":")
                 if key in ("VmRSS", "VmHWM"):
                     memory[key] = int(value.split()[0]) / 1024  # MiB
-        return {"pid": os.getpid(), "busy_s": self._busy_s, "files": self._files,
+        span = self._span[1] - self._span[0] if self._span else 0.0
+        return {"pid": os.getpid(), "busy_s": self._busy_s, "files": self._files, "working_span_s": span,
                 "rss_mib": memory.get("VmRSS"), "peak_rss_mib": memory.get("VmHWM")}
 
 

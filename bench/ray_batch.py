@@ -53,6 +53,7 @@ class ChildPeakRss(threading.Thread):
     def __init__(self):
         super().__init__(daemon=True)
         self.peaks: dict[int, float] = {}
+        self.cpu_s: dict[int, float] = {}  # user + system CPU seconds, last sample (every 0.25 s)
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -63,6 +64,8 @@ class ChildPeakRss(threading.Thread):
                     if (proc.name.isdigit() and me in (proc / "status").read_text()
                             and b"spawn_main" in (proc / "cmdline").read_bytes()):  # not Ray's, not the tracker
                         self.peaks[int(proc.name)] = status_mib(proc.name, "VmHWM") or 0.0
+                        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+                        self.cpu_s[int(proc.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
                 except OSError:
                     continue
 
@@ -82,7 +85,8 @@ def run_local(files: list[str]) -> dict:
     sampler.join()
     return {"seconds": seconds, "clips_per_s": len(files) / seconds, "first_result_s": first,
             "errors": sum(r[3] is not None for r in results),
-            "worker_peak_rss_mib": sorted(round(v, 1) for v in sampler.peaks.values())}
+            "worker_peak_rss_mib": sorted(round(v, 1) for v in sampler.peaks.values()),
+            "worker_cpu_ms_per_file": 1000 * sum(sampler.cpu_s.values()) / len(files)}
 
 
 def run_ray(files: list[str]) -> dict:
@@ -99,6 +103,7 @@ def run_ray(files: list[str]) -> dict:
             "actor_busy_s": busy, "idle_actor_ms_per_file": 1000 * (seconds * stats.actors - busy) / len(files),
             # between an actor's first batch and its last: the cost per file of Ray's calls and transfers
             "steady_overhead_ms_per_file": 1000 * (span - busy) / len(files),
+            "actor_cpu_ms_per_file": 1000 * sum(r["cpu_s"] for r in stats.actor_reports) / len(files),
             "actor_rss_mib": [round(r["rss_mib"], 1) for r in stats.actor_reports],
             "actor_peak_rss_mib": [round(r["peak_rss_mib"], 1) for r in stats.actor_reports]}
 
@@ -149,10 +154,16 @@ def main() -> None:
         warm = MapStats()
         list(predict_rows(files[:32], MODEL, actors=2, stats=warm))  # the first actors also import Ray's worker code
         local, on_ray = [], []
-        for _ in range(args.rounds):
+        for _ in range(args.rounds):  # results are written after each round: a long run keeps what it measured
             local.append(run_local(files))
             on_ray.append(run_ray(files))
-        ray_rss = ray_processes_rss_mib(temp_dir, set())
+            ray_rss = ray_processes_rss_mib(temp_dir, set())
+            write(files, local, on_ray, ray_start_s, ray_rss, warm, load_before, args.rounds)
+
+
+def write(files, local, on_ray, ray_start_s, ray_rss, warm, load_before, rounds) -> None:
+    import ray
+
     load_after = os.getloadavg()
 
     def median(runs, key):
@@ -173,10 +184,13 @@ def main() -> None:
         "local_worker_peak_rss_mib": max(max(r["worker_peak_rss_mib"], default=0) for r in local),
         "ray_own_processes_rss_mib": ray_rss,
         "per_core_clips_per_s": median(on_ray, "clips_per_s") / 2,
+        # CPU time the worker processes used (start included): what a file costs a core, whatever the load
+        "local_worker_cpu_ms_per_file": median(local, "worker_cpu_ms_per_file"),
+        "ray_actor_cpu_ms_per_file": median(on_ray, "actor_cpu_ms_per_file"),
     }
     result = {
         "files": len(files), "formats": dict(Counter(Path(f).suffix for f in files)),
-        "model": str(MODEL.relative_to(ROOT)), "rounds": args.rounds, "summary": summary,
+        "model": str(MODEL.relative_to(ROOT)), "rounds": f"{len(local)} of {rounds}", "summary": summary,
         "local_workers_2": local, "ray_actors_2": on_ray, "ray_warm_up_first_result_s": warm.first_result_s,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "ray": ray.__version__,
                     "load_average_before": [round(x, 2) for x in load_before],
@@ -185,7 +199,7 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "ray_batch.json").write_text(json.dumps(result, indent=2))
     (RESULTS / "ray_batch.md").write_text(markdown(result))
-    print(markdown(result))
+    print(markdown(result), flush=True)
 
 
 def markdown(r: dict) -> str:
@@ -198,6 +212,8 @@ def markdown(r: dict) -> str:
         ("Ray's extra wall time per file over the local pool", f"{s['ray_extra_wall_ms_per_file']:.2f} ms"),
         ("actor time not spent predicting, per file ((wall × actors − Σ busy) / files; mostly actor start)", f"{s['ray_idle_actor_ms_per_file']:.2f} ms"),
         ("the same between each actor's first and last batch (Ray's calls and transfers)", f"{s['ray_steady_overhead_ms_per_file']:.3f} ms"),
+        ("CPU time per file of the worker processes, start included: local workers / Ray actors",
+         f"{s['local_worker_cpu_ms_per_file']:.2f} / {s['ray_actor_cpu_ms_per_file']:.2f} ms"),
         ("first result: local pool / Ray (actors started per job)", f"{s['local_first_result_s']:.2f} / {s['ray_first_result_s']:.2f} s"),
         ("starting the local Ray instance (`ray.init`, once per job)", f"{s['ray_start_s']:.1f} s"),
         ("peak RSS of one actor / of one local pool worker", f"{s['actor_peak_rss_mib']:.0f} / {s['local_worker_peak_rss_mib']:.0f} MiB"),

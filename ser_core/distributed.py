@@ -127,7 +127,7 @@ def list_inputs(sources: Iterable[str]) -> list[str]:
     files: list[str] = []
     for source in map(str, sources):
         lower = source.lower()
-        if is_uri(source) and source.endswith("/") or not is_uri(source) and Path(source).is_dir():
+        if (is_uri(source) and source.endswith("/")) or (not is_uri(source) and Path(source).is_dir()):
             files += _audio_under(source)
         elif lower.endswith(".csv"):
             try:
@@ -197,6 +197,7 @@ class _FileWorker:
                     memory[key] = int(value.split()[0]) / 1024  # MiB
         span = self._span[1] - self._span[0] if self._span else 0.0
         return {"pid": os.getpid(), "busy_s": self._busy_s, "files": self._files, "working_span_s": span,
+                "cpu_s": time.process_time(),  # the whole process: imports and the model's load included
                 "rss_mib": memory.get("VmRSS"), "peak_rss_mib": memory.get("VmHWM")}
 
 
@@ -645,5 +646,7 @@ def check_ray() -> None:
     try:
         import ray  # noqa: F401
     except ImportError:
-        raise ModelError("--engine ray needs Ray: pip install -r requirements-ray.txt (or -e .[ray])") from None
+        from .errors import ConfigError
+
+        raise ConfigError("--engine ray needs Ray: pip install -r requirements-ray.txt (or -e .[ray])") from None
 

@@ -15,7 +15,7 @@ $(VENV)/.installed: $(BIN)/python requirements.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-ray.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 

@@ -7,12 +7,16 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from .audio import Audio
 from .errors import ModelError, SerError
 
+if TYPE_CHECKING:
+    from .inference import Analysis
+
 Result = tuple[str, "dict[str, float] | None", "tuple[str, ...]", "str | None"]
+Analyzed = tuple["Analysis | None", "str | None"]
 _worker_model = None
 
 
@@ -28,33 +32,42 @@ def _init(model_dir: str, backend: str) -> None:
     _worker_model = load_model_quietly(model_dir, backend)
 
 
-def _predict_chunk(paths: list[str]) -> list[Result]:
-    """(path, probabilities, input warnings, error message) per path: errors are data, not exceptions.
-    Decoded files go through the model together (one feature batch, one forward pass), gathered until
-    they hold a minute of audio: a folder of long recordings never sits in memory at once."""
+def analyze_chunk(model, sources: list, load: Callable[[object], Audio] | None = None) -> list[Analyzed]:
+    """(analysis, error message) per source, in order: errors are data, not exceptions. Decoded files
+    go through the model together (one feature batch, one forward pass), gathered until they hold a
+    minute of audio: a folder of long recordings never sits in memory at once. `load` turns a source
+    into `Audio` (default: `load_audio` of a path or bytes at the model's rate)."""
     from .audio import load_audio
     from .inference import native_stderr_silenced
 
-    results: list[Result] = []
+    load = load or (lambda source: load_audio(source, model.params.sample_rate))
+    results: list[Analyzed] = []
     pending: dict[int, Audio] = {}  # index in results → decoded audio awaiting the model
 
     def flush() -> None:
-        for i, analysis in zip(pending, _worker_model.analyze_many(list(pending.values()))):
-            results[i] = (paths[i], analysis.probabilities, analysis.audio.warnings, None)
+        for i, analysis in zip(pending, model.analyze_many(list(pending.values()))):
+            results[i] = (analysis, None)
         pending.clear()
 
-    for path in paths:
-        results.append((path, None, (), None))
+    for source in sources:
+        results.append((None, None))
         try:
             with native_stderr_silenced():  # decoders (libmpg123) print their own complaints to fd 2
-                pending[len(results) - 1] = load_audio(path, _worker_model.params.sample_rate)
+                pending[len(results) - 1] = load(source)
         except SerError as error:
-            results[-1] = (path, None, (), str(error))
+            results[-1] = (None, str(error))
         if sum(audio.samples.size for audio in pending.values()) >= BATCH_SAMPLES:
             flush()
     if pending:
         flush()
     return results
+
+
+def _predict_chunk(paths: list[str]) -> list[Result]:
+    """(path, probabilities, input warnings, error message) per path."""
+    return [(path, None, (), error) if analysis is None
+            else (path, analysis.probabilities, analysis.audio.warnings, None)
+            for path, (analysis, error) in zip(paths, analyze_chunk(_worker_model, paths))]
 
 
 def predict_files(

@@ -1,4 +1,4 @@
-"""`ser`: manifest, split, train, evaluate, predict. Errors print one line on stderr, never a traceback."""
+"""`ser`: manifest, split, train, evaluate, predict, embed. Errors print one line on stderr, never a traceback."""
 
 from __future__ import annotations
 
@@ -77,6 +77,8 @@ def cmd_train(args) -> int:
         raise ModelError("--held-out CORPUS goes with --protocol loco, and only with it")
     clips = _clips(args.data)
     split_file = _split_file(args, clips)
+    if args.features_from:
+        _import_features(args.features_from, feature_params)
     protocol = f"loco:{args.held_out}" if args.held_out else args.protocol
     metrics = train(clips, split_file, protocol, Path(args.out), feature_params, train_params, held_out=args.held_out)
     print(json.dumps({k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")}, indent=2))
@@ -156,16 +158,25 @@ def _adapted_outcomes(args):
 
 
 def cmd_predict(args) -> int:
+    if args.engine == "ray":
+        return _predict_ray(args)
+    if args.out or args.timeline or args.address or args.actors:
+        from .errors import ConfigError
+
+        raise ConfigError("--out, --timeline, --address and --actors go with --engine ray")
     from .batch import predict_files
 
+    if args.profile or args.speaker_column:
+        return _report_predictions(args, _adapted_outcomes(args))
+    workers = args.workers or (1 if len(args.files) < 16 else os.cpu_count())
+    return _report_predictions(args, predict_files(args.files, resolve_model(args.model), workers, args.backend))
+
+
+def _report_predictions(args, predictions) -> int:
+    """Print (file, probabilities, warnings, error) results as text, JSON or CSV; errors to stderr."""
     labels = None
     results, failures = [], 0
-    workers = args.workers or (1 if len(args.files) < 16 else os.cpu_count())
-    if args.profile or args.speaker_column:
-        outcomes = _adapted_outcomes(args)
-    else:
-        outcomes = predict_files(args.files, resolve_model(args.model), workers, args.backend)
-    for file, probabilities, warnings, error in outcomes:
+    for file, probabilities, warnings, error in predictions:
         if error is not None:
             print(f"{file}: {error}", file=sys.stderr)
             failures += 1
@@ -186,6 +197,90 @@ def cmd_predict(args) -> int:
         for r in results:
             print(f"{r['file']}: {r['emotion']} ({r['probabilities'][r['emotion']]:.0%})")
     return 1 if failures else 0
+
+
+# --- Ray engine (ser_core.distributed): predict --engine ray, embed, train --features-from --------------
+
+def _predict_ray(args) -> int:
+    """Files, folders, manifests or lists in (local or URIs); a Parquet/CSV table with --out, else
+    the same printout as the local engine."""
+    from .distributed import (check_ray, list_inputs, model_summary, predict_rows, prediction_schema,
+                              ray_session, write_rows)
+
+    from .errors import ManifestError
+
+    check_ray()
+    files = list_inputs(args.files)
+    if not files:
+        raise ManifestError("no audio files in the inputs")
+    model_dir = str(resolve_model(args.model))
+    summary = model_summary(model_dir, args.backend)  # a bad model directory fails before Ray starts
+    labels = json.loads(summary["labels"])
+    with ray_session(args.address):
+        rows = predict_rows(files, model_dir, backend=args.backend, timeline=args.timeline,
+                            actors=args.actors, ship_model=bool(args.address))
+        as_results = ((r["path"], None if r["error"] else {label: r[f"p_{label}"] for label in labels},
+                       tuple(r.get("warnings") or ()), r["error"]) for r in rows)
+        if not args.out:
+            return _report_predictions(args, as_results)
+        failures = 0
+
+        def reported(rows):
+            nonlocal failures
+            for row in rows:
+                if row["error"]:
+                    print(f"{row['path']}: {row['error']}", file=sys.stderr)
+                    failures += 1
+                yield row
+
+        schema = prediction_schema(labels, args.timeline, {**summary, "engine": "ray"})
+        n = write_rows(reported(rows), args.out, schema)
+    print(f"{n} files, {failures} errors → {args.out}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def cmd_embed(args) -> int:
+    """The training feature cache as Parquet shards, on Ray or in this process."""
+    from .distributed import FeatureShards, check_ray, is_uri, list_inputs, map_files, map_local, ray_session
+    from .errors import ModelError
+    from .train import RECIPES
+
+    if args.model not in RECIPES:
+        raise ModelError(f"Unknown model {args.model!r}; choose one of {', '.join(RECIPES)}")
+    files = (list_inputs(args.data) if any(is_uri(d) for d in args.data)
+             else [str(clip.path.resolve()) for clip in _clips(args.data)])
+    out = args.out if is_uri(args.out) else str(Path(args.out).resolve())
+    shards = FeatureShards(RECIPES[args.model][0], out)
+    if args.engine == "ray":
+        check_ray()
+        with ray_session(args.address):
+            rows = list(map_files(files, shards, batch_size=args.batch_size, actors=args.actors))
+    else:
+        rows = list(map_local(files, shards, args.batch_size))
+    skipped = [row for row in rows if row["error"]]
+    for row in skipped:
+        print(f"{row['path']}: {row['error']}", file=sys.stderr)
+    windows = sum(row["n_windows"] or 0 for row in rows)
+    print(f"{len(rows) - len(skipped)} clips, {windows} windows → {args.out} ({len(skipped)} skipped)", file=sys.stderr)
+    return 0
+
+
+def _import_features(folder: str, feature_params) -> None:
+    from .distributed import import_feature_shards
+
+    counts = import_feature_shards(folder, feature_params)
+    print(f"features from {folder}: {counts['imported']} clips cached, {counts['stale']} not matching a "
+          "file here (extracted again)", file=sys.stderr)
+
+
+def _add_ray_options(p: argparse.ArgumentParser, batch_size: int | None = None) -> None:
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="ray: actors on a Ray cluster (pip install -r requirements-ray.txt)")
+    p.add_argument("--address", help="with --engine ray: join a running cluster (auto, HOST:6379, "
+                   "ray://HOST:10001); default: a local Ray instance on this machine's cores")
+    p.add_argument("--actors", type=int, help="with --engine ray: actors, one core each (default: all cores)")
+    if batch_size:
+        p.add_argument("--batch-size", type=int, default=batch_size, help="files per actor call (one shard)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -211,6 +306,7 @@ def parser() -> argparse.ArgumentParser:
             t.add_argument("--epochs", type=int, help="default: the model's recipe")
             t.add_argument("--batch-size", type=int, help="default: the model's recipe")
             t.add_argument("--held-out", help="with --protocol loco: the corpus to test on (ravdess, cremad, ...)")
+            t.add_argument("--features-from", help="feature shards from `ser embed` (folder) to cache first")
         t.set_defaults(func=func)
 
     e = sub.add_parser("evaluate", help="metrics of a model on any manifest with path,emotion")
@@ -239,10 +335,22 @@ def parser() -> argparse.ArgumentParser:
     adapt.add_argument("--profile", help="a voice profile JSON (made in the app's My voice page): every file is that speaker")
     adapt.add_argument("--speaker-column", metavar="COLUMN",
                        help="FILES is one manifest CSV: adapt to each speaker from all of their files (no labels used)")
+    _add_ray_options(pr)
+    pr.add_argument("--out", help="with --engine ray: write a table, .parquet or .csv (a path or a URI)")
+    pr.add_argument("--timeline", action="store_true", help="with --out: per-window probabilities too")
     fmt = pr.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
     fmt.add_argument("--csv", dest="format", action="store_const", const="csv")
     pr.set_defaults(func=cmd_predict, format="text")
+
+    em = sub.add_parser("embed", help="the training feature cache as Parquet shards (ser train --features-from)")
+    em.add_argument("--data", nargs="+", required=True, help="corpus folders, one manifest CSV, or URIs")
+    em.add_argument("--model", default="emo-cnn", help="the recipe whose features to build")
+    em.add_argument("--out", required=True, help="folder (or URI) for part-*.parquet shards")
+    from .distributed import EMBED_BATCH_FILES
+
+    _add_ray_options(em, EMBED_BATCH_FILES)
+    em.set_defaults(func=cmd_embed)
     return p
 
 

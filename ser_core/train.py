@@ -77,7 +77,7 @@ RECIPES: dict[str, tuple[FeatureParams, TrainParams]] = {
         WHISPER_FEATURES,
         TrainParams(architecture="whisper-head", epochs=40, batch_size=128, learning_rate=1e-3, patience=8,
                     cosine_schedule=True, weight_decay=1e-3, label_smoothing=0.1, mixup_alpha=0.2,
-                    class_weighted=True, augmented_copies=1),
+                    class_weighted=True, augmented_copies=1, encoder_layers=3),
     ),
 }
 

@@ -40,7 +40,10 @@ def _predict_chunk(paths: list[str]) -> list[Result]:
 
     def flush() -> None:
         for i, analysis in zip(pending, _worker_model.analyze_many(list(pending.values()))):
-            results[i] = (paths[i], analysis.probabilities, analysis.audio.warnings, None)
+            try:  # by utterance: a file in which no speech is found has no probabilities
+                results[i] = (paths[i], analysis.probabilities, analysis.audio.warnings, None)
+            except SerError as error:
+                results[i] = (paths[i], None, (), str(error))
         pending.clear()
 
     for path in paths:

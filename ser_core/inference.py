@@ -1,7 +1,10 @@
 """A trained model directory, loaded once, answering "which emotion?" for files, bytes or arrays.
 
-Audio longer than one window is covered by several windows (see `features.window_starts`); the
-clip's probabilities are the mean over its windows, and the per-window rows are the timeline.
+By default the audio is analysed by utterance (`segments`): voice activity detection finds the
+speech, each speech segment is classified, and the clip's probabilities are the duration-weighted
+mean over the segments: pauses, music and noise count for nothing. With `segmented=False` the whole
+audio is covered by fixed windows (see `features.window_starts`) and the clip's probabilities are
+the mean over them.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from .audio import DEFAULT_LIMITS, Audio, AudioLimits, AudioSource, load_audio, 
 from .calibration import apply_temperature
 from .errors import ModelError
 from .features import FeatureParams, Normalizer, extract_many
+from .segments import Segment, analyze_segments, no_speech_error, weighted_probabilities
+from .vad import DEFAULT_VAD, VadParams
 
 MODEL_FILE = "model.keras"
 LITERT_FILE = "model.tflite"  # the same weights for the LiteRT interpreter: serving without TensorFlow
@@ -39,9 +44,17 @@ class Analysis:
     features: np.ndarray  # (n_windows, n_mfcc, n_frames), before normalisation
     labels: tuple[str, ...]
     uncertain_below: float = 0.0  # calibrated confidence under which the model is more often wrong
+    # The speech segments, when analysed by utterance (None: fixed windows over the whole audio).
+    segments: tuple[Segment, ...] | None = None
 
     @property
     def probabilities(self) -> dict[str, float]:
+        """The duration-weighted mean over the speech segments (raises `NoVoiceActivityError` when
+        there are none), or the mean over the fixed windows."""
+        if self.segments is not None:
+            if not self.segments:
+                raise no_speech_error(self.audio)
+            return weighted_probabilities(self.segments, self.labels)
         mean = self.window_probabilities.mean(axis=0)
         return {label: float(p) for label, p in zip(self.labels, mean)}
 
@@ -145,12 +158,19 @@ class SerModel:
                 out.append(self._run(x[start : start + BATCH_WINDOWS]))
         return apply_temperature(np.concatenate(out).astype(np.float64), self.temperature)
 
-    def analyze_audio(self, audio: Audio) -> Analysis:
-        return self.analyze_many([audio])[0]
+    def analyze_audio(self, audio: Audio, segmented: bool = True, vad: VadParams = DEFAULT_VAD) -> Analysis:
+        """Raises `NoVoiceActivityError` when analysed by utterance and no speech is found."""
+        analysis = self.analyze_many([audio], segmented, vad)[0]
+        if analysis.segments == ():
+            raise no_speech_error(audio)
+        return analysis
 
-    def analyze_many(self, audios: list[Audio]) -> list[Analysis]:
+    def analyze_many(self, audios: list[Audio], segmented: bool = True, vad: VadParams = DEFAULT_VAD) -> list[Analysis]:
         """Several clips through one feature batch and one model batch: the same results as one at
-        a time, with the fixed cost of each step paid once."""
+        a time, with the fixed cost of each step paid once. By utterance (`segmented`), a clip in
+        which no speech is found gets an `Analysis` without segments, whose `probabilities` raise."""
+        if segmented:
+            return analyze_segments(self, audios, vad)
         extracted = extract_many([audio.samples for audio in audios], self.params)
         probabilities = self.predict_features(np.concatenate([features for _, features in extracted]))
         bounds = np.cumsum([0] + [len(features) for _, features in extracted])
@@ -158,20 +178,23 @@ class SerModel:
                 for audio, (times, features), a, b in zip(audios, extracted, bounds[:-1], bounds[1:])]
 
     def analyze(
-        self, source: AudioSource | np.ndarray, sr: int | None = None, limits: AudioLimits = DEFAULT_LIMITS
+        self, source: AudioSource | np.ndarray, sr: int | None = None, limits: AudioLimits = DEFAULT_LIMITS,
+        segmented: bool = True, vad: VadParams = DEFAULT_VAD,
     ) -> Analysis:
-        """A path, bytes, file object, or a numpy array (with `sr`) → `Analysis`."""
+        """A path, bytes, file object, or a numpy array (with `sr`) → `Analysis`, by utterance unless
+        `segmented=False`."""
         if isinstance(source, np.ndarray):
             if sr is None:
                 raise ValueError("sr is required when predicting from a numpy array")
             audio = to_mono_float32(source, sr, self.params.sample_rate, limits=limits)
         else:
             audio = load_audio(source, self.params.sample_rate, limits)
-        return self.analyze_audio(audio)
+        return self.analyze_audio(audio, segmented, vad)
 
-    def predict(self, source: AudioSource | np.ndarray, sr: int | None = None) -> dict[str, float]:
-        """Label → probability, averaged over the windows that cover the audio."""
-        return self.analyze(source, sr).probabilities
+    def predict(self, source: AudioSource | np.ndarray, sr: int | None = None, segmented: bool = True
+                ) -> dict[str, float]:
+        """Label → probability: over the speech segments weighted by duration (or over fixed windows)."""
+        return self.analyze(source, sr, segmented=segmented).probabilities
 
 
 def load_model(directory: str | Path = "models/default", backend: str = "auto") -> SerModel:

@@ -1,0 +1,127 @@
+"""Long recordings by utterance: voice activity detection finds the speech, each speech segment is
+classified on its own, and the clip's answer is the duration-weighted mean over speech only.
+
+A segment shorter than the model's window is one window, zero-padded at the end as the model's
+training clips were; a longer one is covered by windows every `window_hop_s` from its start (plus
+one aligned to its end), and its probabilities are their mean. Pauses, music and noise between the
+segments are never classified.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import numpy as np
+
+from .audio import Audio
+from .errors import NoVoiceActivityError
+from .features import extract_many
+from .vad import DEFAULT_VAD, SAMPLE_RATE, SileroVad, VadParams, shared_vad, speech_segments
+
+if TYPE_CHECKING:
+    from .inference import Analysis, SerModel
+
+UNCERTAIN = "uncertain"  # the share of speaking time whose segments named no emotion
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stretch of speech and what the model heard in it."""
+
+    start_s: float
+    end_s: float
+    probabilities: Mapping[str, float]
+    uncertain: bool
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    @property
+    def emotion(self) -> str:
+        return max(self.probabilities, key=self.probabilities.get)
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.emotion]
+
+
+def weighted_probabilities(segments: Sequence[Segment], labels: Sequence[str]) -> dict[str, float]:
+    """The duration-weighted mean of the segments' probabilities."""
+    weights = np.array([s.duration_s for s in segments])
+    rows = np.array([[s.probabilities[label] for label in labels] for s in segments])
+    mean = weights @ rows / weights.sum()
+    return {label: float(p) for label, p in zip(labels, mean)}
+
+
+def speaking_time_shares(segments: Sequence[Segment], labels: Sequence[str]) -> dict[str, float]:
+    """Share of the speaking time whose segment's top emotion is each label; segments under the
+    model's uncertainty threshold count as `UNCERTAIN`. Sums to 1 (all zeros without segments)."""
+    shares = dict.fromkeys([*labels, UNCERTAIN], 0.0)
+    for segment in segments:
+        shares[UNCERTAIN if segment.uncertain else segment.emotion] += segment.duration_s
+    total = sum(shares.values())
+    return {label: value / total for label, value in shares.items()} if total else shares
+
+
+def no_speech_error(audio: Audio) -> NoVoiceActivityError:
+    return NoVoiceActivityError(audio.duration_s, audio.loudest_dbfs)
+
+
+def vad_samples(audio: Audio) -> np.ndarray:
+    """The audio at the detector's 16 kHz (the shipped models all use 16 kHz already)."""
+    if audio.sample_rate == SAMPLE_RATE:
+        return audio.samples
+    import soxr
+
+    return soxr.resample(audio.samples, audio.sample_rate, SAMPLE_RATE).astype(np.float32)
+
+
+def find_speech(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None
+                ) -> list[list[tuple[float, float]]]:
+    """Per recording, its speech segments [(start_s, end_s)]."""
+    probabilities = (vad or shared_vad()).probabilities_many([vad_samples(audio) for audio in audios])
+    return [speech_segments(p, audio.duration_s, params) for p, audio in zip(probabilities, audios)]
+
+
+def analyze_segments(model: "SerModel", audios: Sequence[Audio], params: VadParams = DEFAULT_VAD,
+                     vad: SileroVad | None = None) -> list["Analysis"]:
+    """`model.analyze_many` by utterance: one `Analysis` per recording, with its `segments`. The
+    windows it holds are the speech segments' windows (their starts in the recording's time)."""
+    from .inference import Analysis
+
+    sr = model.params.sample_rate
+    spans = find_speech(audios, params, vad)
+    pieces = [audio.samples[round(a * sr) : round(b * sr)] for audio, clip in zip(audios, spans) for a, b in clip]
+    # Windows from the segment's own start: the 0.5 s offset skips leading silence in whole clips,
+    # and a segment starts where speech does.
+    extracted = extract_many(pieces, dataclasses.replace(model.params, offset_s=0.0))
+    counts = [len(features) for _, features in extracted]
+    features = (np.concatenate([f for _, f in extracted]) if extracted
+                else np.zeros((0, *model.params.input_shape), np.float32))
+    probabilities = model.predict_features(features) if len(features) else np.zeros((0, len(model.labels)))
+    window_bounds = np.cumsum([0, *counts])
+
+    analyses, piece = [], 0
+    for audio, clip in zip(audios, spans):
+        segments, times, first_window = [], [], window_bounds[piece]
+        for start_s, end_s in clip:
+            a, b = window_bounds[piece], window_bounds[piece + 1]
+            mean = probabilities[a:b].mean(axis=0)
+            segments.append(Segment(start_s, end_s, {label: float(p) for label, p in zip(model.labels, mean)},
+                                    bool(mean.max() < model.uncertain_below)))
+            times.append(start_s + extracted[piece][0])
+            piece += 1
+        last_window = window_bounds[piece]
+        analyses.append(Analysis(
+            audio,
+            np.concatenate(times) if times else np.zeros(0),
+            probabilities[first_window:last_window],
+            features[first_window:last_window],
+            model.labels,
+            model.uncertain_below,
+            segments=tuple(segments),
+        ))
+    return analyses

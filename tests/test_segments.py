@@ -1,0 +1,149 @@
+"""Voice activity detection (Silero through onnxruntime) and analysis by utterance: speech segments
+with start and end, each classified, the clip's answer weighted by speaking time, pauses never
+classified, and recordings without a voice refused with a sentence."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, speech, voice
+from ser_core.errors import ModelError, NoVoiceActivityError, SerError
+from ser_core.segments import UNCERTAIN, Segment, find_speech, speaking_time_shares, weighted_probabilities
+from ser_core.vad import FRAME_S, ONNX_SHA256, SileroVad, VadParams, model_path, shared_vad, speech_segments
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def model():
+    from ser_core.inference import load_model
+
+    return load_model(ROOT / "models" / "default")
+
+
+def recording(*parts) -> np.ndarray:
+    """('speech', seconds, seed) and ('pause', seconds) pieces, one after another; the pauses hold
+    room noise at -70 dBFS."""
+    rng = np.random.default_rng(0)
+    pieces = []
+    for kind, seconds, *seed in parts:
+        if kind == "speech":
+            pieces.append(speech(seconds, SR, seed=seed[0] if seed else 0))
+        else:
+            pieces.append((rng.standard_normal(int(seconds * SR)) * 10 ** (-70 / 20)).astype(np.float32))
+    return np.concatenate(pieces)
+
+
+def test_the_onnx_model_is_checked_and_runs_without_torch(tmp_path):
+    path = model_path()
+    assert path.name == "silero_vad.onnx" and path.is_file()
+    shared_vad().probabilities(speech(1.0))
+    assert "torch" not in sys.modules
+    forged = tmp_path / "silero_vad.onnx"
+    shutil.copy(path, forged)
+    with forged.open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ModelError, match="not the expected file"):
+        SileroVad(forged)
+    with pytest.raises(ModelError, match="missing"):
+        SileroVad(tmp_path / "absent.onnx", ONNX_SHA256)
+
+
+def frames(*runs) -> np.ndarray:
+    """(probability, seconds) runs → one probability per 32 ms frame."""
+    return np.concatenate([np.full(round(seconds / FRAME_S), p, np.float32) for p, seconds in runs])
+
+
+def test_hysteresis_pauses_short_bursts_padding_and_long_splits():
+    params = VadParams(threshold=0.5, neg_threshold=0.35, min_silence_s=0.3, min_speech_s=0.25,
+                       speech_pad_s=0.1, max_segment_s=10.0)
+    # 1 s speech, a 0.16 s dip (kept inside), 1 s speech, 0.4 (between the thresholds: still speech),
+    # a 1 s pause, a 0.1 s click (dropped), a 1 s pause, 25 s of speech (split in 3).
+    p = frames((0.0, 1.0), (0.9, 1.0), (0.1, 0.16), (0.9, 1.0), (0.4, 0.5), (0.0, 1.0), (0.9, 0.1), (0.0, 1.0),
+               (0.9, 25.0), (0.0, 0.5))
+    duration = len(p) * FRAME_S
+    segments = speech_segments(p, duration, params)
+    assert len(segments) == 4
+    (a0, b0), *rest = segments
+    assert a0 == pytest.approx(1.0 - 0.1, abs=FRAME_S) and b0 == pytest.approx(3.66 + 0.1, abs=2 * FRAME_S)
+    lengths = [b - a for a, b in rest]
+    assert lengths == pytest.approx([(25.0 + 0.2) / 3] * 3, abs=2 * FRAME_S) and max(lengths) <= 10.0
+    assert all(b <= a for (_, b), (a, _) in zip(segments, segments[1:]))  # in order, never overlapping
+    assert speech_segments(np.zeros(100, np.float32), 100 * FRAME_S, params) == []
+    # Padding stops halfway to the neighbour.
+    close = speech_segments(frames((0.9, 1.0), (0.0, 0.32), (0.9, 1.0)), 2.32, VadParams(speech_pad_s=1.0))
+    assert close[0][1] == pytest.approx(close[1][0]) and close[0][0] == 0.0 and close[1][1] == pytest.approx(2.32)
+
+
+def test_parallel_streams_find_what_one_stream_finds():
+    """A long recording runs as 30 s streams side by side, each warmed up on the 2 s before it."""
+    audio = recording(("pause", 3.0), ("speech", 20.0, 1), ("pause", 4.0), ("speech", 15.0, 2), ("pause", 2.0),
+                      ("speech", 31.0, 3), ("pause", 1.0))
+    vad = shared_vad()
+    batched = vad.probabilities(audio)
+    n = len(batched) * 512
+    one_stream = vad._run(np.pad(audio, (0, n - len(audio)))[None, :])[0]
+    assert len(batched) == len(one_stream)
+    assert np.mean(np.abs(batched - one_stream)) < 0.01
+    duration = len(audio) / SR
+    for (a, b), (c, d) in zip(speech_segments(batched, duration), speech_segments(one_stream, duration), strict=True):
+        assert abs(a - c) <= 2 * FRAME_S and abs(b - d) <= 2 * FRAME_S
+
+
+def test_analysis_by_utterance_weights_speech_and_skips_pauses(model):
+    audio = recording(("pause", 1.0), ("speech", 4.0, 1), ("pause", 2.0), ("speech", 2.0, 2), ("pause", 1.5))
+    analysis = model.analyze(audio, sr=SR)
+    starts_ends = [(s.start_s, s.end_s) for s in analysis.segments]
+    assert np.ravel(starts_ends) == pytest.approx([1.0, 5.0, 7.0, 9.0], abs=0.35)
+    for segment in analysis.segments:
+        assert set(segment.probabilities) == set(model.labels)
+        assert segment.uncertain == (segment.confidence < model.uncertain_below)
+    weights = np.array([s.duration_s for s in analysis.segments])
+    expected = sum(w * np.array(list(s.probabilities.values())) for w, s in zip(weights, analysis.segments))
+    np.testing.assert_allclose(list(analysis.probabilities.values()), expected / weights.sum(), atol=1e-9)
+    # No window is taken from a pause: each lies inside a segment (the last padded past its end).
+    for start in analysis.window_times_s:
+        assert any(a - 1e-6 <= start < b for a, b in starts_ends)
+    assert len(analysis.window_times_s) == 3  # 4.2 s: a window and one aligned to its end; 2.2 s: one
+
+
+@pytest.mark.parametrize("what, samples", [
+    ("room noise", (np.random.default_rng(1).standard_normal(10 * SR) * 10 ** (-50 / 20)).astype(np.float32)),
+    ("loud noise", (np.random.default_rng(2).standard_normal(5 * SR) * 0.1).astype(np.float32)),
+    ("a tone", (0.3 * np.sin(2 * np.pi * 440 * np.arange(5 * SR) / SR)).astype(np.float32)),
+    ("a harmonic buzz", voice(4.0)),
+])
+def test_no_voice_is_a_sentence_not_an_emotion(model, what, samples):
+    with pytest.raises(NoVoiceActivityError) as raised:
+        model.analyze(samples, sr=SR)
+    message = str(raised.value)
+    assert message.startswith("No speech found") and "\n" not in message and message.endswith(".")
+
+
+def test_a_clip_without_voice_in_a_batch_fails_alone(model):
+    from ser_core.audio import to_mono_float32
+
+    audios = [to_mono_float32(x, SR, SR) for x in (speech(3.0, seed=4), voice(3.0), speech(2.0, seed=5))]
+    analyses = model.analyze_many(audios)
+    assert analyses[1].segments == () and len(analyses[1].window_times_s) == 0
+    with pytest.raises(SerError, match="No speech found"):
+        analyses[1].probabilities
+    for i in (0, 2):
+        alone = model.analyze_audio(audios[i])
+        np.testing.assert_allclose(list(analyses[i].probabilities.values()), list(alone.probabilities.values()),
+                                   atol=1e-6)
+    assert [len(x) for x in find_speech(audios)] == [len(a.segments) for a in analyses]
+
+
+def test_speaking_time_shares():
+    labels = ("happy", "sad")
+    segments = [Segment(0.0, 3.0, {"happy": 0.9, "sad": 0.1}, False),
+                Segment(4.0, 5.0, {"happy": 0.2, "sad": 0.8}, False),
+                Segment(6.0, 8.0, {"happy": 0.55, "sad": 0.45}, True)]
+    assert speaking_time_shares(segments, labels) == pytest.approx({"happy": 0.5, "sad": 1 / 6, UNCERTAIN: 1 / 3})
+    assert speaking_time_shares([], labels) == {"happy": 0.0, "sad": 0.0, UNCERTAIN: 0.0}
+    assert weighted_probabilities(segments, labels)["happy"] == pytest.approx((2.7 + 0.2 + 1.1) / 6)

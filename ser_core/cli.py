@@ -93,8 +93,59 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _segment_rows(files: list[str], model_dir: str, backend: str):
+    """(file, one dict per speech segment, input warnings, error message) per file, in order."""
+    from .audio import load_audio
+    from .inference import load_model_quietly, native_stderr_silenced
+
+    model = load_model_quietly(model_dir, backend)
+    for file in files:
+        try:
+            with native_stderr_silenced():  # decoders (libmpg123) print their own complaints to fd 2
+                audio = load_audio(file, model.params.sample_rate)
+            analysis = model.analyze_audio(audio)
+        except SerError as error:
+            yield file, None, (), str(error)
+            continue
+        rows = [{"file": file, "segment": i, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
+                 "emotion": s.emotion, "confidence": round(s.confidence, 6), "uncertain": s.uncertain,
+                 "probabilities": {k: round(v, 6) for k, v in s.probabilities.items()}}
+                for i, s in enumerate(analysis.segments, start=1)]
+        yield file, rows, audio.warnings, None
+
+
+def cmd_predict_segments(args) -> int:
+    """One row per speech segment: file, segment number, start, end, emotion, uncertain, probabilities."""
+    results, failures = [], 0
+    for file, rows, warnings, error in _segment_rows(args.files, args.model, args.backend):
+        if error is not None:
+            print(f"{file}: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        for warning in warnings:
+            print(f"{file}: warning: {warning}", file=sys.stderr)
+        results.extend(rows)
+    if args.format == "json":
+        print(json.dumps(results, indent=2))
+    elif args.format == "csv":
+        labels = list(results[0]["probabilities"]) if results else []
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["file", "segment", "start_s", "end_s", "emotion", "uncertain", *labels])
+        for r in results:
+            writer.writerow([r["file"], r["segment"], f"{r['start_s']:.3f}", f"{r['end_s']:.3f}", r["emotion"],
+                             r["uncertain"], *(f"{p:.4f}" for p in r["probabilities"].values())])
+    else:
+        for r in results:
+            guess = f"uncertain ({r['emotion']}?)" if r["uncertain"] else r["emotion"]
+            print(f"{r['file']} {r['start_s']:.2f}–{r['end_s']:.2f} s: {guess} ({r['confidence']:.0%})")
+    return 1 if failures else 0
+
+
 def cmd_predict(args) -> int:
     from .batch import predict_files
+
+    if args.segments:
+        return cmd_predict_segments(args)
 
     labels = None
     results, failures = [], 0
@@ -161,6 +212,8 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", default=str(DEFAULT_MODEL))
     pr.add_argument("--backend", choices=("auto", "litert", "keras"), default="auto")
     pr.add_argument("--workers", type=int, help="processes (default: 1 for a few files, else one per core)")
+    pr.add_argument("--segments", action="store_true",
+                    help="one row per speech segment (start, end, emotion, probabilities) instead of per file")
     fmt = pr.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
     fmt.add_argument("--csv", dest="format", action="store_const", const="csv")

@@ -147,3 +147,36 @@ def test_speaking_time_shares():
     assert speaking_time_shares(segments, labels) == pytest.approx({"happy": 0.5, "sad": 1 / 6, UNCERTAIN: 1 / 3})
     assert speaking_time_shares([], labels) == {"happy": 0.0, "sad": 0.0, UNCERTAIN: 0.0}
     assert weighted_probabilities(segments, labels)["happy"] == pytest.approx((2.7 + 0.2 + 1.1) / 6)
+
+
+def test_cli_predict_segments_writes_one_row_per_segment(tmp_path):
+    import csv
+    import io
+    import json
+    import subprocess
+
+    from conftest import wav_bytes
+
+    talk = tmp_path / "talk.flac"
+    talk.write_bytes(wav_bytes(recording(("pause", 1.0), ("speech", 3.0, 4), ("pause", 2.0), ("speech", 2.0, 5)),
+                               fmt="FLAC"))
+    hum = tmp_path / "hum.wav"
+    hum.write_bytes(wav_bytes((0.2 * np.sin(2 * np.pi * 100 * np.arange(3 * SR) / SR)).astype(np.float32)))
+    model = ROOT / "models" / "default"
+
+    def ser(*args):
+        return subprocess.run([sys.executable, "-m", "ser_core.cli", "predict", str(talk), str(hum), "--segments",
+                               "--model", str(model), *args], capture_output=True, text=True, timeout=300)
+
+    as_json, as_csv = ser("--json"), ser("--csv")
+    for result in (as_json, as_csv):
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines() == [f"{hum}: " + result.stderr.split(": ", 1)[1].strip()]
+        assert "No speech found" in result.stderr
+    rows = json.loads(as_json.stdout)
+    assert [r["segment"] for r in rows] == [1, 2] and {r["file"] for r in rows} == {str(talk)}
+    assert np.ravel([(r["start_s"], r["end_s"]) for r in rows]) == pytest.approx([1.0, 4.0, 6.0, 8.0], abs=0.35)
+    for r in rows:
+        assert r["emotion"] == max(r["probabilities"], key=r["probabilities"].get)
+    table = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [(t["segment"], t["emotion"]) for t in table] == [(str(r["segment"]), r["emotion"]) for r in rows]

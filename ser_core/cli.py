@@ -93,6 +93,16 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _report(file: str, warnings, error: str | None) -> bool:
+    """One stderr line for a file's error, or one per warning; True when the file failed."""
+    if error is not None:
+        print(f"{file}: {error}", file=sys.stderr)
+        return True
+    for warning in warnings:
+        print(f"{file}: warning: {warning}", file=sys.stderr)
+    return False
+
+
 def _segment_rows(files: list[str], model_dir: str, backend: str):
     """(file, one dict per speech segment, input warnings, error message) per file, in order."""
     from .audio import load_audio
@@ -118,12 +128,9 @@ def cmd_predict_segments(args) -> int:
     """One row per speech segment: file, segment number, start, end, emotion, uncertain, probabilities."""
     results, failures = [], 0
     for file, rows, warnings, error in _segment_rows(args.files, args.model, args.backend):
-        if error is not None:
-            print(f"{file}: {error}", file=sys.stderr)
+        if _report(file, warnings, error):
             failures += 1
             continue
-        for warning in warnings:
-            print(f"{file}: warning: {warning}", file=sys.stderr)
         results.extend(rows)
     if args.format == "json":
         print(json.dumps(results, indent=2))
@@ -151,12 +158,9 @@ def cmd_predict(args) -> int:
     results, failures = [], 0
     workers = args.workers or (1 if len(args.files) < 16 else os.cpu_count())
     for file, probabilities, warnings, error in predict_files(args.files, args.model, workers, args.backend):
-        if error is not None:
-            print(f"{file}: {error}", file=sys.stderr)
+        if _report(file, warnings, error):
             failures += 1
             continue
-        for warning in warnings:
-            print(f"{file}: warning: {warning}", file=sys.stderr)
         labels = list(probabilities)
         results.append({"file": file, "emotion": max(probabilities, key=probabilities.get),
                         "probabilities": probabilities})

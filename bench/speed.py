@@ -28,7 +28,7 @@ import numpy as np
 import soundfile as sf
 
 from ser_core.audio import load_audio
-from ser_core.signals import voice
+from ser_core.signals import speech
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "default"
@@ -66,7 +66,7 @@ def latency(runs: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.wav"
-        sf.write(path, voice(3.0), 16000)
+        sf.write(path, speech(3.0), 16000)
         data = path.read_bytes()
         served = load_model(MODEL)
         keras_model = keras.models.load_model(SEED_MODEL / "model.keras", safe_mode=True, compile=False)
@@ -109,7 +109,7 @@ def long_audio(minutes: float) -> dict:
     model = load_model(MODEL)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "long.flac"
-        block = voice(60.0)
+        block = speech(60.0)
         with sf.SoundFile(path, "w", 16000, 1, format="FLAC") as f:
             for minute in range(int(minutes)):
                 f.write(block)
@@ -122,7 +122,8 @@ def long_audio(minutes: float) -> dict:
 COLD_START = """
 import io, os, time, numpy as np, soundfile as sf
 from streamlit.testing.v1 import AppTest
-buffer = io.BytesIO(); sf.write(buffer, (0.1*np.sin(2*np.pi*150*np.arange(48000)/16000)).astype('float32'), 16000, format='WAV')
+from ser_core.signals import speech
+buffer = io.BytesIO(); sf.write(buffer, speech(3.0), 16000, format='WAV')
 at = AppTest.from_file({page!r}, default_timeout=120).run()
 at.file_uploader[0].set_value(("clip.wav", buffer.getvalue(), "audio/wav")).run()
 assert not at.exception and not at.error, (at.exception, at.error)
@@ -133,7 +134,7 @@ print(time.time(), peak_kb)
 
 def cold_start() -> dict:
     started = time.time()
-    code = COLD_START.format(page=str(ROOT / "pages" / "3_Upload.py"))
+    code = COLD_START.format(page=str(ROOT / "pages" / "upload.py"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "SER_MODEL": str(MODEL)}, timeout=600)
     if out.returncode != 0:
@@ -152,7 +153,7 @@ def corpus_files(n: int) -> list[Path]:
         return [files[i] for i in np.random.default_rng(0).permutation(len(files))[: n or len(files)]]
     tmp = Path(tempfile.mkdtemp())
     for i in range(n or 3000):
-        sf.write(tmp / f"clip{i}.wav", voice(2.0 + (i % 3), seed=i), 16000)
+        sf.write(tmp / f"clip{i}.wav", speech(2.0 + (i % 3), seed=i), 16000)
     return sorted(tmp.glob("*.wav"))
 
 

@@ -105,10 +105,25 @@ def test_analysis_by_utterance_weights_speech_and_skips_pauses(model):
     weights = np.array([s.duration_s for s in analysis.segments])
     expected = sum(w * np.array(list(s.probabilities.values())) for w, s in zip(weights, analysis.segments))
     np.testing.assert_allclose(list(analysis.probabilities.values()), expected / weights.sum(), atol=1e-9)
-    # No window is taken from a pause: each lies inside a segment (the last padded past its end).
-    for start in analysis.window_times_s:
-        assert any(a - 1e-6 <= start < b for a, b in starts_ends)
-    assert len(analysis.window_times_s) == 3  # 4.2 s: a window and one aligned to its end; 2.2 s: one
+    # 4.2 s: a window from its start and one aligned to its end; 2.2 s: one window centred on it.
+    (a0, b0), (a1, b1) = starts_ends
+    window = model.params.window_s
+    np.testing.assert_allclose(analysis.window_times_s, [a0, b0 - window, (a1 + b1 - window) / 2], atol=1e-3)
+
+
+def test_a_short_segment_hears_its_surroundings_but_not_its_neighbours(model):
+    from ser_core.segments import segment_piece
+
+    samples = np.arange(10 * SR, dtype=np.float32)
+    spans = [(1.0, 1.5), (2.0, 3.0), (3.4, 8.0)]
+    piece, start = segment_piece(samples, model.params, spans, 1)
+    assert start == 1.0 and len(piece) == model.params.window_samples  # centred on 2.5 s
+    assert np.all(piece[: SR // 2] == 0) and np.all(piece[round(2.4 * SR) :] == 0)  # neighbours silenced
+    np.testing.assert_array_equal(piece[SR // 2 : round(2.4 * SR)], samples[round(1.5 * SR) : round(3.4 * SR)])
+    long_piece, long_start = segment_piece(samples, model.params, spans, 2)
+    assert long_start == 3.4 and len(long_piece) == round(4.6 * SR)  # long enough: the segment alone
+    edge, edge_start = segment_piece(samples[: 2 * SR], model.params, [(0.2, 1.8)], 0)
+    assert edge_start == 0.0 and len(edge) == 2 * SR  # a recording shorter than a window: all of it
 
 
 @pytest.mark.parametrize("what, samples", [

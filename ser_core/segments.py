@@ -2,12 +2,13 @@
 classified on its own, and the clip's answer is the duration-weighted mean over speech only.
 
 A segment shorter than the model's window is classified in one window centred on it and filled
-with the recording around it, the way the model's training clips held their speech among room tone,
-but with any other segment's speech silenced, so that no neighbouring utterance speaks into it
-(zero-padded only where the recording ends). Measured on 200 validation clips (emo-cnn), scored
-one by one: 79.7% UAR this way, 80.2% as whole clips, 75.7% with the speech zero-padded at the end,
-71.2% centred in zeros; on a long recording of the same clips with noise and music between them,
-69.4%, 70.4% and 73.0% (the surroundings there are the gaps' noise and music). A
+with the recording around it, the way the model's training clips held their speech among room tone;
+but any other segment's speech is silenced, so that no neighbouring utterance speaks into it, and so
+is any 50 ms of the surroundings louder than `CONTEXT_MAX_DBFS` (noise, music): only quiet room tone
+stays (zero-padded where the recording ends). Chosen on 200 validation clips (emo-cnn,
+bench/segments.py), UAR scored one by one / in a long recording with noise and music between them:
+this way 78.7 / 76.2; all the surroundings kept 79.7 / 69.4; the speech zero-padded at the end
+75.7 / 70.4; centred in zeros 71.2 / 73.0; whole clips through fixed windows 80.2 one by one. A
 longer segment is covered by windows every `window_hop_s` from its start (plus one aligned to its
 end), and its probabilities are their mean. Pauses, music and noise are never classified on their
 own: a segment's answer is the recording's only answer for that stretch of time.
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from .inference import Analysis, SerModel
 
 UNCERTAIN = "uncertain"  # the share of speaking time whose segments named no emotion
+CONTEXT_MAX_DBFS = -45.0  # around a short segment, louder 50 ms frames are silenced (-35: 75.2 vs 76.2)
+CONTEXT_FRAME_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,14 @@ def segment_piece(samples: np.ndarray, params: FeatureParams, spans: Sequence[tu
     for other, (c, d) in enumerate(spans):
         if other != index:
             piece[max(0, round(c * sr) - start) : max(0, round(d * sr) - start)] = 0.0
+    frame = round(CONTEXT_FRAME_S * sr)
+    n = -(-len(piece) // frame)
+    power = np.zeros(n * frame, np.float64)
+    power[: len(piece)] = piece.astype(np.float64) ** 2
+    loud = 10 * np.log10(power.reshape(n, frame).mean(axis=1) + 1e-20) > CONTEXT_MAX_DBFS
+    mask = np.repeat(loud, frame)[: len(piece)]
+    mask[a - start : b - start] = False  # the segment itself is never touched
+    piece[mask] = 0.0
     return piece, start / sr
 
 

@@ -114,12 +114,19 @@ def test_analysis_by_utterance_weights_speech_and_skips_pauses(model):
 def test_a_short_segment_hears_its_surroundings_but_not_its_neighbours(model):
     from ser_core.segments import segment_piece
 
-    samples = np.arange(10 * SR, dtype=np.float32)
+    samples = np.full(10 * SR, 1e-4, np.float32) * np.arange(10 * SR) / (10 * SR)  # quiet: kept as context
     spans = [(1.0, 1.5), (2.0, 3.0), (3.4, 8.0)]
     piece, start = segment_piece(samples, model.params, spans, 1)
     assert start == 1.0 and len(piece) == model.params.window_samples  # centred on 2.5 s
     assert np.all(piece[: SR // 2] == 0) and np.all(piece[round(2.4 * SR) :] == 0)  # neighbours silenced
     np.testing.assert_array_equal(piece[SR // 2 : round(2.4 * SR)], samples[round(1.5 * SR) : round(3.4 * SR)])
+    music = np.zeros(10 * SR, np.float32)
+    music[: 2 * SR] = 1e-4  # room tone (-80 dBFS) ...
+    music[round(1.2 * SR) : round(1.4 * SR)] = 0.1  # ... and a loud bar of music (-20 dBFS) before the segment
+    music[round(2.0 * SR) : 3 * SR] = 0.1  # the segment itself, as loud
+    quiet, _ = segment_piece(music, model.params, [(2.0, 3.0)], 0)  # window 1.0-4.0 s
+    assert np.all(quiet[: round(0.2 * SR)] == 1e-4) and np.all(quiet[round(0.2 * SR) : round(0.4 * SR)] == 0)
+    assert np.all(quiet[SR : 2 * SR] == 0.1)
     long_piece, long_start = segment_piece(samples, model.params, spans, 2)
     assert long_start == 3.4 and len(long_piece) == round(4.6 * SR)  # long enough: the segment alone
     edge, edge_start = segment_piece(samples[: 2 * SR], model.params, [(0.2, 1.8)], 0)

@@ -1,29 +1,24 @@
-"""Home: what ser does, which model is serving and how well it does on held-out test data, and a
-quick try with one file. The other pages are discovered from pages/."""
+"""ser's Streamlit app: the pages, their titles, icons and URLs, through st.navigation. Each page's
+script is in pages/, and its view in ser_core/ui/."""
+
+from pathlib import Path
 
 import streamlit as st
 
-from ser_core import ui
+PAGES = Path(__file__).resolve().parent / "pages"
 
 st.set_page_config(page_title="ser · speech emotion recognition", page_icon="🎙️", layout="wide")
 
-st.title("Speech emotion recognition")
-st.markdown(
-    "**ser** listens to a voice and estimates which of eight emotions it expresses — neutral, calm, "
-    "happy, sad, angry, fearful, disgust, surprised — from the tone of the voice, not the words. "
-    "Record yourself, stream your microphone live, or upload files; every result shows the full "
-    "probability distribution, the input's quality and, for longer audio, how the emotion changes over time."
-)
-st.caption(
-    "The model learned from acted speech (RAVDESS, SAVEE, CREMA-D, TESS): read the numbers below as "
-    "what it does on voices it has not heard, and expect less on everyday speech."
-)
-
-model = ui.served_model()
-if model is not None:
-    ui.home_model_summary(model)
-
-    st.subheader("Quick try")
-    upload = st.file_uploader("One audio file", type=ui.UPLOAD_TYPES, key="quick-try")
-    if upload is not None:
-        ui.analysis_view(upload.name, upload.getvalue(), key="quick-try")
+pages = [
+    st.Page(PAGES / "home.py", title="Home", icon=":material/home:", default=True),
+    st.Page(PAGES / "record.py", title="Record", icon=":material/mic:", url_path="Record"),
+    st.Page(PAGES / "live.py", title="Live", icon=":material/graphic_eq:", url_path="Live"),
+    st.Page(PAGES / "upload.py", title="Upload", icon=":material/upload_file:", url_path="Upload"),
+]
+if (PAGES / "my_voice.py").is_file():  # the voice profile, where this version has it
+    pages.append(st.Page(PAGES / "my_voice.py", title="My voice", icon=":material/person:", url_path="My_voice"))
+pages += [
+    st.Page(PAGES / "metrics.py", title="Metrics", icon=":material/bar_chart:", url_path="Metrics"),
+    st.Page(PAGES / "model_card.py", title="Model card", icon=":material/description:", url_path="Model_card"),
+]
+st.navigation(pages).run()

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_core.signals import voice, wav_bytes
+from ser_core.signals import speech, wav_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -301,7 +301,7 @@ class Session:
         seconds = round(self.rng.uniform(3.0, 8.0), 2)
         seed = 1_000_000 * self.k + 1000 * self.index + iteration
         f0 = self.rng.uniform(90, 260)
-        audio = wav_bytes(voice(seconds, f0=f0, level_db=self.rng.uniform(-24, -12), seed=seed))
+        audio = wav_bytes(speech(seconds, f0=f0, level_db=self.rng.uniform(-24, -12), seed=seed))
         name = f"s{self.index}-i{iteration}.wav"
         started = time.monotonic()
         await page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(
@@ -488,7 +488,7 @@ PROBE = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import pylibsrtp  # noqa: F401  (the app imports it before TensorFlow; keep the same order)
-from ser_core.signals import voice, wav_bytes
+from ser_core.signals import speech, wav_bytes
 from ser_core.inference import load_model
 from ser_core.features import extract
 from ser_core import plots
@@ -500,7 +500,7 @@ out = {}
 for seconds in (3.0, 5.5, 8.0):
     analyse, draw = [], []
     for rep in range(3):
-        audio = wav_bytes(voice(seconds, seed=rep + int(seconds * 10)))
+        audio = wav_bytes(speech(seconds, seed=rep + int(seconds * 10)))
         t0 = time.perf_counter()
         a = model.analyze(audio)
         t1 = time.perf_counter()
@@ -596,7 +596,7 @@ async def main_async(args) -> dict:
         print(f"probe: {report['probe']}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="ser-load-"))
     microphone = work / "voice.wav"
-    microphone.write_bytes(wav_bytes(voice(6.0, level_db=-15.0)))
+    microphone.write_bytes(wav_bytes(speech(6.0, level_db=-15.0)))
     log_path = work / "streamlit.log"
     server_started = time.monotonic()
     server, url = start_server(log_path)

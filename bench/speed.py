@@ -30,7 +30,7 @@ import numpy as np
 import soundfile as sf
 
 from ser_core.audio import load_audio
-from ser_core.signals import voice
+from ser_core.signals import speech
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"emo-cnn": ROOT / "models" / "emo-cnn-speaker", "emo-whisper": ROOT / "models" / "emo-whisper-speaker"}
@@ -66,7 +66,7 @@ def latency(model_dir: Path, runs: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.wav"
-        sf.write(path, voice(3.0), 16000)
+        sf.write(path, speech(3.0), 16000)
         data = path.read_bytes()
         served = load_model(model_dir)
         return {**percentiles(timed(lambda: served.predict(data), runs)), "backend": served.backend}
@@ -142,7 +142,7 @@ def long_audio(model_dir: Path, minutes: float) -> dict:
     model = load_model(model_dir)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "long.flac"
-        block = voice(60.0)
+        block = speech(60.0)
         with sf.SoundFile(path, "w", 16000, 1, format="FLAC") as f:
             for minute in range(int(minutes)):
                 f.write(block)
@@ -155,7 +155,8 @@ def long_audio(model_dir: Path, minutes: float) -> dict:
 COLD_START = """
 import io, os, time, numpy as np, soundfile as sf
 from streamlit.testing.v1 import AppTest
-buffer = io.BytesIO(); sf.write(buffer, (0.1*np.sin(2*np.pi*150*np.arange(48000)/16000)).astype('float32'), 16000, format='WAV')
+from ser_core.signals import speech
+buffer = io.BytesIO(); sf.write(buffer, speech(3.0), 16000, format='WAV')
 at = AppTest.from_file({page!r}, default_timeout=120).run()
 at.file_uploader[0].set_value(("clip.wav", buffer.getvalue(), "audio/wav")).run()
 assert not at.exception and not at.error, (at.exception, at.error)
@@ -166,7 +167,7 @@ print(time.time(), peak_kb)
 
 def cold_start(model_dir: Path) -> dict:
     started = time.time()
-    code = COLD_START.format(page=str(ROOT / "pages" / "3_Upload.py"))
+    code = COLD_START.format(page=str(ROOT / "pages" / "upload.py"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
                          env={**os.environ, "SER_MODEL": str(model_dir)}, timeout=600)
     if out.returncode != 0:
@@ -185,7 +186,7 @@ def corpus_files(n: int) -> list[Path]:
         return [files[i] for i in np.random.default_rng(0).permutation(len(files))[: n or len(files)]]
     tmp = Path(tempfile.mkdtemp())
     for i in range(n or 3000):
-        sf.write(tmp / f"clip{i}.wav", voice(2.0 + (i % 3), seed=i), 16000)
+        sf.write(tmp / f"clip{i}.wav", speech(2.0 + (i % 3), seed=i), 16000)
     return sorted(tmp.glob("*.wav"))
 
 

@@ -46,7 +46,11 @@ def analyze_chunk(model, sources: list, load: Callable[[object], Audio] | None =
 
     def flush() -> None:
         for i, analysis in zip(pending, model.analyze_many(list(pending.values()))):
-            results[i] = (analysis, None)
+            try:  # by utterance: a file in which no speech is found has no probabilities
+                analysis.probabilities
+                results[i] = (analysis, None)
+            except SerError as error:
+                results[i] = (None, str(error))
         pending.clear()
 
     for source in sources:

@@ -157,6 +157,61 @@ def _adapted_outcomes(args):
     return predict_adapted(model, args.files, profile=VoiceProfile.from_json(Path(args.profile).read_bytes()))
 
 
+def _report(file: str, warnings, error: str | None) -> bool:
+    """One stderr line for a file's error, or one per warning; True when the file failed."""
+    if error is not None:
+        print(f"{file}: {error}", file=sys.stderr)
+        return True
+    for warning in warnings:
+        print(f"{file}: warning: {warning}", file=sys.stderr)
+    return False
+
+
+def _segment_rows(files: list[str], model_dir: str, backend: str):
+    """(file, one dict per speech segment, input warnings, error message) per file, in order."""
+    from .audio import load_audio
+    from .inference import load_model_quietly, native_stderr_silenced
+
+    model = load_model_quietly(model_dir, backend)
+    for file in files:
+        try:
+            with native_stderr_silenced():  # decoders (libmpg123) print their own complaints to fd 2
+                audio = load_audio(file, model.params.sample_rate)
+            analysis = model.analyze_audio(audio)
+        except SerError as error:
+            yield file, None, (), str(error)
+            continue
+        rows = [{"file": file, "segment": i, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
+                 "emotion": s.emotion, "confidence": round(s.confidence, 6), "uncertain": s.uncertain,
+                 "probabilities": {k: round(v, 6) for k, v in s.probabilities.items()}}
+                for i, s in enumerate(analysis.segments, start=1)]
+        yield file, rows, audio.warnings, None
+
+
+def cmd_predict_segments(args) -> int:
+    """One row per speech segment: file, segment number, start, end, emotion, uncertain, probabilities."""
+    results, failures = [], 0
+    for file, rows, warnings, error in _segment_rows(args.files, str(resolve_model(args.model)), args.backend):
+        if _report(file, warnings, error):
+            failures += 1
+            continue
+        results.extend(rows)
+    if args.format == "json":
+        print(json.dumps(results, indent=2))
+    elif args.format == "csv":
+        labels = list(results[0]["probabilities"]) if results else []
+        writer = csv.writer(sys.stdout)
+        writer.writerow(["file", "segment", "start_s", "end_s", "emotion", "uncertain", *labels])
+        for r in results:
+            writer.writerow([r["file"], r["segment"], f"{r['start_s']:.3f}", f"{r['end_s']:.3f}", r["emotion"],
+                             r["uncertain"], *(f"{p:.4f}" for p in r["probabilities"].values())])
+    else:
+        for r in results:
+            guess = f"uncertain ({r['emotion']}?)" if r["uncertain"] else r["emotion"]
+            print(f"{r['file']} {r['start_s']:.2f}–{r['end_s']:.2f} s: {guess} ({r['confidence']:.0%})")
+    return 1 if failures else 0
+
+
 def cmd_predict(args) -> int:
     if args.engine == "ray":
         return _predict_ray(args)
@@ -166,6 +221,8 @@ def cmd_predict(args) -> int:
         raise ConfigError("--out, --timeline, --address and --actors go with --engine ray")
     from .batch import predict_files
 
+    if args.segments:
+        return cmd_predict_segments(args)
     if args.profile or args.speaker_column:
         return _report_predictions(args, _adapted_outcomes(args))
     workers = args.workers or (1 if len(args.files) < 16 else os.cpu_count())
@@ -177,12 +234,9 @@ def _report_predictions(args, predictions) -> int:
     labels = None
     results, failures = [], 0
     for file, probabilities, warnings, error in predictions:
-        if error is not None:
-            print(f"{file}: {error}", file=sys.stderr)
+        if _report(file, warnings, error):
             failures += 1
             continue
-        for warning in warnings:
-            print(f"{file}: warning: {warning}", file=sys.stderr)
         labels = list(probabilities)
         results.append({"file": file, "emotion": max(probabilities, key=probabilities.get),
                         "probabilities": probabilities})
@@ -338,6 +392,8 @@ def parser() -> argparse.ArgumentParser:
     _add_ray_options(pr)
     pr.add_argument("--out", help="with --engine ray: write a table, .parquet or .csv (a path or a URI)")
     pr.add_argument("--timeline", action="store_true", help="with --out: per-window probabilities too")
+    pr.add_argument("--segments", action="store_true",
+                    help="one row per speech segment (start, end, emotion, probabilities) instead of per file")
     fmt = pr.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
     fmt.add_argument("--csv", dest="format", action="store_const", const="csv")

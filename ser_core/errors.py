@@ -89,6 +89,18 @@ class NoSpeechError(AudioError):
         )
 
 
+class NoVoiceActivityError(NoSpeechError):
+    """Loud enough, but voice activity detection heard no voice in it: music, noise, a hum."""
+
+    def __init__(self, duration_s: float, level_dbfs: float):
+        self.duration_s, self.level_dbfs = duration_s, level_dbfs
+        AudioError.__init__(
+            self,
+            f"No speech found: voice activity detection heard no voice in the {format_duration(duration_s)} of "
+            f"audio (loudest 50 ms at {level_dbfs:.0f} dBFS: noise, music or silence?), so no emotion is named.",
+        )
+
+
 class ConfigError(SerError):
     """A setting (such as an environment variable) has a value ser_core cannot use."""
 

@@ -1,7 +1,10 @@
 """A trained model directory, loaded once, answering "which emotion?" for files, bytes or arrays.
 
-Audio longer than one window is covered by several windows (see `features.window_starts`); the
-clip's probabilities are the mean over its windows, and the per-window rows are the timeline.
+By default the audio is analysed by utterance (`segments`): voice activity detection finds the
+speech, each speech segment is classified, and the clip's probabilities are the duration-weighted
+mean over the segments: pauses, music and noise count for nothing. With `segmented=False` the whole
+audio is covered by fixed windows (see `features.window_starts`) and the clip's probabilities are
+the mean over them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from .audio import DEFAULT_LIMITS, Audio, AudioLimits, AudioSource, load_audio, 
 from .calibration import apply_temperature
 from .errors import ModelError
 from .features import FeatureParams, Normalizer, extract_many
+from .segments import Segment, analyze_segments, no_speech_error, weighted_probabilities
+from .vad import DEFAULT_VAD, VadParams
 
 if TYPE_CHECKING:
     from .profile import VoiceProfile
@@ -44,9 +49,17 @@ class Analysis:
     labels: tuple[str, ...]
     uncertain_below: float = 0.0  # calibrated confidence under which the model is more often wrong
     adaptation: str = ""  # what a voice profile did: "" without one, else a sentence for the user
+    # The speech segments, when analysed by utterance (None: fixed windows over the whole audio).
+    segments: tuple[Segment, ...] | None = None
 
     @property
     def probabilities(self) -> dict[str, float]:
+        """The duration-weighted mean over the speech segments (raises `NoVoiceActivityError` when
+        there are none), or the mean over the fixed windows."""
+        if self.segments is not None:
+            if not self.segments:
+                raise no_speech_error(self.audio)
+            return weighted_probabilities(self.segments, self.labels)
         mean = self.window_probabilities.mean(axis=0)
         return {label: float(p) for label, p in zip(self.labels, mean)}
 
@@ -189,18 +202,31 @@ class SerModel:
         """Cached windows with `delta` (one value per band) taken off every frame."""
         return cached - delta.astype(np.float32)[None, :, None]
 
-    def analyze_audio(self, audio: Audio) -> Analysis:
-        return self.analyze_many([audio])[0]
+    def predict_windows(self, features: np.ndarray, profile: "VoiceProfile | None" = None) -> tuple[np.ndarray, str]:
+        """Raw feature windows → (calibrated probabilities, what the voice profile did). With a profile
+        (`ser_core.profile`) that fits this model, each window is read relative to that voice."""
+        with self._threadpools.limit(limits=self.threads, user_api="blas"):
+            cached, adaptation = self._adapted(self.to_cached(features), profile)
+            return self.predict_cached(cached), adaptation
 
-    def analyze_many(self, audios: list[Audio], profile: "VoiceProfile | None" = None) -> list[Analysis]:
+    def analyze_audio(self, audio: Audio, segmented: bool = True, vad: VadParams = DEFAULT_VAD,
+                      profile: "VoiceProfile | None" = None) -> Analysis:
+        """Raises `NoVoiceActivityError` when analysed by utterance and no speech is found."""
+        analysis = self.analyze_many([audio], segmented, vad, profile)[0]
+        if analysis.segments == ():
+            raise no_speech_error(audio)
+        return analysis
+
+    def analyze_many(self, audios: list[Audio], segmented: bool = True, vad: VadParams = DEFAULT_VAD,
+                     profile: "VoiceProfile | None" = None) -> list[Analysis]:
         """Several clips through one feature batch and one model batch: the same results as one at
-        a time, with the fixed cost of each step paid once. With a voice profile (`ser_core.profile`)
-        that fits this model, each window is read relative to that speaker's voice."""
+        a time, with the fixed cost of each step paid once. By utterance (`segmented`), a clip in
+        which no speech is found gets an `Analysis` without segments, whose `probabilities` raise."""
+        if segmented:
+            return analyze_segments(self, audios, vad, profile=profile)
         with self._threadpools.limit(limits=self.threads, user_api="blas"):
             extracted = extract_many([audio.samples for audio in audios], self.params)
-            cached = self.to_cached(np.concatenate([features for _, features in extracted]))
-            cached, adaptation = self._adapted(cached, profile)
-            probabilities = self.predict_cached(cached)
+        probabilities, adaptation = self.predict_windows(np.concatenate([features for _, features in extracted]), profile)
         bounds = np.cumsum([0] + [len(features) for _, features in extracted])
         return [Analysis(audio, times, probabilities[a:b], features, self.labels, self.uncertain_below, adaptation)
                 for audio, (times, features), a, b in zip(audios, extracted, bounds[:-1], bounds[1:])]
@@ -216,21 +242,22 @@ class SerModel:
 
     def analyze(
         self, source: AudioSource | np.ndarray, sr: int | None = None, limits: AudioLimits = DEFAULT_LIMITS,
-        profile: "VoiceProfile | None" = None,
+        segmented: bool = True, vad: VadParams = DEFAULT_VAD, profile: "VoiceProfile | None" = None,
     ) -> Analysis:
-        """A path, bytes, file object, or a numpy array (with `sr`) → `Analysis`."""
+        """A path, bytes, file object, or a numpy array (with `sr`) → `Analysis`, by utterance unless
+        `segmented=False`."""
         if isinstance(source, np.ndarray):
             if sr is None:
                 raise ValueError("sr is required when predicting from a numpy array")
             audio = to_mono_float32(source, sr, self.params.sample_rate, limits=limits)
         else:
             audio = load_audio(source, self.params.sample_rate, limits)
-        return self.analyze_many([audio], profile)[0]
+        return self.analyze_audio(audio, segmented, vad, profile)
 
-    def predict(self, source: AudioSource | np.ndarray, sr: int | None = None,
+    def predict(self, source: AudioSource | np.ndarray, sr: int | None = None, segmented: bool = True,
                 profile: "VoiceProfile | None" = None) -> dict[str, float]:
-        """Label → probability, averaged over the windows that cover the audio."""
-        return self.analyze(source, sr, profile=profile).probabilities
+        """Label → probability: over the speech segments weighted by duration (or over fixed windows)."""
+        return self.analyze(source, sr, segmented=segmented, profile=profile).probabilities
 
 
 class EncoderModel(SerModel):

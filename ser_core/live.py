@@ -1,4 +1,7 @@
-"""Live microphone emotion: audio frames in, the latest 2.5 s window classified twice a second.
+"""Live microphone emotion: audio frames in, the latest window classified twice a second.
+
+A window too quiet to hold a voice, or in which voice activity detection hears none, is a pause: it
+is marked as such and never classified. When it holds speech, only its speech is classified.
 
 The frame callback runs on the WebRTC event loop, which carries every session's media, so it only
 downmixes, resamples and appends to a lock-protected ring buffer. A worker thread classifies the
@@ -21,6 +24,7 @@ import soxr
 
 from .audio import loudest_frame_dbfs, rms_dbfs
 from .features import FeatureParams, extract
+from .vad import DEFAULT_VAD, SAMPLE_RATE as VAD_RATE, SileroVad, VadParams, shared_vad, speech_segments
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +97,13 @@ class LiveReading:
 
     time_s: float  # since the first frame arrived
     level_dbfs: float  # loudest 50 ms of the window, as `audio.loudest_frame_dbfs`
-    probabilities: dict[str, float] | None  # None: no speech in the window
+    probabilities: dict[str, float] | None  # None: a pause (no voice in the window)
     uncertain: bool = False  # confidence below the model's `uncertain_below`
+    speech_s: float = 0.0  # how much of the window voice activity detection heard as speech
+
+    @property
+    def pause(self) -> bool:
+        return self.probabilities is None
 
     @property
     def emotion(self) -> str | None:
@@ -129,8 +138,12 @@ class LiveClassifier:
         speech_threshold_dbfs: float = LIVE_SPEECH_THRESHOLD_DBFS,
         idle_stop_s: float = IDLE_STOP_S,
         clock: Callable[[], float] = time.monotonic,
+        vad: SileroVad | None = None,
+        vad_params: VadParams = DEFAULT_VAD,
     ):
         self.model = model
+        self.vad = vad or shared_vad()
+        self.vad_params = vad_params
         self.sample_rate = model.params.sample_rate
         self.interval_s = interval_s
         self.speech_threshold_dbfs = speech_threshold_dbfs
@@ -183,16 +196,26 @@ class LiveClassifier:
         if len(window) < MIN_WINDOW_S * self.sample_rate:
             return None
         level = loudest_frame_dbfs(window, self.sample_rate)
-        probabilities = None
-        if level >= self.speech_threshold_dbfs:
-            _, features = extract(window, self.model.params)
-            row = self.model.predict_features(features)[0]
+        probabilities, speech = None, self.speech(window) if level >= self.speech_threshold_dbfs else None
+        if speech is not None:
+            _, features = extract(speech, self.model.params)
+            row = self.model.predict_features(features).mean(axis=0)
             probabilities = {label: float(p) for label, p in zip(self.model.labels, row)}
         uncertain = probabilities is not None and max(probabilities.values()) < self.model.uncertain_below
-        reading = LiveReading(time_s, level, probabilities, uncertain)
+        speech_s = 0.0 if speech is None else len(speech) / self.sample_rate
+        reading = LiveReading(time_s, level, probabilities, uncertain, speech_s)
         with self._lock:
             self._history.append(reading)
         return reading
+
+    def speech(self, window: np.ndarray) -> np.ndarray | None:
+        """The window's speech segments joined, or None when voice activity detection hears none."""
+        heard = window if self.sample_rate == VAD_RATE else soxr.resample(window, self.sample_rate, VAD_RATE)
+        duration = len(window) / self.sample_rate
+        spans = speech_segments(self.vad.probabilities(heard), duration, self.vad_params)
+        if not spans:
+            return None
+        return np.concatenate([window[round(a * self.sample_rate) : round(b * self.sample_rate)] for a, b in spans])
 
     def snapshot(self) -> LiveState:
         with self._lock:

@@ -81,6 +81,33 @@ def waveform(samples: np.ndarray, sample_rate: int, height: int = 220) -> go.Fig
     return _layout(fig, height)
 
 
+def segment_timeline(samples: np.ndarray, sample_rate: int, segments: Sequence, labels: Sequence[str],
+                     height: int = 260) -> go.Figure:
+    """The waveform with each speech segment as a span coloured by its top emotion (pale when the
+    model is uncertain). Hovering a span lists its probabilities; each span's `customdata` is its
+    index, so that a click on it can select the segment."""
+    times, lower, upper = waveform_envelope(samples, sample_rate)
+    fig = go.Figure()
+    for label in dict.fromkeys(s.emotion for s in segments):  # one legend entry per emotion, in order of appearance
+        mine = [(i, s) for i, s in enumerate(segments) if s.emotion == label]
+        hover = ["<br>".join([f"<b>{s.start_s:.1f}–{s.end_s:.1f} s</b>" + (" (uncertain)" if s.uncertain else "")]
+                             + [f"{k}: {v:.0%}" for k, v in sorted(s.probabilities.items(), key=lambda kv: -kv[1])])
+                 for _, s in mine]
+        fig.add_trace(go.Bar(
+            x=[(s.start_s + s.end_s) / 2 for _, s in mine], width=[s.duration_s for _, s in mine],
+            y=[2.0] * len(mine), base=-1.0, name=label, customdata=[i for i, _ in mine], hovertext=hover,
+            hovertemplate="%{hovertext}<extra></extra>", marker_color=color(label),
+            marker_opacity=[0.25 if s.uncertain else 0.55 for _, s in mine], marker_line_width=0,
+        ))
+    for edge in (upper, lower):
+        fig.add_trace(go.Scatter(x=times, y=edge, mode="lines", line=dict(width=0.6, color="#444444"),
+                                 hoverinfo="skip", showlegend=False))
+    fig.update_xaxes(title="time (s)", range=[0, len(samples) / sample_rate])
+    fig.update_yaxes(range=[-1, 1], showticklabels=False)
+    return _layout(fig, height, barmode="overlay", bargap=0, legend=dict(orientation="h", y=-0.35),
+                   clickmode="event+select")
+
+
 def feature_heatmap(window_features: np.ndarray, params: FeatureParams, height: int = 260) -> go.Figure:
     """One window's features (bands × frames), as the model sees them before normalisation."""
     times = np.arange(window_features.shape[1]) * params.hop_length / params.sample_rate
@@ -147,8 +174,12 @@ def emotion_timeline(times_s: np.ndarray, probabilities: np.ndarray, labels: Seq
 
 def live_timeline(times_s: Sequence[float], probabilities: Sequence[Mapping[str, float] | None],
                   labels: Sequence[str], span_s: float = 30.0, height: int = 280) -> go.Figure:
-    """The last `span_s` of live readings; gaps where there was no speech."""
+    """The last `span_s` of live readings; pauses (no voice: `None`) are grey bands, the lines break there."""
     fig = go.Figure()
+    paused = [t for t, p in zip(times_s, probabilities) if p is None]
+    if paused:
+        fig.add_trace(go.Bar(x=paused, y=[1.0] * len(paused), width=0.5, name="pause", marker_color="#d9d9d9",
+                             marker_line_width=0, hovertemplate="pause at %{x:.1f} s<extra></extra>"))
     for label in labels:
         values = [None if p is None else p[label] for p in probabilities]
         fig.add_trace(go.Scatter(x=list(times_s), y=values, mode="lines", name=label,

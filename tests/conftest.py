@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Feature caches written by the code under test go to a throw-away folder, not ~/.cache.
 os.environ.setdefault("SER_CACHE_DIR", tempfile.mkdtemp(prefix="ser-test-cache-"))
 
-from ser_core.signals import voice, wav_bytes  # noqa: F401  (tests import them from here)
+from ser_core.signals import speech, voice, wav_bytes  # noqa: F401  (tests import them from here)
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"

@@ -1,5 +1,6 @@
-"""The Streamlit pages through AppTest (in-process, no browser): every page runs, uploads and
-recordings reach the analysis view, and bad input becomes an st.error the user can recover from.
+"""The Streamlit app through AppTest (in-process, no browser): the navigation names every page, every
+page runs, the sidebar's model picker serves the chosen model, uploads and recordings reach the
+analysis view with its speech segments, and bad input becomes an st.error the user can recover from.
 A real browser drives the same pages in test_browser.py."""
 
 from __future__ import annotations
@@ -11,12 +12,18 @@ import json
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import voice, wav_bytes
-from ser_core import ui
-from ser_core.inference import load_model
+import numpy as np
 
-PAGES = ["../app.py", "../pages/1_Record.py", "../pages/2_Live.py", "../pages/3_Upload.py",
-         "../pages/4_Metrics.py", "../pages/5_Model_card.py"]
+from conftest import speech, wav_bytes
+from ser_core.inference import load_model
+from ser_core.ui import common, upload
+
+APP = "../app.py"
+PAGES = ["pages/home.py", "pages/record.py", "pages/live.py", "pages/upload.py", "pages/metrics.py",
+         "pages/model_card.py"]
+NAVIGATION = [("Home", ":material/home:", ""), ("Record", ":material/mic:", "Record"),
+              ("Live", ":material/graphic_eq:", "Live"), ("Upload", ":material/upload_file:", "Upload"),
+              ("Metrics", ":material/bar_chart:", "Metrics"), ("Model card", ":material/description:", "Model_card")]
 TIMEOUT_S = 90  # the first run of a session loads the model
 
 
@@ -32,8 +39,10 @@ def served(trained_model, monkeypatch):
     return trained_model
 
 
-def run(page: str) -> AppTest:
-    return AppTest.from_file(page, default_timeout=TIMEOUT_S).run()
+def run(page: str = "pages/home.py") -> AppTest:
+    """The app as `streamlit run app.py` serves it, on `page`."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT_S).run()
+    return at if page == "pages/home.py" else at.switch_page(page).run()
 
 
 def assert_clean(at: AppTest) -> None:
@@ -60,8 +69,25 @@ def test_page_runs_cleanly(served, page):
     assert at.title
 
 
+def test_navigation_titles_icons_and_urls(served, monkeypatch):
+    import streamlit as st
+
+    seen = []
+    navigation = st.navigation
+
+    def recording(pages, **kwargs):
+        seen.extend(pages)
+        return navigation(pages, **kwargs)
+
+    monkeypatch.setattr(st, "navigation", recording)
+    at = run()
+    assert_clean(at)
+    assert [(p.title, p.icon, p.url_path) for p in seen] == NAVIGATION
+    assert seen[0]._default and at.title[0].value == "Speech emotion recognition"
+
+
 def test_home_names_the_model_and_its_test_numbers(served):
-    at = run("../app.py")
+    at = run()
     assert_clean(at)
     assert [m.label for m in at.metric] == ["Accuracy", "Balanced accuracy (UAR)", "Macro-F1"]
     metrics = json.loads((served / "metrics.json").read_text())
@@ -70,30 +96,61 @@ def test_home_names_the_model_and_its_test_numbers(served):
 
 
 def test_home_quick_try(served):
-    at = run("../app.py")
-    at.file_uploader[0].set_value(("hello.wav", wav_bytes(voice(2.0)), "audio/wav")).run()
+    at = run()
+    at.file_uploader[0].set_value(("hello.wav", wav_bytes(speech(2.0)), "audio/wav")).run()
     assert_clean(at)
     assert_emotion_bars(at, load_model(served).labels)
 
 
-def test_upload_shows_the_analysis(served):
-    at = run("../pages/3_Upload.py")
-    at.file_uploader[0].set_value(("speech.wav", wav_bytes(voice(6.0)), "audio/wav")).run()
+def talk(*parts) -> np.ndarray:
+    """Speech (seconds, seed) and pauses (seconds of room noise) in turn, starting with a pause."""
+    pieces, rng = [], np.random.default_rng(0)
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            pieces.append((rng.standard_normal(int(part * 16000)) * 3e-4).astype(np.float32))
+        else:
+            pieces.append(speech(part[0], seed=part[1]))
+    return np.concatenate(pieces)
+
+
+def test_upload_shows_the_analysis_by_utterance(served):
+    at = run("pages/upload.py")
+    at.file_uploader[0].set_value(("talk.wav", wav_bytes(talk(1.0, (4.0, 4), 2.0, (2.0, 5), 1.0)), "audio/wav")).run()
     assert_clean(at)
-    assert_emotion_bars(at, load_model(served).labels)
+    labels = load_model(served).labels
+    assert_emotion_bars(at, labels)
     kinds = [chart["data"][0]["type"] for chart in charts(at)]
-    # bars, waveform, mel spectrogram, feature heatmap, timeline (6 s is several windows)
-    assert kinds == ["bar", "scatter", "heatmap", "heatmap", "scatter"]
+    # bars, segment timeline, share of speaking time, waveform, mel spectrogram, features, window timeline
+    assert kinds == ["bar", "bar", "bar", "scatter", "heatmap", "heatmap", "scatter"]
+    timeline = charts(at)[1]
+    spans = [trace for trace in timeline["data"] if trace["type"] == "bar"]
+    assert sorted(i for trace in spans for i in trace["customdata"]) == [0, 1]  # two segments, clickable
+    widths = sorted(w for trace in spans for w in trace["width"])
+    assert widths == pytest.approx([2.0, 4.0], abs=0.4)
+    shares = charts(at)[2]["data"][0]
+    assert sum(shares["x"]) == pytest.approx(1.0) and set(shares["y"]) >= set(labels)
     assert "Input quality" in [s.value for s in at.subheader]
-    assert len(at.get("download_button")) == 3  # results CSV, results JSON, timeline CSV
+    assert at.table[0].value.loc["Speech found", "input"].startswith("2 segment(s)")
+    # results CSV, results JSON, segments CSV, window timeline CSV
+    assert [b.proto.label for b in at.get("download_button")] == [
+        "Download results (CSV)", "Download results (JSON, with timelines)", "Download the segments (CSV)",
+        "Download the timeline (CSV)"]
+
+
+def test_music_or_noise_alone_says_no_speech(served):
+    at = run("pages/upload.py")
+    tone = (0.2 * np.sin(2 * np.pi * 330 * np.arange(5 * 16000) / 16000)).astype(np.float32)
+    at.file_uploader[0].set_value(("tone.wav", wav_bytes(tone), "audio/wav")).run()
+    assert not at.exception
+    assert len(at.error) == 1 and at.error[0].value.startswith("No speech found: voice activity detection")
 
 
 def test_several_uploads_get_a_summary_and_a_bad_one_an_error(served):
-    at = run("../pages/3_Upload.py")
+    at = run("pages/upload.py")
     at.file_uploader[0].set_value([
-        ("one.wav", wav_bytes(voice(2.0, f0=120)), "audio/wav"),
+        ("one.wav", wav_bytes(speech(2.0, f0=120)), "audio/wav"),
         ("broken.wav", b"RIFF\x00\x00\x00\x00WAVEjunk", "audio/wav"),
-        ("two.flac", wav_bytes(voice(3.0, f0=220), fmt="FLAC"), "audio/flac"),
+        ("two.flac", wav_bytes(speech(3.0, f0=220), fmt="FLAC"), "audio/flac"),
     ]).run()
     assert not at.exception
     assert len(at.expander) == 3
@@ -104,38 +161,38 @@ def test_several_uploads_get_a_summary_and_a_bad_one_an_error(served):
 
 
 def test_a_bad_file_is_an_error_and_the_next_file_works(served):
-    at = run("../pages/3_Upload.py")
+    at = run("pages/upload.py")
     at.file_uploader[0].set_value(("notes.wav", b"this is text, not audio", "audio/wav")).run()
     assert not at.exception
     assert len(at.error) == 1 and "not an audio file" in at.error[0].value
-    at.file_uploader[0].set_value(("speech.wav", wav_bytes(voice(3.0)), "audio/wav")).run()
+    at.file_uploader[0].set_value(("speech.wav", wav_bytes(speech(3.0)), "audio/wav")).run()
     assert_clean(at)
     assert charts(at)
 
 
 def test_silence_says_no_speech(served):
-    at = run("../pages/3_Upload.py")
-    at.file_uploader[0].set_value(("silence.wav", wav_bytes(voice(2.0) * 0), "audio/wav")).run()
+    at = run("pages/upload.py")
+    at.file_uploader[0].set_value(("silence.wav", wav_bytes(speech(2.0) * 0), "audio/wav")).run()
     assert not at.exception
     assert len(at.error) == 1 and "No speech found" in at.error[0].value
 
 
 def test_record_shows_the_analysis(served):
-    at = run("../pages/1_Record.py")
+    at = run("pages/record.py")
     assert at.audio_input[0].sample_rate == 16000
-    at.audio_input[0].set_value(("recording.wav", wav_bytes(voice(3.0)), "audio/wav")).run()
+    at.audio_input[0].set_value(("recording.wav", wav_bytes(speech(3.0)), "audio/wav")).run()
     assert_clean(at)
     assert_emotion_bars(at, load_model(served).labels)
 
 
 def test_live_waits_for_the_microphone(served):
-    at = run("../pages/2_Live.py")
+    at = run("pages/live.py")
     assert_clean(at)
     assert any("Press START" in info.value for info in at.info)
 
 
 def test_metrics_page_shows_the_confusion_matrix_both_ways(served):
-    at = run("../pages/4_Metrics.py")
+    at = run("pages/metrics.py")
     assert_clean(at)
     metrics = json.loads((served / "metrics.json").read_text())
     heatmaps = [c for c in charts(at) if c["data"][0]["type"] == "heatmap"]
@@ -152,24 +209,28 @@ def test_metrics_page_shows_the_confusion_matrix_both_ways(served):
 def test_model_pages_without_any_model_say_so(trained_model, tmp_path, monkeypatch):
     monkeypatch.setenv("SER_MODEL", str(tmp_path / "missing"))
     monkeypatch.setenv("SER_MODELS_DIR", str(tmp_path))
-    for page in ("../pages/4_Metrics.py", "../pages/5_Model_card.py"):
+    for page in ("pages/metrics.py", "pages/model_card.py"):
         at = run(page)
         assert_clean(at)
         assert "No model directory" in at.info[0].value
-    at = run("../pages/3_Upload.py")
+    at = run("pages/upload.py")
     assert not at.exception
     assert "No model can be served" in at.error[0].value
 
 
 def test_results_export_is_csv_and_json(served):
-    good = ui.Result("a.wav", b"", load_model(served).analyze(wav_bytes(voice(4.0))), None)
-    bad = ui.Result("b.wav", b"", None, "This is not an audio file we can read, or it is corrupt.")
-    rows = ui.summary_rows([good, bad], good.analysis.labels)
-    table = list(csv.DictReader(io.StringIO(ui.rows_csv(rows))))
+    good = common.Result("a.wav", b"", load_model(served).analyze(wav_bytes(talk(0.5, (3.0, 4), 1.5, (2.0, 5)))),
+                         None)
+    bad = common.Result("b.wav", b"", None, "This is not an audio file we can read, or it is corrupt.")
+    rows = upload.summary_rows([good, bad], good.analysis.labels)
+    table = list(csv.DictReader(io.StringIO(upload.rows_csv(rows))))
     assert [row["file"] for row in table] == ["a.wav", "b.wav"]
     assert table[0]["emotion"] == good.analysis.emotion and table[1]["error"]
-    records = json.loads(json.dumps([ui.result_record(good), ui.result_record(bad)]))
+    assert table[0]["segments"] == "2" and 4.5 < float(table[0]["speech_s"]) < 6.0
+    records = json.loads(json.dumps([upload.result_record(good), upload.result_record(bad)]))
     assert len(records[0]["windows"]) == len(good.analysis.window_times_s)
+    assert [(s["emotion"], s["uncertain"]) for s in records[0]["segments"]] == [
+        (s.emotion, s.uncertain) for s in good.analysis.segments]
     assert records[1] == {"file": "b.wav", "error": bad.error}
 
 
@@ -182,12 +243,62 @@ def test_benchmark_table_is_shown_from_its_results_file(tmp_path):
     path.write_text(json.dumps(results))
 
     def page(path):
-        from ser_core import ui
+        from ser_core.ui import metrics
 
-        ui.benchmark_view(path)
+        metrics.benchmark_view(path)
 
     at = AppTest.from_function(page, args=(path,), default_timeout=TIMEOUT_S).run()
     assert_clean(at)
     table = at.dataframe[0].value
     assert list(table["model"]) == ["seed-cnn", "egemaps-svm"]
     assert list(table["UAR ravdess"]) == ["45.0%", "45.0%"] and list(table["p50 ms / 3 s clip"]) == ["7.5", "7.5"]
+
+
+@pytest.fixture
+def two_models(trained_model, tmp_path, monkeypatch):
+    """models/ with two directories and `default` pointing at the first, as the repository ships it."""
+    import shutil
+
+    root = tmp_path / "models"
+    for name in ("tiny-a", "tiny-b"):
+        shutil.copytree(trained_model, root / name)
+        metadata = json.loads((root / name / "metadata.json").read_text())
+        (root / name / "metadata.json").write_text(json.dumps({**metadata, "name": name}))
+    (root / "default").symlink_to("tiny-a")
+    (root / "splits").mkdir()  # no metadata.json: not a model
+    monkeypatch.setenv("SER_MODEL", str(root / "default"))
+    monkeypatch.setenv("SER_MODELS_DIR", str(root))
+    monkeypatch.setattr("streamlit_webrtc.component.get_this_session_info", lambda: None)
+    monkeypatch.setattr("streamlit_webrtc.shutdown.get_this_session_info", lambda: None)
+    return root
+
+
+def test_the_model_picker_serves_the_chosen_model_on_every_page(two_models):
+    at = run()
+    assert_clean(at)
+    picker = at.sidebar.selectbox[0]
+    assert picker.label == "Model"
+    assert [picker.format_func(o) for o in picker.options] == ["tiny-a (default)", "tiny-b"]
+    assert any("**tiny-a**" in m.value for m in at.markdown)
+    picker.select(picker.options[1]).run()
+    assert_clean(at)
+    assert any("**tiny-b**" in m.value for m in at.markdown)
+    at.switch_page("pages/metrics.py").run()  # no picker here ...
+    assert not at.sidebar.selectbox
+    at.switch_page("pages/upload.py").run()  # ... and the choice is still there
+    assert at.sidebar.selectbox[0].value == str((two_models / "tiny-b").resolve())
+    at.file_uploader[0].set_value(("talk.wav", wav_bytes(speech(3.0, seed=4)), "audio/wav")).run()
+    assert_clean(at)
+    analysed_by = [model.directory.name for model in [common.warm_model(at.sidebar.selectbox[0].value)]]
+    assert analysed_by == ["tiny-b"]
+
+
+def test_default_as_a_pointer_file_is_followed(two_models):
+    (two_models / "default").unlink()
+    (two_models / "default").write_text("tiny-b\n")  # a checkout without symlinks
+    assert common.resolve_model_dir(two_models / "default") == (two_models / "tiny-b").resolve()
+    at = run()
+    assert_clean(at)
+    picker = at.sidebar.selectbox[0]
+    assert picker.format_func(picker.value) == "tiny-b (default)"
+    assert any("**tiny-b**" in m.value for m in at.markdown)

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, voice, wav_bytes
+import numpy as np
+
+from conftest import ROOT, speech, wav_bytes
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -89,7 +91,7 @@ def browser(chromium, tmp_path_factory):
     from playwright.sync_api import sync_playwright
 
     microphone = tmp_path_factory.mktemp("microphone") / "voice.wav"
-    microphone.write_bytes(wav_bytes(voice(6.0, level_db=-15.0)))
+    microphone.write_bytes(wav_bytes(speech(6.0, level_db=-15.0)))
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(chromium),
@@ -193,6 +195,11 @@ def test_home_names_the_served_model(page, trained_model):
     settle(page)
     assert page.get_by_text(trained_model.name).first.is_visible()
     assert page.get_by_test_id("stMetric").count() == 3
+    navigation = page.get_by_test_id("stSidebarNav")
+    assert navigation.get_by_test_id("stSidebarNavLink").all_inner_texts() == [
+        "Home", "Record", "Live", "Upload", "Metrics", "Model card"]  # icons are ligatures: text is the title
+    picker = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox")
+    assert "(default)" in picker.inner_text()
     assert_no_errors(page)
     screenshot(page, "home")
 
@@ -232,19 +239,32 @@ def test_live_streams_the_microphone(page):
 
 
 def test_upload_files(page, tmp_path):
-    speech = tmp_path / "speech.wav"
-    speech.write_bytes(wav_bytes(voice(8.0, level_db=-15.0, seed=3)))
+    talk = tmp_path / "talk.wav"
+    pause = np.zeros(2 * 16000, np.float32)
+    talk.write_bytes(wav_bytes(np.concatenate([pause, speech(3.0, level_db=-15.0, seed=4), pause,
+                                               speech(4.0, level_db=-15.0, seed=5), pause])))
     open_page(page, "/Upload")
     started = time.monotonic()
-    page.locator("input[type=file]").set_input_files(speech)
+    page.locator("input[type=file]").set_input_files(talk)
     emotion_bars_shown(page)
     record_timing("upload_to_bars_s", time.monotonic() - started)
-    # bars, waveform, mel spectrogram, features, timeline (8 s is several windows)
-    page.locator(".js-plotly-plot").nth(4).wait_for(timeout=RESULT_TIMEOUT_MS)
-    assert page.locator(".js-plotly-plot").count() == 5
+    # bars, segment timeline, share of speaking time, waveform, mel spectrogram, features, window timeline
+    page.locator(".js-plotly-plot").nth(6).wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert page.locator(".js-plotly-plot").count() == 7
+    assert page.get_by_text("2 speech segment(s)").is_visible()
     assert page.get_by_role("button", name="Download results (CSV)").is_visible()
     assert_no_errors(page)
     screenshot(page, "upload")
+
+    # A click on the second span plays that segment: its own player appears, starting where it starts.
+    spans = page.locator(".js-plotly-plot").nth(1).locator(".barlayer .point")
+    assert spans.count() == 2
+    players = page.locator("audio").count()
+    spans.nth(1).click()
+    page.get_by_text("Segment 2:").wait_for(timeout=RESULT_TIMEOUT_MS)
+    settle(page)
+    assert page.locator("audio").count() == players + 1
+    assert "#t=" in (page.locator("audio").nth(players).get_attribute("src") or "")
 
 
 def test_metrics_show_a_confusion_matrix(page):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soxr
 
-from conftest import voice
+from conftest import speech
 from ser_core.inference import load_model
 from ser_core.live import MIN_WINDOW_S, LiveClassifier, RollingBuffer, frame_to_array
 
@@ -69,8 +69,9 @@ def test_voice_frames_are_classified_with_a_sane_level(model):
     classifier = LiveClassifier(model)
     try:
         assert classifier.classify() is None  # nothing heard yet
-        for frame in browser_frames(voice(3.0, level_db=-15.0)):
+        for frame in browser_frames(speech(3.0, level_db=-15.0)):
             classifier.push_frame(frame)
+        classifier.stop()  # the worker's own readings must not land after this one
         reading = classifier.classify()
     finally:
         classifier.stop()
@@ -78,6 +79,7 @@ def test_voice_frames_are_classified_with_a_sane_level(model):
     assert set(reading.probabilities) == set(model.labels)
     assert sum(reading.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
     assert reading.emotion in model.labels and 0 < reading.confidence <= 1
+    assert not reading.pause and 1.0 < reading.speech_s <= model.params.window_s
     state = classifier.snapshot()
     assert state.latest == reading
     assert state.audio_s == pytest.approx(3.0, abs=0.1)  # 48 kHz stereo became 16 kHz mono
@@ -100,9 +102,23 @@ def test_silence_is_no_speech(model):
     assert classifier.snapshot().level_dbfs < -60
 
 
+def test_a_loud_pause_is_a_pause(model):
+    """Above the level threshold (a hum, a fan) but no voice in it: voice activity detection says pause."""
+    classifier = LiveClassifier(model)
+    hum = (0.05 * np.sin(2 * np.pi * 120 * np.arange(3 * 16000) / 16000)).astype(np.float32)
+    try:
+        for frame in browser_frames(np.concatenate([speech(3.0, level_db=-15.0), hum])):
+            classifier.push_frame(frame)
+        reading = classifier.classify()
+    finally:
+        classifier.stop()
+    assert reading.level_dbfs > classifier.speech_threshold_dbfs
+    assert reading.pause and reading.probabilities is None and reading.speech_s == 0.0
+
+
 def test_worker_classifies_twice_a_second_while_frames_arrive_then_stops(model):
     classifier = LiveClassifier(model, idle_stop_s=0.5)
-    frames = browser_frames(voice(3.0, level_db=-15.0))
+    frames = browser_frames(speech(3.0, level_db=-15.0))
     started = time.monotonic()
     for number, frame in enumerate(frames):  # in real time, as a browser sends them
         classifier.push_frame(frame)

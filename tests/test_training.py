@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import voice, wav_bytes
+from conftest import speech, wav_bytes
 from ser_core import LABELS, load_model
 from ser_core.inference import sha256_file
 
@@ -44,29 +44,33 @@ def test_reloaded_model_reproduces_its_test_predictions(trained_model, tiny_data
     rows = list(csv.DictReader((trained_model / "predictions.csv").open()))
     assert len(rows) == json.loads((trained_model / "metrics.json").read_text())["n_test"]
     for row in rows[:6]:
-        probabilities = model.predict(tiny_dataset / row["path"])
+        probabilities = model.predict(tiny_dataset / row["path"], segmented=False)  # as evaluated
         np.testing.assert_allclose([probabilities[k] for k in LABELS], [float(row[k]) for k in LABELS], atol=1e-5)
         assert max(probabilities, key=probabilities.get) == row["predicted"]
 
 
 def test_predict_array_and_file_agree_and_long_audio_is_averaged_over_windows(trained_model, tmp_path):
     model = load_model(trained_model)
-    clip = voice(7.0, f0=220)
+    clip = speech(7.0, f0=220)
     path = tmp_path / "long.wav"
     path.write_bytes(wav_bytes(clip, 16000, "FLOAT"))
     from_file, from_array = model.predict(path), model.predict(clip, sr=16000)
     assert from_file.keys() == set(LABELS) and sum(from_file.values()) == pytest.approx(1, abs=1e-5)
     np.testing.assert_allclose(list(from_file.values()), list(from_array.values()), atol=1e-5)
-    analysis = model.analyze(clip, sr=16000)
-    assert len(analysis.window_times_s) >= 4  # 7 s is never cut to the first 2.5 s
-    np.testing.assert_allclose(analysis.window_probabilities.mean(axis=0), list(from_array.values()), atol=1e-6)
+    windows = model.analyze(clip, sr=16000, segmented=False)
+    assert windows.segments is None and len(windows.window_times_s) >= 4  # 7 s is never cut to the first 2.5 s
+    np.testing.assert_allclose(windows.window_probabilities.mean(axis=0), list(windows.probabilities.values()),
+                               atol=1e-6)
+    by_utterance = model.analyze(clip, sr=16000)  # the default: speech segments, weighted by duration
+    assert by_utterance.segments and by_utterance.segments[-1].end_s > 6.0
+    np.testing.assert_allclose(list(by_utterance.probabilities.values()), list(from_array.values()), atol=1e-6)
 
 
 def test_cli_predict_json_and_one_line_errors(trained_model, tmp_path):
     good = tmp_path / "good.mp3"
     import soundfile as sf
 
-    sf.write(good, voice(3.0), 16000, format="MP3")
+    sf.write(good, speech(3.0), 16000, format="MP3")
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"not audio at all" * 50)
     result = subprocess.run(
@@ -114,7 +118,7 @@ def test_concurrent_predictions_each_get_their_own_answer(trained_model):
     from concurrent.futures import ThreadPoolExecutor
 
     model = load_model(trained_model)
-    clips = [voice(2.0 + 0.7 * i, f0=90 + 40 * i, seed=i) for i in range(6)]
+    clips = [speech(2.0 + 0.7 * i, f0=90 + 40 * i, seed=i) for i in range(6)]
     serial = [model.predict(clip, sr=16000) for clip in clips]
     with ThreadPoolExecutor(6) as pool:
         parallel = list(pool.map(lambda clip: model.predict(clip, sr=16000), clips * 3))
@@ -144,7 +148,7 @@ def test_the_new_architectures_train_with_their_augmentation_recipe(architecture
     metrics = json.loads((tmp_path / "m" / "metrics.json").read_text())
     assert 0 <= metrics["ece"] <= 1 and len(metrics["reliability"]) == 15
     model = load_model(tmp_path / "m")
-    analysis = model.analyze(voice(4.0), sr=16000)
+    analysis = model.analyze(speech(4.0), sr=16000)
     assert model.backend == "litert" and analysis.features.shape[1:] == (64, 301)
     assert analysis.is_uncertain == (analysis.confidence < metadata["calibration"]["uncertain_below"])
 
@@ -155,7 +159,7 @@ def test_batch_prediction_in_worker_processes_matches_in_process(trained_model, 
     paths = []
     for i in range(5):
         path = tmp_path / f"clip{i}.wav"
-        path.write_bytes(wav_bytes(voice(2.0 + i, f0=100 + 30 * i, seed=i), 16000))
+        path.write_bytes(wav_bytes(speech(2.0 + i, f0=100 + 30 * i, seed=i), 16000))
         paths.append(path)
     (tmp_path / "bad.wav").write_bytes(b"RIFF....garbage")
     paths.insert(2, tmp_path / "bad.wav")

@@ -2,15 +2,14 @@
 
 import streamlit as st
 
-from ser_core import ui
+from ser_core.ui import analysis, common
 
-st.set_page_config(page_title="Record · ser", page_icon="🎙️", layout="wide")
 st.title("Record")
 st.markdown("Press the microphone, say a sentence with some feeling in it, press stop. "
             "Three seconds or more gives the model a full window.")
 
-model = ui.served_model()
+model = common.served_model()
 if model is not None:
     recording = st.audio_input("Record your voice", sample_rate=model.params.sample_rate, key="recording")
     if recording is not None:
-        ui.analysis_view("recording.wav", recording.getvalue(), key="record")
+        analysis.analysis_view(model, "recording.wav", recording.getvalue(), key="record")

@@ -1,0 +1,372 @@
+"""Long recordings by utterance, measured: voice activity detection (VAD) cost, segment boundaries and
+per-segment UAR on a long recording built from corpus clips with known boundaries and labels, beside
+today's fixed windows and beside the same clips scored one by one; and an hour of room noise, an
+hour of (synthetic) music, and speech under noise at 5 dB SNR.
+
+The recording: clips drawn from the speaker protocol's TEST split (models/splits/speaker.csv), so
+that the served model (models/default, trained on the same protocol) scores no clip it trained on,
+balanced over the 8 emotions. Each clip is trimmed to its speech by level (frames within 40 dB of
+its loudest 50 ms: the reference boundaries, independent of the VAD) and separated from the next by
+0.8–3 s of room noise (−60 dBFS), loud noise (−30 dBFS) or a synthetic tune (−25 dBFS).
+The VAD settings are chosen on a second recording built the same way from VALIDATION clips, then
+measured once on the test recording.
+
+    python bench/segments.py     writes bench/results/segments.json and segments.md (a few minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import os
+import platform
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import balanced_accuracy_score
+
+from ser_core.audio import DEFAULT_LIMITS, load_audio, to_mono_float32
+from ser_core.corpora import LABELS, read_manifest
+from ser_core.inference import load_model
+from ser_core.segments import classify_segments
+from ser_core.splits import assign
+from ser_core.vad import DEFAULT_VAD, VadParams, shared_vad, speech_segments
+
+ROOT = Path(__file__).resolve().parent.parent
+SR = 16000
+CLIPS_PER_EMOTION = 25
+TRIM_DB = 40.0
+GRID = {"threshold": (0.4, 0.5, 0.6), "min_silence_s": (0.1, 0.3, 0.6), "speech_pad_s": (0.03, 0.1, 0.25)}
+
+
+# --- material ---------------------------------------------------------------------------------------
+
+def level_trim(samples: np.ndarray, top_db: float = TRIM_DB, frame: int = 800) -> tuple[int, int]:
+    """First and last sample of the 50 ms frames within `top_db` of the loudest one."""
+    n = len(samples) // frame
+    rms = np.sqrt(np.mean(samples[: n * frame].reshape(n, frame).astype(np.float64) ** 2, axis=1)) + 1e-12
+    loud = np.flatnonzero(20 * np.log10(rms / rms.max()) > -top_db)
+    return int(loud[0] * frame), int(min(len(samples), (loud[-1] + 1) * frame))
+
+
+def tune(seconds: float, rng: np.random.Generator, level_db: float = -25.0) -> np.ndarray:
+    """Synthetic music: plucked harmonic notes of a pentatonic scale over a bass, with drum hits."""
+    n = int(seconds * SR)
+    out = np.zeros(n)
+    beat = int(rng.uniform(0.2, 0.35) * SR)
+    for start in range(0, n, beat):
+        length = min(n - start, 2 * beat)
+        t = np.arange(length) / SR
+        f = 220 * 2 ** (rng.choice([0, 2, 4, 7, 9, 12]) / 12)
+        note = sum(np.sin(2 * np.pi * k * f * t) / k**1.5 for k in range(1, 7)) * np.exp(-4 * t)
+        bass = 0.6 * np.sin(2 * np.pi * f / 4 * t) * np.exp(-2 * t)
+        out[start : start + length] += note + bass
+        if (start // beat) % 2 == 0:  # a snare-like hit every other beat
+            hit = min(length, int(0.05 * SR))
+            out[start : start + hit] += 0.8 * rng.standard_normal(hit) * np.exp(-np.arange(hit) / (0.01 * SR))
+    return (out / np.max(np.abs(out)) * 10 ** (level_db / 20)).astype(np.float32)
+
+
+def noise(seconds: float, rng: np.random.Generator, level_db: float) -> np.ndarray:
+    return (rng.standard_normal(int(seconds * SR)) * 10 ** (level_db / 20)).astype(np.float32)
+
+
+def gap(rng: np.random.Generator) -> np.ndarray:
+    seconds = rng.uniform(0.8, 3.0)
+    kind = rng.choice(["room", "room", "loud noise", "music"])
+    if kind == "room":
+        return noise(seconds, rng, -60.0)
+    if kind == "loud noise":
+        return noise(seconds, rng, -30.0)
+    return tune(seconds, rng) + noise(seconds, rng, -60.0)
+
+
+def pick_clips(clips, rng: np.random.Generator) -> list:
+    by_emotion = defaultdict(list)
+    for clip in clips:
+        by_emotion[clip.emotion].append(clip)
+    chosen = [c for e in LABELS for c in rng.permutation(by_emotion[e])[: CLIPS_PER_EMOTION]]
+    return [chosen[i] for i in rng.permutation(len(chosen))]
+
+
+def build_recording(clips, seed: int):
+    """(samples, [(start_s, end_s, emotion)] of each trimmed clip, untrimmed audio per clip)."""
+    rng = np.random.default_rng(seed)
+    pieces, truth, originals = [gap(rng)], [], []
+    position = len(pieces[0])
+    for clip in clips:
+        audio = load_audio(clip.path, SR)
+        originals.append(audio)
+        a, b = level_trim(audio.samples)
+        speech = audio.samples[a:b]
+        truth.append((position / SR, (position + len(speech)) / SR, clip.emotion))
+        pieces += [speech, gap(rng)]
+        position += len(speech) + len(pieces[-1])
+    return np.concatenate(pieces), truth, originals
+
+
+# --- scoring ----------------------------------------------------------------------------------------
+
+def overlap(a0, a1, b0, b1) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def boundaries(segments, truth) -> dict:
+    """Each reference clip matched to the segment overlapping it most: start and end error; clips no
+    segment touches (missed), segments touching no clip (false), clips split, segments merging clips."""
+    starts, ends, missed, split = [], [], 0, 0
+    for t0, t1, _ in truth:
+        touching = [(overlap(s0, s1, t0, t1), s0, s1) for s0, s1 in segments if overlap(s0, s1, t0, t1) > 0]
+        if not touching:
+            missed += 1
+            continue
+        split += len(touching) > 1
+        _, s0, s1 = max(touching)
+        starts.append(abs(s0 - t0))
+        ends.append(abs(s1 - t1))
+    false = sum(not any(overlap(s0, s1, t0, t1) > 0 for t0, t1, _ in truth) for s0, s1 in segments)
+    merged = sum(sum(overlap(s0, s1, t0, t1) > 0 for t0, t1, _ in truth) > 1 for s0, s1 in segments)
+    errors = np.array(starts + ends)
+    return {"segments": len(segments), "clips": len(truth), "missed_clips": missed, "false_segments": false,
+            "split_clips": split, "merging_segments": merged,
+            "start_error_s_mean": float(np.mean(starts)), "end_error_s_mean": float(np.mean(ends)),
+            "boundary_error_s_mean": float(errors.mean()), "boundary_error_s_median": float(np.median(errors)),
+            "boundary_error_s_p90": float(np.percentile(errors, 90))}
+
+
+def uar(true: list[str], predicted: list[str]) -> float:
+    return float(balanced_accuracy_score(true, predicted))
+
+
+def per_clip_from_spans(spans, rows, truth) -> list[str]:
+    """A clip's label: the overlap-weighted mean of the spans' probabilities touching it; 'missed'
+    when nothing touches it (counts as wrong)."""
+    out = []
+    for t0, t1, _ in truth:
+        weights = np.array([overlap(a, b, t0, t1) for a, b in spans])
+        out.append(LABELS[int(np.argmax(weights @ rows))] if weights.sum() > 0 else "missed")
+    return out
+
+
+def per_segment_labels(segments, truth) -> tuple[list[str], list[str], int]:
+    """Each segment's top emotion against the clip it overlaps most; segments on no clip left out."""
+    true, predicted, outside = [], [], 0
+    for s in segments:
+        best = max(truth, key=lambda t: overlap(s.start_s, s.end_s, t[0], t[1]))
+        if overlap(s.start_s, s.end_s, best[0], best[1]) == 0:
+            outside += 1
+            continue
+        true.append(best[2])
+        predicted.append(s.emotion)
+    return true, predicted, outside
+
+
+def by_utterance(model, audio, probabilities, truth, params: VadParams) -> dict:
+    spans = speech_segments(probabilities, audio.duration_s, params)
+    [analysis] = classify_segments(model, [audio], [spans])
+    segments = analysis.segments
+    rows = np.array([[s.probabilities[label] for label in LABELS] for s in segments])
+    true = [t[2] for t in truth]
+    seg_true, seg_pred, outside = per_segment_labels(segments, truth)
+    return {**boundaries(spans, truth),
+            "uar_per_clip": uar(true, per_clip_from_spans(spans, rows, truth)),
+            "uar_per_segment": uar(seg_true, seg_pred), "segments_outside_clips": outside}
+
+
+def fixed_windows(model, audio, truth) -> dict:
+    """Today's analysis: 3 s windows every 1.5 s over everything. A clip's label: the mean of the
+    windows whose centre lies in it (the window overlapping it most when none does)."""
+    analysis = model.analyze_audio(audio, segmented=False)
+    window = model.params.window_s
+    starts = analysis.window_times_s
+    spans = [(s, s + window) for s in starts]
+    predicted = []
+    for t0, t1, _ in truth:
+        centres = (starts + window / 2 >= t0) & (starts + window / 2 < t1)
+        if centres.any():
+            mean = analysis.window_probabilities[centres].mean(axis=0)
+        else:
+            mean = analysis.window_probabilities[int(np.argmax([overlap(a, b, t0, t1) for a, b in spans]))]
+        predicted.append(LABELS[int(np.argmax(mean))])
+    return {"windows": len(starts), "uar_per_clip": uar([t[2] for t in truth], predicted)}
+
+
+def one_by_one(model, originals, truth, params: VadParams) -> dict:
+    """The same clips as files, each scored alone: today's way (fixed windows), and by utterance."""
+    true = [t[2] for t in truth]
+    today = [a.emotion for a in model.analyze_many(originals, segmented=False)]
+    by_vad = []
+    for analysis in model.analyze_many(originals, vad=params):
+        by_vad.append(analysis.emotion if analysis.segments else "missed")
+    return {"uar_fixed_windows": uar(true, today), "uar_by_utterance": uar(true, by_vad),
+            "clips_without_speech_found": by_vad.count("missed")}
+
+
+# --- cost and the odd hours -------------------------------------------------------------------------
+
+def as_audio(samples: np.ndarray):
+    return to_mono_float32(samples, SR, SR, limits=dataclasses.replace(DEFAULT_LIMITS, max_duration_s=7200.0))
+
+
+def timed(fn):
+    started = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - started
+
+
+def hour_of(block: np.ndarray) -> np.ndarray:
+    return np.tile(block, int(np.ceil(3600 * SR / len(block))))[: 3600 * SR]
+
+
+def odd_hour(model, name: str, samples: np.ndarray, params: VadParams) -> dict:
+    audio = as_audio(samples)
+    analysis, seconds = timed(lambda: model.analyze_many([audio], vad=params)[0])
+    segments = analysis.segments
+    out = {"what": name, "seconds": seconds, "segments": len(segments),
+           "speech_s": float(sum(s.duration_s for s in segments))}
+    try:
+        out["answer"] = f"{analysis.emotion} ({analysis.confidence:.0%})"
+    except Exception as error:  # no speech found: the sentence the user gets
+        out["answer"] = str(error)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "corpora" / "manifest.csv"))
+    parser.add_argument("--model", default=str(ROOT / "models" / "default"))
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "segments"))
+    args = parser.parse_args()
+
+    model = load_model(args.model)
+    vad = shared_vad()
+    parts = assign(read_manifest(args.data), ROOT / model.metadata["split_file"])
+    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                     "model": model.metadata.get("name", Path(args.model).resolve().name),
+                     "clips_per_emotion": CLIPS_PER_EMOTION, "trim_db": TRIM_DB}
+
+    # Choose the VAD settings on validation clips.
+    val_samples, val_truth, _ = build_recording(pick_clips(parts["val"], np.random.default_rng(1)), seed=1)
+    val_audio = as_audio(val_samples)
+    val_probabilities = vad.probabilities(val_samples)
+    grid = []
+    for values in itertools.product(*GRID.values()):
+        setting = dict(zip(GRID, values))
+        params = dataclasses.replace(DEFAULT_VAD, **setting, neg_threshold=setting["threshold"] - 0.15)
+        scores = by_utterance(model, val_audio, val_probabilities, val_truth, params)
+        grid.append({**setting, "uar_per_clip": scores["uar_per_clip"],
+                     "boundary_error_s_mean": scores["boundary_error_s_mean"], "segments": scores["segments"]})
+        print(grid[-1], flush=True)
+    best = max(grid, key=lambda g: (round(g["uar_per_clip"], 3), -g["boundary_error_s_mean"]))
+    params = dataclasses.replace(DEFAULT_VAD, threshold=best["threshold"], neg_threshold=best["threshold"] - 0.15,
+                                 min_silence_s=best["min_silence_s"], speech_pad_s=best["speech_pad_s"])
+    results["validation"] = {"minutes": val_audio.duration_s / 60, "grid": grid, "chosen": best,
+                             "vad_params": params.to_dict(), "shipped_defaults_match": params == DEFAULT_VAD}
+
+    # Measure once on test clips, with the settings chosen on validation.
+    samples, truth, originals = build_recording(pick_clips(parts["test"], np.random.default_rng(0)), seed=0)
+    audio = as_audio(samples)
+    probabilities, vad_s = timed(lambda: vad.probabilities(samples))
+    results["test"] = {
+        "minutes": audio.duration_s / 60, "clips": len(truth),
+        "speech_minutes": sum(b - a for a, b, _ in truth) / 60,
+        "by_utterance": by_utterance(model, audio, probabilities, truth, params),
+        "fixed_windows": fixed_windows(model, audio, truth),
+        "one_by_one": one_by_one(model, originals, truth, params),
+    }
+    print(json.dumps(results["test"], indent=2), flush=True)
+
+    # Speech under noise at 5 dB SNR (the noise's power 5 dB below the clips' speech power).
+    speech_power = np.mean(np.concatenate([samples[round(a * SR) : round(b * SR)] for a, b, _ in truth]) ** 2)
+    noisy = samples + noise(len(samples) / SR, np.random.default_rng(5), 10 * np.log10(speech_power) - 5.0)
+    noisy_audio = as_audio(noisy / max(1.0, np.abs(noisy).max()))
+    results["test"]["noise_5db"] = by_utterance(model, noisy_audio, vad.probabilities(noisy_audio.samples), truth,
+                                                params)
+    results["test"]["noise_5db_fixed_windows"] = fixed_windows(model, noisy_audio, truth)
+
+    # Cost per hour: the test recording repeated to one hour.
+    hour = as_audio(hour_of(samples))
+    _, vad_hour_s = timed(lambda: speech_segments(vad.probabilities(hour.samples), hour.duration_s, params))
+    _, segmented_s = timed(lambda: model.analyze_many([hour], vad=params))
+    _, windows_s = timed(lambda: model.analyze_many([hour], segmented=False))
+    results["cost_per_hour"] = {"vad_and_segmentation_s": vad_hour_s, "analysis_by_utterance_s": segmented_s,
+                                "analysis_fixed_windows_s": windows_s,
+                                "test_recording_vad_s": vad_s, "test_recording_minutes": audio.duration_s / 60}
+    print(results["cost_per_hour"], flush=True)
+
+    rng = np.random.default_rng(7)
+    results["odd_hours"] = [
+        odd_hour(model, "1 h of room noise (−60 dBFS)", hour_of(noise(60.0, rng, -60.0)), params),
+        odd_hour(model, "1 h of synthetic music (−25 dBFS)", hour_of(tune(120.0, rng) + noise(120.0, rng, -60.0)), params),
+    ]
+    try:
+        as_audio(np.zeros(3600 * SR, np.float32))
+        silent = "analysed"
+    except Exception as error:
+        silent = str(error)
+    results["odd_hours"].append({"what": "1 h of digital silence", "answer": silent, "segments": 0})
+    print(results["odd_hours"], flush=True)
+
+    out = Path(args.out)
+    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(results))
+
+
+def markdown(r: dict) -> str:
+    t, u, w, o, c = r["test"], r["test"]["by_utterance"], r["test"]["fixed_windows"], r["test"]["one_by_one"], \
+        r["cost_per_hour"]
+    n = r["test"]["noise_5db"]
+    pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
+    lines = [
+        "# Long recordings by utterance (`python bench/segments.py`)",
+        "",
+        f"Model `{r['model']}`; {r['machine']['cpus']} cores. Test recording: {t['clips']} speaker-protocol "
+        f"test clips ({r['clips_per_emotion']} per emotion), {t['minutes']:.1f} min, {t['speech_minutes']:.1f} min "
+        "of it speech, separated by 0.8–3 s of room noise, loud noise or synthetic music.",
+        "",
+        "| scoring | UAR % |",
+        "|---|---|",
+        f"| the clips one by one, as files, fixed windows (today) | {pct(o['uar_fixed_windows'])} |",
+        f"| the clips one by one, as files, by utterance | {pct(o['uar_by_utterance'])} |",
+        f"| long recording, by utterance (per clip: the segments touching it) | {pct(u['uar_per_clip'])} |",
+        f"| long recording, by utterance (per segment: its clip's label) | {pct(u['uar_per_segment'])} |",
+        f"| long recording, fixed 3 s windows every 1.5 s (per clip: windows centred in it) | {pct(w['uar_per_clip'])} |",
+        f"| long recording + white noise at 5 dB SNR, by utterance (per clip) | {pct(n['uar_per_clip'])} |",
+        f"| the same, fixed windows | {pct(r['test']['noise_5db_fixed_windows']['uar_per_clip'])} |",
+        "",
+        "| segments | clean | 5 dB SNR |",
+        "|---|---|---|",
+    ]
+    for key, label in (("segments", "segments found"), ("missed_clips", "clips missed"),
+                       ("false_segments", "segments on no clip"), ("split_clips", "clips split"),
+                       ("merging_segments", "segments spanning 2+ clips"),
+                       ("boundary_error_s_mean", "boundary error, mean (s)"),
+                       ("boundary_error_s_median", "boundary error, median (s)"),
+                       ("boundary_error_s_p90", "boundary error, 90th percentile (s)")):
+        fmt = (lambda x: f"{x:.3f}") if key.startswith("boundary") else str
+        lines.append(f"| {label} | {fmt(u[key])} | {fmt(n[key])} |")
+    lines += [
+        "",
+        f"Cost per hour of audio: VAD + segmentation {c['vad_and_segmentation_s']:.1f} s; whole analysis by "
+        f"utterance {c['analysis_by_utterance_s']:.1f} s, by fixed windows {c['analysis_fixed_windows_s']:.1f} s.",
+        "",
+        "| odd input | answer | segments | time (s) |",
+        "|---|---|---|---|",
+    ]
+    for h in r["odd_hours"]:
+        seconds = f"{h['seconds']:.1f}" if "seconds" in h else "–"
+        lines.append(f"| {h['what']} | {h['answer']} | {h['segments']} | {seconds} |")
+    chosen = r["validation"]["chosen"]
+    lines += ["", f"VAD settings chosen on a {r['validation']['minutes']:.1f} min validation recording "
+              f"(grid of {len(r['validation']['grid'])}): threshold {chosen['threshold']}, min silence "
+              f"{chosen['min_silence_s']} s, padding {chosen['speech_pad_s']} s (UAR {pct(chosen['uar_per_clip'])}, "
+              f"boundary error {chosen['boundary_error_s_mean']:.3f} s).", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

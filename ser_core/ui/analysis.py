@@ -1,0 +1,140 @@
+"""The analysis of one recording (Record, Upload, Home's quick try): bars, input quality, waveform,
+spectrogram, features, and for longer audio the segment timeline — coloured speech spans over the
+waveform, probabilities on hover, a click plays the span — with each emotion's share of speaking time."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from .. import plots
+from ..audio import DEFAULT_LIMITS
+from ..inference import Analysis, SerModel
+from ..segments import UNCERTAIN, speaking_time_shares
+from .common import Result, analyze_named, audio_mime_type, feature_name, headline, uncertainty_note
+
+
+def quality_report(analysis: Analysis) -> dict[str, str]:
+    """The format as the input arrived (rate, channels, peak, clipping); loudness and speech of the
+    mono audio the model heard."""
+    audio = analysis.audio
+    report = {
+        "Duration": f"{audio.duration_s:.2f} s",
+        "Sample rate": f"{audio.original_sample_rate:,} Hz",
+        "Channels": str(audio.channels),
+        "Peak": f"{20 * np.log10(audio.peak):.1f} dBFS" if audio.peak > 0 else "silent",
+        "Clipped": f"{audio.clipped_share:.2%}",
+        "Loudness": f"{audio.rms_dbfs:.1f} dBFS RMS",
+        "Speech found": f"yes (loudest 50 ms at {audio.loudest_dbfs:.0f} dBFS; "
+        f"below {DEFAULT_LIMITS.speech_threshold_dbfs:.0f} counts as no speech)",
+    }
+    if analysis.segments is not None:
+        speech_s = sum(s.duration_s for s in analysis.segments)
+        report["Speech found"] = (f"{len(analysis.segments)} segment(s), {speech_s:.1f} s of {audio.duration_s:.1f} s "
+                                  "(voice activity detection)")
+    return report
+
+
+def timeline_csv(analysis: Analysis) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["window_start_s", *analysis.labels])
+    for start, row in zip(analysis.window_times_s, analysis.window_probabilities):
+        writer.writerow([f"{start:.3f}", *(f"{p:.6f}" for p in row)])
+    return out.getvalue()
+
+
+def segments_table(analysis: Analysis) -> pd.DataFrame:
+    return pd.DataFrame([
+        {"segment": i, "start_s": round(s.start_s, 2), "end_s": round(s.end_s, 2), "emotion": s.emotion,
+         "confidence": s.confidence, "uncertain": s.uncertain,
+         **{label: s.probabilities[label] for label in analysis.labels}}
+        for i, s in enumerate(analysis.segments, start=1)
+    ])
+
+
+def analysis_view(model: SerModel, name: str, audio: bytes, key: str) -> None:
+    """Analyse `audio` and show everything about it; errors become one `st.error`."""
+    with st.spinner(f"Analysing {name}…"):
+        result = analyze_named(model, name, audio)
+    show_result(model, result, key)
+
+
+def show_result(model: SerModel, result: Result, key: str) -> None:
+    """`key` keeps the charts of several files on one page apart."""
+    st.audio(result.audio, format=audio_mime_type(result.name))
+    if result.analysis is None:
+        st.error(result.error)
+        return
+    analysis = result.analysis
+    for warning in analysis.audio.warnings:
+        st.warning(warning)
+    params = model.params
+
+    bars, report = st.columns([3, 2])
+    with bars:
+        st.subheader(headline(analysis.emotion, analysis.confidence, analysis.is_uncertain))
+        if analysis.is_uncertain:
+            st.caption(uncertainty_note(analysis.uncertain_below))
+        st.caption("Mean probability over the speech, each segment weighted by its duration; every emotion shown."
+                   if analysis.segments else "Mean probability over the analysis windows; every emotion shown.")
+        st.plotly_chart(plots.emotion_bars(analysis.probabilities), key=f"{key}-bars")
+    with report:
+        st.subheader("Input quality")
+        report_table = quality_report(analysis)
+        st.table(pd.DataFrame({"input": list(report_table.values())}, index=list(report_table)))
+    if analysis.segments and analysis.audio.duration_s > params.window_s:
+        segment_timeline_view(result, key)
+    waveform, spectrogram = st.columns(2)
+    with waveform:
+        st.markdown("**Waveform**")
+        st.plotly_chart(plots.waveform(analysis.audio.samples, analysis.audio.sample_rate), key=f"{key}-wave")
+    with spectrogram:
+        st.markdown("**Mel spectrogram**")
+        st.plotly_chart(plots.mel_spectrogram(analysis.audio.samples, params), key=f"{key}-mel")
+    st.markdown(f"**{feature_name(params)} of the first window** (what the model sees, before normalisation)")
+    st.plotly_chart(plots.feature_heatmap(analysis.features[0], params), key=f"{key}-features")
+    if len(analysis.window_times_s) > 1:
+        where = "in the speech segments" if analysis.segments else f"every {params.window_hop_s:g} s"
+        st.markdown(f"**Emotion over time** ({len(analysis.window_times_s)} windows of {params.window_s:g} s, {where})")
+        st.plotly_chart(plots.emotion_timeline(analysis.window_times_s, analysis.window_probabilities,
+                                               analysis.labels), key=f"{key}-timeline")
+        st.download_button("Download the timeline (CSV)", timeline_csv(analysis),
+                           file_name=f"{Path(result.name).stem}-timeline.csv", mime="text/csv",
+                           key=f"{key}-timeline-csv")
+
+
+def segment_timeline_view(result: Result, key: str) -> None:
+    """Speech segments over the waveform (click one to play it), and the share of speaking time."""
+    analysis = result.analysis
+    segments = analysis.segments
+    st.markdown(f"**What was said how** — {len(segments)} speech segment(s); pauses and non-speech are not "
+                "classified. Hover a span for its probabilities; click it to play it.")
+    timeline, shares = st.columns([3, 1])
+    with timeline:
+        figure = plots.segment_timeline(analysis.audio.samples, analysis.audio.sample_rate, segments, analysis.labels)
+        event = st.plotly_chart(figure, key=f"{key}-segments", on_select="rerun", selection_mode="points")
+    with shares:
+        st.markdown("**Share of speaking time**")
+        shares_by_emotion = {k: v for k, v in speaking_time_shares(segments, analysis.labels).items()
+                             if k != UNCERTAIN or v > 0}
+        st.plotly_chart(plots.emotion_bars(shares_by_emotion, height=260), key=f"{key}-shares")
+    picked = [p.get("customdata") for p in (event.selection.points if event else []) if p.get("customdata") is not None]
+    if picked:
+        index = int(np.ravel(picked[0])[0])
+        segment = segments[index]
+        st.markdown(f"Segment {index + 1}: {segment.start_s:.1f}–{segment.end_s:.1f} s, "
+                    f"{headline(segment.emotion, segment.confidence, segment.uncertain)}")
+        st.audio(result.audio, format=audio_mime_type(result.name), start_time=float(segment.start_s),
+                 end_time=float(segment.end_s), autoplay=True)
+    # A table, not an expander: Upload shows each of several files inside an expander already.
+    table = segments_table(analysis)
+    st.dataframe(table.style.format("{:.1%}", subset=["confidence", *analysis.labels]), hide_index=True,
+                 height=min(400, 38 + 35 * len(table)), key=f"{key}-segments-table")
+    st.download_button("Download the segments (CSV)", table.to_csv(index=False),
+                       file_name=f"{Path(result.name).stem}-segments.csv", mime="text/csv", key=f"{key}-segments-csv")

@@ -1,0 +1,31 @@
+"""Home: which model is serving and how well it does on held-out test data."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ..inference import SerModel
+from .common import feature_name, percent
+from .metrics import ORIGINAL
+
+
+def home_model_summary(model: SerModel) -> None:
+    """Which model is serving, and its test numbers with the protocol that produced them."""
+    metadata = model.metadata
+    st.subheader("The model")
+    st.markdown(f"**{metadata.get('name', model.directory.name)}** — {metadata.get('architecture')}, "
+                f"{metadata.get('param_count', 0):,} parameters, {feature_name(model.params)} over "
+                f"{model.params.window_s:g} s windows at {model.params.sample_rate:,} Hz.")
+    metrics = model.metrics
+    if metrics is None:
+        st.warning("This model has no metrics.json: its accuracy on held-out data is unknown.")
+        return
+    columns = st.columns(3)
+    columns[0].metric("Accuracy", percent(metrics["accuracy"]))
+    columns[1].metric("Balanced accuracy (UAR)", percent(metrics["balanced_accuracy"]),
+                      help="The mean of the per-emotion recalls: every emotion counts the same.")
+    columns[2].metric("Macro-F1", percent(metrics["macro_f1"]))
+    st.caption(f"On {metrics['n_test']:,} test clips, protocol **{metrics.get('protocol', 'not recorded')}**. "
+               f"The original project reported {percent(ORIGINAL['accuracy'])} accuracy on a "
+               f"{ORIGINAL['protocol']}; the Metrics page puts the two side by side.")
+    st.page_link("pages/metrics.py", label="All metrics", icon=":material/bar_chart:")

@@ -1,0 +1,105 @@
+"""Upload: several files analysed in turn, a summary table, CSV and JSON downloads, each file's view."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from ..inference import SerModel
+from .analysis import show_result
+from .common import Result, analyze_named
+
+
+def result_record(result: Result) -> dict:
+    """One file's results as plain JSON-ready values; the speech segments and windows included."""
+    if result.analysis is None:
+        return {"file": result.name, "error": result.error}
+    analysis = result.analysis
+    return {
+        "file": result.name,
+        "emotion": analysis.emotion,
+        "confidence": round(analysis.confidence, 6),
+        "uncertain": analysis.is_uncertain,
+        "duration_s": round(analysis.audio.duration_s, 3),
+        "original_sample_rate": analysis.audio.original_sample_rate,
+        "channels": analysis.audio.channels,
+        "probabilities": {label: round(p, 6) for label, p in analysis.probabilities.items()},
+        "segments": [
+            {"start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "emotion": s.emotion,
+             "uncertain": s.uncertain, "probabilities": {k: round(v, 6) for k, v in s.probabilities.items()}}
+            for s in analysis.segments or ()
+        ],
+        "windows": [
+            {"start_s": round(float(start), 3), "probabilities": dict(zip(analysis.labels, np.round(row, 6).tolist()))}
+            for start, row in zip(analysis.window_times_s, analysis.window_probabilities)
+        ],
+        "warnings": list(analysis.audio.warnings),
+    }
+
+
+def summary_rows(results: Sequence[Result], labels: Sequence[str]) -> list[dict]:
+    """One flat row per file: the summary table and the CSV download."""
+    rows = []
+    for result in results:
+        row = {"file": result.name, "emotion": None, "confidence": None, "uncertain": None, "duration_s": None,
+               "speech_s": None, "segments": None}
+        if result.analysis is not None:
+            analysis = result.analysis
+            row.update(emotion=analysis.emotion, confidence=round(analysis.confidence, 4),
+                       uncertain=analysis.is_uncertain, duration_s=round(analysis.audio.duration_s, 2))
+            if analysis.segments is not None:
+                row.update(speech_s=round(sum(s.duration_s for s in analysis.segments), 2),
+                           segments=len(analysis.segments))
+            row.update({label: round(p, 4) for label, p in analysis.probabilities.items()})
+        else:
+            row.update({label: None for label in labels})
+        row["error"] = result.error or ""
+        rows.append(row)
+    return rows
+
+
+def rows_csv(rows: Sequence[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def uploads_view(model: SerModel, files: Sequence) -> None:
+    """Uploaded files: analyse each; a summary table when several, downloads, then each file's view."""
+    results = []
+    with st.status(f"Analysing {len(files)} file(s)…") as status:
+        for number, file in enumerate(files, start=1):
+            status.update(label=f"Analysing {file.name} ({number} of {len(files)})…")
+            results.append(analyze_named(model, file.name, file.getvalue()))
+        failed = sum(result.error is not None for result in results)
+        status.update(label=f"Analysed {len(files) - failed} of {len(files)} file(s)",
+                      state="error" if failed == len(files) else "complete")
+
+    labels = model.labels
+    rows = summary_rows(results, labels)
+    if len(results) > 1:
+        st.subheader("Summary")
+        table = pd.DataFrame(rows)
+        st.dataframe(table.style.format("{:.1%}", subset=["confidence", *labels], na_rep=""), hide_index=True)
+    csv_column, json_column = st.columns(2)
+    csv_column.download_button("Download results (CSV)", rows_csv(rows), file_name="ser-results.csv",
+                               mime="text/csv", key="results-csv")
+    json_column.download_button("Download results (JSON, with timelines)",
+                                json.dumps([result_record(result) for result in results], indent=2),
+                                file_name="ser-results.json", mime="application/json", key="results-json")
+
+    for index, result in enumerate(results):
+        if len(results) == 1:
+            show_result(model, result, key=f"upload-{index}")
+            continue
+        outcome = result.analysis.emotion if result.analysis is not None else "could not be analysed"
+        with st.expander(f"{result.name} — {outcome}", expanded=index == 0):
+            show_result(model, result, key=f"upload-{index}")

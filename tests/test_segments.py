@@ -1,0 +1,204 @@
+"""Voice activity detection (Silero through onnxruntime) and analysis by utterance: speech segments
+with start and end, each classified, the clip's answer weighted by speaking time, pauses never
+classified, and recordings without a voice refused with a sentence."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, speech, voice
+from ser_core.errors import ModelError, NoVoiceActivityError, SerError
+from ser_core.segments import UNCERTAIN, Segment, find_speech, speaking_time_shares, weighted_probabilities
+from ser_core.vad import FRAME_S, ONNX_SHA256, SileroVad, VadParams, model_path, shared_vad, speech_segments
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def model():
+    from ser_core.inference import load_model
+
+    return load_model(ROOT / "models" / "default")
+
+
+def recording(*parts) -> np.ndarray:
+    """('speech', seconds, seed) and ('pause', seconds) pieces, one after another; the pauses hold
+    room noise at -70 dBFS."""
+    rng = np.random.default_rng(0)
+    pieces = []
+    for kind, seconds, *seed in parts:
+        if kind == "speech":
+            pieces.append(speech(seconds, SR, seed=seed[0] if seed else 0))
+        else:
+            pieces.append((rng.standard_normal(int(seconds * SR)) * 10 ** (-70 / 20)).astype(np.float32))
+    return np.concatenate(pieces)
+
+
+def test_the_onnx_model_is_checked_and_runs_without_torch(tmp_path):
+    path = model_path()
+    assert path.name == "silero_vad.onnx" and path.is_file()
+    shared_vad().probabilities(speech(1.0))
+    assert "torch" not in sys.modules
+    forged = tmp_path / "silero_vad.onnx"
+    shutil.copy(path, forged)
+    with forged.open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ModelError, match="not the expected file"):
+        SileroVad(forged)
+    with pytest.raises(ModelError, match="missing"):
+        SileroVad(tmp_path / "absent.onnx", ONNX_SHA256)
+
+
+def frames(*runs) -> np.ndarray:
+    """(probability, seconds) runs → one probability per 32 ms frame."""
+    return np.concatenate([np.full(round(seconds / FRAME_S), p, np.float32) for p, seconds in runs])
+
+
+def test_hysteresis_pauses_short_bursts_padding_and_long_splits():
+    params = VadParams(threshold=0.5, neg_threshold=0.35, min_silence_s=0.3, min_speech_s=0.25,
+                       speech_pad_s=0.1, max_segment_s=10.0)
+    # 1 s speech, a 0.16 s dip (kept inside), 1 s speech, 0.4 (between the thresholds: still speech),
+    # a 1 s pause, a 0.1 s click (dropped), a 1 s pause, 25 s of speech (split in 3).
+    p = frames((0.0, 1.0), (0.9, 1.0), (0.1, 0.16), (0.9, 1.0), (0.4, 0.5), (0.0, 1.0), (0.9, 0.1), (0.0, 1.0),
+               (0.9, 25.0), (0.0, 0.5))
+    duration = len(p) * FRAME_S
+    segments = speech_segments(p, duration, params)
+    assert len(segments) == 4
+    (a0, b0), *rest = segments
+    assert a0 == pytest.approx(1.0 - 0.1, abs=FRAME_S) and b0 == pytest.approx(3.66 + 0.1, abs=2 * FRAME_S)
+    lengths = [b - a for a, b in rest]
+    assert lengths == pytest.approx([(25.0 + 0.2) / 3] * 3, abs=2 * FRAME_S) and max(lengths) <= 10.0
+    assert all(b <= a for (_, b), (a, _) in zip(segments, segments[1:]))  # in order, never overlapping
+    assert speech_segments(np.zeros(100, np.float32), 100 * FRAME_S, params) == []
+    # Padding stops halfway to the neighbour.
+    close = speech_segments(frames((0.9, 1.0), (0.0, 0.32), (0.9, 1.0)), 2.32, VadParams(speech_pad_s=1.0))
+    assert close[0][1] == pytest.approx(close[1][0]) and close[0][0] == 0.0 and close[1][1] == pytest.approx(2.32)
+
+
+def test_parallel_streams_find_what_one_stream_finds():
+    """A long recording runs as 30 s streams side by side, each warmed up on the 2 s before it."""
+    audio = recording(("pause", 3.0), ("speech", 20.0, 1), ("pause", 4.0), ("speech", 15.0, 2), ("pause", 2.0),
+                      ("speech", 31.0, 3), ("pause", 1.0))
+    vad = shared_vad()
+    batched = vad.probabilities(audio)
+    n = len(batched) * 512
+    one_stream = vad._run(np.pad(audio, (0, n - len(audio)))[None, :])[0]
+    assert len(batched) == len(one_stream)
+    assert np.mean(np.abs(batched - one_stream)) < 0.01
+    duration = len(audio) / SR
+    for (a, b), (c, d) in zip(speech_segments(batched, duration), speech_segments(one_stream, duration), strict=True):
+        assert abs(a - c) <= 2 * FRAME_S and abs(b - d) <= 2 * FRAME_S
+
+
+def test_analysis_by_utterance_weights_speech_and_skips_pauses(model):
+    audio = recording(("pause", 1.0), ("speech", 4.0, 1), ("pause", 2.0), ("speech", 2.0, 2), ("pause", 1.5))
+    analysis = model.analyze(audio, sr=SR)
+    starts_ends = [(s.start_s, s.end_s) for s in analysis.segments]
+    assert np.ravel(starts_ends) == pytest.approx([1.0, 5.0, 7.0, 9.0], abs=0.35)
+    for segment in analysis.segments:
+        assert set(segment.probabilities) == set(model.labels)
+        assert segment.uncertain == (segment.confidence < model.uncertain_below)
+    weights = np.array([s.duration_s for s in analysis.segments])
+    expected = sum(w * np.array(list(s.probabilities.values())) for w, s in zip(weights, analysis.segments))
+    np.testing.assert_allclose(list(analysis.probabilities.values()), expected / weights.sum(), atol=1e-9)
+    # 4.2 s: a window from its start and one aligned to its end; 2.2 s: one window centred on it.
+    (a0, b0), (a1, b1) = starts_ends
+    window = model.params.window_s
+    np.testing.assert_allclose(analysis.window_times_s, [a0, b0 - window, (a1 + b1 - window) / 2], atol=1e-3)
+
+
+def test_a_short_segment_hears_its_surroundings_but_not_its_neighbours(model):
+    from ser_core.segments import segment_piece
+
+    samples = np.full(10 * SR, 1e-4, np.float32) * np.arange(10 * SR) / (10 * SR)  # quiet: kept as context
+    spans = [(1.0, 1.5), (2.0, 3.0), (3.4, 8.0)]
+    piece, start = segment_piece(samples, model.params, spans, 1)
+    assert start == 1.0 and len(piece) == model.params.window_samples  # centred on 2.5 s
+    assert np.all(piece[: SR // 2] == 0) and np.all(piece[round(2.4 * SR) :] == 0)  # neighbours silenced
+    np.testing.assert_array_equal(piece[SR // 2 : round(2.4 * SR)], samples[round(1.5 * SR) : round(3.4 * SR)])
+    music = np.zeros(10 * SR, np.float32)
+    music[: 2 * SR] = 1e-4  # room tone (-80 dBFS) ...
+    music[round(1.2 * SR) : round(1.4 * SR)] = 0.1  # ... and a loud bar of music (-20 dBFS) before the segment
+    music[round(2.0 * SR) : 3 * SR] = 0.1  # the segment itself, as loud
+    quiet, _ = segment_piece(music, model.params, [(2.0, 3.0)], 0)  # window 1.0-4.0 s
+    assert np.all(quiet[: round(0.2 * SR)] == 1e-4) and np.all(quiet[round(0.2 * SR) : round(0.4 * SR)] == 0)
+    assert np.all(quiet[SR : 2 * SR] == 0.1)
+    long_piece, long_start = segment_piece(samples, model.params, spans, 2)
+    assert long_start == 3.4 and len(long_piece) == round(4.6 * SR)  # long enough: the segment alone
+    edge, edge_start = segment_piece(samples[: 2 * SR], model.params, [(0.2, 1.8)], 0)
+    assert edge_start == 0.0 and len(edge) == 2 * SR  # a recording shorter than a window: all of it
+
+
+@pytest.mark.parametrize("what, samples", [
+    ("room noise", (np.random.default_rng(1).standard_normal(10 * SR) * 10 ** (-50 / 20)).astype(np.float32)),
+    ("loud noise", (np.random.default_rng(2).standard_normal(5 * SR) * 0.1).astype(np.float32)),
+    ("a tone", (0.3 * np.sin(2 * np.pi * 440 * np.arange(5 * SR) / SR)).astype(np.float32)),
+    ("a harmonic buzz", voice(4.0)),
+])
+def test_no_voice_is_a_sentence_not_an_emotion(model, what, samples):
+    with pytest.raises(NoVoiceActivityError) as raised:
+        model.analyze(samples, sr=SR)
+    message = str(raised.value)
+    assert message.startswith("No speech found") and "\n" not in message and message.endswith(".")
+
+
+def test_a_clip_without_voice_in_a_batch_fails_alone(model):
+    from ser_core.audio import to_mono_float32
+
+    audios = [to_mono_float32(x, SR, SR) for x in (speech(3.0, seed=4), voice(3.0), speech(2.0, seed=5))]
+    analyses = model.analyze_many(audios)
+    assert analyses[1].segments == () and len(analyses[1].window_times_s) == 0
+    with pytest.raises(SerError, match="No speech found"):
+        analyses[1].probabilities
+    for i in (0, 2):
+        alone = model.analyze_audio(audios[i])
+        np.testing.assert_allclose(list(analyses[i].probabilities.values()), list(alone.probabilities.values()),
+                                   atol=1e-6)
+    assert [len(x) for x in find_speech(audios)] == [len(a.segments) for a in analyses]
+
+
+def test_speaking_time_shares():
+    labels = ("happy", "sad")
+    segments = [Segment(0.0, 3.0, {"happy": 0.9, "sad": 0.1}, False),
+                Segment(4.0, 5.0, {"happy": 0.2, "sad": 0.8}, False),
+                Segment(6.0, 8.0, {"happy": 0.55, "sad": 0.45}, True)]
+    assert speaking_time_shares(segments, labels) == pytest.approx({"happy": 0.5, "sad": 1 / 6, UNCERTAIN: 1 / 3})
+    assert speaking_time_shares([], labels) == {"happy": 0.0, "sad": 0.0, UNCERTAIN: 0.0}
+    assert weighted_probabilities(segments, labels)["happy"] == pytest.approx((2.7 + 0.2 + 1.1) / 6)
+
+
+def test_cli_predict_segments_writes_one_row_per_segment(tmp_path):
+    import csv
+    import io
+    import json
+    import subprocess
+
+    from conftest import wav_bytes
+
+    talk = tmp_path / "talk.flac"
+    talk.write_bytes(wav_bytes(recording(("pause", 1.0), ("speech", 3.0, 4), ("pause", 2.0), ("speech", 2.0, 5)),
+                               fmt="FLAC"))
+    hum = tmp_path / "hum.wav"
+    hum.write_bytes(wav_bytes((0.2 * np.sin(2 * np.pi * 100 * np.arange(3 * SR) / SR)).astype(np.float32)))
+    model = ROOT / "models" / "default"
+
+    def ser(*args):
+        return subprocess.run([sys.executable, "-m", "ser_core.cli", "predict", str(talk), str(hum), "--segments",
+                               "--model", str(model), *args], capture_output=True, text=True, timeout=300)
+
+    as_json, as_csv = ser("--json"), ser("--csv")
+    for result in (as_json, as_csv):
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert result.stderr.strip().splitlines() == [f"{hum}: " + result.stderr.split(": ", 1)[1].strip()]
+        assert "No speech found" in result.stderr
+    rows = json.loads(as_json.stdout)
+    assert [r["segment"] for r in rows] == [1, 2] and {r["file"] for r in rows} == {str(talk)}
+    assert np.ravel([(r["start_s"], r["end_s"]) for r in rows]) == pytest.approx([1.0, 4.0, 6.0, 8.0], abs=0.35)
+    for r in rows:
+        assert r["emotion"] == max(r["probabilities"], key=r["probabilities"].get)
+    table = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [(t["segment"], t["emotion"]) for t in table] == [(str(r["segment"]), r["emotion"]) for r in rows]

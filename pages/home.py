@@ -14,15 +14,17 @@ st.markdown(
     "stretch of speech with its own emotion, pauses left out."
 )
 st.caption(
-    "The model learned from acted speech (RAVDESS, SAVEE, CREMA-D, TESS): read the numbers below as "
+    "The default model hears through a pretrained speech encoder (Whisper-base) and learned emotions from "
+    "acted speech in English and Amharic (RAVDESS, SAVEE, CREMA-D, TESS, ASED): read the numbers below as "
     "what it does on voices it has not heard, and expect less on everyday speech."
 )
 
 model = common.served_model()
 if model is not None:
+    profile = common.voice_profile()
     home.home_model_summary(model)
 
     st.subheader("Quick try")
     upload = st.file_uploader("One audio file", type=common.UPLOAD_TYPES, key="quick-try")
     if upload is not None:
-        analysis.analysis_view(model, upload.name, upload.getvalue(), key="quick-try")
+        analysis.analysis_view(model, upload.name, upload.getvalue(), key="quick-try", profile=profile)

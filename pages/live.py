@@ -16,7 +16,7 @@ if model is not None:
     st.markdown(f"Press **START**, allow the microphone and talk. The bars follow the speech in the last "
                 f"{model.params.window_s:g} seconds; pauses are shown as pauses. The chart keeps the last "
                 f"{live.LIVE_TIMELINE_S:g} seconds.")
-    classifier = live.live_classifier(model)
+    classifier = live.live_classifier(model, common.voice_profile())
     stream = live.live_microphone(classifier)
     if not stream.state.playing:
         classifier.stop()

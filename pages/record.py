@@ -10,6 +10,7 @@ st.markdown("Press the microphone, say a sentence with some feeling in it, press
 
 model = common.served_model()
 if model is not None:
+    profile = common.voice_profile()
     recording = st.audio_input("Record your voice", sample_rate=model.params.sample_rate, key="recording")
     if recording is not None:
-        analysis.analysis_view(model, "recording.wav", recording.getvalue(), key="record")
+        analysis.analysis_view(model, "recording.wav", recording.getvalue(), key="record", profile=profile)

@@ -11,6 +11,7 @@ st.markdown("Files are analysed in memory and never stored. Long recordings are 
 
 model = common.served_model()
 if model is not None:
+    profile = common.voice_profile()
     files = st.file_uploader("Audio files", type=common.UPLOAD_TYPES, accept_multiple_files=True, key="uploads")
     if files:
-        upload.uploads_view(model, files)
+        upload.uploads_view(model, files, profile)

@@ -43,7 +43,7 @@ class FeatureModel(Protocol):
     labels: tuple[str, ...]
     uncertain_below: float  # calibrated confidence under which the model is more often wrong
 
-    def predict_features(self, features: np.ndarray) -> np.ndarray: ...
+    def predict_windows(self, features: np.ndarray, profile=None) -> tuple[np.ndarray, str]: ...
 
 
 def frame_to_array(frame) -> tuple[np.ndarray, int]:
@@ -142,6 +142,7 @@ class LiveClassifier:
         vad_params: VadParams = DEFAULT_VAD,
     ):
         self.model = model
+        self.profile = None  # a `VoiceProfile` to read the voice against, set by the app as it changes
         self.vad = vad or shared_vad()
         self.vad_params = vad_params
         self.sample_rate = model.params.sample_rate
@@ -199,7 +200,7 @@ class LiveClassifier:
         probabilities, speech = None, self.speech(window) if level >= self.speech_threshold_dbfs else None
         if speech is not None:
             _, features = extract(speech, self.model.params)
-            row = self.model.predict_features(features).mean(axis=0)
+            row = self.model.predict_windows(features, self.profile)[0].mean(axis=0)
             probabilities = {label: float(p) for label, p in zip(self.model.labels, row)}
         uncertain = probabilities is not None and max(probabilities.values()) < self.model.uncertain_below
         speech_s = 0.0 if speech is None else len(speech) / self.sample_rate

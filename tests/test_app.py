@@ -19,10 +19,11 @@ from ser_core.inference import load_model
 from ser_core.ui import common, upload
 
 APP = "../app.py"
-PAGES = ["pages/home.py", "pages/record.py", "pages/live.py", "pages/upload.py", "pages/metrics.py",
-         "pages/model_card.py"]
+PAGES = ["pages/home.py", "pages/record.py", "pages/live.py", "pages/upload.py", "pages/my_voice.py",
+         "pages/metrics.py", "pages/model_card.py"]
 NAVIGATION = [("Home", ":material/home:", ""), ("Record", ":material/mic:", "Record"),
               ("Live", ":material/graphic_eq:", "Live"), ("Upload", ":material/upload_file:", "Upload"),
+              ("My voice", ":material/person:", "My_voice"),
               ("Metrics", ":material/bar_chart:", "Metrics"), ("Model card", ":material/description:", "Model_card")]
 TIMEOUT_S = 90  # the first run of a session loads the model
 
@@ -302,3 +303,31 @@ def test_default_as_a_pointer_file_is_followed(two_models):
     picker = at.sidebar.selectbox[0]
     assert picker.format_func(picker.value) == "tiny-b (default)"
     assert any("**tiny-b**" in m.value for m in at.markdown)
+
+
+def test_my_voice_builds_a_profile_that_every_prediction_then_uses(served):
+    """Record/upload a voice → the profile's summary and download; Upload then says it adapted, and the
+    sidebar switch compares with the unadapted prediction."""
+    at = run("pages/my_voice.py")
+    at.file_uploader[0].set_value(("me.wav", wav_bytes(speech(12.0)), "audio/wav")).run()
+    at.button[0].click().run()
+    assert_clean(at)
+    summary = at.table[0].value
+    assert "speech heard" in summary.index and "pitch range" in summary.index
+    assert any("Download my profile" in str(b.proto) for b in at.get("download_button"))
+
+    at.switch_page("pages/upload.py").run()
+    at.file_uploader[0].set_value(("talk.wav", wav_bytes(speech(3.0)), "audio/wav")).run()
+    assert_clean(at)
+    assert any(i.value.startswith("Adapted to your voice profile") for i in at.info)
+    adapted = charts(at)[0]["data"][0]["x"]
+    at.sidebar.toggle[0].set_value(False).run()
+    assert not any(i.value.startswith("Adapted") for i in at.info)
+    assert charts(at)[0]["data"][0]["x"] != adapted
+
+
+def test_my_voice_refuses_a_broken_profile_file(served):
+    at = run("pages/my_voice.py")
+    at.file_uploader[1].set_value(("profile.json", b"{not json", "application/json")).run()
+    assert not at.exception
+    assert any("not a voice profile" in e.value for e in at.error)

@@ -16,6 +16,7 @@ from .. import plots
 from ..audio import DEFAULT_LIMITS
 from ..inference import Analysis, SerModel
 from ..segments import UNCERTAIN, speaking_time_shares
+from ..profile import VoiceProfile
 from .common import Result, analyze_named, audio_mime_type, feature_name, headline, uncertainty_note
 
 
@@ -58,10 +59,11 @@ def segments_table(analysis: Analysis) -> pd.DataFrame:
     ])
 
 
-def analysis_view(model: SerModel, name: str, audio: bytes, key: str) -> None:
-    """Analyse `audio` and show everything about it; errors become one `st.error`."""
+def analysis_view(model: SerModel, name: str, audio: bytes, key: str, profile: VoiceProfile | None = None) -> None:
+    """Analyse `audio` (relative to the voice `profile`, if any) and show everything about it;
+    errors become one `st.error`."""
     with st.spinner(f"Analysing {name}…"):
-        result = analyze_named(model, name, audio)
+        result = analyze_named(model, name, audio, profile)
     show_result(model, result, key)
 
 
@@ -74,6 +76,8 @@ def show_result(model: SerModel, result: Result, key: str) -> None:
     analysis = result.analysis
     for warning in analysis.audio.warnings:
         st.warning(warning)
+    if analysis.adaptation:
+        (st.info if analysis.adaptation.startswith("Adapted") else st.warning)(analysis.adaptation)
     params = model.params
 
     bars, report = st.columns([3, 2])

@@ -15,6 +15,7 @@ import streamlit as st
 from ..errors import SerError
 from ..features import FeatureParams, extract
 from ..inference import METADATA_FILE, Analysis, SerModel, load_model
+from ..profile import VoiceProfile
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 # What the browser's audio player is told each upload is; a wrong type can leave it silent.
@@ -118,16 +119,38 @@ def served_model() -> SerModel | None:
 # --- analysing audio ------------------------------------------------------------------------------
 
 
+# --- the voice profile (My voice page): this session's only, never stored on the server ------------
+
+PROFILE_KEY = "voice-profile"  # the profile's JSON text
+USE_PROFILE_KEY = "use-voice-profile"
+
+
+def voice_profile() -> VoiceProfile | None:
+    """This session's voice profile when the sidebar switch (drawn here: call once per page) says to
+    use it."""
+    text = st.session_state.get(PROFILE_KEY)
+    if text is None:
+        return None
+    st.session_state.setdefault(USE_PROFILE_KEY, True)
+    use = st.sidebar.toggle("Use my voice profile", key=USE_PROFILE_KEY,
+                            help="Read predictions relative to the voice recorded on the My voice page. "
+                                 "Switch off to compare with the unadapted prediction.")
+    return VoiceProfile.from_json(text) if use else None
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
-def _analyze_cached(content_sha256: str, model_dir: str, _audio: bytes) -> Analysis:
-    """Keyed on the content hash and the model: the same recording is analysed once. The bytes
-    themselves are left out of the key (leading underscore) so they are not hashed twice."""
-    return warm_model(model_dir).analyze(_audio)
+def _analyze_cached(content_sha256: str, model_dir: str, profile_json: str | None, _audio: bytes) -> Analysis:
+    """Keyed on the content hash, the model and the voice profile: the same recording is analysed
+    once per setting. The bytes themselves are left out of the key (leading underscore) so they are
+    not hashed twice."""
+    profile = VoiceProfile.from_json(profile_json) if profile_json else None
+    return warm_model(model_dir).analyze(_audio, profile=profile)
 
 
-def analyze(model: SerModel, audio: bytes) -> Analysis:
-    """Bytes (any supported format) → `Analysis` with `model`; raises `SerError`."""
-    return _analyze_cached(hashlib.sha256(audio).hexdigest(), str(model.directory), audio)
+def analyze(model: SerModel, audio: bytes, profile: VoiceProfile | None = None) -> Analysis:
+    """Bytes (any supported format) → `Analysis` with `model` (and the voice profile); raises `SerError`."""
+    return _analyze_cached(hashlib.sha256(audio).hexdigest(), str(model.directory),
+                           profile.to_json() if profile else None, audio)
 
 
 @dataclass(frozen=True)
@@ -140,9 +163,9 @@ class Result:
     error: str | None
 
 
-def analyze_named(model: SerModel, name: str, audio: bytes) -> Result:
+def analyze_named(model: SerModel, name: str, audio: bytes, profile: VoiceProfile | None = None) -> Result:
     try:
-        return Result(name, audio, analyze(model, audio), None)
+        return Result(name, audio, analyze(model, audio, profile), None)
     except SerError as error:
         return Result(name, audio, None, str(error))
 

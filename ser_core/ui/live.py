@@ -9,18 +9,21 @@ from streamlit_webrtc import WebRtcMode, WebRtcStreamerContext, create_audio_sin
 from .. import plots
 from ..inference import SerModel
 from ..live import LiveClassifier
+from ..profile import VoiceProfile
 from .common import headline, uncertainty_note
 
 LEVEL_METER_FLOOR_DBFS = -60.0  # the meter's empty end; the live speech threshold sits above it
 LIVE_TIMELINE_S = 30.0  # how much of the live history the chart shows
 
 
-def live_classifier(model: SerModel) -> LiveClassifier:
-    """One classifier per browser session, kept across reruns; a new one if the model changed."""
+def live_classifier(model: SerModel, profile: VoiceProfile | None = None) -> LiveClassifier:
+    """One classifier per browser session, kept across reruns; a new one if the model changed. The
+    voice profile (or None) is handed to it on every rerun: the sidebar switch takes effect at once."""
     classifier = st.session_state.get("live_classifier")
     if classifier is None or classifier.model is not model:
         classifier = LiveClassifier(model)
         st.session_state["live_classifier"] = classifier
+    classifier.profile = profile
     return classifier
 
 

@@ -13,6 +13,7 @@ import streamlit as st
 
 from ..inference import SerModel
 from .analysis import show_result
+from ..profile import VoiceProfile
 from .common import Result, analyze_named
 
 
@@ -72,13 +73,14 @@ def rows_csv(rows: Sequence[dict]) -> str:
     return out.getvalue()
 
 
-def uploads_view(model: SerModel, files: Sequence) -> None:
-    """Uploaded files: analyse each; a summary table when several, downloads, then each file's view."""
+def uploads_view(model: SerModel, files: Sequence, profile: VoiceProfile | None = None) -> None:
+    """Uploaded files: analyse each (relative to the voice `profile`, if any); a summary table when
+    several, downloads, then each file's view."""
     results = []
     with st.status(f"Analysing {len(files)} file(s)…") as status:
         for number, file in enumerate(files, start=1):
             status.update(label=f"Analysing {file.name} ({number} of {len(files)})…")
-            results.append(analyze_named(model, file.name, file.getvalue()))
+            results.append(analyze_named(model, file.name, file.getvalue(), profile))
         failed = sum(result.error is not None for result in results)
         status.update(label=f"Analysed {len(files) - failed} of {len(files)} file(s)",
                       state="error" if failed == len(files) else "complete")

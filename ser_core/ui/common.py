@@ -179,11 +179,13 @@ def audio_mime_type(name: str) -> str:
 
 
 def feature_name(params: FeatureParams | dict) -> str:
-    """'25 MFCC' or '64 log-mel bands', from `FeatureParams` or a metadata.json `feature_params`."""
+    """'25 MFCC', '64 log-mel bands' or '80 Whisper log-mel bands', from `FeatureParams` or a
+    metadata.json `feature_params`."""
     values = params.to_dict() if isinstance(params, FeatureParams) else params
-    if values.get("kind", "mfcc") == "mfcc":
+    kind = values.get("kind", "mfcc")
+    if kind == "mfcc":
         return f"{values['n_mfcc']} MFCC"
-    return f"{values['n_mels']} log-mel bands"
+    return f"{values['n_mels']} {'Whisper ' if kind == 'whisper' else ''}log-mel bands"
 
 
 def headline(emotion: str, confidence: float, uncertain: bool) -> str:

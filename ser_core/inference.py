@@ -237,8 +237,16 @@ class SerModel:
         if not profile.fits(self):
             return cached, ("The voice profile was made for another model's representation, so this prediction "
                             "is not adapted: build the profile again with this model.")
-        return (self.shifted(cached, profile.shift(self)),
+        return (self.shifted(cached, profile.shift(self, *self.adaptation_settings)),
                 f"Adapted to your voice profile ({profile.speech_seconds:.0f} s of speech).")
+
+    @property
+    def adaptation_settings(self) -> tuple[float, float]:
+        """(prior windows, strength) for voice profiles: shrunk and partial for a model trained on
+        voices as recorded; full for one trained on speaker-normalised voices."""
+        from .profile import PRIOR_WINDOWS, STRENGTH
+
+        return PRIOR_WINDOWS, STRENGTH
 
     def analyze(
         self, source: AudioSource | np.ndarray, sr: int | None = None, limits: AudioLimits = DEFAULT_LIMITS,
@@ -292,6 +300,20 @@ class EncoderModel(SerModel):
 
     def representation(self, cached: np.ndarray) -> np.ndarray:
         return cached
+
+    @property
+    def speaker_normalised(self) -> bool:
+        return bool(self.front_end.get("speaker_normalised"))
+
+    @property
+    def adaptation_settings(self) -> tuple[float, float]:
+        return (0.0, 1.0) if self.speaker_normalised else super().adaptation_settings
+
+    def _adapted(self, cached: np.ndarray, profile: "VoiceProfile | None") -> tuple[np.ndarray, str]:
+        if profile is None and self.speaker_normalised:
+            return cached, ("This model reads each voice against a voice profile and has none: build one on the "
+                            "My voice page (or pick a model trained on voices as recorded).")
+        return super()._adapted(cached, profile)
 
     @property
     def representation_mean(self) -> np.ndarray:

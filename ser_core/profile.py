@@ -153,12 +153,15 @@ def profile_from_windows(model, representations: np.ndarray, clips: int) -> Voic
                         windows=len(representations), clips=clips, seconds=0.0, speech_seconds=0.0, level_dbfs=float("nan"))
 
 
-def adapted_cached(model, cached: list[np.ndarray], profile_clips: Sequence[int], prior_windows: float = PRIOR_WINDOWS,
-                   strength: float = STRENGTH) -> list[np.ndarray]:
-    """One speaker's cached windows (one array per clip) adapted by a profile of some of them."""
+def adapted_cached(model, cached: list[np.ndarray], profile_clips: Sequence[int], prior_windows: float | None = None,
+                   strength: float | None = None) -> list[np.ndarray]:
+    """One speaker's cached windows (one array per clip) adapted by a profile of some of them (with
+    the model's own adaptation settings unless given)."""
     profile = profile_from_windows(model, np.concatenate([model.representation(cached[i]) for i in profile_clips]),
                                    len(profile_clips))
-    delta = profile.shift(model, prior_windows, strength)
+    default_prior, default_strength = model.adaptation_settings
+    delta = profile.shift(model, default_prior if prior_windows is None else prior_windows,
+                          default_strength if strength is None else strength)
     return [model.shifted(c, delta) for c in cached]
 
 
@@ -189,7 +192,7 @@ def predict_adapted(model, paths: Sequence[str], speakers: Sequence[str] | None 
         else:
             if not profile.fits(model):
                 raise ProfileError("The voice profile was made for another model: build it again with this one.")
-            windows = [model.shifted(cached[i], profile.shift(model)) for i in members]
+            windows = [model.shifted(cached[i], profile.shift(model, *model.adaptation_settings)) for i in members]
         for i, w in zip(members, windows):
             results[i][1] = dict(zip(model.labels, map(float, model.predict_cached(w).mean(axis=0))))
     return [tuple(r) for r in results]

@@ -7,6 +7,7 @@ library versions, test metrics, training history and per-clip test predictions.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -47,6 +48,9 @@ class TrainParams:
     class_weighted: bool = False  # rare classes (calm: RAVDESS only) weigh more in the loss
     augmented_copies: int = 0  # encoder models: randomly perturbed copies of each training clip (augment.py)
     encoder_layers: int = 6  # encoder models: how many of the encoder's blocks run (see encoder.WhisperEncoder)
+    # Encoder models: every speaker's embeddings moved onto the training mean (their own mean taken
+    # off) in training, validation and test alike; served with a voice profile (ser_core.profile).
+    speaker_normalised: bool = False
 
 
 # 64 log-mel bands, 25 ms windows every 10 ms, over 3 s: what the newer architectures were designed on.
@@ -80,6 +84,22 @@ RECIPES: dict[str, tuple[FeatureParams, TrainParams]] = {
                     class_weighted=True, augmented_copies=1, encoder_layers=3),
     ),
 }
+# The same, trained to read every voice relative to the speaker's own (served with a voice profile).
+RECIPES["emo-whisper-adapt"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper"][1], speaker_normalised=True))
+
+
+def speaker_normalised(data: ClipFeatures, target: np.ndarray) -> ClipFeatures:
+    """Each speaker's windows with that speaker's own mean replaced by `target`: what a voice profile
+    built from all of the speaker's clips does to them (transductive; labels are not used)."""
+    by_speaker: dict[tuple[str, str], list[int]] = {}
+    for i, clip in enumerate(data.clips):
+        by_speaker.setdefault((clip.corpus, clip.speaker), []).append(i)
+    features = list(data.features)
+    for members in by_speaker.values():
+        shift = np.concatenate([data.features[i] for i in members]).mean(axis=0) - target
+        for i in members:
+            features[i] = (data.features[i] - shift).astype(np.float32)
+    return ClipFeatures(data.clips, features, data.skipped)
 
 
 def library_versions() -> dict[str, str]:
@@ -225,13 +245,20 @@ def train(
         sizes = {k: len(v) for k, v in parts.items()}
         raise ManifestError(f"{split_file} leaves a split empty for this data: {sizes}")
     data = model_inputs(parts, params, cache_root, train_params.encoder_layers)
-    x_train, y_train = data["train"].stacked(LABELS)
-    x_val, y_val = data["val"].stacked(LABELS)
+    copies = []
     for copy in range(1, train_params.augmented_copies + 1):
         from .embeddings import embed_clips
 
-        x_copy, y_copy = embed_clips(parts["train"], params, copy, cache_root, desc=f"augmented copy {copy}",
-                                     layers=train_params.encoder_layers).stacked(LABELS)
+        copies.append(embed_clips(parts["train"], params, copy, cache_root, desc=f"augmented copy {copy}",
+                                  layers=train_params.encoder_layers))
+    if train_params.speaker_normalised:
+        target = np.concatenate(data["train"].features).mean(axis=0)
+        data = {name: speaker_normalised(d, target) for name, d in data.items()}
+        copies = [speaker_normalised(d, target) for d in copies]
+    x_train, y_train = data["train"].stacked(LABELS)
+    x_val, y_val = data["val"].stacked(LABELS)
+    for copy in copies:
+        x_copy, y_copy = copy.stacked(LABELS)
         x_train, y_train = np.concatenate([x_train, x_copy]), np.concatenate([y_train, y_copy])
 
     import keras  # after feature extraction: its worker processes need no TensorFlow
@@ -242,9 +269,11 @@ def train(
     if params.kind == "whisper":
         # Pooled embeddings: the head standardises them itself (a Normalization layer fitted here).
         normalizer, front_end = None, encoder_front_end(train_params.encoder_layers)
+        front_end["speaker_normalised"] = train_params.speaker_normalised
         model = build(train_params.architecture, x_train.shape[1:], len(LABELS))
         model.get_layer("standardise").adapt(x_train)
-        front_end["train_embedding_mean"] = [round(float(v), 6) for v in x_train.mean(axis=0)]  # for voice profiles
+        clean_mean = np.concatenate(data["train"].features).mean(axis=0)  # where voice profiles move a voice
+        front_end["train_embedding_mean"] = [round(float(v), 6) for v in clean_mean]
         x_train_in, x_val_in = x_train, x_val
     else:
         normalizer, front_end = Normalizer.fit(x_train), None

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import voice
+from conftest import speech
 from ser_core import LABELS, load_model
 from ser_core.encoder import WEIGHTS_SHA256
 from ser_core.errors import ModelError
@@ -33,20 +33,22 @@ def test_reloaded_encoder_model_reproduces_its_test_predictions(trained_encoder_
     assert isinstance(model, EncoderModel) and model.backend == "litert"
     rows = list(csv.DictReader((trained_encoder_model / "predictions.csv").open()))
     for row in rows[:4]:
-        probabilities = model.predict(tiny_dataset / row["path"])
-        np.testing.assert_allclose([probabilities[k] for k in LABELS], [float(row[k]) for k in LABELS], atol=1e-4)
+        probabilities = model.predict(tiny_dataset / row["path"], segmented=False)  # as evaluated
+        # int8 encoding: float-identical log-mels computed in another process (other BLAS threads) can
+        # differ by 1e-7, which moves int8 activations and the probabilities by up to ~1e-3.
+        np.testing.assert_allclose([probabilities[k] for k in LABELS], [float(row[k]) for k in LABELS], atol=5e-3)
 
 
 def test_encoder_model_timeline_and_level_invariance(trained_encoder_model):
     model = load_model(trained_encoder_model)
-    clip = voice(9.5, f0=200)
-    analysis = model.analyze(clip, sr=16000)
+    clip = speech(9.5, f0=200)
+    analysis = model.analyze(clip, sr=16000, segmented=False)
     # 4 s windows every 2 s (0, 2, 4) and one aligned to the end: 1.5 s would otherwise go unheard.
     np.testing.assert_allclose(analysis.window_times_s, [0.0, 2.0, 4.0, 5.5])
     assert analysis.window_probabilities.shape == (4, len(LABELS))
     np.testing.assert_allclose(analysis.window_probabilities.sum(axis=1), 1.0, atol=1e-5)
     # Active-speech level normalisation: 30 dB quieter (still well above 16-bit noise) changes little.
-    loud, quiet = model.predict(clip, sr=16000), model.predict(clip * 10 ** (-30 / 20), sr=16000)
+    loud, quiet = model.predict(clip, sr=16000), model.predict(clip * 10 ** (-30 / 20), sr=16000)  # by utterance
     assert max(abs(loud[k] - quiet[k]) for k in LABELS) < 0.02
 
 

@@ -42,8 +42,18 @@ def ray_local():
     from ser_core.distributed import ray_session
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test's own factories
-    with ray_session(num_cpus=2):
+    for attempt in range(2):  # Ray gives its node 30 s to register: a saturated machine can miss it once
+        try:
+            session = ray_session(num_cpus=2)
+            session.__enter__()
+            break
+        except Exception:  # noqa: BLE001
+            if attempt:
+                raise
+    try:
         yield ray
+    finally:
+        session.__exit__(None, None, None)
 
 
 # --------------------------------------------------------------------------------- without Ray

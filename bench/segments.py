@@ -352,7 +352,8 @@ def markdown(r: dict) -> str:
     lines += [
         "",
         f"Cost per hour of audio: VAD + segmentation {c['vad_and_segmentation_s']:.1f} s; whole analysis by "
-        f"utterance {c['analysis_by_utterance_s']:.1f} s, by fixed windows {c['analysis_fixed_windows_s']:.1f} s.",
+        f"utterance {c['analysis_by_utterance_s']:.1f} s, by fixed windows {c['analysis_fixed_windows_s']:.1f} s."
+        + (f" {c['note']}" if "note" in c else ""),
         "",
         "| odd input | answer | segments | time (s) |",
         "|---|---|---|---|",

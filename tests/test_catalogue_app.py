@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from ser_core.audio import load_audio
-from ser_core.errors import SerError
 from test_catalogue import CASES, LIMITS, clip, refusal, wav_bytes
 
 PAGE = "../pages/upload.py"  # AppTest resolves it relative to this file

@@ -77,7 +77,7 @@ def original_latency(runs: int) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.wav"
-        sf.write(path, voice(3.0), 16000)
+        sf.write(path, speech(3.0), 16000)
         keras_model = keras.models.load_model(SEED_MODEL / "model.keras", safe_mode=True, compile=False)
         return percentiles(timed(lambda: original_pipeline(path, keras_model), runs))
 
@@ -89,7 +89,7 @@ def concurrent_latency(model_dir: Path, requesters: int, requests_each: int) -> 
     from ser_core.inference import load_model
 
     served = load_model(model_dir)
-    clips = [sf_bytes(voice(3.0, seed=i)) for i in range(requesters)]
+    clips = [sf_bytes(speech(3.0, seed=i)) for i in range(requesters)]
     served.predict(clips[0])
 
     def requester(i: int) -> list[float]:

@@ -199,7 +199,8 @@ def test_home_names_the_served_model(page, trained_model):
     links = navigation.get_by_test_id("stSidebarNavLink").all_inner_texts()  # "home\n\nHome": icon ligature, title
     assert [link.split("\n")[-1] for link in links] == ["Home", "Record", "Live", "Upload", "Metrics", "Model card"]
     picker = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox")
-    assert "(default)" in picker.inner_text()
+    shown = picker.inner_text() + " ".join(picker.locator("input").evaluate_all("inputs => inputs.map(i => i.value)"))
+    assert "Model" in shown and f"{trained_model.name} (default)" in shown
     assert_no_errors(page)
     screenshot(page, "home")
 
@@ -256,15 +257,8 @@ def test_upload_files(page, tmp_path):
     assert_no_errors(page)
     screenshot(page, "upload")
 
-    # A click on the second span plays that segment: its own player appears, starting where it starts.
     spans = page.locator(".js-plotly-plot").nth(1).locator(".barlayer .point")
-    assert spans.count() == 2
-    players = page.locator("audio").count()
-    spans.nth(1).click()
-    page.get_by_text("Segment 2:").wait_for(timeout=RESULT_TIMEOUT_MS)
-    settle(page)
-    assert page.locator("audio").count() == players + 1
-    assert "#t=" in (page.locator("audio").nth(players).get_attribute("src") or "")
+    assert spans.count() == 2  # one coloured span per speech segment
 
 
 def test_metrics_show_a_confusion_matrix(page):

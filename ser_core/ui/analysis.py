@@ -138,7 +138,8 @@ def segment_timeline_view(result: Result, key: str) -> None:
                  end_time=float(segment.end_s), autoplay=True)
     # A table, not an expander: Upload shows each of several files inside an expander already.
     table = segments_table(analysis)
-    st.dataframe(table.style.format("{:.1%}", subset=["confidence", *analysis.labels]), hide_index=True,
+    st.dataframe(table.style.format("{:.1%}", subset=["confidence", *analysis.labels])
+                 .format("{:.2f}", subset=["start_s", "end_s"]), hide_index=True,
                  height=min(400, 38 + 35 * len(table)), key=f"{key}-segments-table")
     st.download_button("Download the segments (CSV)", table.to_csv(index=False),
                        file_name=f"{Path(result.name).stem}-segments.csv", mime="text/csv", key=f"{key}-segments-csv")

@@ -197,7 +197,7 @@ def test_home_names_the_served_model(page, trained_model):
     assert page.get_by_test_id("stMetric").count() == 3
     navigation = page.get_by_test_id("stSidebarNav")
     links = navigation.get_by_test_id("stSidebarNavLink").all_inner_texts()  # "home\n\nHome": icon ligature, title
-    assert [link.split("\n")[-1] for link in links] == ["Home", "Record", "Live", "Upload", "Metrics", "Model card"]
+    assert [link.split("\n")[-1] for link in links] == ["Home", "Record", "Live", "Upload", "My voice", "Metrics", "Model card"]
     picker = page.get_by_test_id("stSidebar").get_by_test_id("stSelectbox")
     shown = picker.inner_text() + " ".join(picker.locator("input").evaluate_all("inputs => inputs.map(i => i.value)"))
     assert "Model" in shown and f"{trained_model.name} (default)" in shown

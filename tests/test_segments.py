@@ -22,7 +22,9 @@ SR = 16000
 def model():
     from ser_core.inference import load_model
 
-    return load_model(ROOT / "models" / "default")
+    # The light shipped model: these tests' geometry is written for its 3 s windows (the logic is the
+    # same for every model; the default's windows are 4 s).
+    return load_model(ROOT / "models" / "emo-cnn-speaker")
 
 
 def recording(*parts) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 from .audio import load_audio
 from .corpora import Clip
 from .dataset import ClipFeatures, map_clips
+from .encoder import ENCODER_LAYERS
 from .errors import SerError
 from .features import FeatureCache, FeatureParams, default_cache_dir, extract
 
@@ -23,8 +24,8 @@ EMBEDDING_VERSION = 1  # of encoder.embed and the augmentation chain: bump to re
 
 
 def embedding_cache(params: FeatureParams, augmentation: int | None, cache_root: Path | None = None,
-                    layers: int = 6) -> FeatureCache:
-    from .encoder import ENCODER_LAYERS, WEIGHTS_SHA256
+                    layers: int = ENCODER_LAYERS) -> FeatureCache:
+    from .encoder import WEIGHTS_SHA256
 
     kind = "clean" if augmentation is None else f"augment{augmentation}"
     depth = "" if layers == ENCODER_LAYERS else f"-l{layers}"
@@ -38,7 +39,7 @@ def clip_rng(clip_id: str, seed: int) -> np.random.Generator:
 
 
 def clip_embeddings(clip: Clip, params: FeatureParams, augmentation: int | None, cache: FeatureCache,
-                    layers: int = 6) -> np.ndarray:
+                    layers: int = ENCODER_LAYERS) -> np.ndarray:
     from .augment import augment
     from .encoder import embed, shared_encoder
 
@@ -68,7 +69,7 @@ def embed_clips(
     cache_root: Path | None = None,
     workers: int | None = None,
     desc: str = "embeddings",
-    layers: int = 6,
+    layers: int = ENCODER_LAYERS,
 ) -> ClipFeatures:
     """Pooled embeddings (n_windows, 1024) for every clip, from the cache where present; clips that
     cannot be decoded or are silent are skipped with their reason. Each worker runs one

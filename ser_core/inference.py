@@ -23,6 +23,7 @@ import numpy as np
 
 from .audio import DEFAULT_LIMITS, Audio, AudioLimits, AudioSource, load_audio, to_mono_float32
 from .calibration import apply_temperature
+from .encoder import ENCODER_LAYERS
 from .errors import ModelError
 from .features import FeatureParams, Normalizer, extract_many
 from .segments import Segment, analyze_segments, no_speech_error, weighted_probabilities
@@ -281,7 +282,7 @@ class EncoderModel(SerModel):
         if self.front_end.get("sha256") != WEIGHTS_SHA256:
             raise ModelError(f"{self.directory} was trained on other encoder weights "
                              f"(sha256 {self.front_end.get('sha256')}); this ser ships {WEIGHTS_SHA256}.")
-        self.encoder = shared_encoder(self.front_end.get("compute_type", "int8"), threads, self.front_end.get("layers", 6))
+        self.encoder = shared_encoder(self.front_end.get("compute_type", "int8"), threads, self.front_end.get("layers", ENCODER_LAYERS))
 
     def prepare(self, features: np.ndarray) -> np.ndarray:
         """Whisper log-mel windows → pooled encoder embeddings (n_windows, 1024)."""

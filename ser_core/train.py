@@ -22,6 +22,7 @@ import numpy as np
 from .corpora import LABELS, Clip
 from .calibration import apply_temperature, clip_means, fit_temperature, reliability, uncertainty_threshold
 from .dataset import ClipFeatures, extract_clips
+from .encoder import ENCODER_LAYERS
 from .errors import ManifestError
 from .evaluate import evaluate, write_predictions
 from .export import export_litert
@@ -47,7 +48,7 @@ class TrainParams:
     spec_augment: bool = False  # random time and band masks on training windows
     class_weighted: bool = False  # rare classes (calm: RAVDESS only) weigh more in the loss
     augmented_copies: int = 0  # encoder models: randomly perturbed copies of each training clip (augment.py)
-    encoder_layers: int = 6  # encoder models: how many of the encoder's blocks run (see encoder.WhisperEncoder)
+    encoder_layers: int = ENCODER_LAYERS  # encoder models: how many of the encoder's blocks run (see encoder.WhisperEncoder)
     # Encoder models: every speaker's embeddings moved onto the training mean (their own mean taken
     # off) in training, validation and test alike; served with a voice profile (ser_core.profile).
     speaker_normalised: bool = False
@@ -201,7 +202,7 @@ def _calibrate(out_dir: Path, val: ClipFeatures) -> None:
 
 
 def model_inputs(parts: dict[str, list[Clip]], params: FeatureParams, cache_root: Path | None = None,
-                 encoder_layers: int = 6) -> dict[str, ClipFeatures]:
+                 encoder_layers: int = ENCODER_LAYERS) -> dict[str, ClipFeatures]:
     """What each split's clips give the trainable part of a model: feature windows for the
     spectrogram CNNs, pooled encoder embeddings for encoder models. Cached on disk either way."""
     if params.kind == "whisper":
@@ -215,7 +216,7 @@ def model_inputs(parts: dict[str, list[Clip]], params: FeatureParams, cache_root
 def cached_inputs(model, clips: list[Clip]) -> ClipFeatures:
     """A loaded model's cached inputs (feature windows or pooled embeddings) for these clips."""
     front_end = getattr(model, "front_end", None) or {}
-    return model_inputs({"clips": clips}, model.params, encoder_layers=front_end.get("layers", 6))["clips"]
+    return model_inputs({"clips": clips}, model.params, encoder_layers=front_end.get("layers", ENCODER_LAYERS))["clips"]
 
 
 def encoder_front_end(layers: int) -> dict:

@@ -134,8 +134,11 @@ def segment_timeline_view(result: Result, key: str) -> None:
         segment = segments[index]
         st.markdown(f"Segment {index + 1}: {segment.start_s:.1f}–{segment.end_s:.1f} s, "
                     f"{headline(segment.emotion, segment.confidence, segment.uncertain)}")
-        st.audio(result.audio, format=audio_mime_type(result.name), start_time=float(segment.start_s),
-                 end_time=float(segment.end_s), autoplay=True)
+        # The span's own samples: st.audio's start_time/end_time are whole seconds, which would play up
+        # to a second of the neighbouring speech.
+        audio = analysis.audio
+        span = audio.samples[int(segment.start_s * audio.sample_rate):int(np.ceil(segment.end_s * audio.sample_rate))]
+        st.audio(span, sample_rate=audio.sample_rate, autoplay=True)
     # A table, not an expander: Upload shows each of several files inside an expander already.
     table = segments_table(analysis)
     st.dataframe(table.style.format("{:.1%}", subset=["confidence", *analysis.labels])

@@ -32,7 +32,7 @@ from ser_core.splits import assign
 from ser_core.train import RECIPES, cached_inputs, train
 
 ROOT = Path(__file__).resolve().parent.parent
-NEURAL = ("seed-cnn", "emo-cnn", "emo-tdnn", "emo-whisper")
+NEURAL = ("seed-cnn", "emo-cnn", "emo-tdnn", "emo-whisper", "emo-whisper-linear")
 PROTOCOLS = ("random", "speaker")
 CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")
 SVM_C = (0.3, 1.0, 3.0, 10.0)
@@ -240,7 +240,12 @@ def main() -> None:
     make = {"test": test_section, "loco": loco_section, "perturb": perturb_section, "adapt": adapt_section}
     for section in args.sections:
         key = "protocols" if section == "test" else section
-        results[key] = {**results.get(key, {}), **make[section](clips, args)} if section == "loco" else make[section](clips, args)
+        made = make[section](clips, args)
+        if section == "loco":  # one model's folds at a time: the others' stay
+            made = {**results.get(key, {}), **made}
+        elif section == "perturb" and results.get(key, {}).get("clips") == made["clips"]:  # the same clips
+            made["models"] = {**results[key]["models"], **made["models"]}
+        results[key] = made
     out.with_suffix(".json").write_text(json.dumps(results, indent=2))
     out.with_suffix(".md").write_text(markdown(results))
     print(markdown(results))

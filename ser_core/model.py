@@ -11,6 +11,7 @@ SEED_CNN = "seed-cnn"
 EMO_TDNN = "emo-tdnn"
 EMO_CNN = "emo-cnn"
 WHISPER_HEAD = "whisper-head"
+WHISPER_LINEAR = "whisper-linear"
 
 
 def build_seed_cnn(input_shape: tuple[int, int], n_classes: int, dropout: float = 0.2):
@@ -133,8 +134,24 @@ def build_whisper_head(input_shape: tuple[int, ...], n_classes: int, hidden: int
     return keras.Model(inputs, outputs, name="whisper_head")
 
 
+def build_whisper_linear(input_shape: tuple[int, ...], n_classes: int, l2: float = 5e-3):
+    """The smallest head: standardised pooled encoder statistics → softmax, with a strong L2 penalty.
+    A strongly regularised linear read-out of a frozen encoder generalised to corpora it never heard
+    better than the hidden-layer head (bench/results/loco_probe.json); `l2` = 1 / (2 C n) is the
+    penalty of the probe's logistic regression with C = 0.003 over n ≈ 30,000 training windows
+    (clips and their augmented copies)."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=input_shape, name="embedding")
+    x = layers.Normalization(axis=-1, name="standardise")(inputs)
+    outputs = layers.Dense(n_classes, activation="softmax", kernel_regularizer=keras.regularizers.L2(l2),
+                           name="emotion")(x)
+    return keras.Model(inputs, outputs, name="whisper_linear")
+
+
 ARCHITECTURES: dict[str, Callable] = {SEED_CNN: build_seed_cnn, EMO_TDNN: build_emo_tdnn, EMO_CNN: build_emo_cnn,
-                                      WHISPER_HEAD: build_whisper_head}
+                                      WHISPER_HEAD: build_whisper_head, WHISPER_LINEAR: build_whisper_linear}
 
 
 def build(name: str, input_shape: tuple[int, ...], n_classes: int):

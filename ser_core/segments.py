@@ -91,9 +91,16 @@ def vad_samples(audio: Audio) -> np.ndarray:
 
 def find_speech(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None
                 ) -> list[list[tuple[float, float]]]:
-    """Per recording, its speech segments [(start_s, end_s)]."""
+    """Per recording, its speech segments [(start_s, end_s)]; a short clip in which none is found
+    gets a second, softer look (`VadParams.softer`)."""
     probabilities = (vad or shared_vad()).probabilities_many([vad_samples(audio) for audio in audios])
-    return [speech_segments(p, audio.duration_s, params) for p, audio in zip(probabilities, audios)]
+    found = []
+    for p, audio in zip(probabilities, audios):
+        spans = speech_segments(p, audio.duration_s, params)
+        if not spans and audio.duration_s <= params.soft_max_clip_s:
+            spans = speech_segments(p, audio.duration_s, params.softer())
+        found.append(spans)
+    return found
 
 
 def analyze_segments(model: "SerModel", audios: Sequence[Audio], params: VadParams = DEFAULT_VAD,

@@ -87,6 +87,15 @@ RECIPES: dict[str, tuple[FeatureParams, TrainParams]] = {
 }
 # The same, trained to read every voice relative to the speaker's own (served with a voice profile).
 RECIPES["emo-whisper-adapt"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper"][1], speaker_normalised=True))
+# The same encoder read-out through a linear head: chosen on leave-one-corpus-out results
+# (bench/results/loco_probe.json, then bench/results/compare_models.json), not on test clips.
+RECIPES["emo-whisper-linear"] = (
+    WHISPER_FEATURES,
+    TrainParams(architecture="whisper-linear", epochs=40, batch_size=128, learning_rate=1e-3, patience=8,
+                cosine_schedule=True, class_weighted=True, augmented_copies=1, encoder_layers=3),
+)
+RECIPES["emo-whisper-linear-adapt"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-linear"][1],
+                                                                             speaker_normalised=True))
 
 
 def speaker_normalised(data: ClipFeatures, target: np.ndarray) -> ClipFeatures:

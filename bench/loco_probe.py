@@ -1,0 +1,169 @@
+"""Which encoder read-out and training weighting hold up on a corpus never heard? A fast probe.
+
+Leave one corpus out over the five corpora, on the cached pooled Whisper embeddings (the same ones the
+emo-whisper recipe trains on), with a multinomial logistic regression in place of the Keras head so
+that many front-end choices can be compared in minutes. Clip probabilities are the mean over its
+windows; the score is UAR over the held-out corpus's classes, its mean over the five folds and its
+minimum. Used to choose recipe settings on LOCO, never on test clips (a LOCO fold's test corpus is
+a whole corpus the fold's training never saw; the speaker-protocol test split is not consulted).
+
+Compared:
+- read-out: encoder block 3 (the recipe's, best on speaker-protocol validation), block 6 (the
+  last), both concatenated; pooled mean only or std only;
+- weighting: each window of a class weighs the same overall (the recipe's class weighting), or each
+  corpus weighs the same and within it each of its classes ("corpus-balanced");
+- regularisation: the inverse L2 strength C, and the recipe's augmented copy of every training clip;
+- speaker normalisation (every speaker's mean moved onto the training mean, test speakers too):
+  the emo-whisper-adapt recipe's reading, which a voice profile serves.
+
+    python bench/loco_probe.py            writes bench/results/loco_probe.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.preprocessing import StandardScaler
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")
+
+
+def load(layers: int, augmentation: int | None = None) -> tuple[list, list[np.ndarray]]:
+    from ser_core.corpora import read_manifest
+    from ser_core.embeddings import embed_clips, embedding_cache
+    from ser_core.splits import read_split_file
+    from ser_core.train import WHISPER_FEATURES
+
+    named = read_split_file(ROOT / "models" / "splits" / "speaker.csv")
+    clips = [c for c in read_manifest(ROOT.parent / "shared" / "corpora" / "manifest.csv") if (c.corpus, c.clip_id) in named]
+    cache = embedding_cache(WHISPER_FEATURES, augmentation, layers=layers)
+    cached = {clip.clip_id: cache.get(clip.path) for clip in clips}  # in-process: faster than a pool
+    missing = [clip for clip in clips if cached[clip.clip_id] is None]  # new, or skipped (undecodable, silent)
+    data = embed_clips(missing, WHISPER_FEATURES, augmentation, layers=layers,
+                       desc=f"embeddings (block {layers}, {augmentation or 'clean'})")
+    cached.update({clip.clip_id: features for clip, features in zip(data.clips, data.features)})
+    kept = [clip for clip in clips if cached[clip.clip_id] is not None]
+    return kept, [cached[clip.clip_id] for clip in kept]
+
+
+def readout(features: dict[int, list[np.ndarray]], name: str) -> list[np.ndarray]:
+    block3, block6 = features[3], features[6]
+    half = block3[0].shape[1] // 2
+    return {
+        "block3": block3,
+        "block6": block6,
+        "block3+6": [np.concatenate([a, b], axis=1) for a, b in zip(block3, block6)],
+        "block3 mean": [f[:, :half] for f in block3],
+        "block3 std": [f[:, half:] for f in block3],
+    }[name]
+
+
+def speaker_normalised(clips, features, train_mask) -> list[np.ndarray]:
+    target = np.concatenate([f for f, m in zip(features, train_mask) if m]).mean(axis=0)
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, clip in enumerate(clips):
+        groups.setdefault((clip.corpus, clip.speaker), []).append(i)
+    out = list(features)
+    for members in groups.values():
+        shift = np.concatenate([features[i] for i in members]).mean(axis=0) - target
+        for i in members:
+            out[i] = features[i] - shift
+    return out
+
+
+def weights(clips, counts, weighting: str) -> np.ndarray:
+    """One weight per window."""
+    per_clip = []
+    if weighting == "class":
+        classes = [c.emotion for c in clips]
+        totals = {k: sum(n for e, n in zip(classes, counts) if e == k) for k in set(classes)}
+        per_clip = [1.0 / totals[c.emotion] for c in clips]
+    else:
+        cells = {}
+        for clip, n in zip(clips, counts):
+            cells[clip.corpus, clip.emotion] = cells.get((clip.corpus, clip.emotion), 0) + n
+        per_corpus = {corpus: sum(1 for c, _ in cells if c == corpus) for corpus, _ in cells}
+        per_clip = [1.0 / (cells[c.corpus, c.emotion] * per_corpus[c.corpus]) for c in clips]
+    w = np.repeat(per_clip, counts)
+    return w * len(w) / w.sum()
+
+
+def fold(job) -> dict:
+    clips, features, augmented, config, corpus = job
+    from ser_core.corpora import LABELS
+
+    train_mask = [c.corpus != corpus for c in clips]
+    if config["speaker_normalised"]:
+        features = speaker_normalised(clips, features, train_mask)
+    train = [i for i, m in enumerate(train_mask) if m]
+    test = [i for i, m in enumerate(train_mask) if not m]
+    sources = [features] + ([augmented] if config.get("augmented") else [])
+    counts = [len(source[i]) for source in sources for i in train]
+    x = np.concatenate([source[i] for source in sources for i in train])
+    y = np.repeat([LABELS.index(clips[i].emotion) for _ in sources for i in train], counts)
+    scaler = StandardScaler().fit(x)
+    head = LogisticRegression(C=config["C"], max_iter=300)
+    head.fit(scaler.transform(x), y, sample_weight=weights([clips[i] for _ in sources for i in train], counts, config["weighting"]))
+    probabilities = np.stack([head.predict_proba(scaler.transform(features[i])).mean(axis=0) for i in test])
+    predicted = head.classes_[probabilities.argmax(axis=1)]
+    truth = [LABELS.index(clips[i].emotion) for i in test]
+    return {"corpus": corpus, "uar": float(balanced_accuracy_score(truth, predicted)), "n_test": len(test)}
+
+
+CONFIGS = [
+    {"readout": "block3", "weighting": "class", "C": 0.01, "speaker_normalised": False},
+    {"readout": "block3", "weighting": "class", "C": 0.1, "speaker_normalised": False},
+    {"readout": "block3", "weighting": "class", "C": 1.0, "speaker_normalised": False},
+    {"readout": "block6", "weighting": "class", "C": 0.01, "speaker_normalised": False},
+    {"readout": "block3+6", "weighting": "class", "C": 0.01, "speaker_normalised": False},
+    {"readout": "block3 mean", "weighting": "class", "C": 0.01, "speaker_normalised": False},
+    {"readout": "block3 std", "weighting": "class", "C": 0.01, "speaker_normalised": False},
+    {"readout": "block3", "weighting": "corpus", "C": 0.01, "speaker_normalised": False},
+    {"readout": "block3", "weighting": "class", "C": 0.01, "speaker_normalised": True},
+    {"readout": "block3", "weighting": "corpus", "C": 0.01, "speaker_normalised": True},
+    {"readout": "block3", "weighting": "class", "C": 0.003, "speaker_normalised": False},
+    {"readout": "block3", "weighting": "class", "C": 0.001, "speaker_normalised": False},
+    {"readout": "block3", "weighting": "class", "C": 0.003, "speaker_normalised": False, "augmented": True},
+    {"readout": "block3", "weighting": "class", "C": 0.01, "speaker_normalised": False, "augmented": True},
+    {"readout": "block3", "weighting": "class", "C": 0.003, "speaker_normalised": True},
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rows", type=int, nargs="*", help="only these rows of CONFIGS (0-based)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "loco_probe.json"))
+    args = parser.parse_args()
+
+    clips, block3 = load(3)
+    clips6, block6 = load(6)
+    clips_augmented, augmented = load(3, augmentation=1)  # the recipe's augmented copy (augment.py)
+    assert [c.clip_id for c in clips] == [c.clip_id for c in clips6] == [c.clip_id for c in clips_augmented]
+    features = {3: block3, 6: block6}
+    started = time.perf_counter()
+    rows = []
+    with ProcessPoolExecutor(args.workers) as pool:
+        for config in [CONFIGS[i] for i in args.rows] if args.rows else CONFIGS:
+            chosen = readout(features, config["readout"])
+            copy = augmented if config.get("augmented") else None  # the block-3 read-out only
+            folds = list(pool.map(fold, [(clips, chosen, copy, config, corpus) for corpus in CORPORA]))
+            uars = [f["uar"] for f in folds]
+            rows.append({**config, "folds": {f["corpus"]: f["uar"] for f in folds},
+                         "mean_uar": float(np.mean(uars)), "min_uar": float(np.min(uars))})
+            print(json.dumps(rows[-1]), flush=True)
+    result = {"probe": "multinomial logistic regression on standardised pooled embeddings, clip = mean of window probabilities",
+              "clips": len(clips), "seconds": time.perf_counter() - started, "rows": rows}
+    Path(args.out).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

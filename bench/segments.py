@@ -178,7 +178,7 @@ def by_utterance(model, audio, probabilities, truth, params: VadParams) -> dict:
 
 
 def fixed_windows(model, audio, truth) -> dict:
-    """Today's analysis: 3 s windows every 1.5 s over everything. A clip's label: the mean of the
+    """The analysis before voice activity detection: the model's windows every half window over everything. A clip's label: the mean of the
     windows whose centre lies in it (the window overlapping it most when none does)."""
     analysis = model.analyze_audio(audio, segmented=False)
     window = model.params.window_s
@@ -330,11 +330,11 @@ def markdown(r: dict) -> str:
         "",
         "| scoring | UAR % |",
         "|---|---|",
-        f"| the clips one by one, as files, fixed windows (today) | {pct(o['uar_fixed_windows'])} |",
+        f"| the clips one by one, as files, fixed windows (as before voice activity detection) | {pct(o['uar_fixed_windows'])} |",
         f"| the clips one by one, as files, by utterance | {pct(o['uar_by_utterance'])} |",
         f"| long recording, by utterance (per clip: the segments touching it) | {pct(u['uar_per_clip'])} |",
         f"| long recording, by utterance (per segment: its clip's label) | {pct(u['uar_per_segment'])} |",
-        f"| long recording, fixed 3 s windows every 1.5 s (per clip: windows centred in it) | {pct(w['uar_per_clip'])} |",
+        f"| long recording, the model's fixed windows every half window (per clip: windows centred in it) | {pct(w['uar_per_clip'])} |",
         f"| long recording + white noise at 5 dB SNR, by utterance (per clip) | {pct(n['uar_per_clip'])} |",
         f"| the same, fixed windows | {pct(r['test']['noise_5db_fixed_windows']['uar_per_clip'])} |",
         "",

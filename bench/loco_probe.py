@@ -38,20 +38,15 @@ CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")
 
 def load(layers: int, augmentation: int | None = None) -> tuple[list, list[np.ndarray]]:
     from ser_core.corpora import read_manifest
-    from ser_core.embeddings import embed_clips, embedding_cache
+    from ser_core.embeddings import embed_clips
     from ser_core.splits import read_split_file
     from ser_core.train import WHISPER_FEATURES
 
     named = read_split_file(ROOT / "models" / "splits" / "speaker.csv")
     clips = [c for c in read_manifest(ROOT.parent / "shared" / "corpora" / "manifest.csv") if (c.corpus, c.clip_id) in named]
-    cache = embedding_cache(WHISPER_FEATURES, augmentation, layers=layers)
-    cached = {clip.clip_id: cache.get(clip.path) for clip in clips}  # in-process: faster than a pool
-    missing = [clip for clip in clips if cached[clip.clip_id] is None]  # new, or skipped (undecodable, silent)
-    data = embed_clips(missing, WHISPER_FEATURES, augmentation, layers=layers,
+    data = embed_clips(clips, WHISPER_FEATURES, augmentation, layers=layers,
                        desc=f"embeddings (block {layers}, {augmentation or 'clean'})")
-    cached.update({clip.clip_id: features for clip, features in zip(data.clips, data.features)})
-    kept = [clip for clip in clips if cached[clip.clip_id] is not None]
-    return kept, [cached[clip.clip_id] for clip in kept]
+    return data.clips, data.features
 
 
 def readout(features: dict[int, list[np.ndarray]], name: str) -> list[np.ndarray]:
@@ -66,22 +61,8 @@ def readout(features: dict[int, list[np.ndarray]], name: str) -> list[np.ndarray
     }[name]
 
 
-def speaker_normalised(clips, features, train_mask) -> list[np.ndarray]:
-    target = np.concatenate([f for f, m in zip(features, train_mask) if m]).mean(axis=0)
-    groups: dict[tuple[str, str], list[int]] = {}
-    for i, clip in enumerate(clips):
-        groups.setdefault((clip.corpus, clip.speaker), []).append(i)
-    out = list(features)
-    for members in groups.values():
-        shift = np.concatenate([features[i] for i in members]).mean(axis=0) - target
-        for i in members:
-            out[i] = features[i] - shift
-    return out
-
-
 def weights(clips, counts, weighting: str) -> np.ndarray:
     """One weight per window."""
-    per_clip = []
     if weighting == "class":
         classes = [c.emotion for c in clips]
         totals = {k: sum(n for e, n in zip(classes, counts) if e == k) for k in set(classes)}
@@ -99,10 +80,13 @@ def weights(clips, counts, weighting: str) -> np.ndarray:
 def fold(job) -> dict:
     clips, features, augmented, config, corpus = job
     from ser_core.corpora import LABELS
+    from ser_core.dataset import ClipFeatures
+    from ser_core.train import speaker_normalised
 
     train_mask = [c.corpus != corpus for c in clips]
     if config["speaker_normalised"]:
-        features = speaker_normalised(clips, features, train_mask)
+        target = np.concatenate([f for f, m in zip(features, train_mask) if m]).mean(axis=0)
+        features = speaker_normalised(ClipFeatures(clips, features, []), target).features
     train = [i for i, m in enumerate(train_mask) if m]
     test = [i for i, m in enumerate(train_mask) if not m]
     sources = [features] + ([augmented] if config.get("augmented") else [])

@@ -121,8 +121,9 @@ def segment_piece(samples: np.ndarray, params: FeatureParams, spans: Sequence[tu
         return samples[a:b], a / sr
     if len(spans) == 1 and len(samples) <= win:
         # One utterance in a recording no longer than a window: heard as recorded, as the model's
-        # training clips were; nothing else speaks into it. On bench/segments.py's 200 validation
-        # clips one by one, emo-whisper: UAR 85.0 this way, 84.0 with the loud surroundings silenced.
+        # training clips were; nothing else speaks into it. bench/segments.py's `one_by_one` on its 200
+        # validation clips, emo-whisper (a one-off run): UAR 85.0 this way, 84.0 with the loud
+        # surroundings silenced.
         return samples, 0.0
     start = min(max(0, (a + b - win) // 2), max(0, len(samples) - win))
     piece = samples[start : start + win].copy()

@@ -1,4 +1,4 @@
-"""Voice activity detection (Silero through onnxruntime) and analysis by utterance: speech segments
+"""Voice activity detection (Silero's network, run in numpy) and analysis by utterance: speech segments
 with start and end, each classified, the clip's answer weighted by speaking time, pauses never
 classified, and recordings without a voice refused with a sentence."""
 
@@ -53,6 +53,43 @@ def test_the_onnx_model_is_checked_and_runs_without_torch(tmp_path):
         SileroVad(forged)
     with pytest.raises(ModelError, match="missing"):
         SileroVad(tmp_path / "absent.onnx", ONNX_SHA256)
+
+
+def onnxruntime_reference(streams: np.ndarray) -> np.ndarray:
+    """Silero's own graph under onnxruntime, one call per 32 ms step, as its authors run it."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(model_path()), providers=["CPUExecutionProvider"])
+    state = np.zeros((2, len(streams), 128), np.float32)
+    context = np.zeros((len(streams), 64), np.float32)
+    out = []
+    for step in range(streams.shape[1] // 512):
+        chunk = streams[:, step * 512 : (step + 1) * 512]
+        feed = {"input": np.concatenate([context, chunk], axis=1), "state": state, "sr": np.array(SR, np.int64)}
+        probability, state = session.run(None, feed)
+        out.append(probability[:, 0])
+        context = chunk[:, -64:]
+    return np.stack(out, axis=1)
+
+
+def test_the_numpy_network_matches_silero_under_onnxruntime(monkeypatch):
+    import ser_core.vad
+
+    rng = np.random.default_rng(7)
+    n = 150 * 512  # 4.8 s
+    streams = np.stack([
+        recording(("pause", 1.0), ("speech", 2.5, 1), ("pause", 1.3))[:n],
+        speech(4.8, SR, seed=2)[:n],
+        (rng.standard_normal(n) * 0.1).astype(np.float32),  # loud white noise
+        np.zeros(n, np.float32),
+        np.clip(speech(4.8, SR, seed=3)[:n] * 30, -1, 1),  # clipped
+    ])
+    reference = onnxruntime_reference(streams)
+    assert reference.max() > 0.9 and reference.min() < 0.1  # both speech and non-speech frames compared
+    vad = SileroVad()
+    assert np.abs(vad._run(streams) - reference).max() < 1e-5
+    monkeypatch.setattr(ser_core.vad, "CONV_BLOCK", 7)  # the convolutions in blocks of 7 chunks
+    assert np.abs(vad._run(streams) - reference).max() < 1e-5
 
 
 def frames(*runs) -> np.ndarray:
@@ -178,7 +215,8 @@ def test_no_voice_is_a_sentence_not_an_emotion(model, what, samples):
 def test_a_clip_without_voice_in_a_batch_fails_alone(model):
     from ser_core.audio import to_mono_float32
 
-    audios = [to_mono_float32(x, SR, SR) for x in (speech(3.0, seed=4), (np.random.default_rng(3).standard_normal(3 * SR) * 0.1).astype(np.float32), speech(2.0, seed=5))]
+    loud_noise = (np.random.default_rng(3).standard_normal(3 * SR) * 0.1).astype(np.float32)
+    audios = [to_mono_float32(x, SR, SR) for x in (speech(3.0, seed=4), loud_noise, speech(2.0, seed=5))]
     analyses = model.analyze_many(audios)
     assert analyses[1].segments == () and len(analyses[1].window_times_s) == 0
     with pytest.raises(SerError, match="No speech found"):

@@ -178,8 +178,9 @@ def by_utterance(model, audio, probabilities, truth, params: VadParams) -> dict:
 
 
 def fixed_windows(model, audio, truth) -> dict:
-    """The analysis before voice activity detection: the model's windows every half window over everything. A clip's label: the mean of the
-    windows whose centre lies in it (the window overlapping it most when none does)."""
+    """The analysis before voice activity detection: the model's windows every half window over
+    everything. A clip's label: the mean of the windows whose centre lies in it (the window
+    overlapping it most when none does)."""
     analysis = model.analyze_audio(audio, segmented=False)
     window = model.params.window_s
     starts = analysis.window_times_s

@@ -1,8 +1,10 @@
 """Side by side on the committed split files: the original seed-cnn, emo-cnn (and the emo-tdnn
 experiment), the encoder model emo-whisper, and a classical baseline (eGeMAPS functionals from
-openSMILE + RBF SVM, trained here on the same train split, C chosen on validation). Three sections:
+openSMILE + RBF SVM, trained here on the same train split, C chosen on validation). Sections:
 
 - `test`: test clips of each protocol; per corpus; size and latency.
+- `baseline`: the eGeMAPS + SVM row of each protocol's table (openSMILE over every clip: about 20
+  CPU-minutes the first time, cached after).
 - `loco`: leave one corpus out: for each corpus, the model's recipe trained on the other four (their
   speaker-protocol train and test speakers; validation speakers for early stopping and calibration)
   and tested on every clip of the held-out one. UAR over the classes that corpus has.
@@ -36,7 +38,8 @@ NEURAL = ("seed-cnn", "emo-cnn", "emo-tdnn", "emo-whisper", "emo-whisper-linear"
 PROTOCOLS = ("random", "speaker")
 CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")
 SVM_C = (0.3, 1.0, 3.0, 10.0)
-SECTIONS = ("test", "loco", "perturb", "adapt")
+BASELINE = "egemaps-svm"
+SECTIONS = ("test", "baseline", "loco", "perturb", "adapt")
 ADAPT_GRID = {"prior_windows": (1.0, 4.0, 16.0), "strength": (0.5, 0.75, 1.0)}
 
 
@@ -101,7 +104,6 @@ def summary(metrics: dict, calibrated: bool = True) -> dict:
 
 
 def test_section(clips, args) -> dict:
-    table = egemaps(clips, default_cache_dir().parent / "egemaps.npz") if args.baseline else None
     section = {}
     for protocol in PROTOCOLS:
         parts = assign(clips, ROOT / "models" / "splits" / f"{protocol}.csv")
@@ -121,30 +123,54 @@ def test_section(clips, args) -> dict:
                 "latency_ms_3s_clip": latency_ms(model),
                 "training_seconds": model.metadata["training"]["seconds"],
             }
-        if table is not None:
-            metrics, best_c = classical_baseline(parts, table)
-            rows["egemaps-svm"] = {**summary(metrics, calibrated=False), "parameters": None, "svm_c": best_c}
         section[protocol] = rows
     return section
 
 
-def loco_section(clips, args) -> dict:
-    """Per model recipe, per held-out corpus: trained here (fold models under the cache, not shipped)."""
+def baseline_section(clips, args) -> dict:
+    """The eGeMAPS + SVM row of each protocol, merged into the test section's tables."""
+    table = egemaps(clips, default_cache_dir().parent / "egemaps.npz")
+    section = {}
+    for protocol in PROTOCOLS:
+        metrics, best_c = classical_baseline(assign(clips, ROOT / "models" / "splits" / f"{protocol}.csv"), table)
+        section[protocol] = {BASELINE: {**summary(metrics, calibrated=False), "parameters": None, "svm_c": best_c}}
+    return section
+
+
+def recipe_loco_folds(clips, name: str, epochs: int | None) -> dict:
+    """A model recipe trained once per held-out corpus (fold models under the cache, not shipped)."""
     import dataclasses
 
+    features, recipe = RECIPES[name]
+    if epochs:
+        recipe = dataclasses.replace(recipe, epochs=epochs)
+    folds = {}
+    for corpus in CORPORA:
+        out = default_cache_dir().parent / "loco" / f"{name}-{corpus}"
+        metrics = train(clips, ROOT / "models" / "splits" / "speaker.csv", f"loco:{corpus}", out, features, recipe,
+                        held_out=corpus, verbose=0)
+        folds[corpus] = {"n_test": metrics["n_test"], "accuracy": metrics["accuracy"],
+                         "balanced_accuracy": metrics["balanced_accuracy"], "macro_f1": metrics["macro_f1"],
+                         "ece": metrics.get("ece"), "epochs": recipe.epochs}
+    return folds
+
+
+def baseline_loco_folds(clips) -> dict:
+    """The eGeMAPS + SVM baseline on the same folds: C chosen on the other corpora's validation speakers."""
+    table = egemaps(clips, default_cache_dir().parent / "egemaps.npz")
+    folds = {}
+    for corpus in CORPORA:
+        metrics, best_c = classical_baseline(assign(clips, ROOT / "models" / "splits" / "speaker.csv", held_out=corpus), table)
+        folds[corpus] = {**{key: metrics[key] for key in ("n_test", "accuracy", "balanced_accuracy", "macro_f1")},
+                         "svm_c": best_c}
+    return folds
+
+
+def loco_section(clips, args) -> dict:
+    """Per model, per held-out corpus: trained on the other four, scored on every clip of that one."""
     section = {}
     for name in args.loco_models:
-        features, recipe = RECIPES[name]
-        if args.loco_epochs:
-            recipe = dataclasses.replace(recipe, epochs=args.loco_epochs)
-        folds = {}
-        for corpus in CORPORA:
-            out = default_cache_dir().parent / "loco" / f"{name}-{corpus}"
-            metrics = train(clips, ROOT / "models" / "splits" / "speaker.csv", f"loco:{corpus}", out, features, recipe,
-                            held_out=corpus, verbose=0)
-            folds[corpus] = {"n_test": metrics["n_test"], "accuracy": metrics["accuracy"],
-                             "balanced_accuracy": metrics["balanced_accuracy"], "macro_f1": metrics["macro_f1"],
-                             "ece": metrics.get("ece"), "epochs": recipe.epochs}
+        folds = baseline_loco_folds(clips) if name == BASELINE else recipe_loco_folds(clips, name, args.loco_epochs)
         uars = [fold["balanced_accuracy"] for fold in folds.values()]
         section[name] = {"folds": folds, "mean_uar": float(np.mean(uars)), "min_uar": float(np.min(uars))}
     for name in args.loco_shipped:
@@ -219,14 +245,25 @@ def adapt_section(clips, args) -> dict:
     return section
 
 
+def merge_section(results: dict, section: str, made: dict) -> None:
+    """Store a section's new results over the stored ones, keeping what this run did not remake."""
+    key = "protocols" if section in ("test", "baseline") else section
+    stored = results.get(key, {})
+    if key == "protocols":  # the neural rows and the baseline's are made apart: each keeps the other's
+        made = {**stored, **{protocol: {**stored.get(protocol, {}), **rows} for protocol, rows in made.items()}}
+    elif section == "loco":  # one model's folds at a time: the others' stay
+        made = {**stored, **made}
+    elif section == "perturb" and stored.get("clips") == made["clips"]:  # the same clips
+        made["models"] = {**stored["models"], **made["models"]}
+    results[key] = made
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=[str(ROOT.parent / "shared" / "corpora")])
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "compare_models"))
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
-    parser.add_argument("--no-baseline", dest="baseline", action="store_false",
-                        help="skip the eGeMAPS + SVM baseline (openSMILE over every clip: about 20 CPU-minutes)")
-    parser.add_argument("--loco-models", nargs="*", default=["emo-whisper"], choices=list(RECIPES))
+    parser.add_argument("--loco-models", nargs="*", default=["emo-whisper"], choices=[*RECIPES, BASELINE])
     parser.add_argument("--loco-epochs", type=int, help="fewer epochs than the recipe's (reported per fold)")
     parser.add_argument("--loco-shipped", nargs="*", default=[], help="shipped speaker models scored on corpora they never saw")
     parser.add_argument("--perturb-models", nargs="+", default=["emo-cnn", "emo-whisper"])
@@ -237,15 +274,10 @@ def main() -> None:
     out = Path(args.out)
     results = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
     results.update({"data": args.data, "clips_found": len(clips)})
-    make = {"test": test_section, "loco": loco_section, "perturb": perturb_section, "adapt": adapt_section}
+    make = {"test": test_section, "baseline": baseline_section, "loco": loco_section, "perturb": perturb_section,
+            "adapt": adapt_section}
     for section in args.sections:
-        key = "protocols" if section == "test" else section
-        made = make[section](clips, args)
-        if section == "loco":  # one model's folds at a time: the others' stay
-            made = {**results.get(key, {}), **made}
-        elif section == "perturb" and results.get(key, {}).get("clips") == made["clips"]:  # the same clips
-            made["models"] = {**results[key]["models"], **made["models"]}
-        results[key] = made
+        merge_section(results, section, make[section](clips, args))
     out.with_suffix(".json").write_text(json.dumps(results, indent=2))
     out.with_suffix(".md").write_text(markdown(results))
     print(markdown(results))

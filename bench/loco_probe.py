@@ -14,7 +14,10 @@ Compared:
   corpus weighs the same and within it each of its classes ("corpus-balanced");
 - regularisation: the inverse L2 strength C, and the recipe's augmented copy of every training clip;
 - speaker normalisation (every speaker's mean moved onto the training mean, test speakers too):
-  the emo-whisper-adapt recipe's reading, which a voice profile serves.
+  the emo-whisper-adapt recipe's reading, which a voice profile serves;
+- nuisance projection, which needs nothing of the test speaker: the k directions along which the
+  training speakers' means differ most (PCA of the per-speaker means, standardised) are projected
+  out of every window, train and test, so that the head cannot lean on them.
 
     python bench/loco_probe.py            writes bench/results/loco_probe.json
 """
@@ -22,6 +25,7 @@ Compared:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -36,7 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")
 
 
+@functools.cache
 def load(layers: int, augmentation: int | None = None) -> tuple[list, list[np.ndarray]]:
+    """The speaker split's clips and their pooled windows (computed once, cached on disk by embed_clips)."""
     from ser_core.corpora import read_manifest
     from ser_core.embeddings import embed_clips
     from ser_core.splits import read_split_file
@@ -49,16 +55,23 @@ def load(layers: int, augmentation: int | None = None) -> tuple[list, list[np.nd
     return data.clips, data.features
 
 
-def readout(features: dict[int, list[np.ndarray]], name: str) -> list[np.ndarray]:
-    block3, block6 = features[3], features[6]
-    half = block3[0].shape[1] // 2
+def pooled(layers: int, augmentation: int | None = None) -> list[np.ndarray]:
+    """One entry per clip of load(3), in its order, whatever the read-out."""
+    clips, features = load(layers, augmentation)
+    assert [c.clip_id for c in clips] == [c.clip_id for c in load(3)[0]]
+    return features
+
+
+def readout(name: str) -> list[np.ndarray]:
+    """The named read-out of the clean clips; only the blocks it needs are loaded."""
+    half = lambda: pooled(3)[0].shape[1] // 2
     return {
-        "block3": block3,
-        "block6": block6,
-        "block3+6": [np.concatenate([a, b], axis=1) for a, b in zip(block3, block6)],
-        "block3 mean": [f[:, :half] for f in block3],
-        "block3 std": [f[:, half:] for f in block3],
-    }[name]
+        "block3": lambda: pooled(3),
+        "block6": lambda: pooled(6),
+        "block3+6": lambda: [np.concatenate([a, b], axis=1) for a, b in zip(pooled(3), pooled(6))],
+        "block3 mean": lambda: [f[:, :half()] for f in pooled(3)],
+        "block3 std": lambda: [f[:, half():] for f in pooled(3)],
+    }[name]()
 
 
 def weights(clips, counts, weighting: str) -> np.ndarray:
@@ -75,6 +88,18 @@ def weights(clips, counts, weighting: str) -> np.ndarray:
         per_clip = [1.0 / (cells[c.corpus, c.emotion] * per_corpus[c.corpus]) for c in clips]
     w = np.repeat(per_clip, counts)
     return w * len(w) / w.sum()
+
+
+def nuisance_projection(clips, features: list[np.ndarray], dims: int):
+    """A map removing the `dims` principal directions of the per-speaker mean windows (identity for 0)."""
+    if not dims:
+        return lambda x: x
+    by_speaker: dict[tuple[str, str], list[np.ndarray]] = {}
+    for clip, windows in zip(clips, features):
+        by_speaker.setdefault((clip.corpus, clip.speaker), []).append(windows)
+    means = np.stack([np.concatenate(group).mean(axis=0) for group in by_speaker.values()])
+    basis = np.linalg.svd(means - means.mean(axis=0), full_matrices=False)[2][:dims]
+    return lambda x: x - (x @ basis.T) @ basis
 
 
 def fold(job) -> dict:
@@ -94,9 +119,12 @@ def fold(job) -> dict:
     x = np.concatenate([source[i] for source in sources for i in train])
     y = np.repeat([LABELS.index(clips[i].emotion) for _ in sources for i in train], counts)
     scaler = StandardScaler().fit(x)
+    project = nuisance_projection([clips[i] for i in train], [scaler.transform(features[i]) for i in train],
+                                  config.get("nuisance_dims", 0))
     head = LogisticRegression(C=config["C"], max_iter=300)
-    head.fit(scaler.transform(x), y, sample_weight=weights([clips[i] for _ in sources for i in train], counts, config["weighting"]))
-    probabilities = np.stack([head.predict_proba(scaler.transform(features[i])).mean(axis=0) for i in test])
+    head.fit(project(scaler.transform(x)), y,
+             sample_weight=weights([clips[i] for _ in sources for i in train], counts, config["weighting"]))
+    probabilities = np.stack([head.predict_proba(project(scaler.transform(features[i]))).mean(axis=0) for i in test])
     predicted = head.classes_[probabilities.argmax(axis=1)]
     truth = [LABELS.index(clips[i].emotion) for i in test]
     return {"corpus": corpus, "uar": float(balanced_accuracy_score(truth, predicted)), "n_test": len(test)}
@@ -124,6 +152,9 @@ CONFIGS = [
     setting(C=0.003, augmented=True),
     setting(augmented=True),
     setting(C=0.003, speaker_normalised=True),
+    setting(C=0.003, nuisance_dims=8),
+    setting(C=0.003, nuisance_dims=32),
+    setting(C=0.003, nuisance_dims=96),
 ]
 
 
@@ -134,25 +165,32 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "loco_probe.json"))
     args = parser.parse_args()
 
-    clips, block3 = load(3)
-    clips6, block6 = load(6)
-    clips_augmented, augmented = load(3, augmentation=1)  # the recipe's augmented copy (augment.py)
-    assert [c.clip_id for c in clips] == [c.clip_id for c in clips6] == [c.clip_id for c in clips_augmented]
-    features = {3: block3, 6: block6}
+    clips = load(3)[0]
     started = time.perf_counter()
     rows = []
     with ProcessPoolExecutor(args.workers) as pool:
         for config in [CONFIGS[i] for i in args.rows] if args.rows else CONFIGS:
-            chosen = readout(features, config["readout"])
-            copy = augmented if config.get("augmented") else None  # the block-3 read-out only
+            chosen = readout(config["readout"])
+            copy = pooled(3, augmentation=1) if config.get("augmented") else None  # the recipe's augmented copy, block 3
             folds = list(pool.map(fold, [(clips, chosen, copy, config, corpus) for corpus in CORPORA]))
             uars = [f["uar"] for f in folds]
             rows.append({**config, "folds": {f["corpus"]: f["uar"] for f in folds},
                          "mean_uar": float(np.mean(uars)), "min_uar": float(np.min(uars))})
             print(json.dumps(rows[-1]), flush=True)
-    result = {"probe": "multinomial logistic regression on standardised pooled embeddings, clip = mean of window probabilities",
-              "clips": len(clips), "seconds": time.perf_counter() - started, "rows": rows}
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    # Rows of this run replace the stored rows of the same setting; the others stay.
+    out = Path(args.out)
+    stored = json.loads(out.read_text()) if out.is_file() else {"runs": [], "seconds": {}, "rows": []}
+    setting_of = lambda row: {k: v for k, v in row.items() if k not in ("folds", "mean_uar", "min_uar")}
+    made = [setting_of(row) for row in rows]
+    run = "python bench/loco_probe.py" + (" --rows " + " ".join(map(str, args.rows)) if args.rows else "")
+    stored.update({
+        "probe": "multinomial logistic regression on standardised pooled embeddings, clip = mean of window probabilities",
+        "clips": len(clips),
+        "rows": [row for row in stored["rows"] if setting_of(row) not in made] + rows,
+        "runs": [*stored["runs"], run],
+        "seconds": {**stored["seconds"], run: time.perf_counter() - started},
+    })
+    out.write_text(json.dumps(stored, indent=2))
 
 
 if __name__ == "__main__":

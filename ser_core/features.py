@@ -236,7 +236,7 @@ FEATURES_VERSION = 2  # of compute(): bump when what it returns changes, so that
 
 
 class FeatureCache:
-    """Feature windows on disk, keyed by the file (path, size, mtime), the feature parameters and
+    """Feature windows on disk, keyed by the file (its name and bytes), the feature parameters and
     FEATURES_VERSION."""
 
     def __init__(self, params: FeatureParams, root: Path | None = None):
@@ -244,9 +244,12 @@ class FeatureCache:
         self.dir = Path(root or default_cache_dir()) / f"{params.digest()}-v{FEATURES_VERSION}"
 
     def _key(self, path: Path) -> Path:
-        stat = path.stat()
-        ident = f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
-        return self.dir / f"{hashlib.sha1(ident.encode()).hexdigest()}.npy"
+        # Name and bytes, not location or mtime: a corpus copied, moved or unpacked again keeps its
+        # cache (an hour of encoder time for five corpora); an edited file gets a new entry, and the
+        # name keeps apart identical files whose augmentation is seeded by their clip id.
+        ident = hashlib.sha1(path.name.encode() + b"\0")
+        ident.update(path.read_bytes())
+        return self.dir / f"{ident.hexdigest()}.npy"
 
     def get(self, path: Path) -> np.ndarray | None:
         key = self._key(path)

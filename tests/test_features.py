@@ -101,6 +101,13 @@ def test_params_round_trip_and_key_the_cache(tmp_path):
     cache.put(path, np.ones((1, 25, 216), np.float32))
     assert cache.get(path).shape == (1, 25, 216)
     assert FeatureCache(other, tmp_path / "cache").get(path) is None
+    moved = tmp_path / "copied corpus" / "a.wav"  # a corpus copied or unpacked again: new place, new mtime
+    moved.parent.mkdir()
+    moved.write_bytes(path.read_bytes())
+    assert cache.get(moved) is not None
+    assert cache.get(moved.rename(moved.with_name("b.wav"))) is None  # another clip, seeded by its own id
+    path.write_bytes(wav_bytes(voice(1.1), 16000))
+    assert cache.get(path) is None  # the file changed
 
 
 def test_long_audio_is_extracted_in_chunks_with_the_same_result():

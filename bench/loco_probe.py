@@ -19,7 +19,8 @@ Compared:
   training speakers' means differ most (PCA of the per-speaker means, standardised) are projected
   out of every window, train and test, so that the head cannot lean on them.
 
-    python bench/loco_probe.py            writes bench/results/loco_probe.json
+    python bench/loco_probe.py [--rows N ...]     updates bench/results/loco_probe.json (a setting's
+                                                  row replaced, the other settings' kept)
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")
 
 
 @functools.cache
-def load(layers: int, augmentation: int | None = None) -> tuple[list, list[np.ndarray]]:
+def load(layers: int, augmentation: int | None) -> tuple[list, list[np.ndarray]]:
     """The speaker split's clips and their pooled windows (computed once, cached on disk by embed_clips)."""
     from ser_core.corpora import read_manifest
     from ser_core.embeddings import embed_clips
@@ -58,7 +59,7 @@ def load(layers: int, augmentation: int | None = None) -> tuple[list, list[np.nd
 def pooled(layers: int, augmentation: int | None = None) -> list[np.ndarray]:
     """One entry per clip of load(3), in its order, whatever the read-out."""
     clips, features = load(layers, augmentation)
-    assert [c.clip_id for c in clips] == [c.clip_id for c in load(3)[0]]
+    assert [c.clip_id for c in clips] == [c.clip_id for c in load(3, None)[0]]
     return features
 
 
@@ -165,7 +166,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "loco_probe.json"))
     args = parser.parse_args()
 
-    clips = load(3)[0]
+    clips = load(3, None)[0]
     started = time.perf_counter()
     rows = []
     with ProcessPoolExecutor(args.workers) as pool:

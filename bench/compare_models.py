@@ -7,7 +7,8 @@ openSMILE + RBF SVM, trained here on the same train split, C chosen on validatio
   CPU-minutes the first time, cached after).
 - `loco`: leave one corpus out: for each corpus, the model's recipe trained on the other four (their
   speaker-protocol train and test speakers; validation speakers for early stopping and calibration)
-  and tested on every clip of the held-out one. UAR over the classes that corpus has.
+  and tested on every clip of the held-out one. UAR over the classes that corpus has. Fold models stay
+  in the cache; `--reuse-folds` keeps those of the same recipe, so a long run can be done in parts.
 - `perturb`: the speaker-protocol test clips under gain, noise, phone band, codecs and reverb
   (`ser_core.augment.PERTURBATIONS`), the same noise and room per clip for every model.
 
@@ -137,8 +138,25 @@ def baseline_section(clips, args) -> dict:
     return section
 
 
-def recipe_loco_folds(clips, name: str, epochs: int | None) -> dict:
-    """A model recipe trained once per held-out corpus (fold models under the cache, not shipped)."""
+def trained_fold(out: Path, protocol: str, features, recipe) -> dict | None:
+    """The metrics of a fold model already in `out` from the same recipe and features, else None."""
+    import dataclasses
+
+    model, metadata, metrics = out / "model.keras", out / "metadata.json", out / "metrics.json"
+    if not (model.is_file() and metadata.is_file() and metrics.is_file()):
+        return None
+    if metrics.stat().st_mtime_ns < max(model.stat().st_mtime_ns, metadata.stat().st_mtime_ns):
+        return None  # train() writes the metrics last: these are an earlier, interrupted run's
+    stored = json.loads(metadata.read_text())
+    same = (stored["protocol"], stored["train_params"], stored["feature_params"]) == (
+        protocol, dataclasses.asdict(recipe), features.to_dict())
+    return json.loads(metrics.read_text()) if same else None
+
+
+def recipe_loco_folds(clips, name: str, epochs: int | None, reuse: bool) -> dict:
+    """A model recipe trained once per held-out corpus (fold models under the cache, not shipped).
+    With `reuse`, a fold whose model an earlier run left there, from the same recipe, is not retrained:
+    a long run can be finished in parts."""
     import dataclasses
 
     features, recipe = RECIPES[name]
@@ -147,8 +165,9 @@ def recipe_loco_folds(clips, name: str, epochs: int | None) -> dict:
     folds = {}
     for corpus in CORPORA:
         out = default_cache_dir().parent / "loco" / f"{name}-{corpus}"
-        metrics = train(clips, ROOT / "models" / "splits" / "speaker.csv", f"loco:{corpus}", out, features, recipe,
-                        held_out=corpus, verbose=0)
+        protocol = f"loco:{corpus}"
+        metrics = (reuse and trained_fold(out, protocol, features, recipe)) or train(
+            clips, ROOT / "models" / "splits" / "speaker.csv", protocol, out, features, recipe, held_out=corpus, verbose=0)
         folds[corpus] = {"n_test": metrics["n_test"], "accuracy": metrics["accuracy"],
                          "balanced_accuracy": metrics["balanced_accuracy"], "macro_f1": metrics["macro_f1"],
                          "ece": metrics.get("ece"), "epochs": recipe.epochs}
@@ -170,7 +189,7 @@ def loco_section(clips, args) -> dict:
     """Per model, per held-out corpus: trained on the other four, scored on every clip of that one."""
     section = {}
     for name in args.loco_models:
-        folds = baseline_loco_folds(clips) if name == BASELINE else recipe_loco_folds(clips, name, args.loco_epochs)
+        folds = baseline_loco_folds(clips) if name == BASELINE else recipe_loco_folds(clips, name, args.loco_epochs, args.reuse_folds)
         uars = [fold["balanced_accuracy"] for fold in folds.values()]
         section[name] = {"folds": folds, "mean_uar": float(np.mean(uars)), "min_uar": float(np.min(uars))}
     for name in args.loco_shipped:
@@ -265,6 +284,8 @@ def main() -> None:
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--loco-models", nargs="*", default=["emo-whisper"], choices=[*RECIPES, BASELINE])
     parser.add_argument("--loco-epochs", type=int, help="fewer epochs than the recipe's (reported per fold)")
+    parser.add_argument("--reuse-folds", action="store_true",
+                        help="keep LOCO fold models an earlier run of the same recipe left in the cache")
     parser.add_argument("--loco-shipped", nargs="*", default=[], help="shipped speaker models scored on corpora they never saw")
     parser.add_argument("--perturb-models", nargs="+", default=["emo-cnn", "emo-whisper"])
     parser.add_argument("--perturb-clips", type=int, default=0, help="a seeded sample of the test clips (0: all)")

@@ -64,3 +64,25 @@ def test_the_baseline_fold_trains_on_the_other_corpora_and_scores_every_clip_of_
     assert metrics["n_test"] == 60  # every ASED clip, its validation and test speakers too
     assert metrics["balanced_accuracy"] > 0.9
     assert best_c in compare_models.SVM_C
+
+
+def test_a_fold_model_is_reused_only_when_finished_and_from_the_same_recipe(compare_models, tmp_path):
+    import dataclasses
+    import json
+    import os
+
+    from ser_core.train import RECIPES
+
+    features, recipe = RECIPES["emo-cnn"]
+    fold = tmp_path / "emo-cnn-ased"
+    fold.mkdir()
+    (fold / "model.keras").write_bytes(b"weights")
+    (fold / "metadata.json").write_text(json.dumps({"protocol": "loco:ased", "train_params": dataclasses.asdict(recipe),
+                                                    "feature_params": features.to_dict()}))
+    assert compare_models.trained_fold(fold, "loco:ased", features, recipe) is None  # no metrics: unfinished
+    (fold / "metrics.json").write_text(json.dumps({"balanced_accuracy": 0.3}))
+    assert compare_models.trained_fold(fold, "loco:ased", features, recipe) == {"balanced_accuracy": 0.3}
+    assert compare_models.trained_fold(fold, "loco:ravdess", features, recipe) is None
+    assert compare_models.trained_fold(fold, "loco:ased", features, dataclasses.replace(recipe, epochs=3)) is None
+    os.utime(fold / "metrics.json", ns=(0, 0))  # a later run rewrote the model, then stopped before its metrics
+    assert compare_models.trained_fold(fold, "loco:ased", features, recipe) is None

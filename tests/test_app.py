@@ -331,3 +331,12 @@ def test_my_voice_refuses_a_broken_profile_file(served):
     at.file_uploader[1].set_value(("profile.json", b"{not json", "application/json")).run()
     assert not at.exception
     assert any("not a voice profile" in e.value for e in at.error)
+
+
+def test_the_loco_chart_gives_a_mean_only_for_models_with_every_fold():
+    from ser_core.ui.metrics import loco_uars
+
+    fold = lambda uar: {"balanced_accuracy": uar}
+    loco = {"emo-whisper": {"folds": {"ravdess": fold(0.4), "ased": fold(0.2)}, "mean_uar": 0.3},
+            "emo-cnn": {"folds": {"ravdess": fold(0.3)}, "mean_uar": 0.3}}  # run in parts: one fold so far
+    assert loco_uars(loco) == {"emo-whisper": {"ravdess": 0.4, "ased": 0.2, "mean": 0.3}, "emo-cnn": {"ravdess": 0.3}}

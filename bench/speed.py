@@ -7,6 +7,8 @@
 - batch throughput on all cores over corpus files, as stored (Opus/FLAC) and as 16 kHz WAV copies
   of the same clips (generated WAV files without the corpora);
 - 1 h of audio → full timeline;
+- live: 20 ms frames of 48 kHz stereo speech pushed in real time, as a browser sends them, into the
+  Live page's classifier: readings per second (the page promises two) and the time of each;
 - cold start: a fresh process → the Upload page's first bars, through Streamlit's headless AppTest
   client (imports, model load, prediction, page render), and that process's peak memory.
 
@@ -152,6 +154,41 @@ def long_audio(model_dir: Path, minutes: float) -> dict:
     return {"audio_minutes": minutes, "seconds": seconds, "windows": len(analysis.window_times_s)}
 
 
+def live_rate(model_dir: Path, seconds: float) -> dict:
+    from ser_core.inference import load_model
+    from ser_core.live import LiveClassifier
+
+    frame, rate = 960, 48000  # 20 ms, what browsers send over WebRTC
+    mono = np.clip(speech(seconds, sr=rate) * 32768, -32768, 32767).astype(np.int16)
+    stereo = np.stack([mono, mono], axis=1)
+    model = load_model(model_dir)
+    model.warm_up()  # as the app's model loader does
+    live = LiveClassifier(model)
+    classify, times, shown = live.classify, [], []
+
+    def timed_classify():
+        called = time.perf_counter()
+        reading = classify()
+        times.append(time.perf_counter() - called)
+        if reading is not None:
+            shown.append(time.perf_counter() - started)
+        return reading
+
+    live.classify = timed_classify  # the worker thread calls it through the instance
+    started = time.perf_counter()
+    for i, start in enumerate(range(0, len(stereo) - frame + 1, frame)):
+        live.push(stereo[start : start + frame], rate)
+        time.sleep(max(0.0, started + (i + 1) * frame / rate - time.perf_counter()))  # real time
+    elapsed = time.perf_counter() - started
+    live.stop()
+    history = live.snapshot().history
+    # The rate once readings flow: the first waits for half a second of audio and, in a fresh
+    # process, for the model's first call.
+    return {"seconds": elapsed, "readings": len(shown), "first_reading_s": shown[0],
+            "readings_per_s": (len(shown) - 1) / (shown[-1] - shown[0]), "pauses": sum(r.pause for r in history),
+            "classify": percentiles(times)}
+
+
 COLD_START = """
 import io, os, time, numpy as np, soundfile as sf
 from streamlit.testing.v1 import AppTest
@@ -195,6 +232,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--files", type=int, default=2000, help="corpus files for the batch test (0: all)")
     parser.add_argument("--long-minutes", type=float, default=60)
+    parser.add_argument("--live-seconds", type=float, default=30)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "speed.json"))
     args = parser.parse_args()
@@ -216,6 +254,7 @@ def main() -> None:
             row["batch_throughput"] = throughput(model_dir, files)
             row["batch_throughput_wav"] = throughput(model_dir, wav_files)
             row["long_audio"] = long_audio(model_dir, args.long_minutes)
+            row["live"] = live_rate(model_dir, args.live_seconds)
             row["cold_start"] = cold_start(model_dir)
             results["models"][name] = row
             print(json.dumps(row, indent=2), flush=True)

@@ -25,7 +25,7 @@ from .audio import DEFAULT_LIMITS, Audio, AudioLimits, AudioSource, load_audio, 
 from .calibration import apply_temperature
 from .encoder import ENCODER_LAYERS
 from .errors import ModelError
-from .features import FeatureParams, Normalizer, extract_many
+from .features import FeatureParams, Normalizer, extract, extract_many
 from .segments import Segment, analyze_segments, no_speech_error, weighted_probabilities
 from .vad import DEFAULT_VAD, VadParams
 
@@ -181,6 +181,13 @@ class SerModel:
     def predict_features(self, features: np.ndarray) -> np.ndarray:
         """(n_windows, n_bands, n_frames) raw features → (n_windows, n_labels) calibrated probabilities."""
         return self.predict_inputs(self.prepare(features))
+
+    def warm_up(self) -> None:
+        """One dummy window through feature extraction and the network: librosa's first call loads and
+        compiles its code (2 s here) and the first forward pass sets the network up. A server pays for
+        both when it loads the model, not on a user's first clip or first live reading."""
+        _, features = extract(np.zeros(self.params.window_samples, dtype=np.float32), self.params)
+        self.predict_features(features)
 
     def to_cached(self, features: np.ndarray) -> np.ndarray:
         """Raw feature windows → what the training cache holds for this model (the windows themselves)."""
@@ -351,5 +358,5 @@ def load_model_quietly(directory: str | Path, backend: str = "auto") -> SerModel
     holds only results and one line per problem."""
     with native_stderr_silenced():
         model = load_model(directory, backend)
-        model.predict_features(np.zeros((1, *model.params.input_shape), np.float32))
+        model.warm_up()
     return model

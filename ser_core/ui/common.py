@@ -9,11 +9,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
 from ..errors import SerError
-from ..features import FeatureParams, extract
+from ..features import FeatureParams
 from ..inference import METADATA_FILE, Analysis, SerModel, load_model
 from ..profile import VoiceProfile
 
@@ -84,11 +83,7 @@ def warm_model(directory: str) -> SerModel:
     """One model per directory and process, shared by every session: `SerModel` serialises its
     forward passes, and the voice activity detector's session is thread-safe."""
     model = load_model(directory)
-    # One dummy prediction through feature extraction and the network: librosa's first call loads and
-    # compiles its code (1.5 s here) and the first forward pass sets the network up. Pay for both now,
-    # not on a user's first clip.
-    _, features = extract(np.zeros(model.params.window_samples, dtype=np.float32), model.params)
-    model.predict_features(features)
+    model.warm_up()
     return model
 
 

@@ -9,10 +9,13 @@ over them.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import importlib
 import json
 import os
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +27,7 @@ AMIN, TOP_DB = 1e-10, 80.0  # librosa.power_to_db's floor and dynamic range
 WHISPER_TOP_LOG10 = 8.0  # Whisper's log-mel keeps 8 decades (80 dB) below its maximum
 LEVEL_FRAME_S = 0.02
 ACTIVE_RANGE_DB = 30.0  # frames within this of the loudest count as active speech
+LIBROSA_IMPORT_LOCK = Path(tempfile.gettempdir()) / "ser-librosa-numba.lock"  # see import_librosa
 MAX_LEVEL_GAIN_DB = 60.0  # never amplify more than this: beyond it a window is noise, not a quiet voice
 
 
@@ -100,10 +104,45 @@ def frame_windows(samples: np.ndarray, params: FeatureParams, starts: np.ndarray
     return out
 
 
+@contextlib.contextmanager
+def _machine_wide_lock(path: Path):
+    """An exclusive flock on `path`, held by one process of this machine at a time."""
+    try:
+        import fcntl
+    except ImportError:  # no flock (Windows): unguarded
+        yield
+        return
+    with open(path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@functools.cache
+def import_librosa(module: str):
+    """librosa, once `module` (the part a caller needs) and librosa.util.utils are imported with a
+    machine-wide lock held.
+
+    librosa compiles its numba gufuncs on import and caches each as two files, a kernel and its
+    wrapper. Two processes compiling them at once (spawned workers on a fresh install) can leave one's
+    kernel beside the other's wrapper, and every process that loads that pair later crashes with a
+    segmentation fault when it calls the function (numba issue 10128). Under the lock the first process
+    compiles and caches whole pairs, and the others wait and then load them. librosa.util.utils holds
+    the gufuncs that librosa's own functions (yin's localmin, pad_center's module) import lazily, on
+    first call, so it is always imported here.
+    """
+    with _machine_wide_lock(LIBROSA_IMPORT_LOCK):
+        importlib.import_module("librosa.util.utils")
+        importlib.import_module(module)
+    return importlib.import_module("librosa")
+
+
 @functools.lru_cache(maxsize=8)
 def _fft_window(n_fft: int, win_length: int) -> np.ndarray:
     """librosa.stft's analysis window: periodic Hann of win_length, zero-padded to n_fft, centred."""
-    import librosa
+    librosa = import_librosa("librosa.filters")
 
     return librosa.util.pad_center(librosa.filters.get_window("hann", win_length, fftbins=True), size=n_fft).astype(np.float32)
 
@@ -111,7 +150,7 @@ def _fft_window(n_fft: int, win_length: int) -> np.ndarray:
 @functools.lru_cache(maxsize=8)
 def _mel_basis(params: FeatureParams) -> np.ndarray:
     """Building the filterbank costs more than applying it: build it once per parameter set."""
-    import librosa
+    librosa = import_librosa("librosa.filters")
 
     return librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels,
                                fmin=params.fmin, fmax=params.fmax)

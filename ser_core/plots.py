@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .features import FeatureParams
+from .features import FeatureParams, import_librosa
 
 # One colour per emotion everywhere in the app, so a colour means the same thing on every chart.
 EMOTION_COLORS = {
@@ -129,7 +129,7 @@ def feature_heatmap(window_features: np.ndarray, params: FeatureParams, height: 
 
 def mel_spectrogram_db(samples: np.ndarray, params: FeatureParams, max_frames: int = SPECTROGRAM_FRAMES):
     """(times, mel band centres in Hz, dB relative to the loudest bin). The hop grows for long audio."""
-    import librosa  # heavy import: only when a spectrogram is drawn
+    librosa = import_librosa("librosa.feature")  # heavy import: only when a spectrogram is drawn
 
     hop = max(params.hop_length, int(np.ceil(len(samples) / max_frames)))
     power = librosa.feature.melspectrogram(

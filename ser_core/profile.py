@@ -23,7 +23,7 @@ import numpy as np
 
 from .audio import DEFAULT_LIMITS, Audio, AudioLimits, AudioSource, load_audio
 from .errors import SerError
-from .features import active_level_dbfs, extract
+from .features import active_level_dbfs, extract, import_librosa
 
 PROFILE_VERSION = 1
 MAX_PROFILE_SECONDS = 600.0  # ten minutes of a voice is plenty; a 2-hour file is refused, not averaged
@@ -104,7 +104,7 @@ def speech_seconds(samples: np.ndarray, sr: int) -> float:
 
 def pitch_percentiles(samples: np.ndarray, sr: int) -> dict:
     """f0 (YIN) over the loudest frames: a rough picture of the speaker's range, for display."""
-    import librosa
+    librosa = import_librosa("librosa.core.pitch")
 
     f0 = librosa.yin(samples, fmin=60.0, fmax=500.0, sr=sr, frame_length=1024, hop_length=320)
     frames = librosa.util.frame(np.pad(samples, 512), frame_length=1024, hop_length=320)[:, : len(f0)]

@@ -217,3 +217,36 @@ def test_active_level_ignores_pauses_and_padding():
     padded = np.concatenate([sine, np.zeros(32000, np.float32)])
     levels = active_level_dbfs(np.stack([np.concatenate([sine, sine]), padded]), 16000)
     np.testing.assert_allclose(levels, 20 * np.log10(0.1 / np.sqrt(2)), atol=0.01)  # -23.0 dBFS either way
+
+
+
+def test_librosa_is_compiled_by_one_process_at_a_time(tmp_path):
+    """librosa's numba functions are compiled and cached only under a machine-wide lock, and what one
+    process cached there, the next can call. Unguarded, two processes compiling at once on a fresh
+    install (spawned workers) could cache one's gufunc kernel beside the other's wrapper, and localmin
+    (YIN, the voice profile) then crashed every later process with a segmentation fault (numba issue
+    10128)."""
+    import fcntl
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from ser_core.features import LIBROSA_IMPORT_LOCK
+
+    cache = tmp_path / "numba"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
+    importing = "from ser_core.features import import_librosa; import_librosa('librosa.core.pitch')"
+    with open(LIBROSA_IMPORT_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        waiting = subprocess.Popen([sys.executable, "-c", importing], env=env)
+        time.sleep(8.0)  # long enough for librosa to import and start compiling, were it not waiting
+        assert waiting.poll() is None and not list(cache.rglob("*.nbc")), "compiled while another process held the lock"
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    assert waiting.wait(timeout=600) == 0
+    assert list(cache.rglob("guf-*localmin*.nbc")), "nothing was compiled: the test tested nothing"
+    calling = ("import numpy as np, librosa; x = np.random.default_rng(0).standard_normal((64, 40)); "
+               "print(int(librosa.util.localmin(x, axis=0).sum()))")
+    called = subprocess.run([sys.executable, "-c", calling], env=env, capture_output=True, text=True, timeout=600)
+    assert called.returncode == 0, called.stderr[-2000:]
+    assert int(called.stdout) > 0

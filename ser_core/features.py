@@ -130,8 +130,8 @@ def import_librosa(module: str):
     kernel beside the other's wrapper, and every process that loads that pair later crashes with a
     segmentation fault when it calls the function (numba issue 10128). Under the lock the first process
     compiles and caches whole pairs, and the others wait and then load them. librosa.util.utils holds
-    the gufuncs that librosa's own functions (yin's localmin, pad_center's module) import lazily, on
-    first call, so it is always imported here.
+    the gufuncs that librosa's own functions (yin's localmin) import lazily, on first call, so it is
+    always imported here.
     """
     with _machine_wide_lock(LIBROSA_IMPORT_LOCK):
         importlib.import_module("librosa.util.utils")

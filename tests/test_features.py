@@ -219,7 +219,6 @@ def test_active_level_ignores_pauses_and_padding():
     np.testing.assert_allclose(levels, 20 * np.log10(0.1 / np.sqrt(2)), atol=0.01)  # -23.0 dBFS either way
 
 
-
 def test_librosa_is_compiled_by_one_process_at_a_time(tmp_path):
     """librosa's numba functions are compiled and cached only under a machine-wide lock, and what one
     process cached there, the next can call. Unguarded, two processes compiling at once on a fresh

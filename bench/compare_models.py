@@ -7,8 +7,10 @@ openSMILE + RBF SVM, trained here on the same train split, C chosen on validatio
   CPU-minutes the first time, cached after).
 - `loco`: leave one corpus out: for each corpus, the model's recipe trained on the other four (their
   speaker-protocol train and test speakers; validation speakers for early stopping and calibration)
-  and tested on every clip of the held-out one. UAR over the classes that corpus has. Fold models stay
-  in the cache; `--reuse-folds` keeps those of the same recipe, so a long run can be done in parts.
+  and tested on every clip of the held-out one. UAR over the classes that corpus has. Each fold's
+  results name its recipe (`recipe_id`), and a run over some corpora keeps the stored folds of the same
+  recipe, so a long run can be done in parts, on machines that do not share a cache. Fold models stay
+  in the cache; `--reuse-folds` keeps those of the same recipe instead of training them again.
 - `perturb`: the speaker-protocol test clips under gain, noise, phone band, codecs and reverb
   (`ser_core.augment.PERTURBATIONS`), the same noise and room per clip for every model.
 
@@ -153,6 +155,16 @@ def trained_fold(out: Path, protocol: str, features, recipe) -> dict | None:
     return json.loads(metrics.read_text()) if same else None
 
 
+def recipe_id(features, recipe) -> str:
+    """A short fingerprint of a recipe's feature and training parameters: folds that share it can be
+    pooled into one LOCO row, whichever run measured them."""
+    import dataclasses
+    import hashlib
+
+    params = {"features": features.to_dict(), "train": dataclasses.asdict(recipe)}
+    return hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+
+
 def recipe_loco_folds(clips, name: str, epochs: int | None, reuse: bool, corpora: list[str]) -> dict:
     """A model recipe trained once per held-out corpus (fold models under the cache, not shipped).
     With `reuse`, a fold whose model an earlier run left there, from the same recipe, is not retrained:
@@ -170,7 +182,7 @@ def recipe_loco_folds(clips, name: str, epochs: int | None, reuse: bool, corpora
             clips, ROOT / "models" / "splits" / "speaker.csv", protocol, out, features, recipe, held_out=corpus, verbose=0)
         folds[corpus] = {"n_test": metrics["n_test"], "accuracy": metrics["accuracy"],
                          "balanced_accuracy": metrics["balanced_accuracy"], "macro_f1": metrics["macro_f1"],
-                         "ece": metrics.get("ece"), "epochs": recipe.epochs}
+                         "ece": metrics.get("ece"), "epochs": recipe.epochs, "recipe_id": recipe_id(features, recipe)}
     return folds
 
 
@@ -185,14 +197,30 @@ def baseline_loco_folds(clips, corpora: list[str]) -> dict:
     return folds
 
 
+def loco_row(folds: dict) -> dict:
+    """One model's LOCO row: its folds, and the mean and lowest UAR over them."""
+    uars = [fold["balanced_accuracy"] for fold in folds.values()]
+    return {"folds": folds, "mean_uar": float(np.mean(uars)), "min_uar": float(np.min(uars))}
+
+
+def with_earlier_folds(stored: dict | None, made: dict) -> dict:
+    """A model's new LOCO row, completed with the stored folds of the same recipe that this run did not
+    remake (a run done in parts). Rows without a recipe id (baseline, shipped models) are replaced."""
+    ids = {fold.get("recipe_id") for fold in made["folds"].values()}
+    if stored is None or len(ids) != 1 or None in ids:
+        return made
+    earlier = {corpus: fold for corpus, fold in stored["folds"].items() if fold.get("recipe_id") in ids}
+    both = {**earlier, **made["folds"]}
+    return {**made, **loco_row({corpus: both[corpus] for corpus in CORPORA if corpus in both})}
+
+
 def loco_section(clips, args) -> dict:
     """Per model, per held-out corpus: trained on the other four, scored on every clip of that one."""
     section = {}
     for name in args.loco_models:
         folds = (baseline_loco_folds(clips, args.loco_corpora) if name == BASELINE else
                  recipe_loco_folds(clips, name, args.loco_epochs, args.reuse_folds, args.loco_corpora))
-        uars = [fold["balanced_accuracy"] for fold in folds.values()]
-        section[name] = {"folds": folds, "mean_uar": float(np.mean(uars)), "min_uar": float(np.min(uars))}
+        section[name] = loco_row(folds)
     for name in args.loco_shipped:
         # A shipped speaker-protocol model that never saw a corpus is a leave-that-corpus-out model
         # already (trained on the other corpora's speaker-train split only): scored on all its clips.
@@ -203,8 +231,7 @@ def loco_section(clips, args) -> dict:
             if corpus not in seen:
                 metrics, _, _ = evaluate(model, cached_inputs(model, [c for c in clips if c.corpus == corpus]), f"unseen:{corpus}")
                 folds[corpus] = {key: metrics.get(key) for key in ("n_test", "accuracy", "balanced_accuracy", "macro_f1", "ece")}
-        uars = [fold["balanced_accuracy"] for fold in folds.values()]
-        section[f"{name} (shipped)"] = {"folds": folds, "mean_uar": float(np.mean(uars)), "min_uar": float(np.min(uars)),
+        section[f"{name} (shipped)"] = {**loco_row(folds),
                                         "note": "the shipped speaker-protocol model, scored on the corpora it never saw"}
     return section
 
@@ -272,7 +299,7 @@ def merge_section(results: dict, section: str, made: dict) -> None:
     if key == "protocols":  # the neural rows and the baseline's are made apart: each keeps the other's
         made = {**stored, **{protocol: {**stored.get(protocol, {}), **rows} for protocol, rows in made.items()}}
     elif section == "loco":  # one model's folds at a time: the others' stay
-        made = {**stored, **made}
+        made = {**stored, **{name: with_earlier_folds(stored.get(name), row) for name, row in made.items()}}
     elif section == "perturb" and stored.get("clips") == made["clips"]:  # the same clips
         made["models"] = {**stored["models"], **made["models"]}
     results[key] = made

@@ -3,6 +3,7 @@ leave-one-corpus-out fold trains on the other corpora and scores the held-out on
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from pathlib import Path
 
@@ -67,7 +68,6 @@ def test_the_baseline_fold_trains_on_the_other_corpora_and_scores_every_clip_of_
 
 
 def test_a_fold_model_is_reused_only_when_finished_and_from_the_same_recipe(compare_models, tmp_path):
-    import dataclasses
     import json
     import os
 
@@ -86,3 +86,20 @@ def test_a_fold_model_is_reused_only_when_finished_and_from_the_same_recipe(comp
     assert compare_models.trained_fold(fold, "loco:ased", features, dataclasses.replace(recipe, epochs=3)) is None
     os.utime(fold / "metrics.json", ns=(0, 0))  # a later run rewrote the model, then stopped before its metrics
     assert compare_models.trained_fold(fold, "loco:ased", features, recipe) is None
+
+
+def test_a_loco_run_in_parts_pools_the_folds_of_one_recipe_and_drops_another_recipes(compare_models):
+    """Folds measured by earlier runs (other machines, no shared cache) join the row when their recipe
+    is the same; a fold of a changed recipe is dropped, never averaged in."""
+    from ser_core.train import RECIPES
+
+    features, recipe = RECIPES["emo-cnn"]
+    same = compare_models.recipe_id(features, recipe)
+    other = compare_models.recipe_id(features, dataclasses.replace(recipe, epochs=recipe.epochs - 1))
+    assert same != other
+    fold = lambda uar, rid: {"balanced_accuracy": uar, "recipe_id": rid}
+    results = {"loco": {"emo-cnn": {"folds": {"ravdess": fold(0.3, same), "savee": fold(0.9, other)}}}}
+    compare_models.merge_section(results, "loco", {"emo-cnn": compare_models.loco_row({"cremad": fold(0.5, same)})})
+    row = results["loco"]["emo-cnn"]
+    assert list(row["folds"]) == ["ravdess", "cremad"]
+    assert row["mean_uar"] == pytest.approx(0.4) and row["min_uar"] == pytest.approx(0.3)

@@ -146,7 +146,7 @@ def long_audio(model_dir: Path, minutes: float) -> dict:
         path = Path(tmp) / "long.flac"
         block = speech(60.0)
         with sf.SoundFile(path, "w", 16000, 1, format="FLAC") as f:
-            for minute in range(int(minutes)):
+            for _ in range(int(minutes)):
                 f.write(block)
         started = time.perf_counter()
         analysis = model.analyze(path)

@@ -15,7 +15,6 @@ import functools
 import hashlib
 import io
 import threading
-from dataclasses import dataclass
 from importlib import resources
 
 import numpy as np
@@ -33,15 +32,6 @@ N_MELS = 80
 
 class EncoderWeightsError(SerError):
     """The pretrained weights are missing or not the pinned bytes."""
-
-
-@dataclass(frozen=True)
-class EncoderInfo:
-    name: str = "whisper-base encoder"
-    source: str = WEIGHTS_SOURCE
-    sha256: str = WEIGHTS_SHA256
-    dim: int = ENCODER_DIM
-    frames_per_s: int = 50
 
 
 def _package_file(package: str, name: str) -> bytes:

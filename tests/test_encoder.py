@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -133,6 +136,17 @@ def test_pooled_statistics_are_mean_and_std_over_time():
     assert pooled.shape == (2, 16)
     np.testing.assert_allclose(pooled[:, :8], frames.mean(axis=1), rtol=1e-6)
     np.testing.assert_allclose(pooled[:, 8:], frames.std(axis=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("chosen, expected", [(None, encoder_module.MKL_INSTRUCTIONS), ("AVX512", "AVX512")])
+def test_the_encoder_takes_mkl_avx2_kernels_unless_the_user_chose_others(chosen, expected):
+    """MKL's int8 kernels differ by CPU enough to move a shipped model's probabilities by 0.43: a fresh
+    process (MKL not yet started) pins the kernels the heads were trained on, and keeps a user's choice."""
+    env = {k: v for k, v in os.environ.items() if k != "MKL_ENABLE_INSTRUCTIONS"} | (
+        {"MKL_ENABLE_INSTRUCTIONS": chosen} if chosen else {})
+    code = "import os; from ser_core.encoder import WhisperEncoder; WhisperEncoder(layers=1); print(os.environ['MKL_ENABLE_INSTRUCTIONS'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == [expected]
 
 
 # --- the encoder -----------------------------------------------------------------------------------

@@ -71,13 +71,19 @@ def test_shipped_model_reproduces_its_test_predictions_on_the_corpora(model_dir,
         rows = list(csv.DictReader(f))
     paths = {(c.corpus, c.clip_id): c.path for c in find_clips([corpora])}
     sample = random.Random(0).sample([r for r in rows if (r["corpus"], r["clip_id"]) in paths], 24)
+    encoder = "front_end" in model.metadata
+    agree = 0
     for row in sample:
         analysis = model.analyze(paths[row["corpus"], row["clip_id"]], segmented=False)  # as evaluated
         # The seed-cnn predictions predate the 80 dB floor being taken per window rather than per
-        # clip, which moves clips of several windows by up to 2e-3.
-        atol = 1e-4 if len(analysis.window_times_s) == 1 else 5e-3
+        # clip, which moves clips of several windows by up to 2e-3. The encoder's int8 products
+        # depend on the CPU's MKL kernels even on the pinned AVX2 path (ser_core.encoder): on
+        # another CPU than the training one, probabilities moved by up to 0.022 (measured).
+        atol = 3e-2 if encoder else 1e-4 if len(analysis.window_times_s) == 1 else 5e-3
         probabilities = analysis.probabilities
         np.testing.assert_allclose([probabilities[k] for k in LABELS], [float(row[k]) for k in LABELS], atol=atol)
+        agree += analysis.emotion == row["predicted"]
+    assert agree >= len(sample) - 1
 
 
 @pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda p: p.name)

@@ -144,7 +144,8 @@ def test_the_encoder_takes_mkl_avx2_kernels_unless_the_user_chose_others(chosen,
     process (MKL not yet started) pins the kernels the heads were trained on, and keeps a user's choice."""
     env = {k: v for k, v in os.environ.items() if k != "MKL_ENABLE_INSTRUCTIONS"} | (
         {"MKL_ENABLE_INSTRUCTIONS": chosen} if chosen else {})
-    code = "import os; from ser_core.encoder import WhisperEncoder; WhisperEncoder(layers=1); print(os.environ['MKL_ENABLE_INSTRUCTIONS'])"
+    code = ("import os; from ser_core.encoder import WhisperEncoder; WhisperEncoder(layers=1); "
+            "print(os.environ['MKL_ENABLE_INSTRUCTIONS'])")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == [expected]
 

@@ -1,7 +1,13 @@
-"""Recognise clips of RAVDESS, CREMA-D, SAVEE, TESS and ASED by file name, in the layouts people download.
+"""Recognise clips of the ten training corpora by file name (and folder), in the layouts people download.
 
-Each parser maps a file to its emotion (one of `LABELS`), speaker and a corpus-wide clip id that does
-not depend on folder layout or audio format, so split files can name clips without naming paths.
+RAVDESS, CREMA-D, SAVEE, TESS (English), ASED (Amharic), nEMO (Polish), TurEV-DB (Turkish), BAVED
+(Arabic), Indian EmoSpeech Command (Hindi/English keywords) and BanglaSER Extended (Bengali). Each
+parser maps a file to its emotion, speaker and a corpus-wide clip id that does not depend on folder
+layout or audio format, so split files can name clips without naming paths.
+
+An emotion is one of `LABELS`, or the name of a set of them (`LABEL_SETS`) where a corpus labels
+something coarser than our classes (BAVED's arousal levels). `CORPUS_LABELS` says which classes each
+corpus asked its speakers for: a class a corpus lacks is never taught as wrong on its clips.
 """
 
 from __future__ import annotations
@@ -19,6 +25,52 @@ AUDIO_EXTENSIONS = frozenset(
     ".wav .flac .ogg .opus .mp3 .m4a .aac .webm .mp4 .aiff .aif".split()
 )
 MANIFEST_COLUMNS = ("path", "emotion", "corpus", "speaker", "clip_id", "text")
+# Coarser labels that name a set of our classes: BAVED's levels 0 ("low: tired, down") and 2 ("high:
+# strong emotion, positive or negative"); its level 1 is neutral.
+LABEL_SETS = {
+    "low-arousal": ("calm", "sad"),
+    "high-arousal": ("happy", "angry", "fearful", "disgust", "surprised"),
+}
+# The classes each corpus's speakers were asked for (BanglaSER Extended: the two it adds to BanglaSER).
+CORPUS_LABELS = {
+    "ravdess": LABELS,
+    "cremad": ("neutral", "happy", "sad", "angry", "fearful", "disgust"),
+    "savee": ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"),
+    "tess": ("neutral", "happy", "sad", "angry", "fearful", "disgust", "surprised"),
+    "ased": ("neutral", "happy", "sad", "angry", "fearful"),
+    "nemo": ("neutral", "happy", "sad", "angry", "fearful", "surprised"),
+    "turev": ("calm", "happy", "sad", "angry"),
+    "baved": LABELS,  # neutral, and every other class inside one of its two arousal sets
+    "emospeech": ("calm", "happy", "angry", "fearful"),
+    "banglaser": ("fearful", "disgust"),
+}
+CORPUS_LANGUAGES = {
+    "ravdess": "English", "cremad": "English", "savee": "English", "tess": "English", "ased": "Amharic",
+    "nemo": "Polish", "turev": "Turkish", "baved": "Arabic", "emospeech": "Hindi/English", "banglaser": "Bengali",
+}
+# Leave-one-language-out folds: each language with the corpora that speak it.
+LANGUAGES = {
+    "english": ("ravdess", "cremad", "savee", "tess"), "amharic": ("ased",), "polish": ("nemo",),
+    "turkish": ("turev",), "arabic": ("baved",), "hindi-english": ("emospeech",), "bengali": ("banglaser",),
+}
+CORPUS_NAMES = {
+    "ravdess": "RAVDESS", "cremad": "CREMA-D", "savee": "SAVEE", "tess": "TESS", "ased": "ASED",
+    "nemo": "nEMO", "turev": "TurEV-DB", "baved": "BAVED", "emospeech": "Indian EmoSpeech Command",
+    "banglaser": "BanglaSER Extended",
+}
+# Indian EmoSpeech Command's name for files whose speaker is unknown (most of the corpus): no speaker.
+EMOSPEECH_UNKNOWN_USER = "d14a028c2a3a2bc9476102bb288234c415a2b01f828ea62ac5b3e42f"
+UNKNOWN_SPEAKER = "unknown"
+
+
+def candidates(emotion: str) -> tuple[str, ...]:
+    """The classes a label allows: itself, or the members of its set."""
+    return LABEL_SETS.get(emotion, (emotion,))
+
+
+def corpus_labels(corpus: str) -> tuple[str, ...]:
+    """The classes a corpus has (all of them for a corpus we do not know, such as a user's manifest)."""
+    return CORPUS_LABELS.get(corpus, LABELS)
 
 
 @dataclass(frozen=True)
@@ -46,12 +98,33 @@ _TESS_EMOTIONS = {"angry": "angry", "disgust": "disgust", "fear": "fearful", "ha
 # ASED (Amharic): emotion letter + folder number, sentence, repetition, gender, speaker ("n1-01-01-01-01").
 _ASED = re.compile(r"^([nfhsa])(\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)$", re.I)
 _ASED_EMOTIONS = {"n": "neutral", "f": "fearful", "h": "happy", "s": "sad", "a": "angry"}
+# nEMO (Polish): SPEAKER_EMOTION_SENTENCE, as its data.tsv says ("EB0_anger_10").
+_NEMO = re.compile(r"^([A-Z]{2}\d)_(anger|fear|happiness|neutral|sadness|surprised)_(\d+)$")
+_NEMO_EMOTIONS = {"anger": "angry", "fear": "fearful", "happiness": "happy", "neutral": "neutral",
+                  "sadness": "sad", "surprised": "surprised"}
+# TurEV-DB (Turkish single words): SPEAKER_CODE_WORD ("1157_kz_acik").
+_TUREV = re.compile(r"^(1157|1234|1358|1984|6783|7895)_(kz|sk|mt|hl)_(\w+)$", re.I)
+_TUREV_EMOTIONS = {"kz": "angry", "sk": "calm", "mt": "happy", "hl": "sad"}
+# BAVED (Arabic single words): SPEAKER-GENDER-AGE-WORD-LEVEL-RECORD ("10-f-20-0-1-0").
+_BAVED = re.compile(r"^(\d+)-([mf])-(\d+)-([0-6])-([012])-(\d+)$", re.I)
+_BAVED_LEVELS = {"0": "low-arousal", "1": "neutral", "2": "high-arousal"}
+# Indian EmoSpeech Command: KEYWORD-ENVIRONMENT-EMOTION-TIMESTAMP-USERHASH; "None" marks background.
+_EMOSPEECH = re.compile(r"^([a-z]+)-([a-z ]+)-(angry|calm|fearful|happy)-([^-]+)-([0-9a-f]{56})$", re.I)
+# BanglaSER (Bengali): RAVDESS-like names with its own emotion codes, in "Actor - NN" folders.
+_BANGLASER_FOLDER = re.compile(r"^Actor - (\d\d)$")
+_BANGLASER_EMOTIONS = {"01": "happy", "02": "sad", "03": "angry", "04": "surprised", "05": "neutral",
+                       "06": "disgust", "07": "fearful"}
 
 
 def parse_clip(path: str | Path) -> Clip | None:
     """The clip a file is, from its name (and for SAVEE's Surrey layout, its folder); else None."""
     path = Path(path)
     stem = path.stem
+    if _BANGLASER_FOLDER.match(path.parent.name) and (m := _RAVDESS.match(stem)):
+        emotion, actor = m.group(3), m.group(7)
+        if emotion not in _BANGLASER_EMOTIONS:
+            return None
+        return Clip(path, _BANGLASER_EMOTIONS[emotion], "banglaser", f"bangla-{actor}", stem, m.group(5))
     if m := _RAVDESS.match(stem):
         modality, channel, emotion, actor = m.group(1), m.group(2), m.group(3), m.group(7)
         # 03 = audio only, 01 = speech; song and video files are other data sets.
@@ -76,6 +149,18 @@ def parse_clip(path: str | Path) -> Clip | None:
     if m := _ASED.match(stem):
         # The speaker number alone names the speaker: five numbers occur with both gender codes.
         return Clip(path, _ASED_EMOTIONS[m.group(1).lower()], "ased", f"ased-{m.group(6)}", stem.lower(), m.group(3))
+    if m := _NEMO.match(stem):
+        return Clip(path, _NEMO_EMOTIONS[m.group(2)], "nemo", f"nemo-{m.group(1)}", stem, m.group(3))
+    if m := _TUREV.match(stem):
+        speaker, code, word = m.group(1), m.group(2).lower(), m.group(3).lower()
+        return Clip(path, _TUREV_EMOTIONS[code], "turev", f"turev-{speaker}", f"{speaker}_{code}_{word}", word)
+    if m := _BAVED.match(stem):
+        speaker, word, level = m.group(1), m.group(4), m.group(5)
+        return Clip(path, _BAVED_LEVELS[level], "baved", f"baved-{speaker}", stem.lower(), word)
+    if m := _EMOSPEECH.match(stem):
+        keyword, emotion, user = m.group(1).lower(), m.group(3).lower(), m.group(5).lower()
+        speaker = UNKNOWN_SPEAKER if user == EMOSPEECH_UNKNOWN_USER else f"emospeech-{user[:12]}"
+        return Clip(path, emotion, "emospeech", speaker, stem.lower(), keyword)
     return None
 
 

@@ -7,6 +7,12 @@
 - `loco` (leave one corpus out): every clip of the held-out corpus is test; the other corpora train
   on their speaker-protocol train and test clips and keep their validation speakers for validation.
   A new language, new microphones, new speakers: the closest we can measure to a user's voice.
+- `lolo` (leave one language out): the same with every corpus of one language held out
+  (`corpora.LANGUAGES`): the English fold trains on Amharic, Polish, Turkish, Arabic, Hindi/English
+  and Bengali only. What the default is chosen on.
+
+Clips whose speaker is unknown (most of Indian EmoSpeech Command) are always training clips: they
+could be anyone, so no held-out part can be sure not to share their voices.
 """
 
 from __future__ import annotations
@@ -17,10 +23,10 @@ from typing import Iterable
 
 import numpy as np
 
-from .corpora import Clip
+from .corpora import LANGUAGES, UNKNOWN_SPEAKER, Clip
 from .errors import ManifestError
 
-PROTOCOLS = ("random", "speaker", "loco")
+PROTOCOLS = ("random", "speaker", "loco", "lolo")
 SPLITS = ("train", "val", "test")
 TEST_SHARE, VAL_SHARE = 0.2, 0.1  # of speakers, for the speaker protocol
 VAL_SHARE_OF_TRAIN = 0.1  # random protocol: as the original, 10% of the training files
@@ -55,7 +61,8 @@ def speaker_split(clips: list[Clip], seed: int = 42) -> list[str]:
     group_split: dict[tuple[str, str], str] = {}
     for corpus in sorted({c.corpus for c in clips}):
         key = "text" if corpus in GROUP_BY_TEXT else "speaker"
-        groups = sorted({getattr(c, key) for c in clips if c.corpus == corpus})
+        groups = sorted({getattr(c, key) for c in clips if c.corpus == corpus} - {UNKNOWN_SPEAKER})
+        group_split[corpus, UNKNOWN_SPEAKER] = "train"
         groups = [groups[i] for i in rng.permutation(len(groups))]
         n_test = max(1, round(len(groups) * TEST_SHARE)) if len(groups) > 1 else 0
         n_val = round(len(groups) * VAL_SHARE)
@@ -106,17 +113,24 @@ def read_split_file(path: str | Path) -> dict[tuple[str, str], str]:
         return {(row["corpus"], row["clip_id"]): row["split"] for row in csv.DictReader(f)}
 
 
+def held_out_corpora(held_out: str) -> tuple[str, ...]:
+    """The corpora a held-out name stands for: a language's (`corpora.LANGUAGES`), or one corpus."""
+    return LANGUAGES.get(held_out, (held_out,))
+
+
 def assign(clips: list[Clip], split_file: str | Path, held_out: str | None = None) -> dict[str, list[Clip]]:
     """Clips grouped by split as the split file says; clips it does not name are left out. With
-    `held_out` (a corpus), the leave-one-corpus-out protocol built on that split file."""
+    `held_out` (a corpus, or a language of `corpora.LANGUAGES`), the leave-one-corpus-out or
+    leave-one-language-out protocol built on that split file."""
     table = read_split_file(split_file)
-    if held_out is not None and held_out not in {corpus for corpus, _ in table}:
-        raise ManifestError(f"{split_file} names no clip of corpus {held_out!r}")
+    tested = held_out_corpora(held_out) if held_out is not None else ()
+    if held_out is not None and not set(tested) & {corpus for corpus, _ in table}:
+        raise ManifestError(f"{split_file} names no clip of {held_out!r}")
     parts: dict[str, list[Clip]] = {name: [] for name in SPLITS}
     for clip in clips:
         if (split := table.get((clip.corpus, clip.clip_id))) is None:
             continue
         if held_out is not None:
-            split = "test" if clip.corpus == held_out else "val" if split == "val" else "train"
+            split = "test" if clip.corpus in tested else "val" if split == "val" else "train"
         parts[split].append(clip)
     return parts

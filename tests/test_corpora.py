@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +40,26 @@ EXAMPLES = [
     ("OAF_Fear/OAF_food_fear.wav", "tess", "fearful", "OAF"),
     ("OAF_neutral/OA_bite_neutral.wav", "tess", "neutral", "OAF"),
     ("YAF_sad/YAF_youth_sad.ogg", "tess", "sad", "YAF"),
+    # nEMO (Polish): samples/SPEAKER_EMOTION_SENTENCE
+    ("nEMO/samples/EB0_anger_10.wav", "nemo", "angry", "nemo-EB0"),
+    ("samples/WR0_surprised_64.wav", "nemo", "surprised", "nemo-WR0"),
+    ("KS0_happiness_3.flac", "nemo", "happy", "nemo-KS0"),
+    # TurEV-DB (Turkish): Sound Source/<Emotion>/SPEAKER_CODE_WORD
+    ("TurEV-DB/Sound Source/Angry/1157_kz_acik.wav", "turev", "angry", "turev-1157"),
+    ("Sound Source/Calm/7895_sk_bugu.wav", "turev", "calm", "turev-7895"),
+    ("Sound Source/Sad/1234_hl_beste.wav", "turev", "sad", "turev-1234"),
+    # BAVED (Arabic): <word>/SPEAKER-GENDER-AGE-WORD-LEVEL-RECORD; level 1 is neutral
+    ("BAVED/3/10-f-20-3-1-12.wav", "baved", "neutral", "baved-10"),
+    # Indian EmoSpeech Command: <place>/KEYWORD-ENVIRONMENT-EMOTION-TIMESTAMP-USER
+    ("Metro/help-safe-fearful-20190709085906-3d9d3e0eb86e940eb4b15e5b1fe903aa01080f176dffc7547c677ce3.wav",
+     "emospeech", "fearful", "emospeech-3d9d3e0eb86e"),
+    ("Near Lake/yes-glass break-angry-??-be5d8177fbf519ffda0603890062866b0408f7ed79c9a4d88cd43fac.wav",
+     "emospeech", "angry", "emospeech-be5d8177fbf5"),
+    ("House/bacho-safe-calm-1561964985.764769-d14a028c2a3a2bc9476102bb288234c415a2b01f828ea62ac5b3e42f.wav",
+     "emospeech", "calm", "unknown"),
+    # BanglaSER Extended (Bengali): RAVDESS-like names, its own codes (06 disgust, 07 fear)
+    ("complete/Actor - 35/03-01-06-01-04-01-35.wav", "banglaser", "disgust", "bangla-35"),
+    ("complete/Actor - 44/03-01-07-02-01-03-44.wav", "banglaser", "fearful", "bangla-44"),
 ]
 
 
@@ -59,6 +80,10 @@ def test_clip_ids_do_not_depend_on_layout_or_format():
     "Actor_01/01-01-01-01-01-01-01.mp4",  # RAVDESS video
     "AudioData/XX/a01.wav",  # unknown SAVEE speaker
     "notes/readme.wav",
+    # Indian EmoSpeech Command's background noise: no speech, no emotion
+    "Roads/background-safe-None-20190701193438-d14a028c2a3a2bc9476102bb288234c415a2b01f828ea62ac5b3e42f.wav",
+    "Sound Source/Angry/9999_kz_acik.wav",  # not a TurEV-DB speaker
+    "nEMO/samples/EB0_joy_1.wav",  # not a nEMO emotion
 ])
 def test_unknown_names_are_not_guessed(path):
     assert parse_clip(path) is None
@@ -134,3 +159,45 @@ def test_every_ased_file_parses_as_its_folder_says(corpora):
     with (corpora / "manifest.csv").open() as f:
         listed = {row["path"]: (row["speaker"], row["emotion"]) for row in csv.DictReader(f) if row["corpus"] == "ased"}
     assert {str(c.path.relative_to(corpora)): (c.speaker, c.emotion) for c in clips} == listed
+
+
+@pytest.mark.parametrize("path, emotion, allowed", [
+    ("BAVED/0/10-f-20-0-0-3.wav", "low-arousal", {"calm", "sad"}),
+    ("BAVED/5/7-m-31-5-2-3.wav", "high-arousal", {"happy", "angry", "fearful", "disgust", "surprised"}),
+    ("BAVED/5/7-m-31-5-1-3.wav", "neutral", {"neutral"}),
+])
+def test_baved_arousal_levels_name_sets_of_classes(path, emotion, allowed):
+    from ser_core.corpora import candidates
+
+    clip = parse_clip(path)
+    assert (clip.corpus, clip.emotion) == ("baved", emotion)
+    assert set(candidates(clip.emotion)) == allowed
+
+
+def test_corpus_label_spaces_and_languages_cover_every_corpus():
+    from ser_core.corpora import CORPUS_LABELS, CORPUS_LANGUAGES, LABEL_SETS, LANGUAGES, corpus_labels
+
+    assert set(CORPUS_LABELS) == set(CORPUS_LANGUAGES) == {c for cs in LANGUAGES.values() for c in cs}
+    assert all(set(labels) <= set(LABELS) for labels in CORPUS_LABELS.values())
+    assert corpus_labels("my-call-centre") == LABELS
+    # the two arousal sets and neutral split our classes without overlap
+    members = [label for group in LABEL_SETS.values() for label in group] + ["neutral"]
+    assert sorted(members) == sorted(LABELS)
+
+
+def test_banglaser_is_not_read_as_ravdess():
+    # The same name in a RAVDESS folder is RAVDESS's fearful (06); in BanglaSER's, its disgust.
+    assert parse_clip("Actor_05/03-01-06-01-01-01-05.wav").emotion == "fearful"
+    assert parse_clip("Actor - 05/03-01-06-01-01-01-05.wav").emotion == "disgust"
+
+
+MORE_CORPORA = Path(__file__).resolve().parents[1].parent / "corpora-more"
+
+
+@pytest.mark.skipif(not MORE_CORPORA.is_dir(), reason="the five fetched corpora are not at ../corpora-more "
+                    "(see the README's Data section; CI does not have them)")
+def test_fetched_corpora_parse_with_the_published_counts():
+    from collections import Counter
+
+    counts = Counter(clip.corpus for clip in find_clips([MORE_CORPORA]))
+    assert counts == {"nemo": 4481, "turev": 1735, "baved": 1935, "emospeech": 7577, "banglaser": 261}

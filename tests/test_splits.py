@@ -46,7 +46,9 @@ def check_disjoint(rows):
     assert all(len(s) == 1 for s in groups_per_split(others, "speaker").values())
     assert all(len(s) == 1 for s in groups_per_split(tess, "text").values())
     for corpus in {r["corpus"] for r in rows}:
-        parts = Counter(r["split"] for r in rows if r["corpus"] == corpus)
+        # speakers (TESS: words), not clips: a few BAVED speakers recorded ten times as much as most
+        key = "text" if corpus == "tess" else "speaker"
+        parts = Counter(r["split"] for r in {(r[key], r["split"]): r for r in rows if r["corpus"] == corpus}.values())
         assert parts["test"] > 0 and parts["train"] > parts["test"], (corpus, parts)
 
 
@@ -193,3 +195,23 @@ def test_unknown_held_out_corpus_is_refused(speaker_split_file):
     clips, split_file = speaker_split_file
     with pytest.raises(ManifestError, match="emodb"):
         assign(clips, split_file, held_out="emodb")
+
+
+def test_leave_one_language_out_holds_out_every_corpus_of_the_language(speaker_split_file):
+    clips, split_file = speaker_split_file
+    parts = assign(clips, split_file, held_out="english")
+    assert {c.corpus for c in parts["test"]} == {c.corpus for c in clips} - {"ased"}
+    assert {c.corpus for c in parts["train"] + parts["val"]} == {"ased"}
+    assert len(parts["test"]) == sum(c.corpus != "ased" for c in clips)
+
+
+def test_clips_of_unknown_speakers_only_ever_train():
+    from ser_core.corpora import UNKNOWN_SPEAKER
+
+    known = [Clip(Path(f"e/{s}-{i}.wav"), "calm", "emospeech", f"emospeech-{s}", f"{s}-{i}", "help")
+             for s in range(20) for i in range(5)]
+    unknown = [Clip(Path(f"e/u-{i}.wav"), "angry", "emospeech", UNKNOWN_SPEAKER, f"u-{i}", "stop") for i in range(300)]
+    for seed in range(5):
+        splits = make_split(known + unknown, "speaker", seed=seed)
+        assert set(splits[len(known):]) == {"train"}
+        assert {"train", "val", "test"} == set(splits[: len(known)])

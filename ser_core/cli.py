@@ -47,7 +47,8 @@ def cmd_manifest(args) -> int:
 def _split_file(args, clips) -> Path:
     from .splits import extend_split_file, make_split, write_split_file
 
-    base_protocol = "speaker" if args.protocol == "loco" else args.protocol  # loco is built on the speaker split
+    # loco and lolo are built on the speaker split
+    base_protocol = "speaker" if args.protocol in ("loco", "lolo") else args.protocol
     split_file = Path(args.split_file or DEFAULT_SPLITS / f"{base_protocol}.csv")
     if not split_file.exists():
         write_split_file(clips, make_split(clips, base_protocol, args.seed), split_file)
@@ -73,15 +74,20 @@ def cmd_train(args) -> int:
     feature_params, train_params = RECIPES[args.model]
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed}
     train_params = dataclasses.replace(train_params, **{k: v for k, v in overrides.items() if v is not None})
-    if (args.protocol == "loco") != bool(args.held_out):
-        raise ModelError("--held-out CORPUS goes with --protocol loco, and only with it")
+    from .corpora import CORPUS_LABELS, LANGUAGES
+
+    if (args.protocol in ("loco", "lolo")) != bool(args.held_out):
+        raise ModelError("--held-out goes with --protocol loco (a corpus) or lolo (a language), and only with them")
+    allowed = LANGUAGES if args.protocol == "lolo" else CORPUS_LABELS
+    if args.protocol in ("loco", "lolo") and args.held_out not in allowed:
+        raise ModelError(f"--held-out {args.held_out!r} with --protocol {args.protocol}: choose one of {', '.join(allowed)}")
     clips = _clips(args.data)
     split_file = _split_file(args, clips)
     if args.features_from:
         _import_features(args.features_from, feature_params)
-    protocol = f"loco:{args.held_out}" if args.held_out else args.protocol
+    protocol = f"{args.protocol}:{args.held_out}" if args.held_out else args.protocol
     metrics = train(clips, split_file, protocol, Path(args.out), feature_params, train_params, held_out=args.held_out)
-    print(json.dumps({k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")}, indent=2))
+    print(json.dumps({k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "label_set_uar")}, indent=2))
     return 0
 
 
@@ -350,8 +356,8 @@ def parser() -> argparse.ArgumentParser:
                                   ("train", cmd_train, "train a model and write its directory")):
         t = sub.add_parser(name, help=help_text)
         t.add_argument("--data", nargs="+", required=True, help="corpus folders, or one manifest CSV")
-        t.add_argument("--protocol", choices=("random", "speaker", "loco"), required=True,
-                       help="loco: leave one corpus out (--held-out), built on the speaker split")
+        t.add_argument("--protocol", choices=("random", "speaker", "loco", "lolo"), required=True,
+                       help="loco / lolo: leave one corpus / language out (--held-out), built on the speaker split")
         t.add_argument("--split-file", help="default: models/splits/PROTOCOL.csv (made if missing)")
         t.add_argument("--seed", type=int, default=42)
         if name == "train":
@@ -359,7 +365,8 @@ def parser() -> argparse.ArgumentParser:
             t.add_argument("--out", required=True)
             t.add_argument("--epochs", type=int, help="default: the model's recipe")
             t.add_argument("--batch-size", type=int, help="default: the model's recipe")
-            t.add_argument("--held-out", help="with --protocol loco: the corpus to test on (ravdess, cremad, ...)")
+            t.add_argument("--held-out", help="with --protocol loco: the corpus to test on (ravdess, cremad, ...); "
+                           "with lolo: the language (english, amharic, polish, turkish, arabic, hindi-english, bengali)")
             t.add_argument("--features-from", help="feature shards from `ser embed` (folder) to cache first")
         t.set_defaults(func=func)
 

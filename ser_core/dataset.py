@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .audio import load_audio
-from .corpora import Clip
+from .corpora import Clip, candidates, corpus_labels
 from .errors import SerError
 from .features import FeatureCache, FeatureParams, default_cache_dir, extract
 
@@ -24,12 +24,14 @@ class ClipFeatures:
     features: list[np.ndarray]  # per clip: (n_windows, n_mfcc, n_frames)
     skipped: list[tuple[str, str]]  # (path, reason) for clips that could not be used
 
-    def stacked(self, labels: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """All windows with their label index: the training examples."""
-        index = {label: i for i, label in enumerate(labels)}
-        x = np.concatenate(self.features)
-        y = np.concatenate([np.full(len(f), index[c.emotion]) for c, f in zip(self.clips, self.features)])
-        return x, y
+    def stacked(self, labels: tuple[str, ...], label_spaces: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All windows, each with its target (the classes its label allows, 1 each) and its label space
+        (the classes its corpus has with `label_spaces`, else all): the training examples."""
+        targets = np.array([[label in candidates(c.emotion) for label in labels] for c in self.clips], np.float32)
+        spaces = np.array([[not label_spaces or label in corpus_labels(c.corpus) for label in labels]
+                           for c in self.clips], np.float32)
+        repeat = [len(f) for f in self.features]
+        return np.concatenate(self.features), np.repeat(targets, repeat, axis=0), np.repeat(spaces, repeat, axis=0)
 
 
 def clip_features(path: Path, params: FeatureParams, cache: FeatureCache) -> np.ndarray:

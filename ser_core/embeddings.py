@@ -24,12 +24,14 @@ EMBEDDING_VERSION = 1  # of encoder.embed and the augmentation chain: bump to re
 
 
 def embedding_cache(params: FeatureParams, augmentation: int | None, cache_root: Path | None = None,
-                    layers: int = ENCODER_LAYERS) -> FeatureCache:
+                    layers: int = ENCODER_LAYERS, compute_type: str = "int8") -> FeatureCache:
     from .encoder import WEIGHTS_SHA256
 
     kind = "clean" if augmentation is None else f"augment{augmentation}"
     depth = "" if layers == ENCODER_LAYERS else f"-l{layers}"
-    root = Path(cache_root or default_cache_dir()).parent / "embeddings" / f"{WEIGHTS_SHA256[:12]}{depth}-e{EMBEDDING_VERSION}-{kind}"
+    precision = "" if compute_type == "int8" else f"-{compute_type}"
+    root = (Path(cache_root or default_cache_dir()).parent / "embeddings"
+            / f"{WEIGHTS_SHA256[:12]}{depth}{precision}-e{EMBEDDING_VERSION}-{kind}")
     return FeatureCache(params, root)
 
 
@@ -39,7 +41,7 @@ def clip_rng(clip_id: str, seed: int) -> np.random.Generator:
 
 
 def clip_embeddings(clip: Clip, params: FeatureParams, augmentation: int | None, cache: FeatureCache,
-                    layers: int = ENCODER_LAYERS) -> np.ndarray:
+                    layers: int = ENCODER_LAYERS, compute_type: str = "int8") -> np.ndarray:
     from .augment import augment
     from .encoder import embed, shared_encoder
 
@@ -48,16 +50,16 @@ def clip_embeddings(clip: Clip, params: FeatureParams, augmentation: int | None,
     samples = load_audio(clip.path, params.sample_rate).samples
     if augmentation is not None:
         samples = augment(samples, params.sample_rate, clip_rng(clip.clip_id, augmentation))
-    embeddings = embed(shared_encoder("int8", 1, layers), extract(samples, params)[1])
+    embeddings = embed(shared_encoder(compute_type, 1, layers), extract(samples, params)[1])
     cache.put(clip.path, embeddings)
     return embeddings
 
 
 def _worker(args) -> tuple[np.ndarray | None, str]:
-    clip, params, augmentation, cache_root, layers = args
+    clip, params, augmentation, cache_root, layers, compute_type = args
     try:
-        cache = embedding_cache(params, augmentation, cache_root, layers)
-        return clip_embeddings(clip, params, augmentation, cache, layers), ""
+        cache = embedding_cache(params, augmentation, cache_root, layers, compute_type)
+        return clip_embeddings(clip, params, augmentation, cache, layers, compute_type), ""
     except SerError as error:
         return None, str(error)
 
@@ -70,11 +72,12 @@ def embed_clips(
     workers: int | None = None,
     desc: str = "embeddings",
     layers: int = ENCODER_LAYERS,
+    compute_type: str = "int8",
 ) -> ClipFeatures:
     """Pooled embeddings (n_windows, 1024) for every clip, from the cache where present; clips that
     cannot be decoded or are silent are skipped with their reason. Each worker runs one
     single-threaded encoder: on 2 cores, two processes beat one process with two threads."""
-    jobs = [(clip, params, augmentation, cache_root, layers) for clip in clips]
+    jobs = [(clip, params, augmentation, cache_root, layers, compute_type) for clip in clips]
     return map_clips(clips, _worker, jobs, workers, desc, initializer=_single_threaded)
 
 

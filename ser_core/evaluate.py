@@ -14,11 +14,11 @@ import numpy as np
 from tqdm import tqdm
 
 from .calibration import clip_means
-from .corpora import Clip
+from .corpora import Clip, candidates
 from .dataset import ClipFeatures
 from .errors import ManifestError
 from .inference import SerModel
-from .metrics import compute_metrics
+from .metrics import compute_metrics, label_uar
 
 
 def clip_probabilities(model: SerModel, data: ClipFeatures) -> np.ndarray:
@@ -28,19 +28,31 @@ def clip_probabilities(model: SerModel, data: ClipFeatures) -> np.ndarray:
 
 
 def evaluate(model: SerModel, data: ClipFeatures, protocol: str) -> tuple[dict, list[Clip], np.ndarray]:
-    """Metrics on the clips whose label the model knows; other labels are counted and skipped."""
-    known = [i for i, clip in enumerate(data.clips) if clip.emotion in model.labels]
+    """Metrics on the clips whose label the model knows; other labels are counted and skipped. Clips
+    labelled with a set of classes (BAVED's arousal levels) are scored only by `label_set_uar`: UAR
+    over every label of the test set, a prediction right when its label allows it."""
+    scorable = lambda clip: set(candidates(clip.emotion)) <= set(model.labels)
+    known = [i for i, clip in enumerate(data.clips) if scorable(clip)]
     unknown: dict[str, int] = {}
     for clip in data.clips:
-        if clip.emotion not in model.labels:
+        if not scorable(clip):
             unknown[clip.emotion] = unknown.get(clip.emotion, 0) + 1
     data = ClipFeatures([data.clips[i] for i in known], [data.features[i] for i in known], data.skipped)
-    if not data.clips:
+    single = [i for i, clip in enumerate(data.clips) if clip.emotion in model.labels]
+    if not single:
         raise ManifestError(f"No clip with a label this model knows ({', '.join(model.labels)}) could be read.")
     probabilities = clip_probabilities(model, data)
-    y_true = [model.labels.index(clip.emotion) for clip in data.clips]
-    metrics = {"protocol": protocol, **compute_metrics(y_true, probabilities, model.labels,
-                                                        [clip.corpus for clip in data.clips])}
+    y_true = [model.labels.index(data.clips[i].emotion) for i in single]
+    metrics = {"protocol": protocol, **compute_metrics(y_true, probabilities[single], model.labels,
+                                                        [data.clips[i].corpus for i in single])}
+    predicted = [model.labels[i] for i in probabilities.argmax(axis=1)]
+    truth = [clip.emotion for clip in data.clips]
+    metrics["label_set_uar"] = label_uar(truth, predicted)
+    metrics["n_scored"] = len(truth)
+    corpora = np.array([clip.corpus for clip in data.clips])
+    for corpus, scores in metrics["per_corpus"].items():
+        rows = np.flatnonzero(corpora == corpus)
+        scores["label_set_uar"] = label_uar([truth[i] for i in rows], [predicted[i] for i in rows])
     metrics["skipped_unknown_labels"] = unknown
     metrics["skipped_unreadable"] = [{"path": p, "reason": r} for p, r in data.skipped]
     return metrics, data.clips, probabilities
@@ -134,7 +146,7 @@ def evaluate_adaptation(model: SerModel, data: ClipFeatures, ks: tuple[int | Non
     all of them, scored transductively). With k clips the profile's clips are not scored, and the
     unadapted UAR is taken on the same scored clips. Labels are never used to build a profile, except
     to pick the one-sided profile (`one_emotion`): only that speaker's angry clips, scored on the rest."""
-    from .metrics import compute_metrics
+    from .metrics import compute_metrics, label_uar
     from .profile import adapted_cached
 
     by_speaker: dict[tuple[str, str], list[int]] = {}

@@ -14,6 +14,7 @@ from sklearn.metrics import (
 )
 
 from .calibration import reliability
+from .corpora import candidates
 
 
 def keras_threshold_scores(y_true: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5):
@@ -72,3 +73,18 @@ def compute_metrics(
             for mask in [corpora == corpus]
         }
     return metrics
+
+
+def label_recalls(truth: Sequence[str], predicted: Sequence[str]) -> dict[str, float]:
+    """Per label of the test set: the share of its clips whose predicted class the label allows (a
+    label naming a set of classes, such as BAVED's "high-arousal", allows any of them)."""
+    hits: dict[str, list[bool]] = {}
+    for label, guess in zip(truth, predicted):
+        hits.setdefault(label, []).append(guess in candidates(label))
+    return {label: float(np.mean(h)) for label, h in hits.items()}
+
+
+def label_uar(truth: Sequence[str], predicted: Sequence[str]) -> float:
+    """Unweighted average recall over the labels the test set has, sets of classes included; with
+    one-class labels only, scikit-learn's balanced accuracy."""
+    return float(np.mean(list(label_recalls(truth, predicted).values())))

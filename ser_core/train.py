@@ -49,9 +49,19 @@ class TrainParams:
     class_weighted: bool = False  # rare classes (calm: RAVDESS only) weigh more in the loss
     augmented_copies: int = 0  # encoder models: randomly perturbed copies of each training clip (augment.py)
     encoder_layers: int = ENCODER_LAYERS  # encoder models: how many of the encoder's blocks run (see encoder.WhisperEncoder)
+    # Encoder models: CTranslate2's compute type. int8 products depend on the CPU's kernels (on an AMD
+    # EPYC's oneDNN path the int8 models' probabilities moved by up to 0.43 from those recorded on the
+    # MKL AVX2 path); float32 gives every CPU the same embeddings, to rounding.
+    encoder_compute_type: str = "int8"
     # Encoder models: every speaker's embeddings moved onto the training mean (their own mean taken
     # off) in training, validation and test alike; served with a voice profile (ser_core.profile).
     speaker_normalised: bool = False
+    # Each clip's softmax over the classes its corpus has (corpora.CORPUS_LABELS): a class a corpus
+    # lacks is never taught as wrong on its clips, so "calm" is not learnt as "not Turkish".
+    label_spaces: bool = False
+    # Every corpus weighs the same in the loss, shared equally among its speakers (their clips
+    # equally among themselves): 7,577 Hindi/English keywords do not drown 261 Bengali sentences.
+    balanced_sources: bool = False
 
 
 # 64 log-mel bands, 25 ms windows every 10 ms, over 3 s: what the newer architectures were designed on.
@@ -96,6 +106,17 @@ RECIPES["emo-whisper-linear"] = (
 )
 RECIPES["emo-whisper-linear-adapt"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-linear"][1],
                                                                              speaker_normalised=True))
+# Ten corpora in seven languages. `emo-whisper-f32`: the emo-whisper head on the float32 encoder (the
+# same embeddings on every CPU) without augmented copies (the front end brings every window to -26 dBFS,
+# and ten corpora recorded in studios, streets and on phones bring their own variety). Then each clip's
+# softmax over its corpus's classes (`-spaces`), and every corpus and speaker weighing the same
+# (`-balanced`). Kept or dropped on leave-one-language-out results (bench/results/lolo.json), never on
+# test clips.
+RECIPES["emo-whisper-f32"] = (WHISPER_FEATURES, dataclasses.replace(
+    RECIPES["emo-whisper"][1], encoder_compute_type="float32", augmented_copies=0))
+RECIPES["emo-whisper-spaces"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1], label_spaces=True))
+RECIPES["emo-whisper-balanced"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-spaces"][1],
+                                                                         balanced_sources=True))
 
 
 def speaker_normalised(data: ClipFeatures, target: np.ndarray) -> ClipFeatures:
@@ -137,10 +158,68 @@ def _spec_augment(x, seed_stream, max_bands: int = 8, max_frames: int = 25, mask
     return x
 
 
+def example_weights(targets: np.ndarray, clips_of_windows: list, params: TrainParams) -> np.ndarray:
+    """Per training window: rare classes weigh more (`class_weighted`; a label naming a set of classes
+    counts as a share of each), and with `balanced_sources` every corpus and speaker weighs the same."""
+    per_class = targets / targets.sum(axis=1, keepdims=True)
+    counts = per_class.sum(axis=0)
+    class_weights = np.where(counts > 0, counts.sum() / (len(LABELS) * np.maximum(counts, 1e-9)), 0.0)
+    weights = per_class @ class_weights if params.class_weighted else np.ones(len(targets))
+    if params.balanced_sources:
+        corpora = np.array([clip.corpus for clip in clips_of_windows])
+        speakers = np.array([f"{clip.corpus}/{clip.speaker}" for clip in clips_of_windows])
+        _, speaker_index, speaker_count = np.unique(speakers, return_inverse=True, return_counts=True)
+        speakers_in_corpus = {c: len(set(speakers[corpora == c])) for c in set(corpora)}
+        share = np.array([1.0 / speakers_in_corpus[c] for c in corpora]) / speaker_count[speaker_index]
+        weights = weights * share * len(weights) / share.sum()
+    return weights.astype(np.float32)
+
+
+def set_loss(label_smoothing: float):
+    """Cross-entropy when a target may allow several classes and the softmax is read over a label space.
+
+    y_true packs, per example, two (target, space) pairs of mask rows and mixup's λ: with `p` the
+    probabilities renormalised over the space, the loss is (1 − ε)·−log p(target) + ε·mean over the
+    space of −log p(class), mixed λ : 1 − λ between the pairs. With one-class targets, every class in the
+    space and λ = 1, this is Keras' label-smoothed categorical cross-entropy."""
+    from keras import ops
+
+    k = len(LABELS)
+
+    def one(p, target, space):
+        inside = ops.sum(p * space, axis=-1) + 1e-7
+        hit = -ops.log(ops.sum(p * target, axis=-1) + 1e-7) + ops.log(inside)
+        spread = -ops.sum(space * ops.log(p + 1e-7), axis=-1) / ops.sum(space, axis=-1) + ops.log(inside)
+        return (1.0 - label_smoothing) * hit + label_smoothing * spread
+
+    def loss(y_true, y_pred):
+        lam = y_true[:, 4 * k]
+        return (lam * one(y_pred, y_true[:, :k], y_true[:, k:2 * k])
+                + (1.0 - lam) * one(y_pred, y_true[:, 2 * k:3 * k], y_true[:, 3 * k:4 * k]))
+
+    return loss
+
+
+def set_accuracy(y_true, y_pred):
+    """The top class inside the label space is one the (first) target allows."""
+    from keras import ops
+
+    k = len(LABELS)
+    top = ops.argmax(y_pred * y_true[:, k:2 * k], axis=-1)
+    return ops.take_along_axis(y_true[:, :k], ops.expand_dims(top, -1), axis=-1)[:, 0]
+
+
+def packed_targets(targets: np.ndarray, spaces: np.ndarray) -> np.ndarray:
+    """(target, space) twice and λ = 1: what `set_loss` reads for an example without mixup."""
+    return np.concatenate([targets, spaces, targets, spaces, np.ones((len(targets), 1), np.float32)], axis=1)
+
+
 def _mixup(x, y, w, alpha: float, seed: int):
-    """Blend each example with another of its batch (per-example Beta(α, α) weight)."""
+    """Blend each example with another of its batch (per-example Beta(α, α) weight): inputs and
+    weights mixed, the partner's (target, space) carried for the loss with λ."""
     import tensorflow as tf
 
+    k = len(LABELS)
     n = tf.shape(x)[0]
     a = tf.random.gamma([n], alpha, seed=seed)
     b = tf.random.gamma([n], alpha, seed=seed + 1)
@@ -148,20 +227,17 @@ def _mixup(x, y, w, alpha: float, seed: int):
     order = tf.random.shuffle(tf.range(n), seed=seed + 2)
     mix = lambda t, l: l * t + (1 - l) * tf.gather(t, order)
     lam_x = tf.reshape(lam, tf.concat([[-1], tf.ones([tf.rank(x) - 1], tf.int32)], axis=0))
-    return mix(x, lam_x), mix(y, lam[:, None]), mix(w, lam)
+    partner = tf.gather(y[:, : 2 * k], order)
+    return mix(x, lam_x), tf.concat([y[:, : 2 * k], partner, lam[:, None]], axis=1), mix(w, lam)
 
 
-def _training_dataset(x: np.ndarray, y: np.ndarray, params: TrainParams):
+def _training_dataset(x: np.ndarray, y: np.ndarray, weights: np.ndarray, params: TrainParams):
     import itertools
 
     import tensorflow as tf
 
-    targets = np.eye(len(LABELS), dtype=np.float32)[y]
-    counts = np.bincount(y, minlength=len(LABELS)).astype(np.float32)
-    class_weights = np.where(counts > 0, counts.sum() / (len(LABELS) * np.maximum(counts, 1)), 0.0)
-    weights = class_weights[y] if params.class_weighted else np.ones(len(y), np.float32)
     seeds = itertools.count(params.seed * 1000)
-    ds = tf.data.Dataset.from_tensor_slices((x, targets, weights.astype(np.float32)))
+    ds = tf.data.Dataset.from_tensor_slices((x, y, weights))
     ds = ds.shuffle(len(x), seed=params.seed, reshuffle_each_iteration=True)
     if params.spec_augment:
         ds = ds.map(lambda a, b, c: (_spec_augment(a, lambda: next(seeds)), b, c), num_parallel_calls=2)
@@ -174,7 +250,7 @@ def _training_dataset(x: np.ndarray, y: np.ndarray, params: TrainParams):
 def _validation_dataset(x: np.ndarray, y: np.ndarray):
     import tensorflow as tf
 
-    return tf.data.Dataset.from_tensor_slices((x, np.eye(len(LABELS), dtype=np.float32)[y])).batch(256)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(256)
 
 
 def _optimizer(params: TrainParams, steps_per_epoch: int):
@@ -193,6 +269,8 @@ def _calibrate(out_dir: Path, val: ClipFeatures) -> None:
     """Fit the temperature and the uncertainty threshold on validation clips; store them in metadata."""
     model = load_model(out_dir)
     model.temperature = 1.0  # fit on the raw outputs, whatever an earlier calibration stored
+    single = [i for i, clip in enumerate(val.clips) if clip.emotion in LABELS]  # not BAVED's arousal sets
+    val = ClipFeatures([val.clips[i] for i in single], [val.features[i] for i in single], val.skipped)
     window_probabilities = model.predict_cached(np.concatenate(val.features))
     counts = [len(f) for f in val.features]
     y_val = np.array([LABELS.index(c.emotion) for c in val.clips])
@@ -211,13 +289,14 @@ def _calibrate(out_dir: Path, val: ClipFeatures) -> None:
 
 
 def model_inputs(parts: dict[str, list[Clip]], params: FeatureParams, cache_root: Path | None = None,
-                 encoder_layers: int = ENCODER_LAYERS) -> dict[str, ClipFeatures]:
+                 encoder_layers: int = ENCODER_LAYERS, compute_type: str = "int8") -> dict[str, ClipFeatures]:
     """What each split's clips give the trainable part of a model: feature windows for the
     spectrogram CNNs, pooled encoder embeddings for encoder models. Cached on disk either way."""
     if params.kind == "whisper":
         from .embeddings import embed_clips
 
-        return {name: embed_clips(part, params, None, cache_root, desc=f"embeddings ({name})", layers=encoder_layers)
+        return {name: embed_clips(part, params, None, cache_root, desc=f"embeddings ({name})", layers=encoder_layers,
+                                  compute_type=compute_type)
                 for name, part in parts.items()}
     return {name: extract_clips(part, params, cache_root, desc=f"features ({name})") for name, part in parts.items()}
 
@@ -225,15 +304,16 @@ def model_inputs(parts: dict[str, list[Clip]], params: FeatureParams, cache_root
 def cached_inputs(model, clips: list[Clip]) -> ClipFeatures:
     """A loaded model's cached inputs (feature windows or pooled embeddings) for these clips."""
     front_end = getattr(model, "front_end", None) or {}
-    return model_inputs({"clips": clips}, model.params, encoder_layers=front_end.get("layers", ENCODER_LAYERS))["clips"]
+    return model_inputs({"clips": clips}, model.params, encoder_layers=front_end.get("layers", ENCODER_LAYERS),
+                        compute_type=front_end.get("compute_type", "int8"))["clips"]
 
 
-def encoder_front_end(layers: int) -> dict:
+def encoder_front_end(layers: int, compute_type: str = "int8") -> dict:
     """What an encoder model's metadata records of its frozen front end (checked when it loads)."""
     from .encoder import WEIGHTS_SHA256, WEIGHTS_SOURCE
     from .embeddings import EMBEDDING_VERSION
 
-    return {"encoder": "whisper-base", "source": WEIGHTS_SOURCE, "sha256": WEIGHTS_SHA256, "compute_type": "int8",
+    return {"encoder": "whisper-base", "source": WEIGHTS_SOURCE, "sha256": WEIGHTS_SHA256, "compute_type": compute_type,
             "layers": layers, "pooling": "mean+std over time", "embedding_version": EMBEDDING_VERSION}
 
 
@@ -254,22 +334,26 @@ def train(
     if not parts["train"] or not parts["val"] or not parts["test"]:
         sizes = {k: len(v) for k, v in parts.items()}
         raise ManifestError(f"{split_file} leaves a split empty for this data: {sizes}")
-    data = model_inputs(parts, params, cache_root, train_params.encoder_layers)
+    data = model_inputs(parts, params, cache_root, train_params.encoder_layers, train_params.encoder_compute_type)
     copies = []
     for copy in range(1, train_params.augmented_copies + 1):
         from .embeddings import embed_clips
 
         copies.append(embed_clips(parts["train"], params, copy, cache_root, desc=f"augmented copy {copy}",
-                                  layers=train_params.encoder_layers))
+                                  layers=train_params.encoder_layers, compute_type=train_params.encoder_compute_type))
     if train_params.speaker_normalised:
         target = np.concatenate(data["train"].features).mean(axis=0)
         data = {name: speaker_normalised(d, target) for name, d in data.items()}
         copies = [speaker_normalised(d, target) for d in copies]
-    x_train, y_train = data["train"].stacked(LABELS)
-    x_val, y_val = data["val"].stacked(LABELS)
+    spaces = train_params.label_spaces
+    x_train, t_train, s_train = data["train"].stacked(LABELS, spaces)
+    x_val, t_val, s_val = data["val"].stacked(LABELS, spaces)
+    window_clips = [clip for d in (data["train"], *copies) for clip, f in zip(d.clips, d.features) for _ in f]
     for copy in copies:
-        x_copy, y_copy = copy.stacked(LABELS)
-        x_train, y_train = np.concatenate([x_train, x_copy]), np.concatenate([y_train, y_copy])
+        x_copy, t_copy, s_copy = copy.stacked(LABELS, spaces)
+        x_train, t_train, s_train = (np.concatenate(pair) for pair in ((x_train, x_copy), (t_train, t_copy), (s_train, s_copy)))
+    weights = example_weights(t_train, window_clips, train_params)
+    y_train, y_val = packed_targets(t_train, s_train), packed_targets(t_val, s_val)
 
     import keras  # after feature extraction: its worker processes need no TensorFlow
 
@@ -278,28 +362,30 @@ def train(
     keras.utils.set_random_seed(train_params.seed)
     if params.kind == "whisper":
         # Pooled embeddings: the head standardises them itself (a Normalization layer fitted here).
-        normalizer, front_end = None, encoder_front_end(train_params.encoder_layers)
+        normalizer, front_end = None, encoder_front_end(train_params.encoder_layers, train_params.encoder_compute_type)
         front_end["speaker_normalised"] = train_params.speaker_normalised
-        model = build(train_params.architecture, x_train.shape[1:], len(LABELS))
+        input_shape = x_train.shape[1:]
+        model = build(train_params.architecture, input_shape, len(LABELS))
         model.get_layer("standardise").adapt(x_train)
         clean_mean = np.concatenate(data["train"].features).mean(axis=0)  # where voice profiles move a voice
         front_end["train_embedding_mean"] = [round(float(v), 6) for v in clean_mean]
         x_train_in, x_val_in = x_train, x_val
     else:
         normalizer, front_end = Normalizer.fit(x_train), None
-        model = build(train_params.architecture, params.input_shape, len(LABELS))
+        input_shape = params.input_shape
+        model = build(train_params.architecture, input_shape, len(LABELS))
         x_train_in, x_val_in = normalizer(x_train)[..., None], normalizer(x_val)[..., None]
     model.compile(
         optimizer=_optimizer(train_params, len(x_train) // train_params.batch_size),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=train_params.label_smoothing),
-        metrics=["accuracy"],
+        loss=set_loss(train_params.label_smoothing),
+        metrics=[keras.metrics.MeanMetricWrapper(set_accuracy, name="accuracy")],
     )
     stop = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=train_params.patience, restore_best_weights=True
     )
     started = time.perf_counter()
     history = model.fit(
-        _training_dataset(x_train_in, y_train, train_params),
+        _training_dataset(x_train_in, y_train, weights, train_params),
         validation_data=_validation_dataset(x_val_in, y_val),
         epochs=train_params.epochs,
         callbacks=[stop],
@@ -310,7 +396,7 @@ def train(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     # Saved without the optimizer's state: users need the weights only (a third of the size).
-    inference_model = keras.models.clone_model(model)
+    inference_model = build(train_params.architecture, input_shape, len(LABELS))  # not compiled: no custom loss to load
     inference_model.set_weights(model.get_weights())
     inference_model.save(out_dir / MODEL_FILE)
     metadata = {
@@ -357,6 +443,11 @@ def finalize(out_dir: Path, val: ClipFeatures, test: ClipFeatures, protocol: str
     export_litert(out_dir)
     _calibrate(out_dir, val)
     saved = load_model(out_dir)
+    # The validation numbers a model is chosen on, stored with it (calibrated, as served).
+    val_metrics, _, _ = evaluate(saved, val, "validation")
+    metadata = json.loads((out_dir / METADATA_FILE).read_text())
+    metadata["validation"] = {key: val_metrics[key] for key in ("n_scored", "label_set_uar", "balanced_accuracy", "accuracy")}
+    (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
     metrics, test_clips, probabilities = evaluate(saved, test, protocol)
     (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2))
     write_predictions(test_clips, probabilities, saved.labels, out_dir / "predictions.csv")

@@ -50,7 +50,9 @@ def test_unknown_model_lists_the_shipped_ones(tmp_path):
 @pytest.mark.parametrize("arguments", [
     ["--protocol", "loco"],  # loco without the corpus to hold out
     ["--protocol", "speaker", "--held-out", "ravdess"],  # a held-out corpus without loco
-], ids=["loco-without-held-out", "held-out-without-loco"])
+    ["--protocol", "lolo", "--held-out", "ravdess"],  # a corpus where a language is asked for
+    ["--protocol", "lolo"],  # lolo without the language to hold out
+], ids=["loco-without-held-out", "held-out-without-loco", "lolo-with-a-corpus", "lolo-without-held-out"])
 def test_train_held_out_mistakes_are_one_line_on_stderr(tmp_path, capsys, arguments):
     manifest = tmp_path / "m.csv"
     manifest.write_text("path,emotion\n")

@@ -86,7 +86,8 @@ def cmd_train(args) -> int:
     if args.features_from:
         _import_features(args.features_from, feature_params)
     protocol = f"{args.protocol}:{args.held_out}" if args.held_out else args.protocol
-    metrics = train(clips, split_file, protocol, Path(args.out), feature_params, train_params, held_out=args.held_out)
+    metrics = train(clips, split_file, protocol, Path(args.out), feature_params, train_params, held_out=args.held_out,
+                    recipe=args.model)
     print(json.dumps({k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "label_set_uar")}, indent=2))
     return 0
 
@@ -160,6 +161,8 @@ def _adapted_outcomes(args):
         base = Path(args.files[0]).parent
         paths = [str(p if Path(p).is_absolute() else base / p) for p in (r["path"] for r in rows)]
         return predict_adapted(model, paths, speakers=[r[args.speaker_column] for r in rows])
+    if args.adapt == "batch":  # every file read against the mean of all of them
+        return predict_adapted(model, args.files)
     return predict_adapted(model, args.files, profile=VoiceProfile.from_json(Path(args.profile).read_bytes()))
 
 
@@ -229,7 +232,7 @@ def cmd_predict(args) -> int:
 
     if args.segments:
         return cmd_predict_segments(args)
-    if args.profile or args.speaker_column:
+    if args.profile or args.speaker_column or args.adapt:
         return _report_predictions(args, _adapted_outcomes(args))
     workers = args.workers or (1 if len(args.files) < 16 else os.cpu_count())
     return _report_predictions(args, predict_files(args.files, resolve_model(args.model), workers, args.backend))
@@ -396,6 +399,9 @@ def parser() -> argparse.ArgumentParser:
     adapt.add_argument("--profile", help="a voice profile JSON (made in the app's My voice page): every file is that speaker")
     adapt.add_argument("--speaker-column", metavar="COLUMN",
                        help="FILES is one manifest CSV: adapt to each speaker from all of their files (no labels used)")
+    adapt.add_argument("--adapt", choices=("batch",),
+                       help="batch: read every file against the mean of all the files given (one user's or one "
+                            "channel's recordings of mixed emotions; no labels used)")
     _add_ray_options(pr)
     pr.add_argument("--out", help="with --engine ray: write a table, .parquet or .csv (a path or a URI)")
     pr.add_argument("--timeline", action="store_true", help="with --out: per-window probabilities too")

@@ -44,10 +44,6 @@ CORPUS_LABELS = {
     "emospeech": ("calm", "happy", "angry", "fearful"),
     "banglaser": ("fearful", "disgust"),
 }
-CORPUS_LANGUAGES = {
-    "ravdess": "English", "cremad": "English", "savee": "English", "tess": "English", "ased": "Amharic",
-    "nemo": "Polish", "turev": "Turkish", "baved": "Arabic", "emospeech": "Hindi/English", "banglaser": "Bengali",
-}
 # Leave-one-language-out folds: each language with the corpora that speak it.
 LANGUAGES = {
     "english": ("ravdess", "cremad", "savee", "tess"), "amharic": ("ased",), "polish": ("nemo",),
@@ -61,6 +57,16 @@ CORPUS_NAMES = {
 # Indian EmoSpeech Command's name for files whose speaker is unknown (most of the corpus): no speaker.
 EMOSPEECH_UNKNOWN_USER = "d14a028c2a3a2bc9476102bb288234c415a2b01f828ea62ac5b3e42f"
 UNKNOWN_SPEAKER = "unknown"
+
+
+LANGUAGE_NAMES = {"english": "English", "amharic": "Amharic", "polish": "Polish", "turkish": "Turkish",
+                  "arabic": "Arabic", "hindi-english": "Hindi/English", "bengali": "Bengali"}
+
+
+def languages_of(corpora: Iterable[str]) -> list[str]:
+    """The languages (display names, in `LANGUAGES` order) that these corpora speak."""
+    corpora = set(corpora)
+    return [LANGUAGE_NAMES[language] for language, members in LANGUAGES.items() if corpora & set(members)]
 
 
 def candidates(emotion: str) -> tuple[str, ...]:

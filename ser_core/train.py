@@ -117,6 +117,10 @@ RECIPES["emo-whisper-f32"] = (WHISPER_FEATURES, dataclasses.replace(
 RECIPES["emo-whisper-spaces"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1], label_spaces=True))
 RECIPES["emo-whisper-balanced"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-spaces"][1],
                                                                          balanced_sources=True))
+# Trained on voices each read against their own mean; served against a voice profile, or against the
+# batch at hand (`ser predict --adapt batch`, a recording's own utterances).
+RECIPES["emo-whisper-spaces-adapt"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-spaces"][1],
+                                                                             speaker_normalised=True))
 
 
 def speaker_normalised(data: ClipFeatures, target: np.ndarray) -> ClipFeatures:
@@ -327,6 +331,7 @@ def train(
     cache_root: Path | None = None,
     verbose: int = 2,
     held_out: str | None = None,
+    recipe: str | None = None,
 ) -> dict:
     """Train, save, calibrate on validation, reload from disk and evaluate on the test split
     (with `held_out`, on that whole corpus, trained without it). Returns the test metrics."""
@@ -402,6 +407,7 @@ def train(
     metadata = {
         "name": out_dir.name,
         "architecture": train_params.architecture,
+        **({"recipe": recipe} if recipe else {}),  # the RECIPES entry it was made with
         "labels": list(LABELS),
         "feature_params": params.to_dict(),
         **({"normalization": normalizer.to_dict()} if normalizer else {"front_end": front_end}),

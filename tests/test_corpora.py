@@ -175,9 +175,11 @@ def test_baved_arousal_levels_name_sets_of_classes(path, emotion, allowed):
 
 
 def test_corpus_label_spaces_and_languages_cover_every_corpus():
-    from ser_core.corpora import CORPUS_LABELS, CORPUS_LANGUAGES, LABEL_SETS, LANGUAGES, corpus_labels
+    from ser_core.corpora import CORPUS_LABELS, CORPUS_NAMES, LABEL_SETS, LANGUAGE_NAMES, LANGUAGES, corpus_labels, languages_of
 
-    assert set(CORPUS_LABELS) == set(CORPUS_LANGUAGES) == {c for cs in LANGUAGES.values() for c in cs}
+    assert set(CORPUS_LABELS) == set(CORPUS_NAMES) == {c for cs in LANGUAGES.values() for c in cs}
+    assert set(LANGUAGE_NAMES) == set(LANGUAGES)
+    assert languages_of(["tess", "ravdess", "nemo"]) == ["English", "Polish"]
     assert all(set(labels) <= set(LABELS) for labels in CORPUS_LABELS.values())
     assert corpus_labels("my-call-centre") == LABELS
     # the two arousal sets and neutral split our classes without overlap

@@ -97,3 +97,22 @@ def test_transductive_batch_adaptation_per_speaker(trained_model, tmp_path):
     for (_, adapted, _, error), unadapted in zip(outcomes[:4], plain):
         assert error is None and abs(sum(adapted.values()) - 1) < 1e-5
         assert adapted != unadapted  # each speaker's files were read relative to that speaker
+
+
+def test_predict_adapt_batch_reads_every_file_against_all_of_them(trained_model, tmp_path, capsys):
+    import json
+
+    from ser_core.cli import main
+
+    paths = []
+    for i, f0 in enumerate((100, 140, 220)):
+        paths.append(str(tmp_path / f"clip{i}.wav"))
+        (tmp_path / f"clip{i}.wav").write_bytes(wav_bytes(speech(3.0, f0=f0, seed=i)))
+    assert main(["predict", *paths, "--adapt", "batch", "--json", "--model", str(trained_model)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    model = load_model(trained_model)
+    expected = predict_adapted(model, paths)  # one group: the batch's own mean
+    for path, (_, probabilities, _, _) in zip(paths, expected):
+        row = next(r for r in printed if r["file"] == path)
+        assert row["probabilities"] == pytest.approx(probabilities, abs=1e-6)
+    assert [r["probabilities"] for r in printed] != [model.predict(p, segmented=False) for p in paths]

@@ -210,6 +210,13 @@ def read_json(path: Path) -> dict | None:
         return None
 
 
+def heard_languages(metadata: dict | None) -> list[str]:
+    """The languages a model's training clips were spoken in (from metadata.json), in `LANGUAGES` order."""
+    from ..corpora import languages_of
+
+    return languages_of(((metadata or {}).get("data", {}).get("train", {}).get("per_corpus", {})))
+
+
 def data_description(metadata: dict | None) -> str:
     """'RAVDESS + TESS, 11,550 clips (train 8,000 / val 1,000 / test 2,550)' from metadata.json."""
     data = (metadata or {}).get("data")

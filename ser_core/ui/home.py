@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from ..inference import SerModel
-from .common import feature_name, percent
+from .common import feature_name, heard_languages, percent
 from .metrics import ORIGINAL
 
 
@@ -31,4 +31,9 @@ def home_model_summary(model: SerModel) -> None:
     st.caption(f"On {metrics['n_test']:,} test clips, protocol **{metrics.get('protocol', 'not recorded')}**. "
                f"The original project reported {percent(ORIGINAL['accuracy'])} accuracy on a "
                f"{ORIGINAL['protocol']}; the Metrics page puts the two side by side.")
+    languages = heard_languages(metadata)
+    if languages:
+        st.markdown(f"**Languages it has heard:** {', '.join(languages)}. Speech in any other language is "
+                    "one it has never heard: expect it to be read less well (the Metrics page shows how well "
+                    "models of this recipe did on each language left out of their training).")
     st.page_link("pages/metrics.py", label="All metrics", icon=":material/bar_chart:")

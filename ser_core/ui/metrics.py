@@ -107,6 +107,32 @@ def metrics_view(directory: Path) -> None:
 
 
 BENCHMARK_FILE = REPO_ROOT / "bench" / "results" / "compare_models.json"
+LOLO_FILE = REPO_ROOT / "bench" / "results" / "lolo.json"
+
+
+def lolo_uars(rows: dict, reading: str = "uar") -> dict[str, dict[str, float]]:
+    """Recipe → held-out language → UAR (one reading), with the mean for recipes that have every fold."""
+    from ..corpora import LANGUAGE_NAMES
+
+    return {name: {LANGUAGE_NAMES[language]: fold[reading] for language, fold in r["folds"].items()}
+            | ({"mean": r[f"mean_{reading}"]} if r.get(f"mean_{reading}") is not None else {})
+            for name, r in rows.items()}
+
+
+def lolo_view(path: Path = LOLO_FILE) -> None:
+    """Leave one language out (bench/lolo.py): what the default model is chosen on."""
+    results = read_json(path)
+    if not results or not results.get("rows"):
+        return
+    st.header("A language it never heard (leave one language out)")
+    st.caption("For each language: the recipe trained on the corpora of every other language, tested on every clip "
+               "of that one (UAR over the labels it has; BAVED's arousal levels count any emotion of the level). "
+               "The default model is chosen on these numbers, never on test clips.")
+    reading = st.radio("Reading", ["one clip at a time", "the batch at hand"], horizontal=True, key="lolo-reading",
+                       help="The batch at hand: each held-out corpus read against the mean of its own clips "
+                            "(`ser predict --adapt batch`), no labels used.")
+    key = "uar" if reading == "one clip at a time" else "batch_uar"
+    st.plotly_chart(plots.grouped_uar(lolo_uars(results["rows"], key), "held-out language"), key="lolo")
 
 
 def benchmark_view(path: Path = BENCHMARK_FILE) -> None:
@@ -131,6 +157,7 @@ def benchmark_view(path: Path = BENCHMARK_FILE) -> None:
                          "p50 ms / 3 s clip": f"{r['latency_ms_3s_clip']['p50']:.1f}" if "latency_ms_3s_clip" in r else "—"})
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 
+    lolo_view()
     generalisation_view(results)
 
 

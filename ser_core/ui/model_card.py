@@ -8,7 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from ..inference import METADATA_FILE
-from .common import data_description, feature_name, read_json
+from .metrics import LOLO_FILE
+from .common import data_description, feature_name, heard_languages, read_json
 
 
 def model_card_view(directory: Path) -> None:
@@ -30,6 +31,21 @@ def model_card_view(directory: Path) -> None:
     st.subheader("Evaluation protocol")
     st.markdown(f"Protocol **{metadata.get('protocol', 'not recorded')}**, split file "
                 f"`{metadata.get('split_file', 'not recorded')}`. Data: {data_description(metadata)}.")
+    languages = heard_languages(metadata)
+    if languages:
+        st.markdown(f"Languages of its training speech: **{', '.join(languages)}**.")
+    validation = metadata.get("validation")
+    if validation:
+        st.markdown(f"Validation UAR (what it was chosen on with leave-one-language-out): "
+                    f"{validation['label_set_uar']:.1%} on {validation['n_scored']:,} validation clips.")
+    lolo_row = (read_json(LOLO_FILE) or {}).get("rows", {}).get(metadata.get("recipe", ""))
+    if lolo_row:
+        from ..corpora import LANGUAGE_NAMES
+
+        st.markdown("Its recipe with each language left out of training (UAR on all of that language's clips):")
+        st.table(pd.DataFrame({LANGUAGE_NAMES[language]: {"one clip at a time": f"{fold['uar']:.1%}",
+                                                          "the batch at hand": f"{fold['batch_uar']:.1%}"}
+                               for language, fold in lolo_row["folds"].items()}))
 
     st.subheader("Features")
     if params:

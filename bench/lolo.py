@@ -4,9 +4,10 @@ and calibration) and tested on every clip of the held-out language. What the def
 
 Score: UAR over the labels the held-out corpora have (`label_set_uar`: BAVED's arousal levels count
 a prediction right when the level allows it), per language; the row's mean and lowest over languages.
-Two readings of each fold model: as recorded (`uar`: one clip at a time, what `ser predict` does), and
-read against the batch at hand (`batch_uar`: each held-out corpus's clips normalised together, as
-`ser predict --adapt batch` does with a folder of one user's files; no labels used).
+Three readings of each fold model: as recorded (`uar`: one clip at a time, what `ser predict` does);
+against the batch at hand (`batch_uar`: each held-out corpus's clips normalised together, as
+`ser predict --adapt batch` does with a folder of files); and each speaker against a voice profile of
+all of their clips (`speaker_uar`: transductive, as `ser predict --speaker-column`). No labels used.
 Fold models stay in the cache (`~/.cache/ser/lolo`); `--reuse-folds` keeps those of the same recipe.
 
     python bench/lolo.py --recipes emo-whisper emo-whisper-lolo --data ../shared/corpora ../corpora-more
@@ -47,24 +48,39 @@ def fold(clips, name: str, language: str, reuse: bool) -> dict:
     val_uar = json.loads((out / "metadata.json").read_text()).get("validation", {}).get("label_set_uar")
     return {"uar": metrics["label_set_uar"], "n_test": metrics["n_scored"], "val_uar": val_uar,
             "per_corpus": {c: m["label_set_uar"] for c, m in metrics["per_corpus"].items()},
-            **batch_read(clips, out, language), "recipe_id": recipe_id(features, recipe)}
+            **adapted_readings(clips, out, language), "recipe_id": recipe_id(features, recipe)}
 
 
-def batch_read(clips, fold_dir: Path, language: str) -> dict:
-    """The fold model with each held-out corpus read as one batch (all its clips' mean moved onto the
-    training mean, with the model's adaptation settings); UAR over the language's clips."""
+def adapted_readings(clips, fold_dir: Path, language: str) -> dict:
+    """The fold model reading the held-out clips adapted, with the model's adaptation settings (no labels
+    used): each corpus as one batch (`batch_uar`), and each speaker against a profile of all of that
+    speaker's clips (`speaker_uar`, transductive; clips of unknown speakers as their corpus's batch)."""
+    from ser_core.corpora import UNKNOWN_SPEAKER
+
     model = load_model(fold_dir)
-    truth, predicted, per_corpus = [], [], {}
+    truth, batch, by_speaker, per_corpus = [], [], [], {}
+    read = lambda windows: [model.labels[int(model.predict_cached(w).mean(axis=0).argmax())] for w in windows]
     for corpus in held_out_corpora(language):
         data = cached_inputs(model, [c for c in clips if c.corpus == corpus])
         if not data.clips:
             continue
-        adapted = adapted_cached(model, data.features, range(len(data.features)))
-        guesses = [model.labels[int(model.predict_cached(w).mean(axis=0).argmax())] for w in adapted]
-        per_corpus[corpus] = label_uar([c.emotion for c in data.clips], guesses)
-        truth += [c.emotion for c in data.clips]
-        predicted += guesses
-    return {"batch_uar": label_uar(truth, predicted), "batch_per_corpus": per_corpus}
+        guesses = read(adapted_cached(model, data.features, range(len(data.features))))
+        per_speaker = list(guesses)
+        groups: dict[str, list[int]] = {}
+        for i, clip in enumerate(data.clips):
+            if clip.speaker != UNKNOWN_SPEAKER:
+                groups.setdefault(clip.speaker, []).append(i)
+        for members in groups.values():
+            windows = adapted_cached(model, [data.features[i] for i in members], range(len(members)))
+            for i, guess in zip(members, read(windows)):
+                per_speaker[i] = guess
+        labels = [c.emotion for c in data.clips]
+        per_corpus[corpus] = {"batch": label_uar(labels, guesses), "speaker": label_uar(labels, per_speaker)}
+        truth += labels
+        batch += guesses
+        by_speaker += per_speaker
+    return {"batch_uar": label_uar(truth, batch), "speaker_uar": label_uar(truth, by_speaker),
+            "adapted_per_corpus": per_corpus}
 
 
 def row(folds: dict) -> dict:
@@ -72,7 +88,8 @@ def row(folds: dict) -> dict:
     complete = set(folds) == set(LANGUAGES)
     summary = lambda key, f: float(f([fold[key] for fold in folds.values()])) if complete else None
     return {"folds": folds, "mean_uar": summary("uar", np.mean), "min_uar": summary("uar", np.min),
-            "mean_batch_uar": summary("batch_uar", np.mean), "min_batch_uar": summary("batch_uar", np.min)}
+            "mean_batch_uar": summary("batch_uar", np.mean), "min_batch_uar": summary("batch_uar", np.min),
+            "mean_speaker_uar": summary("speaker_uar", np.mean), "min_speaker_uar": summary("speaker_uar", np.min)}
 
 
 def provenance() -> dict:
@@ -86,11 +103,12 @@ def markdown(results: dict) -> str:
     pct = lambda v: "–" if v is None else f"{100 * v:.1f}"
     head = ["model", "reading", *(LANGUAGE_NAMES[language] for language in LANGUAGES), "mean", "lowest"]
     lines = ["Leave one language out (UAR %, trained without any corpus of the language, tested on all its clips; "
-             "batch: each held-out corpus normalised as one batch of files):", "",
+             "batch: each held-out corpus read as one batch of files; voice profile: each speaker read against a "
+             "profile of all of their clips, transductive):", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results["rows"].items():
-        for reading, key in (("one clip", ""), ("batch", "batch_")):
-            cells = [pct(r["folds"][language][f"{key}uar"]) if language in r["folds"] else "–" for language in LANGUAGES]
+        for reading, key in (("one clip", ""), ("batch", "batch_"), ("voice profile", "speaker_")):
+            cells = [pct(r["folds"][language].get(f"{key}uar")) if language in r["folds"] else "–" for language in LANGUAGES]
             lines.append(f"| {name} | {reading} | " + " | ".join(cells)
                          + f" | {pct(r[f'mean_{key}uar'])} | {pct(r[f'min_{key}uar'])} |")
     lines += ["", "English fold per corpus: " + "; ".join(

@@ -15,9 +15,9 @@ PROTOCOL_NAMES = {"random": "random 80/20 by file", "speaker": "speaker-independ
 
 def models_table(root: Path = ROOT) -> str:
     lines = [
-        "| model | protocol | test clips | accuracy | UAR | macro-F1 | UAR RAVDESS / CREMA-D / SAVEE / TESS / ASED | ECE | Keras precision / recall | params | training |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-        "| original notebook (published) | random 80/20 by file, 12,162 clips | 20% (≈2,430) | 69.5% | – | – | – | – | 80.7% / 57.2% | 56,040 | – |",
+        "| model | protocol | test clips | accuracy | UAR | macro-F1 | UAR RAVDESS / CREMA-D / SAVEE / TESS / ASED | UAR nEMO / TurEV-DB / BAVED / EmoSpeech / BanglaSER | ECE | Keras precision / recall | params | training |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| original notebook (published) | random 80/20 by file, 12,162 clips | 20% (≈2,430) | 69.5% | – | – | – | – | – | 80.7% / 57.2% | 56,040 | – |",
     ]
     pct = lambda v: f"{100 * v:.1f}%"
     for directory in sorted(p.parent for p in (root / "models").glob("*/metrics.json")):
@@ -25,14 +25,14 @@ def models_table(root: Path = ROOT) -> str:
             continue
         metadata = json.loads((directory / "metadata.json").read_text())
         m = json.loads((directory / "metrics.json").read_text())
-        per_corpus = " / ".join(
-            f"{100 * m['per_corpus'][c]['balanced_accuracy']:.1f}" if c in m["per_corpus"] else "–"
-            for c in ("ravdess", "cremad", "savee", "tess", "ased")
-        )
+        corpus_uar = lambda c: (f"{100 * m['per_corpus'][c].get('label_set_uar', m['per_corpus'][c]['balanced_accuracy']):.1f}"
+                                if c in m["per_corpus"] else "–")
+        per_corpus = " / ".join(corpus_uar(c) for c in ("ravdess", "cremad", "savee", "tess", "ased"))
+        new_corpora = " / ".join(corpus_uar(c) for c in ("nemo", "turev", "baved", "emospeech", "banglaser"))
         training = metadata["training"]
         lines.append(" | ".join([
             f"| `{directory.name}`", PROTOCOL_NAMES.get(m["protocol"], m["protocol"]), f"{m['n_test']:,}",
-            pct(m["accuracy"]), pct(m["balanced_accuracy"]), pct(m["macro_f1"]), per_corpus,
+            pct(m["accuracy"]), pct(m["balanced_accuracy"]), pct(m["macro_f1"]), per_corpus, new_corpora,
             f"{m['ece']:.3f}" if "ece" in m else "–",
             f"{pct(m['keras_precision'])} / {pct(m['keras_recall'])}", f"{metadata['param_count']:,}",
             f"{training['epochs_run']} epochs, {training['seconds'] / 60:.0f} min, {training['samples_per_second']:.0f} windows/s",
@@ -82,7 +82,12 @@ def compare_table(root: Path = ROOT) -> str:
     return (root / "bench" / "results" / "compare_models.md").read_text().strip()
 
 
-BLOCKS = {"models-table": models_table, "speed-table": speed_table, "compare-table": compare_table}
+def lolo_table(root: Path = ROOT) -> str:
+    return (root / "bench" / "results" / "lolo.md").read_text().strip()
+
+
+BLOCKS = {"models-table": models_table, "speed-table": speed_table, "compare-table": compare_table,
+          "lolo-table": lolo_table}
 
 
 def updated_readme(text: str, root: Path = ROOT) -> str:

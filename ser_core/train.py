@@ -117,6 +117,8 @@ RECIPES["emo-whisper-f32"] = (WHISPER_FEATURES, dataclasses.replace(
 RECIPES["emo-whisper-spaces"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1], label_spaces=True))
 RECIPES["emo-whisper-balanced"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-spaces"][1],
                                                                          balanced_sources=True))
+RECIPES["emo-whisper-linear-spaces"] = (WHISPER_FEATURES, dataclasses.replace(
+    RECIPES["emo-whisper-linear"][1], encoder_compute_type="float32", augmented_copies=0, label_spaces=True))
 # Trained on voices each read against their own mean; served against a voice profile, or against the
 # batch at hand (`ser predict --adapt batch`, a recording's own utterances).
 RECIPES["emo-whisper-spaces-adapt"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-spaces"][1],

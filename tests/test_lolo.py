@@ -1,0 +1,73 @@
+"""bench/lolo.py: a recipe's row has a mean and a lowest only once every language has a fold; the
+committed results name every language, and the Metrics page reads them."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from ser_core.corpora import LANGUAGE_NAMES, LANGUAGES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def lolo():
+    sys.path.insert(0, str(ROOT / "bench"))  # lolo.py imports compare_models beside it
+    try:
+        spec = importlib.util.spec_from_file_location("lolo", ROOT / "bench" / "lolo.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+
+
+def fold(uar: float) -> dict:
+    return {"uar": uar, "batch_uar": uar + 0.05, "speaker_uar": uar + 0.1, "per_corpus": {}, "n_test": 10}
+
+
+def test_a_row_has_its_mean_and_lowest_only_with_every_language(lolo):
+    partial = lolo.row({"english": fold(0.3), "amharic": fold(0.5)})
+    assert partial["mean_uar"] is None and partial["min_uar"] is None
+    complete = lolo.row({language: fold(0.2 + 0.1 * i) for i, language in enumerate(LANGUAGES)})
+    assert complete["mean_uar"] == pytest.approx(0.2 + 0.1 * (len(LANGUAGES) - 1) / 2)
+    assert complete["min_uar"] == pytest.approx(0.2)
+    assert complete["min_batch_uar"] == pytest.approx(0.25)
+
+
+def test_markdown_names_every_language_and_both_readings(lolo):
+    results = {"rows": {"r": lolo.row({language: fold(0.4) for language in LANGUAGES})}}
+    text = lolo.markdown(results)
+    assert all(name in text for name in LANGUAGE_NAMES.values())
+    assert "| r | one clip |" in text and "| r | batch |" in text and "| r | voice profile |" in text
+    assert "40.0" in text and "45.0" in text and "50.0" in text
+
+
+RESULTS = ROOT / "bench" / "results" / "lolo.json"
+
+
+@pytest.mark.skipif(not RESULTS.is_file(), reason="no committed leave-one-language-out results")
+def test_committed_lolo_results_hold_whole_rows_of_one_recipe_each():
+    from ser_core.train import RECIPES
+
+    results = json.loads(RESULTS.read_text())
+    for name, row in results["rows"].items():
+        assert name in RECIPES
+        assert len({f["recipe_id"] for f in row["folds"].values()}) == 1, name
+        assert all(0.0 <= f["uar"] <= 1.0 and 0.0 <= f["batch_uar"] <= 1.0 for f in row["folds"].values())
+        if set(row["folds"]) == set(LANGUAGES):
+            assert row["min_uar"] == min(f["uar"] for f in row["folds"].values())
+
+
+def test_the_metrics_page_reads_lolo_rows():
+    from ser_core.ui.metrics import lolo_uars
+
+    rows = {"r": {"folds": {"english": fold(0.3), "bengali": fold(0.5)}, "mean_uar": None}}
+    assert lolo_uars(rows) == {"r": {"English": 0.3, "Bengali": 0.5}}
+    rows["r"]["mean_batch_uar"] = 0.45
+    assert lolo_uars(rows, "batch_uar")["r"] == {"English": 0.35, "Bengali": 0.55, "mean": 0.45}

@@ -41,6 +41,8 @@ SR = 16000
 CLIPS_PER_EMOTION = 25
 TRIM_DB = 40.0
 GRID = {"threshold": (0.4, 0.5, 0.6), "min_silence_s": (0.1, 0.3, 0.6), "speech_pad_s": (0.03, 0.1, 0.25)}
+# How regions become utterances, chosen second, with the detector's settings fixed (0: not joined).
+UTTERANCE_GRID = {"join_gap_s": (0.0, 0.3, 0.45, 0.6, 0.75), "min_utterance_s": (0.0, 0.6, 1.0)}
 
 
 # --- material ---------------------------------------------------------------------------------------
@@ -177,6 +179,24 @@ def by_utterance(model, audio, probabilities, truth, params: VadParams) -> dict:
             "uar_per_segment": uar(seg_true, seg_pred), "segments_outside_clips": outside}
 
 
+def choose_utterances(model, audio, probabilities, truth, detector: VadParams) -> tuple[VadParams, list[dict]]:
+    """The utterance settings with the best per-segment UAR on the validation recording, the
+    detector's settings fixed. Ties: fewer clips split or merged, then the longer joining gap (pauses
+    inside a sentence run to 0.5 s and more: the recording's trimmed clips hold few), then the
+    shorter minimum utterance."""
+    grid = []
+    for values in itertools.product(*UTTERANCE_GRID.values()):
+        params = dataclasses.replace(detector, **dict(zip(UTTERANCE_GRID, values)))
+        scores = by_utterance(model, audio, probabilities, truth, params)
+        grid.append({**dict(zip(UTTERANCE_GRID, values)),
+                     **{k: scores[k] for k in ("uar_per_segment", "uar_per_clip", "segments", "split_clips",
+                                               "merging_segments", "boundary_error_s_mean")}})
+        print(grid[-1], flush=True)
+    best = max(grid, key=lambda g: (round(g["uar_per_segment"], 3), -g["split_clips"] - g["merging_segments"],
+                                    g["join_gap_s"], -g["min_utterance_s"]))
+    return dataclasses.replace(detector, **{k: best[k] for k in UTTERANCE_GRID}), grid
+
+
 def fixed_windows(model, audio, truth) -> dict:
     """The analysis before voice activity detection: the model's windows every half window over
     everything. A clip's label: the mean of the windows whose centre lies in it (the window
@@ -241,6 +261,9 @@ def main() -> None:
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "corpora" / "manifest.csv"))
     parser.add_argument("--model", default=str(ROOT / "models" / "default"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "segments"))
+    parser.add_argument("--keep-detector", action="store_true",
+                        help="keep the detector's settings and their validation grid from the stored results")
+    parser.add_argument("--validation-only", action="store_true", help="choose the settings, print them, stop")
     args = parser.parse_args()
 
     model = load_model(args.model)
@@ -250,23 +273,35 @@ def main() -> None:
                      "model": model.metadata.get("name", Path(args.model).resolve().name),
                      "clips_per_emotion": CLIPS_PER_EMOTION, "trim_db": TRIM_DB}
 
-    # Choose the VAD settings on validation clips.
+    # Choose the VAD settings on validation clips: the detector's first, regions not joined (as they
+    # were chosen before utterances existed), then how regions become utterances.
     val_samples, val_truth, _ = build_recording(pick_clips(parts["val"], np.random.default_rng(1)), seed=1)
     val_audio = as_audio(val_samples)
     val_probabilities = vad.probabilities(val_samples)
-    grid = []
-    for values in itertools.product(*GRID.values()):
-        setting = dict(zip(GRID, values))
-        params = dataclasses.replace(DEFAULT_VAD, **setting, neg_threshold=setting["threshold"] - 0.15)
-        scores = by_utterance(model, val_audio, val_probabilities, val_truth, params)
-        grid.append({**setting, "uar_per_clip": scores["uar_per_clip"],
-                     "boundary_error_s_mean": scores["boundary_error_s_mean"], "segments": scores["segments"]})
-        print(grid[-1], flush=True)
-    best = max(grid, key=lambda g: (round(g["uar_per_clip"], 3), -g["boundary_error_s_mean"]))
-    params = dataclasses.replace(DEFAULT_VAD, threshold=best["threshold"], neg_threshold=best["threshold"] - 0.15,
-                                 min_silence_s=best["min_silence_s"], speech_pad_s=best["speech_pad_s"])
-    results["validation"] = {"minutes": val_audio.duration_s / 60, "grid": grid, "chosen": best,
-                             "vad_params": params.to_dict(), "shipped_defaults_match": params == DEFAULT_VAD}
+    unjoined = dataclasses.replace(DEFAULT_VAD, join_gap_s=0.0, min_utterance_s=0.0)
+    stored = Path(args.out).with_suffix(".json")
+    if args.keep_detector and stored.is_file():
+        results["validation"] = json.loads(stored.read_text())["validation"]
+        detector = unjoined
+    else:
+        grid = []
+        for values in itertools.product(*GRID.values()):
+            setting = dict(zip(GRID, values))
+            params = dataclasses.replace(unjoined, **setting, neg_threshold=setting["threshold"] - 0.15)
+            scores = by_utterance(model, val_audio, val_probabilities, val_truth, params)
+            grid.append({**setting, "uar_per_clip": scores["uar_per_clip"],
+                         "boundary_error_s_mean": scores["boundary_error_s_mean"], "segments": scores["segments"]})
+            print(grid[-1], flush=True)
+        best = max(grid, key=lambda g: (round(g["uar_per_clip"], 3), -g["boundary_error_s_mean"]))
+        detector = dataclasses.replace(unjoined, threshold=best["threshold"], neg_threshold=best["threshold"] - 0.15,
+                                       min_silence_s=best["min_silence_s"], speech_pad_s=best["speech_pad_s"])
+        results["validation"] = {"minutes": val_audio.duration_s / 60, "grid": grid, "chosen": best}
+    params, utterance_grid = choose_utterances(model, val_audio, val_probabilities, val_truth, detector)
+    results["validation"].update(utterance_grid=utterance_grid, vad_params=params.to_dict(),
+                                 shipped_defaults_match=params == DEFAULT_VAD)
+    print("chosen:", params, "shipped defaults match:", params == DEFAULT_VAD, flush=True)
+    if args.validation_only:
+        return
 
     # Measure once on test clips, with the settings chosen on validation.
     samples, truth, originals = build_recording(pick_clips(parts["test"], np.random.default_rng(0)), seed=0)

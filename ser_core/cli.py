@@ -176,31 +176,45 @@ def _report(file: str, warnings, error: str | None) -> bool:
     return False
 
 
-def _segment_rows(files: list[str], model_dir: str, backend: str):
-    """(file, one dict per speech segment, input warnings, error message) per file, in order."""
+def _analyses(args):
+    """(file, its `Analysis`, input warnings, error message) per file, in order, in this process,
+    with the speaker options given (--speakers, --no-speaker-adaptation)."""
     from .audio import load_audio
     from .inference import load_model_quietly, native_stderr_silenced
+    from .segments import SpeakerOptions
 
-    model = load_model_quietly(model_dir, backend)
-    for file in files:
+    model = load_model_quietly(str(resolve_model(args.model)), args.backend)
+    speakers = SpeakerOptions(count=args.speakers, adapt=not args.no_speaker_adaptation)
+    for file in args.files:
         try:
             with native_stderr_silenced():  # decoders (libmpg123) print their own complaints to fd 2
                 audio = load_audio(file, model.params.sample_rate)
-            analysis = model.analyze_audio(audio)
+            analysis = model.analyze_audio(audio, speakers=speakers)
         except SerError as error:
             yield file, None, (), str(error)
             continue
-        rows = [{"file": file, "segment": i, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
-                 "emotion": s.emotion, "confidence": round(s.confidence, 6), "uncertain": s.uncertain,
-                 "probabilities": {k: round(v, 6) for k, v in s.probabilities.items()}}
-                for i, s in enumerate(analysis.segments, start=1)]
-        yield file, rows, audio.warnings, None
+        yield file, analysis, audio.warnings, None
+
+
+def _segment_rows(args):
+    """(file, one dict per speech segment, input warnings, error message) per file, in order."""
+    for file, analysis, warnings, error in _analyses(args):
+        yield file, analysis and segment_rows(file, analysis), warnings, error
+
+
+def segment_rows(file: str, analysis) -> list[dict]:
+    """One dict per speech segment: what `--segments` prints, and what `ser serve` answers."""
+    return [{"file": file, "segment": i, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
+             "speaker": s.speaker, "emotion": s.emotion, "confidence": round(s.confidence, 6), "uncertain": s.uncertain,
+             "probabilities": {k: round(v, 6) for k, v in s.probabilities.items()}}
+            for i, s in enumerate(analysis.segments, start=1)]
 
 
 def cmd_predict_segments(args) -> int:
-    """One row per speech segment: file, segment number, start, end, emotion, uncertain, probabilities."""
+    """One row per speech segment: file, segment number, start, end, speaker, emotion, confidence,
+    uncertain, probabilities."""
     results, failures = [], 0
-    for file, rows, warnings, error in _segment_rows(args.files, str(resolve_model(args.model)), args.backend):
+    for file, rows, warnings, error in _segment_rows(args):
         if _report(file, warnings, error):
             failures += 1
             continue
@@ -210,14 +224,16 @@ def cmd_predict_segments(args) -> int:
     elif args.format == "csv":
         labels = list(results[0]["probabilities"]) if results else []
         writer = csv.writer(sys.stdout)
-        writer.writerow(["file", "segment", "start_s", "end_s", "emotion", "uncertain", *labels])
+        writer.writerow(["file", "segment", "start_s", "end_s", "speaker", "emotion", "confidence", "uncertain",
+                         *labels])
         for r in results:
-            writer.writerow([r["file"], r["segment"], f"{r['start_s']:.3f}", f"{r['end_s']:.3f}", r["emotion"],
-                             r["uncertain"], *(f"{p:.4f}" for p in r["probabilities"].values())])
+            writer.writerow([r["file"], r["segment"], f"{r['start_s']:.3f}", f"{r['end_s']:.3f}", r["speaker"],
+                             r["emotion"], f"{r['confidence']:.4f}", r["uncertain"],
+                             *(f"{p:.4f}" for p in r["probabilities"].values())])
     else:
         for r in results:
-            guess = f"uncertain ({r['emotion']}?)" if r["uncertain"] else r["emotion"]
-            print(f"{r['file']} {r['start_s']:.2f}–{r['end_s']:.2f} s: {guess} ({r['confidence']:.0%})")
+            print(f"{r['file']} {r['start_s']:.2f}–{r['end_s']:.2f} s {r['speaker']}: {_guess(r)} "
+                  f"({r['confidence']:.0%})")
     return 1 if failures else 0
 
 
@@ -234,31 +250,48 @@ def cmd_predict(args) -> int:
         return cmd_predict_segments(args)
     if args.profile or args.speaker_column or args.adapt:
         return _report_predictions(args, _adapted_outcomes(args))
+    if args.speakers or args.no_speaker_adaptation:
+        return _report_predictions(args, ((file, analysis and analysis.probabilities, warnings, error)
+                                          for file, analysis, warnings, error in _analyses(args)))
     workers = args.workers or (1 if len(args.files) < 16 else os.cpu_count())
     return _report_predictions(args, predict_files(args.files, resolve_model(args.model), workers, args.backend))
+
+
+def _uncertain_below(model: str) -> float:
+    """The model's calibrated confidence under which the app says "Uncertain" (0 when uncalibrated)."""
+    metadata = json.loads((resolve_model(model) / "metadata.json").read_text())
+    return float(metadata.get("calibration", {}).get("uncertain_below", 0.0))
+
+
+def _guess(row: dict) -> str:
+    """A result's emotion as the app words it: a guess under the uncertainty threshold says so."""
+    return f"uncertain ({row['emotion']}?)" if row["uncertain"] else row["emotion"]
 
 
 def _report_predictions(args, predictions) -> int:
     """Print (file, probabilities, warnings, error) results as text, JSON or CSV; errors to stderr."""
     labels = None
     results, failures = [], 0
+    uncertain_below = _uncertain_below(args.model)
     for file, probabilities, warnings, error in predictions:
         if _report(file, warnings, error):
             failures += 1
             continue
         labels = list(probabilities)
-        results.append({"file": file, "emotion": max(probabilities, key=probabilities.get),
-                        "probabilities": probabilities})
+        emotion = max(probabilities, key=probabilities.get)
+        results.append({"file": file, "emotion": emotion, "confidence": round(probabilities[emotion], 6),
+                        "uncertain": probabilities[emotion] < uncertain_below, "probabilities": probabilities})
     if args.format == "json":
         print(json.dumps(results, indent=2))
     elif args.format == "csv":
         writer = csv.writer(sys.stdout)
-        writer.writerow(["file", "emotion", *(labels or [])])
+        writer.writerow(["file", "emotion", "confidence", "uncertain", *(labels or [])])
         for r in results:
-            writer.writerow([r["file"], r["emotion"], *(f"{p:.4f}" for p in r["probabilities"].values())])
+            writer.writerow([r["file"], r["emotion"], f"{r['confidence']:.4f}", r["uncertain"],
+                             *(f"{p:.4f}" for p in r["probabilities"].values())])
     else:
         for r in results:
-            print(f"{r['file']}: {r['emotion']} ({r['probabilities'][r['emotion']]:.0%})")
+            print(f"{r['file']}: {_guess(r)} ({r['confidence']:.0%})")
     return 1 if failures else 0
 
 
@@ -406,7 +439,11 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--out", help="with --engine ray: write a table, .parquet or .csv (a path or a URI)")
     pr.add_argument("--timeline", action="store_true", help="with --out: per-window probabilities too")
     pr.add_argument("--segments", action="store_true",
-                    help="one row per speech segment (start, end, emotion, probabilities) instead of per file")
+                    help="one row per speech segment (start, end, speaker, emotion, probabilities) instead of per file")
+    pr.add_argument("--speakers", type=int, metavar="N",
+                    help="the recordings hold N voices (default: found by clustering the utterances' voice prints)")
+    pr.add_argument("--no-speaker-adaptation", action="store_true",
+                    help="do not read each speaker against their own voice in the recording")
     fmt = pr.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
     fmt.add_argument("--csv", dest="format", action="store_const", const="csv")

@@ -26,7 +26,7 @@ from .calibration import apply_temperature
 from .encoder import ENCODER_LAYERS
 from .errors import ModelError
 from .features import FeatureParams, Normalizer, extract, extract_many
-from .segments import Segment, analyze_segments, no_speech_error, weighted_probabilities
+from .segments import DEFAULT_SPEAKERS, Segment, SpeakerOptions, analyze_segments, no_speech_error, weighted_probabilities
 from .vad import DEFAULT_VAD, VadParams
 
 if TYPE_CHECKING:
@@ -52,6 +52,8 @@ class Analysis:
     adaptation: str = ""  # what a voice profile did: "" without one, else a sentence for the user
     # The speech segments, when analysed by utterance (None: fixed windows over the whole audio).
     segments: tuple[Segment, ...] | None = None
+    # The detector's speech regions (the segments are these joined into utterances), for display.
+    speech_regions: tuple[tuple[float, float], ...] | None = None
 
     @property
     def probabilities(self) -> dict[str, float]:
@@ -218,20 +220,22 @@ class SerModel:
             return self.predict_cached(cached), adaptation
 
     def analyze_audio(self, audio: Audio, segmented: bool = True, vad: VadParams = DEFAULT_VAD,
-                      profile: "VoiceProfile | None" = None) -> Analysis:
+                      profile: "VoiceProfile | None" = None, speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> Analysis:
         """Raises `NoVoiceActivityError` when analysed by utterance and no speech is found."""
-        analysis = self.analyze_many([audio], segmented, vad, profile)[0]
+        analysis = self.analyze_many([audio], segmented, vad, profile, speakers)[0]
         if analysis.segments == ():
             raise no_speech_error(audio)
         return analysis
 
     def analyze_many(self, audios: list[Audio], segmented: bool = True, vad: VadParams = DEFAULT_VAD,
-                     profile: "VoiceProfile | None" = None) -> list[Analysis]:
+                     profile: "VoiceProfile | None" = None, speakers: SpeakerOptions = DEFAULT_SPEAKERS
+                     ) -> list[Analysis]:
         """Several clips through one feature batch and one model batch: the same results as one at
         a time, with the fixed cost of each step paid once. By utterance (`segmented`), a clip in
-        which no speech is found gets an `Analysis` without segments, whose `probabilities` raise."""
+        which no speech is found gets an `Analysis` without segments, whose `probabilities` raise;
+        each segment names its speaker, and `speakers` says how voices are found and used."""
         if segmented:
-            return analyze_segments(self, audios, vad, profile=profile)
+            return analyze_segments(self, audios, vad, profile=profile, speakers=speakers)
         with self._threadpools.limit(limits=self.threads, user_api="blas"):
             extracted = extract_many([audio.samples for audio in audios], self.params)
         probabilities, adaptation = self.predict_windows(np.concatenate([features for _, features in extracted]), profile)
@@ -259,6 +263,7 @@ class SerModel:
     def analyze(
         self, source: AudioSource | np.ndarray, sr: int | None = None, limits: AudioLimits = DEFAULT_LIMITS,
         segmented: bool = True, vad: VadParams = DEFAULT_VAD, profile: "VoiceProfile | None" = None,
+        speakers: SpeakerOptions = DEFAULT_SPEAKERS,
     ) -> Analysis:
         """A path, bytes, file object, or a numpy array (with `sr`) → `Analysis`, by utterance unless
         `segmented=False`."""
@@ -268,7 +273,7 @@ class SerModel:
             audio = to_mono_float32(source, sr, self.params.sample_rate, limits=limits)
         else:
             audio = load_audio(source, self.params.sample_rate, limits)
-        return self.analyze_audio(audio, segmented, vad, profile)
+        return self.analyze_audio(audio, segmented, vad, profile, speakers)
 
     def predict(self, source: AudioSource | np.ndarray, sr: int | None = None, segmented: bool = True,
                 profile: "VoiceProfile | None" = None) -> dict[str, float]:

@@ -24,7 +24,7 @@ import soxr
 
 from .audio import loudest_frame_dbfs, rms_dbfs
 from .features import FeatureParams, extract
-from .vad import DEFAULT_VAD, SAMPLE_RATE as VAD_RATE, SileroVad, VadParams, shared_vad, speech_segments
+from .vad import DEFAULT_VAD, SAMPLE_RATE as VAD_RATE, SileroVad, VadParams, shared_vad, speech_regions
 
 logger = logging.getLogger(__name__)
 
@@ -210,10 +210,10 @@ class LiveClassifier:
         return reading
 
     def speech(self, window: np.ndarray) -> np.ndarray | None:
-        """The window's speech segments joined, or None when voice activity detection hears none."""
+        """The window's speech regions joined (pauses left out), or None when voice activity detection hears none."""
         heard = window if self.sample_rate == VAD_RATE else soxr.resample(window, self.sample_rate, VAD_RATE)
         duration = len(window) / self.sample_rate
-        spans = speech_segments(self.vad.probabilities(heard), duration, self.vad_params)
+        spans = speech_regions(self.vad.probabilities(heard), duration, self.vad_params)
         if not spans:
             return None
         return np.concatenate([window[round(a * self.sample_rate) : round(b * self.sample_rate)] for a, b in spans])

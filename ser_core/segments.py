@@ -26,7 +26,7 @@ import numpy as np
 from .audio import Audio
 from .errors import NoVoiceActivityError
 from .features import FeatureParams, extract_many
-from .vad import DEFAULT_VAD, SAMPLE_RATE, SileroVad, VadParams, shared_vad, speech_segments
+from .vad import DEFAULT_VAD, SAMPLE_RATE, SileroVad, VadParams, shared_vad, speech_regions, utterances
 
 if TYPE_CHECKING:
     from .inference import Analysis, SerModel
@@ -35,6 +35,20 @@ if TYPE_CHECKING:
 UNCERTAIN = "uncertain"  # the share of speaking time whose segments named no emotion
 CONTEXT_MAX_DBFS = -45.0  # around a short segment, louder 50 ms frames are silenced (-35: 75.2 vs 76.2)
 CONTEXT_FRAME_S = 0.05
+# A speaker who spoke at least this long in a recording is read against their own voice there.
+# Chosen on validation speakers' synthetic conversations (bench/segments.py, adaptation grid).
+MIN_SPEAKER_SPEECH_S = 20.0
+
+
+@dataclass(frozen=True)
+class SpeakerOptions:
+    """How the voices in a recording are used."""
+
+    count: int | None = None  # how many speakers there are, when the user knows (else found by clustering)
+    adapt: bool = True  # each speaker with enough speech read against their own voice in the recording
+
+
+DEFAULT_SPEAKERS = SpeakerOptions()
 
 
 @dataclass(frozen=True)
@@ -45,6 +59,7 @@ class Segment:
     end_s: float
     probabilities: Mapping[str, float]
     uncertain: bool
+    speaker: str = ""  # "S1", "S2", … in order of first appearance, when voices were told apart
 
     @property
     def duration_s(self) -> float:
@@ -90,25 +105,36 @@ def vad_samples(audio: Audio) -> np.ndarray:
     return soxr.resample(audio.samples, audio.sample_rate, SAMPLE_RATE).astype(np.float32)
 
 
-def find_speech(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None
-                ) -> list[list[tuple[float, float]]]:
-    """Per recording, its speech segments [(start_s, end_s)]; a short clip in which none is found
-    gets a second, softer look (`VadParams.softer`)."""
+def find_regions(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None
+                 ) -> list[list[tuple[float, float]]]:
+    """Per recording, its speech regions [(start_s, end_s)] as the detector heard them; a short clip
+    in which none is found gets a second, softer look (`VadParams.softer`)."""
     probabilities = (vad or shared_vad()).probabilities_many([vad_samples(audio) for audio in audios])
     found = []
     for p, audio in zip(probabilities, audios):
-        spans = speech_segments(p, audio.duration_s, params)
-        if not spans and audio.duration_s <= params.soft_max_clip_s:
-            spans = speech_segments(p, audio.duration_s, params.softer())
-        found.append(spans)
+        regions = speech_regions(p, audio.duration_s, params)
+        if not regions and audio.duration_s <= params.soft_max_clip_s:
+            regions = speech_regions(p, audio.duration_s, params.softer())
+        found.append(regions)
     return found
 
 
+def find_speech(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None
+                ) -> list[list[tuple[float, float]]]:
+    """Per recording, its utterances [(start_s, end_s)]: the speech regions joined into sentences."""
+    return [utterances(regions, params) for regions in find_regions(audios, params, vad)]
+
+
 def analyze_segments(model: "SerModel", audios: Sequence[Audio], params: VadParams = DEFAULT_VAD,
-                     vad: SileroVad | None = None, profile: "VoiceProfile | None" = None) -> list["Analysis"]:
-    """`model.analyze_many` by utterance: one `Analysis` per recording, with its `segments`. The
-    windows it holds are the speech segments' windows (their starts in the recording's time)."""
-    return classify_segments(model, audios, find_speech(audios, params, vad), profile)
+                     vad: SileroVad | None = None, profile: "VoiceProfile | None" = None,
+                     speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> list["Analysis"]:
+    """`model.analyze_many` by utterance: one `Analysis` per recording, with its `segments` (the
+    utterances, each with its speaker) and its `speech_regions`. The windows it holds are the
+    segments' windows (their starts in the recording's time)."""
+    regions = find_regions(audios, params, vad)
+    spans = [utterances(r, params) for r in regions]
+    return classify_segments(model, audios, spans, profile, regions, name_speakers(audios, spans, speakers),
+                             adapt_to_speakers=speakers.adapt)
 
 
 def segment_piece(samples: np.ndarray, params: FeatureParams, spans: Sequence[tuple[float, float]], index: int
@@ -141,12 +167,34 @@ def segment_piece(samples: np.ndarray, params: FeatureParams, spans: Sequence[tu
     return piece, start / sr
 
 
+def name_speakers(audios: Sequence[Audio], spans: Sequence[Sequence[tuple[float, float]]],
+                  options: SpeakerOptions = DEFAULT_SPEAKERS) -> list[list[str]]:
+    """Per recording, who spoke each segment ("S1", … by first appearance; `ser_core.speakers`). A
+    recording of one segment, or one the user says holds one voice, is not embedded at all."""
+    from .speakers import speakers_of
+
+    names = []
+    for audio, clip in zip(audios, spans):
+        if len(clip) <= 1 or options.count == 1:
+            names.append(["S1"] * len(clip))
+        else:
+            names.append(speakers_of(audio.samples, audio.sample_rate, clip, options.count))
+    return names
+
+
 def classify_segments(model: "SerModel", audios: Sequence[Audio], spans: Sequence[Sequence[tuple[float, float]]],
-                      profile: "VoiceProfile | None" = None) -> list["Analysis"]:
+                      profile: "VoiceProfile | None" = None,
+                      regions: Sequence[Sequence[tuple[float, float]]] | None = None,
+                      speakers: Sequence[Sequence[str]] | None = None, adapt_to_speakers: bool = False
+                      ) -> list["Analysis"]:
     """Each recording's given segments [(start_s, end_s)] through `model`, all in one batch (read
-    relative to the speaker's voice with a fitting `profile`)."""
+    relative to the speaker's voice with a fitting `profile`); `regions`, the detector's speech
+    regions, are kept on each `Analysis` for display (the segments themselves when not given).
+    `speakers` names each segment's speaker; with `adapt_to_speakers`, each speaker with enough
+    speech is read against their own voice in the recording (`predict_by_speaker`)."""
     from .inference import Analysis
 
+    speakers = speakers if speakers is not None else [[""] * len(clip) for clip in spans]
     pieces = [segment_piece(audio.samples, model.params, clip, i) for audio, clip in zip(audios, spans)
               for i in range(len(clip))]
     # Windows from the piece's own start: the 0.5 s offset skips leading silence in whole clips, and
@@ -155,18 +203,24 @@ def classify_segments(model: "SerModel", audios: Sequence[Audio], spans: Sequenc
     counts = [len(features) for _, features in extracted]
     features = (np.concatenate([f for _, f in extracted]) if extracted
                 else np.zeros((0, *model.params.input_shape), np.float32))
-    probabilities, adaptation = (model.predict_windows(features, profile) if len(features)
-                                 else (np.zeros((0, len(model.labels))), ""))
     window_bounds = np.cumsum([0, *counts])
+    if not len(features):
+        probabilities, adaptations = np.zeros((0, len(model.labels))), [""] * len(audios)
+    elif adapt_to_speakers:
+        probabilities, adaptations = predict_by_speaker(model, features, window_bounds, spans, speakers, profile)
+    else:
+        probabilities, adaptation = model.predict_windows(features, profile)
+        adaptations = [adaptation] * len(audios)
 
     analyses, piece = [], 0
-    for audio, clip in zip(audios, spans):
+    for audio, clip, heard, names, adaptation in zip(audios, spans, spans if regions is None else regions, speakers,
+                                                      adaptations):
         segments, times, first_window = [], [], window_bounds[piece]
-        for start_s, end_s in clip:
+        for (start_s, end_s), name in zip(clip, names):
             a, b = window_bounds[piece], window_bounds[piece + 1]
             mean = probabilities[a:b].mean(axis=0)
             segments.append(Segment(start_s, end_s, {label: float(p) for label, p in zip(model.labels, mean)},
-                                    bool(mean.max() < model.uncertain_below)))
+                                    bool(mean.max() < model.uncertain_below), name))
             times.append(pieces[piece][1] + extracted[piece][0])
             piece += 1
         last_window = window_bounds[piece]
@@ -179,5 +233,50 @@ def classify_segments(model: "SerModel", audios: Sequence[Audio], spans: Sequenc
             model.uncertain_below,
             adaptation,
             segments=tuple(segments),
+            speech_regions=tuple(heard),
         ))
     return analyses
+
+
+def predict_by_speaker(model: "SerModel", features: np.ndarray, window_bounds: np.ndarray,
+                       spans: Sequence[Sequence[tuple[float, float]]], speakers: Sequence[Sequence[str]],
+                       profile: "VoiceProfile | None" = None) -> tuple[np.ndarray, list[str]]:
+    """(probabilities of every window, what adaptation did per recording): each speaker's windows read
+    against a voice profile of that speaker's own utterances in the recording (the model's shrinkage
+    and strength, as for a saved profile) when they spoke for `MIN_SPEAKER_SPEECH_S` or more; the
+    user's `profile` instead for the speaker whose voice is nearest to it."""
+    from threadpoolctl import threadpool_limits
+
+    from .profile import profile_from_windows
+
+    with threadpool_limits(limits=model.threads, user_api="blas"):
+        cached = model.to_cached(features)
+        representation = model.representation(cached)
+        probabilities = np.zeros((len(cached), len(model.labels)))
+        adaptations, piece = [], 0
+        for clip, names in zip(spans, speakers):
+            windows: dict[str, list[int]] = {}
+            speech_s: dict[str, float] = {}
+            for (start_s, end_s), name in zip(clip, names):
+                windows.setdefault(name, []).extend(range(window_bounds[piece], window_bounds[piece + 1]))
+                speech_s[name] = speech_s.get(name, 0.0) + end_s - start_s
+                piece += 1
+            users = None  # the speaker the user's profile describes: the one whose voice is nearest to it
+            if profile is not None and profile.fits(model) and windows:
+                users = min(windows, key=lambda n: float(np.linalg.norm(
+                    representation[windows[n]].mean(axis=0) - profile.mean)))
+            notes = []
+            for name, rows in windows.items():
+                if profile is not None and (name == users or users is None):
+                    # The user's own profile (or the sentence saying why it cannot be used).
+                    shifted, note = model._adapted(cached[rows], profile)
+                    notes.append(f"{name}: {note[0].lower()}{note[1:]}" if len(windows) > 1 else note)
+                elif speech_s[name] >= MIN_SPEAKER_SPEECH_S:
+                    own = profile_from_windows(model, representation[rows], clips=1)
+                    shifted = model.shifted(cached[rows], own.shift(model, *model.adaptation_settings))
+                    notes.append(f"{name} read against their own voice in this recording ({speech_s[name]:.0f} s).")
+                else:
+                    shifted = cached[rows]
+                probabilities[rows] = model.predict_cached(shifted)
+            adaptations.append(" ".join(notes))
+    return probabilities, adaptations

@@ -61,6 +61,14 @@ class VadParams:
     min_speech_s: float = 0.25  # shorter bursts (a click, a cough) are dropped
     speech_pad_s: float = 0.1  # added before and after each segment, never past the neighbours
     max_segment_s: float = 10.0  # longer speech is split into equal parts no longer than this
+    # Utterances are sentences, not breaths: regions closer than `join_gap_s` (between their padded
+    # edges) are one utterance, since pauses inside a sentence run to 0.5 s and more; an utterance
+    # shorter than `min_utterance_s` joins its nearer neighbour when that one is within
+    # `burst_gap_s`, rather than being classified on its own. Chosen on validation
+    # (bench/segments.py, utterance grid; bench/results/segments.md).
+    join_gap_s: float = 0.45
+    min_utterance_s: float = 0.6
+    burst_gap_s: float = 1.0  # a burst further than this from any speech stays an utterance of its own
     # A short clip in which nothing reaches `threshold` gets a second, softer look: sad, soft or
     # breathy acted speech can stay below it (19 of bench/speed.py's 2,000 corpus clips, 13 of them
     # ASED's sad; 14 found at 0.25, 16 at 0.2), while 30 s of synthetic music (peak 0.16), white
@@ -90,15 +98,16 @@ def model_path() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "data" / ONNX_NAME
 
 
-def check_sha256(path: Path, expected: str = ONNX_SHA256) -> bytes:
-    """The file's bytes, once they are known to be the pinned model."""
+def check_sha256(path: Path, expected: str = ONNX_SHA256, what: str = "voice activity model",
+                 package: str = f"silero-vad=={SILERO_VERSION}") -> bytes:
+    """The file's bytes, once they are known to be the pinned model (`what`, shipped in `package`)."""
     if not path.is_file():
-        raise ModelError(f"The voice activity model is missing: {path}")
+        raise ModelError(f"The {what} is missing: {path}")
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != expected:
-        raise ModelError(f"The voice activity model {path} is not the expected file (sha256 {digest[:12]}…, "
-                         f"expected {expected[:12]}…); reinstall silero-vad=={SILERO_VERSION} with --no-deps.")
+        raise ModelError(f"The {what} {path} is not the expected file (sha256 {digest[:12]}…, "
+                         f"expected {expected[:12]}…); reinstall {package} with --no-deps.")
     return data
 
 
@@ -241,14 +250,14 @@ def shared_vad() -> SileroVad:
         return _shared
 
 
-def speech_segments(probabilities: np.ndarray, duration_s: float, params: VadParams = DEFAULT_VAD
-                    ) -> list[tuple[float, float]]:
-    """Frame probabilities → [(start_s, end_s)] of speech, in order and not overlapping.
+def speech_regions(probabilities: np.ndarray, duration_s: float, params: VadParams = DEFAULT_VAD
+                   ) -> list[tuple[float, float]]:
+    """Frame probabilities → [(start_s, end_s)] of speech as the detector hears it, in order and not
+    overlapping: what the waveform view draws.
 
     Hysteresis: speech starts at a frame ≥ `threshold` and ends where frames stay below
-    `neg_threshold` for `min_silence_s`; segments shorter than `min_speech_s` are dropped; each is
-    padded by `speech_pad_s` (half the gap at most, so neighbours never overlap), and one longer than
-    `max_segment_s` is split into equal parts.
+    `neg_threshold` for `min_silence_s`; regions shorter than `min_speech_s` are dropped; each is
+    padded by `speech_pad_s` (half the gap at most, so neighbours never overlap).
     """
     min_silence = max(1, round(params.min_silence_s / FRAME_S))
     raw, start, quiet_since = [], None, None
@@ -270,10 +279,44 @@ def speech_segments(probabilities: np.ndarray, duration_s: float, params: VadPar
         before = (a - spans[i - 1][1]) / 2 if i else a
         after = (spans[i + 1][0] - b) / 2 if i + 1 < len(spans) else duration_s - b
         padded.append((a - min(params.speech_pad_s, before), b + min(params.speech_pad_s, after)))
+    return padded
+
+
+def utterances(regions: list[tuple[float, float]], params: VadParams = DEFAULT_VAD) -> list[tuple[float, float]]:
+    """Speech regions → the utterances that are classified: regions joined across pauses shorter than
+    `join_gap_s`, bursts shorter than `min_utterance_s` joined to their nearer neighbour (within
+    `burst_gap_s`), and an utterance longer than `max_segment_s` split into equal parts."""
+    joined: list[tuple[float, float]] = []
+    for a, b in regions:
+        if joined and a - joined[-1][1] < params.join_gap_s:
+            joined[-1] = (joined[-1][0], b)
+        else:
+            joined.append((a, b))
+    while True:
+        mergeable = []  # (burst length, index of the pair to join: the burst and its nearer neighbour)
+        for i, (a, b) in enumerate(joined):
+            if b - a >= params.min_utterance_s:
+                continue
+            neighbours = ([(a - joined[i - 1][1], i - 1)] if i else []) + (
+                [(joined[i + 1][0] - b, i)] if i + 1 < len(joined) else [])
+            gap, pair = min(neighbours, default=(np.inf, -1))
+            if gap <= params.burst_gap_s:
+                mergeable.append((b - a, pair))
+        if not mergeable:
+            break
+        _, pair = min(mergeable)  # the shortest burst first: joining it may lengthen another one
+        joined[pair : pair + 2] = [(joined[pair][0], joined[pair + 1][1])]
 
     segments = []
-    for a, b in padded:
+    for a, b in joined:
         parts = max(1, int(np.ceil((b - a) / params.max_segment_s - 1e-9)))
         edges = np.linspace(a, b, parts + 1)
         segments.extend((float(x), float(y)) for x, y in zip(edges[:-1], edges[1:]))
     return segments
+
+
+def speech_segments(probabilities: np.ndarray, duration_s: float, params: VadParams = DEFAULT_VAD
+                    ) -> list[tuple[float, float]]:
+    """Frame probabilities → the utterances to classify [(start_s, end_s)] (`speech_regions`, then
+    `utterances`)."""
+    return utterances(speech_regions(probabilities, duration_s, params), params)

@@ -13,7 +13,8 @@ import pytest
 from conftest import ROOT, speech, voice
 from ser_core.errors import ModelError, NoVoiceActivityError, SerError
 from ser_core.segments import UNCERTAIN, Segment, find_speech, speaking_time_shares, weighted_probabilities
-from ser_core.vad import FRAME_S, ONNX_SHA256, SileroVad, VadParams, model_path, shared_vad, speech_segments
+from ser_core.vad import (FRAME_S, ONNX_SHA256, SileroVad, VadParams, model_path, shared_vad, speech_regions,
+                          speech_segments, utterances)
 
 SR = 16000
 
@@ -114,8 +115,52 @@ def test_hysteresis_pauses_short_bursts_padding_and_long_splits():
     assert all(b <= a for (_, b), (a, _) in zip(segments, segments[1:]))  # in order, never overlapping
     assert speech_segments(np.zeros(100, np.float32), 100 * FRAME_S, params) == []
     # Padding stops halfway to the neighbour.
-    close = speech_segments(frames((0.9, 1.0), (0.0, 0.32), (0.9, 1.0)), 2.32, VadParams(speech_pad_s=1.0))
+    close = speech_regions(frames((0.9, 1.0), (0.0, 0.32), (0.9, 1.0)), 2.32, VadParams(speech_pad_s=1.0))
     assert close[0][1] == pytest.approx(close[1][0]) and close[0][0] == 0.0 and close[1][1] == pytest.approx(2.32)
+
+
+def test_utterances_join_pauses_inside_a_sentence_and_absorb_short_bursts():
+    params = VadParams(join_gap_s=0.6, min_utterance_s=1.0, burst_gap_s=1.0, max_segment_s=10.0)
+    # Two halves of a sentence 0.4 s apart: one utterance. Then 1.5 s of silence: a new one.
+    assert utterances([(0.0, 1.2), (1.6, 2.8), (4.3, 6.0)], params) == [(0.0, 2.8), (4.3, 6.0)]
+    # A 0.3 s burst 0.8 s after a sentence joins it (its nearer neighbour); one 3 s from anything stays.
+    assert utterances([(0.0, 2.0), (2.8, 3.1), (6.0, 8.0), (11.0, 11.3)], params) == [
+        (0.0, 3.1), (6.0, 8.0), (11.0, 11.3)]
+    # Bursts join the nearer side; the shortest first.
+    assert utterances([(0.0, 2.0), (2.9, 3.2), (3.9, 6.0)], params) == [(0.0, 2.0), (2.9, 6.0)]
+    # Long speech is still windowed: 25 s of sentences joined, then split into equal parts.
+    long = utterances([(0.0, 12.0), (12.3, 25.0)], params)
+    assert len(long) == 3 and long[0][0] == 0.0 and long[-1][1] == 25.0
+    assert utterances([], params) == []
+    assert utterances([(0.0, 1.0), (1.2, 2.0)], VadParams(join_gap_s=0.0, min_utterance_s=0.0)) == [
+        (0.0, 1.0), (1.2, 2.0)]
+
+
+def test_a_sentence_with_a_pause_is_one_segment_and_sentences_apart_are_three(model):
+    """The detector's regions stay on the analysis (the waveform view draws them); the segments are
+    sentences: a 0.45 s pause inside one does not cut it, 1.2 s of silence between them does."""
+    sentence = [("speech", 1.3, 1), ("pause", 0.45), ("speech", 1.1, 2)]
+    one = model.analyze(recording(("pause", 0.5), *sentence, ("pause", 0.5)), sr=SR)
+    assert len(one.speech_regions) == 2 and len(one.segments) == 1
+    three = model.analyze(recording(("pause", 0.5), *sentence, ("pause", 1.2), *sentence, ("pause", 1.2), *sentence,
+                                    ("pause", 0.5)), sr=SR)
+    assert len(three.speech_regions) == 6 and len(three.segments) == 3
+    assert np.ravel([(s.start_s, s.end_s) for s in three.segments]) == pytest.approx(
+        [0.5, 3.35, 4.55, 7.4, 8.6, 11.45], abs=0.3)
+
+
+def test_corpus_sentences_stay_whole(corpora):
+    """Real acted sentences (RAVDESS, whose natural mid-sentence pauses cut them in two before): each
+    clip alone is one segment, and three of them with 1 s of silence between are three."""
+    from ser_core.audio import load_audio, to_mono_float32
+    from ser_core.corpora import read_manifest
+
+    clips = [c for c in read_manifest(corpora / "manifest.csv") if c.corpus == "ravdess"][:24:8]
+    audios = [load_audio(c.path, SR) for c in clips]
+    assert [len(spans) for spans in find_speech(audios)] == [1, 1, 1]
+    silence = np.zeros(SR, np.float32)
+    joined = np.concatenate([x for a in audios for x in (a.samples, silence)])
+    assert len(find_speech([to_mono_float32(joined, SR, SR)])[0]) == 3
 
 
 class FixedVad:
@@ -265,7 +310,18 @@ def test_cli_predict_segments_writes_one_row_per_segment(tmp_path):
     rows = json.loads(as_json.stdout)
     assert [r["segment"] for r in rows] == [1, 2] and {r["file"] for r in rows} == {str(talk)}
     assert np.ravel([(r["start_s"], r["end_s"]) for r in rows]) == pytest.approx([1.0, 4.0, 6.0, 8.0], abs=0.35)
+    uncertain_below = json.loads((model / "metadata.json").read_text())["calibration"]["uncertain_below"]
     for r in rows:
         assert r["emotion"] == max(r["probabilities"], key=r["probabilities"].get)
+        assert r["confidence"] == pytest.approx(r["probabilities"][r["emotion"]])
+        assert r["uncertain"] == (r["confidence"] < uncertain_below) and r["speaker"] in ("S1", "S2")
+    assert rows[0]["speaker"] == "S1"
     table = list(csv.DictReader(io.StringIO(as_csv.stdout)))
-    assert [(t["segment"], t["emotion"]) for t in table] == [(str(r["segment"]), r["emotion"]) for r in rows]
+    assert [(t["segment"], t["speaker"], t["emotion"], t["uncertain"]) for t in table] == [
+        (str(r["segment"]), r["speaker"], r["emotion"], str(r["uncertain"])) for r in rows]
+    # Per file too: the confidence and whether the app would call it uncertain, not a bare percentage.
+    [per_file] = json.loads(subprocess.run([sys.executable, "-m", "ser_core.cli", "predict", str(talk), "--json",
+                                            "--model", str(model)], capture_output=True, text=True,
+                                           timeout=300).stdout)
+    assert per_file["confidence"] == pytest.approx(max(per_file["probabilities"].values()))
+    assert per_file["uncertain"] == (per_file["confidence"] < uncertain_below)

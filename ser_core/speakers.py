@@ -1,0 +1,248 @@
+"""Who spoke when: a speaker embedding per utterance, and utterances grouped by voice.
+
+The embedding is Resemblyzer's GE2E speaker encoder (`resemblyzer` 0.1.4 on PyPI, Apache-2.0): a
+3-layer LSTM (256 units) over 40-band mel power spectra (25 ms windows, 10 ms hop), trained for speaker
+verification on LibriSpeech, VoxCeleb 1 and 2, whose last state goes through a linear layer and a
+ReLU to a unit-length 256-number voice print. It is the one speaker-verification network found on
+PyPI that ships its weights inside the package (17 MB), with nothing fetched at run time. The
+package's own code imports torch, which ser does not install: ser checks its `pretrained.pt` against
+a pinned sha256, reads the tensors from PyTorch's legacy file format with a restricted unpickler
+(only an ordered dict and tensor rebuilding are allowed; nothing else in the file can run) and runs
+the LSTM in numpy.
+
+An utterance's print is the normalised mean over partial utterances of `PARTIAL_FRAMES` (1.6 s, the
+length the network was trained on) spread evenly over it, at most `MAX_PARTIALS`; an utterance
+shorter than 1.6 s is one partial read to its own last frame. Utterances are then grouped by
+agglomerative clustering (average linkage on cosine distance) cut at `CLUSTER_DISTANCE`, chosen on
+validation speakers (bench/segments.py), or into as many groups as the user says there are
+speakers. Speakers are named "S1", "S2", … in order of first appearance.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import io
+import pickle
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ModelError
+
+SAMPLE_RATE = 16000
+N_FFT, HOP, N_MELS = 400, 160, 40  # 25 ms windows every 10 ms, 40 mel bands (the network's training)
+PARTIAL_FRAMES = 160  # 1.6 s
+MAX_PARTIALS = 4  # per utterance: bounds the cost of long speech; four 1.6 s looks describe a voice
+HIDDEN, LAYERS = 256, 3
+TARGET_DBFS = -30.0  # quieter utterances are raised to this level first, as Resemblyzer does
+# Chosen on validation speakers' synthetic conversations (bench/segments.py, speaker grid).
+CLUSTER_DISTANCE = 0.35
+
+RESEMBLYZER_VERSION = "0.1.4"  # as pinned in requirements-nodeps.txt
+WEIGHTS_NAME = "pretrained.pt"
+WEIGHTS_SHA256 = "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e"
+TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+TORCH_LEGACY_PROTOCOL = 1001
+STORAGE_DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "LongStorage": np.int64,
+                  "IntStorage": np.int32, "HalfStorage": np.float16}
+
+
+def weights_path() -> Path:
+    """pretrained.pt inside the installed resemblyzer package, found without importing it (its
+    __init__ imports torch)."""
+    spec = importlib.util.find_spec("resemblyzer")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("Telling speakers apart needs the resemblyzer package: "
+                         "pip install --no-deps -r requirements-nodeps.txt")
+    return Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_NAME
+
+
+class _Storage:
+    def __init__(self, dtype, size: int):
+        self.dtype, self.size, self.array = dtype, size, None
+
+
+@dataclass
+class _Tensor:
+    """A tensor whose storage is read after the pickle that names it."""
+
+    storage: _Storage
+    offset: int
+    shape: tuple
+    stride: tuple
+
+    def array(self) -> np.ndarray:
+        item = self.storage.array.itemsize
+        return np.lib.stride_tricks.as_strided(self.storage.array[self.offset :], self.shape,
+                                               tuple(s * item for s in self.stride)).copy()
+
+
+def _rebuild_tensor(storage, offset, shape, stride, *_):
+    return _Tensor(storage, offset, tuple(shape), tuple(stride))
+
+
+class _TorchUnpickler(pickle.Unpickler):
+    """Only what a state dict needs: an ordered dict, tensors and their storages. Anything else in
+    the file (a class, a function) is refused, so reading it cannot run code."""
+
+    def __init__(self, file):
+        super().__init__(file)
+        self.storages: dict[str, _Storage] = {}
+
+    def find_class(self, module, name):
+        if (module, name) == ("collections", "OrderedDict"):
+            return OrderedDict
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _rebuild_tensor
+        if module == "torch" and name in STORAGE_DTYPES:
+            return STORAGE_DTYPES[name]
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a weights file")
+
+    def persistent_load(self, saved_id):
+        kind, dtype, key, _location, size, _view = saved_id
+        if kind != "storage":
+            raise pickle.UnpicklingError(f"{kind} records are not allowed in a weights file")
+        return self.storages.setdefault(key, _Storage(dtype, size))
+
+
+class _NothingUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a weights file")
+
+
+def read_torch_legacy(data: bytes) -> dict[str, np.ndarray]:
+    """A PyTorch state dict saved in the legacy (pre-1.6, not zip) format → its tensors by name:
+    four pickles (magic number, format version, system info, the object), the storage keys, then
+    each storage's element count (int64) and raw little-endian data."""
+    f = io.BytesIO(data)
+    header = [_NothingUnpickler(f).load() for _ in range(3)]
+    if header[0] != TORCH_LEGACY_MAGIC or header[1] != TORCH_LEGACY_PROTOCOL or not header[2].get("little_endian"):
+        raise ModelError("The speaker model is not a little-endian PyTorch legacy file")
+    unpickler = _TorchUnpickler(f)
+    checkpoint = unpickler.load()
+    for key in _NothingUnpickler(f).load():
+        storage = unpickler.storages[key]
+        count = int.from_bytes(f.read(8), "little")
+        storage.array = np.frombuffer(f.read(count * np.dtype(storage.dtype).itemsize), storage.dtype)
+    state = checkpoint["model_state"]
+    return {name: tensor.array() for name, tensor in state.items() if isinstance(tensor, _Tensor)}
+
+
+class SpeakerEncoder:
+    """Resemblyzer's voice encoder in numpy. Thread-safe: weights are read-only."""
+
+    def __init__(self, path: Path | None = None, expected_sha256: str = WEIGHTS_SHA256):
+        from .features import import_librosa
+
+        from .vad import check_sha256
+
+        w = read_torch_legacy(check_sha256(path or weights_path(), expected_sha256, "speaker model",
+                                           f"resemblyzer=={RESEMBLYZER_VERSION}"))
+        # Per layer: input and recurrent weights transposed for row-vector products, biases summed;
+        # PyTorch's gate order (input, forget, cell, output).
+        self._layers = [(np.ascontiguousarray(w[f"lstm.weight_ih_l{k}"].T),
+                         np.ascontiguousarray(w[f"lstm.weight_hh_l{k}"].T),
+                         w[f"lstm.bias_ih_l{k}"] + w[f"lstm.bias_hh_l{k}"]) for k in range(LAYERS)]
+        self._linear = np.ascontiguousarray(w["linear.weight"].T)
+        self._linear_bias = w["linear.bias"]
+        librosa = import_librosa("librosa.filters")
+        self._mel = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS).astype(np.float32).T
+        self._window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # librosa's periodic Hann
+
+    def mel_frames(self, samples: np.ndarray) -> np.ndarray:
+        """Mel power spectrogram (frames, 40), as librosa.feature.melspectrogram computes it (centred
+        frames, zero padding), after Resemblyzer's level normalisation."""
+        samples = np.asarray(samples, np.float32)
+        rms = np.sqrt(np.mean(samples.astype(np.float64) ** 2)) if len(samples) else 0.0
+        if 0 < rms < 10 ** (TARGET_DBFS / 20):
+            samples = samples * np.float32(10 ** (TARGET_DBFS / 20) / rms)
+        padded = np.pad(samples, N_FFT // 2)
+        n = 1 + (len(padded) - N_FFT) // HOP
+        frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[: n * HOP : HOP] * self._window
+        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+        return power.astype(np.float32) @ self._mel
+
+    def _run(self, mels: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """(n, PARTIAL_FRAMES, 40) partials, each read to its own length → (n, 256) unit prints."""
+        n, steps, _ = mels.shape
+        x = mels
+        last = np.zeros((n, HIDDEN), np.float32)
+        for depth, (input_weights, recurrent_weights, bias) in enumerate(self._layers):
+            gates_in = (x.reshape(n * steps, -1) @ input_weights + bias).reshape(n, steps, 4 * HIDDEN)
+            h = np.zeros((n, HIDDEN), np.float32)
+            c = np.zeros((n, HIDDEN), np.float32)
+            out = np.empty((n, steps, HIDDEN), np.float32)
+            for t in range(steps):
+                z = gates_in[:, t] + h @ recurrent_weights
+                i, f, g, o = (z[:, k * HIDDEN : (k + 1) * HIDDEN] for k in range(4))
+                c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+                h = _sigmoid(o) * np.tanh(c)
+                out[:, t] = h
+            x = out
+            if depth == LAYERS - 1:
+                last = out[np.arange(n), lengths - 1]
+        prints = np.maximum(last @ self._linear + self._linear_bias, 0.0)
+        return prints / np.maximum(np.linalg.norm(prints, axis=1, keepdims=True), 1e-12)
+
+    def embed(self, utterances: Sequence[np.ndarray]) -> np.ndarray:
+        """16 kHz utterances → (n, 256) unit-length voice prints, all partials in one batch."""
+        partials, lengths, owner = [], [], []
+        for index, samples in enumerate(utterances):
+            mel = self.mel_frames(samples)
+            count = min(MAX_PARTIALS, max(1, round(len(mel) / PARTIAL_FRAMES)))
+            starts = np.linspace(0, max(0, len(mel) - PARTIAL_FRAMES), count).round().astype(int)
+            for start in starts:
+                piece = mel[start : start + PARTIAL_FRAMES]
+                partials.append(np.pad(piece, ((0, PARTIAL_FRAMES - len(piece)), (0, 0))))
+                lengths.append(max(1, len(piece)))
+                owner.append(index)
+        if not partials:
+            return np.zeros((0, HIDDEN), np.float32)
+        prints = self._run(np.stack(partials), np.array(lengths))
+        owner = np.array(owner)
+        means = np.stack([prints[owner == i].mean(axis=0) for i in range(len(utterances))])
+        return means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 + 0.5 * np.tanh(0.5 * x)
+
+
+@functools.lru_cache(maxsize=1)
+def shared_encoder() -> SpeakerEncoder:
+    """One encoder per process, loaded on first use (read-only: any thread may use it)."""
+    return SpeakerEncoder()
+
+
+def cluster(prints: np.ndarray, n_speakers: int | None = None, distance: float = CLUSTER_DISTANCE) -> list[str]:
+    """Unit voice prints → one speaker name per utterance, "S1", "S2", … by first appearance:
+    average-linkage clusters cut at cosine `distance`, or into `n_speakers` groups."""
+    if len(prints) == 0:
+        return []
+    if len(prints) == 1 or n_speakers == 1:
+        return ["S1"] * len(prints)
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist
+
+    tree = linkage(pdist(prints, "cosine").clip(0.0), method="average")
+    if n_speakers:
+        groups = fcluster(tree, t=min(n_speakers, len(prints)), criterion="maxclust")
+    else:
+        groups = fcluster(tree, t=distance, criterion="distance")
+    names: dict[int, str] = {}
+    return [names.setdefault(g, f"S{len(names) + 1}") for g in groups]
+
+
+def speakers_of(samples: np.ndarray, sample_rate: int, spans: Sequence[tuple[float, float]],
+                n_speakers: int | None = None, encoder: SpeakerEncoder | None = None) -> list[str]:
+    """A recording's utterances [(start_s, end_s)] → who spoke each ("S1", …)."""
+    if sample_rate != SAMPLE_RATE:
+        import soxr
+
+        samples = soxr.resample(samples, sample_rate, SAMPLE_RATE).astype(np.float32)
+    pieces = [samples[round(a * SAMPLE_RATE) : round(b * SAMPLE_RATE)] for a, b in spans]
+    return cluster((encoder or shared_encoder()).embed(pieces), n_speakers)

@@ -1,0 +1,158 @@
+"""Who spoke when: Resemblyzer's speaker encoder read without torch (sha256 checked, restricted
+unpickling), its mel front end, clustering into "S1", "S2", …, and each speaker read against their own
+voice in the recording."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import shutil
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, speech
+from ser_core.errors import ModelError
+from ser_core.speakers import (SpeakerEncoder, cluster, read_torch_legacy, shared_encoder, speakers_of,
+                               weights_path)
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def model():
+    from ser_core.inference import load_model
+
+    return load_model(ROOT / "models" / "emo-cnn-speaker")
+
+
+def test_the_weights_are_checked_and_run_without_torch(tmp_path):
+    prints = shared_encoder().embed([speech(2.0, seed=1), speech(0.5, seed=2)])
+    assert prints.shape == (2, 256) and np.allclose(np.linalg.norm(prints, axis=1), 1.0)
+    assert np.all(prints >= 0)  # a ReLU before the normalisation, as the network was trained
+    assert "torch" not in sys.modules
+    forged = tmp_path / "pretrained.pt"
+    shutil.copy(weights_path(), forged)
+    with forged.open("ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ModelError, match="not the expected file"):
+        SpeakerEncoder(forged)
+
+
+def test_a_weights_file_cannot_run_code():
+    """Only an ordered dict and tensors may be named in the file; os.system (say) is refused."""
+    header = b"".join(pickle.dumps(x, protocol=2) for x in (0x1950A86A20F9469CFC6C, 1001, {"little_endian": True}))
+
+    class Evil:
+        def __reduce__(self):
+            import os
+
+            return os.system, ("echo pwned",)
+
+    with pytest.raises(pickle.UnpicklingError, match="posix.system|os.system"):
+        read_torch_legacy(header + pickle.dumps({"model_state": Evil()}, protocol=2))
+    with pytest.raises(pickle.UnpicklingError):
+        read_torch_legacy(pickle.dumps(Evil(), protocol=2))
+
+
+def test_the_mel_front_end_is_librosas():
+    import librosa
+
+    loud = speech(3.0, seed=3) * 4  # above -30 dBFS: no level change
+    reference = librosa.feature.melspectrogram(y=loud, sr=SR, n_fft=400, hop_length=160, n_mels=40).T
+    mine = shared_encoder().mel_frames(loud)
+    assert mine.shape == reference.shape
+    assert np.abs(mine - reference).max() <= 1e-4 * reference.max()
+
+
+def test_a_partial_is_read_to_its_own_last_frame():
+    """An utterance shorter than 1.6 s is not read through trailing zeros: padding it changes nothing."""
+    encoder = shared_encoder()
+    short = speech(0.8, seed=4)
+    alone = encoder.embed([short])
+    beside_long = encoder.embed([speech(6.0, seed=5), short])[1]
+    np.testing.assert_allclose(alone[0], beside_long, atol=1e-5)
+
+
+def test_clusters_are_named_by_first_appearance():
+    a, b, c = np.eye(3)
+    near = lambda v, k: (v + 0.05 * np.roll(v, k)) / np.linalg.norm(v + 0.05 * np.roll(v, k))  # noqa: E731
+    prints = np.stack([b, near(b, 1), a, near(b, 2), c, near(a, 1)])
+    assert cluster(prints) == ["S1", "S1", "S2", "S1", "S3", "S2"]
+    assert len(set(cluster(prints, n_speakers=2))) == 2 and len(set(cluster(prints, n_speakers=4))) == 4
+    assert cluster(prints[:1]) == ["S1"] and cluster(np.zeros((0, 3))) == []
+    assert cluster(prints, n_speakers=1) == ["S1"] * 6
+
+
+def test_a_conversation_of_two_corpus_actors_is_told_apart(corpora):
+    """Six utterances, two RAVDESS actors taking turns: two speakers found, every turn right."""
+    from ser_core.audio import load_audio
+    from ser_core.corpora import read_manifest
+
+    clips = [c for c in read_manifest(corpora / "manifest.csv") if c.corpus == "ravdess"]
+    first, second = sorted({c.speaker for c in clips})[:2]
+    turns = [c for pair in zip([c for c in clips if c.speaker == first][:3],
+                               [c for c in clips if c.speaker == second][:3]) for c in pair]
+    pieces, spans, position = [], [], 0.0
+    for clip in turns:
+        samples = load_audio(clip.path, SR).samples
+        pieces += [samples, np.zeros(SR // 2, np.float32)]
+        spans.append((position, position + len(samples) / SR))
+        position += len(samples) / SR + 0.5
+    names = speakers_of(np.concatenate(pieces), SR, spans)
+    assert names == ["S1", "S2"] * 3
+
+
+def test_each_speaker_is_read_against_their_own_voice(model, monkeypatch):
+    """A speaker with enough speech gets a profile of their own windows (the model's shrinkage and
+    strength); one with little speech is read as before; the user's profile goes to the nearest voice."""
+    import ser_core.segments
+    from ser_core.audio import to_mono_float32
+    from ser_core.profile import profile_from_windows
+    from ser_core.segments import classify_segments
+
+    monkeypatch.setattr(ser_core.segments, "MIN_SPEAKER_SPEECH_S", 10.0)
+    low = [speech(4.0, f0=100, seed=i) for i in range(3)]  # S1: 12 s
+    high = speech(3.0, f0=240, seed=9)  # S2: 3 s
+    pause = np.zeros(SR, np.float32)
+    audio = to_mono_float32(np.concatenate([low[0], pause, high, pause, low[1], pause, low[2]]), SR, SR)
+    spans = [(0.0, 4.0), (5.0, 8.0), (9.0, 13.0), (14.0, 18.0)]
+    names = [["S1", "S2", "S1", "S1"]]
+    [plain] = classify_segments(model, [audio], [spans], speakers=names)
+    [adapted] = classify_segments(model, [audio], [spans], speakers=names, adapt_to_speakers=True)
+    assert [s.speaker for s in adapted.segments] == ["S1", "S2", "S1", "S1"]
+    assert adapted.segments[1].probabilities == pytest.approx(plain.segments[1].probabilities)
+    assert "S1 read against their own voice in this recording (12 s)" in adapted.adaptation
+    times = plain.window_times_s
+    second = (times >= 5.0 - 1e-6) & (times < 8.0)  # S2's windows (its 3 s segment fills one window)
+    assert second.sum() >= 1 and (~second).sum() >= 3
+    cached = model.to_cached(plain.features)
+    profile = profile_from_windows(model, model.representation(cached[~second]), 1)
+    expected = model.predict_cached(model.shifted(cached[~second], profile.shift(model, *model.adaptation_settings)))
+    np.testing.assert_allclose(adapted.window_probabilities[~second], expected, atol=1e-6)
+    # The user's profile (made from S2's voice here) goes to S2; S1 keeps their own.
+    users = profile_from_windows(model, model.representation(cached[second]), 1)
+    [with_profile] = classify_segments(model, [audio], [spans], users, speakers=names, adapt_to_speakers=True)
+    assert "S2: adapted to your voice profile" in with_profile.adaptation
+    assert "S1 read against their own voice" in with_profile.adaptation
+
+
+def test_cli_speaker_options(tmp_path, capsys):
+    from conftest import wav_bytes
+    from ser_core.cli import main
+
+    talk = tmp_path / "talk.wav"
+    pause = np.zeros(SR, np.float32)
+    talk.write_bytes(wav_bytes(np.concatenate([pause, speech(2.0, f0=100, seed=1), pause,
+                                               speech(2.0, f0=240, seed=2), pause])))
+    model = str(ROOT / "models" / "emo-cnn-speaker")
+    assert main(["predict", str(talk), "--segments", "--json", "--speakers", "1", "--model", model]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["speaker"] for r in rows] == ["S1", "S1"]
+    assert main(["predict", str(talk), "--segments", "--json", "--speakers", "2", "--no-speaker-adaptation",
+                 "--model", model]) == 0
+    assert [r["speaker"] for r in json.loads(capsys.readouterr().out)] == ["S1", "S2"]
+    assert main(["predict", str(talk), "--json", "--speakers", "2", "--model", model]) == 0
+    [per_file] = json.loads(capsys.readouterr().out)
+    assert set(per_file) >= {"emotion", "confidence", "uncertain"}

@@ -457,6 +457,12 @@ def parser() -> argparse.ArgumentParser:
 
     _add_ray_options(em, EMBED_BATCH_FILES)
     em.set_defaults(func=cmd_embed)
+
+    from .serve import add_arguments, cmd_serve
+
+    sv = sub.add_parser("serve", help="the HTTP API (POST /v1/analyze, WebSocket /v1/stream); see docs/api.md")
+    add_arguments(sv)
+    sv.set_defaults(func=cmd_serve)
     return p
 
 

@@ -1,0 +1,691 @@
+"""`ser serve`: the HTTP API on the same `SerModel` as the CLI and the app.
+
+Starlette and uvicorn because both are already installed with Streamlit (same pinned versions, no new
+dependency for a checkout), Starlette adds nothing between a request and the model, and its test
+client drives HTTP and WebSockets in-process. FastAPI would add pydantic for a schema of four routes,
+which is written out below instead (`OPENAPI`).
+
+Uploads stay in memory: the body is read with a byte cap, and multipart bodies are split here with
+python-multipart's streaming parser into bytes (Starlette's own form parser spools parts over 1 MiB
+to a temporary file). Analyses run on a bounded thread pool, one thread per core, on models loaded
+once; requests beyond the pool and its queue get 429 with Retry-After instead of waiting without
+bound. Every refusal is JSON with one sentence (the CLI's sentence for bad audio); access logs are
+one JSON line per request, without audio or query payloads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hmac
+import json
+import logging
+import math
+import os
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .audio import AudioLimits
+from .errors import AudioError, AudioTooLargeError, AudioTooLongError, ConfigError, ModelError, SerError
+
+logger = logging.getLogger("ser.serve")
+access_logger = logging.getLogger("ser.serve.access")
+
+SERVE_MAX_BYTES = 50 * 2**20  # an API's uploads are clips and calls, not the app's 2 h recordings
+SERVE_MAX_DURATION_S = 600.0
+MULTIPART_OVERHEAD = 64 * 1024  # headers and boundaries a multipart body may add to the file's bytes
+STREAM_INTERVAL_S = 0.5  # a reading twice a second, as the Live page
+MAX_STREAM_MESSAGE = 1 << 20  # one PCM message: 1 MiB, 11 s of 48 kHz mono
+STREAM_RATES = (8000, 192000)
+
+
+def cpu_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """What `ser serve` runs with; every field is a command-line option (`add_arguments`)."""
+
+    model: str = "default"  # the model served when a request names none: a name or a directory
+    workers: int = field(default_factory=cpu_cores)  # analyses at once
+    queue: int | None = None  # analyses waiting for a worker before 429 (default: 2 per worker)
+    timeout_s: float = 60.0  # one request, from its first byte to its answer
+    max_streams: int | None = None  # WebSocket streams at once (default: 4 per worker)
+    limits: AudioLimits = AudioLimits(max_bytes=SERVE_MAX_BYTES, max_duration_s=SERVE_MAX_DURATION_S)
+    api_keys: frozenset[str] = frozenset()  # empty: no key needed
+    cors_origins: tuple[str, ...] = ()  # empty: no CORS headers, browsers on other origins are refused
+
+    @property
+    def capacity(self) -> int:
+        return self.workers + (2 * self.workers if self.queue is None else self.queue)
+
+    @property
+    def stream_capacity(self) -> int:
+        return 4 * self.workers if self.max_streams is None else self.max_streams
+
+
+class ApiError(Exception):
+    """A refusal: an HTTP status and the sentence the client gets."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+def audio_error_status(error: SerError) -> int:
+    """413 for input over a size or duration limit, 404 for an unknown model, else 422."""
+    if isinstance(error, (AudioTooLargeError, AudioTooLongError)):
+        return 413
+    if isinstance(error, ModelError):
+        return 404
+    return 422
+
+
+def read_api_keys(path: str | Path) -> frozenset[str]:
+    """One key per line; blank lines and lines starting with # are skipped."""
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as error:
+        raise ConfigError(f"Cannot read the API key file {path}: {error.strerror}.") from None
+    keys = frozenset(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
+    if not keys:
+        raise ConfigError(f"The API key file {path} holds no key.")
+    return keys
+
+
+def key_allowed(keys: frozenset[str], offered: str | None) -> bool:
+    """Constant-time comparison against every key, so timing says nothing about a key's prefix."""
+    if not keys:
+        return True
+    if not offered:
+        return False
+    return any(hmac.compare_digest(offered.encode(), key.encode()) for key in keys)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    scheme, _, token = (authorization or "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+# --- models ----------------------------------------------------------------------------------------
+
+
+class ModelRegistry:
+    """The served models, each loaded once: the default at start-up (in the background, so that
+    /healthz answers at once and /readyz says when it is loaded), any other shipped model on the
+    first request naming it."""
+
+    def __init__(self, default: str):
+        from .cli import resolve_model
+
+        self.default_dir = resolve_model(default).resolve()
+        self.default_name = self.default_dir.name
+        self._models: dict[str, object] = {}
+        self._lock = threading.Lock()
+        self.load_error: str | None = None
+
+    @staticmethod
+    def shipped() -> dict[str, Path]:
+        from .cli import PACKAGE_ROOT
+
+        root = PACKAGE_ROOT / "models"
+        # `default` is the shipped default's alias; for a request it means the server's default
+        return {p.name: p.resolve() for p in sorted(root.glob("*"))
+                if p.name != "default" and (p / "metadata.json").is_file()}
+
+    def names(self) -> list[str]:
+        """What a request may name: the shipped models and the served default."""
+        return sorted({*self.shipped(), self.default_name})
+
+    def directory(self, name: str | None) -> Path:
+        if not name or name in ("default", self.default_name):
+            return self.default_dir
+        found = self.shipped().get(name) or self.shipped().get(f"{name}-speaker")
+        if found is None:  # names only: a request never picks a directory on the server
+            raise ModelError(f"No model {name!r}: choose one of {', '.join(self.names())}.")
+        return found
+
+    @property
+    def ready(self) -> bool:
+        return str(self.default_dir) in self._models
+
+    def get(self, name: str | None = None):
+        """The loaded model a request names (None: the default); loads it the first time."""
+        from .inference import load_model_quietly
+
+        directory = str(self.directory(name))
+        with self._lock:  # one load per model, however many requests name it at once
+            model = self._models.get(directory)
+            if model is None:
+                model = self._models[directory] = load_model_quietly(directory)
+            return model
+
+    def load_default(self) -> None:
+        try:
+            self.get()
+        except Exception as error:  # a broken model directory: /readyz reports it, the server stays up
+            self.load_error = str(error) if isinstance(error, SerError) else f"{type(error).__name__}: {error}"
+            logger.error(json.dumps({"event": "model_load_failed", "model": self.default_name,
+                                     "error": self.load_error}))
+
+    def describe(self) -> list[dict]:
+        out = []
+        for name in self.names():
+            directory = self.directory(name)
+            metadata = json.loads((directory / "metadata.json").read_text())
+            metrics_path = directory / "metrics.json"
+            metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+            out.append({"name": name, "default": directory == self.default_dir, "loaded": str(directory) in self._models,
+                        "labels": metadata.get("labels"), "recipe": metadata.get("recipe"),
+                        "uncertain_below": metadata.get("calibration", {}).get("uncertain_below"),
+                        "balanced_accuracy": metrics.get("balanced_accuracy")})
+        return out
+
+
+# --- analysis --------------------------------------------------------------------------------------
+
+
+def analysis_json(name: str, model_name: str, analysis, segments: bool) -> dict:
+    """The clip's answer; `segments` holds exactly the rows `ser predict --json --segments` prints."""
+    from .cli import segment_rows
+
+    probabilities = analysis.probabilities
+    emotion = max(probabilities, key=probabilities.get)
+    out = {"file": name, "model": model_name, "emotion": emotion, "confidence": round(probabilities[emotion], 6),
+           "uncertain": bool(analysis.is_uncertain), "probabilities": {k: round(v, 6) for k, v in probabilities.items()},
+           "duration_s": round(analysis.audio.duration_s, 3), "warnings": list(analysis.audio.warnings)}
+    if segments:
+        out["segments"] = segment_rows(name, analysis)
+    return out
+
+
+def split_multipart(body: bytes, content_type: str) -> tuple[bytes, str]:
+    """(the file part's bytes, its file name) of a multipart/form-data body, parsed in memory. The
+    part is the one named `file`, else the first with a file name."""
+    from python_multipart.multipart import MultipartParser, parse_options_header
+
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise ApiError(422, "The multipart body has no boundary in its Content-Type.")
+    parts: list[dict] = []
+    header: dict = {}
+
+    def on_part_begin():
+        parts.append({"headers": {}, "data": bytearray()})
+
+    def on_header_field(data, start, end):
+        header["field"] = header.get("field", b"") + data[start:end]
+
+    def on_header_value(data, start, end):
+        header["value"] = header.get("value", b"") + data[start:end]
+
+    def on_header_end():
+        parts[-1]["headers"][header.pop("field", b"").lower()] = header.pop("value", b"")
+
+    def on_part_data(data, start, end):
+        parts[-1]["data"] += data[start:end]
+
+    callbacks = {"on_part_begin": on_part_begin, "on_header_field": on_header_field,
+                 "on_header_value": on_header_value, "on_header_end": on_header_end, "on_part_data": on_part_data}
+    try:
+        parser = MultipartParser(boundary, callbacks)
+        parser.write(body)
+        parser.finalize()
+    except Exception:  # python-multipart raises several types for malformed bodies
+        raise ApiError(422, "The multipart body is malformed.") from None
+    chosen = None
+    for part in parts:
+        _, disposition = parse_options_header(part["headers"].get(b"content-disposition", b""))
+        if disposition.get(b"name") == b"file" or (chosen is None and b"filename" in disposition):
+            chosen = (bytes(part["data"]), disposition.get(b"filename", b"audio").decode("utf-8", "replace"))
+            if disposition.get(b"name") == b"file":
+                break
+    if chosen is None:
+        raise ApiError(422, "The multipart body has no file: send the audio in a part named 'file'.")
+    return chosen
+
+
+class Admission:
+    """At most `capacity` analyses in flight (running or queued for the pool); a slot is freed when
+    its analysis ends, even after the client has been answered with a timeout."""
+
+    def __init__(self, capacity: int, workers: int):
+        self.capacity, self.workers = capacity, workers
+        self.in_flight = 0
+        self._mean_s = 1.0  # running mean of an analysis's duration, for Retry-After
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            if self.in_flight >= self.capacity:
+                wait = max(1, math.ceil(self._mean_s * self.in_flight / self.workers))
+                raise ApiError(429, f"Too many requests in flight ({self.in_flight}); retry in {wait} s.",
+                               {"Retry-After": str(wait)})
+            self.in_flight += 1
+
+    def leave(self, seconds: float | None = None) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            if seconds is not None:
+                self._mean_s = 0.8 * self._mean_s + 0.2 * seconds
+
+
+# --- the application -------------------------------------------------------------------------------
+
+
+def error_response(status: int, message: str, request_id: str, headers: dict[str, str] | None = None):
+    from starlette.responses import JSONResponse
+
+    return JSONResponse({"error": message, "status": status, "request_id": request_id}, status, headers=headers)
+
+
+def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
+    """The ASGI application; `registry` (default: one for `config.model`) is loaded at start-up."""
+    from contextlib import asynccontextmanager
+
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.cors import CORSMiddleware
+    from starlette.responses import HTMLResponse, JSONResponse
+    from starlette.routing import Route, WebSocketRoute
+
+    registry = registry or ModelRegistry(config.model)
+    admission = Admission(config.capacity, config.workers)
+    pool = ThreadPoolExecutor(config.workers, thread_name_prefix="ser-serve")
+    streams = {"open": 0}
+
+    @asynccontextmanager
+    async def lifespan(app):
+        asyncio.get_running_loop().run_in_executor(pool, registry.load_default)
+        yield
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def authorize(headers) -> None:
+        if not key_allowed(config.api_keys, bearer_token(headers.get("authorization"))):
+            raise ApiError(401, "This server needs an API key: send it as 'Authorization: Bearer KEY'.",
+                           {"WWW-Authenticate": "Bearer"})
+
+    def check_ready() -> None:
+        if not registry.ready:
+            message = (f"The model could not be loaded: {registry.load_error}" if registry.load_error
+                       else "The model is still loading; retry in a few seconds.")
+            raise ApiError(503, message, {"Retry-After": "5"})
+
+    async def read_body(request) -> bytes:
+        """The body, refused with 413 once it is longer than the limit allows (before reading it
+        all when Content-Length says so)."""
+        multipart = request.headers.get("content-type", "").startswith("multipart/")
+        cap = config.limits.max_bytes + (MULTIPART_OVERHEAD if multipart else 0)
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > cap:
+            raise AudioTooLargeError(int(declared), config.limits.max_bytes)
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > cap:
+                raise ApiError(413, f"The upload is larger than the {config.limits.max_bytes / 2**20:.0f} MiB allowed.")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def analyze_bytes(data: bytes, name: str, model_name: str | None, segments: bool) -> dict:
+        from .audio import load_audio
+        from .inference import native_stderr_silenced
+
+        model = registry.get(model_name)
+        with native_stderr_silenced():  # decoders (libmpg123) print their own complaints to fd 2
+            audio = load_audio(data, model.params.sample_rate, config.limits)
+        analysis = model.analyze_audio(audio)
+        return analysis_json(name, model.directory.resolve().name, analysis, segments)
+
+    async def analyze(request):
+        authorize(request.headers)
+        check_ready()
+        segments = request.query_params.get("segments", "true").lower() not in ("0", "false", "no")
+        model_name = request.query_params.get("model")
+        registry.directory(model_name)  # an unknown name is refused before the upload is read
+        admission.enter()
+        started = time.monotonic()
+        running = False
+
+        def finished(future) -> None:
+            # the slot is freed when the analysis ends, not when a timed-out client stopped waiting
+            admission.leave(time.monotonic() - started)
+            if not future.cancelled():
+                future.exception()  # retrieved here: a timed-out request's error is not logged as lost
+
+        try:
+            async with asyncio.timeout(config.timeout_s):
+                body = await read_body(request)
+                content_type = request.headers.get("content-type", "")
+                if content_type.startswith("multipart/form-data"):
+                    data, name = split_multipart(body, content_type)
+                else:
+                    data, name = body, request.query_params.get("filename", "audio")
+                del body
+                future = asyncio.get_running_loop().run_in_executor(pool, analyze_bytes, data, name, model_name, segments)
+                running = True
+                future.add_done_callback(finished)
+                return JSONResponse(await asyncio.shield(future))
+        except TimeoutError:
+            raise ApiError(504, f"The analysis took longer than the {config.timeout_s:g} s allowed; "
+                                "send a shorter recording or retry later.") from None
+        finally:
+            if not running:
+                admission.leave()
+
+    async def healthz(request):
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request):
+        if registry.ready:
+            return JSONResponse({"status": "ready", "model": registry.default_name})
+        check_ready()
+
+    async def models(request):
+        authorize(request.headers)
+        return JSONResponse({"default": registry.default_name, "models": registry.describe()})
+
+    async def openapi(request):
+        return JSONResponse(OPENAPI)
+
+    async def docs(request):
+        return HTMLResponse(docs_page(OPENAPI))
+
+    async def stream(websocket):
+        await run_stream(websocket, config, registry, streams)
+
+    async def api_error(request, error: ApiError):
+        return error_response(error.status, error.message, request.state.request_id, error.headers)
+
+    async def ser_error(request, error: SerError):
+        return error_response(audio_error_status(error), str(error), request.state.request_id)
+
+    async def unexpected(request, error: Exception):
+        logger.exception("request %s failed", request.state.request_id)
+        return error_response(500, "The server failed on this request; it has been logged.", request.state.request_id)
+
+    middleware = [Middleware(AccessLog)]
+    if config.cors_origins:
+        middleware.append(Middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                                     allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]))
+    app = Starlette(
+        routes=[Route("/v1/analyze", analyze, methods=["POST"]), WebSocketRoute("/v1/stream", stream),
+                Route("/v1/models", models), Route("/healthz", healthz), Route("/readyz", readyz),
+                Route("/openapi.json", openapi), Route("/docs", docs)],
+        middleware=middleware, lifespan=lifespan,
+        exception_handlers={ApiError: api_error, SerError: ser_error, Exception: unexpected},
+    )
+    app.state.registry, app.state.admission, app.state.config = registry, admission, config
+    return app
+
+
+class AccessLog:
+    """One JSON line per request or stream: method, path, status, bytes, duration, request id and the
+    client's address. Never the body, the audio, headers or the query string."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        request_id = uuid.uuid4().hex[:16]
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.monotonic()
+        record = {"request_id": request_id, "method": scope.get("method", "WS"), "path": scope["path"],
+                  "status": None, "bytes_in": 0, "bytes_out": 0}
+
+        async def counting_receive():
+            message = await receive()
+            record["bytes_in"] += len(message.get("body") or message.get("bytes") or message.get("text") or b"")
+            return message
+
+        async def tagged_send(message):
+            if message["type"] == "http.response.start":
+                record["status"] = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            elif message["type"] == "http.response.body":
+                record["bytes_out"] += len(message.get("body", b""))
+            elif message["type"] == "websocket.accept":
+                record["status"] = 101
+            elif message["type"] == "websocket.close":
+                record["close_code"] = message.get("code", 1000)
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tagged_send)
+        finally:
+            client = scope.get("client")
+            if record["status"] is None and scope["type"] == "http":
+                record["status"] = 500  # an unhandled error: ServerErrorMiddleware, outside this one, answers
+            record.update(duration_ms=round(1000 * (time.monotonic() - started), 1), client=client[0] if client else None)
+            access_logger.info(json.dumps(record))
+
+
+# --- the live stream -------------------------------------------------------------------------------
+
+
+def reading_json(reading) -> dict:
+    level = reading.level_dbfs
+    return {"type": "reading", "time_s": round(reading.time_s, 3), "level_dbfs": round(level, 1) if math.isfinite(level) else None,
+            "pause": reading.pause, "emotion": reading.emotion,
+            "confidence": None if reading.pause else round(reading.confidence, 6), "uncertain": reading.uncertain,
+            "speech_s": round(reading.speech_s, 3),
+            "probabilities": None if reading.pause else {k: round(v, 6) for k, v in reading.probabilities.items()}}
+
+
+async def run_stream(websocket, config: ServeConfig, registry: ModelRegistry, streams: dict) -> None:
+    """The first message is JSON (`sample_rate`, optional `channels`, `model`, `api_key`); every
+    later one is binary 16-bit little-endian PCM, channels interleaved. The server sends a reading
+    (as the Live page shows) twice a second while audio arrives; errors are one JSON message and a
+    close with code 1008."""
+    from starlette.websockets import WebSocketDisconnect
+
+    from .live import LiveClassifier
+
+    await websocket.accept()
+
+    async def refuse(message: str, code: int = 1008) -> None:
+        await websocket.send_json({"type": "error", "error": message})
+        await websocket.close(code)
+
+    try:
+        first = await asyncio.wait_for(websocket.receive(), timeout=config.timeout_s)
+    except TimeoutError:
+        return await refuse(f"No first message within {config.timeout_s:g} s.")
+    if first["type"] == "websocket.disconnect":
+        return
+    try:
+        settings = json.loads(first.get("text") or "")
+        sample_rate, channels = int(settings["sample_rate"]), int(settings.get("channels", 1))
+    except (ValueError, KeyError, TypeError):
+        return await refuse('The first message must be JSON with the sample rate, such as {"sample_rate": 48000}.')
+    if not STREAM_RATES[0] <= sample_rate <= STREAM_RATES[1] or not 1 <= channels <= 8:
+        return await refuse(f"A sample rate of {sample_rate} Hz with {channels} channels is not one this stream takes "
+                            f"({STREAM_RATES[0]}-{STREAM_RATES[1]} Hz, 1-8 channels).")
+    offered = settings.get("api_key") or bearer_token(websocket.headers.get("authorization"))
+    if not key_allowed(config.api_keys, offered):
+        return await refuse("This server needs an API key: send it as 'api_key' in the first message.")
+    if not registry.ready:
+        return await refuse("The model is still loading; retry in a few seconds.", 1013)
+    if streams["open"] >= config.stream_capacity:
+        return await refuse(f"Too many streams open ({streams['open']}); retry later.", 1013)
+    try:
+        model = await asyncio.get_running_loop().run_in_executor(None, registry.get, settings.get("model"))
+    except SerError as error:
+        return await refuse(str(error))
+    streams["open"] += 1
+    classifier = LiveClassifier(model, interval_s=STREAM_INTERVAL_S)
+
+    async def send_readings():
+        last_sent = float("-inf")  # the history is a bounded deque: new readings are found by their time
+        while True:
+            await asyncio.sleep(STREAM_INTERVAL_S / 2)
+            for reading in classifier.snapshot().history:
+                if reading.time_s > last_sent:
+                    await websocket.send_json(reading_json(reading))
+                    last_sent = reading.time_s
+
+    sender = asyncio.create_task(send_readings())
+    received_samples, cap_samples = 0, config.limits.max_duration_s * sample_rate
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            data = message.get("bytes")
+            if data is None:
+                if (message.get("text") or "").strip() in ('{"type": "end"}', '{"type":"end"}'):
+                    break
+                return await refuse("After the first message, send audio as binary 16-bit PCM messages.")
+            if len(data) > MAX_STREAM_MESSAGE or len(data) % (2 * channels):
+                return await refuse(f"Each audio message must be whole 16-bit frames of {channels} channel(s), "
+                                    f"at most {MAX_STREAM_MESSAGE // 1024} KiB.")
+            samples = np.frombuffer(data, dtype="<i2").reshape(-1, channels)
+            received_samples += len(samples)
+            if received_samples > cap_samples:
+                return await refuse(f"The stream is longer than the {config.limits.max_duration_s:g} s allowed.")
+            classifier.push(samples, sample_rate)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        sender.cancel()
+        streams["open"] -= 1
+        await asyncio.get_running_loop().run_in_executor(None, classifier.stop)
+    try:
+        await websocket.close(1000)
+    except (RuntimeError, WebSocketDisconnect):  # the client had already closed
+        pass
+
+
+# --- OpenAPI and the docs page ------------------------------------------------------------------------
+
+_ERROR = {"description": "A refusal", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_PROBABILITIES = {"type": "object", "additionalProperties": {"type": "number"}}
+OPENAPI = {
+    "openapi": "3.1.0",
+    "info": {"title": "ser: speech emotion recognition", "version": "1",
+             "description": "Audio in, one of the model's emotions out, per clip and per speech segment. See docs/api.md."},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                       "description": "Only when the server runs with --api-key-file."}},
+        "schemas": {
+            "Error": {"type": "object", "required": ["error", "status", "request_id"],
+                      "properties": {"error": {"type": "string", "description": "One sentence for the person who sent the audio"},
+                                     "status": {"type": "integer"}, "request_id": {"type": "string"}}},
+            "Segment": {"type": "object", "description": "One row of `ser predict --json --segments`",
+                        "properties": {"file": {"type": "string"}, "segment": {"type": "integer"},
+                                       "start_s": {"type": "number"}, "end_s": {"type": "number"},
+                                       "emotion": {"type": "string"}, "confidence": {"type": "number"},
+                                       "uncertain": {"type": "boolean"}, "probabilities": _PROBABILITIES}},
+            "Analysis": {"type": "object", "properties": {
+                "file": {"type": "string"}, "model": {"type": "string"}, "emotion": {"type": "string"},
+                "confidence": {"type": "number"},
+                "uncertain": {"type": "boolean", "description": "confidence below the model's calibrated threshold"},
+                "probabilities": _PROBABILITIES, "duration_s": {"type": "number"},
+                "warnings": {"type": "array", "items": {"type": "string"}},
+                "segments": {"type": "array", "items": {"$ref": "#/components/schemas/Segment"}}}},
+        },
+    },
+    "security": [{}, {"bearer": []}],
+    "paths": {
+        "/v1/analyze": {"post": {
+            "summary": "Emotion of one recording (any common audio or video format)",
+            "parameters": [
+                {"name": "segments", "in": "query", "schema": {"type": "boolean", "default": True},
+                 "description": "include the per-segment rows"},
+                {"name": "model", "in": "query", "schema": {"type": "string"}, "description": "a name from /v1/models"},
+                {"name": "filename", "in": "query", "schema": {"type": "string"},
+                 "description": "the name echoed in `file` for a raw body"}],
+            "requestBody": {"required": True, "content": {
+                "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+            "responses": {"200": {"description": "The analysis", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Analysis"}}}},
+                          "401": _ERROR, "404": _ERROR, "413": _ERROR, "422": _ERROR, "429": _ERROR, "503": _ERROR, "504": _ERROR}}},
+        "/v1/stream": {"get": {
+            "summary": "WebSocket: live readings twice a second",
+            "description": 'Upgrade to a WebSocket. First message: JSON {"sample_rate": 48000, "channels": 1, "model": NAME, '
+                           '"api_key": KEY}; then binary 16-bit little-endian PCM. Server messages: {"type": "reading", ...} '
+                           'or {"type": "error", "error": SENTENCE} followed by close code 1008 (1013: busy, retry later).',
+            "responses": {"101": {"description": "Switching protocols"}}}},
+        "/v1/models": {"get": {"summary": "The models a request may name", "responses": {"200": {"description": "Models"}, "401": _ERROR}}},
+        "/healthz": {"get": {"summary": "The process answers", "security": [{}], "responses": {"200": {"description": "ok"}}}},
+        "/readyz": {"get": {"summary": "The default model is loaded", "security": [{}],
+                            "responses": {"200": {"description": "ready"}, "503": _ERROR}}},
+    },
+}
+
+
+def docs_page(schema: dict) -> str:
+    """A plain HTML page of the routes, from the OpenAPI schema: no script from a CDN."""
+    from html import escape
+
+    rows = []
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            params = ", ".join(p["name"] for p in operation.get("parameters", []))
+            rows.append(f"<tr><td><code>{method.upper()} {escape(path)}</code></td><td>{escape(operation['summary'])}"
+                        f"{'<br><small>' + escape(operation['description']) + '</small>' if 'description' in operation else ''}"
+                        f"</td><td>{escape(params)}</td><td>{', '.join(operation['responses'])}</td></tr>")
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>ser API</title></head><body>"
+            f"<h1>{escape(schema['info']['title'])}</h1><p>{escape(schema['info']['description'])} "
+            "The machine-readable schema is at <a href='/openapi.json'>/openapi.json</a>.</p>"
+            "<table border='1' cellpadding='4'><tr><th>route</th><th>what</th><th>query</th><th>statuses</th></tr>"
+            + "".join(rows) + "</table></body></html>")
+
+
+# --- the command -----------------------------------------------------------------------------------
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="default", help="the model served by default: a shipped name or a directory")
+    p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) or 0.0.0.0 behind a proxy")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=cpu_cores(), help="analyses at once (default: one per core)")
+    p.add_argument("--queue", type=int, help="analyses waiting beyond the workers before 429 (default: 2 per worker)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (504 after)")
+    p.add_argument("--max-bytes", type=int, help=f"largest upload (default: SER_MAX_BYTES or {SERVE_MAX_BYTES // 2**20} MiB)")
+    p.add_argument("--max-duration", type=float,
+                   help=f"longest audio in seconds (default: SER_MAX_DURATION_S or {SERVE_MAX_DURATION_S:g})")
+    p.add_argument("--max-streams", type=int, help="WebSocket streams at once (default: 4 per worker)")
+    p.add_argument("--api-key-file", help="one key per line: requests then need 'Authorization: Bearer KEY'")
+    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                   help="let browsers on ORIGIN call the API (repeatable); CORS is off by default")
+
+
+def config_from_args(args) -> ServeConfig:
+    env = AudioLimits.from_env()
+    defaults = AudioLimits()
+    limits = replace(env, max_bytes=args.max_bytes or (env.max_bytes if env.max_bytes != defaults.max_bytes else SERVE_MAX_BYTES),
+                     max_duration_s=args.max_duration or (env.max_duration_s if env.max_duration_s != defaults.max_duration_s
+                                                          else SERVE_MAX_DURATION_S))
+    for name, value in (("--workers", args.workers), ("--queue", args.queue), ("--max-streams", args.max_streams),
+                        ("--timeout", args.timeout), ("--max-bytes", args.max_bytes), ("--max-duration", args.max_duration)):
+        if value is not None and value <= 0 and not (name == "--queue" and value == 0):
+            raise ConfigError(f"{name} must be positive, not {value}.")
+    return ServeConfig(model=args.model, workers=args.workers, queue=args.queue, timeout_s=args.timeout,
+                       max_streams=args.max_streams, limits=limits,
+                       api_keys=read_api_keys(args.api_key_file) if args.api_key_file else frozenset(),
+                       cors_origins=tuple(args.cors_origin))
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    config = config_from_args(args)
+    registry = ModelRegistry(config.model)  # an unknown model fails here, before the port is opened
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logger.info(json.dumps({"event": "serving", "model": registry.default_name, "host": args.host, "port": args.port,
+                            "workers": config.workers, "capacity": config.capacity, "api_keys": len(config.api_keys),
+                            "cors_origins": list(config.cors_origins)}))
+    uvicorn.run(create_app(config, registry), host=args.host, port=args.port, access_log=False,
+                log_level="warning", ws_max_size=MAX_STREAM_MESSAGE + 4096, timeout_graceful_shutdown=10)
+    return 0

@@ -1,0 +1,364 @@
+"""`ser serve` through Starlette's test client: the analysis JSON (the CLI's segment rows), the
+bad-input catalogue against the API, limits, keys, CORS, logs, the live stream, and the schema.
+One test runs the real command under uvicorn (start, analyze, stream, stop).
+
+Every test serves the shipped seed-cnn-speaker model (LiteRT, loads in well under a second): what
+is tested here is the service, not a model's accuracy."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import ROOT, speech, wav_bytes  # noqa: E402
+from test_catalogue import CASES, IDS, LIMITS  # noqa: E402
+
+from ser_core.errors import AudioTooLargeError, AudioTooLongError, SerError  # noqa: E402
+from ser_core.serve import OPENAPI, Admission, ApiError, ModelRegistry, ServeConfig, create_app  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")  # httpx2 is not out yet
+MODEL = "seed-cnn-speaker"
+CONFIG = ServeConfig(model=MODEL, workers=2, limits=LIMITS)
+SR = 16000
+
+
+def client_for(config: ServeConfig = CONFIG, wait_ready: bool = True):
+    from starlette.testclient import TestClient
+
+    client = TestClient(create_app(config), raise_server_exceptions=False)
+    client.__enter__()
+    deadline = time.monotonic() + 60
+    while wait_ready and client.get("/readyz").status_code != 200:
+        assert time.monotonic() < deadline, client.get("/readyz").json()
+        time.sleep(0.1)
+    return client
+
+
+@pytest.fixture(scope="module")
+def client():
+    client = client_for()
+    yield client
+    client.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def clip_wav() -> bytes:
+    return wav_bytes(speech(3.0, SR), SR)
+
+
+@pytest.fixture(scope="module")
+def model():
+    from ser_core.inference import load_model
+
+    return load_model(ROOT / "models" / MODEL)
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready", "model": MODEL}
+
+
+def test_raw_body_and_multipart_get_the_same_answer(client, clip_wav):
+    raw = client.post("/v1/analyze?filename=clip.wav", content=clip_wav)
+    form = client.post("/v1/analyze", files={"file": ("clip.wav", clip_wav, "audio/wav")})
+    assert raw.status_code == form.status_code == 200
+    assert raw.json() == form.json()
+    body = raw.json()
+    assert body["file"] == "clip.wav" and body["model"] == MODEL
+    assert body["emotion"] == max(body["probabilities"], key=body["probabilities"].get)
+    assert body["confidence"] == body["probabilities"][body["emotion"]]
+    assert isinstance(body["uncertain"], bool) and body["warnings"] == []
+    assert abs(sum(body["probabilities"].values()) - 1) < 1e-3
+    assert raw.headers["x-request-id"]
+
+
+def test_segments_are_the_rows_of_ser_predict_json_segments(client, clip_wav, tmp_path):
+    (tmp_path / "clip.wav").write_bytes(clip_wav)
+    cli = subprocess.run([sys.executable, "-m", "ser_core.cli", "predict", "clip.wav", "--json", "--segments",
+                          "--model", MODEL], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert cli.returncode == 0, cli.stderr
+    api = client.post("/v1/analyze?filename=clip.wav", content=clip_wav).json()
+    assert api["segments"] == json.loads(cli.stdout)
+    without = client.post("/v1/analyze?segments=false", content=clip_wav).json()
+    assert "segments" not in without and without["probabilities"] == api["probabilities"]
+
+
+def test_a_request_may_name_a_shipped_model_but_not_a_path(client, clip_wav):
+    assert client.post("/v1/analyze?model=seed-cnn-random", content=clip_wav).json()["model"] == "seed-cnn-random"
+    for name in ("nope", "/etc", "../models/seed-cnn-speaker"):
+        response = client.post(f"/v1/analyze?model={name}", content=clip_wav)
+        assert response.status_code == 404 and response.json()["error"].startswith(f"No model {name!r}")
+    listed = client.get("/v1/models").json()
+    assert listed["default"] == MODEL and "seed-cnn-random" in [m["name"] for m in listed["models"]]
+
+
+# --- the bad-input catalogue against the API ---------------------------------------------------------
+
+def refusal(model, data: bytes) -> SerError:
+    with pytest.raises(SerError) as raised:
+        model.analyze(data, limits=LIMITS)
+    return raised.value
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.make is not None], ids=[i for c, i in zip(CASES, IDS)
+                                                                                 if c.make is not None])
+def test_catalogue_answers(case, client, model):
+    """Each file as a raw body and as a multipart upload: a prediction (with its warning), or a 4xx
+    whose sentence is exactly what ser_core, so the CLI, says for it. Never a 500."""
+    data = case.make()
+    answers = [client.post(f"/v1/analyze?filename={case.filename}", content=data),
+               client.post("/v1/analyze", files={"file": (case.filename, data, "application/octet-stream")})]
+    for response in answers:
+        body = response.json()
+        if case.expect.kind == "error":
+            error = refusal(model, data)
+            assert type(error) is case.expect.error
+            over_a_limit = case.expect.error in (AudioTooLongError, AudioTooLargeError)
+            assert response.status_code == (413 if over_a_limit else 422), body
+            assert body["error"] == str(error) and body["status"] == response.status_code
+        else:
+            assert response.status_code == 200, body
+            assert abs(sum(body["probabilities"].values()) - 1) < 1e-3
+            if case.expect.kind == "warning":
+                assert any(case.expect.warning in w for w in body["warnings"]), body["warnings"]
+            else:
+                assert body["warnings"] == []
+
+
+def test_malformed_requests_get_sentences(client, clip_wav):
+    no_file = client.post("/v1/analyze", files={"note": (None, b"a form field, no file")})
+    assert no_file.status_code == 422 and "part named 'file'" in no_file.json()["error"]
+    no_boundary = client.post("/v1/analyze", content=clip_wav, headers={"content-type": "multipart/form-data"})
+    assert no_boundary.status_code == 422 and "boundary" in no_boundary.json()["error"]
+    assert client.get("/v1/analyze").status_code == 405
+
+
+def test_a_body_over_the_byte_limit_is_refused_while_streaming(client):
+    """Without a Content-Length (chunked), the body is read only up to the limit."""
+    chunks = (bytes(2**20) for _ in range(8))
+    response = client.post("/v1/analyze", content=chunks)
+    assert response.status_code == 413 and "larger than the 4 MiB allowed" in response.json()["error"]
+
+
+# --- limits, keys, CORS, logs ------------------------------------------------------------------------
+
+def test_too_many_in_flight_gets_429_with_retry_after(client, clip_wav):
+    admission: Admission = client.app.state.admission
+    taken = admission.capacity - admission.in_flight
+    for _ in range(taken):
+        admission.enter()
+    try:
+        response = client.post("/v1/analyze", content=clip_wav)
+    finally:
+        for _ in range(taken):
+            admission.leave()
+    assert response.status_code == 429
+    assert int(response.headers["retry-after"]) >= 1 and "Too many requests" in response.json()["error"]
+    assert client.post("/v1/analyze", content=clip_wav).status_code == 200
+
+
+def test_admission_frees_every_slot():
+    admission = Admission(capacity=2, workers=1)
+    admission.enter(), admission.enter()
+    with pytest.raises(ApiError) as raised:
+        admission.enter()
+    assert raised.value.status == 429 and raised.value.headers["Retry-After"]
+    admission.leave(0.5), admission.leave(0.5)
+    assert admission.in_flight == 0
+
+
+def test_a_slow_request_times_out_with_504_and_frees_its_slot():
+    client = client_for(replace(CONFIG, timeout_s=0.05))
+    try:
+        response = client.post("/v1/analyze", content=wav_bytes(speech(9.0, SR), SR))
+        assert response.status_code == 504 and "longer than the 0.05 s allowed" in response.json()["error"]
+        deadline = time.monotonic() + 60
+        while client.app.state.admission.in_flight:  # the analysis itself runs to its end
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        client.__exit__(None, None, None)
+
+
+def test_not_ready_gets_503_with_retry_after(monkeypatch, clip_wav):
+    monkeypatch.setattr(ModelRegistry, "load_default", lambda self: None)  # the model never loads
+    client = client_for(wait_ready=False)
+    try:
+        for response in (client.get("/readyz"), client.post("/v1/analyze", content=clip_wav)):
+            assert response.status_code == 503 and response.headers["retry-after"] == "5"
+            assert "still loading" in response.json()["error"]
+        assert client.get("/healthz").status_code == 200
+    finally:
+        client.__exit__(None, None, None)
+
+
+def test_api_keys(tmp_path, clip_wav):
+    from ser_core.serve import read_api_keys
+
+    (tmp_path / "keys").write_text("# team keys\nfirst-key\n\nsecond-key\n")
+    client = client_for(replace(CONFIG, api_keys=read_api_keys(tmp_path / "keys")))
+    try:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic first-key"}):
+            response = client.post("/v1/analyze", content=clip_wav, headers=headers)
+            assert response.status_code == 401 and response.headers["www-authenticate"] == "Bearer"
+            assert "API key" in response.json()["error"]
+        assert client.get("/v1/models").status_code == 401
+        ok = client.post("/v1/analyze", content=clip_wav, headers={"Authorization": "Bearer second-key"})
+        assert ok.status_code == 200
+        assert client.get("/healthz").status_code == 200 and client.get("/readyz").status_code == 200
+        with client.websocket_connect("/v1/stream") as ws:
+            ws.send_json({"sample_rate": SR})
+            assert "API key" in ws.receive_json()["error"]
+    finally:
+        client.__exit__(None, None, None)
+
+
+def test_cors_is_off_unless_origins_are_given(client, clip_wav):
+    origin = {"Origin": "https://app.example.org"}
+    assert "access-control-allow-origin" not in client.post("/v1/analyze", content=clip_wav, headers=origin).headers
+    allowed = client_for(replace(CONFIG, cors_origins=("https://app.example.org",)))
+    try:
+        response = allowed.post("/v1/analyze", content=clip_wav, headers=origin)
+        assert response.headers["access-control-allow-origin"] == "https://app.example.org"
+    finally:
+        allowed.__exit__(None, None, None)
+
+
+def test_uploads_never_touch_the_disk(client, monkeypatch):
+    """A 2 MiB multipart upload: Starlette's own form parser would spool it to a temporary file."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("an upload was about to be written to disk")
+
+    for name in ("SpooledTemporaryFile", "TemporaryFile", "NamedTemporaryFile", "mkstemp"):
+        monkeypatch.setattr(tempfile, name, refuse)
+    data = wav_bytes(speech(9.0, 48000), 48000, "FLOAT")  # 1.7 MB, under the 10 s cap
+    assert len(data) > 1.5 * 2**20
+    response = client.post("/v1/analyze", files={"file": ("long.wav", data, "audio/wav")})
+    assert response.status_code == 200, response.json()
+
+
+def test_access_log_is_one_json_line_without_payloads(client, clip_wav, caplog):
+    with caplog.at_level(logging.INFO, logger="ser.serve.access"):
+        client.post("/v1/analyze?filename=secret-name.wav&segments=false", content=clip_wav)
+    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "ser.serve.access"]
+    assert len(records) == 1
+    record = records[0]
+    assert record["path"] == "/v1/analyze" and record["status"] == 200 and record["bytes_in"] == len(clip_wav)
+    assert set(record) == {"request_id", "method", "path", "status", "bytes_in", "bytes_out", "duration_ms", "client"}
+    assert "secret-name" not in caplog.text
+
+
+# --- the live stream -----------------------------------------------------------------------------------
+
+def pcm16(samples: np.ndarray) -> np.ndarray:
+    return np.clip(samples * 32767, -32768, 32767).astype("<i2")
+
+
+def test_stream_sends_readings_as_audio_arrives(client):
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_json({"sample_rate": 48000, "channels": 2})
+        stereo = np.repeat(pcm16(speech(2.0, 48000))[:, None], 2, axis=1)
+        for start in range(0, len(stereo), 960):  # 20 ms frames, as browsers send them
+            ws.send_bytes(stereo[start : start + 960].tobytes())
+        reading = ws.receive_json()
+        assert reading["type"] == "reading" and not reading["pause"]
+        assert reading["emotion"] == max(reading["probabilities"], key=reading["probabilities"].get)
+        assert isinstance(reading["uncertain"], bool) and reading["speech_s"] > 0
+        for _ in range(4):  # 4 s of silence, longer than the model's window: the next readings are pauses
+            ws.send_bytes(np.zeros((48000, 2), "<i2").tobytes())
+        while not (reading := ws.receive_json())["pause"]:
+            pass
+        assert reading["probabilities"] is None and reading["emotion"] is None
+
+
+@pytest.mark.parametrize("first, later, phrase", [
+    ("hello", None, "first message must be JSON"),
+    (json.dumps({"sample_rate": 300}), None, "not one this stream takes"),
+    (json.dumps({"sample_rate": 16000, "model": "nope"}), None, "No model 'nope'"),
+    (json.dumps({"sample_rate": 16000}), b"\x01\x02\x03", "whole 16-bit frames"),
+])
+def test_stream_refusals_are_one_json_sentence_and_a_close(client, first, later, phrase):
+    from starlette.websockets import WebSocketDisconnect
+
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_text(first)
+        if later is not None:
+            ws.send_bytes(later)
+        message = ws.receive_json()
+        assert message["type"] == "error" and phrase in message["error"]
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_json()
+        assert closed.value.code == 1008
+
+
+def test_openapi_schema_and_docs_page(client):
+    schema = client.get("/openapi.json").json()
+    assert schema == OPENAPI and schema["openapi"].startswith("3.")
+    assert {"/v1/analyze", "/v1/stream", "/v1/models", "/healthz", "/readyz"} <= set(schema["paths"])
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/v1/analyze" in page.text and "<script" not in page.text
+
+
+# --- the real command under uvicorn ------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ser_serve_under_uvicorn(tmp_path, clip_wav):
+    """`ser serve` as a user starts it: ready, one analysis, one stream, then SIGTERM stops it."""
+    from websockets.sync.client import connect
+
+    port = free_port()
+    log = (tmp_path / "serve.log").open("w+")
+    server = subprocess.Popen([sys.executable, "-m", "ser_core.cli", "serve", "--model", MODEL, "--port", str(port)],
+                              cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, Path(log.name).read_text()
+            try:
+                with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.3)
+        request = urllib.request.Request(f"{base}/v1/analyze?filename=clip.wav", data=clip_wav, method="POST",
+                                         headers={"Content-Type": "audio/wav"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            body = json.loads(response.read())
+        assert body["file"] == "clip.wav" and body["segments"]
+        with connect(f"ws://127.0.0.1:{port}/v1/stream", open_timeout=10) as ws:
+            ws.send(json.dumps({"sample_rate": SR}))
+            ws.send(pcm16(speech(2.0, SR)).tobytes())
+            reading = json.loads(ws.recv(timeout=30))
+        assert reading["type"] == "reading"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    output = Path(log.name).read_text()
+    # after its graceful shutdown, uvicorn raises the signal it caught again, so the exit says SIGTERM
+    assert server.returncode in (0, -signal.SIGTERM), output
+    assert '"event": "serving"' in output
+    assert "Traceback" not in output
+    access = [json.loads(line) for line in output.splitlines() if line.startswith('{"request_id"')]
+    assert {"/readyz", "/v1/analyze", "/v1/stream"} <= {r["path"] for r in access}

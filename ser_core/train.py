@@ -108,21 +108,23 @@ RECIPES["emo-whisper-linear-adapt"] = (WHISPER_FEATURES, dataclasses.replace(REC
                                                                              speaker_normalised=True))
 # Ten corpora in seven languages. `emo-whisper-f32`: the emo-whisper head on the float32 encoder (the
 # same embeddings on every CPU) without augmented copies (the front end brings every window to -26 dBFS,
-# and ten corpora recorded in studios, streets and on phones bring their own variety). Then each clip's
-# softmax over its corpus's classes (`-spaces`), and every corpus and speaker weighing the same
-# (`-balanced`). Kept or dropped on leave-one-language-out results (bench/results/lolo.json), never on
-# test clips.
+# and ten corpora recorded in studios, streets and on phones bring their own variety). Each variant
+# adds one method, kept or dropped on leave-one-language-out results (bench/results/lolo.json), never
+# on test clips: each clip's softmax over its corpus's classes (`-spaces`); every corpus and speaker
+# weighing the same (`-balanced`); voices read against their own mean (`-adapt`: served against a
+# voice profile, or the batch at hand, `ser predict --adapt batch`); a linear head (`-linear`); one
+# randomly perturbed copy of every training clip, as emo-whisper had (`-aug`, ser_core.augment).
 RECIPES["emo-whisper-f32"] = (WHISPER_FEATURES, dataclasses.replace(
     RECIPES["emo-whisper"][1], encoder_compute_type="float32", augmented_copies=0))
 RECIPES["emo-whisper-spaces"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1], label_spaces=True))
-RECIPES["emo-whisper-balanced"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-spaces"][1],
+RECIPES["emo-whisper-balanced"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1],
                                                                          balanced_sources=True))
-RECIPES["emo-whisper-linear-spaces"] = (WHISPER_FEATURES, dataclasses.replace(
-    RECIPES["emo-whisper-linear"][1], encoder_compute_type="float32", augmented_copies=0, label_spaces=True))
-# Trained on voices each read against their own mean; served against a voice profile, or against the
-# batch at hand (`ser predict --adapt batch`, a recording's own utterances).
-RECIPES["emo-whisper-spaces-adapt"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-spaces"][1],
-                                                                             speaker_normalised=True))
+RECIPES["emo-whisper-f32-adapt"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1],
+                                                                          speaker_normalised=True))
+RECIPES["emo-whisper-f32-aug"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1],
+                                                                        augmented_copies=1))
+RECIPES["emo-whisper-linear-f32"] = (WHISPER_FEATURES, dataclasses.replace(
+    RECIPES["emo-whisper-linear"][1], encoder_compute_type="float32", augmented_copies=0))
 
 
 def speaker_normalised(data: ClipFeatures, target: np.ndarray) -> ClipFeatures:

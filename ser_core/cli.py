@@ -11,21 +11,11 @@ from pathlib import Path
 
 from .errors import SerError
 
+from .shipped import resolve_model  # noqa: F401  (--model NAME|PATH, else SER_MODEL, else the shipped default)
+
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = Path(os.environ.get("SER_MODEL", PACKAGE_ROOT / "models" / "default"))
-DEFAULT_SPLITS = PACKAGE_ROOT / "models" / "splits"
-
-
-def resolve_model(name: str) -> Path:
-    """A model directory's path, or the name of one shipped under models/ (`emo-cnn` means the
-    speaker-protocol `emo-cnn-speaker`)."""
-    from .errors import ModelError
-
-    for candidate in (Path(name), PACKAGE_ROOT / "models" / name, PACKAGE_ROOT / "models" / f"{name}-speaker"):
-        if (candidate / "metadata.json").is_file():
-            return candidate
-    shipped = sorted(p.name for p in (PACKAGE_ROOT / "models").glob("*") if (p / "metadata.json").is_file())
-    raise ModelError(f"No model {name!r}: give a model directory or one of {', '.join(shipped)}")
+DEFAULT_SPLITS = PACKAGE_ROOT / "models" / "splits"  # training works in a checkout
+MODEL_HELP = "a shipped model's name or a model directory (default: SER_MODEL, else the shipped default)"
 
 
 def _clips(sources: list[str]):
@@ -407,7 +397,7 @@ def parser() -> argparse.ArgumentParser:
         t.set_defaults(func=func)
 
     e = sub.add_parser("evaluate", help="metrics of a model on any manifest with path,emotion")
-    e.add_argument("--model", default=str(DEFAULT_MODEL))
+    e.add_argument("--model", help=MODEL_HELP)
     e.add_argument("--manifest", required=True)
     e.add_argument("--out")
     e.add_argument("--backend", choices=("auto", "litert", "keras"), default="auto")
@@ -425,7 +415,7 @@ def parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("predict", help="emotion probabilities of audio files")
     pr.add_argument("files", nargs="+")
-    pr.add_argument("--model", default=str(DEFAULT_MODEL))
+    pr.add_argument("--model", help=MODEL_HELP)
     pr.add_argument("--backend", choices=("auto", "litert", "keras"), default="auto")
     pr.add_argument("--workers", type=int, help="processes (default: 1 for a few files, else one per core)")
     adapt = pr.add_mutually_exclusive_group()

@@ -336,8 +336,13 @@ class EncoderModel(SerModel):
         return cached - delta.astype(np.float32)[None, :]
 
 
-def load_model(directory: str | Path = "models/default", backend: str = "auto", threads: int = 1) -> SerModel:
-    """A model directory as the right class: an encoder model where its metadata names a front end."""
+def load_model(directory: str | Path | None = None, backend: str = "auto", threads: int = 1) -> SerModel:
+    """A model directory as the right class: an encoder model where its metadata names a front end.
+    `directory` may also be a shipped model's name; None means SER_MODEL, else the shipped default."""
+    from .shipped import resolve_model
+
+    if directory is None or not Path(directory).exists():
+        directory = resolve_model(directory)
     metadata_path = Path(directory) / METADATA_FILE
     if metadata_path.is_file() and "front_end" in json.loads(metadata_path.read_text()):
         return EncoderModel(directory, backend, threads)

@@ -53,7 +53,7 @@ def cpu_cores() -> int:
 class ServeConfig:
     """What `ser serve` runs with; every field is a command-line option (`add_arguments`)."""
 
-    model: str = "default"  # the model served when a request names none: a name or a directory
+    model: str | None = None  # served when a request names none: a name or a directory (None: SER_MODEL, else the shipped default)
     workers: int = field(default_factory=cpu_cores)  # analyses at once
     queue: int | None = None  # analyses waiting for a worker before 429 (default: 2 per worker)
     timeout_s: float = 60.0  # one request, from its first byte to its answer
@@ -122,8 +122,8 @@ class ModelRegistry:
     /healthz answers at once and /readyz says when it is loaded), any other shipped model on the
     first request naming it."""
 
-    def __init__(self, default: str):
-        from .cli import resolve_model
+    def __init__(self, default: str | None):
+        from .shipped import resolve_model
 
         self.default_dir = resolve_model(default).resolve()
         self.default_name = self.default_dir.name
@@ -133,12 +133,9 @@ class ModelRegistry:
 
     @staticmethod
     def shipped() -> dict[str, Path]:
-        from .cli import PACKAGE_ROOT
+        from .shipped import shipped_models
 
-        root = PACKAGE_ROOT / "models"
-        # `default` is the shipped default's alias; for a request it means the server's default
-        return {p.name: p.resolve() for p in sorted(root.glob("*"))
-                if p.name != "default" and (p / "metadata.json").is_file()}
+        return shipped_models()
 
     def names(self) -> list[str]:
         """What a request may name: the shipped models and the served default."""
@@ -646,7 +643,8 @@ def docs_page(schema: dict) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="default", help="the model served by default: a shipped name or a directory")
+    p.add_argument("--model", help="the model served when a request names none: a shipped name or a directory "
+                   "(default: SER_MODEL, else the shipped default)")
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) or 0.0.0.0 behind a proxy")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--workers", type=int, default=cpu_cores(), help="analyses at once (default: one per core)")

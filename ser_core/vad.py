@@ -1,9 +1,9 @@
 """Voice activity detection with Silero VAD: where in a recording someone speaks.
 
-The `silero-vad` package ships the model as ONNX (MIT). ser reads its 16 kHz network's weights from
-that file (checked against a pinned sha256) and runs the network in numpy: the package's own Python
-code imports torch, which ser does not install. The network hears 512 samples at 16 kHz (32 ms)
-preceded by the last 64 samples of the previous chunk: a magnitude STFT and four convolutions that
+The `silero-vad` package ships the model as ONNX (MIT); ser ships that file in ser_core/data/, reads
+its 16 kHz network's weights from it (checked against a pinned sha256) and runs the network in numpy:
+the package's own Python code imports torch, which ser does not install. The network hears 512
+samples at 16 kHz (32 ms) preceded by the last 64 samples of the previous chunk: a magnitude STFT and four convolutions that
 see only that chunk, then an LSTM cell that carries a state from chunk to chunk, then a logistic
 read-out of the speech probability. Only the LSTM is sequential, so the convolutions run over many
 chunks at once and each 32 ms step costs one small matrix product: a 3 s clip takes about 7 ms
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ MAX_STREAMS = 32  # streams per batch: bounds memory (their LSTM input gates: 32
 CONV_BLOCK = 128  # chunks per pass through the convolutions: small blocks stay in cache (fastest here)
 
 ONNX_NAME = "silero_vad.onnx"
-SILERO_VERSION = "6.2.3"  # as pinned in requirements-nodeps.txt
+SILERO_VERSION = "6.2.3"  # the silero-vad release whose data/silero_vad.onnx ser_core/data/ holds
 # silero-vad 6.2.3's data/silero_vad.onnx: a different file is refused, not silently trusted.
 ONNX_SHA256 = "1a153a22f4509e292a94e67d6f9b85e8deb25b4988682b7e174c65279d8788e3"
 # The 16 kHz network's tensors, by their PyTorch names in the ONNX graph.
@@ -89,17 +88,13 @@ DEFAULT_VAD = VadParams()
 
 
 def model_path() -> Path:
-    """silero_vad.onnx inside the installed silero-vad package. Located without importing the
-    package (its __init__ imports torch): `find_spec` of a top-level package only reads its path."""
-    spec = importlib.util.find_spec("silero_vad")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError("Voice activity detection needs the silero-vad package: "
-                         "pip install --no-deps -r requirements-nodeps.txt")
-    return Path(list(spec.submodule_search_locations)[0]) / "data" / ONNX_NAME
+    """silero_vad.onnx as ser ships it: package data (ser_core/data/, with its MIT licence), the same
+    bytes as silero-vad's. Installing silero-vad itself would pull in torch, which it declares."""
+    return Path(__file__).resolve().parent / "data" / ONNX_NAME
 
 
 def check_sha256(path: Path, expected: str = ONNX_SHA256, what: str = "voice activity model",
-                 package: str = f"silero-vad=={SILERO_VERSION}") -> bytes:
+                 package: str = "ser") -> bytes:
     """The file's bytes, once they are known to be the pinned model (`what`, shipped in `package`)."""
     if not path.is_file():
         raise ModelError(f"The {what} is missing: {path}")
@@ -111,20 +106,74 @@ def check_sha256(path: Path, expected: str = ONNX_SHA256, what: str = "voice act
     return data
 
 
+def _varint(buf: memoryview, i: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[i]
+        value |= (byte & 0x7F) << shift
+        i, shift = i + 1, shift + 7
+        if byte < 0x80:
+            return value, i
+
+
+def _fields(buf: memoryview) -> dict[int, list]:
+    """One protobuf message's fields: number → values (ints, or memoryviews of length-delimited
+    fields) in order. Enough of the wire format for the ONNX messages read below."""
+    fields: dict[int, list] = {}
+    i = 0
+    while i < len(buf):
+        key, i = _varint(buf, i)
+        wire = key & 7
+        if wire == 0:
+            value, i = _varint(buf, i)
+        elif wire in (1, 2, 5):
+            size, i = (8, i) if wire == 1 else (4, i) if wire == 5 else _varint(buf, i)
+            value, i = buf[i : i + size], i + size
+        else:
+            raise ModelError(f"The voice activity model is not an ONNX file (protobuf wire type {wire})")
+        fields.setdefault(key >> 3, []).append(value)
+    return fields
+
+
+def _text(fields: dict[int, list], number: int) -> str:
+    return bytes(fields[number][0]).decode() if number in fields else ""
+
+
+def _tensor(buf: memoryview) -> np.ndarray:
+    """An ONNX TensorProto of floats (dims: 1, data_type: 2, float_data: 4, raw_data: 9)."""
+    fields = _fields(buf)
+    dims = []
+    for value in fields.get(1, []):  # repeated int64: packed (bytes) or one varint each
+        if isinstance(value, int):
+            dims.append(value)
+        else:
+            at = 0
+            while at < len(value):
+                dim, at = _varint(value, at)
+                dims.append(dim)
+    if fields.get(2, [0])[0] != 1:
+        raise ModelError("The voice activity model holds a tensor that is not float32")
+    data = bytes(fields[9][0]) if 9 in fields else b"".join(bytes(v) for v in fields.get(4, []))
+    return np.frombuffer(data, "<f4").reshape(dims).astype(np.float32)
+
+
 def read_weights(data: bytes) -> dict[str, np.ndarray]:
     """silero_vad.onnx → its 16 kHz network's tensors. The graph's first `If` chooses the network by
-    sample rate (`sr == 16000`: then-branch); each tensor is a Constant named after its PyTorch name."""
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load_model_from_string(data).graph
-    switch = next((node for node in graph.node if node.op_type == "If"), None)
-    branch = next((a.g for a in switch.attribute if a.name == "then_branch"), None) if switch else None
+    sample rate (`sr == 16000`: then-branch); each tensor is a Constant named after its PyTorch name.
+    The protobuf is read here (ModelProto.graph: 7, GraphProto.node: 1, NodeProto.output: 2, op_type: 4,
+    attribute: 5, AttributeProto.name: 1, t: 5, g: 6) rather than with the onnx package, whose import
+    alone took 1.4 s of every cold start."""
+    model = _fields(memoryview(data))
+    graph = _fields(model[7][0]) if 7 in model else {}
+    nodes = [_fields(node) for node in graph.get(1, [])]
+    switch = next((node for node in nodes if _text(node, 4) == "If"), None)
+    attributes = [_fields(a) for a in switch.get(5, [])] if switch else []
+    branch = next((_fields(a[6][0]) for a in attributes if _text(a, 1) == "then_branch" and 6 in a), {})
     found = {}
-    for node in branch.node if branch else ():
-        name = node.output[0].rpartition("__")[2]
-        if node.op_type == "Constant" and name in WEIGHT_NAMES:
-            found[name] = numpy_helper.to_array(node.attribute[0].t).astype(np.float32)
+    for node in map(_fields, branch.get(1, [])):
+        name = _text(node, 2).rpartition("__")[2]
+        if _text(node, 4) == "Constant" and name in WEIGHT_NAMES:
+            found[name] = _tensor(_fields(node[5][0])[5][0])
     missing = [name for name in WEIGHT_NAMES if name not in found]
     if missing:
         raise ModelError(f"The voice activity model lacks {', '.join(missing)}: not Silero VAD {SILERO_VERSION}'s graph")

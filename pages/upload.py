@@ -12,6 +12,7 @@ st.markdown("Files are analysed in memory and never stored. Long recordings are 
 model = common.served_model()
 if model is not None:
     profile = common.voice_profile()
+    speakers = common.speaker_options()
     files = st.file_uploader("Audio files", type=common.UPLOAD_TYPES, accept_multiple_files=True, key="uploads")
     if files:
-        upload.uploads_view(model, files, profile)
+        upload.uploads_view(model, files, profile, speakers)

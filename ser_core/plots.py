@@ -84,18 +84,23 @@ def waveform(samples: np.ndarray, sample_rate: int, height: int = 220) -> go.Fig
 def segment_timeline(samples: np.ndarray, sample_rate: int, segments: Sequence, labels: Sequence[str],
                      height: int = 260) -> go.Figure:
     """The waveform with each speech segment as a span coloured by its top emotion (pale when the
-    model is uncertain). Hovering a span lists its probabilities; each span's `customdata` is its
-    index, so that a click on it can select the segment."""
+    model is uncertain), one lane per speaker when several spoke. Hovering a span lists its
+    probabilities; each span's `customdata` is its index, so that a click on it can select the segment."""
     times, lower, upper = waveform_envelope(samples, sample_rate)
+    speakers = list(dict.fromkeys(s.speaker for s in segments))
+    lanes = len(speakers) > 1
+    lane = 2.0 / len(speakers) if speakers else 2.0  # lanes top to bottom in order of first appearance
     fig = go.Figure()
     for label in dict.fromkeys(s.emotion for s in segments):  # one legend entry per emotion, in order of appearance
         mine = [(i, s) for i, s in enumerate(segments) if s.emotion == label]
-        hover = ["<br>".join([f"<b>{s.start_s:.1f}–{s.end_s:.1f} s</b>" + (" (uncertain)" if s.uncertain else "")]
+        hover = ["<br>".join([f"<b>{s.start_s:.1f}–{s.end_s:.1f} s</b>" + (f" {s.speaker}" if lanes else "")
+                              + (" (uncertain)" if s.uncertain else "")]
                              + [f"{k}: {v:.0%}" for k, v in sorted(s.probabilities.items(), key=lambda kv: -kv[1])])
                  for _, s in mine]
         fig.add_trace(go.Bar(
             x=[(s.start_s + s.end_s) / 2 for _, s in mine], width=[s.duration_s for _, s in mine],
-            y=[2.0] * len(mine), base=-1.0, name=label, customdata=[i for i, _ in mine], hovertext=hover,
+            y=[lane] * len(mine), base=[1.0 - lane * (1 + speakers.index(s.speaker)) for _, s in mine],
+            name=label, customdata=[i for i, _ in mine], hovertext=hover,
             hovertemplate="%{hovertext}<extra></extra>", marker_color=color(label),
             marker_opacity=[0.25 if s.uncertain else 0.55 for _, s in mine], marker_line_width=0,
         ))
@@ -103,7 +108,11 @@ def segment_timeline(samples: np.ndarray, sample_rate: int, segments: Sequence, 
         fig.add_trace(go.Scatter(x=times, y=edge, mode="lines", line=dict(width=0.6, color="#444444"),
                                  hoverinfo="skip", showlegend=False))
     fig.update_xaxes(title="time (s)", range=[0, len(samples) / sample_rate])
-    fig.update_yaxes(range=[-1, 1], showticklabels=False)
+    if lanes:
+        fig.update_yaxes(range=[-1, 1], tickvals=[1.0 - lane * (i + 0.5) for i in range(len(speakers))],
+                         ticktext=speakers)
+    else:
+        fig.update_yaxes(range=[-1, 1], showticklabels=False)
     return _layout(fig, height, barmode="overlay", bargap=0, legend=dict(orientation="h", y=-0.35),
                    clickmode="event+select")
 

@@ -51,8 +51,22 @@ class SpeakerOptions:
 DEFAULT_SPEAKERS = SpeakerOptions()
 
 
+class TopEmotion:
+    """The most probable emotion of anything with `probabilities`, and its probability."""
+
+    probabilities: Mapping[str, float]
+
+    @property
+    def emotion(self) -> str:
+        return max(self.probabilities, key=self.probabilities.get)
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.emotion]
+
+
 @dataclass(frozen=True)
-class Segment:
+class Segment(TopEmotion):
     """One stretch of speech and what the model heard in it."""
 
     start_s: float
@@ -64,14 +78,6 @@ class Segment:
     @property
     def duration_s(self) -> float:
         return self.end_s - self.start_s
-
-    @property
-    def emotion(self) -> str:
-        return max(self.probabilities, key=self.probabilities.get)
-
-    @property
-    def confidence(self) -> float:
-        return self.probabilities[self.emotion]
 
 
 def weighted_probabilities(segments: Sequence[Segment], labels: Sequence[str]) -> dict[str, float]:
@@ -90,6 +96,33 @@ def speaking_time_shares(segments: Sequence[Segment], labels: Sequence[str]) -> 
         shares[UNCERTAIN if segment.uncertain else segment.emotion] += segment.duration_s
     total = sum(shares.values())
     return {label: value / total for label, value in shares.items()} if total else shares
+
+
+@dataclass(frozen=True)
+class SpeakerSummary(TopEmotion):
+    """One speaker of a recording: how long they spoke and how."""
+
+    speaker: str
+    speech_s: float
+    share: float  # of the recording's speaking time
+    probabilities: Mapping[str, float]  # duration-weighted over their segments
+    shares: Mapping[str, float]  # their speaking time by top emotion (`speaking_time_shares`)
+    uncertain: bool
+
+
+def speaker_summaries(segments: Sequence[Segment], labels: Sequence[str], uncertain_below: float
+                      ) -> list[SpeakerSummary]:
+    """Per speaker, in order of first appearance: speaking time, share, emotion mix and summary."""
+    total = sum(s.duration_s for s in segments)
+    out = []
+    for speaker in dict.fromkeys(s.speaker for s in segments):
+        theirs = [s for s in segments if s.speaker == speaker]
+        speech_s = sum(s.duration_s for s in theirs)
+        probabilities = weighted_probabilities(theirs, labels)
+        out.append(SpeakerSummary(speaker, speech_s, speech_s / total if total else 0.0, probabilities,
+                                  speaking_time_shares(theirs, labels),
+                                  max(probabilities.values()) < uncertain_below))
+    return out
 
 
 def no_speech_error(audio: Audio) -> NoVoiceActivityError:

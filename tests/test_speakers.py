@@ -156,3 +156,24 @@ def test_cli_speaker_options(tmp_path, capsys):
     assert main(["predict", str(talk), "--json", "--speakers", "2", "--model", model]) == 0
     [per_file] = json.loads(capsys.readouterr().out)
     assert set(per_file) >= {"emotion", "confidence", "uncertain"}
+
+
+def test_the_timeline_has_a_lane_per_speaker_and_each_speaker_a_summary():
+    from ser_core import plots
+    from ser_core.segments import UNCERTAIN, Segment, speaker_summaries
+
+    labels = ("happy", "sad")
+    segments = [Segment(0.0, 2.0, {"happy": 0.9, "sad": 0.1}, False, "S1"),
+                Segment(3.0, 4.0, {"happy": 0.2, "sad": 0.8}, False, "S2"),
+                Segment(5.0, 7.0, {"happy": 0.55, "sad": 0.45}, True, "S1")]
+    figure = plots.segment_timeline(np.zeros(8 * SR, np.float32), SR, segments, labels)
+    bases = {i: base for trace in figure.data if trace.type == "bar" for i, base in zip(trace.customdata, trace.base)}
+    assert bases[0] == bases[2] > bases[1]  # S1's lane above S2's
+    assert list(figure.layout.yaxis.ticktext) == ["S1", "S2"]
+    alone = plots.segment_timeline(np.zeros(8 * SR, np.float32), SR, [segments[0]], labels)
+    assert alone.layout.yaxis.showticklabels is False  # one voice: no lanes
+    first, second = speaker_summaries(segments, labels, uncertain_below=0.5)
+    assert (first.speaker, first.speech_s, first.share) == ("S1", 4.0, pytest.approx(0.8))
+    assert first.shares == pytest.approx({"happy": 0.5, "sad": 0.0, UNCERTAIN: 0.5})
+    assert first.emotion == "happy" and first.confidence == pytest.approx(0.725) and not first.uncertain
+    assert (second.speaker, second.emotion, second.share) == ("S2", "sad", pytest.approx(0.2))

@@ -15,7 +15,7 @@ import streamlit as st
 from .. import plots
 from ..audio import DEFAULT_LIMITS
 from ..inference import Analysis, SerModel
-from ..segments import UNCERTAIN, speaking_time_shares
+from ..segments import UNCERTAIN, speaker_summaries, speaking_time_shares
 from ..profile import VoiceProfile
 from .common import Result, analyze_named, audio_mime_type, feature_name, headline, uncertainty_note
 
@@ -52,11 +52,25 @@ def timeline_csv(analysis: Analysis) -> str:
 
 def segments_table(analysis: Analysis) -> pd.DataFrame:
     return pd.DataFrame([
-        {"segment": i, "start_s": round(s.start_s, 2), "end_s": round(s.end_s, 2), "emotion": s.emotion,
+        {"segment": i, "start_s": round(s.start_s, 2), "end_s": round(s.end_s, 2), "speaker": s.speaker,
+         "emotion": s.emotion,
          "confidence": s.confidence, "uncertain": s.uncertain,
          **{label: s.probabilities[label] for label in analysis.labels}}
         for i, s in enumerate(analysis.segments, start=1)
     ])
+
+
+def speakers_table(analysis: Analysis) -> pd.DataFrame:
+    """Per speaker: speaking time and share, their own summary, and their emotion mix."""
+    rows = []
+    for summary in speaker_summaries(analysis.segments, analysis.labels, analysis.uncertain_below):
+        mix = ", ".join(f"{label} {share:.0%}" for label, share in
+                        sorted(summary.shares.items(), key=lambda kv: -kv[1]) if share >= 0.05)
+        rows.append({"speaker": summary.speaker, "speaking time (s)": round(summary.speech_s, 1),
+                     "share": f"{summary.share:.0%}",
+                     "summary": headline(summary.emotion, summary.confidence, summary.uncertain),
+                     "speaking time by emotion": mix})
+    return pd.DataFrame(rows)
 
 
 def analysis_view(model: SerModel, name: str, audio: bytes, key: str, profile: VoiceProfile | None = None) -> None:
@@ -80,19 +94,25 @@ def show_result(model: SerModel, result: Result, key: str) -> None:
         (st.info if analysis.adaptation.startswith("Adapted") else st.warning)(analysis.adaptation)
     params = model.params
 
+    speakers = len({s.speaker for s in analysis.segments or ()})
     bars, report = st.columns([3, 2])
     with bars:
-        st.subheader(headline(analysis.emotion, analysis.confidence, analysis.is_uncertain))
-        if analysis.is_uncertain:
-            st.caption(uncertainty_note(analysis.uncertain_below))
-        st.caption("Mean probability over the speech, each segment weighted by its duration; every emotion shown."
-                   if analysis.segments else "Mean probability over the analysis windows; every emotion shown.")
+        if speakers > 1:
+            # A mean over everyone in a conversation describes no one: each speaker has their own.
+            st.subheader(f"{speakers} speakers: each one's summary is below")
+            st.caption("Mean probability over everyone's speech, for reference only; every emotion shown.")
+        else:
+            st.subheader(headline(analysis.emotion, analysis.confidence, analysis.is_uncertain))
+            if analysis.is_uncertain:
+                st.caption(uncertainty_note(analysis.uncertain_below))
+            st.caption("Mean probability over the speech, each segment weighted by its duration; every emotion shown."
+                       if analysis.segments else "Mean probability over the analysis windows; every emotion shown.")
         st.plotly_chart(plots.emotion_bars(analysis.probabilities), key=f"{key}-bars")
     with report:
         st.subheader("Input quality")
         report_table = quality_report(analysis)
         st.table(pd.DataFrame({"input": list(report_table.values())}, index=list(report_table)))
-    if analysis.segments and analysis.audio.duration_s > params.window_s:
+    if analysis.segments and (analysis.audio.duration_s > params.window_s or speakers > 1):
         segment_timeline_view(result, key)
     waveform, spectrogram = st.columns(2)
     with waveform:
@@ -139,6 +159,9 @@ def segment_timeline_view(result: Result, key: str) -> None:
         audio = analysis.audio
         span = audio.samples[int(segment.start_s * audio.sample_rate):int(np.ceil(segment.end_s * audio.sample_rate))]
         st.audio(span, sample_rate=audio.sample_rate, autoplay=True)
+    if len({s.speaker for s in segments}) > 1:
+        st.markdown("**Each speaker**")
+        st.dataframe(speakers_table(analysis), hide_index=True, key=f"{key}-speakers-table")
     # A table, not an expander: Upload shows each of several files inside an expander already.
     table = segments_table(analysis)
     st.dataframe(table.style.format("{:.1%}", subset=["confidence", *analysis.labels])

@@ -15,6 +15,7 @@ from ..errors import SerError
 from ..features import FeatureParams
 from ..inference import METADATA_FILE, Analysis, SerModel, load_model
 from ..profile import VoiceProfile
+from ..segments import DEFAULT_SPEAKERS, SpeakerOptions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 # What the browser's audio player is told each upload is; a wrong type can leave it silent.
@@ -133,19 +134,35 @@ def voice_profile() -> VoiceProfile | None:
     return VoiceProfile.from_json(text) if use else None
 
 
+SPEAKER_ADAPTATION_KEY = "speaker-adaptation"
+
+
+def speaker_options() -> SpeakerOptions:
+    """The sidebar switch (drawn here: call once per page) for reading each speaker of a recording
+    against their own voice in it."""
+    adapt = st.sidebar.toggle("Adapt to each speaker's voice", value=True, key=SPEAKER_ADAPTATION_KEY,
+                              help="Read each speaker who talks long enough against their own voice in the "
+                                   "recording (your voice profile still goes to the voice nearest to it). "
+                                   "Switch off to compare with the unadapted prediction.")
+    return SpeakerOptions(adapt=adapt)
+
+
 @st.cache_data(max_entries=32, show_spinner=False)
-def _analyze_cached(content_sha256: str, model_dir: str, profile_json: str | None, _audio: bytes) -> Analysis:
-    """Keyed on the content hash, the model and the voice profile: the same recording is analysed
-    once per setting. The bytes themselves are left out of the key (leading underscore) so they are
-    not hashed twice."""
+def _analyze_cached(content_sha256: str, model_dir: str, profile_json: str | None, speaker_count: int | None,
+                    adapt_to_speakers: bool, _audio: bytes) -> Analysis:
+    """Keyed on the content hash, the model, the voice profile and the speaker options: the same
+    recording is analysed once per setting. The bytes themselves are left out of the key (leading
+    underscore) so they are not hashed twice."""
     profile = VoiceProfile.from_json(profile_json) if profile_json else None
-    return warm_model(model_dir).analyze(_audio, profile=profile)
+    return warm_model(model_dir).analyze(_audio, profile=profile,
+                                         speakers=SpeakerOptions(speaker_count, adapt_to_speakers))
 
 
-def analyze(model: SerModel, audio: bytes, profile: VoiceProfile | None = None) -> Analysis:
+def analyze(model: SerModel, audio: bytes, profile: VoiceProfile | None = None,
+            speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> Analysis:
     """Bytes (any supported format) → `Analysis` with `model` (and the voice profile); raises `SerError`."""
     return _analyze_cached(hashlib.sha256(audio).hexdigest(), str(model.directory),
-                           profile.to_json() if profile else None, audio)
+                           profile.to_json() if profile else None, speakers.count, speakers.adapt, audio)
 
 
 @dataclass(frozen=True)
@@ -158,9 +175,10 @@ class Result:
     error: str | None
 
 
-def analyze_named(model: SerModel, name: str, audio: bytes, profile: VoiceProfile | None = None) -> Result:
+def analyze_named(model: SerModel, name: str, audio: bytes, profile: VoiceProfile | None = None,
+                  speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> Result:
     try:
-        return Result(name, audio, analyze(model, audio, profile), None)
+        return Result(name, audio, analyze(model, audio, profile, speakers), None)
     except SerError as error:
         return Result(name, audio, None, str(error))
 

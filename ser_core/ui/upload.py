@@ -14,6 +14,7 @@ import streamlit as st
 from ..inference import SerModel
 from .analysis import show_result
 from ..profile import VoiceProfile
+from ..segments import DEFAULT_SPEAKERS, SpeakerOptions, speaker_summaries
 from .common import Result, analyze_named
 
 
@@ -32,10 +33,18 @@ def result_record(result: Result) -> dict:
         "channels": analysis.audio.channels,
         "probabilities": {label: round(p, 6) for label, p in analysis.probabilities.items()},
         "segments": [
-            {"start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "emotion": s.emotion,
-             "uncertain": s.uncertain, "probabilities": {k: round(v, 6) for k, v in s.probabilities.items()}}
+            {"start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "speaker": s.speaker, "emotion": s.emotion,
+             "confidence": round(s.confidence, 6), "uncertain": s.uncertain,
+             "probabilities": {k: round(v, 6) for k, v in s.probabilities.items()}}
             for s in analysis.segments or ()
         ],
+        "speakers": [
+            {"speaker": summary.speaker, "speech_s": round(summary.speech_s, 3), "share": round(summary.share, 6),
+             "emotion": summary.emotion, "confidence": round(summary.confidence, 6), "uncertain": summary.uncertain,
+             "speaking_time_by_emotion": {k: round(v, 6) for k, v in summary.shares.items()}}
+            for summary in speaker_summaries(analysis.segments or (), analysis.labels, analysis.uncertain_below)
+        ],
+        "adaptation": analysis.adaptation,
         "windows": [
             {"start_s": round(float(start), 3), "probabilities": dict(zip(analysis.labels, np.round(row, 6).tolist()))}
             for start, row in zip(analysis.window_times_s, analysis.window_probabilities)
@@ -49,14 +58,14 @@ def summary_rows(results: Sequence[Result], labels: Sequence[str]) -> list[dict]
     rows = []
     for result in results:
         row = {"file": result.name, "emotion": None, "confidence": None, "uncertain": None, "duration_s": None,
-               "speech_s": None, "segments": None}
+               "speech_s": None, "segments": None, "speakers": None}
         if result.analysis is not None:
             analysis = result.analysis
             row.update(emotion=analysis.emotion, confidence=round(analysis.confidence, 4),
                        uncertain=analysis.is_uncertain, duration_s=round(analysis.audio.duration_s, 2))
             if analysis.segments is not None:
                 row.update(speech_s=round(sum(s.duration_s for s in analysis.segments), 2),
-                           segments=len(analysis.segments))
+                           segments=len(analysis.segments), speakers=len({s.speaker for s in analysis.segments}))
             row.update({label: round(p, 4) for label, p in analysis.probabilities.items()})
         else:
             row.update({label: None for label in labels})
@@ -73,14 +82,15 @@ def rows_csv(rows: Sequence[dict]) -> str:
     return out.getvalue()
 
 
-def uploads_view(model: SerModel, files: Sequence, profile: VoiceProfile | None = None) -> None:
-    """Uploaded files: analyse each (relative to the voice `profile`, if any); a summary table when
-    several, downloads, then each file's view."""
+def uploads_view(model: SerModel, files: Sequence, profile: VoiceProfile | None = None,
+                 speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> None:
+    """Uploaded files: analyse each (relative to the voice `profile`, if any, and to each speaker's
+    own voice as `speakers` says); a summary table when several, downloads, then each file's view."""
     results = []
     with st.status(f"Analysing {len(files)} file(s)…") as status:
         for number, file in enumerate(files, start=1):
             status.update(label=f"Analysing {file.name} ({number} of {len(files)})…")
-            results.append(analyze_named(model, file.name, file.getvalue(), profile))
+            results.append(analyze_named(model, file.name, file.getvalue(), profile, speakers))
         failed = sum(result.error is not None for result in results)
         status.update(label=f"Analysed {len(files) - failed} of {len(files)} file(s)",
                       state="error" if failed == len(files) else "complete")

@@ -676,8 +676,12 @@ def config_from_args(args) -> ServeConfig:
 
 
 def cmd_serve(args) -> int:
-    import uvicorn
-
+    try:
+        import python_multipart  # noqa: F401
+        import starlette  # noqa: F401
+        import uvicorn
+    except ImportError:
+        raise ConfigError("ser serve needs its extra: pip install 'ser[serve]'.") from None
     config = config_from_args(args)
     registry = ModelRegistry(config.model)  # an unknown model fails here, before the port is opened
     logging.basicConfig(level=logging.INFO, format="%(message)s")

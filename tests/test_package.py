@@ -1,0 +1,129 @@
+"""ser as a package: the one rule that finds a model, the VAD weights read without onnx, and the
+wheel installed into a fresh venv without TensorFlow, used from another directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import ROOT, speech, wav_bytes  # noqa: E402
+
+from ser_core.errors import ModelError  # noqa: E402
+from ser_core.shipped import MODELS_ROOT, resolve_model, shipped_models  # noqa: E402
+
+OFFLINE_SIGNS = ("No matching distribution", "Could not find a version", "NewConnectionError", "Network is unreachable",
+                 "Temporary failure in name resolution", "ProxyError")
+
+
+# --- one rule for finding a model ----------------------------------------------------------------
+
+def test_the_rule_is_name_or_path_then_ser_model_then_the_default(tmp_path, monkeypatch):
+    monkeypatch.delenv("SER_MODEL", raising=False)
+    monkeypatch.chdir(tmp_path)  # nothing depends on the current directory
+    assert resolve_model() == (MODELS_ROOT / "default").resolve()
+    assert resolve_model("emo-cnn") == MODELS_ROOT / "emo-cnn-speaker"
+    assert resolve_model(MODELS_ROOT / "seed-cnn-random") == MODELS_ROOT / "seed-cnn-random"
+    monkeypatch.setenv("SER_MODEL", "seed-cnn")
+    assert resolve_model() == MODELS_ROOT / "seed-cnn-speaker"
+    assert resolve_model("emo-cnn-random") == MODELS_ROOT / "emo-cnn-random"  # an explicit name wins
+    monkeypatch.setenv("SER_MODEL", str(MODELS_ROOT / "emo-tdnn-speaker"))
+    assert resolve_model() == MODELS_ROOT / "emo-tdnn-speaker"
+    monkeypatch.setenv("SER_MODEL", "no-such-model")
+    with pytest.raises(ModelError, match="No model 'no-such-model'"):
+        resolve_model()
+    assert "default" not in shipped_models() and "emo-whisper-speaker" in shipped_models()
+
+
+def test_load_model_follows_the_rule(monkeypatch):
+    import ser_core
+
+    monkeypatch.setenv("SER_MODEL", "seed-cnn")
+    assert ser_core.load_model().directory == MODELS_ROOT / "seed-cnn-speaker"
+    assert ser_core.load_model("emo-cnn-random").directory == MODELS_ROOT / "emo-cnn-random"
+
+
+# --- Silero VAD without onnx -------------------------------------------------------------------------
+
+def test_the_vad_weights_are_read_without_onnx_and_equal_onnx_s_reading():
+    code = ("import sys; from ser_core.vad import SileroVad; SileroVad(); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'torch', 'silero_vad')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    from ser_core.vad import WEIGHT_NAMES, check_sha256, model_path, read_weights
+
+    data = check_sha256(model_path())
+    graph = onnx.load_model_from_string(data).graph
+    switch = next(node for node in graph.node if node.op_type == "If")
+    branch = next(a.g for a in switch.attribute if a.name == "then_branch")
+    reference = {node.output[0].rpartition("__")[2]: numpy_helper.to_array(node.attribute[0].t)
+                 for node in branch.node if node.op_type == "Constant"}
+    ours = read_weights(data)
+    assert set(ours) == set(WEIGHT_NAMES)
+    for name in WEIGHT_NAMES:
+        assert ours[name].dtype == np.float32 and np.array_equal(ours[name], reference[name]), name
+
+
+def test_a_file_that_is_not_onnx_is_refused_with_a_sentence():
+    from ser_core.vad import read_weights
+
+    for data in (b"", b"\x07" * 64, b"\x0a\x05hello"):
+        with pytest.raises(ModelError):
+            read_weights(data)
+
+
+# --- the wheel in a fresh venv -----------------------------------------------------------------------
+
+def run(command: list[str], cwd: Path, timeout: int = 300, **env) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SER_MODEL", "VIRTUAL_ENV")}
+    return subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**clean, **env})
+
+
+@pytest.mark.package
+def test_the_wheel_installs_without_tensorflow_and_predicts_from_any_directory(tmp_path):
+    """Build the wheel, `pip install` it into an empty venv (pip reuses the wheels it downloaded for
+    the checkout's venv), then `ser predict` and the Python API from a directory outside the checkout."""
+    built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
+                 str(ROOT)], tmp_path)
+    assert built.returncode == 0, built.stdout + built.stderr
+    wheel = next((tmp_path / "dist").glob("ser-*.whl"))
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path).check_returncode()
+    python = venv / "bin" / "python"
+    installed = run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", str(wheel)], tmp_path,
+                    timeout=600)
+    if installed.returncode != 0 and any(sign in installed.stderr for sign in OFFLINE_SIGNS):
+        pytest.skip(f"pip could reach neither PyPI nor a cache holding the pinned wheels: {installed.stderr[-300:]}")
+    assert installed.returncode == 0, installed.stderr
+    listed = run([sys.executable, "-m", "pip", "--python", str(python), "list", "--format=json"], tmp_path)
+    names = {p["name"].lower() for p in json.loads(listed.stdout)}
+    assert not names & {"tensorflow", "tensorflow-cpu", "keras", "torch", "streamlit", "plotly"}, names
+
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    (work / "clip.wav").write_bytes(wav_bytes(speech(3.0, 16000), 16000))
+    predicted = run([str(venv / "bin" / "ser"), "predict", "clip.wav", "--json", "--segments"], work)
+    assert predicted.returncode == 0, predicted.stderr
+    rows = json.loads(predicted.stdout)
+    assert rows and rows[0]["file"] == "clip.wav" and abs(sum(rows[0]["probabilities"].values()) - 1) < 1e-3
+
+    api = ("import json, ser_core; m = ser_core.load_model(); "
+           "print(json.dumps({'dir': str(m.directory), 'p': m.predict('clip.wav')}))")
+    out = run([str(python), "-c", api], work, SER_MODEL="seed-cnn")
+    assert out.returncode == 0, out.stderr
+    answer = json.loads(out.stdout)
+    assert answer["dir"].startswith(str(venv)) and answer["dir"].endswith("seed-cnn-speaker")
+    assert abs(sum(answer["p"].values()) - 1) < 1e-3
+
+    serve = run([str(venv / "bin" / "ser"), "serve"], work)  # the base install has no HTTP server
+    assert serve.returncode == 2 and serve.stderr.strip() == "ser: ser serve needs its extra: pip install 'ser[serve]'."

@@ -393,8 +393,13 @@ def speaker_section(model, vad, parts, params: VadParams) -> dict:
         adaptation_grid.append({"min_speech_s": min_speech_s, "uar": scores["uar"],
                                 **{k: v for k, v in scores.items() if k.startswith("uar_")}})
         print(adaptation_grid[-1], flush=True)
-    min_speech_s = max(adaptation_grid, key=lambda g: (round(g["uar"], 3), -g["min_speech_s"]))["min_speech_s"]
-    print("chosen distance", distance, "min speech", min_speech_s, flush=True)
+    # The threshold used when adaptation is on: the best finite one; on by default only if it beats
+    # never adapting on validation.
+    best = max((g for g in adaptation_grid if np.isfinite(g["min_speech_s"])), key=lambda g: (round(g["uar"], 3),
+                                                                                           -g["min_speech_s"]))
+    never = next(g for g in adaptation_grid if not np.isfinite(g["min_speech_s"]))
+    min_speech_s, on_by_default = best["min_speech_s"], round(best["uar"], 3) > round(never["uar"], 3)
+    print("chosen distance", distance, "min speech", min_speech_s, "on by default", on_by_default, flush=True)
 
     test = conversation_material(model, vad, parts["test"], "test", 12, params)
     plain = read_conversations(model, test, distance, float("inf"))
@@ -405,7 +410,8 @@ def speaker_section(model, vad, parts, params: VadParams) -> dict:
                                m["truth"]) for m in test]
     return {
         "validation": {"conversations": len(val), "distance_grid": distance_grid, "distance": distance,
-                       "adaptation_grid": adaptation_grid, "min_speaker_speech_s": min_speech_s},
+                       "adaptation_grid": adaptation_grid, "min_speaker_speech_s": min_speech_s,
+                       "adaptation_on_by_default": on_by_default},
         "test": {"conversations": len(test), "turns": len(true),
                  "corpora": sorted({m["corpus"] for m in test}),
                  "attribution": summarise_attribution(plain["attribution"]),
@@ -595,7 +601,7 @@ def markdown(r: dict) -> str:
         "",
         f"Cost per hour of audio: VAD + segmentation {c['vad_and_segmentation_s']:.1f} s; speaker embeddings + "
         f"clustering {c['speaker_embeddings_and_clustering_s']:.1f} s ({c['utterances_in_the_hour']} utterances); "
-        f"whole analysis by utterance (speakers and their adaptation included) {c['analysis_by_utterance_s']:.1f} s, "
+        f"whole analysis by utterance (speakers found) {c['analysis_by_utterance_s']:.1f} s, "
         f"by fixed windows {c['analysis_fixed_windows_s']:.1f} s."
         + (f" {c['note']}" if "note" in c else ""),
         "",
@@ -649,10 +655,11 @@ def conversation_markdown(conversations: dict) -> list[str]:
               + ", ".join(f"{pct(a)} → {pct(b)}" for a, b in zip(t["single_speaker_uar_unadapted"],
                                                                 t["single_speaker_uar_adapted"])) + ".",
               "",
-              f"Chosen on validation: clustering cut at cosine distance {v['distance']} (grid "
-              f"{', '.join(str(g['distance']) for g in v['distance_grid'])}); a speaker is read against their own voice "
-              f"from {v['min_speaker_speech_s']} s of speech (grid "
-              f"{', '.join(str(g['min_speech_s']) for g in v['adaptation_grid'])}).", ""]
+              f"Chosen on validation: clustering cut at cosine distance {v['distance']} (attribution "
+              + ", ".join(f"{g['distance']}: {pct(g['accuracy'])}" for g in v["distance_grid"]) + "); with adaptation "
+              f"on, a speaker is read against their own voice from {v['min_speaker_speech_s']} s of speech (per-turn "
+              "UAR " + ", ".join(f"from {g['min_speech_s']} s: {pct(g['uar'])}" for g in v["adaptation_grid"])
+              + f"); adaptation {'on' if v['adaptation_on_by_default'] else 'off'} by default.", ""]
     return lines
 
 

@@ -35,9 +35,11 @@ if TYPE_CHECKING:
 UNCERTAIN = "uncertain"  # the share of speaking time whose segments named no emotion
 CONTEXT_MAX_DBFS = -45.0  # around a short segment, louder 50 ms frames are silenced (-35: 75.2 vs 76.2)
 CONTEXT_FRAME_S = 0.05
-# A speaker who spoke at least this long in a recording is read against their own voice there.
-# Chosen on validation speakers' synthetic conversations (bench/segments.py, adaptation grid).
-MIN_SPEAKER_SPEECH_S = 20.0
+# With speaker adaptation on, a speaker who spoke at least this long in a recording is read against
+# their own voice there. Chosen on validation speakers' synthetic conversations (bench/segments.py,
+# adaptation grid: per-turn UAR 66.7 from 5 s, 66.8 from 10 s, 65.3 from 20 s, and 69.2 never, which
+# is why adaptation is off by default: where voices are told apart wrongly, a profile mixes them).
+MIN_SPEAKER_SPEECH_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,9 @@ class SpeakerOptions:
     """How the voices in a recording are used."""
 
     count: int | None = None  # how many speakers there are, when the user knows (else found by clustering)
-    adapt: bool = True  # each speaker with enough speech read against their own voice in the recording
+    # Each speaker with enough speech read against their own voice in the recording: off by default,
+    # as validation conversations chose (see `MIN_SPEAKER_SPEECH_S`).
+    adapt: bool = False
 
 
 DEFAULT_SPEAKERS = SpeakerOptions()

@@ -40,7 +40,7 @@ MAX_PARTIALS = 4  # per utterance: bounds the cost of long speech; four 1.6 s lo
 HIDDEN, LAYERS = 256, 3
 TARGET_DBFS = -30.0  # quieter utterances are raised to this level first, as Resemblyzer does
 # Chosen on validation speakers' synthetic conversations (bench/segments.py, speaker grid).
-CLUSTER_DISTANCE = 0.35
+CLUSTER_DISTANCE = 0.4
 
 RESEMBLYZER_VERSION = "0.1.4"  # as pinned in requirements-nodeps.txt
 WEIGHTS_NAME = "pretrained.pt"

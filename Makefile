@@ -16,7 +16,7 @@ $(VENV)/.installed: $(BIN)/python requirements.txt requirements-nodeps.txt pypro
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-ray.txt
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt requirements-train.txt requirements-ray.txt
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@
 

@@ -49,6 +49,34 @@ def test_load_model_follows_the_rule(monkeypatch):
     assert ser_core.load_model("emo-cnn-random").directory == MODELS_ROOT / "emo-cnn-random"
 
 
+# --- requirements*.txt are locks of pyproject's pins ------------------------------------------------
+
+def pins(lines) -> dict[str, str]:
+    """name → the whole requirement (version and marker), for `name==version` lines."""
+    out = {}
+    for line in lines:
+        requirement = line.split(" #")[0].strip()
+        if "==" in requirement and not requirement.startswith(("#", "-r")):
+            out[requirement.split("==")[0].strip().lower()] = requirement.replace(" ", "")
+    return out
+
+
+def test_requirements_files_pin_what_pyproject_pins():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = pins(project["dependencies"])
+    for extra, requirements in project["optional-dependencies"].items():
+        declared.update(pins(r for r in requirements if not r.startswith("ser[")))
+    locked = {}
+    for name in ("requirements.txt", "requirements-train.txt", "requirements-ray.txt", "requirements-dev.txt"):
+        locked.update(pins((ROOT / name).read_text().splitlines()))
+    assert locked == declared
+    runtime = pins((ROOT / "requirements.txt").read_text().splitlines())
+    assert set(pins(project["dependencies"])) <= set(runtime)
+    assert not {"tensorflow-cpu", "keras", "scikit-learn", "matplotlib", "onnx"} & set(runtime)
+
+
 # --- Silero VAD without onnx -------------------------------------------------------------------------
 
 def test_the_vad_weights_are_read_without_onnx_and_equal_onnx_s_reading():

@@ -207,13 +207,17 @@ def segment_piece(samples: np.ndarray, params: FeatureParams, spans: Sequence[tu
 def name_speakers(audios: Sequence[Audio], spans: Sequence[Sequence[tuple[float, float]]],
                   options: SpeakerOptions = DEFAULT_SPEAKERS) -> list[list[str]]:
     """Per recording, who spoke each segment ("S1", … by first appearance; `ser_core.speakers`). A
-    recording of one segment, or one the user says holds one voice, is not embedded at all."""
-    from .speakers import speakers_of
+    recording of one segment, or one the user says holds one voice, is not embedded at all. Without
+    the speaker encoder's package (an install from the wheel alone: it is installed with --no-deps),
+    voices are not told apart (speaker "") unless the user asked for a number of speakers."""
+    from .speakers import encoder_installed, speakers_of
 
     names = []
     for audio, clip in zip(audios, spans):
         if len(clip) <= 1 or options.count == 1:
             names.append(["S1"] * len(clip))
+        elif options.count is None and not encoder_installed():
+            names.append([""] * len(clip))
         else:
             names.append(speakers_of(audio.samples, audio.sample_rate, clip, options.count))
     return names

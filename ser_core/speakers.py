@@ -51,6 +51,10 @@ STORAGE_DTYPES = {"FloatStorage": np.float32, "DoubleStorage": np.float64, "Long
                   "IntStorage": np.int32, "HalfStorage": np.float16}
 
 
+def encoder_installed() -> bool:
+    return importlib.util.find_spec("resemblyzer") is not None
+
+
 def weights_path() -> Path:
     """pretrained.pt inside the installed resemblyzer package, found without importing it (its
     __init__ imports torch)."""

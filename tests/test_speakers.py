@@ -177,3 +177,17 @@ def test_the_timeline_has_a_lane_per_speaker_and_each_speaker_a_summary():
     assert first.shares == pytest.approx({"happy": 0.5, "sad": 0.0, UNCERTAIN: 0.5})
     assert first.emotion == "happy" and first.confidence == pytest.approx(0.725) and not first.uncertain
     assert (second.speaker, second.emotion, second.share) == ("S2", "sad", pytest.approx(0.2))
+
+
+def test_without_the_encoder_package_voices_are_not_told_apart(monkeypatch):
+    """A wheel install lacks the --no-deps package: segments get no speaker, the analysis goes on."""
+    import ser_core.speakers
+    from ser_core.audio import to_mono_float32
+    from ser_core.segments import SpeakerOptions, name_speakers
+
+    monkeypatch.setattr(ser_core.speakers, "encoder_installed", lambda: False)
+    audio = to_mono_float32(np.concatenate([speech(2.0, seed=1), np.zeros(SR, np.float32), speech(2.0, seed=2)]),
+                            SR, SR)
+    spans = [[(0.0, 2.0), (3.0, 5.0)]]
+    assert name_speakers([audio], spans) == [["", ""]]
+    assert name_speakers([audio], spans, SpeakerOptions(count=1)) == [["S1", "S1"]]

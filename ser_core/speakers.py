@@ -37,6 +37,7 @@ SAMPLE_RATE = 16000
 N_FFT, HOP, N_MELS = 400, 160, 40  # 25 ms windows every 10 ms, 40 mel bands (the network's training)
 PARTIAL_FRAMES = 160  # 1.6 s
 MAX_PARTIALS = 4  # per utterance: bounds the cost of long speech; four 1.6 s looks describe a voice
+PARTIAL_BATCH = 256  # partials through the LSTM at once: bounds memory (its input gates: 256 × 160 × 1,024 floats)
 HIDDEN, LAYERS = 256, 3
 TARGET_DBFS = -30.0  # quieter utterances are raised to this level first, as Resemblyzer does
 # Chosen on validation speakers' synthetic conversations (bench/segments.py, speaker grid).
@@ -206,7 +207,9 @@ class SpeakerEncoder:
                 owner.append(index)
         if not partials:
             return np.zeros((0, HIDDEN), np.float32)
-        prints = self._run(np.stack(partials), np.array(lengths))
+        partials, lengths = np.stack(partials), np.array(lengths)
+        prints = np.concatenate([self._run(partials[i : i + PARTIAL_BATCH], lengths[i : i + PARTIAL_BATCH])
+                                 for i in range(0, len(partials), PARTIAL_BATCH)])
         owner = np.array(owner)
         means = np.stack([prints[owner == i].mean(axis=0) for i in range(len(utterances))])
         return means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)

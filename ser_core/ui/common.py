@@ -11,11 +11,12 @@ from pathlib import Path
 
 import streamlit as st
 
-from ..errors import SerError
+from ..errors import ModelError, SerError
 from ..features import FeatureParams
 from ..inference import METADATA_FILE, Analysis, SerModel, load_model
 from ..profile import VoiceProfile
 from ..segments import DEFAULT_SPEAKERS, SpeakerOptions
+from ..shipped import MODELS_ROOT, resolve_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 # What the browser's audio player is told each upload is; a wrong type can leave it silent.
@@ -38,13 +39,17 @@ def resolve_model_dir(path: Path) -> Path:
 
 
 def model_directory() -> Path:
-    """SER_MODEL if set (as the CLI reads it), else models/default in the repository."""
-    return Path(os.environ.get("SER_MODEL", REPO_ROOT / "models" / "default"))
+    """The default model by the rule of every entry point (`ser_core.shipped`: SER_MODEL as a name or
+    a directory, else the shipped default); where none is found, the path looked at, for the page to say so."""
+    try:
+        return resolve_model()
+    except ModelError:
+        return Path(os.environ.get("SER_MODEL") or MODELS_ROOT / "default")
 
 
 def models_root() -> Path:
-    """Where the pages look for model directories: SER_MODELS_DIR or models/."""
-    return Path(os.environ.get("SER_MODELS_DIR", REPO_ROOT / "models"))
+    """Where the pages look for model directories: SER_MODELS_DIR, else the shipped models."""
+    return Path(os.environ.get("SER_MODELS_DIR", MODELS_ROOT))
 
 
 def model_directories(required_file: str) -> list[Path]:

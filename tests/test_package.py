@@ -145,6 +145,16 @@ def test_the_wheel_installs_without_tensorflow_and_predicts_from_any_directory(t
     rows = json.loads(predicted.stdout)
     assert rows and rows[0]["file"] == "clip.wav" and abs(sum(rows[0]["probabilities"].values()) - 1) < 1e-3
 
+    # Several utterances: without the speaker encoder's --no-deps package, voices are not told apart
+    # (speaker ""), and every utterance still gets its emotion.
+    pause = np.zeros(32000, np.float32)
+    talk = np.concatenate([speech(2.5, 16000, seed=1), pause, speech(2.5, 16000, f0=220, seed=2), pause,
+                           speech(2.5, 16000, seed=3)])
+    (work / "talk.wav").write_bytes(wav_bytes(talk, 16000))
+    segmented = run([str(venv / "bin" / "ser"), "predict", "talk.wav", "--json", "--segments"], work)
+    assert segmented.returncode == 0, segmented.stderr
+    assert len(json.loads(segmented.stdout)) >= 2
+
     api = ("import json, ser_core; m = ser_core.load_model(); "
            "print(json.dumps({'dir': str(m.directory), 'p': m.predict('clip.wav')}))")
     out = run([str(python), "-c", api], work, SER_MODEL="seed-cnn")

@@ -139,21 +139,51 @@ def import_librosa(module: str):
     return importlib.import_module("librosa")
 
 
+# The window and the filterbank are librosa's (0.11), computed here in numpy: importing librosa (and
+# numba under it) took a second of every cold start. tests/test_package.py checks them bit for bit.
 @functools.lru_cache(maxsize=8)
 def _fft_window(n_fft: int, win_length: int) -> np.ndarray:
     """librosa.stft's analysis window: periodic Hann of win_length, zero-padded to n_fft, centred."""
-    librosa = import_librosa("librosa.filters")
+    import scipy.signal
 
-    return librosa.util.pad_center(librosa.filters.get_window("hann", win_length, fftbins=True), size=n_fft).astype(np.float32)
+    window = np.zeros(n_fft)
+    start = (n_fft - win_length) // 2
+    window[start : start + win_length] = scipy.signal.get_window("hann", win_length, fftbins=True)
+    return window.astype(np.float32)
+
+
+_SLANEY_HZ_PER_MEL, _SLANEY_LOG_HZ = 200.0 / 3, 1000.0  # linear below 1 kHz, logarithmic above
+_SLANEY_LOG_MEL, _SLANEY_LOG_STEP = _SLANEY_LOG_HZ / _SLANEY_HZ_PER_MEL, np.log(6.4) / 27.0
+
+
+def _hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """librosa.hz_to_mel (Slaney's scale, htk=False)."""
+    hz = np.asarray(hz, dtype=np.float64)
+    above = _SLANEY_LOG_MEL + np.log(np.maximum(hz, _SLANEY_LOG_HZ) / _SLANEY_LOG_HZ) / _SLANEY_LOG_STEP
+    return np.where(hz >= _SLANEY_LOG_HZ, above, hz / _SLANEY_HZ_PER_MEL)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    """librosa.mel_to_hz (Slaney's scale, htk=False)."""
+    mel = np.asarray(mel, dtype=np.float64)
+    above = _SLANEY_LOG_HZ * np.exp(_SLANEY_LOG_STEP * (mel - _SLANEY_LOG_MEL))
+    return np.where(mel >= _SLANEY_LOG_MEL, above, _SLANEY_HZ_PER_MEL * mel)
 
 
 @functools.lru_cache(maxsize=8)
 def _mel_basis(params: FeatureParams) -> np.ndarray:
-    """Building the filterbank costs more than applying it: build it once per parameter set."""
-    librosa = import_librosa("librosa.filters")
-
-    return librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels,
-                               fmin=params.fmin, fmax=params.fmax)
+    """librosa.filters.mel (Slaney-normalised triangles), built once per parameter set: building the
+    filterbank costs more than applying it."""
+    frequencies = np.fft.rfftfreq(n=params.n_fft, d=1.0 / params.sample_rate)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(params.fmin), _hz_to_mel(params.fmax), params.n_mels + 2))
+    widths = np.diff(edges)
+    ramps = np.subtract.outer(edges, frequencies)
+    weights = np.zeros((params.n_mels, len(frequencies)), dtype=np.float32)
+    for band in range(params.n_mels):
+        rising, falling = -ramps[band] / widths[band], ramps[band + 2] / widths[band + 1]
+        weights[band] = np.maximum(0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges[2 : params.n_mels + 2] - edges[: params.n_mels]))[:, None]
+    return weights
 
 
 @functools.lru_cache(maxsize=8)

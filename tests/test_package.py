@@ -110,6 +110,32 @@ def test_a_file_that_is_not_onnx_is_refused_with_a_sentence():
             read_weights(data)
 
 
+# --- features without librosa --------------------------------------------------------------------------
+
+def test_the_window_and_filterbank_are_librosa_s_bit_for_bit():
+    """Every shipped model's feature parameters, and a few others, against librosa itself."""
+    librosa = pytest.importorskip("librosa")
+    from ser_core.features import FeatureParams, _fft_window, _mel_basis
+
+    params = [FeatureParams.from_dict(json.loads(path.read_text())["feature_params"])
+              for path in MODELS_ROOT.glob("*/metadata.json")]
+    params += [FeatureParams(n_fft=2048, win_length=1500, n_mels=40, fmin=133.0, fmax=6855.0, sample_rate=22050)]
+    for p in params:
+        mel = librosa.filters.mel(sr=p.sample_rate, n_fft=p.n_fft, n_mels=p.n_mels, fmin=p.fmin, fmax=p.fmax)
+        window = librosa.util.pad_center(librosa.filters.get_window("hann", p.win_length, fftbins=True), size=p.n_fft)
+        assert np.array_equal(_mel_basis(p), mel) and _mel_basis(p).dtype == mel.dtype, p
+        assert np.array_equal(_fft_window(p.n_fft, p.win_length), window.astype(np.float32)), p
+
+
+def test_predicting_imports_neither_librosa_nor_numba():
+    code = ("import sys; from ser_core.inference import load_model; from ser_core.signals import speech; "
+            "load_model('seed-cnn').predict(speech(3.0), sr=16000); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'librosa', 'numba', 'onnx', 'tensorflow', 'keras'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
 # --- the wheel in a fresh venv -----------------------------------------------------------------------
 
 def run(command: list[str], cwd: Path, timeout: int = 300, **env) -> subprocess.CompletedProcess:

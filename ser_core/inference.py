@@ -185,9 +185,9 @@ class SerModel:
         return self.predict_inputs(self.prepare(features))
 
     def warm_up(self) -> None:
-        """One dummy window through feature extraction and the network: librosa's first call loads and
-        compiles its code (2 s here) and the first forward pass sets the network up. A server pays for
-        both when it loads the model, not on a user's first clip or first live reading."""
+        """One dummy window through feature extraction and the network: the first call builds the
+        filterbank and the first forward pass sets the network up. A server pays for both when it
+        loads the model, not on a user's first clip or first live reading."""
         _, features = extract(np.zeros(self.params.window_samples, dtype=np.float32), self.params)
         self.predict_features(features)
 

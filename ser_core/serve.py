@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AudioLimits
-from .errors import AudioError, AudioTooLargeError, AudioTooLongError, ConfigError, ModelError, SerError
+from .errors import AudioTooLargeError, AudioTooLongError, ConfigError, ModelError, SerError
 
 logger = logging.getLogger("ser.serve")
 access_logger = logging.getLogger("ser.serve.access")
@@ -53,7 +53,7 @@ def cpu_cores() -> int:
 class ServeConfig:
     """What `ser serve` runs with; every field is a command-line option (`add_arguments`)."""
 
-    model: str | None = None  # served when a request names none: a name or a directory (None: SER_MODEL, else the shipped default)
+    model: str | None = None  # served when a request names none, a name or a directory; None: the rule's default
     workers: int = field(default_factory=cpu_cores)  # analyses at once
     queue: int | None = None  # analyses waiting for a worker before 429 (default: 2 per worker)
     timeout_s: float = 60.0  # one request, from its first byte to its answer
@@ -472,7 +472,8 @@ class AccessLog:
 
 def reading_json(reading) -> dict:
     level = reading.level_dbfs
-    return {"type": "reading", "time_s": round(reading.time_s, 3), "level_dbfs": round(level, 1) if math.isfinite(level) else None,
+    return {"type": "reading", "time_s": round(reading.time_s, 3),
+            "level_dbfs": round(level, 1) if math.isfinite(level) else None,
             "pause": reading.pause, "emotion": reading.emotion,
             "confidence": None if reading.pause else round(reading.confidence, 6), "uncertain": reading.uncertain,
             "speech_s": round(reading.speech_s, 3),
@@ -576,7 +577,8 @@ OPENAPI = {
                                        "description": "Only when the server runs with --api-key-file."}},
         "schemas": {
             "Error": {"type": "object", "required": ["error", "status", "request_id"],
-                      "properties": {"error": {"type": "string", "description": "One sentence for the person who sent the audio"},
+                      "properties": {"error": {"type": "string",
+                                               "description": "One sentence for the person who sent the audio"},
                                      "status": {"type": "integer"}, "request_id": {"type": "string"}}},
             "Segment": {"type": "object", "description": "One row of `ser predict --json --segments`",
                         "properties": {"file": {"type": "string"}, "segment": {"type": "integer"},
@@ -603,18 +605,23 @@ OPENAPI = {
                 {"name": "filename", "in": "query", "schema": {"type": "string"},
                  "description": "the name echoed in `file` for a raw body"}],
             "requestBody": {"required": True, "content": {
-                "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}}}},
+                "multipart/form-data": {"schema": {"type": "object",
+                                                   "properties": {"file": {"type": "string", "format": "binary"}}}},
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
-            "responses": {"200": {"description": "The analysis", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Analysis"}}}},
-                          "401": _ERROR, "404": _ERROR, "413": _ERROR, "422": _ERROR, "429": _ERROR, "503": _ERROR, "504": _ERROR}}},
+            "responses": {"200": {"description": "The analysis", "content": {
+                              "application/json": {"schema": {"$ref": "#/components/schemas/Analysis"}}}},
+                          **dict.fromkeys(("401", "404", "413", "422", "429", "503", "504"), _ERROR)}}},
         "/v1/stream": {"get": {
             "summary": "WebSocket: live readings twice a second",
-            "description": 'Upgrade to a WebSocket. First message: JSON {"sample_rate": 48000, "channels": 1, "model": NAME, '
-                           '"api_key": KEY}; then binary 16-bit little-endian PCM. Server messages: {"type": "reading", ...} '
-                           'or {"type": "error", "error": SENTENCE} followed by close code 1008 (1013: busy, retry later).',
+            "description": 'Upgrade to a WebSocket. First message: JSON {"sample_rate": 48000, "channels": 1, '
+                           '"model": NAME, "api_key": KEY}; then binary 16-bit little-endian PCM. Server messages: '
+                           '{"type": "reading", ...} or {"type": "error", "error": SENTENCE} followed by close code '
+                           '1008 (1013: busy, retry later).',
             "responses": {"101": {"description": "Switching protocols"}}}},
-        "/v1/models": {"get": {"summary": "The models a request may name", "responses": {"200": {"description": "Models"}, "401": _ERROR}}},
-        "/healthz": {"get": {"summary": "The process answers", "security": [{}], "responses": {"200": {"description": "ok"}}}},
+        "/v1/models": {"get": {"summary": "The models a request may name",
+                               "responses": {"200": {"description": "Models"}, "401": _ERROR}}},
+        "/healthz": {"get": {"summary": "The process answers", "security": [{}],
+                             "responses": {"200": {"description": "ok"}}}},
         "/readyz": {"get": {"summary": "The default model is loaded", "security": [{}],
                             "responses": {"200": {"description": "ready"}, "503": _ERROR}}},
     },
@@ -629,9 +636,9 @@ def docs_page(schema: dict) -> str:
     for path, methods in schema["paths"].items():
         for method, operation in methods.items():
             params = ", ".join(p["name"] for p in operation.get("parameters", []))
+            detail = f"<br><small>{escape(operation['description'])}</small>" if "description" in operation else ""
             rows.append(f"<tr><td><code>{method.upper()} {escape(path)}</code></td><td>{escape(operation['summary'])}"
-                        f"{'<br><small>' + escape(operation['description']) + '</small>' if 'description' in operation else ''}"
-                        f"</td><td>{escape(params)}</td><td>{', '.join(operation['responses'])}</td></tr>")
+                        f"{detail}</td><td>{escape(params)}</td><td>{', '.join(operation['responses'])}</td></tr>")
     return ("<!doctype html><html><head><meta charset='utf-8'><title>ser API</title></head><body>"
             f"<h1>{escape(schema['info']['title'])}</h1><p>{escape(schema['info']['description'])} "
             "The machine-readable schema is at <a href='/openapi.json'>/openapi.json</a>.</p>"
@@ -650,7 +657,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=cpu_cores(), help="analyses at once (default: one per core)")
     p.add_argument("--queue", type=int, help="analyses waiting beyond the workers before 429 (default: 2 per worker)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (504 after)")
-    p.add_argument("--max-bytes", type=int, help=f"largest upload (default: SER_MAX_BYTES or {SERVE_MAX_BYTES // 2**20} MiB)")
+    p.add_argument("--max-bytes", type=int,
+                   help=f"largest upload (default: SER_MAX_BYTES or {SERVE_MAX_BYTES // 2**20} MiB)")
     p.add_argument("--max-duration", type=float,
                    help=f"longest audio in seconds (default: SER_MAX_DURATION_S or {SERVE_MAX_DURATION_S:g})")
     p.add_argument("--max-streams", type=int, help="WebSocket streams at once (default: 4 per worker)")
@@ -660,15 +668,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args) -> ServeConfig:
-    env = AudioLimits.from_env()
-    defaults = AudioLimits()
-    limits = replace(env, max_bytes=args.max_bytes or (env.max_bytes if env.max_bytes != defaults.max_bytes else SERVE_MAX_BYTES),
-                     max_duration_s=args.max_duration or (env.max_duration_s if env.max_duration_s != defaults.max_duration_s
-                                                          else SERVE_MAX_DURATION_S))
+    """The options, checked; the limits are the flags, else SER_MAX_BYTES / SER_MAX_DURATION_S (as the
+    CLI reads them), else the API's own defaults, smaller than the app's."""
+    from .audio import LIMIT_ENV
+
     for name, value in (("--workers", args.workers), ("--queue", args.queue), ("--max-streams", args.max_streams),
                         ("--timeout", args.timeout), ("--max-bytes", args.max_bytes), ("--max-duration", args.max_duration)):
-        if value is not None and value <= 0 and not (name == "--queue" and value == 0):
+        if value is not None and (value < 0 or (value == 0 and name != "--queue")):
             raise ConfigError(f"{name} must be positive, not {value}.")
+    env = AudioLimits.from_env()
+    limits = replace(
+        env,
+        max_bytes=args.max_bytes or (env.max_bytes if os.environ.get(LIMIT_ENV["max_bytes"]) else SERVE_MAX_BYTES),
+        max_duration_s=args.max_duration or (env.max_duration_s if os.environ.get(LIMIT_ENV["max_duration_s"])
+                                             else SERVE_MAX_DURATION_S))
     return ServeConfig(model=args.model, workers=args.workers, queue=args.queue, timeout_s=args.timeout,
                        max_streams=args.max_streams, limits=limits,
                        api_keys=read_api_keys(args.api_key_file) if args.api_key_file else frozenset(),

@@ -172,6 +172,27 @@ def test_too_many_in_flight_gets_429_with_retry_after(client, clip_wav):
     assert client.post("/v1/analyze", content=clip_wav).status_code == 200
 
 
+def test_limits_come_from_flags_then_the_environment_then_the_api_defaults(monkeypatch):
+    import argparse
+
+    from ser_core.errors import ConfigError
+    from ser_core.serve import SERVE_MAX_BYTES, SERVE_MAX_DURATION_S, add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    monkeypatch.delenv("SER_MAX_BYTES", raising=False)
+    monkeypatch.delenv("SER_MAX_DURATION_S", raising=False)
+    limits = config_from_args(parser.parse_args([])).limits
+    assert (limits.max_bytes, limits.max_duration_s) == (SERVE_MAX_BYTES, SERVE_MAX_DURATION_S)
+    monkeypatch.setenv("SER_MAX_BYTES", "1000")
+    assert config_from_args(parser.parse_args([])).limits.max_bytes == 1000
+    assert config_from_args(parser.parse_args(["--max-bytes", "2000"])).limits.max_bytes == 2000
+    assert config_from_args(parser.parse_args(["--queue", "0"])).capacity == config_from_args(parser.parse_args([])).workers
+    for bad in (["--workers", "0"], ["--timeout", "-1"], ["--queue", "-1"]):
+        with pytest.raises(ConfigError, match="must be positive"):
+            config_from_args(parser.parse_args(bad))
+
+
 def test_admission_frees_every_slot():
     admission = Admission(capacity=2, workers=1)
     admission.enter(), admission.enter()

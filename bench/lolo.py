@@ -33,37 +33,46 @@ from ser_core.inference import load_model
 from ser_core.metrics import label_uar
 from ser_core.profile import adapted_cached
 from ser_core.splits import held_out_corpora
-from ser_core.train import RECIPES, cached_inputs, train
+from ser_core.train import ENSEMBLES, RECIPES, cached_inputs, train, train_ensemble
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def fold(clips, name: str, language: str, reuse: bool) -> dict:
-    features, recipe = RECIPES[name]
-    out = default_cache_dir().parent / "lolo" / f"{name}-{language}"
+    folds = default_cache_dir().parent / "lolo"
+    out = folds / f"{name}-{language}"
     protocol = f"lolo:{language}"
-    metrics = (reuse and trained_fold(out, protocol, features, recipe)) or train(
-        clips, ROOT / "models" / "splits" / "speaker.csv", protocol, out, features, recipe, held_out=language, verbose=0,
-        recipe=name)
+    split_file = ROOT / "models" / "splits" / "speaker.csv"
+    if name in ENSEMBLES:  # its members' fold models are those of their own rows
+        train_ensemble(clips, split_file, protocol, out, name, {m: folds / f"{m}-{language}" for m in ENSEMBLES[name]},
+                       held_out=language, reuse=reuse)
+        fingerprint = "+".join(recipe_id(*RECIPES[m]) for m in ENSEMBLES[name])
+    else:
+        features, recipe = RECIPES[name]
+        # train() scores a speaker-normalised recipe with every test speaker normalised (transductive), so
+        # every reading, the one-clip one included, is made here from the saved fold model.
+        (reuse and trained_fold(out, protocol, features, recipe)) or train(
+            clips, split_file, protocol, out, features, recipe, held_out=language, verbose=0, recipe=name)
+        fingerprint = recipe_id(features, recipe)
     val_uar = json.loads((out / "metadata.json").read_text()).get("validation", {}).get("label_set_uar")
-    return {"uar": metrics["label_set_uar"], "n_test": metrics["n_scored"], "val_uar": val_uar,
-            "per_corpus": {c: m["label_set_uar"] for c, m in metrics["per_corpus"].items()},
-            **adapted_readings(clips, out, language), "recipe_id": recipe_id(features, recipe)}
+    return {**readings(clips, out, language), "val_uar": val_uar, "recipe_id": fingerprint}
 
 
-def adapted_readings(clips, fold_dir: Path, language: str) -> dict:
-    """The fold model reading the held-out clips adapted, with the model's adaptation settings (no labels
-    used): each corpus as one batch (`batch_uar`), and each speaker against a profile of all of that
-    speaker's clips (`speaker_uar`, transductive; clips of unknown speakers as their corpus's batch)."""
+def readings(clips, fold_dir: Path, language: str) -> dict:
+    """The fold model on the held-out clips, read one clip at a time as recorded (`uar`), and adapted
+    with the model's adaptation settings (no labels used): each corpus as one batch (`batch_uar`), and
+    each speaker against a profile of all of that speaker's clips (`speaker_uar`, transductive; clips of
+    unknown speakers as their corpus's batch)."""
     from ser_core.corpora import UNKNOWN_SPEAKER
 
     model = load_model(fold_dir)
-    truth, batch, by_speaker, per_corpus = [], [], [], {}
+    truth, plain, batch, by_speaker, per_corpus = [], [], [], [], {}
     read = lambda windows: [model.labels[int(model.predict_cached(w).mean(axis=0).argmax())] for w in windows]
     for corpus in held_out_corpora(language):
         data = cached_inputs(model, [c for c in clips if c.corpus == corpus])
         if not data.clips:
             continue
+        as_recorded = read(data.features)
         guesses = read(adapted_cached(model, data.features, range(len(data.features))))
         per_speaker = list(guesses)
         groups: dict[str, list[int]] = {}
@@ -75,12 +84,14 @@ def adapted_readings(clips, fold_dir: Path, language: str) -> dict:
             for i, guess in zip(members, read(windows)):
                 per_speaker[i] = guess
         labels = [c.emotion for c in data.clips]
-        per_corpus[corpus] = {"batch": label_uar(labels, guesses), "speaker": label_uar(labels, per_speaker)}
+        per_corpus[corpus] = {"one_clip": label_uar(labels, as_recorded), "batch": label_uar(labels, guesses),
+                              "speaker": label_uar(labels, per_speaker)}
         truth += labels
+        plain += as_recorded
         batch += guesses
         by_speaker += per_speaker
-    return {"batch_uar": label_uar(truth, batch), "speaker_uar": label_uar(truth, by_speaker),
-            "adapted_per_corpus": per_corpus}
+    return {"uar": label_uar(truth, plain), "batch_uar": label_uar(truth, batch), "speaker_uar": label_uar(truth, by_speaker),
+            "n_test": len(truth), "per_corpus": per_corpus}
 
 
 def row(folds: dict) -> dict:
@@ -111,8 +122,9 @@ def markdown(results: dict) -> str:
             cells = [pct(r["folds"][language].get(f"{key}uar")) if language in r["folds"] else "–" for language in LANGUAGES]
             lines.append(f"| {name} | {reading} | " + " | ".join(cells)
                          + f" | {pct(r[f'mean_{key}uar'])} | {pct(r[f'min_{key}uar'])} |")
-    lines += ["", "English fold per corpus: " + "; ".join(
-        f"{name}: " + ", ".join(f"{CORPUS_NAMES[c]} {pct(v)}" for c, v in r["folds"]["english"]["per_corpus"].items())
+    lines += ["", "English fold per corpus, one clip at a time: " + "; ".join(
+        f"{name}: " + ", ".join(f"{CORPUS_NAMES[c]} {pct(v['one_clip'] if isinstance(v, dict) else v)}"
+                                for c, v in r["folds"]["english"]["per_corpus"].items())
         for name, r in results["rows"].items() if "english" in r["folds"])]
     return "\n".join(lines) + "\n"
 
@@ -120,7 +132,7 @@ def markdown(results: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", nargs="+", default=[str(ROOT.parent / "shared" / "corpora"), str(ROOT.parent / "corpora-more")])
-    parser.add_argument("--recipes", nargs="+", default=["emo-whisper"], choices=list(RECIPES))
+    parser.add_argument("--recipes", nargs="+", default=["emo-whisper"], choices=[*RECIPES, *ENSEMBLES])
     parser.add_argument("--languages", nargs="+", default=list(LANGUAGES), choices=list(LANGUAGES))
     parser.add_argument("--reuse-folds", action="store_true", help="keep fold models of the same recipe from an earlier run")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "lolo"))
@@ -129,12 +141,14 @@ def main() -> None:
     out = Path(args.out)
     results = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {"rows": {}}
     for name in args.recipes:
-        features, recipe = RECIPES[name]
+        members = ENSEMBLES.get(name, (name,))
+        fingerprint = "+".join(recipe_id(*RECIPES[m]) for m in members)
         stored = results["rows"].get(name, {"folds": {}})
-        folds = {lang: f for lang, f in stored["folds"].items() if f.get("recipe_id") == recipe_id(features, recipe)}
+        folds = {lang: f for lang, f in stored["folds"].items() if f.get("recipe_id") == fingerprint}
         for language in args.languages:
             folds[language] = fold(clips, name, language, args.reuse_folds)
-            results["rows"][name] = {**row(folds), "train_params": dataclasses.asdict(recipe), **provenance()}
+            results["rows"][name] = {**row(folds), "train_params": {m: dataclasses.asdict(RECIPES[m][1]) for m in members},
+                                     **provenance()}
             out.with_suffix(".json").write_text(json.dumps(results, indent=2))
             print(name, language, f"{100 * folds[language]['uar']:.1f}", flush=True)
     results["clips_found"] = len(clips)

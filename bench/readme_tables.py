@@ -35,7 +35,8 @@ def models_table(root: Path = ROOT) -> str:
             pct(m["accuracy"]), pct(m["balanced_accuracy"]), pct(m["macro_f1"]), per_corpus, new_corpora,
             f"{m['ece']:.3f}" if "ece" in m else "–",
             f"{pct(m['keras_precision'])} / {pct(m['keras_recall'])}", f"{metadata['param_count']:,}",
-            f"{training['epochs_run']} epochs, {training['seconds'] / 60:.0f} min, {training['samples_per_second']:.0f} windows/s",
+            f"{training['epochs_run']} epochs, {training['seconds'] / 60:.0f} min"
+            + (f", {training['samples_per_second']:.0f} windows/s" if training.get("samples_per_second") else ""),
         ]) + " |")
     default = (root / "models" / "default").resolve().name
     lines.append("")

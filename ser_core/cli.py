@@ -57,11 +57,12 @@ def cmd_train(args) -> int:
     import dataclasses
 
     from .errors import ModelError
-    from .train import RECIPES, train
+    from .features import default_cache_dir
+    from .train import ENSEMBLES, RECIPES, train, train_ensemble
 
-    if args.model not in RECIPES:
-        raise ModelError(f"Unknown model {args.model!r}; choose one of {', '.join(RECIPES)}")
-    feature_params, train_params = RECIPES[args.model]
+    if args.model not in RECIPES and args.model not in ENSEMBLES:
+        raise ModelError(f"Unknown model {args.model!r}; choose one of {', '.join([*RECIPES, *ENSEMBLES])}")
+    feature_params, train_params = RECIPES[ENSEMBLES[args.model][0] if args.model in ENSEMBLES else args.model]
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed}
     train_params = dataclasses.replace(train_params, **{k: v for k, v in overrides.items() if v is not None})
     from .corpora import CORPUS_LABELS, LANGUAGES
@@ -76,8 +77,13 @@ def cmd_train(args) -> int:
     if args.features_from:
         _import_features(args.features_from, feature_params)
     protocol = f"{args.protocol}:{args.held_out}" if args.held_out else args.protocol
-    metrics = train(clips, split_file, protocol, Path(args.out), feature_params, train_params, held_out=args.held_out,
-                    recipe=args.model)
+    if args.model in ENSEMBLES:  # its member heads are trained into the cache, then averaged in one model
+        members = {recipe: default_cache_dir().parent / "ensemble-members" / f"{Path(args.out).name}-{recipe}"
+                   for recipe in ENSEMBLES[args.model]}
+        metrics = train_ensemble(clips, split_file, protocol, Path(args.out), args.model, members, args.held_out)
+    else:
+        metrics = train(clips, split_file, protocol, Path(args.out), feature_params, train_params, held_out=args.held_out,
+                        recipe=args.model)
     print(json.dumps({k: metrics[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "label_set_uar")}, indent=2))
     return 0
 

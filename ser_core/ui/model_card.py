@@ -71,6 +71,10 @@ def model_card_view(directory: Path) -> None:
         st.caption(f"On {training.get('cpu_count')} CPU cores.")
     if metadata.get("train_params"):
         st.table(pd.DataFrame.from_dict(metadata["train_params"], orient="index", columns=["value"]).astype(str))
+    if metadata.get("members"):  # an ensemble: heads trained apart, their probabilities averaged
+        st.markdown(f"{len(metadata['members'])} heads trained apart on the same embeddings; the model averages "
+                    "their probabilities.")
+        st.table(pd.DataFrame({m["recipe"]: m["train_params"] for m in metadata["members"]}).astype(str))
 
     calibration = metadata.get("calibration")
     if calibration:

@@ -156,7 +156,8 @@ def test_the_wheel_installs_without_tensorflow_and_predicts_from_any_directory(t
     python = venv / "bin" / "python"
     installed = run([sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", str(wheel)], tmp_path,
                     timeout=600)
-    if installed.returncode != 0 and any(sign in installed.stderr for sign in OFFLINE_SIGNS):
+    if installed.returncode != 0 and any(sign in installed.stderr for sign in OFFLINE_SIGNS) and not os.environ.get("CI"):
+        # CI reaches PyPI, so there a missing pinned wheel fails the test instead
         pytest.skip(f"pip could reach neither PyPI nor a cache holding the pinned wheels: {installed.stderr[-300:]}")
     assert installed.returncode == 0, installed.stderr
     listed = run([sys.executable, "-m", "pip", "--python", str(python), "list", "--format=json"], tmp_path)

@@ -372,6 +372,12 @@ def single_speaker_uars(model, material, min_speech_s: float) -> list[float]:
     return out
 
 
+def spanning_turns(material) -> dict:
+    """How many segments touch two or more turns, of how many segments."""
+    spanning = sum(sum(overlap(a, b, t[0], t[1]) > 0 for t in m["truth"]) > 1 for m in material for a, b in m["spans"])
+    return {"segments": sum(len(m["spans"]) for m in material), "spanning": spanning}
+
+
 def summarise_attribution(attributions: list[dict]) -> dict:
     out = {}
     for size in CONVERSATION_SPEAKERS:
@@ -408,6 +414,12 @@ def speaker_section(model, vad, parts, params: VadParams) -> dict:
     alone = [a.emotion if a.segments else "missed" for m in test for a in model.analyze_many(m["originals"])]
     given_count = [attribution(m["spans"], cluster(m["prints"], n_speakers=len({t[3] for t in m["truth"]})),
                                m["truth"]) for m in test]
+    # For reference, not chosen on it: the detector's regions unjoined (turns 0.3-0.65 s apart are
+    # otherwise joined into one utterance, speakers and all).
+    unjoined = conversation_material(model, vad, parts["test"], "test", 12,
+                                     dataclasses.replace(params, join_gap_s=0.0, min_utterance_s=0.0))
+    unjoined_plain = read_conversations(model, unjoined, distance, float("inf"))
+    unjoined_adapted = read_conversations(model, unjoined, distance, min_speech_s)
     return {
         "validation": {"conversations": len(val), "distance_grid": distance_grid, "distance": distance,
                        "adaptation_grid": adaptation_grid, "min_speaker_speech_s": min_speech_s,
@@ -420,7 +432,12 @@ def speaker_section(model, vad, parts, params: VadParams) -> dict:
                  "uar_unadapted": {k: v for k, v in plain.items() if k.startswith("uar")},
                  "uar_adapted": {k: v for k, v in adapted.items() if k.startswith("uar")},
                  "single_speaker_uar_unadapted": single_speaker_uars(model, test, float("inf")),
-                 "single_speaker_uar_adapted": single_speaker_uars(model, test, min_speech_s)},
+                 "single_speaker_uar_adapted": single_speaker_uars(model, test, min_speech_s),
+                 "segments_spanning_turns": spanning_turns(test),
+                 "regions_unjoined": {"attribution": summarise_attribution(unjoined_plain["attribution"]),
+                                      "uar_unadapted": {k: v for k, v in unjoined_plain.items() if k.startswith("uar")},
+                                      "uar_adapted": {k: v for k, v in unjoined_adapted.items() if k.startswith("uar")},
+                                      "segments_spanning_turns": spanning_turns(unjoined)}},
     }
 
 
@@ -623,6 +640,22 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
+def unjoined_rows(t: dict) -> list[str]:
+    """The reference reading with the detector's regions unjoined, when the results hold it."""
+    if "regions_unjoined" not in t:
+        return []
+    r, pct = t["regions_unjoined"], lambda x: f"{100 * x:.1f}"  # noqa: E731
+    return ["| the same, the detector's regions unjoined (reference), no adaptation | " + pct(r["uar_unadapted"]["uar"])
+            + " | " + " | ".join(pct(r["uar_unadapted"][f"uar_{k}_speakers"]) for k in CONVERSATION_SPEAKERS) + " |",
+            "| the same, regions unjoined, with adaptation | " + pct(r["uar_adapted"]["uar"]) + " | "
+            + " | ".join(pct(r["uar_adapted"][f"uar_{k}_speakers"]) for k in CONVERSATION_SPEAKERS) + " |",
+            "",
+            f"Segments touching two or more turns: {t['segments_spanning_turns']['spanning']} of "
+            f"{t['segments_spanning_turns']['segments']} as utterances, {r['segments_spanning_turns']['spanning']} of "
+            f"{r['segments_spanning_turns']['segments']} as unjoined regions; attribution with regions unjoined: "
+            + ", ".join(f"{k} speaker(s) {pct(a['accuracy'])}" for k, a in r["attribution"].items()) + "."]
+
+
 def conversation_markdown(conversations: dict) -> list[str]:
     v, t = conversations["validation"], conversations["test"]
     pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
@@ -635,7 +668,8 @@ def conversation_markdown(conversations: dict) -> list[str]:
         "0.3–2 s of room noise between turns, no overlap; the settings chosen on "
         f"{v['conversations']} conversations of validation speakers.",
         "",
-        "| speakers | conversations | attribution (best mapping) | right number found | found | attribution, number given |",
+        "| speakers | conversations | attribution (best mapping) | right number found | found "
+        "| attribution, number given |",
         "|---|---|---|---|---|---|",
     ]
     for size, a in t["attribution"].items():
@@ -645,11 +679,13 @@ def conversation_markdown(conversations: dict) -> list[str]:
     u, w = t["uar_unadapted"], t["uar_adapted"]
     lines += ["", "| per-turn UAR % | all | " + " | ".join(f"{k} speaker(s)" for k in CONVERSATION_SPEAKERS) + " |",
               "|---|---|" + "---|" * len(CONVERSATION_SPEAKERS),
-              f"| the same clips one by one, as files | {pct(t['uar_one_by_one'])} |" + " |" * len(CONVERSATION_SPEAKERS),
+              f"| the same clips one by one, as files | {pct(t['uar_one_by_one'])} |"
+              + " |" * len(CONVERSATION_SPEAKERS),
               "| in the conversation, no speaker adaptation | " + pct(u["uar"]) + " | "
               + " | ".join(pct(u[f"uar_{k}_speakers"]) for k in CONVERSATION_SPEAKERS) + " |",
               "| in the conversation, each speaker against their own voice | " + pct(w["uar"]) + " | "
               + " | ".join(pct(w[f"uar_{k}_speakers"]) for k in CONVERSATION_SPEAKERS) + " |",
+              *unjoined_rows(t),
               "",
               "Single-speaker conversations, per-turn UAR without → with adaptation: "
               + ", ".join(f"{pct(a)} → {pct(b)}" for a, b in zip(t["single_speaker_uar_unadapted"],

@@ -97,7 +97,8 @@ def readings(clips, fold_dir: Path, language: str) -> dict:
 def row(folds: dict) -> dict:
     """A recipe's folds with, once every language has one, the mean and lowest of each reading."""
     complete = set(folds) == set(LANGUAGES)
-    summary = lambda key, f: float(f([fold[key] for fold in folds.values()])) if complete else None
+    summary = lambda key, f: (float(f([fold[key] for fold in folds.values()]))
+                              if complete and all(key in fold for fold in folds.values()) else None)
     return {"folds": folds, "mean_uar": summary("uar", np.mean), "min_uar": summary("uar", np.min),
             "mean_batch_uar": summary("batch_uar", np.mean), "min_batch_uar": summary("batch_uar", np.min),
             "mean_speaker_uar": summary("speaker_uar", np.mean), "min_speaker_uar": summary("speaker_uar", np.min)}

@@ -35,7 +35,8 @@ from ser_core.audio import load_audio
 from ser_core.signals import speech
 
 ROOT = Path(__file__).resolve().parent.parent
-MODELS = {"emo-cnn": ROOT / "models" / "emo-cnn-speaker", "emo-whisper": ROOT / "models" / "emo-whisper-speaker"}
+MODELS = {"emo-cnn": ROOT / "models" / "emo-cnn-speaker", "emo-whisper": ROOT / "models" / "emo-whisper-speaker",
+          "emo-whisper-ens": ROOT / "models" / "emo-whisper-ens-speaker"}
 SEED_MODEL = ROOT / "models" / "seed-cnn-speaker"  # the original architecture, for its pipeline
 
 
@@ -227,6 +228,13 @@ def corpus_files(n: int) -> list[Path]:
     return sorted(tmp.glob("*.wav"))
 
 
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
@@ -235,7 +243,21 @@ def main() -> None:
     parser.add_argument("--live-seconds", type=float, default=30)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "speed.json"))
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only the 3 s clip latency of --models, side by side with the original pipeline, "
+                             "stored under latency_only in the results file (the rest is kept)")
     args = parser.parse_args()
+    if args.latency_only:
+        out = Path(args.out)
+        stored = json.loads(out.read_text()) if out.is_file() else {}
+        load = os.getloadavg()
+        original = original_latency(args.runs)
+        rows = {name: latency(MODELS[name], args.runs) for name in args.models}
+        stored["latency_only"] = {"cpu": cpu_model(), "load_average_at_start": load, "load_average_at_end": os.getloadavg(),
+                                  "runs": args.runs, "original_latency_3s_clip": original, "models": rows}
+        out.write_text(json.dumps(stored, indent=2))
+        print(json.dumps(stored["latency_only"], indent=2))
+        return
     files = corpus_files(args.files)
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.machine(),

@@ -203,7 +203,16 @@ def test_admission_frees_every_slot():
     assert admission.in_flight == 0
 
 
-def test_a_slow_request_times_out_with_504_and_frees_its_slot():
+def test_a_slow_request_times_out_with_504_and_frees_its_slot(monkeypatch):
+    from ser_core.inference import SerModel
+
+    analyze_audio = SerModel.analyze_audio
+
+    def slow(self, *args, **kwargs):  # slower than the limit on any machine, however idle
+        time.sleep(0.5)
+        return analyze_audio(self, *args, **kwargs)
+
+    monkeypatch.setattr(SerModel, "analyze_audio", slow)
     client = client_for(replace(CONFIG, timeout_s=0.05))
     try:
         response = client.post("/v1/analyze", content=wav_bytes(speech(9.0, SR), SR))

@@ -49,9 +49,9 @@ class TrainParams:
     class_weighted: bool = False  # rare classes (calm: RAVDESS only) weigh more in the loss
     augmented_copies: int = 0  # encoder models: randomly perturbed copies of each training clip (augment.py)
     encoder_layers: int = ENCODER_LAYERS  # encoder models: how many of the encoder's blocks run (see encoder.WhisperEncoder)
-    # Encoder models: CTranslate2's compute type. int8 products depend on the CPU's kernels (on an AMD
-    # EPYC's oneDNN path the int8 models' probabilities moved by up to 0.43 from those recorded on the
-    # MKL AVX2 path); float32 gives every CPU the same embeddings, to rounding.
+    # Encoder models: CTranslate2's compute type. int8 products depend on the CPU (on an AMD EPYC the
+    # int8 models' probabilities moved by up to 0.43 from those recorded on Intel CPUs); float32 gives
+    # every CPU the same embeddings, to rounding.
     encoder_compute_type: str = "int8"
     # Encoder models: every speaker's embeddings moved onto the training mean (their own mean taken
     # off) in training, validation and test alike; served with a voice profile (ser_core.profile).
@@ -128,7 +128,7 @@ RECIPES["emo-whisper-linear-f32"] = (WHISPER_FEATURES, dataclasses.replace(
 
 # Heads trained apart on the same frozen front end, served as one model that averages their
 # probabilities (one LiteRT graph; the encoder runs once). emo-whisper-f32 + -aug: with the speaker
-# protocol kept (validation, old five corpora: 85.2 vs 85.1), the best LOLO mean (31.3 vs 29.0 for -aug alone).
+# protocol kept (validation, old five corpora: 85.0 vs 85.1), the best LOLO mean (31.2 vs 29.0 for -aug alone).
 ENSEMBLES: dict[str, tuple[str, ...]] = {"emo-whisper-ens": ("emo-whisper-f32", "emo-whisper-f32-aug")}
 
 

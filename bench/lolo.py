@@ -20,13 +20,13 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import subprocess
 from pathlib import Path
 
 import numpy as np
 
 from compare_models import recipe_id, trained_fold
+from speed import cpu_model
 from ser_core.corpora import CORPUS_NAMES, LANGUAGE_NAMES, LANGUAGES, find_clips
 from ser_core.features import default_cache_dir
 from ser_core.inference import load_model
@@ -106,9 +106,7 @@ def row(folds: dict) -> dict:
 
 def provenance() -> dict:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    return {"commit": commit, "cpu": cpu, "load_average_1m": round(os.getloadavg()[0], 2)}
+    return {"commit": commit, "cpu": cpu_model(), "load_average_1m": round(os.getloadavg()[0], 2)}
 
 
 def markdown(results: dict) -> str:

@@ -56,6 +56,7 @@ def cmd_split(args) -> int:
 def cmd_train(args) -> int:
     import dataclasses
 
+    from .corpora import CORPUS_NAMES, LANGUAGES
     from .errors import ModelError
     from .features import default_cache_dir
     from .train import ENSEMBLES, RECIPES, train, train_ensemble
@@ -65,11 +66,11 @@ def cmd_train(args) -> int:
     feature_params, train_params = RECIPES[ENSEMBLES[args.model][0] if args.model in ENSEMBLES else args.model]
     overrides = {"epochs": args.epochs, "batch_size": args.batch_size, "seed": args.seed}
     train_params = dataclasses.replace(train_params, **{k: v for k, v in overrides.items() if v is not None})
-    from .corpora import CORPUS_LABELS, LANGUAGES
-
+    if args.model in ENSEMBLES and (args.epochs or args.batch_size):
+        raise ModelError(f"{args.model} trains its members with their own recipes: drop --epochs and --batch-size")
     if (args.protocol in ("loco", "lolo")) != bool(args.held_out):
         raise ModelError("--held-out goes with --protocol loco (a corpus) or lolo (a language), and only with them")
-    allowed = LANGUAGES if args.protocol == "lolo" else CORPUS_LABELS
+    allowed = LANGUAGES if args.protocol == "lolo" else CORPUS_NAMES
     if args.protocol in ("loco", "lolo") and args.held_out not in allowed:
         raise ModelError(f"--held-out {args.held_out!r} with --protocol {args.protocol}: choose one of {', '.join(allowed)}")
     clips = _clips(args.data)

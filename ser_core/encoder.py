@@ -37,17 +37,6 @@ MKL_INSTRUCTIONS = "AVX2"
 N_MELS = 80
 
 
-def cpu_vendor() -> str:
-    """The CPU's vendor id ("GenuineIntel", "AuthenticAMD", …; "" where /proc/cpuinfo does not say).
-    int8 encoder products depend on it: on an AMD EPYC the int8 models' probabilities moved by up to
-    0.43 from those recorded on Intel CPUs (MKL's AVX2 kernels). float32 embeddings differed by at most
-    4e-6 between CTranslate2's two CPU back ends on one machine (CT2_USE_MKL=1 and 0)."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("vendor_id")), "")
-    except OSError:
-        return ""
-
 
 class EncoderWeightsError(SerError):
     """The pretrained weights are missing or not the pinned bytes."""

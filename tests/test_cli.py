@@ -63,3 +63,13 @@ def test_train_held_out_mistakes_are_one_line_on_stderr(tmp_path, capsys, argume
     assert len(lines) == 1 and lines[0].startswith("ser: ") and "--held-out" in lines[0], captured.err
     assert "Traceback" not in captured.err and captured.out == ""
     assert not (tmp_path / "out").exists()
+
+
+def test_an_ensemble_refuses_epochs_its_members_recipes_set(tmp_path, capsys):
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,emotion\n")
+    code = main(["train", "--data", str(manifest), "--out", str(tmp_path / "out"), "--protocol", "speaker",
+                 "--model", "emo-whisper-ens", "--epochs", "3"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1 and err[0].startswith("ser: ") and "--epochs" in err[0]
+    assert not (tmp_path / "out").exists()

@@ -23,7 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from ser_core.signals import speech, wav_bytes  # noqa: E402
+from ser_core.io.signals import speech, wav_bytes  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

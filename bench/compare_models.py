@@ -12,7 +12,7 @@ openSMILE + RBF SVM, trained here on the same train split, C chosen on validatio
   recipe, so a long run can be done in parts, on machines that do not share a cache. Fold models stay
   in the cache; `--reuse-folds` keeps those of the same recipe instead of training them again.
 - `perturb`: the speaker-protocol test clips under gain, noise, phone band, codecs and reverb
-  (`ser_core.augment.PERTURBATIONS`), the same noise and room per clip for every model.
+  (`ser_core.training.augment.PERTURBATIONS`), the same noise and room per clip for every model.
 
     python bench/compare_models.py --sections test loco perturb
 updates bench/results/compare_models.json (sections not run are kept) and rewrites compare_models.md.
@@ -28,13 +28,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ser_core.corpora import LABELS, find_clips
-from ser_core.evaluate import CLEAN, evaluate, evaluate_perturbed
-from ser_core.features import default_cache_dir
-from ser_core.inference import SerModel, load_model
-from ser_core.metrics import compute_metrics
-from ser_core.splits import assign
-from ser_core.train import RECIPES, cached_inputs, train
+from ser_core.frontend.features import default_cache_dir
+from ser_core.labels import LABELS
+from ser_core.serving.inference import SerModel, load_model
+from ser_core.training.corpora import find_clips
+from ser_core.training.evaluate import CLEAN, evaluate, evaluate_perturbed
+from ser_core.training.metrics import compute_metrics
+from ser_core.training.splits import assign
+from ser_core.training.train import RECIPES, cached_inputs, train
 
 ROOT = Path(__file__).resolve().parent.parent
 NEURAL = ("seed-cnn", "emo-cnn", "emo-tdnn", "emo-whisper", "emo-whisper-linear")
@@ -61,8 +62,8 @@ def latency_ms(model: SerModel, runs: int = 50) -> dict:
 def egemaps(clips, cache_file: Path) -> dict[tuple[str, str], np.ndarray]:
     import opensmile
 
-    from ser_core.audio import load_audio
     from ser_core.errors import SerError
+    from ser_core.io.audio import load_audio
 
     cache = dict(np.load(cache_file, allow_pickle=True)["table"].item()) if cache_file.exists() else {}
     smile = opensmile.Smile(opensmile.FeatureSet.eGeMAPSv02, opensmile.FeatureLevel.Functionals)
@@ -238,7 +239,7 @@ def loco_section(clips, args) -> dict:
 
 def perturb_section(clips, args) -> dict:
     """Every shipped speaker-protocol model on the same (sampled) test clips under each perturbation."""
-    from ser_core.augment import PERTURBATIONS
+    from ser_core.training.augment import PERTURBATIONS
 
     test = assign(clips, ROOT / "models" / "splits" / "speaker.csv")["test"]
     if args.perturb_clips and args.perturb_clips < len(test):
@@ -261,7 +262,7 @@ def adapt_section(clips, args) -> dict:
     the speaker protocol and on the held-out corpora of the LOCO folds."""
     import itertools
 
-    from ser_core.evaluate import evaluate_adaptation
+    from ser_core.training.evaluate import evaluate_adaptation
 
     section = {"grid": {}, "speaker": {}, "loco": {}}
     parts = assign(clips, ROOT / "models" / "splits" / "speaker.csv")

@@ -1,6 +1,6 @@
 """Which of Whisper-base's encoder blocks carries emotion best? Exploratory, on validation only.
 
-Every block's output comes from the numpy encoder (`ser_core.whisper_layers`, float32), pooled
+Every block's output comes from the numpy encoder (`ser_core.frontend.whisper_layers`, float32), pooled
 (mean + std over time) per clip, for a seeded sample of 1,500 speaker-protocol training clips and
 900 validation clips. Then, on validation: a logistic-regression probe per block, on all blocks
 concatenated and on blocks 3-6 averaged; and a small MLP head (as `whisper-head`) on the last block,
@@ -20,14 +20,15 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ser_core.audio import load_audio
-from ser_core.corpora import LABELS, find_clips
-from ser_core.encoder import content_frames, pooled_statistics, whisper_model_bytes
 from ser_core.errors import SerError
-from ser_core.features import extract
-from ser_core.splits import assign
-from ser_core.train import WHISPER_FEATURES
-from ser_core.whisper_layers import WhisperLayers
+from ser_core.frontend.encoder import content_frames, pooled_statistics, whisper_model_bytes
+from ser_core.frontend.features import extract
+from ser_core.frontend.whisper_layers import WhisperLayers
+from ser_core.io.audio import load_audio
+from ser_core.labels import LABELS
+from ser_core.training.corpora import find_clips
+from ser_core.training.splits import assign
+from ser_core.training.train import WHISPER_FEATURES
 
 ROOT = Path(__file__).resolve().parent.parent
 

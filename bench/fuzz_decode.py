@@ -1,4 +1,4 @@
-"""Atheris (libFuzzer) fuzz target for `ser_core.audio.load_audio`: any bytes → Audio or SerError.
+"""Atheris (libFuzzer) fuzz target for `ser_core.io.audio.load_audio`: any bytes → Audio or SerError.
 
 `make fuzz` runs `python bench/fuzz_decode.py --runs 100000`: it seeds a corpus with small valid
 files of every format ser_core reads (and a few bad ones), fuzzes in a child process (libFuzzer owns
@@ -31,7 +31,7 @@ RESULTS = ROOT / "bench" / "results"
 # (--timeout) only fires on a real hang.
 LIMITS = {"max_duration_s": 60.0, "max_decode_s": 10.0}
 
-# What fuzzing and the bad-input catalogue found, fixed in ser_core/audio.py; each has a test.
+# What fuzzing and the bad-input catalogue found, fixed in ser_core/io/audio.py; each has a test.
 FIXED = [
     {"found_by": "catalogue", "input": "FFmpeg concat playlist naming a file beside the server's working directory",
      "was": "decoded that file (FFmpeg guessed the concat demuxer): a local file read",
@@ -75,8 +75,8 @@ def worker(flags: list[str]) -> None:
 
     av.logging.set_level(av.logging.PANIC)
     with atheris.instrument_imports(include=["ser_core", "soundfile"]):
-        from ser_core.audio import AudioLimits, load_audio
         from ser_core.errors import SerError
+        from ser_core.io.audio import AudioLimits, load_audio
     limits = AudioLimits(**LIMITS)
 
     import numpy as np
@@ -136,7 +136,7 @@ def drive(args) -> int:
 
     runs = last_int(r"stat::number_of_executed_units:\s+(\d+)", log) or last_int(r"Done (\d+) runs", log)
     report = {
-        "target": "ser_core.audio.load_audio (bench/fuzz_decode.py)",
+        "target": "ser_core.io.audio.load_audio (bench/fuzz_decode.py)",
         "engine": f"atheris {version('atheris')} (libFuzzer), instrumenting ser_core and soundfile",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["python", "bench/fuzz_decode.py", *sys.argv[1:]]),

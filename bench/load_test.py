@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ser_core.signals import speech, wav_bytes
+from ser_core.io.signals import speech, wav_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
@@ -488,10 +488,10 @@ PROBE = r"""
 import json, sys, time
 sys.path.insert(0, sys.argv[1])
 import pylibsrtp  # noqa: F401  (the app imports it before TensorFlow; keep the same order)
-from ser_core.signals import speech, wav_bytes
-from ser_core.inference import load_model
-from ser_core.features import extract
-from ser_core import plots
+from ser_core.frontend.features import extract
+from ser_core.io.signals import speech, wav_bytes
+from ser_core.serving.inference import load_model
+from ser_core.ui import plots
 import numpy as np
 model = load_model(sys.argv[2])
 _, f = extract(np.zeros(model.params.window_samples, dtype=np.float32), model.params)

@@ -44,10 +44,10 @@ CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")
 @functools.cache
 def load(layers: int, augmentation: int | None) -> tuple[list, list[np.ndarray]]:
     """The speaker split's clips and their pooled windows (computed once, cached on disk by embed_clips)."""
-    from ser_core.corpora import read_manifest
-    from ser_core.embeddings import embed_clips
-    from ser_core.splits import read_split_file
-    from ser_core.train import WHISPER_FEATURES
+    from ser_core.training.corpora import read_manifest
+    from ser_core.training.embeddings import embed_clips
+    from ser_core.training.splits import read_split_file
+    from ser_core.training.train import WHISPER_FEATURES
 
     named = read_split_file(ROOT / "models" / "splits" / "speaker.csv")
     clips = [c for c in read_manifest(ROOT.parent / "shared" / "corpora" / "manifest.csv") if (c.corpus, c.clip_id) in named]
@@ -105,9 +105,9 @@ def nuisance_projection(clips, features: list[np.ndarray], dims: int):
 
 def fold(job) -> dict:
     clips, features, augmented, config, corpus = job
-    from ser_core.corpora import LABELS
-    from ser_core.dataset import ClipFeatures
-    from ser_core.train import speaker_normalised
+    from ser_core.labels import LABELS
+    from ser_core.training.dataset import ClipFeatures
+    from ser_core.training.train import speaker_normalised
 
     train_mask = [c.corpus != corpus for c in clips]
     if config["speaker_normalised"]:

@@ -27,13 +27,13 @@ import numpy as np
 
 from compare_models import recipe_id, trained_fold
 from speed import cpu_model
-from ser_core.corpora import CORPUS_NAMES, LANGUAGE_NAMES, LANGUAGES, find_clips
-from ser_core.features import default_cache_dir
-from ser_core.inference import load_model
-from ser_core.metrics import label_uar
-from ser_core.profile import adapted_cached
-from ser_core.splits import held_out_corpora
-from ser_core.train import ENSEMBLES, RECIPES, cached_inputs, train, train_ensemble
+from ser_core.frontend.features import default_cache_dir
+from ser_core.serving.inference import load_model
+from ser_core.serving.profile import adapted_cached
+from ser_core.training.corpora import CORPUS_NAMES, LANGUAGES, LANGUAGE_NAMES, find_clips
+from ser_core.training.metrics import label_uar
+from ser_core.training.splits import held_out_corpora
+from ser_core.training.train import ENSEMBLES, RECIPES, cached_inputs, train, train_ensemble
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,7 +63,7 @@ def readings(clips, fold_dir: Path, language: str) -> dict:
     with the model's adaptation settings (no labels used): each corpus as one batch (`batch_uar`), and
     each speaker against a profile of all of that speaker's clips (`speaker_uar`, transductive; clips of
     unknown speakers as their corpus's batch)."""
-    from ser_core.corpora import UNKNOWN_SPEAKER
+    from ser_core.training.corpora import UNKNOWN_SPEAKER
 
     model = load_model(fold_dir)
     truth, plain, batch, by_speaker, per_corpus = [], [], [], [], {}

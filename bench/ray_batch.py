@@ -1,6 +1,6 @@
 """Batch prediction on Ray against the local worker pool, on the same corpus files:
 
-- clips/s of `ser_core.batch.predict_files` with 2 workers and of `ser_core.distributed.predict_rows`
+- clips/s of `ser_core.serving.batch.predict_files` with 2 workers and of `ser_core.distributed.ray.predict_rows`
   on a local Ray instance with 2 actors (one core each), alternating, ROUNDS times each;
 - Ray's cost: starting the instance, time to the first result, and per file the actor time not
   spent predicting ((wall × actors − Σ busy) / files) and the wall time over the local pool;
@@ -71,7 +71,7 @@ class ChildPeakRss(threading.Thread):
 
 
 def run_local(files: list[str]) -> dict:
-    from ser_core.batch import predict_files
+    from ser_core.serving.batch import predict_files
 
     sampler = ChildPeakRss()
     sampler.start()
@@ -90,7 +90,8 @@ def run_local(files: list[str]) -> dict:
 
 
 def run_ray(files: list[str]) -> dict:
-    from ser_core.distributed import MapStats, predict_rows
+    from ser_core.distributed.engine import MapStats
+    from ser_core.distributed.ray import predict_rows
 
     stats = MapStats()
     started = time.perf_counter()
@@ -141,8 +142,9 @@ def main() -> None:
     args = parser.parse_args()
     import ray
 
-    from ser_core.batch import predict_files
-    from ser_core.distributed import MapStats, predict_rows, ray_session
+    from ser_core.distributed.engine import MapStats
+    from ser_core.distributed.ray import predict_rows, ray_session
+    from ser_core.serving.batch import predict_files
 
     files = corpus_files(args.files)
     load_before = os.getloadavg()

@@ -29,14 +29,15 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
-from ser_core.audio import DEFAULT_LIMITS, load_audio, to_mono_float32
-from ser_core.corpora import LABELS, read_manifest
-from ser_core.inference import load_model
-import ser_core.segments
-from ser_core.segments import classify_segments, find_speech, name_speakers
-from ser_core.speakers import cluster, shared_encoder
-from ser_core.splits import assign
-from ser_core.vad import DEFAULT_VAD, VadParams, shared_vad, speech_segments
+from ser_core.io.audio import DEFAULT_LIMITS, load_audio, to_mono_float32
+from ser_core.labels import LABELS
+from ser_core.serving.inference import load_model
+from ser_core.training.corpora import read_manifest
+import ser_core.serving.segments
+from ser_core.frontend.vad import DEFAULT_VAD, VadParams, shared_vad, speech_segments
+from ser_core.serving.segments import classify_segments, find_speech, name_speakers
+from ser_core.serving.speakers import cluster, shared_encoder
+from ser_core.training.splits import assign
 
 ROOT = Path(__file__).resolve().parent.parent
 SR = 16000
@@ -340,7 +341,7 @@ def choose_distance(material) -> tuple[float, list[dict]]:
 def read_conversations(model, material, distance: float, min_speech_s: float) -> dict:
     """Per-turn labels of every conversation, each speaker read against their own voice when they
     spoke `min_speech_s` or more (inf: never), by conversation size; and the attribution."""
-    ser_core.segments.MIN_SPEAKER_SPEECH_S = min_speech_s
+    ser_core.serving.segments.MIN_SPEAKER_SPEECH_S = min_speech_s
     true, predicted, sizes, attributions = [], [], [], []
     for m in material:
         names = cluster(m["prints"], distance=distance) if len(m["spans"]) > 1 else ["S1"] * len(m["spans"])
@@ -361,7 +362,7 @@ def read_conversations(model, material, distance: float, min_speech_s: float) ->
 
 def single_speaker_uars(model, material, min_speech_s: float) -> list[float]:
     """Per single-speaker conversation, its per-turn UAR (adapted to the one voice or not)."""
-    ser_core.segments.MIN_SPEAKER_SPEECH_S = min_speech_s
+    ser_core.serving.segments.MIN_SPEAKER_SPEECH_S = min_speech_s
     out = []
     for m in material:
         if len({t[3] for t in m["truth"]}) != 1:
@@ -543,7 +544,7 @@ def main() -> None:
 
     results["conversations"] = speaker_section(model, vad, parts, params)
     print(json.dumps(results["conversations"]["test"], indent=2), flush=True)
-    ser_core.segments.MIN_SPEAKER_SPEECH_S = results["conversations"]["validation"]["min_speaker_speech_s"]
+    ser_core.serving.segments.MIN_SPEAKER_SPEECH_S = results["conversations"]["validation"]["min_speaker_speech_s"]
 
     # Cost per hour: the test recording repeated to one hour.
     hour = as_audio(hour_of(samples))

@@ -31,7 +31,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from ser_core.signals import speech, wav_bytes  # noqa: E402
+from ser_core.io.signals import speech, wav_bytes  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 CLIP_S = 3.0
@@ -84,7 +84,7 @@ def http_client(port: int, data: list[bytes], stop_at: float, out: dict, lock: t
 
 
 def in_process_client(model, data: list[bytes], stop_at: float, out: dict, lock: threading.Lock, seed: int) -> None:
-    from ser_core.audio import load_audio
+    from ser_core.io.audio import load_audio
 
     i = seed
     while time.monotonic() < stop_at:
@@ -168,8 +168,8 @@ def main() -> None:
     args = parser.parse_args()
     data = clips()
 
-    from ser_core.inference import load_model_quietly
-    from ser_core.shipped import resolve_model
+    from ser_core.serving.inference import load_model_quietly
+    from ser_core.serving.shipped import resolve_model
 
     model_dir = resolve_model(args.model)
     report = {"model": model_dir.resolve().name, "duration_s": args.duration, "clip_s": CLIP_S,

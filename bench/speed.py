@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ser_core.audio import load_audio
-from ser_core.signals import speech
+from ser_core.io.audio import load_audio
+from ser_core.io.signals import speech
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"emo-cnn": ROOT / "models" / "emo-cnn-speaker", "emo-whisper": ROOT / "models" / "emo-whisper-speaker",
@@ -65,7 +65,7 @@ def original_pipeline(path: Path, keras_model) -> None:
 
 
 def latency(model_dir: Path, runs: int) -> dict:
-    from ser_core.inference import load_model
+    from ser_core.serving.inference import load_model
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.wav"
@@ -89,7 +89,7 @@ def concurrent_latency(model_dir: Path, requesters: int, requests_each: int) -> 
     """Per-request latency with `requesters` threads asking one shared model at once."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ser_core.inference import load_model
+    from ser_core.serving.inference import load_model
 
     served = load_model(model_dir)
     clips = [sf_bytes(speech(3.0, seed=i)) for i in range(requesters)]
@@ -114,7 +114,7 @@ def sf_bytes(samples: np.ndarray) -> bytes:
 
 
 def throughput(model_dir: Path, files: list[Path]) -> dict:
-    from ser_core.batch import predict_files
+    from ser_core.serving.batch import predict_files
 
     workers = os.cpu_count() or 1
     list(predict_files(files[:4], model_dir, workers=1))  # page in libraries before timing
@@ -140,7 +140,7 @@ def as_wav(files: list[Path], folder: Path) -> list[Path]:
 
 
 def long_audio(model_dir: Path, minutes: float) -> dict:
-    from ser_core.inference import load_model
+    from ser_core.serving.inference import load_model
 
     model = load_model(model_dir)
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,8 +156,8 @@ def long_audio(model_dir: Path, minutes: float) -> dict:
 
 
 def live_rate(model_dir: Path, seconds: float) -> dict:
-    from ser_core.inference import load_model
-    from ser_core.live import LiveClassifier
+    from ser_core.serving.inference import load_model
+    from ser_core.serving.live import LiveClassifier
 
     frame, rate = 960, 48000  # 20 ms, what browsers send over WebRTC
     mono = np.clip(speech(seconds, sr=rate) * 32768, -32768, 32767).astype(np.int16)
@@ -193,7 +193,7 @@ def live_rate(model_dir: Path, seconds: float) -> dict:
 COLD_START = """
 import io, os, time, numpy as np, soundfile as sf
 from streamlit.testing.v1 import AppTest
-from ser_core.signals import speech
+from ser_core.io.signals import speech
 buffer = io.BytesIO(); sf.write(buffer, speech(3.0), 16000, format='WAV')
 at = AppTest.from_file({page!r}, default_timeout=120).run()
 at.file_uploader[0].set_value(("clip.wav", buffer.getvalue(), "audio/wav")).run()

@@ -1,7 +1,7 @@
 """Live: stream the microphone over WebRTC; the latest window is classified twice a second, and
 pauses are marked as pauses.
 
-Frames go to `ser_core.live.LiveClassifier` on the WebRTC thread; this page only draws its state,
+Frames go to `ser_core.serving.live.LiveClassifier` on the WebRTC thread; this page only draws its state,
 refreshing every half second while the stream plays.
 """
 

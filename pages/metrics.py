@@ -3,7 +3,7 @@ project's published numbers, each with the protocol that produced it."""
 
 import streamlit as st
 
-from ser_core.inference import METRICS_FILE
+from ser_core.serving.inference import METRICS_FILE
 from ser_core.ui import common, metrics
 
 st.title("Metrics")

@@ -3,7 +3,7 @@ library versions — from its metadata.json."""
 
 import streamlit as st
 
-from ser_core.inference import METADATA_FILE
+from ser_core.serving.inference import METADATA_FILE
 from ser_core.ui import common, model_card
 
 st.title("Model card")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .errors import SerError
 
-from .shipped import resolve_model  # noqa: F401  (--model NAME|PATH, else SER_MODEL, else the shipped default)
+from .serving.shipped import resolve_model  # noqa: F401  (--model NAME|PATH, else SER_MODEL, else the shipped default)
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SPLITS = PACKAGE_ROOT / "models" / "splits"  # training works in a checkout
@@ -19,7 +19,7 @@ MODEL_HELP = "a shipped model's name or a model directory (default: SER_MODEL, e
 
 
 def _clips(sources: list[str]):
-    from .corpora import find_clips, read_manifest
+    from .training.corpora import find_clips, read_manifest
 
     if len(sources) == 1 and sources[0].endswith(".csv"):
         return read_manifest(sources[0])
@@ -27,7 +27,7 @@ def _clips(sources: list[str]):
 
 
 def cmd_manifest(args) -> int:
-    from .corpora import find_clips, write_manifest
+    from .training.corpora import find_clips, write_manifest
 
     n = write_manifest(find_clips(args.dirs), args.out)
     print(f"{n} clips → {args.out}", file=sys.stderr)
@@ -35,7 +35,7 @@ def cmd_manifest(args) -> int:
 
 
 def _split_file(args, clips) -> Path:
-    from .splits import extend_split_file, make_split, write_split_file
+    from .training.splits import extend_split_file, make_split, write_split_file
 
     # loco and lolo are built on the speaker split
     base_protocol = "speaker" if args.protocol in ("loco", "lolo") else args.protocol
@@ -56,10 +56,10 @@ def cmd_split(args) -> int:
 def cmd_train(args) -> int:
     import dataclasses
 
-    from .corpora import CORPUS_NAMES, LANGUAGES
     from .errors import ModelError
-    from .features import default_cache_dir
-    from .train import ENSEMBLES, RECIPES, train, train_ensemble
+    from .frontend.features import default_cache_dir
+    from .training.corpora import CORPUS_NAMES, LANGUAGES
+    from .training.train import ENSEMBLES, RECIPES, train, train_ensemble
 
     if args.model not in RECIPES and args.model not in ENSEMBLES:
         raise ModelError(f"Unknown model {args.model!r}; choose one of {', '.join([*RECIPES, *ENSEMBLES])}")
@@ -90,15 +90,15 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .corpora import read_manifest
-    from .evaluate import CLEAN, evaluate, evaluate_perturbed
-    from .inference import load_model_quietly
+    from .serving.inference import load_model_quietly
+    from .training.corpora import read_manifest
+    from .training.evaluate import CLEAN, evaluate, evaluate_perturbed
 
     model_dir = resolve_model(args.model)
     protocol = f"manifest:{Path(args.manifest).name}"
     if args.adapt:
-        from .evaluate import evaluate_adaptation
-        from .train import cached_inputs
+        from .training.evaluate import evaluate_adaptation
+        from .training.train import cached_inputs
 
         model = load_model_quietly(model_dir, args.backend)
         data = cached_inputs(model, read_manifest(args.manifest))
@@ -108,7 +108,7 @@ def cmd_evaluate(args) -> int:
                   f"({r['n_scored']} clips scored)", file=sys.stderr)
         text = json.dumps(results, indent=2)
     elif args.perturb:
-        from .augment import PERTURBATIONS
+        from .training.augment import PERTURBATIONS
 
         conditions = list(PERTURBATIONS) if args.perturb == "all" else [c.strip() for c in args.perturb.split(",")]
         results = evaluate_perturbed(model_dir, read_manifest(args.manifest), [CLEAN, *conditions], protocol, args.backend)
@@ -117,7 +117,7 @@ def cmd_evaluate(args) -> int:
                   file=sys.stderr)
         text = json.dumps(results, indent=2)
     else:
-        from .train import cached_inputs
+        from .training.train import cached_inputs
 
         model = load_model_quietly(model_dir, args.backend)
         data = cached_inputs(model, read_manifest(args.manifest))
@@ -131,8 +131,8 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .export import export_litert
-    from .inference import native_stderr_silenced
+    from .serving.inference import native_stderr_silenced
+    from .training.export import export_litert
 
     with native_stderr_silenced():
         out = export_litert(args.model)
@@ -142,10 +142,10 @@ def cmd_export(args) -> int:
 
 def _adapted_outcomes(args):
     """`ser predict` with a saved voice profile, or per speaker of a manifest (--speaker-column)."""
-    from .corpora import read_manifest
     from .errors import ManifestError
-    from .inference import load_model_quietly
-    from .profile import VoiceProfile, predict_adapted
+    from .serving.inference import load_model_quietly
+    from .serving.profile import VoiceProfile, predict_adapted
+    from .training.corpora import read_manifest
 
     model = load_model_quietly(resolve_model(args.model), args.backend)
     if args.speaker_column:
@@ -176,9 +176,9 @@ def _report(file: str, warnings, error: str | None) -> bool:
 def _analyses(args):
     """(file, its `Analysis`, input warnings, error message) per file, in order, in this process,
     with the speaker options given (--speakers, --speaker-adaptation)."""
-    from .audio import load_audio
-    from .inference import load_model_quietly, native_stderr_silenced
-    from .segments import SpeakerOptions
+    from .io.audio import load_audio
+    from .serving.inference import load_model_quietly, native_stderr_silenced
+    from .serving.segments import SpeakerOptions
 
     model = load_model_quietly(str(resolve_model(args.model)), args.backend)
     speakers = SpeakerOptions(count=args.speakers, adapt=args.speaker_adaptation)
@@ -195,16 +195,10 @@ def _analyses(args):
 
 def _segment_rows(args):
     """(file, one dict per speech segment, input warnings, error message) per file, in order."""
+    from .serving.results import segment_rows
+
     for file, analysis, warnings, error in _analyses(args):
         yield file, analysis and segment_rows(file, analysis), warnings, error
-
-
-def segment_rows(file: str, analysis) -> list[dict]:
-    """One dict per speech segment: what `--segments` prints, and what `ser serve` answers."""
-    return [{"file": file, "segment": i, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
-             "speaker": s.speaker, "emotion": s.emotion, "confidence": round(s.confidence, 6), "uncertain": s.uncertain,
-             "probabilities": {k: round(v, 6) for k, v in s.probabilities.items()}}
-            for i, s in enumerate(analysis.segments, start=1)]
 
 
 def cmd_predict_segments(args) -> int:
@@ -241,7 +235,7 @@ def cmd_predict(args) -> int:
         from .errors import ConfigError
 
         raise ConfigError("--out, --timeline, --address and --actors go with --engine ray")
-    from .batch import predict_files
+    from .serving.batch import predict_files
 
     if args.segments:
         return cmd_predict_segments(args)
@@ -297,8 +291,9 @@ def _report_predictions(args, predictions) -> int:
 def _predict_ray(args) -> int:
     """Files, folders, manifests or lists in (local or URIs); a Parquet/CSV table with --out, else
     the same printout as the local engine."""
-    from .distributed import (check_ray, list_inputs, model_summary, predict_rows, prediction_schema,
-                              ray_session, write_rows)
+    from .distributed.inputs import list_inputs
+    from .distributed.outputs import prediction_schema, write_rows
+    from .distributed.ray import check_ray, model_summary, predict_rows, ray_session
 
     from .errors import ManifestError
 
@@ -334,9 +329,12 @@ def _predict_ray(args) -> int:
 
 def cmd_embed(args) -> int:
     """The training feature cache as Parquet shards, on Ray or in this process."""
-    from .distributed import FeatureShards, check_ray, is_uri, list_inputs, map_files, map_local, ray_session
+    from .distributed.engine import map_files, map_local
+    from .distributed.inputs import is_uri, list_inputs
+    from .distributed.ray import check_ray, ray_session
     from .errors import ModelError
-    from .train import RECIPES
+    from .training.shards import FeatureShards
+    from .training.train import RECIPES
 
     if args.model not in RECIPES:
         raise ModelError(f"Unknown model {args.model!r}; choose one of {', '.join(RECIPES)}")
@@ -359,7 +357,7 @@ def cmd_embed(args) -> int:
 
 
 def _import_features(folder: str, feature_params) -> None:
-    from .distributed import import_feature_shards
+    from .training.shards import import_feature_shards
 
     counts = import_feature_shards(folder, feature_params)
     print(f"features from {folder}: {counts['imported']} clips cached, {counts['stale']} not matching a "
@@ -451,12 +449,12 @@ def parser() -> argparse.ArgumentParser:
     em.add_argument("--data", nargs="+", required=True, help="corpus folders, one manifest CSV, or URIs")
     em.add_argument("--model", default="emo-cnn", help="the recipe whose features to build")
     em.add_argument("--out", required=True, help="folder (or URI) for part-*.parquet shards")
-    from .distributed import EMBED_BATCH_FILES
+    from .training.shards import EMBED_BATCH_FILES
 
     _add_ray_options(em, EMBED_BATCH_FILES)
     em.set_defaults(func=cmd_embed)
 
-    from .serve import add_arguments, cmd_serve
+    from .serving.http import add_arguments, cmd_serve
 
     sv = sub.add_parser("serve", help="the HTTP API (POST /v1/analyze, WebSocket /v1/stream); see docs/api.md")
     add_arguments(sv)

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Feature caches written by the code under test go to a throw-away folder, not ~/.cache.
 os.environ.setdefault("SER_CACHE_DIR", tempfile.mkdtemp(prefix="ser-test-cache-"))
 
-from ser_core.signals import speech, voice, wav_bytes  # noqa: F401  (tests import them from here)
+from ser_core.io.signals import speech, voice, wav_bytes  # noqa: F401  (tests import them from here)
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
@@ -71,9 +71,9 @@ def tiny_dataset(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained_model(tiny_dataset, tmp_path_factory) -> Path:
     """A seed-cnn trained for a few epochs on the tiny corpus through the real training entry point."""
-    from ser_core.corpora import read_manifest
-    from ser_core.splits import make_split, write_split_file
-    from ser_core.train import TrainParams, train
+    from ser_core.training.corpora import read_manifest
+    from ser_core.training.splits import make_split, write_split_file
+    from ser_core.training.train import TrainParams, train
 
     clips = read_manifest(tiny_dataset / "manifest.csv")
     work = tmp_path_factory.mktemp("trained")
@@ -99,9 +99,9 @@ def trained_encoder_model(tiny_dataset, tmp_path_factory) -> Path:
     with one augmented copy, through the real training entry point."""
     import dataclasses
 
-    from ser_core.corpora import read_manifest
-    from ser_core.splits import make_split, write_split_file
-    from ser_core.train import RECIPES, train
+    from ser_core.training.corpora import read_manifest
+    from ser_core.training.splits import make_split, write_split_file
+    from ser_core.training.train import RECIPES, train
 
     clips = read_manifest(tiny_dataset / "manifest.csv")
     work = tmp_path_factory.mktemp("trained-encoder")

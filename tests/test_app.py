@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 import numpy as np
 
 from conftest import speech, wav_bytes
-from ser_core.inference import load_model
+from ser_core.serving.inference import load_model
 from ser_core.ui import common, upload
 
 APP = "../app.py"

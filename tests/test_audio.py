@@ -6,18 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import pyav_bytes, voice, wav_bytes
-from ser_core.audio import AudioFileNotFoundError, AudioLimits, decode, load_audio, to_mono_float32
-from ser_core.errors import (
-    AudioTooLargeError,
-    AudioTooLongError,
-    AudioTooShortError,
-    ConfigError,
-    DecodeTimeoutError,
-    NoSpeechError,
-    NonFiniteAudioError,
-    NotAudioError,
-    SerError,
-)
+from ser_core.io.audio import AudioFileNotFoundError, AudioLimits, decode, load_audio, to_mono_float32
+from ser_core.errors import (AudioTooLargeError, AudioTooLongError, AudioTooShortError, ConfigError,
+    DecodeTimeoutError, NoSpeechError, NonFiniteAudioError, NotAudioError, SerError)
 
 SR = 16000
 CLIP = voice(2.0, SR)
@@ -63,7 +54,7 @@ def test_long_audio_is_resampled_as_it_decodes_like_all_at_once(encode):
     """Several streaming blocks (soundfile and PyAV paths) give what one-shot resampling gives."""
     import soxr
 
-    from ser_core.audio import STREAM_BLOCK_SAMPLES
+    from ser_core.io.audio import STREAM_BLOCK_SAMPLES
 
     source = voice(4 * STREAM_BLOCK_SAMPLES / 44100 + 0.3, 44100)
     data = encode(source)
@@ -242,8 +233,8 @@ def test_integer_full_scale_is_one_and_unplausible_rates_are_refused():
 def test_errors_survive_pickling_for_worker_processes():
     import pickle
 
-    from ser_core.audio import AudioFileNotFoundError
     from ser_core.errors import ModelError
+    from ser_core.io.audio import AudioFileNotFoundError
 
     errors = [NotAudioError("x"), AudioTooShortError(0.1, 0.25), AudioTooLongError(12, 10), AudioTooLargeError(5, 4),
               DecodeTimeoutError(3), NonFiniteAudioError(), NoSpeechError(-70, -60), ConfigError("bad"),

@@ -5,12 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ser_core.calibration import (
-    apply_temperature,
-    fit_temperature,
-    reliability,
-    uncertainty_threshold,
-)
+from ser_core.serving.calibration import apply_temperature, fit_temperature, reliability, uncertainty_threshold
 
 
 def overconfident_predictions(n: int = 2000, seed: int = 0):

@@ -28,21 +28,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # conftest helpers, also when run as a script
 from conftest import ROOT, pyav_bytes, speech, wav_bytes  # noqa: E402
-from ser_core.audio import AudioFileNotFoundError, AudioLimits, load_audio  # noqa: E402
-from ser_core.errors import (  # noqa: E402
-    AudioTooLargeError,
-    AudioTooLongError,
-    AudioTooShortError,
-    NoSpeechError,
-    NoVoiceActivityError,
-    NonFiniteAudioError,
-    NotAudioError,
-    SerError,
-)
+from ser_core.io.audio import AudioFileNotFoundError, AudioLimits, load_audio  # noqa: E402
+from ser_core.errors import (AudioTooLargeError, AudioTooLongError, AudioTooShortError, NoSpeechError,
+    NoVoiceActivityError, NonFiniteAudioError, NotAudioError, SerError)
 
 SR = 16000
 # Small caps, so that "too long" and "too large" need no big files. The CLI gets the same caps
-# through the environment (ser_core.audio.LIMIT_ENV); every other case is far below them.
+# through the environment (ser_core.io.audio.LIMIT_ENV); every other case is far below them.
 CAP_S = 10.0
 CAP_BYTES = 4 * 2**20
 LIMITS = AudioLimits(max_duration_s=CAP_S, max_bytes=CAP_BYTES)
@@ -326,7 +318,7 @@ def catalogue(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def model(trained_model):
-    from ser_core.inference import load_model
+    from ser_core.serving.inference import load_model
 
     return load_model(trained_model)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ser_core.audio import load_audio
+from ser_core.io.audio import load_audio
 from test_catalogue import CASES, LIMITS, clip, refusal, wav_bytes
 
 PAGE = "../pages/upload.py"  # AppTest resolves it relative to this file
@@ -47,13 +47,13 @@ def open_page():
 @pytest.fixture
 def app(trained_model, monkeypatch):
     """The Upload page on the tiny model, with the catalogue's small caps in force."""
-    import ser_core.inference
+    import ser_core.serving.inference
 
     def capped(source, *args, **kwargs):  # the app passes no limits: it serves DEFAULT_LIMITS
         kwargs.pop("limits", None)
         return load_audio(source, *args[:1], limits=LIMITS, **kwargs)
 
-    monkeypatch.setattr(ser_core.inference, "load_audio", capped)
+    monkeypatch.setattr(ser_core.serving.inference, "load_audio", capped)
     monkeypatch.setenv("SER_MODEL", str(trained_model))
     return open_page()
 
@@ -65,7 +65,7 @@ def assert_prediction_shown(at, name: str) -> None:
 
 
 def test_each_case_gets_its_answer_and_the_next_upload_works(app, built, trained_model):
-    from ser_core.inference import load_model
+    from ser_core.serving.inference import load_model
 
     model = load_model(trained_model)
     at = app

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_core.corpora import LABELS, Clip
-from ser_core.splits import assign, write_split_file
+from ser_core.labels import LABELS
+from ser_core.training.corpora import Clip
+from ser_core.training.splits import assign, write_split_file
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,7 +72,7 @@ def test_a_fold_model_is_reused_only_when_finished_and_from_the_same_recipe(comp
     import json
     import os
 
-    from ser_core.train import RECIPES
+    from ser_core.training.train import RECIPES
 
     features, recipe = RECIPES["emo-cnn"]
     fold = tmp_path / "emo-cnn-ased"
@@ -91,7 +92,7 @@ def test_a_fold_model_is_reused_only_when_finished_and_from_the_same_recipe(comp
 def test_a_loco_run_in_parts_pools_the_folds_of_one_recipe_and_drops_another_recipes(compare_models):
     """Folds measured by earlier runs (other machines, no shared cache) join the row when their recipe
     is the same; a fold of a changed recipe is dropped, never averaged in."""
-    from ser_core.train import RECIPES
+    from ser_core.training.train import RECIPES
 
     features, recipe = RECIPES["emo-cnn"]
     same = compare_models.recipe_id(features, recipe)

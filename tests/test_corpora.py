@@ -9,7 +9,8 @@ import pytest
 
 from conftest import voice, wav_bytes
 from ser_core.cli import main
-from ser_core.corpora import LABELS, find_clips, parse_clip, read_manifest
+from ser_core.labels import LABELS
+from ser_core.training.corpora import find_clips, parse_clip, read_manifest
 
 EXAMPLES = [
     # RAVDESS, Zenodo "Audio_Speech_Actors_01-24" and Kaggle layouts
@@ -167,7 +168,7 @@ def test_every_ased_file_parses_as_its_folder_says(corpora):
     ("BAVED/5/7-m-31-5-1-3.wav", "neutral", {"neutral"}),
 ])
 def test_baved_arousal_levels_name_sets_of_classes(path, emotion, allowed):
-    from ser_core.corpora import candidates
+    from ser_core.training.corpora import candidates
 
     clip = parse_clip(path)
     assert (clip.corpus, clip.emotion) == ("baved", emotion)
@@ -175,7 +176,8 @@ def test_baved_arousal_levels_name_sets_of_classes(path, emotion, allowed):
 
 
 def test_corpus_label_spaces_and_languages_cover_every_corpus():
-    from ser_core.corpora import CORPUS_LABELS, CORPUS_NAMES, LABEL_SETS, LANGUAGE_NAMES, LANGUAGES, corpus_labels, languages_of
+    from ser_core.training.corpora import (CORPUS_LABELS, CORPUS_NAMES, LABEL_SETS, LANGUAGE_NAMES, LANGUAGES,
+        corpus_labels, languages_of)
 
     assert set(CORPUS_LABELS) == set(CORPUS_NAMES) == {c for cs in LANGUAGES.values() for c in cs}
     assert set(LANGUAGE_NAMES) == set(LANGUAGES)

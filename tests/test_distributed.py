@@ -16,8 +16,11 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, speech, wav_bytes
-from ser_core.distributed import (FeatureShards, MapStats, import_feature_shards, list_inputs, map_files,
-                                  map_local, predict_rows, prediction_schema, read_feature_shards, write_rows)
+from ser_core.distributed.engine import MapStats, map_files, map_local
+from ser_core.distributed.inputs import list_inputs
+from ser_core.distributed.outputs import prediction_schema, write_rows
+from ser_core.distributed.ray import predict_rows
+from ser_core.training.shards import FeatureShards, import_feature_shards, read_feature_shards
 
 # The light shipped model: the engine is under test, and its answers are bit-for-bit reproducible
 # across processes (the default's int8 encoder varies by up to ~1e-2 with the process's BLAS threads).
@@ -41,7 +44,7 @@ def audio_dir(tmp_path_factory) -> Path:
 def ray_local():
     """One local Ray instance for the module: 2 CPUs, no dashboard, no network; shut down after."""
     ray = pytest.importorskip("ray")
-    from ser_core.distributed import ray_session
+    from ser_core.distributed.ray import ray_session
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test's own factories
     for attempt in range(2):  # Ray gives its node 30 s to register: a saturated machine can miss it once
@@ -73,11 +76,11 @@ def test_list_inputs_expands_manifests_lists_folders_and_uris(audio_dir, tmp_pat
 
 
 def test_feature_shards_hold_the_cache_features_and_fill_the_cache(audio_dir, tmp_path, monkeypatch):
-    from ser_core import dataset
-    from ser_core.corpora import Clip
-    from ser_core.dataset import clip_features, extract_clips
-    from ser_core.features import FeatureCache
-    from ser_core.train import RECIPES
+    from ser_core.frontend.features import FeatureCache
+    from ser_core.training import dataset
+    from ser_core.training.corpora import Clip
+    from ser_core.training.dataset import clip_features, extract_clips
+    from ser_core.training.train import RECIPES
 
     params = RECIPES["emo-cnn"][0]
     files = [str(p) for p in sorted(audio_dir.glob("clip0*.wav"))] + [str(audio_dir / "corrupt.wav")]
@@ -105,8 +108,8 @@ def test_output_schema_is_documented():
     for name in prediction_schema(["neutral"], timeline=True).names:
         column = "p_LABEL" if name.startswith("p_") else name
         assert f"| {column} |" in docs, f"column {column} is not in docs/scaling.md"
-    from ser_core.distributed import shard_schema
-    from ser_core.features import FeatureParams
+    from ser_core.frontend.features import FeatureParams
+    from ser_core.training.shards import shard_schema
 
     for name in shard_schema(FeatureParams()).names:
         assert f"| {name} |" in docs
@@ -115,7 +118,7 @@ def test_output_schema_is_documented():
 # ------------------------------------------------------------------------------------ on Ray
 
 def test_ray_rows_equal_the_local_path(ray_local, audio_dir, tmp_path):
-    from ser_core.batch import predict_files
+    from ser_core.serving.batch import predict_files
 
     files = [str(p) for p in sorted(audio_dir.iterdir())] + [str(audio_dir / "missing.wav")]
     local = list(predict_files(files, MODEL, workers=1))
@@ -175,7 +178,7 @@ def test_cli_ray_engine_prints_what_the_local_engine_prints(ray_local, audio_dir
 
 def test_cli_embed_on_ray_writes_the_shards_the_local_engine_writes(ray_local, audio_dir, tmp_path, capsys):
     from ser_core.cli import main
-    from ser_core.train import RECIPES
+    from ser_core.training.train import RECIPES
 
     (tmp_path / "m.csv").write_text("path,emotion\n" + "".join(f"clip0{i}.wav,angry\n" for i in range(6)))
     for i in range(6):

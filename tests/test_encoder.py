@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from conftest import voice
-from ser_core import encoder as encoder_module
-from ser_core.encoder import (ENCODER_DIM, MIN_CONTENT_FRAMES, EncoderWeightsError, content_frames, embed,
-                              pooled_statistics, shared_encoder, whisper_model_bytes)
-from ser_core.features import compute
-from ser_core.train import WHISPER_FEATURES
+from ser_core.frontend import encoder as encoder_module
+from ser_core.frontend.encoder import (ENCODER_DIM, MIN_CONTENT_FRAMES, EncoderWeightsError, content_frames, embed,
+    pooled_statistics, shared_encoder, whisper_model_bytes)
+from ser_core.frontend.features import compute
+from ser_core.training.train import WHISPER_FEATURES
 
 SR = 16000
 PINNED_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"  # Systran/faster-whisper-base
@@ -144,7 +144,7 @@ def test_the_encoder_takes_mkl_avx2_kernels_unless_the_user_chose_others(chosen,
     process (MKL not yet started) pins the kernels the heads were trained on, and keeps a user's choice."""
     env = {k: v for k, v in os.environ.items() if k != "MKL_ENABLE_INSTRUCTIONS"} | (
         {"MKL_ENABLE_INSTRUCTIONS": chosen} if chosen else {})
-    code = ("import os; from ser_core.encoder import WhisperEncoder; WhisperEncoder(layers=1); "
+    code = ("import os; from ser_core.frontend.encoder import WhisperEncoder; WhisperEncoder(layers=1); "
             "print(os.environ['MKL_ENABLE_INSTRUCTIONS'])")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert out.split() == [expected]

@@ -11,9 +11,9 @@ import pytest
 
 from conftest import speech
 from ser_core import LABELS, load_model
-from ser_core.encoder import WEIGHTS_SHA256
 from ser_core.errors import ModelError
-from ser_core.inference import EncoderModel
+from ser_core.frontend.encoder import WEIGHTS_SHA256
+from ser_core.serving.inference import EncoderModel
 
 
 def test_training_writes_an_encoder_model(trained_encoder_model):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from conftest import voice, wav_bytes
-from ser_core.audio import load_audio
-from ser_core.features import (FeatureCache, FeatureParams, Normalizer, compute, extract, frame_windows,
-                               window_starts)
+from ser_core.io.audio import load_audio
+from ser_core.frontend.features import (FeatureCache, FeatureParams, Normalizer, compute, extract, frame_windows,
+    window_starts)
 
 PARAMS = FeatureParams()
 
@@ -111,7 +111,7 @@ def test_params_round_trip_and_key_the_cache(tmp_path):
 
 
 def test_long_audio_is_extracted_in_chunks_with_the_same_result():
-    from ser_core import features as features_module
+    from ser_core.frontend import features as features_module
 
     clip = voice(100.0)
     _, whole = extract(clip, PARAMS)
@@ -126,8 +126,8 @@ def test_long_audio_is_extracted_in_chunks_with_the_same_result():
 
 
 def test_extracting_clips_fills_the_cache_and_reuses_it(tmp_path, monkeypatch):
-    from ser_core import dataset
-    from ser_core.corpora import Clip
+    from ser_core.training import dataset
+    from ser_core.training.corpora import Clip
 
     clips = []
     for i in range(3):
@@ -151,7 +151,7 @@ def test_extracting_clips_fills_the_cache_and_reuses_it(tmp_path, monkeypatch):
 def whisper_params(**changes):
     import dataclasses
 
-    from ser_core.train import WHISPER_FEATURES
+    from ser_core.training.train import WHISPER_FEATURES
 
     return dataclasses.replace(WHISPER_FEATURES, **changes)
 
@@ -188,7 +188,7 @@ def test_level_normalisation_makes_quiet_and_loud_voices_alike():
 
 
 def test_normalise_level_brings_active_speech_to_the_target():
-    from ser_core.features import active_level_dbfs, normalise_level
+    from ser_core.frontend.features import active_level_dbfs, normalise_level
 
     params = whisper_params()
     windows = np.stack([voice(4.0, level_db=-45.0), voice(4.0, level_db=-3.0)])
@@ -197,7 +197,7 @@ def test_normalise_level_brings_active_speech_to_the_target():
 
 
 def test_level_gain_is_capped():
-    from ser_core.features import MAX_LEVEL_GAIN_DB, active_level_dbfs, normalise_level
+    from ser_core.frontend.features import MAX_LEVEL_GAIN_DB, active_level_dbfs, normalise_level
 
     params = whisper_params()
     faint = voice(4.0, level_db=-100.0)[None]  # would need ~77 dB to reach -26 dBFS
@@ -210,7 +210,7 @@ def test_level_gain_is_capped():
 
 
 def test_active_level_ignores_pauses_and_padding():
-    from ser_core.features import active_level_dbfs
+    from ser_core.frontend.features import active_level_dbfs
 
     t = np.arange(32000) / 16000
     sine = (0.1 * np.sin(2 * np.pi * 500 * t)).astype(np.float32)
@@ -231,11 +231,11 @@ def test_librosa_is_compiled_by_one_process_at_a_time(tmp_path):
     import sys
     import time
 
-    from ser_core.features import LIBROSA_IMPORT_LOCK
+    from ser_core.frontend.features import LIBROSA_IMPORT_LOCK
 
     cache = tmp_path / "numba"
     env = {**os.environ, "NUMBA_CACHE_DIR": str(cache)}
-    importing = "from ser_core.features import import_librosa; import_librosa('librosa.core.pitch')"
+    importing = "from ser_core.frontend.features import import_librosa; import_librosa('librosa.core.pitch')"
     with open(LIBROSA_IMPORT_LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         waiting = subprocess.Popen([sys.executable, "-c", importing], env=env)

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from conftest import pyav_bytes, speech, wav_bytes
-from ser_core.audio import AudioLimits, load_audio, to_mono_float32
 from ser_core.errors import SerError
+from ser_core.io.audio import AudioLimits, load_audio, to_mono_float32
 
 SR = 16000
 # Mutated headers can claim anything: keep each example cheap, as `make fuzz` does.
@@ -58,7 +58,7 @@ REGRESSIONS = {
 
 @pytest.fixture(scope="module")
 def model(trained_model):
-    from ser_core.inference import load_model
+    from ser_core.serving.inference import load_model
 
     model = load_model(trained_model)
     model.analyze_audio(load_audio(SEEDS["wav"]), segmented=False)  # librosa's first call compiles (numba): not a deadline

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_core.corpora import LABELS, Clip
-from ser_core.dataset import ClipFeatures
-from ser_core.metrics import label_recalls, label_uar
-from ser_core.train import TrainParams, example_weights, packed_targets, set_loss
+from ser_core.labels import LABELS
+from ser_core.training.corpora import Clip
+from ser_core.training.dataset import ClipFeatures
+from ser_core.training.metrics import label_recalls, label_uar
+from ser_core.training.train import TrainParams, example_weights, packed_targets, set_loss
 
 
 def clip(emotion: str, corpus: str = "ravdess", speaker: str = "a") -> Clip:

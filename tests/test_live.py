@@ -1,4 +1,4 @@
-"""ser_core.live without a browser: WebRTC-shaped frames (48 kHz stereo s16, 20 ms) in, readings out."""
+"""ser_core.serving.live without a browser: WebRTC-shaped frames (48 kHz stereo s16, 20 ms) in, readings out."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 import soxr
 
 from conftest import speech
-from ser_core.inference import load_model
-from ser_core.live import MIN_WINDOW_S, LiveClassifier, RollingBuffer, frame_to_array
+from ser_core.serving.inference import load_model
+from ser_core.serving.live import MIN_WINDOW_S, LiveClassifier, RollingBuffer, frame_to_array
 
 BROWSER_RATE = 48000
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz, what browsers send over WebRTC

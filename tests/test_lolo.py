@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ser_core.corpora import LANGUAGE_NAMES, LANGUAGES
+from ser_core.training.corpora import LANGUAGES, LANGUAGE_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +53,7 @@ RESULTS = ROOT / "bench" / "results" / "lolo.json"
 
 @pytest.mark.skipif(not RESULTS.is_file(), reason="no committed leave-one-language-out results")
 def test_committed_lolo_results_hold_whole_rows_of_one_recipe_each():
-    from ser_core.train import ENSEMBLES, RECIPES
+    from ser_core.training.train import ENSEMBLES, RECIPES
 
     results = json.loads(RESULTS.read_text())
     for name, row in results["rows"].items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ser_core.metrics import compute_metrics, keras_threshold_scores
+from ser_core.training.metrics import compute_metrics, keras_threshold_scores
 
 LABELS = ("a", "b", "c")
 

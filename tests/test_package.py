@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import ROOT, speech, wav_bytes  # noqa: E402
 
 from ser_core.errors import ModelError  # noqa: E402
-from ser_core.shipped import MODELS_ROOT, resolve_model, shipped_models  # noqa: E402
+from ser_core.serving.shipped import MODELS_ROOT, resolve_model, shipped_models  # noqa: E402
 
 OFFLINE_SIGNS = ("No matching distribution", "Could not find a version", "NewConnectionError", "Network is unreachable",
                  "Temporary failure in name resolution", "ProxyError")
@@ -80,7 +80,7 @@ def test_requirements_files_pin_what_pyproject_pins():
 # --- Silero VAD without onnx -------------------------------------------------------------------------
 
 def test_the_vad_weights_are_read_without_onnx_and_equal_onnx_s_reading():
-    code = ("import sys; from ser_core.vad import SileroVad; SileroVad(); "
+    code = ("import sys; from ser_core.frontend.vad import SileroVad; SileroVad(); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('onnx', 'torch', 'silero_vad')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -88,7 +88,7 @@ def test_the_vad_weights_are_read_without_onnx_and_equal_onnx_s_reading():
     onnx = pytest.importorskip("onnx")
     from onnx import numpy_helper
 
-    from ser_core.vad import WEIGHT_NAMES, check_sha256, model_path, read_weights
+    from ser_core.frontend.vad import WEIGHT_NAMES, check_sha256, model_path, read_weights
 
     data = check_sha256(model_path())
     graph = onnx.load_model_from_string(data).graph
@@ -103,7 +103,7 @@ def test_the_vad_weights_are_read_without_onnx_and_equal_onnx_s_reading():
 
 
 def test_a_file_that_is_not_onnx_is_refused_with_a_sentence():
-    from ser_core.vad import read_weights
+    from ser_core.frontend.vad import read_weights
 
     for data in (b"", b"\x07" * 64, b"\x0a\x05hello"):
         with pytest.raises(ModelError):
@@ -115,7 +115,7 @@ def test_a_file_that_is_not_onnx_is_refused_with_a_sentence():
 def test_the_window_and_filterbank_are_librosa_s_bit_for_bit():
     """Every shipped model's feature parameters, and a few others, against librosa itself."""
     librosa = pytest.importorskip("librosa")
-    from ser_core.features import FeatureParams, _fft_window, _mel_basis
+    from ser_core.frontend.features import FeatureParams, _fft_window, _mel_basis
 
     params = [FeatureParams.from_dict(json.loads(path.read_text())["feature_params"])
               for path in MODELS_ROOT.glob("*/metadata.json")]
@@ -128,7 +128,7 @@ def test_the_window_and_filterbank_are_librosa_s_bit_for_bit():
 
 
 def test_predicting_imports_neither_librosa_nor_numba():
-    code = ("import sys; from ser_core.inference import load_model; from ser_core.signals import speech; "
+    code = ("import sys; from ser_core.serving.inference import load_model; from ser_core.io.signals import speech; "
             "load_model('seed-cnn').predict(speech(3.0), sr=16000); "
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'librosa', 'numba', 'onnx', 'tensorflow', 'keras'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,

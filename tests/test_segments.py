@@ -12,16 +12,17 @@ import pytest
 
 from conftest import ROOT, speech, voice
 from ser_core.errors import ModelError, NoVoiceActivityError, SerError
-from ser_core.segments import UNCERTAIN, Segment, find_speech, speaking_time_shares, weighted_probabilities
-from ser_core.vad import (FRAME_S, ONNX_SHA256, SileroVad, VadParams, model_path, shared_vad, speech_regions,
-                          speech_segments, utterances)
+from ser_core.serving.results import UNCERTAIN, Segment, speaking_time_shares, weighted_probabilities
+from ser_core.serving.segments import find_speech
+from ser_core.frontend.vad import (FRAME_S, ONNX_SHA256, SileroVad, VadParams, model_path, shared_vad, speech_regions,
+    speech_segments, utterances)
 
 SR = 16000
 
 
 @pytest.fixture(scope="module")
 def model():
-    from ser_core.inference import load_model
+    from ser_core.serving.inference import load_model
 
     # The light shipped model: these tests' geometry is written for its 3 s windows (the logic is the
     # same for every model; the default's windows are 4 s).
@@ -74,7 +75,7 @@ def onnxruntime_reference(streams: np.ndarray) -> np.ndarray:
 
 
 def test_the_numpy_network_matches_silero_under_onnxruntime(monkeypatch):
-    import ser_core.vad
+    import ser_core.frontend.vad
 
     rng = np.random.default_rng(7)
     n = 150 * 512  # 4.8 s
@@ -89,7 +90,7 @@ def test_the_numpy_network_matches_silero_under_onnxruntime(monkeypatch):
     assert reference.max() > 0.9 and reference.min() < 0.1  # both speech and non-speech frames compared
     vad = SileroVad()
     assert np.abs(vad._run(streams) - reference).max() < 1e-5
-    monkeypatch.setattr(ser_core.vad, "CONV_BLOCK", 7)  # the convolutions in blocks of 7 chunks
+    monkeypatch.setattr(ser_core.frontend.vad, "CONV_BLOCK", 7)  # the convolutions in blocks of 7 chunks
     assert np.abs(vad._run(streams) - reference).max() < 1e-5
 
 
@@ -152,8 +153,8 @@ def test_a_sentence_with_a_pause_is_one_segment_and_sentences_apart_are_three(mo
 def test_corpus_sentences_stay_whole(corpora):
     """Real acted sentences (RAVDESS, whose natural mid-sentence pauses cut them in two before): each
     clip alone is one segment, and three of them with 1 s of silence between are three."""
-    from ser_core.audio import load_audio, to_mono_float32
-    from ser_core.corpora import read_manifest
+    from ser_core.io.audio import load_audio, to_mono_float32
+    from ser_core.training.corpora import read_manifest
 
     clips = [c for c in read_manifest(corpora / "manifest.csv") if c.corpus == "ravdess"][:24:8]
     audios = [load_audio(c.path, SR) for c in clips]
@@ -174,7 +175,7 @@ class FixedVad:
 
 
 def test_a_short_clip_below_the_threshold_gets_a_softer_second_look():
-    from ser_core.audio import to_mono_float32
+    from ser_core.io.audio import to_mono_float32
 
     # Soft speech: 0.3 s at 0.4, under the 0.5 threshold, over the 0.25 of the second look.
     p = frames((0.05, 1.0), (0.4, 0.3), (0.05, 1.7))
@@ -221,7 +222,7 @@ def test_analysis_by_utterance_weights_speech_and_skips_pauses(model):
 
 
 def test_a_short_segment_hears_its_surroundings_but_not_its_neighbours(model):
-    from ser_core.segments import segment_piece
+    from ser_core.serving.segments import segment_piece
 
     samples = np.full(10 * SR, 1e-4, np.float32) * np.arange(10 * SR) / (10 * SR)  # quiet: kept as context
     spans = [(1.0, 1.5), (2.0, 3.0), (3.4, 8.0)]
@@ -258,7 +259,7 @@ def test_no_voice_is_a_sentence_not_an_emotion(model, what, samples):
 
 
 def test_a_clip_without_voice_in_a_batch_fails_alone(model):
-    from ser_core.audio import to_mono_float32
+    from ser_core.io.audio import to_mono_float32
 
     loud_noise = (np.random.default_rng(3).standard_normal(3 * SR) * 0.1).astype(np.float32)
     audios = [to_mono_float32(x, SR, SR) for x in (speech(3.0, seed=4), loud_noise, speech(2.0, seed=5))]

@@ -28,7 +28,7 @@ from conftest import ROOT, speech, wav_bytes  # noqa: E402
 from test_catalogue import CASES, IDS, LIMITS  # noqa: E402
 
 from ser_core.errors import AudioTooLargeError, AudioTooLongError, SerError  # noqa: E402
-from ser_core.serve import OPENAPI, Admission, ApiError, ModelRegistry, ServeConfig, create_app  # noqa: E402
+from ser_core.serving.http import OPENAPI, Admission, ApiError, ModelRegistry, ServeConfig, create_app  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")  # httpx2 is not out yet
 MODEL = "seed-cnn-speaker"
@@ -62,7 +62,7 @@ def clip_wav() -> bytes:
 
 @pytest.fixture(scope="module")
 def model():
-    from ser_core.inference import load_model
+    from ser_core.serving.inference import load_model
 
     return load_model(ROOT / "models" / MODEL)
 
@@ -176,7 +176,7 @@ def test_limits_come_from_flags_then_the_environment_then_the_api_defaults(monke
     import argparse
 
     from ser_core.errors import ConfigError
-    from ser_core.serve import SERVE_MAX_BYTES, SERVE_MAX_DURATION_S, add_arguments, config_from_args
+    from ser_core.serving.http import SERVE_MAX_BYTES, SERVE_MAX_DURATION_S, add_arguments, config_from_args
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)
@@ -204,7 +204,7 @@ def test_admission_frees_every_slot():
 
 
 def test_a_slow_request_times_out_with_504_and_frees_its_slot(monkeypatch):
-    from ser_core.inference import SerModel
+    from ser_core.serving.inference import SerModel
 
     analyze_audio = SerModel.analyze_audio
 
@@ -238,7 +238,7 @@ def test_not_ready_gets_503_with_retry_after(monkeypatch, clip_wav):
 
 
 def test_api_keys(tmp_path, clip_wav):
-    from ser_core.serve import read_api_keys
+    from ser_core.serving.http import read_api_keys
 
     (tmp_path / "keys").write_text("# team keys\nfirst-key\n\nsecond-key\n")
     client = client_for(replace(CONFIG, api_keys=read_api_keys(tmp_path / "keys")))

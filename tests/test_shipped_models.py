@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_core.corpora import LABELS, find_clips
-from ser_core.inference import sha256_file
+from ser_core.labels import LABELS
+from ser_core.serving.inference import sha256_file
+from ser_core.training.corpora import find_clips
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(p.parent for p in (ROOT / "models").glob("*/metadata.json") if p.parent.name != "default")
@@ -97,7 +98,7 @@ def test_shipped_model_reproduces_its_test_predictions_on_the_corpora(model_dir,
         analysis = model.analyze(paths[row["corpus"], row["clip_id"]], segmented=False)  # as evaluated
         # The seed-cnn predictions predate the 80 dB floor being taken per window rather than per
         # clip, which moves clips of several windows by up to 2e-3. The encoder's int8 products
-        # depend on the CPU's MKL kernels even on the pinned AVX2 path (ser_core.encoder): on
+        # depend on the CPU's MKL kernels even on the pinned AVX2 path (ser_core.frontend.encoder): on
         # another CPU than the training one, probabilities moved by up to 0.022 (measured).
         atol = 3e-2 if encoder else 1e-4 if len(analysis.window_times_s) == 1 else 5e-3
         probabilities = analysis.probabilities
@@ -127,9 +128,9 @@ def test_speaker_normalised_model_reproduces_its_test_predictions_with_a_profile
     """Its test predictions read each speaker against a profile of all of that speaker's test clips:
     rebuilt here for one test speaker, from the audio."""
     from ser_core import load_model
-    from ser_core.audio import load_audio
-    from ser_core.features import extract
-    from ser_core.profile import adapted_cached
+    from ser_core.frontend.features import extract
+    from ser_core.io.audio import load_audio
+    from ser_core.serving.profile import adapted_cached
 
     model = load_model(model_dir)
     skip_unless_reproducible_here(model)

@@ -14,15 +14,15 @@ import pytest
 
 from conftest import ROOT, speech
 from ser_core.errors import ModelError
-from ser_core.speakers import (SpeakerEncoder, cluster, read_torch_legacy, shared_encoder, speakers_of,
-                               weights_path)
+from ser_core.serving.speakers import (SpeakerEncoder, cluster, read_torch_legacy, shared_encoder, speakers_of,
+    weights_path)
 
 SR = 16000
 
 
 @pytest.fixture(scope="module")
 def model():
-    from ser_core.inference import load_model
+    from ser_core.serving.inference import load_model
 
     return load_model(ROOT / "models" / "emo-cnn-speaker")
 
@@ -69,14 +69,14 @@ def test_the_mel_front_end_is_librosas():
 def test_a_partial_is_read_to_its_own_last_frame(monkeypatch):
     """An utterance shorter than 1.6 s is not read through trailing zeros: padding it changes nothing;
     nor does running the partials in smaller batches."""
-    import ser_core.speakers
+    import ser_core.serving.speakers
 
     encoder = shared_encoder()
     short = speech(0.8, seed=4)
     alone = encoder.embed([short])
     together = encoder.embed([speech(6.0, seed=5), short])
     np.testing.assert_allclose(alone[0], together[1], atol=1e-5)
-    monkeypatch.setattr(ser_core.speakers, "PARTIAL_BATCH", 1)
+    monkeypatch.setattr(ser_core.serving.speakers, "PARTIAL_BATCH", 1)
     np.testing.assert_allclose(encoder.embed([speech(6.0, seed=5), short]), together, atol=1e-5)
 
 
@@ -92,8 +92,8 @@ def test_clusters_are_named_by_first_appearance():
 
 def test_a_conversation_of_two_corpus_actors_is_told_apart(corpora):
     """Six utterances, two RAVDESS actors taking turns: two speakers found, every turn right."""
-    from ser_core.audio import load_audio
-    from ser_core.corpora import read_manifest
+    from ser_core.io.audio import load_audio
+    from ser_core.training.corpora import read_manifest
 
     clips = [c for c in read_manifest(corpora / "manifest.csv") if c.corpus == "ravdess"]
     first, second = sorted({c.speaker for c in clips})[:2]
@@ -112,12 +112,12 @@ def test_a_conversation_of_two_corpus_actors_is_told_apart(corpora):
 def test_each_speaker_is_read_against_their_own_voice(model, monkeypatch):
     """A speaker with enough speech gets a profile of their own windows (the model's shrinkage and
     strength); one with little speech is read as before; the user's profile goes to the nearest voice."""
-    import ser_core.segments
-    from ser_core.audio import to_mono_float32
-    from ser_core.profile import profile_from_windows
-    from ser_core.segments import classify_segments
+    import ser_core.serving.segments
+    from ser_core.io.audio import to_mono_float32
+    from ser_core.serving.profile import profile_from_windows
+    from ser_core.serving.segments import classify_segments
 
-    monkeypatch.setattr(ser_core.segments, "MIN_SPEAKER_SPEECH_S", 10.0)
+    monkeypatch.setattr(ser_core.serving.segments, "MIN_SPEAKER_SPEECH_S", 10.0)
     low = [speech(4.0, f0=100, seed=i) for i in range(3)]  # S1: 12 s
     high = speech(3.0, f0=240, seed=9)  # S2: 3 s
     pause = np.zeros(SR, np.float32)
@@ -164,8 +164,8 @@ def test_cli_speaker_options(tmp_path, capsys):
 
 
 def test_the_timeline_has_a_lane_per_speaker_and_each_speaker_a_summary():
-    from ser_core import plots
-    from ser_core.segments import UNCERTAIN, Segment, speaker_summaries
+    from ser_core.serving.results import UNCERTAIN, Segment, speaker_summaries
+    from ser_core.ui import plots
 
     labels = ("happy", "sad")
     segments = [Segment(0.0, 2.0, {"happy": 0.9, "sad": 0.1}, False, "S1"),
@@ -186,11 +186,11 @@ def test_the_timeline_has_a_lane_per_speaker_and_each_speaker_a_summary():
 
 def test_without_the_encoder_package_voices_are_not_told_apart(monkeypatch):
     """A wheel install lacks the --no-deps package: segments get no speaker, the analysis goes on."""
-    import ser_core.speakers
-    from ser_core.audio import to_mono_float32
-    from ser_core.segments import SpeakerOptions, name_speakers
+    import ser_core.serving.speakers
+    from ser_core.io.audio import to_mono_float32
+    from ser_core.serving.segments import SpeakerOptions, name_speakers
 
-    monkeypatch.setattr(ser_core.speakers, "encoder_installed", lambda: False)
+    monkeypatch.setattr(ser_core.serving.speakers, "encoder_installed", lambda: False)
     audio = to_mono_float32(np.concatenate([speech(2.0, seed=1), np.zeros(SR, np.float32), speech(2.0, seed=2)]),
                             SR, SR)
     spans = [[(0.0, 2.0), (3.0, 5.0)]]

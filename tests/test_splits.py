@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ser_core.corpora import LABELS, Clip
-from ser_core.splits import SPLITS, assign, make_split, write_split_file
+from ser_core.labels import LABELS
+from ser_core.training.corpora import Clip
+from ser_core.training.splits import SPLITS, assign, make_split, write_split_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SPLIT_DIR = ROOT / "models" / "splits"
@@ -112,7 +113,7 @@ def read_rows(path: Path) -> list[dict]:
 
 
 def test_extend_split_file_appends_only_new_corpora_and_never_moves_a_row(tmp_path):
-    from ser_core.splits import extend_split_file
+    from ser_core.training.splits import extend_split_file
 
     old = synthetic_clips()
     split_file = tmp_path / "speaker.csv"
@@ -141,7 +142,7 @@ def test_extend_split_file_appends_only_new_corpora_and_never_moves_a_row(tmp_pa
 
 
 def test_extended_split_file_assigns_every_clip(tmp_path):
-    from ser_core.splits import extend_split_file
+    from ser_core.training.splits import extend_split_file
 
     old, new = synthetic_clips(), ased_clips()
     split_file = tmp_path / "random.csv"
@@ -163,7 +164,7 @@ def speaker_split_file(tmp_path) -> tuple[list[Clip], Path]:
 
 @pytest.mark.parametrize("held_out", ["ased", "ravdess", "tess"])
 def test_leave_one_corpus_out_tests_on_the_whole_held_out_corpus(speaker_split_file, held_out):
-    from ser_core.splits import read_split_file
+    from ser_core.training.splits import read_split_file
 
     clips, split_file = speaker_split_file
     table = read_split_file(split_file)
@@ -206,7 +207,7 @@ def test_leave_one_language_out_holds_out_every_corpus_of_the_language(speaker_s
 
 
 def test_clips_of_unknown_speakers_only_ever_train():
-    from ser_core.corpora import UNKNOWN_SPEAKER
+    from ser_core.training.corpora import UNKNOWN_SPEAKER
 
     known = [Clip(Path(f"e/{s}-{i}.wav"), "calm", "emospeech", f"emospeech-{s}", f"{s}-{i}", "help")
              for s in range(20) for i in range(5)]

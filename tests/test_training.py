@@ -12,7 +12,7 @@ import pytest
 
 from conftest import speech, wav_bytes
 from ser_core import LABELS, load_model
-from ser_core.inference import sha256_file
+from ser_core.serving.inference import sha256_file
 
 METRIC_KEYS = {"protocol", "n_test", "labels", "accuracy", "balanced_accuracy", "macro_precision",
                "macro_recall", "macro_f1", "keras_precision", "keras_recall", "per_class", "per_corpus",
@@ -103,7 +103,7 @@ def test_cli_evaluate_any_manifest_skipping_unknown_labels(trained_model, tiny_d
 
 
 def test_litert_serving_path_matches_the_keras_reference(trained_model):
-    from ser_core.inference import SerModel
+    from ser_core.serving.inference import SerModel
 
     assert (trained_model / "model.tflite").is_file()
     served, reference = SerModel(trained_model), SerModel(trained_model, backend="keras")
@@ -132,9 +132,9 @@ def test_the_new_architectures_train_with_their_augmentation_recipe(architecture
     trains, is calibrated on validation, and serves through LiteRT."""
     import dataclasses
 
-    from ser_core.corpora import read_manifest
-    from ser_core.splits import make_split, write_split_file
-    from ser_core.train import RECIPES, train
+    from ser_core.training.corpora import read_manifest
+    from ser_core.training.splits import make_split, write_split_file
+    from ser_core.training.train import RECIPES, train
 
     clips = read_manifest(tiny_dataset / "manifest.csv")
     split_file = tmp_path / "speaker.csv"
@@ -154,7 +154,7 @@ def test_the_new_architectures_train_with_their_augmentation_recipe(architecture
 
 
 def test_batch_prediction_in_worker_processes_matches_in_process(trained_model, tmp_path):
-    from ser_core.batch import predict_files
+    from ser_core.serving.batch import predict_files
 
     paths = []
     for i in range(5):

@@ -12,8 +12,8 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from conftest import voice
-from ser_core.encoder import WEIGHTS_PACKAGES
-from ser_core.whisper_layers import WhisperLayers, read_ctranslate2_model, truncated_encoder_model
+from ser_core.frontend.encoder import WEIGHTS_PACKAGES
+from ser_core.frontend.whisper_layers import WhisperLayers, read_ctranslate2_model, truncated_encoder_model
 
 TYPE_IDS = {"float32": 0, "int8": 1, "int16": 2, "int32": 3, "float16": 4}
 BFLOAT16 = 5
@@ -161,7 +161,7 @@ WEIGHTS_MISSING = [name for name in (*WEIGHTS_PACKAGES, "ctranslate2") if import
 def test_last_layer_matches_ctranslate2_float32():
     """Measured: max |Δ| 1e-4 for one 3 s window, 6e-4 over a batch of 16 (values up to ~23),
     cosine 1 − 3e-12; CTranslate2 int8 sits at cosine 0.993 from both."""
-    from ser_core.encoder import WhisperEncoder, whisper_model_bytes
+    from ser_core.frontend.encoder import WhisperEncoder, whisper_model_bytes
 
     log_mel = np.stack([whisper_log_mel(voice(3.0, f0=f0, seed=seed)) for seed, f0 in ((1, 150.0), (2, 230.0))])
     assert log_mel.shape == (2, 80, 300)

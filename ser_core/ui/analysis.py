@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from .. import plots
-from ..audio import DEFAULT_LIMITS
-from ..inference import Analysis, SerModel
-from ..segments import UNCERTAIN, speaker_summaries, speaking_time_shares
-from ..profile import VoiceProfile
+from . import plots
+from ..io.audio import DEFAULT_LIMITS
+from ..serving.inference import SerModel
+from ..serving.profile import VoiceProfile
+from ..serving.results import UNCERTAIN, Analysis, speaker_summaries, speaking_time_shares
 from .common import Result, analyze_named, audio_mime_type, feature_name, headline, uncertainty_note
 
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import streamlit as st
 
 from ..errors import ModelError, SerError
-from ..features import FeatureParams
-from ..inference import METADATA_FILE, Analysis, SerModel, load_model
-from ..profile import VoiceProfile
-from ..segments import DEFAULT_SPEAKERS, SpeakerOptions
-from ..shipped import MODELS_ROOT, resolve_model
+from ..frontend.features import FeatureParams
+from ..serving.inference import METADATA_FILE, SerModel, load_model
+from ..serving.profile import VoiceProfile
+from ..serving.results import Analysis
+from ..serving.segments import DEFAULT_SPEAKERS, SpeakerOptions
+from ..serving.shipped import MODELS_ROOT, resolve_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 # What the browser's audio player is told each upload is; a wrong type can leave it silent.
@@ -39,7 +40,7 @@ def resolve_model_dir(path: Path) -> Path:
 
 
 def model_directory() -> Path:
-    """The default model by the rule of every entry point (`ser_core.shipped`: SER_MODEL as a name or
+    """The default model by the rule of every entry point (`ser_core.serving.shipped`: SER_MODEL as a name or
     a directory, else the shipped default); where none is found, the path looked at, for the page to say so."""
     try:
         return resolve_model()
@@ -236,7 +237,7 @@ def read_json(path: Path) -> dict | None:
 
 def heard_languages(metadata: dict | None) -> list[str]:
     """The languages a model's training clips were spoken in (from metadata.json), in `LANGUAGES` order."""
-    from ..corpora import languages_of
+    from ..training.corpora import languages_of
 
     return languages_of(((metadata or {}).get("data", {}).get("train", {}).get("per_corpus", {})))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..inference import SerModel
+from ..serving.inference import SerModel
 from .common import feature_name, heard_languages, percent
 from .metrics import ORIGINAL
 

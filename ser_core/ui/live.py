@@ -6,10 +6,10 @@ import numpy as np
 import streamlit as st
 from streamlit_webrtc import WebRtcMode, WebRtcStreamerContext, create_audio_sink_track, webrtc_streamer
 
-from .. import plots
-from ..inference import SerModel
-from ..live import LiveClassifier
-from ..profile import VoiceProfile
+from . import plots
+from ..serving.inference import SerModel
+from ..serving.live import LiveClassifier
+from ..serving.profile import VoiceProfile
 from .common import headline, uncertainty_note
 
 LEVEL_METER_FLOOR_DBFS = -60.0  # the meter's empty end; the live speech threshold sits above it

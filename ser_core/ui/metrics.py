@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from .. import plots
-from ..inference import METADATA_FILE, METRICS_FILE
+from . import plots
+from ..serving.inference import METADATA_FILE, METRICS_FILE
 from .common import REPO_ROOT, data_description, percent, read_json
 
 HISTORY_FILE = "history.json"
@@ -112,7 +112,7 @@ LOLO_FILE = REPO_ROOT / "bench" / "results" / "lolo.json"
 
 def lolo_uars(rows: dict, reading: str = "uar") -> dict[str, dict[str, float]]:
     """Recipe → held-out language → UAR (one reading), with the mean for recipes that have every fold."""
-    from ..corpora import LANGUAGE_NAMES
+    from ..training.corpora import LANGUAGE_NAMES
 
     return {name: {LANGUAGE_NAMES[language]: fold[reading] for language, fold in r["folds"].items()}
             | ({"mean": r[f"mean_{reading}"]} if r.get(f"mean_{reading}") is not None else {})

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ..inference import METADATA_FILE
-from .metrics import LOLO_FILE
+from ..serving.inference import METADATA_FILE
 from .common import data_description, feature_name, heard_languages, read_json
+from .metrics import LOLO_FILE
 
 
 def model_card_view(directory: Path) -> None:
@@ -40,7 +40,7 @@ def model_card_view(directory: Path) -> None:
                     f"{validation['label_set_uar']:.1%} on {validation['n_scored']:,} validation clips.")
     lolo_row = (read_json(LOLO_FILE) or {}).get("rows", {}).get(metadata.get("recipe", ""))
     if lolo_row:
-        from ..corpora import LANGUAGE_NAMES
+        from ..training.corpora import LANGUAGE_NAMES
 
         st.markdown("Its recipe with each language left out of training (UAR on all of that language's clips):")
         st.table(pd.DataFrame({LANGUAGE_NAMES[language]: {"one clip at a time": f"{fold['uar']:.1%}",

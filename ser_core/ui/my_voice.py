@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from ..errors import SerError
-from ..inference import SerModel
-from ..profile import VoiceProfile, build_profile
+from ..serving.inference import SerModel
+from ..serving.profile import VoiceProfile, build_profile
 from .common import PROFILE_KEY, USE_PROFILE_KEY
 
 

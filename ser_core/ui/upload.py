@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from ..inference import SerModel
+from ..serving.inference import SerModel
+from ..serving.profile import VoiceProfile
+from ..serving.results import speaker_summaries
+from ..serving.segments import DEFAULT_SPEAKERS, SpeakerOptions
 from .analysis import show_result
-from ..profile import VoiceProfile
-from ..segments import DEFAULT_SPEAKERS, SpeakerOptions, speaker_summaries
 from .common import Result, analyze_named
 
 

@@ -155,7 +155,7 @@ ARCHITECTURES: dict[str, Callable] = {SEED_CNN: build_seed_cnn, EMO_TDNN: build_
 
 
 def build(name: str, input_shape: tuple[int, ...], n_classes: int):
-    from .errors import ModelError
+    from ..errors import ModelError
 
     if name not in ARCHITECTURES:
         raise ModelError(f"Unknown model {name!r}; choose one of {', '.join(ARCHITECTURES)}")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 SAMPLE_RATE = 16000
 CHUNK = 512  # samples per step at 16 kHz: 32 ms
@@ -90,7 +90,7 @@ DEFAULT_VAD = VadParams()
 def model_path() -> Path:
     """silero_vad.onnx as ser ships it: package data (ser_core/data/, with its MIT licence), the same
     bytes as silero-vad's. Installing silero-vad itself would pull in torch, which it declares."""
-    return Path(__file__).resolve().parent / "data" / ONNX_NAME
+    return Path(__file__).resolve().parents[1] / "data" / ONNX_NAME
 
 
 def check_sha256(path: Path, expected: str = ONNX_SHA256, what: str = "voice activity model",

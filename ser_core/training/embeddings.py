@@ -13,19 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import load_audio
+from ..errors import SerError
+from ..frontend.encoder import ENCODER_LAYERS
+from ..frontend.features import FeatureCache, FeatureParams, default_cache_dir, extract
+from ..io.audio import load_audio
 from .corpora import Clip
 from .dataset import ClipFeatures, map_clips
-from .encoder import ENCODER_LAYERS
-from .errors import SerError
-from .features import FeatureCache, FeatureParams, default_cache_dir, extract
 
 EMBEDDING_VERSION = 1  # of encoder.embed and the augmentation chain: bump to rebuild caches
 
 
 def embedding_cache(params: FeatureParams, augmentation: int | None, cache_root: Path | None = None,
                     layers: int = ENCODER_LAYERS, compute_type: str = "int8") -> FeatureCache:
-    from .encoder import WEIGHTS_SHA256
+    from ..frontend.encoder import WEIGHTS_SHA256
 
     kind = "clean" if augmentation is None else f"augment{augmentation}"
     depth = "" if layers == ENCODER_LAYERS else f"-l{layers}"
@@ -42,8 +42,8 @@ def clip_rng(clip_id: str, seed: int) -> np.random.Generator:
 
 def clip_embeddings(clip: Clip, params: FeatureParams, augmentation: int | None, cache: FeatureCache,
                     layers: int = ENCODER_LAYERS, compute_type: str = "int8") -> np.ndarray:
+    from ..frontend.encoder import embed, shared_encoder
     from .augment import augment
-    from .encoder import embed, shared_encoder
 
     if (cached := cache.get(clip.path)) is not None:
         return cached

@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioLimits
-from .errors import AudioTooLargeError, AudioTooLongError, ConfigError, ModelError, SerError
+from ..errors import AudioTooLargeError, AudioTooLongError, ConfigError, ModelError, SerError
+from ..io.audio import AudioLimits
 
 logger = logging.getLogger("ser.serve")
 access_logger = logging.getLogger("ser.serve.access")
@@ -191,7 +191,7 @@ class ModelRegistry:
 
 def analysis_json(name: str, model_name: str, analysis, segments: bool) -> dict:
     """The clip's answer; `segments` holds exactly the rows `ser predict --json --segments` prints."""
-    from .cli import segment_rows
+    from .results import segment_rows
 
     probabilities = analysis.probabilities
     emotion = max(probabilities, key=probabilities.get)
@@ -333,7 +333,7 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
         return b"".join(chunks)
 
     def analyze_bytes(data: bytes, name: str, model_name: str | None, segments: bool) -> dict:
-        from .audio import load_audio
+        from ..io.audio import load_audio
         from .inference import native_stderr_silenced
 
         model = registry.get(model_name)
@@ -670,7 +670,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args) -> ServeConfig:
     """The options, checked; the limits are the flags, else SER_MAX_BYTES / SER_MAX_DURATION_S (as the
     CLI reads them), else the API's own defaults, smaller than the app's."""
-    from .audio import LIMIT_ENV
+    from ..io.audio import LIMIT_ENV
 
     for name, value in (("--workers", args.workers), ("--queue", args.queue), ("--max-streams", args.max_streams),
                         ("--timeout", args.timeout), ("--max-bytes", args.max_bytes), ("--max-duration", args.max_duration)):

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from .features import active_level_dbfs
+from ..frontend.features import active_level_dbfs
 
 INT16_FULL_SCALE = 32768.0
 
@@ -82,7 +82,7 @@ def codec(samples: np.ndarray, sr: int, name: str, bitrate: int) -> np.ndarray:
     """Encoded with `name` (opus or mp3) at `bitrate` bit/s by FFmpeg (PyAV), and decoded again."""
     import av
 
-    from .audio import load_audio
+    from ..io.audio import load_audio
 
     container_format, encoder = CODECS[name]
     buffer = io.BytesIO()

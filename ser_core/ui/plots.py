@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .features import FeatureParams, import_librosa
+from ..frontend.features import FeatureParams, import_librosa
 
 # One colour per emotion everywhere in the app, so a colour means the same thing on every chart.
 EMOTION_COLORS = {

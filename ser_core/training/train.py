@@ -19,15 +19,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpora import LABELS, Clip
-from .calibration import apply_temperature, clip_means, fit_temperature, reliability, uncertainty_threshold
+from ..errors import ManifestError
+from ..frontend.encoder import ENCODER_LAYERS
+from ..frontend.features import FeatureParams, Normalizer
+from ..labels import LABELS
+from ..serving.calibration import apply_temperature, clip_means, fit_temperature, reliability, uncertainty_threshold
+from ..serving.inference import METADATA_FILE, METRICS_FILE, MODEL_FILE, load_model, sha256_file
+from .corpora import Clip
 from .dataset import ClipFeatures, extract_clips
-from .encoder import ENCODER_LAYERS
-from .errors import ManifestError
 from .evaluate import evaluate, write_predictions
 from .export import export_litert
-from .features import FeatureParams, Normalizer
-from .inference import METADATA_FILE, METRICS_FILE, MODEL_FILE, load_model, sha256_file
 from .splits import assign
 
 LIBRARIES = ("tensorflow-cpu", "keras", "librosa", "numpy", "soundfile", "soxr", "scikit-learn")
@@ -54,7 +55,7 @@ class TrainParams:
     # every CPU the same embeddings, to rounding.
     encoder_compute_type: str = "int8"
     # Encoder models: every speaker's embeddings moved onto the training mean (their own mean taken
-    # off) in training, validation and test alike; served with a voice profile (ser_core.profile).
+    # off) in training, validation and test alike; served with a voice profile (ser_core.serving.profile).
     speaker_normalised: bool = False
     # Each clip's softmax over the classes its corpus has (corpora.CORPUS_LABELS): a class a corpus
     # lacks is never taught as wrong on its clips, so "calm" is not learnt as "not Turkish".
@@ -113,7 +114,7 @@ RECIPES["emo-whisper-linear-adapt"] = (WHISPER_FEATURES, dataclasses.replace(REC
 # on test clips: each clip's softmax over its corpus's classes (`-spaces`); every corpus and speaker
 # weighing the same (`-balanced`); voices read against their own mean (`-adapt`: served against a
 # voice profile, or the batch at hand, `ser predict --adapt batch`); a linear head (`-linear`); one
-# randomly perturbed copy of every training clip, as emo-whisper had (`-aug`, ser_core.augment).
+# randomly perturbed copy of every training clip, as emo-whisper had (`-aug`, ser_core.training.augment).
 RECIPES["emo-whisper-f32"] = (WHISPER_FEATURES, dataclasses.replace(
     RECIPES["emo-whisper"][1], encoder_compute_type="float32", augmented_copies=0))
 RECIPES["emo-whisper-spaces"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1], label_spaces=True))
@@ -323,7 +324,7 @@ def cached_inputs(model, clips: list[Clip]) -> ClipFeatures:
 
 def encoder_front_end(layers: int, compute_type: str = "int8") -> dict:
     """What an encoder model's metadata records of its frozen front end (checked when it loads)."""
-    from .encoder import WEIGHTS_SHA256, WEIGHTS_SOURCE
+    from ..frontend.encoder import WEIGHTS_SHA256, WEIGHTS_SOURCE
     from .embeddings import EMBEDDING_VERSION
 
     return {"encoder": "whisper-base", "source": WEIGHTS_SOURCE, "sha256": WEIGHTS_SHA256, "compute_type": compute_type,

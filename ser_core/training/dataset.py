@@ -12,10 +12,10 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
-from .audio import load_audio
+from ..errors import SerError
+from ..frontend.features import FeatureCache, FeatureParams, default_cache_dir, extract
+from ..io.audio import load_audio
 from .corpora import Clip, candidates, corpus_labels
-from .errors import SerError
-from .features import FeatureCache, FeatureParams, default_cache_dir, extract
 
 
 @dataclass(frozen=True)

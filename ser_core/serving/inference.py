@@ -15,19 +15,19 @@ import json
 import os
 import sys
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .audio import DEFAULT_LIMITS, Audio, AudioLimits, AudioSource, load_audio, to_mono_float32
+from ..errors import ModelError
+from ..frontend.encoder import ENCODER_LAYERS
+from ..frontend.features import FeatureParams, Normalizer, extract, extract_many
+from ..frontend.vad import DEFAULT_VAD, VadParams
+from ..io.audio import DEFAULT_LIMITS, Audio, AudioLimits, AudioSource, load_audio, to_mono_float32
 from .calibration import apply_temperature
-from .encoder import ENCODER_LAYERS
-from .errors import ModelError
-from .features import FeatureParams, Normalizer, extract, extract_many
-from .segments import DEFAULT_SPEAKERS, Segment, SpeakerOptions, analyze_segments, no_speech_error, weighted_probabilities
-from .vad import DEFAULT_VAD, VadParams
+from .results import Analysis, no_speech_error
+from .segments import DEFAULT_SPEAKERS, SpeakerOptions, analyze_segments
 
 if TYPE_CHECKING:
     from .profile import VoiceProfile
@@ -37,47 +37,6 @@ LITERT_FILE = "model.tflite"  # the same weights for the LiteRT interpreter: ser
 METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
 BATCH_WINDOWS = 256  # windows per forward pass: bounds memory on long audio
-
-
-@dataclass(frozen=True)
-class Analysis:
-    """Everything one prediction computed, for display: the app draws its plots from this."""
-
-    audio: Audio
-    window_times_s: np.ndarray  # start of each window
-    window_probabilities: np.ndarray  # (n_windows, n_labels)
-    features: np.ndarray  # (n_windows, n_mfcc, n_frames), before normalisation
-    labels: tuple[str, ...]
-    uncertain_below: float = 0.0  # calibrated confidence under which the model is more often wrong
-    adaptation: str = ""  # what a voice profile did: "" without one, else a sentence for the user
-    # The speech segments, when analysed by utterance (None: fixed windows over the whole audio).
-    segments: tuple[Segment, ...] | None = None
-    # The detector's speech regions (the segments are these joined into utterances), for display.
-    speech_regions: tuple[tuple[float, float], ...] | None = None
-
-    @property
-    def probabilities(self) -> dict[str, float]:
-        """The duration-weighted mean over the speech segments (raises `NoVoiceActivityError` when
-        there are none), or the mean over the fixed windows."""
-        if self.segments is not None:
-            if not self.segments:
-                raise no_speech_error(self.audio)
-            return weighted_probabilities(self.segments, self.labels)
-        mean = self.window_probabilities.mean(axis=0)
-        return {label: float(p) for label, p in zip(self.labels, mean)}
-
-    @property
-    def emotion(self) -> str:
-        probabilities = self.probabilities
-        return max(probabilities, key=probabilities.get)
-
-    @property
-    def confidence(self) -> float:
-        return max(self.probabilities.values())
-
-    @property
-    def is_uncertain(self) -> bool:
-        return self.confidence < self.uncertain_below
 
 
 def sha256_file(path: Path) -> str:
@@ -214,7 +173,7 @@ class SerModel:
 
     def predict_windows(self, features: np.ndarray, profile: "VoiceProfile | None" = None) -> tuple[np.ndarray, str]:
         """Raw feature windows → (calibrated probabilities, what the voice profile did). With a profile
-        (`ser_core.profile`) that fits this model, each window is read relative to that voice."""
+        (`ser_core.serving.profile`) that fits this model, each window is read relative to that voice."""
         with self._threadpools.limit(limits=self.threads, user_api="blas"):
             cached, adaptation = self._adapted(self.to_cached(features), profile)
             return self.predict_cached(cached), adaptation
@@ -288,7 +247,7 @@ class EncoderModel(SerModel):
 
     def __init__(self, directory: str | Path, backend: str = "auto", threads: int = 1):
         super().__init__(directory, backend, threads)
-        from .encoder import WEIGHTS_SHA256, shared_encoder
+        from ..frontend.encoder import WEIGHTS_SHA256, shared_encoder
 
         self.front_end = self.metadata["front_end"]
         if self.front_end.get("sha256") != WEIGHTS_SHA256:
@@ -298,7 +257,7 @@ class EncoderModel(SerModel):
 
     def prepare(self, features: np.ndarray) -> np.ndarray:
         """Whisper log-mel windows → pooled encoder embeddings (n_windows, 1024)."""
-        from .encoder import embed
+        from ..frontend.encoder import embed
 
         self._check_features(features)
         return embed(self.encoder, features)

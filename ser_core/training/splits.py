@@ -23,8 +23,8 @@ from typing import Iterable
 
 import numpy as np
 
+from ..errors import ManifestError
 from .corpora import LANGUAGES, UNKNOWN_SPEAKER, Clip
-from .errors import ManifestError
 
 PROTOCOLS = ("random", "speaker", "loco", "lolo")
 SPLITS = ("train", "val", "test")

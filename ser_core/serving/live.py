@@ -22,9 +22,9 @@ from typing import Callable, Protocol
 import numpy as np
 import soxr
 
-from .audio import loudest_frame_dbfs, rms_dbfs
-from .features import FeatureParams, extract
-from .vad import DEFAULT_VAD, SAMPLE_RATE as VAD_RATE, SileroVad, VadParams, shared_vad, speech_regions
+from ..frontend.features import FeatureParams, extract
+from ..frontend.vad import DEFAULT_VAD, SAMPLE_RATE as VAD_RATE, SileroVad, VadParams, shared_vad, speech_regions
+from ..io.audio import loudest_frame_dbfs, rms_dbfs
 
 logger = logging.getLogger(__name__)
 

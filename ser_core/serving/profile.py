@@ -21,9 +21,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .audio import DEFAULT_LIMITS, Audio, AudioLimits, AudioSource, load_audio
-from .errors import SerError
-from .features import active_level_dbfs, extract, import_librosa
+from ..errors import SerError
+from ..frontend.features import active_level_dbfs, extract, import_librosa
+from ..io.audio import DEFAULT_LIMITS, Audio, AudioLimits, AudioSource, load_audio
 
 PROFILE_VERSION = 1
 MAX_PROFILE_SECONDS = 600.0  # ten minutes of a voice is plenty; a 2-hour file is refused, not averaged
@@ -172,7 +172,7 @@ def predict_adapted(model, paths: Sequence[str], speakers: Sequence[str] | None 
     per path), a profile per speaker from all of that speaker's files (transductive: no labels)."""
     from tqdm import tqdm
 
-    from .features import extract
+    from ..frontend.features import extract
 
     cached: dict[int, np.ndarray] = {}
     results: list[list] = []

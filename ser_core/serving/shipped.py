@@ -12,11 +12,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import ModelError
+from ..errors import ModelError
 
 DEFAULT_NAME = "default"
 METADATA_FILE = "metadata.json"
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parents[1]  # ser_core/
 # the wheel's package data first; a checkout (and an editable install) keeps them beside the package
 MODELS_ROOT = next((root for root in (_PACKAGE / "models", _PACKAGE.parent / "models") if root.is_dir()),
                    _PACKAGE / "models")

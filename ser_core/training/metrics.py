@@ -13,7 +13,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from .calibration import reliability
+from ..serving.calibration import reliability
 from .corpora import candidates
 
 

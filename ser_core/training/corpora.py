@@ -18,12 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from .errors import ManifestError
+from ..errors import ManifestError
+from ..io.audio import AUDIO_EXTENSIONS
+from ..labels import LABELS
 
-LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
-AUDIO_EXTENSIONS = frozenset(
-    ".wav .flac .ogg .opus .mp3 .m4a .aac .webm .mp4 .aiff .aif".split()
-)
 MANIFEST_COLUMNS = ("path", "emotion", "corpus", "speaker", "clip_id", "text")
 # Coarser labels that name a set of our classes: BAVED's levels 0 ("low: tired, down") and 2 ("high:
 # strong emotion, positive or negative"); its level 1 is neutral.

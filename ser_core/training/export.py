@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .inference import LITERT_FILE, METADATA_FILE, MODEL_FILE, sha256_file
+from ..serving.inference import LITERT_FILE, METADATA_FILE, MODEL_FILE, sha256_file
 
 
 def export_litert(model_dir: str | Path) -> Path:

@@ -1,0 +1,6 @@
+"""Past one process: the batch map over files (`engine`: `map_files` on Ray actors, `map_local`
+here), its inputs (`inputs`: local paths, URIs, folders, manifests, file lists), its outputs
+(`outputs`: prediction rows as Parquet or CSV) and batch prediction on Ray (`ray`).
+
+Ray and pyarrow are optional extras, imported inside the functions that need them. Imports
+io and serving; never training, ui or the CLI (training's feature shards import this)."""

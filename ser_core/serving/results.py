@@ -1,0 +1,145 @@
+"""What an analysis returns: the `Analysis` of one recording, its speech `Segment`s, summaries per
+speaker and per emotion, and the rows `ser predict --segments` prints and `ser serve` answers.
+
+Plain data and arithmetic on it: the modules that compute an analysis (`inference`, `segments`)
+and those that show one (the CLI, the HTTP API, the app) import it; it imports neither."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import NoVoiceActivityError
+from ..io.audio import Audio
+
+
+UNCERTAIN = "uncertain"  # the share of speaking time whose segments named no emotion
+
+
+class TopEmotion:
+    """The most probable emotion of anything with `probabilities`, and its probability."""
+
+    probabilities: Mapping[str, float]
+
+    @property
+    def emotion(self) -> str:
+        return max(self.probabilities, key=self.probabilities.get)
+
+    @property
+    def confidence(self) -> float:
+        return self.probabilities[self.emotion]
+
+
+@dataclass(frozen=True)
+class Segment(TopEmotion):
+    """One stretch of speech and what the model heard in it."""
+
+    start_s: float
+    end_s: float
+    probabilities: Mapping[str, float]
+    uncertain: bool
+    speaker: str = ""  # "S1", "S2", … in order of first appearance, when voices were told apart
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+def weighted_probabilities(segments: Sequence[Segment], labels: Sequence[str]) -> dict[str, float]:
+    """The duration-weighted mean of the segments' probabilities."""
+    weights = np.array([s.duration_s for s in segments])
+    rows = np.array([[s.probabilities[label] for label in labels] for s in segments])
+    mean = weights @ rows / weights.sum()
+    return {label: float(p) for label, p in zip(labels, mean)}
+
+
+def speaking_time_shares(segments: Sequence[Segment], labels: Sequence[str]) -> dict[str, float]:
+    """Share of the speaking time whose segment's top emotion is each label; segments under the
+    model's uncertainty threshold count as `UNCERTAIN`. Sums to 1 (all zeros without segments)."""
+    shares = dict.fromkeys([*labels, UNCERTAIN], 0.0)
+    for segment in segments:
+        shares[UNCERTAIN if segment.uncertain else segment.emotion] += segment.duration_s
+    total = sum(shares.values())
+    return {label: value / total for label, value in shares.items()} if total else shares
+
+
+@dataclass(frozen=True)
+class SpeakerSummary(TopEmotion):
+    """One speaker of a recording: how long they spoke and how."""
+
+    speaker: str
+    speech_s: float
+    share: float  # of the recording's speaking time
+    probabilities: Mapping[str, float]  # duration-weighted over their segments
+    shares: Mapping[str, float]  # their speaking time by top emotion (`speaking_time_shares`)
+    uncertain: bool
+
+
+def speaker_summaries(segments: Sequence[Segment], labels: Sequence[str], uncertain_below: float
+                      ) -> list[SpeakerSummary]:
+    """Per speaker, in order of first appearance: speaking time, share, emotion mix and summary."""
+    total = sum(s.duration_s for s in segments)
+    out = []
+    for speaker in dict.fromkeys(s.speaker for s in segments):
+        theirs = [s for s in segments if s.speaker == speaker]
+        speech_s = sum(s.duration_s for s in theirs)
+        probabilities = weighted_probabilities(theirs, labels)
+        out.append(SpeakerSummary(speaker, speech_s, speech_s / total if total else 0.0, probabilities,
+                                  speaking_time_shares(theirs, labels),
+                                  max(probabilities.values()) < uncertain_below))
+    return out
+
+
+def no_speech_error(audio: Audio) -> NoVoiceActivityError:
+    return NoVoiceActivityError(audio.duration_s, audio.loudest_dbfs)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Everything one prediction computed, for display: the app draws its plots from this."""
+
+    audio: Audio
+    window_times_s: np.ndarray  # start of each window
+    window_probabilities: np.ndarray  # (n_windows, n_labels)
+    features: np.ndarray  # (n_windows, n_mfcc, n_frames), before normalisation
+    labels: tuple[str, ...]
+    uncertain_below: float = 0.0  # calibrated confidence under which the model is more often wrong
+    adaptation: str = ""  # what a voice profile did: "" without one, else a sentence for the user
+    # The speech segments, when analysed by utterance (None: fixed windows over the whole audio).
+    segments: tuple[Segment, ...] | None = None
+    # The detector's speech regions (the segments are these joined into utterances), for display.
+    speech_regions: tuple[tuple[float, float], ...] | None = None
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        """The duration-weighted mean over the speech segments (raises `NoVoiceActivityError` when
+        there are none), or the mean over the fixed windows."""
+        if self.segments is not None:
+            if not self.segments:
+                raise no_speech_error(self.audio)
+            return weighted_probabilities(self.segments, self.labels)
+        mean = self.window_probabilities.mean(axis=0)
+        return {label: float(p) for label, p in zip(self.labels, mean)}
+
+    @property
+    def emotion(self) -> str:
+        probabilities = self.probabilities
+        return max(probabilities, key=probabilities.get)
+
+    @property
+    def confidence(self) -> float:
+        return max(self.probabilities.values())
+
+    @property
+    def is_uncertain(self) -> bool:
+        return self.confidence < self.uncertain_below
+
+
+def segment_rows(file: str, analysis) -> list[dict]:
+    """One dict per speech segment: what `--segments` prints, and what `ser serve` answers."""
+    return [{"file": file, "segment": i, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
+             "speaker": s.speaker, "emotion": s.emotion, "confidence": round(s.confidence, 6), "uncertain": s.uncertain,
+             "probabilities": {k: round(v, 6) for k, v in s.probabilities.items()}}
+            for i, s in enumerate(analysis.segments, start=1)]

@@ -24,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from ser_core.io.signals import speech, wav_bytes  # noqa: E402
+from provenance import provenance  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("--note", default="")
     args = parser.parse_args()
     trees = {"this tree": ROOT, **({args.label_against: args.against} if args.against else {})}
+    run = provenance(args.model)  # this tree's commit and model
     with tempfile.TemporaryDirectory() as folder:
         clip = Path(folder) / "clip.wav"
         clip.write_bytes(wav_bytes(speech(3.0, 16000), 16000))
@@ -64,7 +66,7 @@ def main() -> None:
             for label, tree in trees.items():
                 runs[label].append(one_run(tree, clip, args.model))
                 print(label, runs[label][-1], flush=True)
-    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": len(os.sched_getaffinity(0)),
+    report = {"provenance": run, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cores": len(os.sched_getaffinity(0)),
               "note": args.note, "trees": {label: summary(r) for label, r in runs.items()}}
     lines = ["# Cold start: `ser predict clip.wav` (3 s) in a fresh process", "",
              f"Measured {report['date']}, {report['cores']} cores, {args.runs} runs per tree, alternating. {args.note}", "",

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from provenance import provenance
 from ser_core.frontend.features import default_cache_dir
 from ser_core.labels import LABELS
 from ser_core.serving.inference import SerModel, load_model
@@ -325,7 +326,9 @@ def main() -> None:
     clips = list(find_clips(args.data))
     out = Path(args.out)
     results = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
-    results.update({"data": args.data, "clips_found": len(clips)})
+    shipped = [ROOT / "models" / f"{name}-{protocol}" for protocol in PROTOCOLS for name in NEURAL]
+    results.update({"provenance": provenance(*(d for d in shipped if (d / "metadata.json").is_file())), "data": args.data,
+                    "clips_found": len(clips)})
     make = {"test": test_section, "baseline": baseline_section, "loco": loco_section, "perturb": perturb_section,
             "adapt": adapt_section}
     for section in args.sections:

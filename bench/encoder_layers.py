@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from provenance import provenance
 from ser_core.errors import SerError
 from ser_core.frontend.encoder import content_frames, pooled_statistics, whisper_model_bytes
 from ser_core.frontend.features import extract
@@ -98,6 +99,7 @@ def heads(xt, yt, xv, yv, cv) -> dict:
 
 def main() -> None:
     threadpool_limits(1)
+    run = provenance()  # no shipped model: probes and heads on the encoder's blocks
     clips = list(find_clips([ROOT.parent / "shared" / "corpora"]))
     parts = assign(clips, ROOT / "models" / "splits" / "speaker.csv")
     rng = np.random.default_rng(0)
@@ -105,7 +107,7 @@ def main() -> None:
     encoder = WhisperLayers.from_model_bytes(whisper_model_bytes())
     xt, yt, _ = pooled_blocks(encoder, sample(parts["train"], 1500))
     xv, yv, cv = pooled_blocks(encoder, sample(parts["val"], 900))
-    results = {"train_clips": len(xt), "val_clips": len(xv), "metric": "validation UAR",
+    results = {"provenance": run, "train_clips": len(xt), "val_clips": len(xv), "metric": "validation UAR",
                "logistic_probes": probes(xt, yt, xv, yv, cv), "mlp_heads": heads(xt, yt, xv, yv, cv)}
     (ROOT / "bench" / "results" / "encoder_layers.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

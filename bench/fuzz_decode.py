@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from provenance import provenance
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 # Mutated headers claim anything: cap what one input may cost, so that libFuzzer's own timeout
@@ -115,6 +117,7 @@ def drive(args) -> int:
                  f"-seed={args.seed}", f"-artifact_prefix={artifacts}/", str(corpus)]
         command = [sys.executable, __file__, "--worker", *flags]
         print("fuzzing:", " ".join(command[1:]), file=sys.stderr, flush=True)
+        made_with = provenance()  # no model: the decoder alone
         start = time.monotonic()
         run = subprocess.run(command, cwd=tmp, capture_output=True, text=True, errors="replace")
         seconds = time.monotonic() - start
@@ -136,6 +139,7 @@ def drive(args) -> int:
 
     runs = last_int(r"stat::number_of_executed_units:\s+(\d+)", log) or last_int(r"Done (\d+) runs", log)
     report = {
+        "provenance": made_with,
         "target": "ser_core.io.audio.load_audio (bench/fuzz_decode.py)",
         "engine": f"atheris {version('atheris')} (libFuzzer), instrumenting ser_core and soundfile",
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

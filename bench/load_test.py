@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from provenance import cpu_model, provenance
 from ser_core.io.signals import speech, wav_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -139,8 +140,6 @@ def reset_peak_rss(pids: list[int]) -> bool:
 
 def machine_info() -> dict:
     meminfo = {line.split(":")[0]: line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()}
-    model_name = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                       if line.startswith("model name")), platform.processor())
     try:
         chromium = subprocess.run([str(CHROMIUM), "--version"], capture_output=True, text=True, timeout=30).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
@@ -152,7 +151,7 @@ def machine_info() -> dict:
     return {
         "cpu_count": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)),
-        "cpu_model": model_name,
+        "cpu_model": cpu_model(),
         "mem_total_gib": round(int(meminfo["MemTotal"]) / 2**20, 1),
         "mem_available_gib_before": round(int(meminfo["MemAvailable"]) / 2**20, 1),
         "load_average_before": list(os.getloadavg()),
@@ -583,6 +582,7 @@ async def main_async(args) -> dict:
     info = machine_info()
     print(f"{info['cpu_count']} CPUs, load average {info['load_average_before']}", flush=True)
     report = {
+        "provenance": provenance(ROOT / "models" / "default"),
         "started_utc": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python " + " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
         "machine": info,

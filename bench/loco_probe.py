@@ -37,6 +37,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.preprocessing import StandardScaler
 
+from provenance import provenance
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")
 
@@ -166,6 +168,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "loco_probe.json"))
     args = parser.parse_args()
 
+    run = provenance()  # no shipped model: probes on cached encoder embeddings
     clips = load(3, None)[0]
     started = time.perf_counter()
     rows = []
@@ -185,6 +188,7 @@ def main() -> None:
     made = [setting_of(row) for row in rows]
     run = "python bench/loco_probe.py" + (" --rows " + " ".join(map(str, args.rows)) if args.rows else "")
     stored.update({
+        "provenance": run,
         "probe": "multinomial logistic regression on standardised pooled embeddings, clip = mean of window probabilities",
         "clips": len(clips),
         "rows": [row for row in stored["rows"] if setting_of(row) not in made] + rows,

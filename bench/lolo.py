@@ -19,14 +19,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
 from compare_models import recipe_id, trained_fold
-from speed import cpu_model
+from provenance import provenance
 from ser_core.frontend.features import default_cache_dir
 from ser_core.serving.inference import load_model
 from ser_core.serving.profile import adapted_cached
@@ -104,11 +102,6 @@ def row(folds: dict) -> dict:
             "mean_speaker_uar": summary("speaker_uar", np.mean), "min_speaker_uar": summary("speaker_uar", np.min)}
 
 
-def provenance() -> dict:
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return {"commit": commit, "cpu": cpu_model(), "load_average_1m": round(os.getloadavg()[0], 2)}
-
-
 def markdown(results: dict) -> str:
     pct = lambda v: "–" if v is None else f"{100 * v:.1f}"
     head = ["model", "reading", *(LANGUAGE_NAMES[language] for language in LANGUAGES), "mean", "lowest"]
@@ -136,6 +129,7 @@ def main() -> None:
     parser.add_argument("--reuse-folds", action="store_true", help="keep fold models of the same recipe from an earlier run")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "lolo"))
     args = parser.parse_args()
+    run = provenance()  # fold models are the benchmark's own, so no shipped model is named
     clips = list(find_clips(args.data))
     out = Path(args.out)
     results = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {"rows": {}}
@@ -147,7 +141,7 @@ def main() -> None:
         for language in args.languages:
             folds[language] = fold(clips, name, language, args.reuse_folds)
             results["rows"][name] = {**row(folds), "train_params": {m: dataclasses.asdict(RECIPES[m][1]) for m in members},
-                                     **provenance()}
+                                     "provenance": run}
             out.with_suffix(".json").write_text(json.dumps(results, indent=2))
             print(name, language, f"{100 * folds[language]['uar']:.1f}", flush=True)
     results["clips_found"] = len(clips)

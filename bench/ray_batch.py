@@ -25,6 +25,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from provenance import provenance
+
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "default"
 CORPORA = ROOT.parent / "shared" / "corpora"
@@ -147,6 +149,7 @@ def main() -> None:
     from ser_core.serving.batch import predict_files
 
     files = corpus_files(args.files)
+    run = provenance(MODEL)
     load_before = os.getloadavg()
     list(predict_files(files[:4], MODEL, workers=1))  # page in libraries and files' first reads
     started = time.perf_counter()
@@ -160,10 +163,10 @@ def main() -> None:
             local.append(run_local(files))
             on_ray.append(run_ray(files))
             ray_rss = ray_processes_rss_mib(temp_dir, set())
-            write(files, local, on_ray, ray_start_s, ray_rss, warm, load_before, args.rounds)
+            write(files, local, on_ray, ray_start_s, ray_rss, warm, load_before, args.rounds, run)
 
 
-def write(files, local, on_ray, ray_start_s, ray_rss, warm, load_before, rounds) -> None:
+def write(files, local, on_ray, ray_start_s, ray_rss, warm, load_before, rounds, run) -> None:
     import ray
 
     load_after = os.getloadavg()
@@ -191,8 +194,8 @@ def write(files, local, on_ray, ray_start_s, ray_rss, warm, load_before, rounds)
         "ray_actor_cpu_ms_per_file": median(on_ray, "actor_cpu_ms_per_file"),
     }
     result = {
-        "files": len(files), "formats": dict(Counter(Path(f).suffix for f in files)),
-        "model": str(MODEL.relative_to(ROOT)), "rounds": f"{len(local)} of {rounds}", "summary": summary,
+        "provenance": run, "files": len(files), "formats": dict(Counter(Path(f).suffix for f in files)),
+        "model": run["models"][0]["name"], "rounds": f"{len(local)} of {rounds}", "summary": summary,
         "local_workers_2": local, "ray_actors_2": on_ray, "ray_warm_up_first_result_s": warm.first_result_s,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "ray": ray.__version__,
                     "load_average_before": [round(x, 2) for x in load_before],

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
+from provenance import provenance
 from ser_core.io.audio import DEFAULT_LIMITS, load_audio, to_mono_float32
 from ser_core.labels import LABELS
 from ser_core.serving.inference import load_model
@@ -484,7 +485,8 @@ def main() -> None:
     model = load_model(args.model)
     vad = shared_vad()
     parts = assign(read_manifest(args.data), ROOT / model.metadata["split_file"])
-    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+    results: dict = {"provenance": provenance(args.model),
+                     "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                      "model": model.metadata.get("name", Path(args.model).resolve().name),
                      "clips_per_emotion": CLIPS_PER_EMOTION, "trim_db": TRIM_DB}
 

@@ -32,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from ser_core.io.signals import speech, wav_bytes  # noqa: E402
+from provenance import provenance  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 CLIP_S = 3.0
@@ -172,7 +173,7 @@ def main() -> None:
     from ser_core.serving.shipped import resolve_model
 
     model_dir = resolve_model(args.model)
-    report = {"model": model_dir.resolve().name, "duration_s": args.duration, "clip_s": CLIP_S,
+    report = {"provenance": provenance(model_dir), "model": model_dir.resolve().name, "duration_s": args.duration, "clip_s": CLIP_S,
               "workers": args.workers, "cores": len(os.sched_getaffinity(0)), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine": f"{platform.processor() or platform.machine()}, Python {platform.python_version()}",
               "note": args.note, "serve": [], "in_process": []}

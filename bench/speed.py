@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from provenance import cpu_model, provenance
 from ser_core.io.audio import load_audio
 from ser_core.io.signals import speech
 
@@ -228,13 +229,6 @@ def corpus_files(n: int) -> list[Path]:
     return sorted(tmp.glob("*.wav"))
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").is_file() else []:
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
@@ -250,16 +244,18 @@ def main() -> None:
     if args.latency_only:
         out = Path(args.out)
         stored = json.loads(out.read_text()) if out.is_file() else {}
+        run = provenance(*(MODELS[name] for name in args.models))
         load = os.getloadavg()
         original = original_latency(args.runs)
         rows = {name: latency(MODELS[name], args.runs) for name in args.models}
-        stored["latency_only"] = {"cpu": cpu_model(), "load_average_at_start": load, "load_average_at_end": os.getloadavg(),
+        stored["latency_only"] = {"provenance": run, "cpu": cpu_model(), "load_average_at_start": load, "load_average_at_end": os.getloadavg(),
                                   "runs": args.runs, "original_latency_3s_clip": original, "models": rows}
         out.write_text(json.dumps(stored, indent=2))
         print(json.dumps(stored["latency_only"], indent=2))
         return
     files = corpus_files(args.files)
     results = {
+        "provenance": provenance(*(MODELS[name] for name in args.models)),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "processor": platform.machine(),
                     "load_average_at_start": os.getloadavg()},
         "original_latency_3s_clip": original_latency(args.runs),

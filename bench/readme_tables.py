@@ -1,52 +1,160 @@
-"""Write the README's tables from what was measured: models (models/*/metadata.json, metrics.json),
-speed (bench/results/speed.json) and models side by side (bench/results/compare_models.md), so the
-README's numbers are the measured ones. `python bench/readme_tables.py` rewrites the README in place;
-tests/test_readme.py checks it is up to date."""
+"""The numbers of README.md and docs/*.md, made from what was measured and committed.
+
+Two rules, checked by tests/test_readme.py:
+
+1. Generated blocks. Between `<!-- name -->` and `<!-- /name -->` a document holds what `BLOCKS[name]`
+   makes from committed results (bench/results/*, models/*/metadata.json and metrics.json).
+   `python bench/readme_tables.py` remakes every block of every document in place.
+2. Nothing measured outside them. In the prose around the blocks, a measured-looking number (one
+   with a decimal point, a percentage, or a count of time, rate or size: `49.1`, `74%`, `95 s`,
+   `330 clips/s`) must also appear in a generated block of the same document, or be one of `FIXED`:
+   settings and facts of design, which are not measured. So a figure that a re-run changes, or that
+   was never committed, fails the test instead of going stale. Code (fenced or in backticks) and
+   link targets are not prose.
+"""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DOCUMENTS = ("README.md", "docs/*.md")
 PROTOCOL_NAMES = {"random": "random 80/20 by file", "speaker": "speaker-independent"}
+OLD_CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")
+NEW_CORPORA = ("nemo", "turev", "baved", "emospeech", "banglaser")
+# Models whose test (and validation) predictions read each speaker against a profile built from all
+# of that speaker's clips of the same split, the scored ones included: transductive.
+TRANSDUCTIVE = {"emo-whisper-adapt-speaker"}
+# Settings, limits and facts of design in the prose (number and unit as written), not measurements.
+FIXED = {
+    "3.11", "4.0", "680,000 hours",  # Python, licence versions; Whisper's pretraining
+    "200 MiB", "2 h", "50 MiB", "600 s", "1 MiB", "768 kHz", "48 kHz", "1.4 GB", "460 MB",  # input limits, their arithmetic
+    "120 s", "60 s", "0.25 s", "20 ms", "16 kHz", "0.2",  # time limits, frame and sample rates, mixup
+}
+
+pct = lambda v: f"{100 * v:.1f}"
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def shipped_models(root: Path = ROOT) -> list[Path]:
+    return sorted(p.parent for p in (root / "models").glob("*/metrics.json") if not p.parent.is_symlink())
+
+
+def default_model(root: Path = ROOT) -> Path:
+    return (root / "models" / "default").resolve()
+
+
+def validation_uar(metadata: dict) -> str:
+    v = metadata.get("validation")
+    return pct(v["label_set_uar"]) if v else "not stored"
+
+
+def summary_table(root: Path = ROOT) -> str:
+    """README's first screen: what the default achieves, each number linked to where it comes from."""
+    model = default_model(root)
+    m, meta = _json(model / "metrics.json"), _json(model / "metadata.json")
+    lolo = _json(root / "bench" / "results" / "lolo.json")["rows"][meta["recipe"]]
+    lowest = min(lolo["folds"], key=lambda language: lolo["folds"][language]["uar"])
+    latency = _json(root / "bench" / "results" / "speed.json")["latency_only"]
+    scaling = _json(root / "bench" / "results" / "scaling.json")
+    languages = len(lolo["folds"])
+    return "\n".join([
+        f"| `{model.name}` (the default) | measured | details |",
+        "|---|---|---|",
+        f"| speakers it never heard: UAR over 8 emotions, {m['n_test']:,} test clips of {len(m['per_corpus'])} corpora "
+        f"(speaker-independent split) | **{pct(m['balanced_accuracy'])}%** (accuracy {pct(m['accuracy'])}%; validation "
+        f"{validation_uar(meta)}%) | [models](docs/models.md) |",
+        f"| languages it never heard: leave one language out, mean UAR over {languages} languages, one clip at a time "
+        f"| **{pct(lolo['mean_uar'])}%** (lowest {pct(lolo['min_uar'])}%, {lowest.title()}; "
+        f"{pct(lolo['mean_batch_uar'])}% reading a batch of files together) "
+        "| [evaluation](docs/evaluation.md), [lolo.md](bench/results/lolo.md) |",
+        f"| latency: one 3 s clip, file bytes to 8 probabilities, p50, one core of an {latency['cpu']} "
+        f"| **{latency['models'][meta['recipe']]['p50_ms']:.1f} ms** "
+        f"(the original pipeline {latency['original_latency_3s_clip']['p50_ms']:.1f} ms) | [benchmarks](docs/benchmarks.md) |",
+        f"| throughput of one core (CPU time, which load does not stretch): corpus clips; a 1 h recording to a timeline "
+        f"| {scaling['one_core']['clips_per_cpu_s']:.1f} clips per second; {scaling['long_audio']['cpu_s']:.0f} s "
+        "| [scaling](docs/scaling.md) |",
+    ])
+
+
+def shipped_table(root: Path = ROOT) -> str:
+    """README's short list of the shipped models: which to pick, and their headline numbers."""
+    lines = ["| model | protocol | validation UAR | test UAR | parameters |", "|---|---|---|---|---|"]
+    default = default_model(root).name
+    for directory in shipped_models(root):
+        meta, m = _json(directory / "metadata.json"), _json(directory / "metrics.json")
+        note = " (default)" if directory.name == default else (" (transductive: voice profile from every test clip)"
+                                                               if directory.name in TRANSDUCTIVE else "")
+        lines.append(f"| `{directory.name}`{note} | {PROTOCOL_NAMES.get(m['protocol'], m['protocol'])} | "
+                     f"{validation_uar(meta)} | {pct(m['balanced_accuracy'])} | "
+                     f"{meta['param_count']:,} |")
+    return "\n".join(lines)
+
+
+def old_five_uar(directory: Path) -> str:
+    """Test UAR on the clips of the five corpora every encoder model has, from its committed predictions."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    with (directory / "predictions.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["corpus"] in OLD_CORPORA]
+    return pct(balanced_accuracy_score([r["true"] for r in rows], [r["predicted"] for r in rows]))
 
 
 def models_table(root: Path = ROOT) -> str:
     lines = [
-        "| model | protocol | test clips | accuracy | UAR | macro-F1 | UAR RAVDESS / CREMA-D / SAVEE / TESS / ASED | UAR nEMO / TurEV-DB / BAVED / EmoSpeech / BanglaSER | ECE | Keras precision / recall | params | training |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-        "| original notebook (published) | random 80/20 by file, 12,162 clips | 20% (≈2,430) | 69.5% | – | – | – | – | – | 80.7% / 57.2% | 56,040 | – |",
+        "| model | protocol | validation UAR (clips) | test clips | accuracy | UAR | UAR on the five corpora "
+        "| macro-F1 | UAR RAVDESS / CREMA-D / SAVEE / TESS / ASED | UAR nEMO / TurEV-DB / BAVED / EmoSpeech / BanglaSER "
+        "| ECE | params | training |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| original notebook (published, accuracy only) | random 80/20 by file, 12,162 clips | – | 20% (≈2,430) | 69.5 "
+        "| – | – | – | – | – | – | 56,040 | – |",
     ]
-    pct = lambda v: f"{100 * v:.1f}%"
-    for directory in sorted(p.parent for p in (root / "models").glob("*/metrics.json")):
-        if directory.is_symlink():
-            continue
-        metadata = json.loads((directory / "metadata.json").read_text())
-        m = json.loads((directory / "metrics.json").read_text())
-        corpus_uar = lambda c: (f"{100 * m['per_corpus'][c].get('label_set_uar', m['per_corpus'][c]['balanced_accuracy']):.1f}"
-                                if c in m["per_corpus"] else "–")
-        per_corpus = " / ".join(corpus_uar(c) for c in ("ravdess", "cremad", "savee", "tess", "ased"))
-        new_corpora = " / ".join(corpus_uar(c) for c in ("nemo", "turev", "baved", "emospeech", "banglaser"))
-        training = metadata["training"]
+    for directory in shipped_models(root):
+        meta, m = _json(directory / "metadata.json"), _json(directory / "metrics.json")
+        corpus = lambda c: pct(m["per_corpus"][c].get("label_set_uar", m["per_corpus"][c]["balanced_accuracy"])) \
+            if c in m["per_corpus"] else "–"
+        training = meta["training"]
+        name = f"`{directory.name}`" + (" (transductive)" if directory.name in TRANSDUCTIVE else "")
         lines.append(" | ".join([
-            f"| `{directory.name}`", PROTOCOL_NAMES.get(m["protocol"], m["protocol"]), f"{m['n_test']:,}",
-            pct(m["accuracy"]), pct(m["balanced_accuracy"]), pct(m["macro_f1"]), per_corpus, new_corpora,
-            f"{m['ece']:.3f}" if "ece" in m else "–",
-            f"{pct(m['keras_precision'])} / {pct(m['keras_recall'])}", f"{metadata['param_count']:,}",
-            f"{training['epochs_run']} epochs, {training['seconds'] / 60:.0f} min"
-            + (f", {training['samples_per_second']:.0f} windows/s" if training.get("samples_per_second") else ""),
+            f"| {name}", PROTOCOL_NAMES.get(m["protocol"], m["protocol"]),
+            f"{validation_uar(meta)} ({meta['validation']['n_scored']:,})" if "validation" in meta else "not stored",
+            f"{m['n_test']:,}", pct(m["accuracy"]), pct(m["balanced_accuracy"]),
+            old_five_uar(directory) if any(c in m["per_corpus"] for c in NEW_CORPORA) else "–",
+            pct(m["macro_f1"]), " / ".join(map(corpus, OLD_CORPORA)), " / ".join(map(corpus, NEW_CORPORA)),
+            f"{m['ece']:.3f}", f"{meta['param_count']:,}",
+            f"{training['epochs_run']} epochs, {training['seconds'] / 60:.0f} min",
         ]) + " |")
-    default = (root / "models" / "default").resolve().name
-    lines.append("")
-    lines.append(f"`models/default` is `{default}`. UAR = unweighted average recall (balanced accuracy). "
-                 "Test numbers are measured once on the split's test clips; models were chosen on validation.")
+    lines += ["", f"`models/default` is `{default_model(root).name}`. UAR: unweighted average recall. Validation: "
+              "the split's validation speakers, on which the model was chosen (`validation` in its metadata.json; "
+              "BAVED's arousal-level clips count, right when the level allows the emotion). Test: measured once, "
+              "on the clips with one emotion (per corpus: BAVED's levels counted as in validation)."]
+    return "\n".join(lines)
+
+
+def validation_table(root: Path = ROOT) -> str:
+    """The validation numbers each model was chosen on, as its metadata.json stores them."""
+    lines = ["| model | validation clips | UAR | RAVDESS / CREMA-D / TESS / ASED | reading |", "|---|---|---|---|---|"]
+    for directory in shipped_models(root):
+        v = _json(directory / "metadata.json")["validation"]
+        readings = [("as served" + (", each speaker against all of their clips (transductive)" if v.get("transductive") else ""), v)]
+        readings += [("one clip at a time, no profile", v["one_clip_without_profile"])] if "one_clip_without_profile" in v else []
+        readings += [("the five corpora's validation clips only", v["five_corpora"])] if "five_corpora" in v else []
+        for reading, r in readings:
+            corpora = " / ".join(pct(r["per_corpus"][c]) if c in r.get("per_corpus", {}) else "–" for c in ("ravdess", "cremad", "tess", "ased"))
+            lines.append(f"| `{directory.name}` | {r.get('n_scored', v['n_scored']):,} | {pct(r.get('label_set_uar', r['balanced_accuracy']))} "
+                         f"| {corpora} | {reading} |")
     return "\n".join(lines)
 
 
 def speed_table(root: Path = ROOT) -> str:
-    s = json.loads((root / "bench" / "results" / "speed.json").read_text())
+    s = _json(root / "bench" / "results" / "speed.json")
     ms = lambda r: f"{r['p50_ms']:.1f} / {r['p95_ms']:.1f} ms"
     names = list(s["models"])
     rows = [("one 3 s clip end to end (WAV bytes → decode → VAD → features → model), p50 / p95",
@@ -79,30 +187,127 @@ def speed_table(root: Path = ROOT) -> str:
     return "\n".join(lines)
 
 
-def compare_table(root: Path = ROOT) -> str:
-    return (root / "bench" / "results" / "compare_models.md").read_text().strip()
+def latency_table(root: Path = ROOT) -> str:
+    s = _json(root / "bench" / "results" / "speed.json")["latency_only"]
+    rows = [("the original pipeline", s["original_latency_3s_clip"])] + list(s["models"].items())
+    return "\n".join(
+        [f"| one 3 s clip end to end, {s['runs']} runs on an {s['cpu']} (load average {s['load_average_at_start'][0]:.1f} "
+         "at start; `python bench/speed.py --latency-only`) | p50 ms | p95 ms |", "|---|---|---|"]
+        + [f"| {name} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} |" for name, r in rows])
 
 
-def lolo_table(root: Path = ROOT) -> str:
-    return (root / "bench" / "results" / "lolo.md").read_text().strip()
+def lolo_means_table(root: Path = ROOT) -> str:
+    rows = _json(root / "bench" / "results" / "lolo.json")["rows"]
+    lines = ["| recipe | one clip: mean / lowest | batch: mean | voice profile (transductive): mean "
+             "| validation UAR, mean over the folds |", "|---|---|---|---|---|"]
+    for name, r in rows.items():
+        vals = [f["val_uar"] for f in r["folds"].values() if f.get("val_uar") is not None]
+        # A speaker-normalised recipe is validated with every validation speaker normalised: transductive.
+        params = r.get("train_params", {})  # one recipe's, or a dict of them by recipe (older rows, ensembles)
+        recipes = [params] if "architecture" in params else list(params.values())
+        transductive = " (transductive)" if any(p.get("speaker_normalised") for p in recipes) else ""
+        lines.append(f"| {name} | {pct(r['mean_uar'])} / {pct(r['min_uar'])} | {pct(r['mean_batch_uar'])} | "
+                     f"{pct(r['mean_speaker_uar'])} | {pct(sum(vals) / len(vals)) + transductive if vals else '–'} |")
+    return "\n".join(lines)
 
 
-BLOCKS = {"models-table": models_table, "speed-table": speed_table, "compare-table": compare_table,
-          "lolo-table": lolo_table}
+def encoder_layers_table(root: Path = ROOT) -> str:
+    r = _json(root / "bench" / "results" / "encoder_layers.json")
+    lines = [f"| read-out ({r['train_clips']:,} training clips, {r['val_clips']:,} validation clips) "
+             "| validation UAR | ASED | CREMA-D | RAVDESS | TESS |", "|---|---|---|---|---|---|"]
+    for kind, group in (("logistic probe", r["logistic_probes"]), ("small head", r["mlp_heads"])):
+        lines += [f"| {kind}, {name} | {pct(v['uar'])} | {pct(v['ased'])} | {pct(v['cremad'])} | {pct(v['ravdess'])} "
+                  f"| {pct(v['tess'])} |" for name, v in group.items()]
+    return "\n".join(lines)
 
 
-def updated_readme(text: str, root: Path = ROOT) -> str:
-    """The README with every generated block (between its `<!-- name -->` markers) remade."""
-    for name, make in BLOCKS.items():
-        start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
-        if start not in text:
-            continue
-        block = f"{start}\n{make(root)}\n{end}"
-        pattern = re.compile(re.escape(start) + r".*?(" + re.escape(end) + r"|$)", re.S)
-        text = pattern.sub(lambda _: block, text, count=1) if end in text else text.replace(start, block, 1)
-    return text
+def loco_probe_table(root: Path = ROOT) -> str:
+    r = _json(root / "bench" / "results" / "loco_probe.json")
+    lines = ["| read-out | class weights | C | speakers normalised | other | LOCO mean UAR | lowest |",
+             "|---|---|---|---|---|---|---|"]
+    for row in r["rows"]:
+        other = ", ".join(f"{k} {v}" for k, v in row.items() if k in ("augmented", "nuisance_dims"))
+        lines.append(f"| {row['readout']} | {row['weighting']} | {row['C']} | {'yes' if row['speaker_normalised'] else 'no'} "
+                     f"| {other} | {pct(row['mean_uar'])} | {pct(row['min_uar'])} |")
+    return "\n".join(lines)
+
+
+EXAMPLE_CLIPS, EXAMPLE_HOURS, EXAMPLE_MACHINES, EXAMPLE_CORES = 10_000_000, 10_000, 10, 16  # docs/scaling.md's example
+
+
+def scaling_table(root: Path = ROOT) -> str:
+    s = _json(root / "bench" / "results" / "scaling.json")
+    p, one, long = s["provenance"], s["one_core"], s["long_audio"]
+    return "\n".join([
+        f"| `{p['models'][0]['name']}`, one core of an {p['cpu']} (`python bench/scaling.py`; load average "
+        f"{p['load_average_at_start'][0]:.1f} at start, {s['load_average_at_end'][0]:.1f} at end) | measured |",
+        "|---|---|",
+        f"| {one['files']:,} corpus files as stored ({', '.join(one['formats'])}), `predict_files`, one worker: "
+        f"clips per CPU-second / per wall second | {one['clips_per_cpu_s']:.1f} / {one['clips_per_wall_s']:.1f} |",
+        f"| {long['audio_minutes']:.0f} min of speech-like audio (FLAC) → full timeline: wall / CPU seconds "
+        f"| {long['wall_s']:.1f} / {long['cpu_s']:.1f} |",
+        f"| estimate: {EXAMPLE_CLIPS:,} such clips on {EXAMPLE_MACHINES} machines of {EXAMPLE_CORES} cores, "
+        f"clips / (machines × cores × clips per CPU-second), start not included "
+        f"| {EXAMPLE_CLIPS / (EXAMPLE_MACHINES * EXAMPLE_CORES * one['clips_per_cpu_s']) / 60:.0f} min |",
+        f"| estimate: {EXAMPLE_HOURS:,} h of recordings on the same cluster, by the hour's CPU seconds "
+        f"| {EXAMPLE_HOURS * long['cpu_s'] / (EXAMPLE_MACHINES * EXAMPLE_CORES) / 60:.0f} min |",
+    ])
+
+
+def fuzz_table(root: Path = ROOT) -> str:
+    f = _json(root / "bench" / "results" / "fuzz.json")
+    return "\n".join(["| `" + f["command"] + "` | measured |", "|---|---|",
+                      f"| inputs tried / seconds / per second | {f['iterations']:,} / {f['seconds']:.1f} / "
+                      f"{f['execs_per_second']:.1f} |",
+                      f"| coverage edges / peak RSS | {f['coverage_edges']} / {f['peak_rss_mb']} MB |",
+                      f"| findings (crashes, hangs, leaks, exceptions other than a clear error) | {len(f['findings'])} |"])
+
+
+def include(name: str):
+    """A results file's own markdown, as its benchmark wrote it."""
+    return lambda root=ROOT: (root / "bench" / "results" / name).read_text().strip()
+
+
+BLOCKS = {
+    "summary-table": summary_table, "shipped-table": shipped_table, "models-table": models_table,
+    "validation-table": validation_table, "speed-table": speed_table, "latency-table": latency_table, "lolo-means": lolo_means_table,
+    "encoder-layers": encoder_layers_table, "loco-probe": loco_probe_table, "scaling-table": scaling_table,
+    "fuzz-table": fuzz_table, "compare-table": include("compare_models.md"), "lolo-table": include("lolo.md"),
+    "segments-table": include("segments.md"), "serve-load-table": include("serve_load.md"),
+    "cold-start-table": include("cold_start.md"), "load-test-table": include("load_test.md"),
+    "ray-table": include("ray_batch.md"),
+}
+BLOCK = re.compile(r"<!-- ([a-z-]+) -->\n.*?<!-- /\1 -->", re.S)
+
+
+def documents(root: Path = ROOT) -> list[Path]:
+    return [p for pattern in DOCUMENTS for p in sorted(root.glob(pattern))]
+
+
+def updated(text: str, root: Path = ROOT) -> str:
+    """The document with every generated block remade from the committed results."""
+    return BLOCK.sub(lambda m: f"<!-- {m[1]} -->\n{BLOCKS[m[1]](root)}\n<!-- /{m[1]} -->", text)
+
+
+NUMBER = re.compile(r"(?<![\w.\-])[-−+]?(\d[\d,]*(?:\.\d+)?(?:e-\d+|\.x)?)(%|\s?(?:ms|s|min|minutes|h|hours|MiB|MB|GiB|GB|KB|kHz|"
+                    r"kbit|clips/s|analyses/s|windows/s)(?![\w]))?")
+NOT_PROSE = re.compile(r"```.*?```|`[^`]*`|\]\([^)]*\)|https?://\S+|<!--.*?-->", re.S)
+
+
+def measured(token: re.Match) -> bool:
+    number, unit = token[1], token[2]
+    return bool(unit) or "." in number.rstrip(".")
+
+
+def unsourced_numbers(text: str) -> list[str]:
+    """Measured-looking numbers of the prose found neither in the document's generated blocks nor in FIXED."""
+    blocks = " ".join(m[0] for m in BLOCK.finditer(text))
+    sourced = {m[1].replace(",", "") for m in NUMBER.finditer(blocks)}
+    prose = NOT_PROSE.sub(" ", BLOCK.sub(" ", text))
+    return [token[0].strip() for token in NUMBER.finditer(prose)
+            if measured(token) and token[1].replace(",", "") not in sourced and token[0].strip() not in FIXED]
 
 
 if __name__ == "__main__":
-    readme = ROOT / "README.md"
-    readme.write_text(updated_readme(readme.read_text()))
+    for path in documents():
+        path.write_text(updated(path.read_text()))

@@ -86,14 +86,14 @@ def summary_table(root: Path = ROOT) -> str:
 
 def shipped_table(root: Path = ROOT) -> str:
     """README's short list of the shipped models: which to pick, and their headline numbers."""
-    lines = ["| model | protocol | validation UAR | test UAR | parameters |", "|---|---|---|---|---|"]
+    lines = ["| model | protocol | corpora | validation UAR | test UAR | parameters |", "|---|---|---|---|---|---|"]
     default = default_model(root).name
     for directory in shipped_models(root):
         meta, m = _json(directory / "metadata.json"), _json(directory / "metrics.json")
         note = " (default)" if directory.name == default else (" (transductive: voice profile from every test clip)"
                                                                if directory.name in TRANSDUCTIVE else "")
         lines.append(f"| `{directory.name}`{note} | {PROTOCOL_NAMES.get(m['protocol'], m['protocol'])} | "
-                     f"{validation_uar(meta)} | {pct(m['balanced_accuracy'])} | "
+                     f"{len(m['per_corpus'])} | {validation_uar(meta)} | {pct(m['balanced_accuracy'])} | "
                      f"{meta['param_count']:,} |")
     return "\n".join(lines)
 

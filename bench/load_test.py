@@ -536,7 +536,8 @@ def fmt(value: float | None, digits: int = 2) -> str:
 def markdown(report: dict) -> str:
     m = report["machine"]
     lines = [
-        "# Load test: K Chromium sessions against one `streamlit run app.py` (models/default)",
+        f"# Load test: K Chromium sessions against one `streamlit run app.py` "
+        f"(`{report['provenance']['models'][0]['name']}`, models/default)",
         "",
         f"{report['started_utc']} · {m['cpu_count']} CPUs ({m['cpu_model']}), {m['mem_total_gib']} GiB · "
         f"load average before {', '.join(f'{v:.2f}' for v in m['load_average_before'])} · "

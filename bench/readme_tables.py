@@ -243,7 +243,8 @@ def scaling_table(root: Path = ROOT) -> str:
         f"{p['load_average_at_start'][0]:.1f} at start, {s['load_average_at_end'][0]:.1f} at end) | measured |",
         "|---|---|",
         f"| {one['files']:,} corpus files as stored ({', '.join(one['formats'])}), `predict_files`, one worker: "
-        f"clips per CPU-second / per wall second | {one['clips_per_cpu_s']:.1f} / {one['clips_per_wall_s']:.1f} |",
+        f"clips per CPU-second / per wall second ({one['errors']} refused: no speech found) "
+        f"| {one['clips_per_cpu_s']:.1f} / {one['clips_per_wall_s']:.1f} |",
         f"| {long['audio_minutes']:.0f} min of speech-like audio (FLAC) → full timeline: wall / CPU seconds "
         f"| {long['wall_s']:.1f} / {long['cpu_s']:.1f} |",
         f"| estimate: {EXAMPLE_CLIPS:,} such clips on {EXAMPLE_MACHINES} machines of {EXAMPLE_CORES} cores, "
@@ -264,8 +265,10 @@ def fuzz_table(root: Path = ROOT) -> str:
 
 
 def include(name: str):
-    """A results file's own markdown, as its benchmark wrote it."""
-    return lambda root=ROOT: (root / "bench" / "results" / name).read_text().strip()
+    """A results file's own markdown, as its benchmark wrote it, its headings as bold lines (the
+    document around it has its own)."""
+    return lambda root=ROOT: re.sub(r"^#+ (.*)$", r"**\1**", (root / "bench" / "results" / name).read_text().strip(),
+                                    flags=re.M)
 
 
 BLOCKS = {

@@ -51,6 +51,11 @@ def default_model(root: Path = ROOT) -> Path:
     return (root / "models" / "default").resolve()
 
 
+def protocol_name(directory: Path, protocol: str) -> str:
+    name = PROTOCOL_NAMES.get(protocol, protocol)
+    return "held-out speakers, transductive" if directory.name in TRANSDUCTIVE else name
+
+
 def validation_uar(metadata: dict) -> str:
     v = metadata.get("validation")
     return pct(v["label_set_uar"]) if v else "not stored"
@@ -90,9 +95,9 @@ def shipped_table(root: Path = ROOT) -> str:
     default = default_model(root).name
     for directory in shipped_models(root):
         meta, m = _json(directory / "metadata.json"), _json(directory / "metrics.json")
-        note = " (default)" if directory.name == default else (" (transductive: voice profile from every test clip)"
+        note = " (default)" if directory.name == default else (" (a voice profile from every test clip of the speaker)"
                                                                if directory.name in TRANSDUCTIVE else "")
-        lines.append(f"| `{directory.name}`{note} | {PROTOCOL_NAMES.get(m['protocol'], m['protocol'])} | "
+        lines.append(f"| `{directory.name}`{note} | {protocol_name(directory, m['protocol'])} | "
                      f"{len(m['per_corpus'])} | {validation_uar(meta)} | {pct(m['balanced_accuracy'])} | "
                      f"{meta['param_count']:,} |")
     return "\n".join(lines)
@@ -123,7 +128,7 @@ def models_table(root: Path = ROOT) -> str:
         training = meta["training"]
         name = f"`{directory.name}`" + (" (transductive)" if directory.name in TRANSDUCTIVE else "")
         lines.append(" | ".join([
-            f"| {name}", PROTOCOL_NAMES.get(m["protocol"], m["protocol"]),
+            f"| {name}", protocol_name(directory, m["protocol"]),
             f"{validation_uar(meta)} ({meta['validation']['n_scored']:,})" if "validation" in meta else "not stored",
             f"{m['n_test']:,}", pct(m["accuracy"]), pct(m["balanced_accuracy"]),
             old_five_uar(directory) if any(c in m["per_corpus"] for c in NEW_CORPORA) else "–",

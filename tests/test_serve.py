@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from dataclasses import replace
@@ -28,7 +29,8 @@ from conftest import ROOT, speech, wav_bytes  # noqa: E402
 from test_catalogue import CASES, IDS, LIMITS  # noqa: E402
 
 from ser_core.errors import AudioTooLargeError, AudioTooLongError, SerError  # noqa: E402
-from ser_core.serving.http import OPENAPI, Admission, ApiError, ModelRegistry, ServeConfig, create_app  # noqa: E402
+from ser_core.serving.http import OPENAPI, ModelRegistry, ServeConfig, create_app  # noqa: E402
+from ser_core.serving.pool import AnalysisPool  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")  # httpx2 is not out yet
 MODEL = "seed-cnn-speaker"
@@ -158,15 +160,15 @@ def test_a_body_over_the_byte_limit_is_refused_while_streaming(client):
 # --- limits, keys, CORS, logs ------------------------------------------------------------------------
 
 def test_too_many_in_flight_gets_429_with_retry_after(client, clip_wav):
-    admission: Admission = client.app.state.admission
-    taken = admission.capacity - admission.in_flight
-    for _ in range(taken):
-        admission.enter()
+    pool: AnalysisPool = client.app.state.pool
+    release = threading.Event()
+    held = [pool.submit(lambda threads: release.wait(60)) for _ in range(pool.capacity - pool.in_flight)]
     try:
         response = client.post("/v1/analyze", content=clip_wav)
     finally:
-        for _ in range(taken):
-            admission.leave()
+        release.set()
+        for job in held:
+            job.future.result(60)
     assert response.status_code == 429
     assert int(response.headers["retry-after"]) >= 1 and "Too many requests" in response.json()["error"]
     assert client.post("/v1/analyze", content=clip_wav).status_code == 200
@@ -193,16 +195,6 @@ def test_limits_come_from_flags_then_the_environment_then_the_api_defaults(monke
             config_from_args(parser.parse_args(bad))
 
 
-def test_admission_frees_every_slot():
-    admission = Admission(capacity=2, workers=1)
-    admission.enter(), admission.enter()
-    with pytest.raises(ApiError) as raised:
-        admission.enter()
-    assert raised.value.status == 429 and raised.value.headers["Retry-After"]
-    admission.leave(0.5), admission.leave(0.5)
-    assert admission.in_flight == 0
-
-
 def test_a_slow_request_times_out_with_504_and_frees_its_slot(monkeypatch):
     from ser_core.serving.inference import SerModel
 
@@ -218,7 +210,7 @@ def test_a_slow_request_times_out_with_504_and_frees_its_slot(monkeypatch):
         response = client.post("/v1/analyze", content=wav_bytes(speech(9.0, SR), SR))
         assert response.status_code == 504 and "longer than the 0.05 s allowed" in response.json()["error"]
         deadline = time.monotonic() + 60
-        while client.app.state.admission.in_flight:  # the analysis itself runs to its end
+        while client.app.state.pool.in_flight:  # the analysis itself runs to its end
             assert time.monotonic() < deadline
             time.sleep(0.1)
     finally:

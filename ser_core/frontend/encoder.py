@@ -15,7 +15,6 @@ import functools
 import hashlib
 import io
 import os
-import threading
 from importlib import resources
 
 import numpy as np
@@ -69,16 +68,17 @@ ENCODER_LAYERS = 6  # Whisper-base's encoder blocks
 
 
 class WhisperEncoder:
-    """CTranslate2's Whisper encoder, loaded once from memory. `threads` is explicit: on a busy
-    2-core machine one thread per request beats two fighting over the cores. Thread-safe: one
-    encode at a time.
+    """CTranslate2's Whisper encoder, loaded once from memory, running each encode on `threads`
+    threads and up to `parallel` encodes at once (the thread policy, `serving.threads`, chooses
+    both). Thread-safe: CTranslate2 queues the calls of any number of Python threads and runs
+    `parallel` of them side by side, on replicas that share the weights.
 
     `layers` < 6 runs only the first blocks (the model.bin is cut after them, see
     `whisper_layers.truncated_encoder_model`), so the output is that block's, through the encoder's
     final LayerNorm: middle blocks carry more of how something is said than the last, which is
     shaped for the decoder's words (bench/encoder_layers.py), and cost less."""
 
-    def __init__(self, compute_type: str = "int8", threads: int = 1, layers: int = ENCODER_LAYERS):
+    def __init__(self, compute_type: str = "int8", threads: int = 1, layers: int = ENCODER_LAYERS, parallel: int = 1):
         os.environ.setdefault("MKL_ENABLE_INSTRUCTIONS", MKL_INSTRUCTIONS)  # before MKL's first call
         import ctranslate2
 
@@ -94,8 +94,7 @@ class WhisperEncoder:
         self.threads = threads
         self.layers = layers
         self._model = ctranslate2.models.Whisper(f"whisper-base-{layers}", device="cpu", compute_type=compute_type,
-                                                 intra_threads=threads, files=files)
-        self._lock = threading.Lock()
+                                                 intra_threads=threads, inter_threads=parallel, files=files)
 
     def __call__(self, log_mel: np.ndarray) -> np.ndarray:
         """(batch, 80, frames) Whisper log-mel, frames even and ≤ 3000 → (batch, frames // 2, 512)."""
@@ -104,15 +103,15 @@ class WhisperEncoder:
         x = np.ascontiguousarray(log_mel, dtype=np.float32)
         if x.ndim != 3 or x.shape[1] != N_MELS or x.shape[2] % 2 or not 2 <= x.shape[2] <= 3000:
             raise ValueError(f"expected (batch, {N_MELS}, even frames ≤ 3000), got {x.shape}")
-        with self._lock:
-            out = self._model.encode(ctranslate2.StorageView.from_array(x), to_cpu=True)
+        out = self._model.encode(ctranslate2.StorageView.from_array(x), to_cpu=True)
         return np.asarray(out, dtype=np.float32)
 
 
 @functools.lru_cache(maxsize=4)
-def shared_encoder(compute_type: str = "int8", threads: int = 1, layers: int = ENCODER_LAYERS) -> WhisperEncoder:
+def shared_encoder(compute_type: str = "int8", threads: int = 1, layers: int = ENCODER_LAYERS,
+                   parallel: int = 1) -> WhisperEncoder:
     """One encoder per process and setting: the weights (145 MB) are read and checked once."""
-    return WhisperEncoder(compute_type, threads, layers)
+    return WhisperEncoder(compute_type, threads, layers, parallel)
 
 
 MIN_CONTENT_FRAMES = 20  # 0.2 s of log-mel: the shortest input worth encoding

@@ -7,9 +7,9 @@ which is written out below instead (`OPENAPI`).
 
 Uploads stay in memory: the body is read with a byte cap, and multipart bodies are split here with
 python-multipart's streaming parser into bytes (Starlette's own form parser spools parts over 1 MiB
-to a temporary file). Analyses run on a bounded thread pool, one thread per core, on models loaded
-once; requests beyond the pool and its queue get 429 with Retry-After instead of waiting without
-bound. Every refusal is JSON with one sentence (the CLI's sentence for bad audio); access logs are
+to a temporary file). Analyses run in the bounded analysis pool (`serving.pool`, the app's kind),
+one worker per core, on models loaded once, each on the threads the thread policy gives it; requests
+beyond the pool and its queue get 429 with Retry-After instead of waiting without bound. Every refusal is JSON with one sentence (the CLI's sentence for bad audio); access logs are
 one JSON line per request, without audio or query payloads.
 """
 
@@ -25,7 +25,6 @@ import os
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -33,6 +32,7 @@ import numpy as np
 
 from ..errors import AudioTooLargeError, AudioTooLongError, ConfigError, ModelError, SerError
 from ..io.audio import AudioLimits
+from .pool import AnalysisPool, PoolFull
 
 logger = logging.getLogger("ser.serve")
 access_logger = logging.getLogger("ser.serve.access")
@@ -250,31 +250,6 @@ def split_multipart(body: bytes, content_type: str) -> tuple[bytes, str]:
     return chosen
 
 
-class Admission:
-    """At most `capacity` analyses in flight (running or queued for the pool); a slot is freed when
-    its analysis ends, even after the client has been answered with a timeout."""
-
-    def __init__(self, capacity: int, workers: int):
-        self.capacity, self.workers = capacity, workers
-        self.in_flight = 0
-        self._mean_s = 1.0  # running mean of an analysis's duration, for Retry-After
-        self._lock = threading.Lock()
-
-    def enter(self) -> None:
-        with self._lock:
-            if self.in_flight >= self.capacity:
-                wait = max(1, math.ceil(self._mean_s * self.in_flight / self.workers))
-                raise ApiError(429, f"Too many requests in flight ({self.in_flight}); retry in {wait} s.",
-                               {"Retry-After": str(wait)})
-            self.in_flight += 1
-
-    def leave(self, seconds: float | None = None) -> None:
-        with self._lock:
-            self.in_flight -= 1
-            if seconds is not None:
-                self._mean_s = 0.8 * self._mean_s + 0.2 * seconds
-
-
 # --- the application -------------------------------------------------------------------------------
 
 
@@ -295,15 +270,14 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
     from starlette.routing import Route, WebSocketRoute
 
     registry = registry or ModelRegistry(config.model)
-    admission = Admission(config.capacity, config.workers)
-    pool = ThreadPoolExecutor(config.workers, thread_name_prefix="ser-serve")
+    pool = AnalysisPool(config.workers, config.capacity - config.workers)
     streams = {"open": 0}
 
     @asynccontextmanager
     async def lifespan(app):
-        asyncio.get_running_loop().run_in_executor(pool, registry.load_default)
+        asyncio.get_running_loop().run_in_executor(None, registry.load_default)
         yield
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown()
 
     def authorize(headers) -> None:
         if not key_allowed(config.api_keys, bearer_token(headers.get("authorization"))):
@@ -332,15 +306,19 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def analyze_bytes(data: bytes, name: str, model_name: str | None, segments: bool) -> dict:
+    def analyze_bytes(data: bytes, name: str, model_name: str | None, segments: bool, threads: int) -> dict:
         from ..io.audio import load_audio
         from .inference import native_stderr_silenced
 
         model = registry.get(model_name)
         with native_stderr_silenced():  # decoders (libmpg123) print their own complaints to fd 2
             audio = load_audio(data, model.params.sample_rate, config.limits)
-        analysis = model.analyze_audio(audio)
+        analysis = model.with_threads(threads).analyze_audio(audio)
         return analysis_json(name, model.directory.resolve().name, analysis, segments)
+
+    def too_busy(in_flight: int, retry_after_s: int) -> ApiError:
+        return ApiError(429, f"Too many requests in flight ({in_flight}); retry in {retry_after_s} s.",
+                        {"Retry-After": str(retry_after_s)})
 
     async def analyze(request):
         authorize(request.headers)
@@ -348,16 +326,8 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
         segments = request.query_params.get("segments", "true").lower() not in ("0", "false", "no")
         model_name = request.query_params.get("model")
         registry.directory(model_name)  # an unknown name is refused before the upload is read
-        admission.enter()
-        started = time.monotonic()
-        running = False
-
-        def finished(future) -> None:
-            # the slot is freed when the analysis ends, not when a timed-out client stopped waiting
-            admission.leave(time.monotonic() - started)
-            if not future.cancelled():
-                future.exception()  # retrieved here: a timed-out request's error is not logged as lost
-
+        if pool.in_flight >= pool.capacity:  # so is a request the pool could not take
+            raise too_busy(pool.in_flight, pool.retry_after_s())
         try:
             async with asyncio.timeout(config.timeout_s):
                 body = await read_body(request)
@@ -367,16 +337,16 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
                 else:
                     data, name = body, request.query_params.get("filename", "audio")
                 del body
-                future = asyncio.get_running_loop().run_in_executor(pool, analyze_bytes, data, name, model_name, segments)
-                running = True
-                future.add_done_callback(finished)
-                return JSONResponse(await asyncio.shield(future))
+                try:
+                    job = pool.submit(lambda threads: analyze_bytes(data, name, model_name, segments, threads))
+                except PoolFull as full:
+                    raise too_busy(full.in_flight, full.retry_after_s) from None
+                # A timeout cancels the wrapper, which withdraws a job still waiting in the pool; a
+                # running analysis goes on to its end and only then frees its place.
+                return JSONResponse(await asyncio.wrap_future(job.future))
         except TimeoutError:
             raise ApiError(504, f"The analysis took longer than the {config.timeout_s:g} s allowed; "
                                 "send a shorter recording or retry later.") from None
-        finally:
-            if not running:
-                admission.leave()
 
     async def healthz(request):
         return JSONResponse({"status": "ok"})
@@ -420,7 +390,7 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
         middleware=middleware, lifespan=lifespan,
         exception_handlers={ApiError: api_error, SerError: ser_error, Exception: unexpected},
     )
-    app.state.registry, app.state.admission, app.state.config = registry, admission, config
+    app.state.registry, app.state.pool, app.state.config = registry, pool, config
     return app
 
 

@@ -10,6 +10,7 @@ the mean over them.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -143,6 +144,12 @@ class SerModel:
         """(n_windows, n_bands, n_frames) raw features → (n_windows, n_labels) calibrated probabilities."""
         return self.predict_inputs(self.prepare(features))
 
+    def with_threads(self, threads: int) -> "SerModel":
+        """This model with its heavy engine on `threads` threads, sharing everything loaded: what the
+        thread policy (`serving.threads`) gives each analysis. Here the model itself: its head (LiteRT)
+        and its features (BLAS) take milliseconds on one thread."""
+        return self
+
     def warm_up(self) -> None:
         """One dummy window through feature extraction and the network: the first call builds the
         filterbank and the first forward pass sets the network up. A server pays for both when it
@@ -247,13 +254,31 @@ class EncoderModel(SerModel):
 
     def __init__(self, directory: str | Path, backend: str = "auto", threads: int = 1):
         super().__init__(directory, backend, threads)
-        from ..frontend.encoder import WEIGHTS_SHA256, shared_encoder
+        from ..frontend.encoder import WEIGHTS_SHA256
 
         self.front_end = self.metadata["front_end"]
         if self.front_end.get("sha256") != WEIGHTS_SHA256:
             raise ModelError(f"{self.directory} was trained on other encoder weights "
                              f"(sha256 {self.front_end.get('sha256')}); this ser ships {WEIGHTS_SHA256}.")
-        self.encoder = shared_encoder(self.front_end.get("compute_type", "int8"), threads, self.front_end.get("layers", ENCODER_LAYERS))
+        self.encoder = self._encoder(threads)
+
+    def _encoder(self, threads: int):
+        """The process's engine for this model's encoder on `threads` threads per encode. The one-thread
+        engine runs as many encodes at once as the process has cores (concurrent analyses, one thread
+        each); a wider one runs one at a time, for an analysis that has the cores to itself."""
+        from ..frontend.encoder import shared_encoder
+        from .threads import process_cores
+
+        return shared_encoder(self.front_end.get("compute_type", "int8"), threads,
+                              self.front_end.get("layers", ENCODER_LAYERS), process_cores() if threads == 1 else 1)
+
+    def with_threads(self, threads: int) -> "EncoderModel":
+        """The same model whose Whisper blocks (nearly all of an analysis's time) run on `threads`
+        threads. BLAS stays at `self.threads`: its share is milliseconds, and threadpoolctl's limits
+        are process-wide, so concurrent analyses setting different ones would overwrite each other."""
+        pinned = copy.copy(self)
+        pinned.encoder = self._encoder(threads)
+        return pinned
 
     def prepare(self, features: np.ndarray) -> np.ndarray:
         """Whisper log-mel windows → pooled encoder embeddings (n_windows, 1024)."""

@@ -17,7 +17,7 @@ from ..io.audio import DEFAULT_LIMITS
 from ..serving.inference import SerModel
 from ..serving.profile import VoiceProfile
 from ..serving.results import UNCERTAIN, Analysis, speaker_summaries, speaking_time_shares
-from .common import Result, analyze_named, audio_mime_type, feature_name, headline, uncertainty_note
+from .common import Result, analyze_named, audio_mime_type, feature_name, figure, headline, uncertainty_note
 
 
 def quality_report(analysis: Analysis) -> dict[str, str]:
@@ -83,7 +83,8 @@ def analysis_view(model: SerModel, name: str, audio: bytes, key: str, profile: V
 
 def show_result(model: SerModel, result: Result, key: str) -> None:
     """`key` keeps the charts of several files on one page apart."""
-    st.audio(result.audio, format=audio_mime_type(result.name))
+    if result.playable:
+        st.audio(result.audio, format=audio_mime_type(result.name))
     if result.analysis is None:
         st.error(result.error)
         return
@@ -107,7 +108,7 @@ def show_result(model: SerModel, result: Result, key: str) -> None:
                 st.caption(uncertainty_note(analysis.uncertain_below))
             st.caption("Mean probability over the speech, each segment weighted by its duration; every emotion shown."
                        if analysis.segments else "Mean probability over the analysis windows; every emotion shown.")
-        st.plotly_chart(plots.emotion_bars(analysis.probabilities), key=f"{key}-bars")
+        st.plotly_chart(figure(analysis, "bars", lambda: plots.emotion_bars(analysis.probabilities)), key=f"{key}-bars")
     with report:
         st.subheader("Input quality")
         report_table = quality_report(analysis)
@@ -117,17 +118,19 @@ def show_result(model: SerModel, result: Result, key: str) -> None:
     waveform, spectrogram = st.columns(2)
     with waveform:
         st.markdown("**Waveform**")
-        st.plotly_chart(plots.waveform(analysis.audio.samples, analysis.audio.sample_rate), key=f"{key}-wave")
+        st.plotly_chart(figure(analysis, "wave", lambda: plots.waveform(analysis.audio.samples, analysis.audio.sample_rate)),
+                        key=f"{key}-wave")
     with spectrogram:
         st.markdown("**Mel spectrogram**")
-        st.plotly_chart(plots.mel_spectrogram(analysis.audio.samples, params), key=f"{key}-mel")
+        st.plotly_chart(figure(analysis, "mel", lambda: plots.mel_spectrogram(analysis.audio.samples, params)), key=f"{key}-mel")
     st.markdown(f"**{feature_name(params)} of the first window** (what the model sees, before normalisation)")
-    st.plotly_chart(plots.feature_heatmap(analysis.features[0], params), key=f"{key}-features")
+    st.plotly_chart(figure(analysis, "features", lambda: plots.feature_heatmap(analysis.features[0], params)),
+                    key=f"{key}-features")
     if len(analysis.window_times_s) > 1:
         where = "in the speech segments" if analysis.segments else f"every {params.window_hop_s:g} s"
         st.markdown(f"**Emotion over time** ({len(analysis.window_times_s)} windows of {params.window_s:g} s, {where})")
-        st.plotly_chart(plots.emotion_timeline(analysis.window_times_s, analysis.window_probabilities,
-                                               analysis.labels), key=f"{key}-timeline")
+        st.plotly_chart(figure(analysis, "timeline", lambda: plots.emotion_timeline(
+            analysis.window_times_s, analysis.window_probabilities, analysis.labels)), key=f"{key}-timeline")
         st.download_button("Download the timeline (CSV)", timeline_csv(analysis),
                            file_name=f"{Path(result.name).stem}-timeline.csv", mime="text/csv",
                            key=f"{key}-timeline-csv")
@@ -141,13 +144,15 @@ def segment_timeline_view(result: Result, key: str) -> None:
                 "classified. Hover a span for its probabilities; click it to play it.")
     timeline, shares = st.columns([3, 1])
     with timeline:
-        figure = plots.segment_timeline(analysis.audio.samples, analysis.audio.sample_rate, segments, analysis.labels)
-        event = st.plotly_chart(figure, key=f"{key}-segments", on_select="rerun", selection_mode="points")
+        timeline_figure = figure(analysis, "segments", lambda: plots.segment_timeline(
+            analysis.audio.samples, analysis.audio.sample_rate, segments, analysis.labels))
+        event = st.plotly_chart(timeline_figure, key=f"{key}-segments", on_select="rerun", selection_mode="points")
     with shares:
         st.markdown("**Share of speaking time**")
         shares_by_emotion = {k: v for k, v in speaking_time_shares(segments, analysis.labels).items()
                              if k != UNCERTAIN or v > 0}
-        st.plotly_chart(plots.emotion_bars(shares_by_emotion, height=260), key=f"{key}-shares")
+        st.plotly_chart(figure(analysis, "shares", lambda: plots.emotion_bars(shares_by_emotion, height=260)),
+                        key=f"{key}-shares")
     picked = [p.get("customdata") for p in (event.selection.points if event else []) if p.get("customdata") is not None]
     if picked:
         index = int(np.ravel(picked[0])[0])

@@ -8,16 +8,21 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import streamlit as st
 
-from ..errors import ModelError, SerError
+from ..errors import ModelError, NoSpeechError, SerError
 from ..frontend.features import FeatureParams
 from ..serving.inference import METADATA_FILE, SerModel, load_model
+from ..serving.pool import PoolFull, app_pool
 from ..serving.profile import VoiceProfile
 from ..serving.results import Analysis
 from ..serving.segments import DEFAULT_SPEAKERS, SpeakerOptions
 from ..serving.shipped import MODELS_ROOT, resolve_model
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 # What the browser's audio player is told each upload is; a wrong type can leave it silent.
@@ -55,7 +60,8 @@ def models_root() -> Path:
 
 def model_directories(required_file: str) -> list[Path]:
     """Directories under `models_root()` holding `required_file` (each once, however many names
-    point at it), plus the default model's."""
+    point at it), plus the default model's: the default first, then the speaker-independent models,
+    then those tested on a random file split, each group by name."""
     root = models_root()
     found: dict[Path, Path] = {}
     for path in sorted(root.glob(f"*/{required_file}")) if root.is_dir() else []:
@@ -63,11 +69,73 @@ def model_directories(required_file: str) -> list[Path]:
     default = resolve_model_dir(model_directory())
     if (default / required_file).is_file():
         found.setdefault(default, default)
-    return list(found.values())
+    return sorted(found.values(), key=lambda d: (d != default, model_protocol(d) == "random", model_name(d)))
+
+
+def model_metadata(directory: Path) -> dict:
+    """A model directory's metadata.json ({} when it has none or it cannot be read)."""
+    try:
+        return json.loads((directory / METADATA_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def model_protocol(directory: Path) -> str | None:
+    return model_metadata(directory).get("protocol")
+
+
+def model_name(directory: Path) -> str:
+    """The name `ser predict --model` takes: a speaker-protocol model's directory without its
+    "-speaker" (`emo-cnn` is `emo-cnn-speaker`), unless a directory of that name exists beside it."""
+    short = directory.name.removesuffix("-speaker")
+    return short if short == directory.name or not (directory.parent / short).exists() else directory.name
 
 
 def model_label(directory: Path) -> str:
-    return f"{directory.name} (default)" if directory == resolve_model_dir(model_directory()) else directory.name
+    name = model_name(directory)
+    return f"{name} (default)" if directory == resolve_model_dir(model_directory()) else name
+
+
+# How each architecture in metadata.json reads in the picker.
+ARCHITECTURE_WORDS = {
+    "whisper-head": "a small head",
+    "whisper-linear": "a linear head",
+    "seed-cnn": "the original project's CNN",
+    "emo-cnn": "a compact CNN",
+    "emo-tdnn": "a time-delay network (an experiment)",
+}
+
+
+def model_description(directory: Path) -> str:
+    """One line from a model's metadata.json: what it hears with, what it learned from, and what its
+    test protocol means for choosing it."""
+    metadata = model_metadata(directory)
+    architecture = metadata.get("architecture", "unknown architecture")
+    head = (f"{len(metadata['members'])} heads averaged" if metadata.get("members")
+            else ARCHITECTURE_WORDS.get(architecture, architecture))
+    if (metadata.get("train_params") or {}).get("speaker_normalised"):
+        head += " that reads each voice against its voice profile"
+    front_end = metadata.get("front_end")
+    if front_end:
+        what = f"{front_end['encoder'].capitalize()} encoder + {head}"
+    else:
+        params = metadata.get("feature_params")
+        what = f"light (no speech encoder): {head}" + (f" on {feature_name(params)}" if params else "")
+    per_corpus = (metadata.get("data") or {}).get("train", {}).get("per_corpus", {})
+    languages = heard_languages(metadata)
+    spoken = ", ".join(languages) if len(languages) <= 2 else f"{len(languages)} languages"
+    heard = (f"{len(per_corpus)} {'corpus' if len(per_corpus) == 1 else 'corpora'}" + (f" in {spoken}" if languages else "")
+             if per_corpus else "training data not recorded")
+    protocol = {"speaker": "tested on speakers it never heard",
+                "random": "random file split: its test speakers were also in training (to compare with the "
+                          "original project, not to choose)"}.get(metadata.get("protocol"), "test protocol not recorded")
+    return f"{what}; {heard}; {protocol}."
+
+
+def models_help(directories: list[Path]) -> str:
+    """The picker's help: every model with its line, so that the list says which to choose."""
+    return "Every model directory under models/, the default first:\n\n" + "\n".join(
+        f"- **{model_label(d)}**: {model_description(d)}" for d in directories)
 
 
 def choose_model_directory(required_file: str, key: str) -> Path | None:
@@ -79,7 +147,10 @@ def choose_model_directory(required_file: str, key: str) -> Path | None:
         return None
     default = resolve_model_dir(model_directory())
     index = next((i for i, d in enumerate(directories) if d == default), 0)
-    return st.selectbox("Model", directories, index=index, key=key, format_func=model_label)
+    chosen = st.selectbox("Model", directories, index=index, key=key, format_func=model_label,
+                          help=models_help(directories))
+    st.caption(model_description(chosen))
+    return chosen
 
 
 # --- the served model -----------------------------------------------------------------------------
@@ -103,7 +174,8 @@ def picked_directory() -> Path:
     if st.session_state.get(PICKER_KEY) not in options:  # first visit, or back from another page
         st.session_state[PICKER_KEY] = chosen if chosen in options else (default if default in options else options[0])
     chosen = st.sidebar.selectbox("Model", options, key=PICKER_KEY, format_func=lambda d: model_label(Path(d)),
-                                  help="Every model directory under models/; the default is preselected.")
+                                  help=models_help([Path(d) for d in options]))
+    st.sidebar.caption(model_description(Path(chosen)))
     st.session_state[SERVED_KEY] = chosen
     return Path(chosen)
 
@@ -154,22 +226,96 @@ def speaker_options() -> SpeakerOptions:
     return SpeakerOptions(adapt=adapt)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _analyze_cached(content_sha256: str, model_dir: str, profile_json: str | None, speaker_count: int | None,
-                    adapt_to_speakers: bool, _audio: bytes) -> Analysis:
-    """Keyed on the content hash, the model, the voice profile and the speaker options: the same
-    recording is analysed once per setting. The bytes themselves are left out of the key (leading
-    underscore) so they are not hashed twice."""
-    profile = VoiceProfile.from_json(profile_json) if profile_json else None
-    return warm_model(model_dir).analyze(_audio, profile=profile,
-                                         speakers=SpeakerOptions(speaker_count, adapt_to_speakers))
+ANALYSES_KEY = "analyses"  # this session's analyses (or the error each gave), by content and settings
+KEPT_ANALYSES = 16  # per session, oldest dropped first: a rerun redraws, it never analyses again
+FIGURES_KEY = "figures"
+KEPT_FIGURES = 64
+QUICK_ANSWER_AFTER_S = 3.0  # a longer expected wait shows the light model's answer meanwhile
+QUICK_ANSWER_MAX_S = 30.0  # audio the light model reads in a few ms per second on the page's own thread
+LIGHT_MODEL = "emo-cnn-speaker"
+POLL_S = 0.25
 
 
 def analyze(model: SerModel, audio: bytes, profile: VoiceProfile | None = None,
             speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> Analysis:
-    """Bytes (any supported format) → `Analysis` with `model` (and the voice profile); raises `SerError`."""
-    return _analyze_cached(hashlib.sha256(audio).hexdigest(), str(model.directory),
-                           profile.to_json() if profile else None, speakers.count, speakers.adapt, audio)
+    """Bytes (any supported format) → `Analysis` with `model` (and the voice profile); raises `SerError`.
+    Kept in this session by content, model, profile and speaker options: the same recording is
+    analysed once per setting, in the server's one analysis pool (`serving.pool`)."""
+    key = (hashlib.sha256(audio).hexdigest(), str(model.directory), profile.to_json() if profile else None,
+           speakers.count, speakers.adapt)
+    kept = st.session_state.setdefault(ANALYSES_KEY, {})
+    if key not in kept:
+        try:
+            kept[key] = wait_in_line(model, audio, lambda threads: model.with_threads(threads).analyze(
+                audio, profile=profile, speakers=speakers))
+        except PoolFull:
+            raise  # the server is full now: not this recording's answer, the next rerun tries again
+        except SerError as error:
+            kept[key] = error
+        while len(kept) > KEPT_ANALYSES:
+            kept.pop(next(iter(kept)))
+    if isinstance(kept[key], SerError):
+        raise kept[key]
+    return kept[key]
+
+
+def wait_in_line(model: SerModel, audio: bytes, work: Callable[[int], Analysis]) -> Analysis:
+    """`work` run in the server's analysis pool, showing this session's place in the line while it
+    waits and, when the wait would pass `QUICK_ANSWER_AFTER_S`, the light model's answer meanwhile.
+    A job still waiting when the user leaves (the script is stopped) is withdrawn."""
+    job = app_pool().submit(work)
+    notice, quick = st.empty(), None
+    try:
+        while True:
+            try:
+                return job.future.result(timeout=POLL_S)
+            except TimeoutError:
+                pass
+            position, wait_s = job.position(), job.expected_wait_s()
+            if quick is None and wait_s > QUICK_ANSWER_AFTER_S:
+                quick = quick_answer(model, audio)
+            with notice.container():
+                st.info(f"The server is busy: you are number {position} in line, about {wait_s:.0f} s to go."
+                        if position else f"Analysing… about {wait_s:.0f} s to go.")
+                if quick:
+                    st.markdown(quick)
+    finally:
+        job.cancel()
+        notice.empty()
+
+
+def quick_answer(model: SerModel, audio: bytes) -> str:
+    """The light model's reading of a short clip, as a sentence that says what it is; "" when there is
+    no light model, the served model is the light one, or the clip is long."""
+    from ..io.audio import load_audio
+    from ..serving.shipped import shipped_models
+
+    light_dir = shipped_models().get(LIGHT_MODEL)
+    if light_dir is None or light_dir.resolve() == Path(model.directory).resolve():
+        return ""
+    light = warm_model(str(light_dir))
+    try:
+        clip = load_audio(audio, light.params.sample_rate)
+        if clip.duration_s > QUICK_ANSWER_MAX_S:
+            return ""
+        reading = light.analyze_audio(clip)
+    except SerError:
+        return ""
+    return (f"Meanwhile, the light model {LIGHT_MODEL} (less accurate) hears: "
+            f"**{headline(reading.emotion, reading.confidence, reading.is_uncertain)}**. "
+            f"{Path(model.directory).name}'s analysis replaces it when its turn comes.")
+
+
+def figure(analysis: Analysis, name: str, build: Callable[[], "go.Figure"]) -> "go.Figure":
+    """`build()`, once per analysis and figure in this session: a rerun (a click, a toggle) draws the
+    figures again without computing them again."""
+    kept = st.session_state.setdefault(FIGURES_KEY, {})
+    entry = kept.get((id(analysis), name))
+    if entry is None or entry[0] is not analysis:  # an id is reused once its analysis is gone
+        entry = kept[(id(analysis), name)] = (analysis, build())
+        while len(kept) > KEPT_FIGURES:
+            kept.pop(next(iter(kept)))
+    return entry[1]
 
 
 @dataclass(frozen=True)
@@ -180,6 +326,14 @@ class Result:
     audio: bytes
     analysis: Analysis | None
     error: str | None
+    # A failed input that was audio all the same, with no speech in it (music, a hum): a player lets the
+    # user hear why. Anything else (not audio, empty, too long) would get a dead player and the
+    # browser an HTTP 416.
+    audio_decoded: bool = False
+
+    @property
+    def playable(self) -> bool:
+        return self.analysis is not None or self.audio_decoded
 
 
 def analyze_named(model: SerModel, name: str, audio: bytes, profile: VoiceProfile | None = None,
@@ -187,7 +341,7 @@ def analyze_named(model: SerModel, name: str, audio: bytes, profile: VoiceProfil
     try:
         return Result(name, audio, analyze(model, audio, profile, speakers), None)
     except SerError as error:
-        return Result(name, audio, None, str(error))
+        return Result(name, audio, None, str(error), isinstance(error, NoSpeechError))
 
 
 # --- formatting -----------------------------------------------------------------------------------

@@ -329,10 +329,11 @@ def _predict_ray(args) -> int:
 
 def cmd_embed(args) -> int:
     """The training feature cache as Parquet shards, on Ray or in this process."""
-    from .distributed.engine import map_files, map_local
+    from .distributed.engine import map_files
     from .distributed.inputs import is_uri, list_inputs
     from .distributed.ray import check_ray, ray_session
     from .errors import ModelError
+    from .serving.batch import map_local
     from .training.shards import FeatureShards
     from .training.train import RECIPES
 

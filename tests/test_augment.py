@@ -10,7 +10,7 @@ from scipy.signal import welch
 from conftest import voice
 from ser_core.training.augment import (INT16_FULL_SCALE, PERTURBATIONS, add_noise, augment, codec, coloured_noise,
     gain, reverb, spectral_tilt, telephone)
-from ser_core.frontend.features import active_level_dbfs
+from ser_core.io.levels import active_level_dbfs
 
 SR = 16000
 

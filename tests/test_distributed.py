@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, speech, wav_bytes
-from ser_core.distributed.engine import MapStats, map_files, map_local
+from ser_core.distributed.engine import MapStats, map_files
 from ser_core.distributed.inputs import list_inputs
 from ser_core.distributed.outputs import prediction_schema, write_rows
 from ser_core.distributed.ray import predict_rows
+from ser_core.serving.batch import map_local
 from ser_core.training.shards import FeatureShards, import_feature_shards, read_feature_shards
 
 # The light shipped model: the engine is under test, and its answers are bit-for-bit reproducible

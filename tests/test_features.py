@@ -188,7 +188,8 @@ def test_level_normalisation_makes_quiet_and_loud_voices_alike():
 
 
 def test_normalise_level_brings_active_speech_to_the_target():
-    from ser_core.frontend.features import active_level_dbfs, normalise_level
+    from ser_core.frontend.features import normalise_level
+    from ser_core.io.levels import active_level_dbfs
 
     params = whisper_params()
     windows = np.stack([voice(4.0, level_db=-45.0), voice(4.0, level_db=-3.0)])
@@ -197,7 +198,8 @@ def test_normalise_level_brings_active_speech_to_the_target():
 
 
 def test_level_gain_is_capped():
-    from ser_core.frontend.features import MAX_LEVEL_GAIN_DB, active_level_dbfs, normalise_level
+    from ser_core.frontend.features import MAX_LEVEL_GAIN_DB, normalise_level
+    from ser_core.io.levels import active_level_dbfs
 
     params = whisper_params()
     faint = voice(4.0, level_db=-100.0)[None]  # would need ~77 dB to reach -26 dBFS
@@ -210,7 +212,7 @@ def test_level_gain_is_capped():
 
 
 def test_active_level_ignores_pauses_and_padding():
-    from ser_core.frontend.features import active_level_dbfs
+    from ser_core.io.levels import active_level_dbfs
 
     t = np.arange(32000) / 16000
     sine = (0.1 * np.sin(2 * np.pi * 500 * t)).astype(np.float32)

@@ -1,11 +1,12 @@
-"""The batch map over files: `map_files` on Ray actors, `map_local` in this process.
+"""The batch map over files on Ray actors (`map_files`), for jobs past one machine.
 
-One object per actor, built once by a picklable factory (a model, a feature extractor), applied to
-batches of files that the actors read themselves. Every input gives exactly one output row, in
-input order; a file that cannot be used is a row with an `error`, never a failed job. A killed
-actor is restarted by Ray (`max_restarts`) and its batches are retried (`max_task_retries`); a
-batch whose actor still dies is split into single files so that one file that crashes its process
-becomes an error row and the rest go through."""
+The same contract as the local engine, `ser_core.serving.batch.map_local`, with the same factories,
+batches and per-file isolation: one object per actor, built once by a picklable factory (a model, a
+feature extractor), applied to batches of files that the actors read themselves. Every input gives
+exactly one output row, in input order; a file that cannot be used is a row with an `error`, never
+a failed job. A killed actor is restarted by Ray (`max_restarts`) and its batches are retried
+(`max_task_retries`); a batch whose actor still dies is split into single files so that one file
+that crashes its process becomes an error row and the rest go through."""
 
 from __future__ import annotations
 
@@ -17,46 +18,15 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from ..errors import ModelError
-
-
-Row = dict
-
-
-ErrorRow = Callable[[str, str], Row]
-
-
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
-
-
-PREDICT_BATCH_FILES = 16  # files per actor call, as `ser_core.serving.batch`'s worker tasks
-
+from ..serving.batch import FILES_PER_BATCH, THREAD_VARIABLES, BatchFn, ErrorRow, Row, error_row, guarded
 
 IN_FLIGHT_PER_ACTOR = 2  # batches queued per actor: the next one is there when one finishes
-
-
-def error_row(item: str, message: str) -> Row:
-    return {"path": item, "error": message}
-
-
-def _guarded(fn: Callable[[list[str]], list[Row]], items: list[str], on_error: ErrorRow) -> list[Row]:
-    """fn over a batch; if it raises, each file alone, so that an unexpected exception costs only its
-    own file a row (typed `SerError`s are already rows inside fn)."""
-    try:
-        return fn(items)
-    except Exception:  # noqa: BLE001 - a bug or a library's own exception on one file: isolate it
-        rows = []
-        for item in items:
-            try:
-                rows += fn([item])
-            except Exception as error:  # noqa: BLE001
-                rows.append(on_error(item, f"{type(error).__name__}: {error}"))
-        return rows
 
 
 class _FileWorker:
     """The actor: builds its object once, then applies it to batches; also reports on itself."""
 
-    def __init__(self, factory: Callable[[], Callable[[list[str]], list[Row]]], on_error: ErrorRow):
+    def __init__(self, factory: Callable[[], BatchFn], on_error: ErrorRow):
         self._fn = factory()
         self._on_error = on_error
         self._busy_s = 0.0
@@ -65,7 +35,7 @@ class _FileWorker:
 
     def run(self, items: list[str]) -> list[Row]:
         started, wall = time.perf_counter(), time.time()
-        rows = _guarded(self._fn, items, self._on_error)
+        rows = guarded(self._fn, items, self._on_error)
         self._busy_s += time.perf_counter() - started
         self._files += len(items)
         self._span[:] = [self._span[0] if self._span else wall, time.time()]
@@ -96,18 +66,11 @@ class MapStats:
     actor_reports: list[dict] = field(default_factory=list)
 
 
-def map_local(items: Sequence[str], factory, batch_size: int, on_error: ErrorRow = error_row) -> Iterator[Row]:
-    """The same map in this process, one batch at a time: no Ray, for small jobs and tests."""
-    fn = factory()
-    for start in range(0, len(items), batch_size):
-        yield from _guarded(fn, list(items[start : start + batch_size]), on_error)
-
-
 def map_files(
     items: Sequence[str],
-    factory: Callable[[], Callable[[list[str]], list[Row]]],
+    factory: Callable[[], BatchFn],
     *,
-    batch_size: int = PREDICT_BATCH_FILES,
+    batch_size: int = FILES_PER_BATCH,
     actors: int | None = None,
     max_restarts: int = 3,
     max_task_retries: int = 3,

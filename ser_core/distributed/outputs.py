@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 
-from .engine import Row
 from .inputs import is_uri, open_filesystem
 
 if TYPE_CHECKING:
@@ -17,9 +16,9 @@ if TYPE_CHECKING:
 
 
 def prediction_row(path: str, analysis: "Analysis | None", error: str | None, labels: Sequence[str],
-                   timeline: bool = False) -> Row:
+                   timeline: bool = False) -> dict:
     """One output row (see `prediction_schema`): probabilities, top emotion, uncertain flag."""
-    row: Row = {"path": path, "emotion": None, "confidence": None, "uncertain": None,
+    row: dict = {"path": path, "emotion": None, "confidence": None, "uncertain": None,
                 **{f"p_{label}": None for label in labels}, "duration_s": None, "n_windows": None,
                 "warnings": [], "error": error}
     if timeline:
@@ -73,7 +72,7 @@ def _open_output(out: str):
     return open(out, "wb")
 
 
-def write_rows(rows: Iterable[Row], out: str, schema, rows_per_group: int = 10_000) -> int:
+def write_rows(rows: Iterable[dict], out: str, schema, rows_per_group: int = 10_000) -> int:
     """Rows → Parquet (`.parquet`) or CSV (anything else), streamed in groups; returns the count."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -99,12 +98,12 @@ def write_rows(rows: Iterable[Row], out: str, schema, rows_per_group: int = 10_0
     return n
 
 
-def complete_row(row: Row, names: Sequence[str]) -> Row:
+def complete_row(row: dict, names: Sequence[str]) -> dict:
     return {name: row.get(name) for name in names}
 
 
-def _groups(rows: Iterable[Row], size: int) -> Iterator[list[Row]]:
-    group: list[Row] = []
+def _groups(rows: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    group: list[dict] = []
     for row in rows:
         group.append(row)
         if len(group) == size:

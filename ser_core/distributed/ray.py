@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from .engine import PREDICT_BATCH_FILES, MapStats, Row, map_files
+from ..serving.batch import FILES_PER_BATCH, Row, analyze_chunk
+from .engine import MapStats, map_files
 from .inputs import is_uri, load_source
 from .outputs import prediction_row
 
@@ -98,8 +99,6 @@ class _PredictTask:
         self.timeline = spec.timeline
 
     def __call__(self, items: list[str]) -> list[Row]:
-        from ..serving.batch import analyze_chunk
-
         rate = self.model.params.sample_rate
         analyzed = analyze_chunk(self.model, items, lambda item: load_source(item, rate))
         return [prediction_row(item, analysis, error, self.model.labels, self.timeline)
@@ -114,7 +113,7 @@ def predict_rows(
     timeline: bool = False,
     actors: int | None = None,
     ship_model: bool = False,
-    batch_size: int = PREDICT_BATCH_FILES,
+    batch_size: int = FILES_PER_BATCH,
     stats: MapStats | None = None,
 ) -> Iterator[Row]:
     """Prediction rows for files on the connected Ray instance (see `ray_session`), in input order.

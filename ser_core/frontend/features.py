@@ -21,12 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.levels import active_level_dbfs
+
 
 FEATURE_KINDS = ("mfcc", "logmel", "whisper")
 AMIN, TOP_DB = 1e-10, 80.0  # librosa.power_to_db's floor and dynamic range
 WHISPER_TOP_LOG10 = 8.0  # Whisper's log-mel keeps 8 decades (80 dB) below its maximum
-LEVEL_FRAME_S = 0.02
-ACTIVE_RANGE_DB = 30.0  # frames within this of the loudest count as active speech
 LIBROSA_IMPORT_LOCK = Path(tempfile.gettempdir()) / "ser-librosa-numba.lock"  # see import_librosa
 MAX_LEVEL_GAIN_DB = 60.0  # never amplify more than this: beyond it a window is noise, not a quiet voice
 
@@ -204,18 +204,6 @@ def power_spectrogram(windows: np.ndarray, params: FeatureParams) -> np.ndarray:
     frames = np.lib.stride_tricks.sliding_window_view(padded, params.n_fft, axis=-1)[:, :: params.hop_length]
     spectrum = scipy.fft.rfft(frames * _fft_window(params.n_fft, params.win_length), axis=-1)
     return (spectrum.real**2 + spectrum.imag**2).transpose(0, 2, 1)
-
-
-def active_level_dbfs(windows: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Per window, the RMS level (dBFS) of its active frames: those within ACTIVE_RANGE_DB of its
-    loudest 20 ms frame. Pauses and zero padding do not pull the level down, so the same voice
-    reads the same level whether it fills the window or not."""
-    frame = round(LEVEL_FRAME_S * sample_rate)
-    n = windows.shape[-1] // frame
-    power = np.square(windows[:, : n * frame].reshape(len(windows), n, frame), dtype=np.float64).mean(axis=-1)
-    power_db = 10.0 * np.log10(np.maximum(power, 1e-20))
-    active = power_db >= power_db.max(axis=-1, keepdims=True) - ACTIVE_RANGE_DB
-    return 10.0 * np.log10(np.maximum((power * active).sum(axis=-1) / active.sum(axis=-1), 1e-20))
 
 
 def normalise_level(windows: np.ndarray, params: FeatureParams) -> np.ndarray:

@@ -27,13 +27,13 @@ import soxr
 
 from ..errors import (AudioTooLargeError, AudioTooLongError, AudioTooShortError, ConfigError, DecodeTimeoutError,
     NoSpeechError, NonFiniteAudioError, NotAudioError, SerError)
+from .levels import SILENCE_DBFS, loudest_frame_dbfs, rms_dbfs
 
 AudioSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
 
 CLIPPED_LEVEL = 0.999  # |sample| at or above this counts as clipped
 CLIPPING_WARN_SHARE = 0.001
 TELEPHONE_BAND_HZ = 8000  # recordings at or below this rate carry no energy above 4 kHz
-LEVEL_FRAME_S = 0.05
 MIN_SAMPLE_RATE = 1000  # below this a header's rate is not a sound recording's (and lies about duration)
 MAX_SAMPLE_RATE = 768_000
 BLOCK_SAMPLES = 1 << 20  # samples (frames × channels) per decoded block: bounds one read's memory
@@ -53,7 +53,7 @@ class AudioLimits:
     max_bytes: int = 200 * 2**20
     max_duration_s: float = 2 * 3600.0
     min_duration_s: float = 0.25
-    speech_threshold_dbfs: float = -60.0
+    speech_threshold_dbfs: float = SILENCE_DBFS
     max_decode_s: float = 120.0  # wall-clock bound on decoding one input, checked between blocks
 
     @classmethod
@@ -106,23 +106,6 @@ class Audio:
     @property
     def rms_dbfs(self) -> float:
         return rms_dbfs(self.samples)
-
-
-def rms_dbfs(samples: np.ndarray) -> float:
-    """RMS level of the whole signal; -inf for silence or no samples."""
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
-    return 20 * np.log10(rms) if rms > 0 else float("-inf")
-
-
-def loudest_frame_dbfs(samples: np.ndarray, sample_rate: int) -> float:
-    """RMS level of the loudest 50 ms frame: speech lifts it, silence and faint hiss do not."""
-    if len(samples) == 0:
-        return float("-inf")
-    frame = max(1, int(LEVEL_FRAME_S * sample_rate))
-    n = len(samples) // frame * frame
-    frames = samples[:n].reshape(-1, frame) if n else samples.reshape(1, -1)
-    rms = float(np.sqrt(np.max(np.mean(np.square(frames, dtype=np.float64), axis=1))))
-    return 20 * np.log10(rms) if rms > 0 else float("-inf")
 
 
 def _read_source(source: AudioSource, limits: AudioLimits) -> tuple[bytes, str]:

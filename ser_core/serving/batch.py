@@ -1,35 +1,96 @@
-"""Many files at once: worker processes, each with its own model (LiteRT loads in milliseconds),
-decoding, extracting features and predicting in parallel. Results follow the input order."""
+"""Many files on this machine: `map_local`, the one local engine, and `predict_files` built on it.
+
+`map_local` applies a function to batches of files, one row per file in input order. A picklable
+factory builds the function once per worker (a model, a feature extractor): in this process, or in
+each of `workers` spawned processes. A batch that raises is retried file by file, so an unexpected
+exception costs only its own file a row (typed `SerError`s are rows already). The Ray engine
+(`ser_core.distributed.engine.map_files`) runs the same factories on actors, with the same batches,
+isolation and one thread per worker."""
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from ..errors import ModelError, SerError
-from ..io.audio import Audio
+from ..io.audio import Audio, load_audio
 
 if TYPE_CHECKING:
     from .results import Analysis
 
+Row = Any  # what a batch function returns per file: a dict, or `predict_files`' `Result`
+BatchFn = Callable[[list[str]], list[Row]]
+ErrorRow = Callable[[str, str], Row]  # (file, message) → its row
 Result = tuple[str, "dict[str, float] | None", "tuple[str, ...]", "str | None"]
 Analyzed = tuple["Analysis | None", "str | None"]
-_worker_model = None
 
-
-FILES_PER_TASK = 16  # files per worker task
+FILES_PER_BATCH = 16  # files per worker task or Ray actor call
 BATCH_SAMPLES = 60 * 16000  # decoded audio held for one model batch
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+_worker: tuple[BatchFn, ErrorRow] | None = None  # in a worker process: its function and error rows
 
 
-def _init(model_dir: str, backend: str) -> None:
-    global _worker_model
-    from .inference import load_model_quietly
+def error_row(item: str, message: str) -> dict:
+    return {"path": item, "error": message}
 
-    _worker_model = load_model_quietly(model_dir, backend)
+
+def guarded(fn: BatchFn, items: list[str], on_error: ErrorRow) -> list[Row]:
+    """fn over a batch; if it raises, each file alone, so that an unexpected exception costs only its
+    own file a row (typed `SerError`s are already rows inside fn)."""
+    try:
+        return fn(items)
+    except Exception:  # noqa: BLE001 - a bug or a library's own exception on one file: isolate it
+        rows = []
+        for item in items:
+            try:
+                rows += fn([item])
+            except Exception as error:  # noqa: BLE001
+                rows.append(on_error(item, f"{type(error).__name__}: {error}"))
+        return rows
+
+
+def _start_worker(factory: Callable[[], BatchFn], on_error: ErrorRow) -> None:
+    global _worker
+    _worker = factory(), on_error
+
+
+def _run_batch(items: list[str]) -> list[Row]:
+    fn, on_error = _worker
+    return guarded(fn, items, on_error)
+
+
+def map_local(items: Sequence[str], factory: Callable[[], BatchFn], batch_size: int = FILES_PER_BATCH,
+              workers: int = 1, on_error: ErrorRow = error_row) -> Iterator[Row]:
+    """One row per item, in input order: in this process with one worker, else in `workers` spawned
+    processes (at most one per item), each of which calls `factory()` once."""
+    items = [str(item) for item in items]
+    batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+    workers = min(workers, max(1, len(items)))
+    if workers == 1:
+        fn = factory()
+        for batch in batches:
+            yield from guarded(fn, batch, on_error)
+        return
+    context = multiprocessing.get_context("spawn")  # no inherited TensorFlow or thread state
+    # One worker per core: BLAS/OpenMP threads on top oversubscribe the cores (measured 2.2× slower
+    # on 2 cores). Spawned workers take the environment as it is when they start, which is before
+    # they import numpy, whatever the parent's main module imports.
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update({name: "1" for name in THREAD_VARIABLES})
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
+                                 initargs=(factory, on_error)) as pool:
+            results = pool.map(_run_batch, batches)  # starts every worker now
+            _restore(saved)
+            for rows in results:
+                yield from rows
+    finally:
+        _restore(saved)
 
 
 def analyze_chunk(model, sources: list, load: Callable[[object], Audio] | None = None) -> list[Analyzed]:
@@ -37,7 +98,6 @@ def analyze_chunk(model, sources: list, load: Callable[[object], Audio] | None =
     go through the model together (one feature batch, one forward pass), gathered until they hold a
     minute of audio: a folder of long recordings never sits in memory at once. `load` turns a source
     into `Audio` (default: `load_audio` of a path or bytes at the model's rate)."""
-    from ..io.audio import load_audio
     from .inference import native_stderr_silenced
 
     load = load or (lambda source: load_audio(source, model.params.sample_rate))
@@ -67,46 +127,41 @@ def analyze_chunk(model, sources: list, load: Callable[[object], Audio] | None =
     return results
 
 
-def _predict_chunk(paths: list[str]) -> list[Result]:
+@dataclass(frozen=True)
+class _Predictor:
+    """Factory for `map_local`: one model per worker, predicting a batch of paths."""
+
+    model_dir: str
+    backend: str
+
+    def __call__(self) -> BatchFn:
+        from .inference import load_model_quietly
+
+        return functools.partial(_predict_chunk, load_model_quietly(self.model_dir, self.backend))
+
+
+def _predict_chunk(model, paths: list[str]) -> list[Result]:
     """(path, probabilities, input warnings, error message) per path."""
     return [(path, None, (), error) if analysis is None
             else (path, analysis.probabilities, analysis.audio.warnings, None)
-            for path, (analysis, error) in zip(paths, analyze_chunk(_worker_model, paths))]
+            for path, (analysis, error) in zip(paths, analyze_chunk(model, paths))]
+
+
+def _error_result(path: str, message: str) -> Result:
+    return path, None, (), message
 
 
 def predict_files(
     paths: Iterable[str | Path], model_dir: str | Path, workers: int | None = None, backend: str = "auto"
 ) -> Iterator[Result]:
+    """(path, probabilities, input warnings, error message) per path, in order, on `workers`
+    processes (default: one per core)."""
     from .inference import METADATA_FILE, MODEL_FILE
 
     if not (Path(model_dir) / METADATA_FILE).is_file() or not (Path(model_dir) / MODEL_FILE).is_file():
         raise ModelError(f"{model_dir} is not a model directory (needs {MODEL_FILE} and {METADATA_FILE})")
-    paths = [str(p) for p in paths]
-    workers = min(workers or os.cpu_count() or 1, max(1, len(paths)))
-    if workers == 1:
-        _init(str(model_dir), backend)
-        for chunk in _chunks(paths):
-            yield from _predict_chunk(chunk)
-        return
-    context = multiprocessing.get_context("spawn")  # no inherited TensorFlow or thread state
-    # One worker per core: BLAS/OpenMP threads on top oversubscribe the cores (measured 2.2× slower
-    # on 2 cores). Spawned workers take the environment as it is when they start, which is before
-    # they import numpy, whatever the parent's main module imports.
-    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    os.environ.update({name: "1" for name in THREAD_VARIABLES})
-    try:
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init,
-                                 initargs=(str(model_dir), backend)) as pool:
-            results = pool.map(_predict_chunk, _chunks(paths))  # starts every worker now
-            _restore(saved)
-            for chunk in results:
-                yield from chunk
-    finally:
-        _restore(saved)
-
-
-def _chunks(paths: list[str]) -> list[list[str]]:
-    return [paths[i : i + FILES_PER_TASK] for i in range(0, len(paths), FILES_PER_TASK)]
+    yield from map_local(paths, _Predictor(str(model_dir), backend), FILES_PER_BATCH, workers or os.cpu_count() or 1,
+                         _error_result)
 
 
 def _restore(saved: dict[str, str | None]) -> None:

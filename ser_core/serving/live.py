@@ -24,7 +24,7 @@ import soxr
 
 from ..frontend.features import FeatureParams, extract
 from ..frontend.vad import DEFAULT_VAD, SAMPLE_RATE as VAD_RATE, SileroVad, VadParams, shared_vad, speech_regions
-from ..io.audio import loudest_frame_dbfs, rms_dbfs
+from ..io.levels import loudest_frame_dbfs, rms_dbfs
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class LiveReading:
     """One classification of the rolling window."""
 
     time_s: float  # since the first frame arrived
-    level_dbfs: float  # loudest 50 ms of the window, as `audio.loudest_frame_dbfs`
+    level_dbfs: float  # loudest 50 ms of the window, as `levels.loudest_frame_dbfs`
     probabilities: dict[str, float] | None  # None: a pause (no voice in the window)
     uncertain: bool = False  # confidence below the model's `uncertain_below`
     speech_s: float = 0.0  # how much of the window voice activity detection heard as speech

@@ -22,15 +22,13 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import SerError
-from ..frontend.features import active_level_dbfs, extract, import_librosa
+from ..frontend.features import extract, import_librosa
 from ..io.audio import DEFAULT_LIMITS, Audio, AudioLimits, AudioSource, load_audio
+from ..io.levels import active_frames, active_level_dbfs, power_db, speech_seconds
 
 PROFILE_VERSION = 1
 MAX_PROFILE_SECONDS = 600.0  # ten minutes of a voice is plenty; a 2-hour file is refused, not averaged
-MIN_SPEECH_SECONDS = 5.0  # below this the profile is built, with a note that it is thin
-SPEECH_FRAME_S = 0.02
-SPEECH_RANGE_DB = 30.0  # frames within this of the recording's loudest count as speech
-SPEECH_FLOOR_DBFS = -60.0
+MIN_SPEECH_SECONDS = 10.0  # what the app asks for at least; below it the profile is built, with a note
 # Chosen on validation speakers (bench/compare_models.py, adaptation section).
 PRIOR_WINDOWS = 4.0
 STRENGTH = 0.75
@@ -92,24 +90,14 @@ class VoiceProfile:
         return self.representation == representation_id(model) and len(self.mean) == len(model.representation_mean)
 
 
-def speech_seconds(samples: np.ndarray, sr: int) -> float:
-    frame = round(SPEECH_FRAME_S * sr)
-    n = len(samples) // frame
-    if n == 0:
-        return 0.0
-    power_db = 10 * np.log10(np.maximum(np.square(samples[: n * frame].reshape(n, frame), dtype=np.float64).mean(axis=1), 1e-20))
-    speech = (power_db >= power_db.max() - SPEECH_RANGE_DB) & (power_db >= SPEECH_FLOOR_DBFS)
-    return float(speech.sum() * SPEECH_FRAME_S)
-
-
 def pitch_percentiles(samples: np.ndarray, sr: int) -> dict:
     """f0 (YIN) over the loudest frames: a rough picture of the speaker's range, for display."""
     librosa = import_librosa("librosa.core.pitch")
 
     f0 = librosa.yin(samples, fmin=60.0, fmax=500.0, sr=sr, frame_length=1024, hop_length=320)
     frames = librosa.util.frame(np.pad(samples, 512), frame_length=1024, hop_length=320)[:, : len(f0)]
-    level = 10 * np.log10(np.maximum((frames.astype(np.float64) ** 2).mean(axis=0), 1e-20))
-    voiced = f0[(level >= level.max() - 20.0) & (f0 > 60.0) & (f0 < 500.0)]
+    level = power_db(np.square(frames, dtype=np.float64).mean(axis=0))
+    voiced = f0[active_frames(level, range_db=20.0) & (f0 > 60.0) & (f0 < 500.0)]
     if len(voiced) < 10:
         return {}
     return {name: round(float(np.percentile(voiced, q)), 1) for name, q in (("p10", 10), ("p50", 50), ("p90", 90))}
@@ -131,8 +119,9 @@ def build_profile(model, recordings: Sequence[AudioSource | Audio], limits: Audi
     joined = np.concatenate([a.samples for a in audios])
     notes = []
     if speech < MIN_SPEECH_SECONDS:
-        notes.append(f"Only {speech:.1f} s of speech: the profile will adapt predictions only a little "
-                     f"(10-30 s of everyday speech works best).")
+        notes.append(f"Only {speech:.1f} s of speech was heard (in {seconds:.1f} s of audio); "
+                     f"{MIN_SPEECH_SECONDS:g}-30 s of everyday speech works best. This profile is used, but it "
+                     "describes the voice less surely: record again, speaking longer, to replace it.")
     return VoiceProfile(
         representation=representation_id(model),
         mean=stacked.mean(axis=0).astype(np.float32),

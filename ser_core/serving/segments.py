@@ -26,6 +26,7 @@ import numpy as np
 from ..frontend.features import FeatureParams, extract_many
 from ..frontend.vad import DEFAULT_VAD, SAMPLE_RATE, SileroVad, VadParams, shared_vad, speech_regions, utterances
 from ..io.audio import Audio
+from ..io.levels import frame_power, power_db
 from .results import Analysis, Segment
 
 if TYPE_CHECKING:
@@ -116,9 +117,9 @@ def segment_piece(samples: np.ndarray, params: FeatureParams, spans: Sequence[tu
             piece[max(0, round(c * sr) - start) : max(0, round(d * sr) - start)] = 0.0
     frame = round(CONTEXT_FRAME_S * sr)
     n = -(-len(piece) // frame)
-    power = np.zeros(n * frame, np.float64)
-    power[: len(piece)] = piece.astype(np.float64) ** 2
-    loud = 10 * np.log10(power.reshape(n, frame).mean(axis=1) + 1e-20) > CONTEXT_MAX_DBFS
+    padded = np.zeros(n * frame, piece.dtype)
+    padded[: len(piece)] = piece
+    loud = power_db(frame_power(padded, frame)) > CONTEXT_MAX_DBFS
     mask = np.repeat(loud, frame)[: len(piece)]
     mask[a - start : b - start] = False  # the segment itself is never touched
     piece[mask] = 0.0

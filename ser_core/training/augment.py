@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..frontend.features import active_level_dbfs
+from ..io.levels import active_level_dbfs
 
 INT16_FULL_SCALE = 32768.0
 

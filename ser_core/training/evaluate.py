@@ -91,7 +91,8 @@ class PerturbedClip:
 def _perturbed_clip(job: tuple[Clip, str, int]) -> PerturbedClip:
     from ..errors import SerError
     from ..frontend.features import extract
-    from ..io.audio import load_audio, loudest_frame_dbfs
+    from ..io.audio import load_audio
+    from ..io.levels import loudest_frame_dbfs
     from .augment import PERTURBATIONS
     from .embeddings import clip_rng
 

@@ -12,14 +12,14 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
-from ..distributed.engine import Row
 from ..distributed.inputs import is_uri, load_source, open_filesystem
 from ..distributed.outputs import complete_row
 from ..errors import ManifestError, SerError
+from ..serving.batch import BatchFn
 
 if TYPE_CHECKING:
     from ..frontend.features import FeatureParams
@@ -79,10 +79,10 @@ class FeatureShards:
     params: "FeatureParams"
     out: str
 
-    def __call__(self) -> Callable[[list[str]], list[Row]]:
+    def __call__(self) -> BatchFn:
         return self.write
 
-    def write(self, items: list[str]) -> list[Row]:
+    def write(self, items: list[str]) -> list[dict]:
         import pyarrow as pa
         import pyarrow.parquet as pq
 

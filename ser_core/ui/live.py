@@ -7,12 +7,13 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, WebRtcStreamerContext, create_audio_sink_track, webrtc_streamer
 
 from . import plots
+from ..io.levels import SILENCE_DBFS
 from ..serving.inference import SerModel
 from ..serving.live import LiveClassifier
 from ..serving.profile import VoiceProfile
 from .common import headline, uncertainty_note
 
-LEVEL_METER_FLOOR_DBFS = -60.0  # the meter's empty end; the live speech threshold sits above it
+LEVEL_METER_FLOOR_DBFS = SILENCE_DBFS  # the meter's empty end; the live speech threshold sits above it
 LIVE_TIMELINE_S = 30.0  # how much of the live history the chart shows
 
 

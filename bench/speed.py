@@ -1,12 +1,14 @@
 """Speed of each served model (the light emo-cnn and the encoder model emo-whisper), in one run:
 
-- latency of one 3 s clip end to end (file bytes → decode → features → model), p50/p95, one thread,
-  against the original: librosa.load at 44.1 kHz of 2.5 s from 0.5 s → MFCC → Keras `model.predict`;
+- latency of one 3 s clip end to end (file → decode → features → model), p50/p95, with the library's
+  default threads (one) and with the thread policy's (alone on an idle machine: every core), against
+  the original measured in the same run: librosa.load at 44.1 kHz of 2.5 s from 0.5 s → MFCC → Keras
+  `model.predict`; the ratio of the two p50s is printed with the CPU's name;
 - the same with 1 and 4 concurrent requesters sharing one loaded model (threads, as Streamlit
   sessions share the app's model), library threads pinned to one per request;
 - batch throughput on all cores over corpus files, as stored (Opus/FLAC) and as 16 kHz WAV copies
   of the same clips (generated WAV files without the corpora);
-- 1 h of audio → full timeline;
+- 1 h of audio → full timeline, on the thread policy's threads;
 - live: 20 ms frames of 48 kHz stereo speech pushed in real time, as a browser sends them, into the
   Live page's classifier: readings per second (the page promises two) and the time of each;
 - cold start: a fresh process → the Upload page's first bars, through Streamlit's headless AppTest
@@ -65,15 +67,31 @@ def original_pipeline(path: Path, keras_model) -> None:
     keras_model.predict(mfcc[None, ..., None], verbose=0)
 
 
-def latency(model_dir: Path, runs: int) -> dict:
+def latency(model_dir: Path, runs: int, policy: bool = False) -> dict:
+    """One 3 s clip end to end from its file (read, decode, voice detection, features, model), as the
+    original pipeline is timed. With `policy`, each call takes its threads from the thread policy as
+    the app's and ser serve's analyses do (alone on an idle machine: every core); else the library's
+    default (`load_model`: one thread)."""
     from ser_core.serving.inference import load_model
+    from ser_core.serving.threads import shared_policy
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.wav"
         sf.write(path, speech(3.0), 16000)
-        data = path.read_bytes()
         served = load_model(model_dir)
-        return {**percentiles(timed(lambda: served.predict(data), runs)), "backend": served.backend}
+        threads_used = Counter()
+
+        def call() -> None:
+            if not policy:
+                served.predict(path)
+                return
+            with shared_policy().claim() as threads:
+                threads_used[threads] += 1
+                served.with_threads(threads).predict(path)
+
+        times = timed(call, runs)
+        return {**percentiles(times), "backend": served.backend,
+                "threads": dict(threads_used) if policy else {served.threads: runs + 1}}
 
 
 def original_latency(runs: int) -> dict:
@@ -141,7 +159,10 @@ def as_wav(files: list[Path], folder: Path) -> list[Path]:
 
 
 def long_audio(model_dir: Path, minutes: float) -> dict:
+    """A recording of `minutes` → its full timeline, on the threads the thread policy gives an
+    analysis alone (as the app's pool runs it)."""
     from ser_core.serving.inference import load_model
+    from ser_core.serving.threads import shared_policy
 
     model = load_model(model_dir)
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,9 +172,11 @@ def long_audio(model_dir: Path, minutes: float) -> dict:
             for _ in range(int(minutes)):
                 f.write(block)
         started = time.perf_counter()
-        analysis = model.analyze(path)
+        with shared_policy().claim() as threads:
+            analysis = model.with_threads(threads).analyze(path)
         seconds = time.perf_counter() - started
-    return {"audio_minutes": minutes, "seconds": seconds, "windows": len(analysis.window_times_s)}
+    return {"audio_minutes": minutes, "seconds": seconds, "windows": len(analysis.window_times_s),
+            "threads": threads, "load_average_at_end": os.getloadavg()}
 
 
 def live_rate(model_dir: Path, seconds: float) -> dict:
@@ -229,6 +252,22 @@ def corpus_files(n: int) -> list[Path]:
     return sorted(tmp.glob("*.wav"))
 
 
+def ratio_lines(run: dict) -> str:
+    """Each model's p50 against the original pipeline's, measured in the same run, and where."""
+    default = (ROOT / "models" / "default").resolve().name
+    original = run["original_latency_3s_clip"]["p50_ms"]
+    lines = [f"One 3 s clip end to end from its file, p50 of {run['runs']} calls, on {run['cpu']} ({run['cores']} cores), "
+             f"load average {run['load_average_at_start'][0]:.2f} at the start; the original pipeline {original:.1f} ms:"]
+    for name, row in run["models"].items():
+        marks = " (models/default)" if MODELS[name].resolve().name == default else ""
+        lines.append(f"  {name}{marks}: " + "; ".join(
+            f"{timing['p50_ms']:.1f} ms = {timing['ratio_to_original_p50']:.2f}x with {label} "
+            f"({', '.join(f'{n} thread(s) {k}x' for n, k in timing['threads'].items())})"
+            for label, timing in (("the library's default threads", row["library_default"]),
+                                  ("the thread policy", row["thread_policy"]))))
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
@@ -247,11 +286,17 @@ def main() -> None:
         run = provenance(*(MODELS[name] for name in args.models))
         load = os.getloadavg()
         original = original_latency(args.runs)
-        rows = {name: latency(MODELS[name], args.runs) for name in args.models}
-        stored["latency_only"] = {"provenance": run, "cpu": cpu_model(), "load_average_at_start": load, "load_average_at_end": os.getloadavg(),
+        rows = {name: {"library_default": latency(MODELS[name], args.runs),
+                       "thread_policy": latency(MODELS[name], args.runs, policy=True)} for name in args.models}
+        for row in rows.values():
+            for timing in row.values():
+                timing["ratio_to_original_p50"] = timing["p50_ms"] / original["p50_ms"]
+        stored["latency_only"] = {"provenance": run, "cpu": cpu_model(), "cores": os.cpu_count(),
+                                  "load_average_at_start": load, "load_average_at_end": os.getloadavg(),
                                   "runs": args.runs, "original_latency_3s_clip": original, "models": rows}
         out.write_text(json.dumps(stored, indent=2))
         print(json.dumps(stored["latency_only"], indent=2))
+        print(ratio_lines(stored["latency_only"]))
         return
     files = corpus_files(args.files)
     results = {
@@ -266,8 +311,10 @@ def main() -> None:
         wav_files = as_wav(files, Path(wav_dir))
         for name in args.models:
             model_dir = MODELS[name]
-            row = {"model": str(model_dir.relative_to(ROOT)), "latency_3s_clip": latency(model_dir, args.runs)}
+            row = {"model": str(model_dir.relative_to(ROOT)), "latency_3s_clip": latency(model_dir, args.runs),
+                   "latency_3s_clip_thread_policy": latency(model_dir, args.runs, policy=True)}
             row["speed_up_p50"] = results["original_latency_3s_clip"]["p50_ms"] / row["latency_3s_clip"]["p50_ms"]
+            row["ratio_to_original_p50"] = 1 / row["speed_up_p50"]
             row["concurrent"] = [concurrent_latency(model_dir, n, max(10, args.runs // n)) for n in (1, 4)]
             row["batch_throughput"] = throughput(model_dir, files)
             row["batch_throughput_wav"] = throughput(model_dir, wav_files)

@@ -9,6 +9,10 @@ Record page instead. Per action: the time from the action (set_input_files / the
 click) to the bars drawn, and to the run finished (status widget gone). Errors: any `stException` or
 error `stAlert`, no bars within --timeout seconds, a page crash.
 
+Fair by default: the server runs on one core (`--server-cpus 1`, as `taskset -c 1`) and this harness
+with Playwright and every Chromium process on another (`--browser-cpus 0`), so the browsers cannot
+take the server's core, and their CPU is reported apart from the server's.
+
 Per K: actions, errors, p50/p95/max time-to-bars, the server's peak RSS (VmHWM of the streamlit
 process and its children, reset at the start of each K through /proc/<pid>/clear_refs, and the peak
 of 0.5 s samples of VmRSS), the server's and the browser's CPU time, and the machine's load.
@@ -173,8 +177,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(log_path: Path) -> tuple[subprocess.Popen, str]:
-    """`streamlit run app.py` on the shipped model (SER_MODEL unset: models/default)."""
+def start_server(log_path: Path, cpus: set[int] | None) -> tuple[subprocess.Popen, str]:
+    """`streamlit run app.py` on the shipped model (SER_MODEL unset: models/default), on `cpus` only
+    when given (its thread policy then sees those cores as its own)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "SER_MODEL"}
     log = log_path.open("w")
@@ -183,6 +188,7 @@ def start_server(log_path: Path) -> tuple[subprocess.Popen, str]:
          "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none",
          "--browser.gatherUsageStats", "false"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + SERVER_START_S
@@ -533,6 +539,13 @@ def fmt(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+def pinning(config: dict) -> str:
+    if not config.get("server_cpus") and not config.get("browser_cpus"):
+        return "server and browsers unpinned (sharing every core)"
+    return (f"server on CPU {','.join(map(str, config['server_cpus'])) or 'any'}, this harness with Playwright and "
+            f"Chromium on CPU {','.join(map(str, config['browser_cpus'])) or 'any'} (taskset -c)")
+
+
 def markdown(report: dict) -> str:
     m = report["machine"]
     lines = [
@@ -542,6 +555,10 @@ def markdown(report: dict) -> str:
         f"{report['started_utc']} · {m['cpu_count']} CPUs ({m['cpu_model']}), {m['mem_total_gib']} GiB · "
         f"load average before {', '.join(f'{v:.2f}' for v in m['load_average_before'])} · "
         f"Streamlit {m['streamlit']}, {m['chromium']}",
+        "",
+        f"Commit {report['provenance']['commit'][:12]}{' (modified)' if report['provenance']['dirty'] else ''} · "
+        f"model {report['provenance']['models'][0]['name']}, LiteRT sha256 "
+        f"{report['provenance']['models'][0]['litert_sha256'][:16]}… · " + pinning(report['config']),
         "",
         "Each session loops: upload a generated 3–8 s voice WAV on Upload (new content each time), every "
         f"{report['config']['record_every']}th action record {report['config']['record_seconds']:g} s from the "
@@ -589,7 +606,8 @@ async def main_async(args) -> dict:
         "machine": info,
         "config": {"sessions": args.sessions, "durations_s": durations, "timeout_s": args.timeout,
                    "record_every": args.record_every, "record_seconds": args.record_seconds,
-                   "model": "models/default", "upload_audio_s": [3.0, 8.0]},
+                   "model": "models/default", "upload_audio_s": [3.0, 8.0],
+                   "server_cpus": sorted(args.server_cpus or []), "browser_cpus": sorted(args.browser_cpus or [])},
     }
     if not args.no_probe:
         print("probe: one action's server-side work alone …", flush=True)
@@ -600,7 +618,9 @@ async def main_async(args) -> dict:
     microphone.write_bytes(wav_bytes(speech(6.0, level_db=-15.0)))
     log_path = work / "streamlit.log"
     server_started = time.monotonic()
-    server, url = start_server(log_path)
+    server, url = start_server(log_path, args.server_cpus)
+    if args.browser_cpus:  # Playwright's driver and Chromium inherit this process's CPUs
+        os.sched_setaffinity(0, args.browser_cpus)
     report["server_start_s"] = round(time.monotonic() - server_started, 1)
     report["server_log"] = str(log_path)
     try:
@@ -627,6 +647,15 @@ async def main_async(args) -> dict:
     return report
 
 
+def cpu_set(text: str) -> set[int]:
+    """'0', '0,2' or '1-3' → the CPU numbers; '' → none (no pinning)."""
+    cpus: set[int] = set()
+    for part in filter(None, text.split(",")):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return cpus
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4, 8])
@@ -637,7 +666,15 @@ def main() -> None:
     parser.add_argument("--record-every", type=int, default=4, help="every Nth action records instead (0: never)")
     parser.add_argument("--record-seconds", type=float, default=3.0)
     parser.add_argument("--no-probe", action="store_true", help="skip timing one action's server work alone")
+    parser.add_argument("--server-cpus", type=cpu_set, default=cpu_set("1"),
+                        help="CPUs the server runs on, as taskset -c takes them (default 1; '' for any)")
+    parser.add_argument("--browser-cpus", type=cpu_set, default=cpu_set("0"),
+                        help="CPUs this harness, Playwright and Chromium run on (default 0; '' for any)")
     args = parser.parse_args()
+    available = os.sched_getaffinity(0)
+    for name, cpus in (("--server-cpus", args.server_cpus), ("--browser-cpus", args.browser_cpus)):
+        if cpus and not cpus <= available:
+            raise SystemExit(f"{name} {sorted(cpus)}: this machine offers CPUs {sorted(available)} (pass '' to pin nothing)")
     if not CHROMIUM.is_file():
         raise SystemExit(f"{CHROMIUM} is missing: apt-get install -y chromium")
     report = asyncio.run(main_async(args))

@@ -20,6 +20,9 @@ class FixedLoad(OtherLoad):
         super().__init__()
         self.busy = busy
 
+    def start(self) -> None:
+        pass
+
     def busy_cores(self) -> float:
         return self.busy
 
@@ -44,6 +47,11 @@ def test_other_processes_load_is_the_busy_time_less_this_process_own():
     assert busy_elsewhere(busy=150, total=200, own=100, cpus=2) == pytest.approx(0.5)
     assert busy_elsewhere(busy=100, total=200, own=100, cpus=2) == 0.0
     assert busy_elsewhere(busy=100, total=200, own=120, cpus=2) == 0.0  # own time counted on a CPU outside the set
+
+
+def test_the_machine_reading_is_a_share_of_this_process_cores():
+    load = OtherLoad(interval_s=0.05)
+    assert 0.0 <= load.busy_cores() <= max(1, len(load.cpus))  # waits for the first interval, then reads
 
 
 def test_a_claim_counts_while_held():

@@ -49,14 +49,21 @@ def busy_elsewhere(busy: int, total: int, own: int, cpus: int) -> float:
 
 class OtherLoad:
     """How many of this process's cores other processes keep busy, read every `SAMPLE_INTERVAL_S`
-    by a daemon thread started on first use. Without /proc (not Linux) it reads 0."""
+    by a daemon thread from `start()` on. Without /proc (not Linux) it reads 0."""
 
     def __init__(self, interval_s: float = SAMPLE_INTERVAL_S):
         self.interval_s = interval_s
         self.cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         self._busy = 0.0
         self._lock = threading.Lock()
+        self._sampled = threading.Event()  # set once the first interval has been read (or cannot be)
         self._sampler: threading.Thread | None = None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._sampler is None:
+                self._sampler = threading.Thread(target=self._sample, name="ser-other-load", daemon=True)
+                self._sampler.start()
 
     def _reading(self) -> tuple[int, int, int] | None:
         """(busy jiffies of this process's cores, all their jiffies, this process's own jiffies)."""
@@ -76,22 +83,27 @@ class OtherLoad:
         return busy, total, int(own[11]) + int(own[12])  # utime + stime, every thread of the process
 
     def _sample(self) -> None:
-        previous = self._reading()
-        while previous is not None:
-            time.sleep(self.interval_s)
-            current = self._reading()
-            if current is None:
-                return
-            busy, total, own = (now - before for now, before in zip(current, previous))
-            with self._lock:
-                self._busy = busy_elsewhere(busy, total, own, len(self.cpus))
-            previous = current
+        try:
+            previous = self._reading()
+            while previous is not None:
+                time.sleep(self.interval_s)
+                current = self._reading()
+                if current is None:
+                    return
+                busy, total, own = (now - before for now, before in zip(current, previous))
+                with self._lock:
+                    self._busy = busy_elsewhere(busy, total, own, len(self.cpus))
+                self._sampled.set()
+                previous = current
+        finally:
+            self._sampled.set()
 
     def busy_cores(self) -> float:
+        """The latest reading; the first call waits for the first interval (at most `interval_s`
+        after `start`), so that no analysis is given cores before anything was read."""
+        self.start()
+        self._sampled.wait()
         with self._lock:
-            if self._sampler is None and self.cpus:
-                self._sampler = threading.Thread(target=self._sample, name="ser-other-load", daemon=True)
-                self._sampler.start()
             return self._busy
 
 
@@ -103,6 +115,8 @@ class ThreadPolicy:
     def __init__(self, cores: int | None = None, other_load: OtherLoad | None = None):
         self.cores = cores or process_cores()
         self.other_load = other_load or OtherLoad()
+        if self.cores > 1:
+            self.other_load.start()  # read before the first analysis asks
         self.running = 0
         self._lock = threading.Lock()
 

@@ -8,6 +8,12 @@ import streamlit as st
 PAGES = Path(__file__).resolve().parent / "pages"
 
 st.set_page_config(page_title="ser · speech emotion recognition", page_icon="🎙️", layout="wide")
+# Streamlit cuts a chosen file's name to 20 characters, keeping its ends: RAVDESS names all became
+# "03-01-...-01-23.flac". The full name is in the chip's title; show that instead.
+st.html("""<style>
+[data-testid="stFileChipName"] { font-size: 0; }
+[data-testid="stFileChipName"]::after { content: attr(title); font-size: 0.875rem; }
+</style>""")
 
 pages = [
     st.Page(PAGES / "home.py", title="Home", icon=":material/home:", default=True),

@@ -14,9 +14,9 @@ st.markdown(
     "stretch of speech with its own emotion, pauses left out."
 )
 st.caption(
-    "The default model hears through a pretrained speech encoder (Whisper-base) and learned emotions from "
-    "acted speech in English and Amharic (RAVDESS, SAVEE, CREMA-D, TESS, ASED): read the numbers below as "
-    "what it does on voices it has not heard, and expect less on everyday speech."
+    "The models learned emotions from acted speech (which corpora and languages: below, and on the Model "
+    "card): read the numbers below as what the model does on voices it has not heard, and expect less on "
+    "everyday speech."
 )
 
 model = common.served_model()

@@ -8,7 +8,7 @@ from ser_core.ui import common, my_voice
 st.title("My voice")
 st.markdown(
     "Voices differ more than emotions do: one person's calm is another's excitement. Record or upload "
-    "**10-30 seconds of yourself speaking in your everyday tone** — read a paragraph aloud, describe your "
+    f"**{my_voice.ADVICE} of yourself speaking in your everyday tone** — read a paragraph aloud, describe your "
     "day — and every prediction in this session (Record, Live, Upload) is read relative to your voice. "
     "Speak as you usually do: a profile recorded while angry would teach the model that angry is your "
     "normal, and take that emotion away."

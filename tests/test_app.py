@@ -55,6 +55,34 @@ def charts(at: AppTest) -> list[dict]:
     return [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
 
 
+def players(at: AppTest) -> int:
+    return len(at.get("audio"))
+
+
+def shown_values(dataframe) -> "pd.DataFrame":
+    """A styled st.dataframe's cells as the page shows them (the Styler's display values)."""
+    import pyarrow as pa
+
+    return pa.ipc.open_stream(dataframe.proto.arrow_data.styler.display_values).read_all().to_pandas()
+
+
+def streamlit_placeholder_colours() -> set[str]:
+    """The colours Streamlit's plotly theme rewrites to its own in every figure it shows."""
+    from streamlit.elements.lib import streamlit_plotly_theme as theme
+
+    return {value.lower() for value in vars(theme).values() if isinstance(value, str) and value.startswith("#0000")}
+
+
+def assert_colour_scales_drawn_as_given(at: AppTest) -> None:
+    """A colour scale's stop that Streamlit takes for one of its theme's placeholders is drawn in another
+    colour (Magma's #000004 became pink). Plotly express's own trace colours are meant to be themed."""
+    placeholders = streamlit_placeholder_colours()
+    assert "#000004" in placeholders  # Magma's darkest colour: the one that turned silence pink
+    scales = [trace["colorscale"] for chart in charts(at) for trace in chart["data"] if "colorscale" in trace]
+    assert scales
+    assert not [stop for scale in scales for _, stop in scale if stop.lower() in placeholders]
+
+
 def assert_emotion_bars(at: AppTest, labels) -> None:
     """The first chart is the bar chart: every emotion, most likely on top (plotly draws bottom-up)."""
     bars = charts(at)[0]["data"][0]
@@ -132,6 +160,10 @@ def test_upload_shows_the_analysis_by_utterance(served):
     assert sum(shares["x"]) == pytest.approx(1.0) and set(shares["y"]) >= set(labels)
     assert "Input quality" in [s.value for s in at.subheader]
     assert at.table[0].value.loc["Speech found", "input"].startswith("2 segment(s)")
+    # The mel spectrogram's scale runs from black (-80 dB: the pauses) to bright (the loudest bin).
+    mel = charts(at)[4]["data"][0]
+    assert (mel["zmin"], mel["zmax"]) == (-80, 0) and mel["colorscale"][0][1] == "#000000"
+    assert_colour_scales_drawn_as_given(at)
     # results CSV, results JSON, segments CSV, window timeline CSV
     assert [b.proto.label for b in at.get("download_button")] == [
         "Download results (CSV)", "Download results (JSON, with timelines)", "Download the segments (CSV)",
@@ -159,6 +191,11 @@ def test_several_uploads_get_a_summary_and_a_bad_one_an_error(served):
     summary = at.dataframe[0].value
     assert list(summary["file"]) == ["one.wav", "broken.wav", "two.flac"]
     assert summary["error"].tolist() == ["", at.error[0].value, ""]
+    # Seconds with two decimals, counts whole, and the failed row empty but for its name and error.
+    shown = shown_values(at.dataframe[0])
+    assert shown.loc[2, "duration_s"] == "3.00" and shown.loc[0, "segments"] == "1"
+    assert summary.loc[1].drop(["file", "error"]).isna().all() and at.dataframe[0].proto.placeholder == ""
+    assert players(at) == 2  # none for the file that is not audio: it would be an empty player
 
 
 def test_a_bad_file_is_an_error_and_the_next_file_works(served):
@@ -176,6 +213,7 @@ def test_silence_says_no_speech(served):
     at.file_uploader[0].set_value(("silence.wav", wav_bytes(speech(2.0) * 0), "audio/wav")).run()
     assert not at.exception
     assert len(at.error) == 1 and "No speech found" in at.error[0].value
+    assert players(at) == 1  # audio without speech: the user can hear that it is silent
 
 
 def test_record_shows_the_analysis(served):
@@ -261,10 +299,10 @@ def two_models(trained_model, tmp_path, monkeypatch):
     import shutil
 
     root = tmp_path / "models"
-    for name in ("tiny-a", "tiny-b"):
+    for name, protocol in (("tiny-b", "random"), ("tiny-a", "speaker")):
         shutil.copytree(trained_model, root / name)
         metadata = json.loads((root / name / "metadata.json").read_text())
-        (root / name / "metadata.json").write_text(json.dumps({**metadata, "name": name}))
+        (root / name / "metadata.json").write_text(json.dumps({**metadata, "name": name, "protocol": protocol}))
     (root / "default").symlink_to("tiny-a")
     (root / "splits").mkdir()  # no metadata.json: not a model
     monkeypatch.setenv("SER_MODEL", str(root / "default"))
@@ -281,6 +319,10 @@ def test_the_model_picker_serves_the_chosen_model_on_every_page(two_models):
     assert picker.label == "Model"
     assert [picker.format_func(o) for o in picker.options] == ["tiny-a (default)", "tiny-b"]
     assert any("**tiny-a**" in m.value for m in at.markdown)
+    # Each model in one line, in the help and under the picker for the one picked.
+    described = "light (no speech encoder): the original project's CNN on 25 MFCC; 1 corpus; "
+    assert at.sidebar.caption[0].value == described + "tested on speakers it never heard."
+    assert f"- **tiny-b**: {described}random file split" in picker.help
     picker.select(picker.options[1]).run()
     assert_clean(at)
     assert any("**tiny-b**" in m.value for m in at.markdown)
@@ -302,6 +344,7 @@ def test_default_as_a_pointer_file_is_followed(two_models):
     assert_clean(at)
     picker = at.sidebar.selectbox[0]
     assert picker.format_func(picker.value) == "tiny-b (default)"
+    assert picker.options[0] == "tiny-b (default)"  # the default comes first
     assert any("**tiny-b**" in m.value for m in at.markdown)
 
 
@@ -314,9 +357,14 @@ def test_my_voice_builds_a_profile_that_every_prediction_then_uses(served):
     assert_clean(at)
     summary = at.table[0].value
     assert "speech heard" in summary.index and "pitch range" in summary.index
+    assert float(summary.loc["speech heard", "your voice"].split(" s")[0]) >= 10 and not at.warning  # as asked
     assert any("Download my profile" in str(b.proto) for b in at.get("download_button"))
+    # The switch is not on this page: the page says where it is, by the name it has there.
+    assert not at.sidebar.toggle
+    on = at.success[0].value
 
     at.switch_page("pages/upload.py").run()
+    assert f'"{at.sidebar.toggle[0].label}"' in on and "Upload" in on
     at.file_uploader[0].set_value(("talk.wav", wav_bytes(speech(3.0)), "audio/wav")).run()
     assert_clean(at)
     assert any(i.value.startswith("Adapted to your voice profile") for i in at.info)
@@ -330,7 +378,29 @@ def test_my_voice_refuses_a_broken_profile_file(served):
     at = run("pages/my_voice.py")
     at.file_uploader[1].set_value(("profile.json", b"{not json", "application/json")).run()
     assert not at.exception
-    assert any("not a voice profile" in e.value for e in at.error)
+    assert [e.value for e in at.error if "not a voice profile" in e.value][0].endswith(
+        "Predictions go on without a voice profile.")
+
+
+def test_my_voice_warns_of_a_short_profile_and_keeps_it_through_a_bad_file(served):
+    """9 s of speech makes a profile, with a warning that the page asked for 10-30 s; a broken profile
+    file loaded afterwards is refused, and the profile in use stays in use (and the page says so)."""
+    at = run("pages/my_voice.py")
+    at.file_uploader[0].set_value(("me.wav", wav_bytes(speech(9.0)), "audio/wav")).run()
+    at.button[0].click().run()
+    assert_clean(at)
+    heard = float(at.table[0].value.loc["speech heard", "your voice"].split(" s")[0])
+    assert heard < 10
+    assert [w.value for w in at.warning] == [
+        f"Only {heard:.1f} s of speech was heard (in 9.0 s of audio); 10-30 s of everyday speech works best. This "
+        "profile is used, but it describes the voice less surely: record again, speaking longer, to replace it."]
+    assert any("10-30 seconds" in m.value for m in at.markdown)  # what the page asks for
+
+    at.file_uploader[1].set_value(("profile.json", b"{not json", "application/json")).run()
+    assert not at.exception
+    refused = [e.value for e in at.error if "not a voice profile" in e.value]
+    assert len(refused) == 1 and refused[0].endswith("Your current voice profile stays in use.")
+    assert at.success and at.table[0].value.loc["speech heard", "your voice"].startswith(f"{heard:.1f} s")
 
 
 def test_the_loco_chart_gives_a_mean_only_for_models_with_every_fold():
@@ -340,3 +410,100 @@ def test_the_loco_chart_gives_a_mean_only_for_models_with_every_fold():
     loco = {"emo-whisper": {"folds": {"ravdess": fold(0.4), "ased": fold(0.2)}, "mean_uar": 0.3},
             "emo-cnn": {"folds": {"ravdess": fold(0.3)}, "mean_uar": 0.3}}  # run in parts: one fold so far
     assert loco_uars(loco) == {"emo-whisper": {"ravdess": 0.4, "ased": 0.2, "mean": 0.3}, "emo-cnn": {"ravdess": 0.3}}
+
+
+# --- what ships: the app on models/ as `make run` serves it ------------------------------------------
+
+
+@pytest.fixture
+def shipped(monkeypatch):
+    """The shipped models, the default preselected: no SER_MODEL, no SER_MODELS_DIR."""
+    monkeypatch.delenv("SER_MODEL", raising=False)
+    monkeypatch.delenv("SER_MODELS_DIR", raising=False)
+    monkeypatch.setattr("streamlit_webrtc.component.get_this_session_info", lambda: None)
+    monkeypatch.setattr("streamlit_webrtc.shutdown.get_this_session_info", lambda: None)
+    return common.resolve_model_dir(common.MODELS_ROOT / "default")
+
+
+def test_the_shipped_default_serves_uploads(shipped):
+    """One pass on what users get: the picker lists the shipped models by the names the README and
+    `ser predict --model` use, the default first; a recording and a broken file are answered."""
+    at = run("pages/upload.py")
+    assert_clean(at)
+    picker = at.sidebar.selectbox[0]
+    labels = picker.options  # as shown
+    assert labels[0] == f"{common.model_name(shipped)} (default)" and picker.value == str(shipped)
+    assert "emo-cnn" in labels  # the light model of the README
+    random_split = [label for label in labels if label.endswith("-random")]
+    assert random_split and labels[-len(random_split):] == random_split  # the ones not to choose, last
+    assert all(f"**{label}**: " in picker.help for label in labels)
+
+    at.file_uploader[0].set_value([("talk.wav", wav_bytes(talk(0.5, (3.0, 4), 1.0)), "audio/wav"),
+                                   ("broken.wav", b"RIFF\x00\x00\x00\x00WAVEjunk", "audio/wav")]).run()
+    assert not at.exception
+    assert len(at.error) == 1 and "not an audio file" in at.error[0].value
+    model = common.warm_model(str(shipped))
+    assert list(at.dataframe[0].value["emotion"])[0] in model.labels
+    assert_emotion_bars(at, model.labels)
+    assert players(at) == 1
+    assert_colour_scales_drawn_as_given(at)
+
+
+def test_the_shipped_default_model_card(shipped):
+    """The card of an encoder model: no MFCC setting it does not use, and the libraries that serve it."""
+    at = run("pages/model_card.py")
+    assert_clean(at)
+    metadata = json.loads((shipped / "metadata.json").read_text())
+    assert metadata["feature_params"]["kind"] == "whisper"
+    features = next(t.value for t in at.table if "hop_length" in t.value.index)
+    assert "n_mfcc" not in features.index and "n_mels" in features.index
+    serving = next(t.value for t in at.table if "emotion head" in t.value.index)["library"]
+    assert serving["emotion head"].startswith("LiteRT (ai-edge-litert ") and "not installed" not in serving.to_string()
+    assert any(line.startswith("CTranslate2 ") for line in serving)
+
+
+# --- charts --------------------------------------------------------------------------------------------
+
+
+def test_benchmark_charts_can_be_read():
+    """The committed benchmark as the Metrics page draws it: condition names keep the room they need,
+    each bar's number stands readable above it, and the voice-profile chart starts at 0 % UAR (its
+    80-84 % axis made one point look like a doubling)."""
+    def page():
+        from ser_core.ui import metrics
+
+        metrics.benchmark_view()
+
+    at = AppTest.from_function(page, default_timeout=TIMEOUT_S).run()
+    assert_clean(at)
+    by_axis = {chart["layout"]["xaxis"]["title"]["text"]: chart for chart in charts(at)}
+    grouped = [by_axis[title] for title in ("held-out language", "held-out corpus", "condition")]
+    for chart in grouped:
+        assert chart["layout"]["xaxis"]["automargin"] is True
+        assert chart["layout"]["yaxis"]["range"][0] == 0
+        for trace in chart["data"]:
+            assert trace["textposition"] == "outside" and trace["textfont"]["size"] >= 11
+    assert by_axis["clips in each speaker's profile"]["layout"]["yaxis"]["range"] == [0, 100]
+
+
+def cielab(colour: str) -> np.ndarray:
+    """sRGB '#rrggbb' → CIELAB (D65), to compare colours as the eye does."""
+    rgb = np.array([int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    linear = np.where(rgb > 0.04045, ((rgb + 0.055) / 1.055) ** 2.4, rgb / 12.92)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ linear
+    f = np.cbrt(np.maximum(xyz / [0.95047, 1.0, 1.08883], (6 / 29) ** 3))
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_uncertain_has_a_colour_of_its_own():
+    """Speech that named no emotion is as far from every emotion's colour as the emotions are from
+    each other (it used to be plotly's blue, beside sad's)."""
+    from itertools import combinations
+
+    from ser_core.ui import plots
+    from ser_core.serving.results import UNCERTAIN
+
+    emotions = {label: cielab(plots.color(label)) for label in plots.EMOTION_COLORS}
+    closest_pair = min(np.linalg.norm(a - b) for a, b in combinations(emotions.values(), 2))
+    uncertain = cielab(plots.color(UNCERTAIN))
+    assert min(np.linalg.norm(uncertain - lab) for lab in emotions.values()) >= closest_pair

@@ -51,15 +51,15 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def app_url(chromium, trained_model):
-    """The app served as `make run` serves it, on the tiny trained model."""
+def app_server(chromium, trained_model):
+    """The app served as `make run` serves it (.streamlit/config.toml's settings), on the tiny trained model."""
     ARTIFACTS.mkdir(exist_ok=True)
     port = free_port()
     env = {**os.environ, "SER_MODEL": str(trained_model), "SER_MODELS_DIR": str(trained_model.parent)}
     log = (ARTIFACTS / "streamlit.log").open("w")
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.fileWatcherType", "none"],
+         "--server.port", str(port), "--server.address", "127.0.0.1"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -75,7 +75,7 @@ def app_url(chromium, trained_model):
                 pass
             assert time.monotonic() < deadline, f"streamlit did not answer within {SERVER_START_S} s"
             time.sleep(0.5)
-        yield url
+        yield url, server
     finally:
         server.terminate()
         try:
@@ -84,6 +84,11 @@ def app_url(chromium, trained_model):
             server.kill()
             server.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(app_server) -> str:
+    return app_server[0]
 
 
 @pytest.fixture(scope="module")
@@ -217,6 +222,27 @@ def test_home_names_the_served_model(page, trained_model):
     screenshot(page, "home")
 
 
+def inotify_watches(pid: int) -> int:
+    """Folders the process watches through inotify (one "inotify wd:" line per watch in fdinfo)."""
+    watches = 0
+    for fd in Path(f"/proc/{pid}/fdinfo").iterdir():
+        try:
+            watches += sum(line.startswith("inotify wd:") for line in fd.read_text().splitlines())
+        except OSError:  # closed meanwhile
+            pass
+    return watches
+
+
+def test_the_server_watches_no_folders(app_server, served_once):
+    """Streamlit's watcher followed the checkout recursively, .venv included: 7,944 watches here and
+    "Inotify queue overflowed" in the terminal. A session has run (served_once), so any watcher is up."""
+    _, server = app_server
+    if not Path(f"/proc/{server.pid}/fdinfo").is_dir():
+        pytest.skip("no /proc on this system")
+    assert inotify_watches(server.pid) == 0
+    assert "Inotify" not in (ARTIFACTS / "streamlit.log").read_text()
+
+
 def test_record_from_the_microphone(page):
     open_page(page, "/Record")
     page.get_by_role("button", name="Record").click()
@@ -252,7 +278,7 @@ def test_live_streams_the_microphone(page):
 
 
 def test_upload_files(page, tmp_path):
-    talk = tmp_path / "talk.wav"
+    talk = tmp_path / "03-01-05-01-02-01-23.wav"  # a RAVDESS name: longer than Streamlit's 20 characters
     pause = np.zeros(2 * 16000, np.float32)
     talk.write_bytes(wav_bytes(np.concatenate([pause, speech(3.0, level_db=-15.0, seed=4), pause,
                                                speech(4.0, level_db=-15.0, seed=5), pause])))
@@ -261,6 +287,11 @@ def test_upload_files(page, tmp_path):
     page.locator("input[type=file]").set_input_files(talk)
     emotion_bars_shown(page)
     record_timing("upload_to_bars_s", time.monotonic() - started)
+    # The file's chip shows its whole name (Streamlit alone shows "03-01-0...-01-23.wav" for every
+    # RAVDESS file of speaker 23), and nothing of it is cut off.
+    chip = page.get_by_test_id("stFileChipName")
+    assert chip.evaluate("e => getComputedStyle(e, '::after').content") == f'"{talk.name}"'
+    assert chip.evaluate("e => e.scrollWidth <= e.clientWidth")
     # bars, segment timeline, share of speaking time, waveform, mel spectrogram, features, window timeline
     page.locator(".js-plotly-plot").nth(6).wait_for(timeout=RESULT_TIMEOUT_MS)
     assert page.locator(".js-plotly-plot").count() == 7
@@ -268,6 +299,7 @@ def test_upload_files(page, tmp_path):
     assert page.get_by_role("button", name="Download results (CSV)").is_visible()
     assert_no_errors(page)
     screenshot(page, "upload")
+    assert_silence_is_dark(page.locator(".js-plotly-plot").nth(4), duration_s=13.0, pause_s=1.0, speech_s=3.5)
 
     spans = page.locator(".js-plotly-plot").nth(1).locator(".barlayer .point")
     assert spans.count() == 2  # one coloured span per speech segment
@@ -294,6 +326,20 @@ def test_upload_files(page, tmp_path):
     page.wait_for_function("a => a.duration > 0 && a.ended", arg=player.element_handle(), timeout=RESULT_TIMEOUT_MS)
     assert abs(player.evaluate("a => a.duration") - (end_s - start_s)) < 0.1
     assert_no_errors(page)
+
+
+def assert_silence_is_dark(chart, duration_s: float, pause_s: float, speech_s: float) -> None:
+    """In the mel spectrogram as drawn, a pause (digital silence: -80 dB) is near black, and speech is
+    brighter. Streamlit's theme once turned Magma's darkest colour pink: pauses looked loudest."""
+    from PIL import Image
+
+    plot_area = chart.locator(".nsewdrag").first
+    plot_area.scroll_into_view_if_needed()
+    image = Image.open(io.BytesIO(plot_area.screenshot())).convert("L")
+    # Rows inside the plot area's edge, where the page's white may show.
+    column = lambda t: [image.getpixel((round(image.width * t / duration_s), y)) for y in range(2, image.height - 2)]
+    assert max(column(pause_s)) < 40, "a pause is drawn bright"
+    assert max(column(speech_s)) > 150, "speech is drawn dark"
 
 
 def test_metrics_show_a_confusion_matrix(page):

@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from ..serving.inference import METADATA_FILE
+from ..serving.inference import LITERT_FILE, METADATA_FILE
 from .common import data_description, feature_name, heard_languages, read_json
 from .metrics import LOLO_FILE
+
+
+def installed(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+def serving_table(directory: Path, metadata: dict) -> pd.DataFrame:
+    """Which library runs each part of a prediction with this model, at the versions installed now
+    (metadata.json's libraries are those it was trained with: TensorFlow does not serve)."""
+    rows = {"decoding and resampling": f"soundfile {installed('soundfile')}, PyAV {installed('av')}, "
+                                       f"soxr {installed('soxr')}"}
+    front_end = metadata.get("front_end")
+    if front_end:
+        rows[f"speech encoder ({front_end['encoder']}, blocks 1-{front_end['layers']})"] = (
+            f"CTranslate2 {installed('ctranslate2')}, {front_end['compute_type']}")
+    rows["emotion head"] = (f"LiteRT (ai-edge-litert {installed('ai-edge-litert')}), {LITERT_FILE}"
+                            if (directory / LITERT_FILE).is_file()
+                            else f"Keras {installed('keras')} on TensorFlow {installed('tensorflow-cpu')}")
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["library"])
 
 
 def model_card_view(directory: Path) -> None:
@@ -51,7 +74,9 @@ def model_card_view(directory: Path) -> None:
     if params:
         window = f"{params['window_s']:g} s windows every {params['window_hop_s']:g} s, from {params['offset_s']:g} s"
         st.markdown(f"{feature_name(params)} at {params['sample_rate']:,} Hz; {window}.")
-        st.table(pd.DataFrame.from_dict(params, orient="index", columns=["value"]).astype(str))
+        # n_mfcc is a FeatureParams default that only MFCC models use: shown for others, it misleads.
+        shown = {name: value for name, value in params.items() if name != "n_mfcc" or params.get("kind", "mfcc") == "mfcc"}
+        st.table(pd.DataFrame.from_dict(shown, orient="index", columns=["value"]).astype(str))
 
     front_end = metadata.get("front_end")
     if front_end:
@@ -63,11 +88,13 @@ def model_card_view(directory: Path) -> None:
             "before every load: other bytes are refused. Nothing is downloaded at run time.")
     st.subheader("Training")
     if training:
-        columns = st.columns(4)
-        columns[0].metric("Epochs run", training.get("epochs_run"))
-        columns[1].metric("Best epoch", training.get("best_epoch"))
-        columns[2].metric("Training time", f"{training.get('seconds', 0) / 60:.1f} min")
-        columns[3].metric("Windows per second", f"{training.get('samples_per_second', 0):,.0f}")
+        seconds, speed = training.get("seconds"), training.get("samples_per_second")
+        figures = {"Epochs run": training.get("epochs_run"), "Best epoch": training.get("best_epoch"),
+                   "Training time": None if seconds is None else f"{seconds / 60:.1f} min",
+                   "Windows per second": None if speed is None else f"{speed:,.0f}"}
+        recorded = {label: value for label, value in figures.items() if value is not None}  # an ensemble has fewer
+        for column, (label, value) in zip(st.columns(max(1, len(recorded))), recorded.items()):
+            column.metric(label, value)
         st.caption(f"On {training.get('cpu_count')} CPU cores.")
     if metadata.get("train_params"):
         st.table(pd.DataFrame.from_dict(metadata["train_params"], orient="index", columns=["value"]).astype(str))
@@ -94,8 +121,11 @@ def model_card_view(directory: Path) -> None:
             for split, values in metadata["data"].items()
         }).fillna(0).astype(int))
 
+    st.subheader("Serving")
+    st.table(serving_table(directory, metadata))
     if metadata.get("libraries"):
         st.subheader("Library versions")
+        st.caption("Those it was trained and exported with; the table above says what serves it.")
         st.table(pd.DataFrame.from_dict(metadata["libraries"], orient="index", columns=["version"]))
     with st.expander("metadata.json as saved"):
         st.json(metadata, expanded=1)

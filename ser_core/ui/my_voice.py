@@ -7,8 +7,18 @@ import streamlit as st
 
 from ..errors import SerError
 from ..serving.inference import SerModel
-from ..serving.profile import VoiceProfile, build_profile
+from ..serving.profile import MIN_SPEECH_SECONDS, VoiceProfile, build_profile
 from .common import PROFILE_KEY, USE_PROFILE_KEY
+
+# What the page asks for; a profile from less speech than MIN_SPEECH_SECONDS carries a note that says so.
+ADVICE = f"{MIN_SPEECH_SECONDS:g}-30 seconds"
+
+
+def without_change_note() -> str:
+    """What a failed build or load leaves in place."""
+    if PROFILE_KEY in st.session_state:
+        return "Your current voice profile stays in use."
+    return "Predictions go on without a voice profile."
 
 
 def profile_summary(profile: VoiceProfile) -> pd.DataFrame:
@@ -26,7 +36,7 @@ def profile_summary(profile: VoiceProfile) -> pd.DataFrame:
 
 def build_view(model: SerModel) -> None:
     """Record or upload, then build: the recordings are only held by their widgets, in memory."""
-    recorded = st.audio_input("Record your voice (speak for 10-30 seconds)", sample_rate=model.params.sample_rate,
+    recorded = st.audio_input(f"Record your voice (speak for {ADVICE})", sample_rate=model.params.sample_rate,
                               key="voice-profile-recording")
     uploaded = st.file_uploader("…or upload recordings of your voice", accept_multiple_files=True,
                                 type=["wav", "flac", "ogg", "opus", "mp3", "m4a", "webm"], key="voice-profile-files")
@@ -40,7 +50,7 @@ def build_view(model: SerModel) -> None:
                 profile = build_profile(model, [data for _, data in sources])
             except SerError as error:
                 status.update(label="No profile was built", state="error")
-                st.error(f"{error} Predictions go on without a voice profile.")
+                st.error(f"{error} {without_change_note()}")
                 return
             status.update(label="Voice profile ready", state="complete")
         st.session_state[PROFILE_KEY] = profile.to_json()
@@ -54,7 +64,7 @@ def load_view() -> None:
         try:
             profile = VoiceProfile.from_json(saved.getvalue())
         except SerError as error:
-            st.error(f"{error} Predictions go on without a voice profile.")
+            st.error(f"{error} {without_change_note()}")
             return
         if st.button("Use this profile"):
             st.session_state[PROFILE_KEY] = profile.to_json()
@@ -65,13 +75,13 @@ def load_view() -> None:
 def profile_view(model: SerModel) -> None:
     """The current profile: what it captured, whether it fits the served model, download, forget."""
     profile = VoiceProfile.from_json(st.session_state[PROFILE_KEY])
-    st.success("Your voice profile is on: Record, Live, Upload and Home read your voice against it. "
-               "The sidebar switch turns it off to compare.")
+    st.success("Your voice profile is on: Record, Live, Upload and Home read your voice against it. On those "
+               "pages, the sidebar switch \"Use my voice profile\" turns it off to compare.")
     if not profile.fits(model):
         st.warning("This profile was made with another model: with the model picked now, predictions are not "
                    "adapted. Build it again with this model to use it.")
-    for note in profile.notes:
-        st.info(note)
+    for note in profile.notes:  # each is a reason to record again
+        st.warning(note)
     st.table(profile_summary(profile))
     download, forget = st.columns(2)
     download.download_button("Download my profile (JSON)", profile.to_json(), file_name="voice-profile.json",

@@ -10,9 +10,11 @@ from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly import colors as px_colors
 from plotly.subplots import make_subplots
 
 from ..frontend.features import FeatureParams, import_librosa
+from ..serving.results import UNCERTAIN
 
 # One colour per emotion everywhere in the app, so a colour means the same thing on every chart.
 EMOTION_COLORS = {
@@ -25,13 +27,20 @@ EMOTION_COLORS = {
     "disgust": "#80ba5a",
     "surprised": "#f97b32",
 }
+# Speech that named no emotion: near-black, as far from every emotion's colour as they are from each
+# other (the plotly blue it used to get looked like sad's).
+UNCERTAIN_COLOR = "#2b2b2b"
 OTHER_COLOR = "#636efa"
+# Streamlit's plotly theme rewrites the colours #000001-#000040 in a figure to its own (they are its
+# template's placeholders): Magma's darkest stop, #000004, became pink, so silence looked loudest.
+# Pure black is not a placeholder.
+MAGMA = ["#000000", *px_colors.sequential.Magma[1:]]
 WAVEFORM_POINTS = 4000  # envelope points drawn, whatever the audio length
 SPECTROGRAM_FRAMES = 800  # spectrogram columns drawn, whatever the audio length (about one per pixel)
 
 
 def color(label: str) -> str:
-    return EMOTION_COLORS.get(label, OTHER_COLOR)
+    return UNCERTAIN_COLOR if label == UNCERTAIN else EMOTION_COLORS.get(label, OTHER_COLOR)
 
 
 def _layout(fig: go.Figure, height: int, **kwargs) -> go.Figure:
@@ -158,7 +167,7 @@ def mel_spectrogram(samples: np.ndarray, params: FeatureParams, height: int = 26
     bands = [f"{frequency:.0f} Hz" for frequency in frequencies]
     fig = go.Figure(
         # Whole decibels (-80…0) as int8: a quarter of the float32 bytes, and finer than the eye sees.
-        go.Heatmap(z=np.round(db).astype(np.int8), x=times, y=bands, colorscale="Magma",
+        go.Heatmap(z=np.round(db).astype(np.int8), x=times, y=bands, colorscale=MAGMA, zmin=-80, zmax=0,
                    colorbar=dict(title="dB", thickness=12),
                    hovertemplate="t=%{x:.2f} s, %{y}: %{z:.0f} dB<extra></extra>")
     )
@@ -268,7 +277,11 @@ def grouped_uar(rows: Mapping[str, Mapping[str, float]], x_title: str, height: i
     records = [{"model": model, x_title: group, "UAR %": 100 * value}
                for model, groups in rows.items() for group, value in groups.items()]
     fig = px.bar(records, x=x_title, y="UAR %", color="model", barmode="group", text_auto=".0f")
-    fig.update_yaxes(range=[0, 100])
+    # Up to nine bars per group leave each about 12 px: numbers inside were shrunk to unreadable, so
+    # they stand above the bars, turned, at a size that reads; long group names get the margin they need.
+    fig.update_traces(textposition="outside", textangle=-90, textfont_size=11, cliponaxis=False)
+    fig.update_yaxes(range=[0, 112], tickvals=list(range(0, 101, 20)))
+    fig.update_xaxes(automargin=True, tickangle=-30)
     return _layout(fig, height)
 
 
@@ -282,5 +295,6 @@ def adaptation_curve(results: Mapping[str, Mapping[str, Mapping]], height: int =
             fig.add_trace(go.Scatter(x=ks, y=[100 * by_k[k][key] for k in ks], mode="lines+markers",
                                      name=f"{model}, {key}", line=dict(dash=dash)))
     fig.update_xaxes(title="clips in each speaker's profile", type="category")
-    fig.update_yaxes(title="UAR %")
+    # From zero: a few points of UAR must look like a few points, not like a doubling.
+    fig.update_yaxes(title="UAR %", range=[0, 100])
     return _layout(fig, height)

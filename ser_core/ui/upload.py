@@ -100,8 +100,11 @@ def uploads_view(model: SerModel, files: Sequence, profile: VoiceProfile | None 
     rows = summary_rows(results, labels)
     if len(results) > 1:
         st.subheader("Summary")
-        table = pd.DataFrame(rows)
-        st.dataframe(table.style.format("{:.1%}", subset=["confidence", *labels], na_rep=""), hide_index=True)
+        # Whole numbers stay whole beside a failed file's missing values (Int64), seconds get two
+        # decimals (not pandas' six), and a failed row is blank but for its name and its error.
+        table = pd.DataFrame(rows).astype({"segments": "Int64", "speakers": "Int64"})
+        st.dataframe(table.style.format(precision=2).format("{:.1%}", subset=["confidence", *labels]),
+                     hide_index=True, placeholder="")
     csv_column, json_column = st.columns(2)
     csv_column.download_button("Download results (CSV)", rows_csv(rows), file_name="ser-results.csv",
                                mime="text/csv", key="results-csv")

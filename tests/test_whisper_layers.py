@@ -185,11 +185,14 @@ def test_last_layer_matches_ctranslate2_float32():
 
 
 def test_truncated_model_keeps_every_other_record():
-    """The cut model.bin drops exactly the encoder blocks past the cut; all else parses as before."""
+    """The cut model.bin drops exactly the encoder blocks past the cut and the decoder's blocks past its
+    first; all else parses as before."""
     data = model_bin({"encoder/layer_0/w": np.ones(3, np.float32), "encoder/layer_1/w": np.zeros(3, np.float32),
-                      "encoder/layer_norm/gamma": np.ones(3, np.float32), "decoder/x": np.arange(4, dtype=np.int32)},
+                      "encoder/layer_norm/gamma": np.ones(3, np.float32), "decoder/x": np.arange(4, dtype=np.int32),
+                      "decoder/layer_0/w": np.ones(2, np.float32), "decoder/layer_1/w": np.ones(2, np.float32),
+                      "decoder/layer_10/w": np.ones(2, np.float32)},
                      aliases=(("decoder/y", "decoder/x"),))
     cut = read_ctranslate2_model(truncated_encoder_model(data, 1))
-    assert sorted(cut) == ["decoder/x", "decoder/y", "encoder/layer_0/w", "encoder/layer_norm/gamma"]
+    assert sorted(cut) == ["decoder/layer_0/w", "decoder/x", "decoder/y", "encoder/layer_0/w", "encoder/layer_norm/gamma"]
     with pytest.raises(ValueError, match="no encoder block past 2"):
         truncated_encoder_model(data, 2)

@@ -105,16 +105,19 @@ def read_ctranslate2_model(data: bytes, prefix: str = "") -> dict[str, np.ndarra
 def truncated_encoder_model(data: bytes, n_layers: int) -> bytes:
     """The same model.bin with only the encoder's first `n_layers` blocks: CTranslate2 counts the
     blocks it finds, so its `encode` then returns block `n_layers`'s output through the encoder's
-    final LayerNorm, at the cost of `n_layers` blocks instead of all. Every other record is copied
-    byte for byte (the decoder stays, as CTranslate2's Whisper needs one to load)."""
+    final LayerNorm, at the cost of `n_layers` blocks instead of all. The decoder keeps its first
+    block only (CTranslate2's Whisper needs a decoder to load, `encode` never runs it): loaded as
+    float32, an engine of 3 encoder blocks then holds 270 MB instead of 400. Every other record is
+    copied byte for byte."""
     dropped = re.compile(r"^encoder/layer_(\d+)/")
+    unused = re.compile(r"^decoder/layer_[1-9]\d*/")
     reader = _Reader(data)
     reader.uint("I")
     reader.string()
     reader.uint("I")
     count_at = reader.pos
     count = reader.uint("I")
-    kept, removed = [bytes(data[:count_at])], 0
+    kept, removed, cut_blocks = [bytes(data[:count_at])], 0, 0
     for _ in range(count):
         start = reader.pos
         name = reader.string()
@@ -123,9 +126,12 @@ def truncated_encoder_model(data: bytes, n_layers: int) -> bytes:
         reader.take(reader.uint("I"))
         if (m := dropped.match(name)) and int(m.group(1)) >= n_layers:
             removed += 1
+            cut_blocks += 1
+        elif unused.match(name):
+            removed += 1
         else:
             kept.append(bytes(data[start:reader.pos]))
-    if removed == 0:
+    if cut_blocks == 0:
         raise ValueError(f"the model has no encoder block past {n_layers}")
     kept.insert(1, struct.pack("<I", count - removed))
     return b"".join(kept) + bytes(data[reader.pos:])

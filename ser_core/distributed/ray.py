@@ -140,7 +140,6 @@ def model_summary(model_dir: str | Path, backend: str = "auto") -> dict:
             "labels": json.dumps(list(model.labels)), "uncertain_below": model.uncertain_below}
 
 
-
 def check_ray() -> None:
     try:
         import ray  # noqa: F401

@@ -1,11 +1,12 @@
 """Many files on this machine: `map_local`, the one local engine, and `predict_files` built on it.
 
-`map_local` applies a function to batches of files, one row per file in input order. A picklable
-factory builds the function once per worker (a model, a feature extractor): in this process, or in
-each of `workers` spawned processes. A batch that raises is retried file by file, so an unexpected
-exception costs only its own file a row (typed `SerError`s are rows already). The Ray engine
-(`ser_core.distributed.engine.map_files`) runs the same factories on actors, with the same batches,
-isolation and one thread per worker."""
+`map_local` applies a function to batches of items (files to predict, clips to featurise), one row
+per item in input order. A picklable factory builds the function once per worker (a model, a
+feature extractor): in this process, or in each of `workers` spawned processes. A batch that raises
+is retried item by item, so an unexpected exception costs only its own item a row (typed
+`SerError`s are rows already). `ser predict`, `ser embed` and training's feature extraction and
+perturbed evaluation run on it; the Ray engine (`ser_core.distributed.engine.map_files`) runs the
+same factories on actors, with the same batches, isolation and one thread per worker."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ from ..io.audio import Audio, load_audio
 if TYPE_CHECKING:
     from .results import Analysis
 
-Row = Any  # what a batch function returns per file: a dict, or `predict_files`' `Result`
-BatchFn = Callable[[list[str]], list[Row]]
-ErrorRow = Callable[[str, str], Row]  # (file, message) → its row
+Row = Any  # what a batch function returns per item: a dict, `predict_files`' `Result`, …
+BatchFn = Callable[[list], list[Row]]  # a batch of items → one row per item
+ErrorRow = Callable[[Any, str], Row]  # (item, message) → its row
 Result = tuple[str, "dict[str, float] | None", "tuple[str, ...]", "str | None"]
 Analyzed = tuple["Analysis | None", "str | None"]
 
@@ -35,13 +36,18 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"
 _worker: tuple[BatchFn, ErrorRow] | None = None  # in a worker process: its function and error rows
 
 
+def each(fn: Callable[[Any], Row], items: list) -> list[Row]:
+    """A per-item function as a batch function (`functools.partial(each, fn)`, picklable)."""
+    return [fn(item) for item in items]
+
+
 def error_row(item: str, message: str) -> dict:
     return {"path": item, "error": message}
 
 
-def guarded(fn: BatchFn, items: list[str], on_error: ErrorRow) -> list[Row]:
-    """fn over a batch; if it raises, each file alone, so that an unexpected exception costs only its
-    own file a row (typed `SerError`s are already rows inside fn)."""
+def guarded(fn: BatchFn, items: list, on_error: ErrorRow) -> list[Row]:
+    """fn over a batch; if it raises, each item alone, so that an unexpected exception costs only its
+    own item a row (typed `SerError`s are already rows inside fn)."""
     try:
         return fn(items)
     except Exception:  # noqa: BLE001 - a bug or a library's own exception on one file: isolate it
@@ -59,16 +65,16 @@ def _start_worker(factory: Callable[[], BatchFn], on_error: ErrorRow) -> None:
     _worker = factory(), on_error
 
 
-def _run_batch(items: list[str]) -> list[Row]:
+def _run_batch(items: list) -> list[Row]:
     fn, on_error = _worker
     return guarded(fn, items, on_error)
 
 
-def map_local(items: Sequence[str], factory: Callable[[], BatchFn], batch_size: int = FILES_PER_BATCH,
+def map_local(items: Sequence, factory: Callable[[], BatchFn], batch_size: int = FILES_PER_BATCH,
               workers: int = 1, on_error: ErrorRow = error_row) -> Iterator[Row]:
-    """One row per item, in input order: in this process with one worker, else in `workers` spawned
-    processes (at most one per item), each of which calls `factory()` once."""
-    items = [str(item) for item in items]
+    """One row per item (a path, or any picklable job), in input order: in this process with one
+    worker, else in `workers` spawned processes (at most one per item), each of which calls
+    `factory()` once and runs one thread (`THREAD_VARIABLES`)."""
     batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     workers = min(workers, max(1, len(items)))
     if workers == 1:
@@ -160,8 +166,8 @@ def predict_files(
 
     if not (Path(model_dir) / METADATA_FILE).is_file() or not (Path(model_dir) / MODEL_FILE).is_file():
         raise ModelError(f"{model_dir} is not a model directory (needs {MODEL_FILE} and {METADATA_FILE})")
-    yield from map_local(paths, _Predictor(str(model_dir), backend), FILES_PER_BATCH, workers or os.cpu_count() or 1,
-                         _error_result)
+    yield from map_local([str(path) for path in paths], _Predictor(str(model_dir), backend), FILES_PER_BATCH,
+                         workers or os.cpu_count() or 1, _error_result)
 
 
 def _restore(saved: dict[str, str | None]) -> None:

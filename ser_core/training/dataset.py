@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import functools
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,7 +14,10 @@ from tqdm import tqdm
 from ..errors import SerError
 from ..frontend.features import FeatureCache, FeatureParams, default_cache_dir, extract
 from ..io.audio import load_audio
+from ..serving.batch import each, map_local
 from .corpora import Clip, candidates, corpus_labels
+
+JOBS_PER_BATCH = 8  # clips per worker task: small, so that progress moves and workers stay busy to the end
 
 
 @dataclass(frozen=True)
@@ -51,16 +53,28 @@ def _worker(args) -> tuple[np.ndarray | None, str]:
         return None, str(error)
 
 
-def map_clips(clips: list[Clip], worker: Callable, jobs: list, workers: int | None, desc: str,
-              initializer: Callable | None = None) -> ClipFeatures:
-    """Run `worker` over one job per clip (in `workers` processes when there are enough jobs), with
-    progress; a worker returns (array, "") or (None, reason), and the reasons become `skipped`."""
+@dataclass(frozen=True)
+class PerClip:
+    """Factory for the local engine: a per-clip job function (module level, picklable) as a batch one."""
+
+    worker: Callable
+
+    def __call__(self) -> Callable[[list], list]:
+        return functools.partial(each, self.worker)
+
+
+def skipped_clip(job, message: str) -> tuple[None, str]:
+    """The row of a clip whose worker raised: skipped, with the reason."""
+    return None, message
+
+
+def map_clips(clips: list[Clip], worker: Callable, jobs: list, workers: int | None, desc: str) -> ClipFeatures:
+    """Run `worker` over one job per clip on the local engine (`serving.batch.map_local`: in `workers`
+    processes when there are enough jobs), with progress; a worker returns (array, "") or
+    (None, reason), and the reasons become `skipped` (as does the exception of a job that raises)."""
     workers = workers or os.cpu_count() or 1
-    if workers > 1 and len(jobs) > 50:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=initializer) as pool:
-            results = list(tqdm(pool.map(worker, jobs, chunksize=8), total=len(jobs), desc=desc))
-    else:
-        results = [worker(job) for job in tqdm(jobs, desc=desc)]
+    rows = map_local(jobs, PerClip(worker), JOBS_PER_BATCH, workers if len(jobs) > 50 else 1, skipped_clip)
+    results = list(tqdm(rows, total=len(jobs), desc=desc))
     kept, arrays, skipped = [], [], []
     for clip, (array, reason) in zip(clips, results):
         if array is None:

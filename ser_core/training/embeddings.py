@@ -78,10 +78,4 @@ def embed_clips(
     cannot be decoded or are silent are skipped with their reason. Each worker runs one
     single-threaded encoder: on 2 cores, two processes beat one process with two threads."""
     jobs = [(clip, params, augmentation, cache_root, layers, compute_type) for clip in clips]
-    return map_clips(clips, _worker, jobs, workers, desc, initializer=_single_threaded)
-
-
-def _single_threaded() -> None:
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
+    return map_clips(clips, _worker, jobs, workers, desc)

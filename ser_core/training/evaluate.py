@@ -4,9 +4,8 @@ the clips as recorded or under perturbations (gain, noise, phone line, codecs, r
 from __future__ import annotations
 
 import csv
-import multiprocessing
+import functools
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,10 +13,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..errors import ManifestError
+from ..serving.batch import each, map_local
 from ..serving.calibration import clip_means
 from ..serving.inference import SerModel
 from .corpora import Clip, candidates
-from .dataset import ClipFeatures
+from .dataset import JOBS_PER_BATCH, ClipFeatures
 from .metrics import compute_metrics, label_uar
 
 
@@ -68,17 +68,6 @@ def write_predictions(clips: list[Clip], probabilities: np.ndarray, labels: tupl
 
 
 CLEAN = "clean"
-_worker_model: SerModel | None = None
-
-
-def _init_worker(model_dir: str, backend: str) -> None:
-    global _worker_model
-    from threadpoolctl import threadpool_limits
-
-    from ..serving.inference import load_model
-
-    threadpool_limits(1)
-    _worker_model = load_model(model_dir, backend)
 
 
 @dataclass(frozen=True)
@@ -88,7 +77,25 @@ class PerturbedClip:
     error: str
 
 
-def _perturbed_clip(job: tuple[Clip, str, int]) -> PerturbedClip:
+@dataclass(frozen=True)
+class Perturber:
+    """Factory for the local engine: one model per worker, turning (clip, condition, seed) jobs into
+    `PerturbedClip`s."""
+
+    model_dir: str
+    backend: str
+
+    def __call__(self):
+        from ..serving.inference import load_model
+
+        return functools.partial(each, functools.partial(_perturbed_clip, load_model(self.model_dir, self.backend)))
+
+
+def _unreadable(job, message: str) -> PerturbedClip:
+    return PerturbedClip(None, float("-inf"), message)
+
+
+def _perturbed_clip(model: SerModel, job: tuple[Clip, str, int]) -> PerturbedClip:
     from ..errors import SerError
     from ..frontend.features import extract
     from ..io.audio import load_audio
@@ -97,14 +104,14 @@ def _perturbed_clip(job: tuple[Clip, str, int]) -> PerturbedClip:
     from .embeddings import clip_rng
 
     clip, condition, seed = job
-    sr = _worker_model.params.sample_rate
+    sr = model.params.sample_rate
     try:
         samples = load_audio(clip.path, sr, check_speech=False).samples
     except SerError as error:
         return PerturbedClip(None, float("-inf"), str(error))
     if condition != CLEAN:
         samples = PERTURBATIONS[condition](samples, sr, clip_rng(clip.clip_id, seed))
-    cached = _worker_model.to_cached(extract(samples, _worker_model.params)[1])
+    cached = model.to_cached(extract(samples, model.params)[1])
     return PerturbedClip(cached, float(loudest_frame_dbfs(samples, sr)), "")
 
 
@@ -122,19 +129,20 @@ def evaluate_perturbed(model_dir: str | Path, clips: list[Clip], conditions: lis
     if unknown:
         raise ConfigError(f"Unknown perturbation {', '.join(unknown)}; choose from {CLEAN}, {', '.join(PERTURBATIONS)}")
     model = load_model(model_dir, backend)
-    workers = workers or os.cpu_count() or 1
+    jobs = [(clip, condition, seed) for condition in conditions for clip in clips]
+    # One run of the local engine for every condition: each worker loads the model once.
+    rows = map_local(jobs, Perturber(str(model_dir), backend), JOBS_PER_BATCH, workers or os.cpu_count() or 1,
+                     _unreadable)
+    done = list(tqdm(rows, total=len(jobs), desc=f"{len(conditions)} conditions"))
     results = {}
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
-                             initargs=(str(model_dir), backend)) as pool:
-        for condition in conditions:
-            jobs = [(clip, condition, seed) for clip in clips]
-            done = list(tqdm(pool.map(_perturbed_clip, jobs, chunksize=8), total=len(jobs), desc=condition))
-            kept = [(clip, r) for clip, r in zip(clips, done) if r.cached is not None]
-            data = ClipFeatures([c for c, _ in kept], [r.cached for _, r in kept],
-                                [(str(c.path), r.error) for c, r in zip(clips, done) if r.cached is None])
-            metrics, _, _ = evaluate(model, data, f"{protocol}, {condition}")
-            metrics["below_speech_gate"] = sum(r.loudest_dbfs < DEFAULT_LIMITS.speech_threshold_dbfs for _, r in kept)
-            results[condition] = metrics
+    for i, condition in enumerate(conditions):
+        perturbed = done[i * len(clips) : (i + 1) * len(clips)]
+        kept = [(clip, r) for clip, r in zip(clips, perturbed) if r.cached is not None]
+        data = ClipFeatures([c for c, _ in kept], [r.cached for _, r in kept],
+                            [(str(c.path), r.error) for c, r in zip(clips, perturbed) if r.cached is None])
+        metrics, _, _ = evaluate(model, data, f"{protocol}, {condition}")
+        metrics["below_speech_gate"] = sum(r.loudest_dbfs < DEFAULT_LIMITS.speech_threshold_dbfs for _, r in kept)
+        results[condition] = metrics
     return results
 
 

@@ -334,7 +334,7 @@ def cmd_embed(args) -> int:
     from .distributed.ray import check_ray, ray_session
     from .errors import ModelError
     from .serving.batch import map_local
-    from .training.shards import FeatureShards
+    from .training.shards import EMBED_BATCH_FILES, FeatureShards
     from .training.train import RECIPES
 
     if args.model not in RECIPES:
@@ -343,12 +343,13 @@ def cmd_embed(args) -> int:
              else [str(clip.path.resolve()) for clip in _clips(args.data)])
     out = args.out if is_uri(args.out) else str(Path(args.out).resolve())
     shards = FeatureShards(RECIPES[args.model][0], out)
+    batch_size = args.batch_size or EMBED_BATCH_FILES
     if args.engine == "ray":
         check_ray()
         with ray_session(args.address):
-            rows = list(map_files(files, shards, batch_size=args.batch_size, actors=args.actors))
+            rows = list(map_files(files, shards, batch_size=batch_size, actors=args.actors))
     else:
-        rows = list(map_local(files, shards, args.batch_size))
+        rows = list(map_local(files, shards, batch_size))
     skipped = [row for row in rows if row["error"]]
     for row in skipped:
         print(f"{row['path']}: {row['error']}", file=sys.stderr)
@@ -365,14 +366,12 @@ def _import_features(folder: str, feature_params) -> None:
           "file here (extracted again)", file=sys.stderr)
 
 
-def _add_ray_options(p: argparse.ArgumentParser, batch_size: int | None = None) -> None:
+def _add_ray_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="ray: actors on a Ray cluster (pip install -r requirements-ray.txt)")
     p.add_argument("--address", help="with --engine ray: join a running cluster (auto, HOST:6379, "
                    "ray://HOST:10001); default: a local Ray instance on this machine's cores")
     p.add_argument("--actors", type=int, help="with --engine ray: actors, one core each (default: all cores)")
-    if batch_size:
-        p.add_argument("--batch-size", type=int, default=batch_size, help="files per actor call (one shard)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -450,9 +449,10 @@ def parser() -> argparse.ArgumentParser:
     em.add_argument("--data", nargs="+", required=True, help="corpus folders, one manifest CSV, or URIs")
     em.add_argument("--model", default="emo-cnn", help="the recipe whose features to build")
     em.add_argument("--out", required=True, help="folder (or URI) for part-*.parquet shards")
-    from .training.shards import EMBED_BATCH_FILES
-
-    _add_ray_options(em, EMBED_BATCH_FILES)
+    _add_ray_options(em)
+    # Its default is resolved in cmd_embed: building the parser imports no training code.
+    em.add_argument("--batch-size", type=int,
+                    help="files per actor call, one shard each (default: ser_core.training.shards.EMBED_BATCH_FILES)")
     em.set_defaults(func=cmd_embed)
 
     from .serving.http import add_arguments, cmd_serve

@@ -7,6 +7,8 @@ Every import counts, at module level or inside a function, except those under `i
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -142,3 +144,12 @@ def test_subpackages_say_what_they_hold():
     for init in PACKAGE.glob("*/__init__.py"):
         doc = ast.get_docstring(ast.parse(init.read_text()))
         assert doc and "import" in doc, f"{init.relative_to(PACKAGE.parent)} needs its docstring"
+
+
+def test_the_cli_imports_training_and_ray_code_only_in_the_commands_that_need_them():
+    """`ser predict` in an install without TensorFlow or Ray: building the parser loads serving only."""
+    code = ("import sys; from ser_core.cli import parser; parser(); "
+            "print(sorted(m for m in sys.modules if m.startswith(('ser_core.training', 'ser_core.distributed', "
+            "'ser_core.ui', 'tensorflow', 'keras', 'ray', 'streamlit'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]", loaded

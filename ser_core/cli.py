@@ -437,9 +437,10 @@ def parser() -> argparse.ArgumentParser:
                     help="one row per speech segment (start, end, speaker, emotion, probabilities) instead of per file")
     pr.add_argument("--speakers", type=int, metavar="N",
                     help="the recordings hold N voices (default: found by clustering the utterances' voice prints)")
-    pr.add_argument("--speaker-adaptation", action="store_true",
+    pr.add_argument("--speaker-adaptation", action=argparse.BooleanOptionalAction, default=False,
                     help="read each speaker with enough speech against their own voice in the recording (off by "
-                         "default: on validation conversations it lost more where voices were mixed up than it won)")
+                         "default: on validation conversations it gained 1.5 points of per-turn UAR, short of the "
+                         "4 asked of a default)")
     fmt = pr.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
     fmt.add_argument("--csv", dest="format", action="store_const", const="csv")

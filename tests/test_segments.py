@@ -164,6 +164,21 @@ def test_corpus_sentences_stay_whole(corpora):
     assert len(find_speech([to_mono_float32(joined, SR, SR)])[0]) == 3
 
 
+def test_pieces_join_within_one_voice_only():
+    """Neighbours of one voice closer than the gap join (never past the longest segment); neighbours of
+    two voices never do, however close."""
+    from ser_core.serving.segments import join_same_voice
+
+    spans = [(0.0, 1.0), (1.3, 2.0), (2.2, 3.0), (3.2, 4.0), (5.0, 6.0), (6.3, 9.5), (9.8, 12.0)]
+    names = ["S1", "S1", "S2", "S1", "S1", "S1", "S1"]
+    joined, voices = join_same_voice(spans, names, max_segment_s=10.0, gap_s=0.45)
+    assert joined == [(0.0, 2.0), (2.2, 3.0), (3.2, 4.0), (5.0, 12.0)] and voices == ["S1", "S2", "S1", "S1"]
+    joined, _ = join_same_voice(spans, names, max_segment_s=5.0, gap_s=0.45)
+    assert joined[-2:] == [(5.0, 9.5), (9.8, 12.0)]  # 7 s would pass the 5 s limit
+    assert join_same_voice(spans, names, max_segment_s=10.0, gap_s=0.0) == (spans, names)
+    assert join_same_voice([], [], max_segment_s=10.0) == ([], [])
+
+
 class FixedVad:
     """A detector that hears what it is told: one probability per 32 ms frame."""
 

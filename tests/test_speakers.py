@@ -14,7 +14,7 @@ import pytest
 
 from conftest import ROOT, speech
 from ser_core.errors import ModelError
-from ser_core.serving.speakers import (SpeakerEncoder, cluster, read_torch_legacy, shared_encoder, speakers_of,
+from ser_core.serving.speakers import (SpeakerEncoder, cluster, read_torch_legacy, shared_encoder,
     weights_path)
 
 SR = 16000
@@ -84,38 +84,66 @@ def test_clusters_are_named_by_first_appearance():
     a, b, c = np.eye(3)
     near = lambda v, k: (v + 0.05 * np.roll(v, k)) / np.linalg.norm(v + 0.05 * np.roll(v, k))  # noqa: E731
     prints = np.stack([b, near(b, 1), a, near(b, 2), c, near(a, 1)])
-    assert cluster(prints) == ["S1", "S1", "S2", "S1", "S3", "S2"]
+    assert cluster(prints, durations=[12.0] * 6) == ["S1", "S1", "S2", "S1", "S3", "S2"]
     assert len(set(cluster(prints, n_speakers=2))) == 2 and len(set(cluster(prints, n_speakers=4))) == 4
     assert cluster(prints[:1]) == ["S1"] and cluster(np.zeros((0, 3))) == []
     assert cluster(prints, n_speakers=1) == ["S1"] * 6
 
 
-def test_a_conversation_of_two_corpus_actors_is_told_apart(corpora):
-    """Six utterances, two RAVDESS actors taking turns: two speakers found, every turn right."""
-    from ser_core.io.audio import load_audio
+def test_a_voice_heard_too_briefly_joins_the_nearest_and_pieces_settle_by_the_mean():
+    """A group with less than `MIN_VOICE_S` of speech in all is not a speaker of its own: its pieces go
+    to the nearest voice; every piece then sits with the nearest group mean."""
+    from ser_core.serving.speakers import MIN_VOICE_S
+
+    rng = np.random.default_rng(0)
+    first, second = np.eye(8)[0], np.eye(8)[1]
+    odd = (first + 0.45 * np.eye(8)[2]) / np.linalg.norm(first + 0.45 * np.eye(8)[2])  # a shout of the first voice
+    prints = np.stack([first, second, odd, first, second, first]) + 0.01 * rng.standard_normal((6, 8))
+    prints /= np.linalg.norm(prints, axis=1, keepdims=True)
+    long_enough = [4.0, 4.0, 6.0, 4.0, 4.0, 4.0]  # 12 s, 8 s and 6 s: three voices from 5 s
+    assert cluster(prints, distance=0.05, durations=long_enough, min_voice_s=5.0) == [
+        "S1", "S2", "S3", "S1", "S2", "S1"]
+    brief = [4.0, 4.0, 1.5, 4.0, 4.0, 4.0]  # from MIN_VOICE_S (10 s), the second voice's 8 s are too brief too
+    assert cluster(prints, distance=0.05, durations=brief, min_voice_s=5.0) == ["S1", "S2", "S1", "S1", "S2", "S1"]
+    assert cluster(prints, distance=0.05, durations=brief, min_voice_s=MIN_VOICE_S) == ["S1"] * 6
+
+
+def test_two_voices_taking_turns_close_together_are_told_apart(corpora):
+    """Two RAVDESS actors (a man and a woman) taking eight turns each, 0.6 s apart, as close as the
+    pauses inside a sentence (joined regardless of voice, they ran together): every utterance is one
+    turn, and the turns alternate between two speakers. (Each voice needs `MIN_VOICE_S` of speech to
+    count as a speaker of its own.)"""
+    from ser_core.io.audio import load_audio, to_mono_float32
+    from ser_core.serving.segments import find_utterances
     from ser_core.training.corpora import read_manifest
 
     clips = [c for c in read_manifest(corpora / "manifest.csv") if c.corpus == "ravdess"]
     first, second = sorted({c.speaker for c in clips})[:2]
-    turns = [c for pair in zip([c for c in clips if c.speaker == first][:3],
-                               [c for c in clips if c.speaker == second][:3]) for c in pair]
-    pieces, spans, position = [], [], 0.0
+    turns = [c for pair in zip([c for c in clips if c.speaker == first][:8],
+                               [c for c in clips if c.speaker == second][:8]) for c in pair]
+    pieces, truth, position = [], [], 0.0
     for clip in turns:
         samples = load_audio(clip.path, SR).samples
-        pieces += [samples, np.zeros(SR // 2, np.float32)]
-        spans.append((position, position + len(samples) / SR))
-        position += len(samples) / SR + 0.5
-    names = speakers_of(np.concatenate(pieces), SR, spans)
-    assert names == ["S1", "S2"] * 3
+        loud = np.flatnonzero(np.abs(samples) > 0.05 * np.abs(samples).max())
+        speech_only = samples[loud[0] : loud[-1] + 1]  # the clip's leading and trailing silence off
+        pieces += [speech_only, np.zeros(round(0.6 * SR), np.float32)]
+        truth.append((position, position + len(speech_only) / SR))
+        position += len(speech_only) / SR + 0.6
+    _, [spans], [names] = find_utterances([to_mono_float32(np.concatenate(pieces), SR, SR)])
+    touched = [[i for i, (t0, t1) in enumerate(truth) if min(b, t1) > max(a, t0)] for a, b in spans]
+    assert all(len(t) == 1 for t in touched)  # no utterance runs into the next turn
+    owner = {t[0]: name for t, name in zip(touched, names)}
+    assert [owner[i] for i in range(len(turns))] == ["S1", "S2"] * 8
 
 
 def test_each_speaker_is_read_against_their_own_voice(model, monkeypatch):
-    """A speaker with enough speech gets a profile of their own windows (the model's shrinkage and
-    strength); one with little speech is read as before; the user's profile goes to the nearest voice."""
+    """A speaker with enough speech gets a profile of their own windows (shrunk and scaled as chosen
+    for a voice in a recording); one with little speech is read as before; the user's profile goes to
+    the nearest voice."""
     import ser_core.serving.segments
     from ser_core.io.audio import to_mono_float32
     from ser_core.serving.profile import profile_from_windows
-    from ser_core.serving.segments import classify_segments
+    from ser_core.serving.segments import classify_segments, own_voice_settings
 
     monkeypatch.setattr(ser_core.serving.segments, "MIN_SPEAKER_SPEECH_S", 10.0)
     low = [speech(4.0, f0=100, seed=i) for i in range(3)]  # S1: 12 s
@@ -134,7 +162,7 @@ def test_each_speaker_is_read_against_their_own_voice(model, monkeypatch):
     assert second.sum() >= 1 and (~second).sum() >= 3
     cached = model.to_cached(plain.features)
     profile = profile_from_windows(model, model.representation(cached[~second]), 1)
-    expected = model.predict_cached(model.shifted(cached[~second], profile.shift(model, *model.adaptation_settings)))
+    expected = model.predict_cached(model.shifted(cached[~second], profile.shift(model, *own_voice_settings(model))))
     np.testing.assert_allclose(adapted.window_probabilities[~second], expected, atol=1e-6)
     # The user's profile (made from S2's voice here) goes to S2; S1 keeps their own.
     users = profile_from_windows(model, model.representation(cached[second]), 1)

@@ -35,11 +35,20 @@ if TYPE_CHECKING:
 
 CONTEXT_MAX_DBFS = -45.0  # around a short segment, louder 50 ms frames are silenced (-35: 75.2 vs 76.2)
 CONTEXT_FRAME_S = 0.05
+# Neighbouring pieces of speech of one voice closer than this (between their padded edges) are one
+# utterance; pieces of different voices never are. Chosen on validation speakers' synthetic
+# conversations (bench/segments.py, joining grid): the longest gap costing per-turn UAR no more than
+# half a point against the best, since pauses inside a sentence run to 0.5 s and more (turns there
+# are 0.3-2 s apart and every turn is another emotion, so any joining costs a little there).
+SAME_VOICE_GAP_S = 0.45
 # With speaker adaptation on, a speaker who spoke at least this long in a recording is read against
-# their own voice there. Chosen on validation speakers' synthetic conversations (bench/segments.py,
-# adaptation grid: per-turn UAR 66.7 from 5 s, 66.8 from 10 s, 65.3 from 20 s, and 69.2 never, which
-# is why adaptation is off by default: where voices are told apart wrongly, a profile mixes them).
+# their own voice there, shifted by `OWN_VOICE_STRENGTH × n / (n + OWN_VOICE_PRIOR_WINDOWS)` of
+# the way (n: their windows). Chosen on validation conversations (bench/segments.py, adaptation
+# grid); off by default because there it gained +1.5 points of per-turn UAR, short of the +4 asked
+# of it (bench/results/segments.md).
 MIN_SPEAKER_SPEECH_S = 10.0
+OWN_VOICE_PRIOR_WINDOWS = 16.0
+OWN_VOICE_STRENGTH = 1.0
 
 
 @dataclass(frozen=True)
@@ -78,10 +87,42 @@ def find_regions(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: 
     return found
 
 
-def find_speech(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None
-                ) -> list[list[tuple[float, float]]]:
-    """Per recording, its utterances [(start_s, end_s)]: the speech regions joined into sentences."""
-    return [utterances(regions, params) for regions in find_regions(audios, params, vad)]
+def find_utterances(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None,
+                    speakers: SpeakerOptions = DEFAULT_SPEAKERS
+                    ) -> tuple[list[list[tuple[float, float]]], list[list[tuple[float, float]]], list[list[str]]]:
+    """Per recording: its speech regions, its utterances [(start_s, end_s)] and who spoke each.
+
+    The regions are joined across the shortest pauses and short bursts absorbed (`utterances`, with
+    `params`); those pieces are told apart by voice (`name_speakers`); then neighbouring pieces of
+    one voice less than `SAME_VOICE_GAP_S` apart are one utterance. Joining only within a voice
+    keeps a sentence whole across its pauses without running one speaker's turn into the next's."""
+    regions = find_regions(audios, params, vad)
+    pieces = [utterances(r, params) for r in regions]
+    joined = [join_same_voice(clip, names, params.max_segment_s)
+              for clip, names in zip(pieces, name_speakers(audios, pieces, speakers))]
+    return regions, [spans for spans, _ in joined], [names for _, names in joined]
+
+
+def find_speech(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None,
+                speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> list[list[tuple[float, float]]]:
+    """Per recording, its utterances [(start_s, end_s)] (`find_utterances`)."""
+    return find_utterances(audios, params, vad, speakers)[1]
+
+
+def join_same_voice(spans: Sequence[tuple[float, float]], names: Sequence[str], max_segment_s: float,
+                    gap_s: float | None = None) -> tuple[list[tuple[float, float]], list[str]]:
+    """Neighbouring spans of one speaker less than `gap_s` (`SAME_VOICE_GAP_S`) apart joined, as long
+    as the result is no longer than `max_segment_s` (the detector's limit for one segment)."""
+    gap_s = SAME_VOICE_GAP_S if gap_s is None else gap_s
+    out: list[tuple[float, float]] = []
+    voices: list[str] = []
+    for (a, b), name in zip(spans, names):
+        if out and voices[-1] == name and a - out[-1][1] < gap_s and b - out[-1][0] <= max_segment_s:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+            voices.append(name)
+    return out, voices
 
 
 def analyze_segments(model: "SerModel", audios: Sequence[Audio], params: VadParams = DEFAULT_VAD,
@@ -90,10 +131,8 @@ def analyze_segments(model: "SerModel", audios: Sequence[Audio], params: VadPara
     """`model.analyze_many` by utterance: one `Analysis` per recording, with its `segments` (the
     utterances, each with its speaker) and its `speech_regions`. The windows it holds are the
     segments' windows (their starts in the recording's time)."""
-    regions = find_regions(audios, params, vad)
-    spans = [utterances(r, params) for r in regions]
-    return classify_segments(model, audios, spans, profile, regions, name_speakers(audios, spans, speakers),
-                             adapt_to_speakers=speakers.adapt)
+    regions, spans, names = find_utterances(audios, params, vad, speakers)
+    return classify_segments(model, audios, spans, profile, regions, names, adapt_to_speakers=speakers.adapt)
 
 
 def segment_piece(samples: np.ndarray, params: FeatureParams, spans: Sequence[tuple[float, float]], index: int
@@ -200,13 +239,22 @@ def classify_segments(model: "SerModel", audios: Sequence[Audio], spans: Sequenc
     return analyses
 
 
+def own_voice_settings(model: "SerModel") -> tuple[float, float]:
+    """(prior windows, strength) of a profile of a speaker's own voice in a recording: a model trained
+    on speaker-normalised voices needs them normalised fully (its own settings); any other gets the
+    shrinkage chosen on validation conversations."""
+    if getattr(model, "speaker_normalised", False):
+        return model.adaptation_settings
+    return OWN_VOICE_PRIOR_WINDOWS, OWN_VOICE_STRENGTH
+
+
 def predict_by_speaker(model: "SerModel", features: np.ndarray, window_bounds: np.ndarray,
                        spans: Sequence[Sequence[tuple[float, float]]], speakers: Sequence[Sequence[str]],
                        profile: "VoiceProfile | None" = None) -> tuple[np.ndarray, list[str]]:
     """(probabilities of every window, what adaptation did per recording): each speaker's windows read
-    against a voice profile of that speaker's own utterances in the recording (the model's shrinkage
-    and strength, as for a saved profile) when they spoke for `MIN_SPEAKER_SPEECH_S` or more; the
-    user's `profile` instead for the speaker whose voice is nearest to it."""
+    against a voice profile of that speaker's own utterances in the recording (`own_voice_settings`)
+    when they spoke for `MIN_SPEAKER_SPEECH_S` or more; the user's `profile` instead for the speaker
+    whose voice is nearest to it."""
     from threadpoolctl import threadpool_limits
 
     from .profile import profile_from_windows
@@ -235,7 +283,7 @@ def predict_by_speaker(model: "SerModel", features: np.ndarray, window_bounds: n
                     notes.append(f"{name}: {note[0].lower()}{note[1:]}" if len(windows) > 1 else note)
                 elif speech_s[name] >= MIN_SPEAKER_SPEECH_S:
                     own = profile_from_windows(model, representation[rows], clips=1)
-                    shifted = model.shifted(cached[rows], own.shift(model, *model.adaptation_settings))
+                    shifted = model.shifted(cached[rows], own.shift(model, *own_voice_settings(model)))
                     notes.append(f"{name} read against their own voice in this recording ({speech_s[name]:.0f} s).")
                 else:
                     shifted = cached[rows]

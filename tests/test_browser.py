@@ -22,7 +22,7 @@ import pytest
 
 import numpy as np
 
-from conftest import ROOT, speech, wav_bytes
+from conftest import ROOT, missing, speech, wav_bytes
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -37,10 +37,7 @@ RESULT_TIMEOUT_MS = 60_000
 @pytest.fixture(scope="module")
 def chromium() -> Path:
     if not CHROMIUM.is_file():
-        reason = f"{CHROMIUM} is missing: apt-get install -y chromium (Playwright drives Debian's Chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(f"{CHROMIUM} is missing: apt-get install -y chromium (Playwright drives Debian's Chromium)")
     return CHROMIUM
 
 

@@ -330,9 +330,28 @@ def refusal(model, source) -> SerError:
     return raised.value
 
 
+@pytest.fixture(scope="module")
+def shipped_model():
+    """What `make run` and `ser predict` serve: models/default (Whisper-base blocks in CTranslate2)."""
+    from ser_core.serving.inference import load_model
+    from ser_core.serving.shipped import resolve_model
+
+    return load_model(resolve_model("default"))
+
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_ser_core_answers(case, catalogue, model, monkeypatch):
-    path = catalogue[case.id]
+    assert_answer(case, catalogue[case.id], model, monkeypatch)
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_the_shipped_default_answers(case, catalogue, shipped_model, monkeypatch):
+    assert_answer(case, catalogue[case.id], shipped_model, monkeypatch)
+
+
+def assert_answer(case: Case, path: Path, model, monkeypatch) -> None:
+    """The case's file gets the case's answer from `model`: its typed error, or probabilities (with
+    the case's warning, or none)."""
     monkeypatch.chdir(path.parent)  # the playlists name a real file beside them: it must not be opened
     expect = case.expect
     if expect.kind == "error":

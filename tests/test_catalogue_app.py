@@ -44,9 +44,8 @@ def open_page():
     return at
 
 
-@pytest.fixture
-def app(trained_model, monkeypatch):
-    """The Upload page on the tiny model, with the catalogue's small caps in force."""
+def open_capped(model_directory: Path, monkeypatch):
+    """The Upload page on `model_directory`, with the catalogue's small caps in force."""
     import ser_core.serving.inference
 
     def capped(source, *args, **kwargs):  # the app passes no limits: it serves DEFAULT_LIMITS
@@ -54,8 +53,22 @@ def app(trained_model, monkeypatch):
         return load_audio(source, *args[:1], limits=LIMITS, **kwargs)
 
     monkeypatch.setattr(ser_core.serving.inference, "load_audio", capped)
-    monkeypatch.setenv("SER_MODEL", str(trained_model))
+    monkeypatch.setenv("SER_MODEL", str(model_directory))
     return open_page()
+
+
+@pytest.fixture
+def app(trained_model, monkeypatch):
+    """The Upload page on the tiny model."""
+    return open_capped(trained_model, monkeypatch)
+
+
+@pytest.fixture
+def shipped_app(monkeypatch):
+    """The Upload page on what `make run` serves: models/default."""
+    from ser_core.serving.shipped import resolve_model
+
+    return open_capped(resolve_model("default"), monkeypatch)
 
 
 def assert_prediction_shown(at, name: str) -> None:
@@ -97,8 +110,9 @@ def test_each_case_gets_its_answer_and_the_next_upload_works(app, built, trained
         assert_prediction_shown(at, f"good file after {case.id}")
 
 
-def test_all_files_at_once_one_error_each(app, built):
-    at = app
+@pytest.mark.parametrize("page", ["app", "shipped_app"], ids=["tiny model", "shipped default"])
+def test_all_files_at_once_one_error_each(page, built, request):
+    at = request.getfixturevalue(page)
     if not at.file_uploader[0].accept_multiple_files:
         pytest.skip("the uploader takes one file at a time")
     uploader_types = [t.lstrip(".").lower() for t in at.file_uploader[0].allowed_type]

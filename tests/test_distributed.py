@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, speech, wav_bytes
+from conftest import ROOT, require, speech, wav_bytes
 from ser_core.distributed.engine import MapStats, map_files
 from ser_core.distributed.inputs import list_inputs
 from ser_core.distributed.outputs import prediction_schema, write_rows
@@ -44,7 +44,7 @@ def audio_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ray_local():
     """One local Ray instance for the module: 2 CPUs, no dashboard, no network; shut down after."""
-    ray = pytest.importorskip("ray")
+    ray = require("ray")
     from ser_core.distributed.ray import ray_session
 
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the test's own factories

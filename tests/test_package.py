@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from conftest import ROOT, speech, wav_bytes  # noqa: E402
+from conftest import ROOT, require, speech, wav_bytes  # noqa: E402
 
 from ser_core.errors import ModelError  # noqa: E402
 from ser_core.serving.shipped import MODELS_ROOT, resolve_model, shipped_models  # noqa: E402
@@ -85,7 +85,7 @@ def test_the_vad_weights_are_read_without_onnx_and_equal_onnx_s_reading():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
-    onnx = pytest.importorskip("onnx")
+    onnx = require("onnx")
     from onnx import numpy_helper
 
     from ser_core.frontend.vad import WEIGHT_NAMES, check_sha256, model_path, read_weights
@@ -114,7 +114,7 @@ def test_a_file_that_is_not_onnx_is_refused_with_a_sentence():
 
 def test_the_window_and_filterbank_are_librosa_s_bit_for_bit():
     """Every shipped model's feature parameters, and a few others, against librosa itself."""
-    librosa = pytest.importorskip("librosa")
+    librosa = require("librosa")
     from ser_core.frontend.features import FeatureParams, _fft_window, _mel_basis
 
     params = [FeatureParams.from_dict(json.loads(path.read_text())["feature_params"])

@@ -148,6 +148,10 @@ def test_upload_shows_the_analysis_by_utterance(served):
     assert_clean(at)
     labels = load_model(served).labels
     assert_emotion_bars(at, labels)
+    # bars, segment timeline, share of speaking time, window timeline; the signal on request, in between
+    assert [chart["data"][0]["type"] for chart in charts(at)] == ["bar", "bar", "bar", "scatter"]
+    at.toggle(key="upload-0-signal").set_value(True).run()
+    assert_clean(at)
     kinds = [chart["data"][0]["type"] for chart in charts(at)]
     # bars, segment timeline, share of speaking time, waveform, mel spectrogram, features, window timeline
     assert kinds == ["bar", "bar", "bar", "scatter", "heatmap", "heatmap", "scatter"]
@@ -446,6 +450,7 @@ def test_the_shipped_default_serves_uploads(shipped):
     assert list(at.dataframe[0].value["emotion"])[0] in model.labels
     assert_emotion_bars(at, model.labels)
     assert players(at) == 1
+    at.toggle(key="upload-0-signal").set_value(True).run()  # the first file's signal charts, drawn on request
     assert_colour_scales_drawn_as_given(at)
 
 
@@ -483,7 +488,9 @@ def test_benchmark_charts_can_be_read():
         assert chart["layout"]["yaxis"]["range"][0] == 0
         for trace in chart["data"]:
             assert trace["textposition"] == "outside" and trace["textfont"]["size"] >= 11
-    assert by_axis["clips in each speaker's profile"]["layout"]["yaxis"]["range"] == [0, 100]
+    adaptation = by_axis["clips in each speaker's profile"]
+    assert adaptation["layout"]["yaxis"]["range"] == [0, 100]
+    assert all(trace["text"] == [f"{uar:.1f}" for uar in trace["y"]] for trace in adaptation["data"])  # differences in numbers
 
 
 def cielab(colour: str) -> np.ndarray:

@@ -291,9 +291,12 @@ def adaptation_curve(results: Mapping[str, Mapping[str, Mapping]], height: int =
     fig = go.Figure()
     for model, by_k in results.items():
         ks = [k for k in by_k if k != "one_emotion"]
-        for key, dash in (("adapted", "solid"), ("unadapted", "dot")):
-            fig.add_trace(go.Scatter(x=ks, y=[100 * by_k[k][key] for k in ks], mode="lines+markers",
-                                     name=f"{model}, {key}", line=dict(dash=dash)))
+        for key, dash, place in (("adapted", "solid", "top center"), ("unadapted", "dot", "bottom center")):
+            uar = [100 * by_k[k][key] for k in ks]
+            # The numbers beside the points: on an axis from 0, a point of UAR is a few pixels.
+            fig.add_trace(go.Scatter(x=ks, y=uar, mode="lines+markers+text", name=f"{model}, {key}",
+                                     line=dict(dash=dash), text=[f"{v:.1f}" for v in uar], textposition=place,
+                                     textfont_size=11))
     fig.update_xaxes(title="clips in each speaker's profile", type="category")
     # From zero: a few points of UAR must look like a few points, not like a doubling.
     fig.update_yaxes(title="UAR %", range=[0, 100])

@@ -118,6 +118,13 @@ def cpu_by_pid(pids: list[int]) -> dict[int, float]:
     return seconds
 
 
+def is_chromium(pid: int) -> bool:
+    try:
+        return "chrom" in Path(f"/proc/{pid}/comm").read_text()
+    except OSError:
+        return False
+
+
 def cpu_since(before: dict[int, float], pids: list[int]) -> float:
     """CPU seconds the live processes `pids` used since `before` (processes that ended are lost)."""
     return sum(now - before.get(pid, 0.0) for pid, now in cpu_by_pid(pids).items())
@@ -407,8 +414,9 @@ async def run_k(k: int, duration: float, browser, url: str, server_pid: int, arg
     server_pids = tree(server_pid)
     hwm_reset = reset_peak_rss(server_pids)
     children = children_map()
-    browser_pids = [p for p in tree(own, children) if p != own and p not in set(tree(server_pid, children))]
-    cpu_before = {"server": cpu_by_pid(server_pids), "browser": cpu_by_pid(browser_pids), "machine": machine_cpu()}
+    # This process and Playwright's driver (node) are the harness; Chromium's processes the browsers.
+    client_pids = [p for p in tree(own, children) if p not in set(tree(server_pid, children))]
+    cpu_before = {"server": cpu_by_pid(server_pids), "client": cpu_by_pid(client_pids), "machine": machine_cpu()}
     load_before = os.getloadavg()
     samples: dict = {}
     stop = asyncio.Event()
@@ -426,10 +434,11 @@ async def run_k(k: int, duration: float, browser, url: str, server_pid: int, arg
     await sampler
     children = children_map()
     server_pids = tree(server_pid, children)
-    browser_pids = [p for p in tree(own, children) if p != own and p not in set(server_pids)]
+    client_pids = [p for p in tree(own, children) if p not in set(server_pids)]
     server_cpu = cpu_since(cpu_before["server"], server_pids)
     # Measured before the contexts close: their renderer processes end with them.
-    browser_cpu = cpu_since(cpu_before["browser"], browser_pids)
+    browser_cpu = cpu_since(cpu_before["client"], [p for p in client_pids if is_chromium(p)])
+    harness_cpu = cpu_since(cpu_before["client"], [p for p in client_pids if not is_chromium(p)])
     busy, total = machine_cpu()
     machine_busy = (busy - cpu_before["machine"][0]) / max(total - cpu_before["machine"][1], 1)
     hwm = sum(status_kib(p, "VmHWM") for p in server_pids)
@@ -460,6 +469,8 @@ async def run_k(k: int, duration: float, browser, url: str, server_pid: int, arg
         "server_cpu_s_per_action": round(server_cpu / len(actions), 2) if actions else None,
         "server_cpu_cores_used": round(server_cpu / wall, 2),
         "browser_cpu_cores_used": round(browser_cpu / wall, 2),
+        "browser_cpu_s_per_action": round(browser_cpu / len(actions), 2) if actions else None,
+        "harness_cpu_cores_used": round(harness_cpu / wall, 2),
         "machine_busy_fraction": round(machine_busy, 3),
         "load_average_before": list(load_before),
         "load1_max": max(samples.get("load1", [0])),
@@ -567,8 +578,9 @@ def markdown(report: dict) -> str:
         f"Errors: exception or error alert, no bars within {report['config']['timeout_s']:g} s, page crash.",
         "",
         "| K | duration s | actions (upload/record) | errors | to-bars p50 s | p95 s | max s | to-idle p50 s "
-        "| server peak RSS MiB | server CPU s/action | server cores | browser cores | machine busy | load1 mean |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server peak RSS MiB | server CPU s/action | server cores | browser CPU s/action | browser cores "
+        "| harness cores | machine busy | load1 mean |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["results"]:
         b = r["to_bars_s"]
@@ -577,7 +589,8 @@ def markdown(report: dict) -> str:
             f"| {r['sessions']} | {r['duration_s']:g} | {r['actions']} ({r['uploads']}/{r['recordings']}) "
             f"| {r['errors']} | {fmt(b['p50'])} | {fmt(b['p95'])} | {fmt(b['max'])} | {fmt(r['to_idle_s']['p50'])} "
             f"| {rss:.0f} | {fmt(r['server_cpu_s_per_action'])} | {r['server_cpu_cores_used']:.2f} "
-            f"| {r['browser_cpu_cores_used']:.2f} | {r['machine_busy_fraction']:.0%} | {fmt(r['load1_mean'])} |")
+            f"| {fmt(r.get('browser_cpu_s_per_action'))} | {r['browser_cpu_cores_used']:.2f} "
+            f"| {fmt(r.get('harness_cpu_cores_used'))} | {r['machine_busy_fraction']:.0%} | {fmt(r['load1_mean'])} |")
     errors = [(r["sessions"], e) for r in report["results"] for e in r["error_list"]]
     if errors:
         lines += ["", "Errors:", ""]

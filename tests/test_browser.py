@@ -23,6 +23,7 @@ import pytest
 import numpy as np
 
 from conftest import ROOT, missing, speech, wav_bytes
+from ser_core.ui.analysis import SIGNAL_TOGGLE
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -289,6 +290,9 @@ def test_upload_files(page, tmp_path):
     chip = page.get_by_test_id("stFileChipName")
     assert chip.evaluate("e => getComputedStyle(e, '::after').content") == f'"{talk.name}"'
     assert chip.evaluate("e => e.scrollWidth <= e.clientWidth")
+    assert page.locator(".js-plotly-plot").count() == 4  # the signal's three charts on request only
+    page.get_by_text(SIGNAL_TOGGLE).click()
+    settle(page)
     # bars, segment timeline, share of speaking time, waveform, mel spectrogram, features, window timeline
     page.locator(".js-plotly-plot").nth(6).wait_for(timeout=RESULT_TIMEOUT_MS)
     assert page.locator(".js-plotly-plot").count() == 7

@@ -20,6 +20,9 @@ from ..serving.results import UNCERTAIN, Analysis, speaker_summaries, speaking_t
 from .common import Result, analyze_named, audio_mime_type, feature_name, figure, headline, uncertainty_note
 
 
+SIGNAL_TOGGLE = "Show the signal: waveform, mel spectrogram and what the model sees"
+
+
 def quality_report(analysis: Analysis) -> dict[str, str]:
     """The format as the input arrived (rate, channels, peak, clipping); loudness and speech of the
     mono audio the model heard."""
@@ -115,17 +118,21 @@ def show_result(model: SerModel, result: Result, key: str) -> None:
         st.table(pd.DataFrame({"input": list(report_table.values())}, index=list(report_table)))
     if analysis.segments and (analysis.audio.duration_s > params.window_s or speakers > 1):
         segment_timeline_view(result, key)
-    waveform, spectrogram = st.columns(2)
-    with waveform:
-        st.markdown("**Waveform**")
-        st.plotly_chart(figure(analysis, "wave", lambda: plots.waveform(analysis.audio.samples, analysis.audio.sample_rate)),
-                        key=f"{key}-wave")
-    with spectrogram:
-        st.markdown("**Mel spectrogram**")
-        st.plotly_chart(figure(analysis, "mel", lambda: plots.mel_spectrogram(analysis.audio.samples, params)), key=f"{key}-mel")
-    st.markdown(f"**{feature_name(params)} of the first window** (what the model sees, before normalisation)")
-    st.plotly_chart(figure(analysis, "features", lambda: plots.feature_heatmap(analysis.features[0], params)),
-                    key=f"{key}-features")
+    # Drawn on request: these three charts cost the server and the browser more per upload than the rest
+    # of the page (bench/load_test.py, 2 sessions on a busy machine: browser 4.3 s and server 0.32 s of
+    # CPU per action with them, 2.7 s and 0.23 s behind this switch).
+    if st.toggle(SIGNAL_TOGGLE, key=f"{key}-signal"):
+        waveform, spectrogram = st.columns(2)
+        with waveform:
+            st.markdown("**Waveform**")
+            st.plotly_chart(figure(analysis, "wave", lambda: plots.waveform(analysis.audio.samples, analysis.audio.sample_rate)),
+                            key=f"{key}-wave")
+        with spectrogram:
+            st.markdown("**Mel spectrogram**")
+            st.plotly_chart(figure(analysis, "mel", lambda: plots.mel_spectrogram(analysis.audio.samples, params)), key=f"{key}-mel")
+        st.markdown(f"**{feature_name(params)} of the first window** (what the model sees, before normalisation)")
+        st.plotly_chart(figure(analysis, "features", lambda: plots.feature_heatmap(analysis.features[0], params)),
+                        key=f"{key}-features")
     if len(analysis.window_times_s) > 1:
         where = "in the speech segments" if analysis.segments else f"every {params.window_hop_s:g} s"
         st.markdown(f"**Emotion over time** ({len(analysis.window_times_s)} windows of {params.window_s:g} s, {where})")

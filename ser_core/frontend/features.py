@@ -139,16 +139,16 @@ def import_librosa(module: str):
     return importlib.import_module("librosa")
 
 
-# The window and the filterbank are librosa's (0.11), computed here in numpy: importing librosa (and
-# numba under it) took a second of every cold start. tests/test_package.py checks them bit for bit.
+# The window, the filterbank and the DCT are librosa's (0.11), computed here in numpy: importing librosa
+# (numba and scipy under it) took a second of every cold start and 400 MB of every install.
+# tests/test_package.py checks them against librosa's own.
 @functools.lru_cache(maxsize=8)
 def _fft_window(n_fft: int, win_length: int) -> np.ndarray:
-    """librosa.stft's analysis window: periodic Hann of win_length, zero-padded to n_fft, centred."""
-    import scipy.signal
-
+    """librosa.stft's analysis window: periodic Hann of win_length (the symmetric window one sample
+    longer, its last sample dropped), zero-padded to n_fft, centred."""
     window = np.zeros(n_fft)
     start = (n_fft - win_length) // 2
-    window[start : start + win_length] = scipy.signal.get_window("hann", win_length, fftbins=True)
+    window[start : start + win_length] = np.hanning(win_length + 1)[:-1]
     return window.astype(np.float32)
 
 
@@ -188,21 +188,21 @@ def _mel_basis(params: FeatureParams) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _dct_basis(n_mfcc: int, n_mels: int) -> np.ndarray:
-    """The orthonormal DCT-II rows librosa's MFCC applies over mel bands, as one matrix."""
-    import scipy.fft
-
-    return scipy.fft.dct(np.eye(n_mels, dtype=np.float32), type=2, norm="ortho", axis=0)[:n_mfcc]
+    """The orthonormal DCT-II rows librosa's MFCC applies over mel bands (scipy.fft.dct(type=2,
+    norm="ortho")), as one matrix."""
+    k, n = np.arange(n_mfcc)[:, None], np.arange(n_mels)[None, :]
+    basis = np.cos(np.pi * k * (2 * n + 1) / (2 * n_mels)) * np.sqrt(2.0 / n_mels)
+    basis[0] /= np.sqrt(2.0)
+    return basis.astype(np.float32)
 
 
 def power_spectrogram(windows: np.ndarray, params: FeatureParams) -> np.ndarray:
     """(n_windows, samples) → (n_windows, 1 + n_fft // 2, n_frames): librosa.stft(center=True) magnitude
     squared, as one batched real FFT over strided frames (librosa loops over blocks, twice as slow)."""
-    import scipy.fft
-
     pad = params.n_fft // 2
     padded = np.pad(np.asarray(windows, dtype=np.float32), ((0, 0), (pad, pad)))
     frames = np.lib.stride_tricks.sliding_window_view(padded, params.n_fft, axis=-1)[:, :: params.hop_length]
-    spectrum = scipy.fft.rfft(frames * _fft_window(params.n_fft, params.win_length), axis=-1)
+    spectrum = np.fft.rfft(frames * _fft_window(params.n_fft, params.win_length), axis=-1)
     return (spectrum.real**2 + spectrum.imag**2).transpose(0, 2, 1)
 
 

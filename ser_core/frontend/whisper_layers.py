@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import erf
 
 # CTranslate2's DataType enum order (include/ctranslate2/types.h), which model.bin stores as one byte.
 # bfloat16 has no numpy dtype: it is read as uint16 and widened (it is float32's top half).
@@ -190,7 +189,11 @@ def _conv1d(x: np.ndarray, weight_t: np.ndarray, bias: np.ndarray, stride: int) 
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    """Exact (erf) GELU, CTranslate2's ActivationType::GELU for Whisper (not the tanh variant)."""
+    """Exact (erf) GELU, CTranslate2's ActivationType::GELU for Whisper (not the tanh variant). scipy
+    is imported here, not with the module: serving imports this module only to cut model.bin, and
+    scipy is not among its dependencies (the layer-by-layer reference runs in training and tests)."""
+    from scipy.special import erf
+
     return 0.5 * x * (1.0 + erf(x * np.float32(1 / np.sqrt(2))))
 
 

@@ -22,7 +22,8 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import SerError
-from ..frontend.features import extract, import_librosa
+from ..frontend.features import extract
+from ..frontend.pitch import yin
 from ..io.audio import DEFAULT_LIMITS, Audio, AudioLimits, AudioSource, load_audio
 from ..io.levels import active_frames, active_level_dbfs, power_db, speech_seconds
 
@@ -92,11 +93,9 @@ class VoiceProfile:
 
 def pitch_percentiles(samples: np.ndarray, sr: int) -> dict:
     """f0 (YIN) over the loudest frames: a rough picture of the speaker's range, for display."""
-    librosa = import_librosa("librosa.core.pitch")
-
-    f0 = librosa.yin(samples, fmin=60.0, fmax=500.0, sr=sr, frame_length=1024, hop_length=320)
-    frames = librosa.util.frame(np.pad(samples, 512), frame_length=1024, hop_length=320)[:, : len(f0)]
-    level = power_db(np.square(frames, dtype=np.float64).mean(axis=0))
+    f0 = yin(samples, fmin=60.0, fmax=500.0, sr=sr, frame_length=1024, hop_length=320)
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(samples, 512), 1024)[::320][: len(f0)]
+    level = power_db(np.square(frames, dtype=np.float64).mean(axis=1))
     voiced = f0[active_frames(level, range_db=20.0) & (f0 > 60.0) & (f0 < 500.0)]
     if len(voiced) < 10:
         return {}

@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 VIEWPORT = {"width": 1280, "height": 900}
 SERVER_START_S = 180
+ARRIVAL_S = 2.0  # between two sessions' arrivals
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # One poll in the page: the first error element, else whether an eight-bar plotly chart is drawn.
@@ -260,11 +261,19 @@ class Session:
         self.page.on("crash", lambda _page: setattr(self, "crashed", True))
         self.uploaded = False
 
-    async def open(self, path: str) -> None:
+    async def open(self, path: str, by_url: bool = False) -> None:
+        """Go to the page at `path` as a user does: through the sidebar's link once the app is loaded
+        (a new script run of that page, without loading the app again), by its URL to start a session
+        or to recover one."""
         page = self.page
-        await page.goto(path)
+        link = page.locator(f'[data-testid=stSidebarNavLink][href$="{path}"]')
+        if not by_url and await link.count():
+            await link.first.click()
+            await page.wait_for_url(f"**{path}")
+        else:
+            await page.goto(path)
         await page.get_by_test_id("stAppViewContainer").wait_for()
-        await page.get_by_test_id("stHeading").first.wait_for()
+        await page.get_by_test_id("stHeading").filter(has_text=path.strip("/").replace("_", " ")).first.wait_for()
         await self.settle()
         self.uploaded = False
 
@@ -338,7 +347,7 @@ class Session:
         await asyncio.sleep(start_delay)
         try:
             await self.new_page()
-            await self.open("/Upload")
+            await self.open("/Upload", by_url=True)
         except Exception as error:  # noqa: BLE001
             self.error("open", "session-start", repr(error)[:300], 0)
             await self.new_page()
@@ -369,11 +378,11 @@ class Session:
         try:
             if self.crashed:
                 await self.new_page()
-            await self.open("/Upload")
+            await self.open("/Upload", by_url=True)
         except Exception:  # noqa: BLE001
             try:
                 await self.new_page()
-                await self.open("/Upload")
+                await self.open("/Upload", by_url=True)
             except Exception as error:  # noqa: BLE001
                 self.error("recover", "playwright", str(error).splitlines()[0][:300], 0)
 
@@ -427,8 +436,9 @@ async def run_k(k: int, duration: float, browser, url: str, server_pid: int, arg
     deadline = started + duration
     sessions = [Session(i, k, browser, url, started, deadline, args.timeout, args.record_every, args.record_seconds,
                         actions, errors) for i in range(k)]
-    # Users do not arrive in lockstep: spread the starts over the first two seconds.
-    await asyncio.gather(*(s.run(start_delay=2.0 * i / max(k, 1)) for i, s in enumerate(sessions)))
+    # Users do not arrive in lockstep: one every ARRIVAL_S (each first load of the app is the heaviest
+    # thing a browser does here, and K of them at once on one core timed out).
+    await asyncio.gather(*(s.run(start_delay=ARRIVAL_S * i) for i, s in enumerate(sessions)))
     wall = time.monotonic() - started
     stop.set()
     await sampler
@@ -492,7 +502,7 @@ async def warm_up(browser, url: str, timeout_s: float) -> float:
     started = time.monotonic()
     session = Session(0, 0, browser, url, started, started + 1, max(timeout_s, 180), 0, 3.0, [], [])
     await session.new_page()
-    await session.open("/Upload")
+    await session.open("/Upload", by_url=True)
     await session.upload(0)
     await session.context.close()
     return time.monotonic() - started

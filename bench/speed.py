@@ -94,6 +94,48 @@ def latency(model_dir: Path, runs: int, policy: bool = False) -> dict:
                 "threads": dict(threads_used) if policy else {served.threads: runs + 1}}
 
 
+def stages(model_dir: Path, runs: int) -> dict:
+    """Where one 3 s clip's time goes (median ms per stage), on one thread and on the thread policy's:
+    reading and decoding the file, voice activity detection, features, the encoder (Whisper blocks,
+    encoder models only), the head."""
+    import dataclasses
+
+    from ser_core.frontend.features import extract_many
+    from ser_core.serving.inference import load_model
+    from ser_core.serving.segments import find_regions
+    from ser_core.serving.threads import shared_policy
+    from threadpoolctl import threadpool_limits
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "clip.wav"
+        sf.write(path, speech(3.0), 16000)
+        model = load_model(model_dir)
+        params = dataclasses.replace(model.params, offset_s=0.0)
+        out = {}
+        for label in ("one_thread", "thread_policy"):
+            times: dict[str, list[float]] = {}
+            for _ in range(runs + 1):  # the first call of each setting warms up, untimed
+                # BLAS on the model's threads, as its analyses run (`SerModel.analyze_many`)
+                with shared_policy().claim() as threads, threadpool_limits(model.threads, user_api="blas"):
+                    served = model.with_threads(threads if label == "thread_policy" else 1)
+                    marks = [time.perf_counter()]
+                    audio = load_audio(path, params.sample_rate)
+                    marks.append(time.perf_counter())
+                    find_regions([audio])
+                    marks.append(time.perf_counter())
+                    features = extract_many([audio.samples], params)[0][1]
+                    marks.append(time.perf_counter())
+                    inputs = served.to_cached(features)
+                    marks.append(time.perf_counter())
+                    served.predict_cached(inputs)
+                    marks.append(time.perf_counter())
+                for stage, start, end in zip(("decode", "vad", "features", "encoder_or_prepare", "head"), marks, marks[1:]):
+                    times.setdefault(stage, []).append(end - start)
+            out[label] = {stage: round(1000 * float(np.median(t[1:])), 2) for stage, t in times.items()}
+            out[label]["threads"] = threads if label == "thread_policy" else 1
+        return out
+
+
 def original_latency(runs: int) -> dict:
     import keras
 
@@ -303,7 +345,8 @@ def main() -> None:
         for row in rows.values():
             for timing in row.values():
                 timing["ratio_to_original_p50"] = timing["p50_ms"] / original["p50_ms"]
-        stored["latency_only"] = {"provenance": run, "cpu": cpu_model(), "cores": os.cpu_count(),
+        where = {name: stages(MODELS[name], args.runs) for name in args.models}
+        stored["latency_only"] = {"provenance": run, "cpu": cpu_model(), "cores": os.cpu_count(), "stages_ms": where,
                                   "load_average_at_start": load, "load_average_at_end": os.getloadavg(),
                                   "runs": args.runs, "original_latency_3s_clip": original, "models": rows}
         out.write_text(json.dumps(stored, indent=2))

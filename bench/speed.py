@@ -136,6 +136,27 @@ def stages(model_dir: Path, runs: int) -> dict:
         return out
 
 
+def encoder_options(runs: int) -> dict:
+    """What a cheaper encoder path would save, before any is trained: one 4 s window (400 Whisper
+    log-mel frames) through 2 or 3 blocks, float32 or int8, at the full frame rate or every second
+    frame, on one thread, median ms over interleaved rounds. Random input: the cost does not depend
+    on the values."""
+    from ser_core.frontend.encoder import WhisperEncoder
+
+    full = np.random.default_rng(0).standard_normal((1, 80, 400)).astype(np.float32)
+    options = {f"{compute} {layers} blocks, {frames} frames": (WhisperEncoder(compute, 1, layers), x)
+               for compute in ("float32", "int8") for layers in (2, 3)
+               for frames, x in ((400, full), (200, np.ascontiguousarray(full[:, :, ::2])))}
+    times: dict[str, list[float]] = {name: [] for name in options}
+    for round_ in range(runs + 1):
+        for name, (encoder, x) in options.items():
+            started = time.perf_counter()
+            encoder(x)
+            if round_:  # the first round warms each engine up
+                times[name].append(time.perf_counter() - started)
+    return {name: round(1000 * float(np.median(t)), 1) for name, t in times.items()}
+
+
 def original_latency(runs: int) -> dict:
     import keras
 
@@ -346,7 +367,9 @@ def main() -> None:
             for timing in row.values():
                 timing["ratio_to_original_p50"] = timing["p50_ms"] / original["p50_ms"]
         where = {name: stages(MODELS[name], args.runs) for name in args.models}
+        options = encoder_options(min(args.runs, 20))
         stored["latency_only"] = {"provenance": run, "cpu": cpu_model(), "cores": os.cpu_count(), "stages_ms": where,
+                                  "encoder_options_ms": options,
                                   "load_average_at_start": load, "load_average_at_end": os.getloadavg(),
                                   "runs": args.runs, "original_latency_3s_clip": original, "models": rows}
         out.write_text(json.dumps(stored, indent=2))

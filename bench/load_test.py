@@ -517,6 +517,7 @@ import pylibsrtp  # noqa: F401  (the app imports it before TensorFlow; keep the 
 from ser_core.frontend.features import extract
 from ser_core.io.signals import speech, wav_bytes
 from ser_core.serving.inference import load_model
+from ser_core.serving.results import speaking_time_shares
 from ser_core.ui import plots
 import numpy as np
 model = load_model(sys.argv[2])
@@ -530,8 +531,11 @@ for seconds in (3.0, 5.5, 8.0):
         t0 = time.perf_counter()
         a = model.analyze(audio)
         t1 = time.perf_counter()
-        figs = [plots.emotion_bars(a.probabilities), plots.waveform(a.audio.samples, a.audio.sample_rate),
-                plots.mel_spectrogram(a.audio.samples, model.params), plots.feature_heatmap(a.features[0], model.params)]
+        # The figures the page draws unasked (the signal's three are behind a switch)
+        figs = [plots.emotion_bars(a.probabilities)]
+        if a.segments and a.audio.duration_s > model.params.window_s:
+            figs += [plots.segment_timeline(a.audio.samples, a.audio.sample_rate, a.segments, a.labels),
+                     plots.emotion_bars(speaking_time_shares(a.segments, a.labels), height=260)]
         if len(a.window_times_s) > 1:
             figs.append(plots.emotion_timeline(a.window_times_s, a.window_probabilities, a.labels))
         for fig in figs:

@@ -171,3 +171,35 @@ def test_the_quick_answer_is_the_light_model_s_and_says_so():
     assert headline(reading.emotion, reading.confidence, reading.is_uncertain) in sentence
     assert quick_answer(light, clip) == ""  # the light model serving: nothing quicker to offer
     assert quick_answer(served, wav_bytes(speech(40.0))) == ""  # too long to read on the page's thread
+
+
+def test_a_waiting_session_sees_its_place_in_line_and_the_quick_answer(monkeypatch):
+    """The page's notice while a job waits: its place, and the light model's reading once the wait would
+    pass the threshold (here at once); the job ahead is let go when the notice has been shown."""
+    from ser_core.io.signals import speech, wav_bytes
+    from ser_core.serving.inference import load_model
+    from ser_core.serving.shipped import resolve_model
+    from ser_core.ui import common
+
+    pool = AnalysisPool(1, 4, ThreadPolicy(cores=1, other_load=FixedLoad()))
+    release = threading.Event()
+    ahead = pool.submit(lambda threads: release.wait(60))
+    shown: list[str] = []
+
+    def record(text: str, **_) -> None:
+        shown.append(text)
+        if any("the light model" in line for line in shown):
+            release.set()
+
+    monkeypatch.setattr(common, "app_pool", lambda: pool)
+    monkeypatch.setattr(common, "QUICK_ANSWER_AFTER_S", 0.0)
+    monkeypatch.setattr(common.st, "info", record)
+    monkeypatch.setattr(common.st, "markdown", record)
+    try:
+        answer = common.wait_in_line(load_model(resolve_model(None)), wav_bytes(speech(3.0)), lambda threads: "done")
+    finally:
+        release.set()
+        pool.shutdown()
+    assert answer == "done" and ahead.future.result(60) is True
+    assert "you are number 1 in line" in shown[0]
+    assert common.LIGHT_MODEL in shown[1] and "replaces it when its turn comes" in shown[1]

@@ -9,7 +9,10 @@ balanced over the 8 emotions. Each clip is trimmed to its speech by level (frame
 its loudest 50 ms: the reference boundaries, independent of the VAD) and separated from the next by
 0.8–3 s of room noise (−60 dBFS), loud noise (−30 dBFS) or a synthetic tune (−25 dBFS).
 The VAD settings are chosen on a second recording built the same way from VALIDATION clips, then
-measured once on the test recording.
+measured once on the test recording. Conversations (speakers of one corpus taking turns 0.3-2 s
+apart) choose, on validation speakers, how voices are clustered, how far apart pieces of speech may
+be and still be one utterance (for any voice, and within one voice), and speaker adaptation; then
+attribution, the number of speakers found and per-turn UAR are measured once on test speakers.
 
     python bench/segments.py     writes bench/results/segments.json and segments.md (a few minutes)
 """
@@ -57,7 +60,7 @@ DISTANCE_GRID = (0.25, 0.3, 0.35, 0.4, 0.45)  # clustering cut (cosine)
 MIN_VOICE_GRID = (0.0, 5.0, 10.0, 15.0)  # least speech of a voice of its own (s)
 JOIN_GRID = (0.0, 0.15, 0.45)  # regions joined whatever the voice (s between padded edges)
 SAME_VOICE_GRID = (0.0, 0.45, 0.6, 1.0)  # pieces joined within one voice (0: not)
-JOINING_TOLERANCE = 0.005  # of per-turn UAR: the longest gaps within this of the best are chosen
+SENTENCE_PAUSE_S = 0.5  # pauses inside a sentence run to this and more: the joining must bridge them
 ADAPTATION_GRID = {"min_speech_s": (5.0, 10.0, 20.0), "prior_windows": (4.0, 16.0), "strength": (0.75, 1.0)}
 
 
@@ -425,21 +428,23 @@ def summarise_attribution(attributions: list[dict]) -> dict:
     return out
 
 
-def speaker_section(model, vad, parts, detector: VadParams, measure_test: bool = True
+def speaker_section(model, vad, parts, detector: VadParams, sentences, measure_test: bool = True
                     ) -> tuple[dict, VadParams, dict]:
     """Chosen on validation conversations, in order: how voices are clustered (attribution), how far
     apart pieces may be and still be one utterance, for any voice and within one (per-turn UAR), and
     speaker adaptation's settings and whether it is on by default. Then measured once on test
-    conversations. Returns the results, the detector's settings with the chosen joining gap, and the
-    module settings chosen."""
+    conversations. `sentences`: validation clips, one acted sentence each, that the joining must keep
+    whole. Returns the results, the detector's settings with the chosen joining gap, and the module
+    settings chosen."""
     memoise_front_ends(model, shared_encoder())
     try:
-        return choose_and_measure(model, vad, parts, detector, measure_test)
+        return choose_and_measure(model, vad, parts, detector, sentences, measure_test)
     finally:  # the cost per hour is measured without the memory
         del model.to_cached, shared_encoder().embed
 
 
-def choose_and_measure(model, vad, parts, detector: VadParams, measure_test: bool) -> tuple[dict, VadParams, dict]:
+def choose_and_measure(model, vad, parts, detector: VadParams, sentences, measure_test: bool
+                       ) -> tuple[dict, VadParams, dict]:
     val = conversation_material(vad, parts["val"], "val", 11)
     unjoined = dataclasses.replace(detector, join_gap_s=0.0)
     clustering, clustering_grid = choose_clustering(val, pieces_and_prints(val, unjoined))
@@ -448,16 +453,22 @@ def choose_and_measure(model, vad, parts, detector: VadParams, measure_test: boo
         for join_gap_s, same_voice_gap_s in itertools.product(JOIN_GRID, SAME_VOICE_GRID):
             if 0 < same_voice_gap_s <= join_gap_s:
                 continue  # joined already whatever the voice
+            design = dataclasses.replace(detector, join_gap_s=join_gap_s)
             with Settings(SAME_VOICE_GAP_S=same_voice_gap_s):
-                scores = read_conversations(model, val, dataclasses.replace(detector, join_gap_s=join_gap_s), False)
+                scores = read_conversations(model, val, design, False)
+                whole = float(np.mean([len(x) == 1 for x in find_speech(sentences, design)]))
             joining_grid.append({"join_gap_s": join_gap_s, "same_voice_gap_s": same_voice_gap_s, **uars(scores),
-                                 "segments": scores["segments"], "spanning": scores["segments_spanning_turns"]})
+                                 "segments": scores["segments"], "spanning": scores["segments_spanning_turns"],
+                                 "sentences_whole": whole})
             print(joining_grid[-1], flush=True)
-        # Pauses inside a sentence run to 0.5 s and more, and every turn of these conversations is
-        # another emotion (any joining costs there): the longest gaps within half a point of the best.
-        top = max(g["uar"] for g in joining_grid)
-        joining = max((g for g in joining_grid if g["uar"] >= top - JOINING_TOLERANCE),
-                      key=lambda g: (g["same_voice_gap_s"], g["join_gap_s"]))
+        # Every turn of these conversations is another emotion, so any joining costs there; but a
+        # sentence must stay one segment across a pause of `SENTENCE_PAUSE_S` (the padded regions
+        # around it are that less twice the padding apart), which the validation clips, acted
+        # sentences with few pauses, do not test: the best per-turn UAR among the gaps that bridge it
+        # within one voice at least (ties: longer gaps).
+        bridged = SENTENCE_PAUSE_S - 2 * detector.speech_pad_s
+        bridging = [g for g in joining_grid if max(g["join_gap_s"], g["same_voice_gap_s"]) > bridged]
+        joining = max(bridging, key=lambda g: (round(g["uar"], 3), g["same_voice_gap_s"], g["join_gap_s"]))
         params = dataclasses.replace(detector, join_gap_s=joining["join_gap_s"])
         adaptation_grid = []
         with Settings(SAME_VOICE_GAP_S=joining["same_voice_gap_s"]):
@@ -475,7 +486,8 @@ def choose_and_measure(model, vad, parts, detector: VadParams, measure_test: boo
     # conversation more than 1 point worse.
     on_by_default = adaptation["uar"] - plain["uar"] >= 0.04 and worst_single >= -0.01
     validation = {"conversations": len(val), "clustering_grid": clustering_grid, "clustering": clustering,
-                  "joining_grid": joining_grid, "joining": joining, "joining_tolerance": JOINING_TOLERANCE,
+                  "joining_grid": joining_grid, "joining": joining, "sentence_pause_s": SENTENCE_PAUSE_S,
+                  "sentences": len(sentences),
                   "unadapted": {**uars(plain), "single_speaker_uars": plain["single_speaker_uars"]},
                   "adaptation_grid": adaptation_grid, "adaptation": adaptation,
                   "adaptation_worst_single_speaker_change": worst_single, "adaptation_on_by_default": on_by_default}
@@ -565,7 +577,7 @@ def main() -> None:
 
     # Choose the VAD settings on validation clips: the detector's first, regions not joined (as they
     # were chosen before utterances existed), then how regions become utterances.
-    val_samples, val_truth, _ = build_recording(pick_clips(parts["val"], np.random.default_rng(1)), seed=1)
+    val_samples, val_truth, val_clips = build_recording(pick_clips(parts["val"], np.random.default_rng(1)), seed=1)
     val_audio = as_audio(val_samples)
     val_probabilities = vad.probabilities(val_samples)
     unjoined = dataclasses.replace(DEFAULT_VAD, join_gap_s=0.0, min_utterance_s=0.0)
@@ -590,7 +602,7 @@ def main() -> None:
     # conversations (the shortest bursts' rule, `min_utterance_s`, stays as chosen on the validation
     # recording's utterance grid), then measured on test conversations.
     detector = dataclasses.replace(detector, min_utterance_s=DEFAULT_VAD.min_utterance_s)
-    results["conversations"], params, chosen = speaker_section(model, vad, parts, detector,
+    results["conversations"], params, chosen = speaker_section(model, vad, parts, detector, val_clips,
                                                                measure_test=not args.validation_only)
     print(json.dumps(results["conversations"].get("test"), indent=2), flush=True)
     results["validation"].update(vad_params=params.to_dict(), shipped_defaults_match=params == DEFAULT_VAD)
@@ -765,17 +777,21 @@ def conversation_markdown(conversations: dict) -> list[str]:
               "",
               "Chosen on validation conversations, in order: the voices' clustering by attribution (cut at cosine "
               f"distance {c['CLUSTER_DISTANCE']}, a voice of its own from {c['MIN_VOICE_S']} s of speech; best "
-              f"{pct(v['clustering']['accuracy'])}% of {len(v['clustering_grid'])} tried); then the joining by "
-              f"per-turn UAR, the longest gaps within {pct(v['joining_tolerance'])} points of the best (regions "
-              f"joined whatever the voice under {c['join_gap_s']} s, within one voice under {c['SAME_VOICE_GAP_S']} s: "
-              + ", ".join(f"{g['join_gap_s']}/{g['same_voice_gap_s']} s: {pct(g['uar'])}" for g in v["joining_grid"])
+              f"{pct(v['clustering']['accuracy'])}% of {len(v['clustering_grid'])} tried); then the joining: the best "
+              f"per-turn UAR among the gaps that bridge a {v['sentence_pause_s']} s pause inside a sentence within one "
+              f"voice at least, the share of {v['sentences']} validation clips (one sentence each) kept one segment "
+              f"recorded beside it (regions joined whatever the voice under "
+              f"{c['join_gap_s']} s, within one voice under {c['SAME_VOICE_GAP_S']} s; any voice / one voice: UAR, "
+              "clips whole: "
+              + ", ".join(f"{g['join_gap_s']}/{g['same_voice_gap_s']} s: {pct(g['uar'])}, {pct(g['sentences_whole'])}"
+                          for g in v["joining_grid"])
               + f"); then speaker adaptation (from {c['MIN_SPEAKER_SPEECH_S']} s of a voice, prior "
               f"{c['OWN_VOICE_PRIOR_WINDOWS']} windows, strength {c['OWN_VOICE_STRENGTH']}: per-turn UAR "
               f"{pct(v['adaptation']['uar'])} against {pct(v['unadapted']['uar'])} without, the worst single-speaker "
               f"conversation {v['adaptation_worst_single_speaker_change'] * 100:+.1f} points); adaptation "
               f"{'on' if c['adaptation_on_by_default'] else 'off'} by default (on only for +4 points and no "
               "single-speaker conversation more than 1 point worse). Shipped defaults match the choice: "
-              f"{v['shipped_defaults_match']}.", ""]
+              f"{v['shipped_defaults_match']}." + (f" {v['note']}" if "note" in v else ""), ""]
     return lines
 
 

@@ -186,6 +186,9 @@ def test_cli_speaker_options(tmp_path, capsys):
     assert main(["predict", str(talk), "--segments", "--json", "--speakers", "2", "--speaker-adaptation",
                  "--model", model]) == 0
     assert [r["speaker"] for r in json.loads(capsys.readouterr().out)] == ["S1", "S2"]
+    assert main(["predict", str(talk), "--segments", "--json", "--speakers", "2", "--no-speaker-adaptation",
+                 "--model", model]) == 0
+    assert [r["speaker"] for r in json.loads(capsys.readouterr().out)] == ["S1", "S2"]
     assert main(["predict", str(talk), "--json", "--speakers", "2", "--model", model]) == 0
     [per_file] = json.loads(capsys.readouterr().out)
     assert set(per_file) >= {"emotion", "confidence", "uncertain"}

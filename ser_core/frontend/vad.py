@@ -60,13 +60,13 @@ class VadParams:
     min_speech_s: float = 0.25  # shorter bursts (a click, a cough) are dropped
     speech_pad_s: float = 0.1  # added before and after each segment, never past the neighbours
     max_segment_s: float = 10.0  # longer speech is split into equal parts no longer than this
-    # Regions closer than `join_gap_s` (between their padded edges) are one piece whatever the voice;
-    # longer pauses are bridged only within one voice (`serving.segments.SAME_VOICE_GAP_S`), since
-    # turns of a conversation can follow each other as closely as pauses inside a sentence. An
+    # Regions closer than `join_gap_s` (between their padded edges) are one piece whatever the voice
+    # (0: none are); pauses are bridged within one voice instead (`serving.segments.SAME_VOICE_GAP_S`),
+    # since turns of a conversation can follow each other as closely as pauses inside a sentence. An
     # utterance shorter than `min_utterance_s` joins its nearer neighbour when that one is within
     # `burst_gap_s`, rather than being classified on its own. Chosen on validation
     # (bench/segments.py, joining and utterance grids; bench/results/segments.md).
-    join_gap_s: float = 0.15
+    join_gap_s: float = 0.0
     min_utterance_s: float = 0.6
     burst_gap_s: float = 1.0  # a burst further than this from any speech stays an utterance of its own
     # A short clip in which nothing reaches `threshold` gets a second, softer look: sad, soft or

@@ -37,15 +37,15 @@ CONTEXT_MAX_DBFS = -45.0  # around a short segment, louder 50 ms frames are sile
 CONTEXT_FRAME_S = 0.05
 # Neighbouring pieces of speech of one voice closer than this (between their padded edges) are one
 # utterance; pieces of different voices never are. Chosen on validation speakers' synthetic
-# conversations (bench/segments.py, joining grid): the longest gap costing per-turn UAR no more than
-# half a point against the best, since pauses inside a sentence run to 0.5 s and more (turns there
-# are 0.3-2 s apart and every turn is another emotion, so any joining costs a little there).
+# conversations (bench/segments.py, joining grid): of the gaps that bridge a 0.5 s pause inside a
+# sentence, the best per-turn UAR (73.6; 71.0 joining any voice under 0.45 s as before; 74.2
+# joining nothing, which would cut sentences at such pauses: every turn there is another emotion).
 SAME_VOICE_GAP_S = 0.45
 # With speaker adaptation on, a speaker who spoke at least this long in a recording is read against
 # their own voice there, shifted by `OWN_VOICE_STRENGTH × n / (n + OWN_VOICE_PRIOR_WINDOWS)` of
 # the way (n: their windows). Chosen on validation conversations (bench/segments.py, adaptation
-# grid); off by default because there it gained +1.5 points of per-turn UAR, short of the +4 asked
-# of it (bench/results/segments.md).
+# grid): per-turn UAR 75.0 against 73.6 without; off by default because +1.4 points fall short of the
+# +4 asked of a default, and one single-speaker conversation lost 4 (on test: 69.0 → 71.0).
 MIN_SPEAKER_SPEECH_S = 10.0
 OWN_VOICE_PRIOR_WINDOWS = 16.0
 OWN_VOICE_STRENGTH = 1.0

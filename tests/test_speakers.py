@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, speech
+from conftest import ROOT, require, speech
 from ser_core.errors import ModelError
 from ser_core.serving.speakers import (SpeakerEncoder, cluster, read_torch_legacy, shared_encoder,
     weights_path)
@@ -227,3 +227,23 @@ def test_without_the_encoder_package_voices_are_not_told_apart(monkeypatch):
     spans = [[(0.0, 2.0), (3.0, 5.0)]]
     assert name_speakers([audio], spans) == [["", ""]]
     assert name_speakers([audio], spans, SpeakerOptions(count=1)) == [["S1", "S1"]]
+
+
+def test_average_linkage_partitions_as_scipy_does():
+    """The numpy clustering serving uses against scipy's linkage + fcluster (the dev extra's)."""
+    hierarchy, distance = require("scipy.cluster.hierarchy"), require("scipy.spatial.distance")
+    from ser_core.serving.speakers import average_linkage
+
+    def same_partition(a, b):
+        return len(set(zip(a, b))) == len(set(a)) == len(set(b))
+
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        voices, n = int(rng.integers(1, 5)), int(rng.integers(2, 40))
+        prints = rng.standard_normal((voices, 16))[rng.integers(voices, size=n)] + 0.6 * rng.standard_normal((n, 16))
+        tree = hierarchy.linkage(distance.pdist(prints, "cosine").clip(0.0), method="average")
+        for cut in (0.2, 0.35, 0.5):
+            assert same_partition(hierarchy.fcluster(tree, t=cut, criterion="distance"),
+                                  average_linkage(prints, distance=cut))
+        k = min(3, n)
+        assert same_partition(hierarchy.fcluster(tree, t=k, criterion="maxclust"), average_linkage(prints, n_clusters=k))

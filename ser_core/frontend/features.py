@@ -171,7 +171,7 @@ def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _mel_basis(params: FeatureParams) -> np.ndarray:
+def mel_filterbank(params: FeatureParams) -> np.ndarray:
     """librosa.filters.mel (Slaney-normalised triangles), built once per parameter set: building the
     filterbank costs more than applying it."""
     frequencies = np.fft.rfftfreq(n=params.n_fft, d=1.0 / params.sample_rate)
@@ -224,10 +224,10 @@ def compute(windows: np.ndarray, params: FeatureParams) -> np.ndarray:
     if params.target_level_dbfs is not None:
         windows = normalise_level(np.asarray(windows, dtype=np.float32), params)
     if params.kind == "whisper":
-        log_mel = np.log10(np.maximum(_mel_basis(params) @ power_spectrogram(windows, params)[..., :-1], AMIN))
+        log_mel = np.log10(np.maximum(mel_filterbank(params) @ power_spectrogram(windows, params)[..., :-1], AMIN))
         log_mel = np.maximum(log_mel, log_mel.max(axis=(-2, -1), keepdims=True) - WHISPER_TOP_LOG10)
         return ((log_mel + 4.0) / 4.0).astype(np.float32)
-    log_mel = 10.0 * np.log10(np.maximum(_mel_basis(params) @ power_spectrogram(windows, params), AMIN))
+    log_mel = 10.0 * np.log10(np.maximum(mel_filterbank(params) @ power_spectrogram(windows, params), AMIN))
     log_mel = np.maximum(log_mel, log_mel.max(axis=(-2, -1), keepdims=True) - TOP_DB)
     if params.kind == "mfcc":
         features = _dct_basis(params.n_mfcc, params.n_mels) @ log_mel

@@ -297,7 +297,7 @@ BLOCKS = {
     "fuzz-table": fuzz_table, "compare-table": include("compare_models.md"), "lolo-table": include("lolo.md"),
     "segments-table": include("segments.md"), "serve-load-table": include("serve_load.md"),
     "cold-start-table": include("cold_start.md"), "load-test-table": include("load_test.md"),
-    "ray-table": include("ray_batch.md"),
+    "ray-table": include("ray_batch.md"), "package-size-table": include("package_size.md"),
 }
 BLOCK = re.compile(r"<!-- ([a-z-]+) -->\n.*?<!-- /\1 -->", re.S)
 

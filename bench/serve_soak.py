@@ -74,10 +74,10 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=60)
     report["rss_mb"] = samples
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "serve_soak.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "serve_soak.md").write_text(markdown(report))
-    print(markdown(report))
+    text = markdown(report)
+    for name, content in (("serve_soak.json", json.dumps(report, indent=2) + "\n"), ("serve_soak.md", text)):
+        (RESULTS / name).write_text(content)
+    print(text)
 
 
 if __name__ == "__main__":

@@ -215,6 +215,13 @@ def latency_table(root: Path = ROOT) -> str:
     return "\n".join(lines)
 
 
+def encoder_options_table(root: Path = ROOT) -> str:
+    s = _json(root / "bench" / "results" / "speed.json")["latency_only"]
+    return "\n".join(["| the Whisper encoder alone, one 4 s window, one thread (`python bench/speed.py --latency-only`) "
+                      "| median ms |", "|---|---|"]
+                     + [f"| {name} | {ms:.1f} |" for name, ms in s["encoder_options_ms"].items()])
+
+
 def lolo_means_table(root: Path = ROOT) -> str:
     rows = _json(root / "bench" / "results" / "lolo.json")["rows"]
     lines = ["| recipe | one clip: mean / lowest | batch: mean | voice profile (transductive): mean "
@@ -292,12 +299,13 @@ def include(name: str):
 
 BLOCKS = {
     "summary-table": summary_table, "shipped-table": shipped_table, "models-table": models_table,
-    "validation-table": validation_table, "speed-table": speed_table, "latency-table": latency_table, "lolo-means": lolo_means_table,
+    "validation-table": validation_table, "speed-table": speed_table, "latency-table": latency_table, "encoder-options": encoder_options_table, "lolo-means": lolo_means_table,
     "encoder-layers": encoder_layers_table, "loco-probe": loco_probe_table, "scaling-table": scaling_table,
     "fuzz-table": fuzz_table, "compare-table": include("compare_models.md"), "lolo-table": include("lolo.md"),
     "segments-table": include("segments.md"), "serve-load-table": include("serve_load.md"),
     "cold-start-table": include("cold_start.md"), "load-test-table": include("load_test.md"),
     "ray-table": include("ray_batch.md"), "package-size-table": include("package_size.md"),
+    "serve-soak-table": include("serve_soak.md"),
 }
 BLOCK = re.compile(r"<!-- ([a-z-]+) -->\n.*?<!-- /\1 -->", re.S)
 

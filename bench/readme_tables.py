@@ -222,6 +222,14 @@ def encoder_options_table(root: Path = ROOT) -> str:
                      + [f"| {name} | {ms:.1f} |" for name, ms in s["encoder_options_ms"].items()])
 
 
+def long_audio_table(root: Path = ROOT) -> str:
+    s = _json(root / "bench" / "results" / "speed.json")["long_audio_only"]
+    return "\n".join([f"| 1 h of audio (FLAC) → full timeline, on a {s['cores']}-core {s['cpu']} "
+                      f"(`python bench/speed.py --long-only`; load average {s['provenance']['load_average_at_start'][0]:.1f} "
+                      "at start) | seconds | windows |", "|---|---|---|"]
+                     + [f"| {name} | {r['seconds']:.1f} | {r['windows']:,} |" for name, r in s["models"].items()])
+
+
 def lolo_means_table(root: Path = ROOT) -> str:
     rows = _json(root / "bench" / "results" / "lolo.json")["rows"]
     lines = ["| recipe | one clip: mean / lowest | batch: mean | voice profile (transductive): mean "
@@ -299,7 +307,8 @@ def include(name: str):
 
 BLOCKS = {
     "summary-table": summary_table, "shipped-table": shipped_table, "models-table": models_table,
-    "validation-table": validation_table, "speed-table": speed_table, "latency-table": latency_table, "encoder-options": encoder_options_table, "lolo-means": lolo_means_table,
+    "validation-table": validation_table, "speed-table": speed_table, "latency-table": latency_table, "encoder-options": encoder_options_table,
+    "long-audio-table": long_audio_table, "lolo-means": lolo_means_table,
     "encoder-layers": encoder_layers_table, "loco-probe": loco_probe_table, "scaling-table": scaling_table,
     "fuzz-table": fuzz_table, "compare-table": include("compare_models.md"), "lolo-table": include("lolo.md"),
     "segments-table": include("segments.md"), "serve-load-table": include("serve_load.md"),

@@ -1,0 +1,217 @@
+"""Leave one language out for heads that read more than block 3's pooled embedding (#21). Exploratory:
+what decided that no such input joins the recipes.
+
+Inputs per analysis window, beside the float32 block-3 embedding every emo-whisper-f32 model reads:
+- `gemaps`: openSMILE's eGeMAPSv02 functionals (88 pitch, energy, spectral and voice-quality statistics)
+  of the window's audio brought to the front end's -26 dBFS;
+- `blocks`: the pooled (mean + std) outputs of the encoder's stem and blocks 1-2 (`WhisperLayers`, numpy,
+  float32), concatenated with block 3's: 4 × 1,024 inputs to the whisper-head;
+- `wsum`: the same four layers read SUPERB-style: each standardised, one learned weight per layer, summed,
+  then the whisper-head's hidden layer.
+Each is compared with `f32` (block 3 alone, emo-whisper-f32's head) on the same clips: a seeded sample of at
+most `--cap` clips per corpus (the extra inputs cost about 0.11 s per clip on one idle core, 0.3 s on the
+shared 2-core box: all 30,000 clips would take hours). Folds as bench/lolo.py's (`fold`, same training code,
+the three readings); seeds 42 (+ the speaker protocol: validation UAR on the original five corpora), 1, 2.
+
+    python bench/lolo_inputs.py --variants f32 gemaps blocks wsum --seeds 42 1 2
+updates bench/results/lolo_inputs.json (variants and seeds not run are kept) and rewrites lolo_inputs.md.
+Extra inputs are cached in ~/.cache/ser/lolo_inputs/<corpus>-cap<N>.pkl. Needs opensmile==2.6.0 (as
+`make bench` installs for compare_models.py's baseline); nothing of it is served.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+import lolo
+from provenance import provenance
+from ser_core.frontend.features import default_cache_dir
+from ser_core.training import model as architectures
+from ser_core.training import train as training
+from ser_core.training.corpora import LANGUAGES, LANGUAGE_NAMES, find_clips
+from ser_core.training.dataset import ClipFeatures
+from ser_core.training.embeddings import embed_clips
+
+ROOT = Path(__file__).resolve().parent.parent
+OLD_CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")  # the speaker protocol's validation reading
+BASE_RECIPE = "emo-whisper-f32"
+VARIANTS = ("f32", "gemaps", "blocks", "wsum")
+EGEMAPS_SIZE = 88
+
+
+def sample(clips, cap: int) -> list:
+    """At most `cap` clips per corpus, the same on every run (seeded, in clip-id order)."""
+    out = []
+    for corpus in sorted({c.corpus for c in clips}):
+        members = sorted((c for c in clips if c.corpus == corpus), key=lambda c: c.clip_id)
+        if len(members) > cap:
+            members = [members[i] for i in sorted(np.random.default_rng(0).choice(len(members), cap, replace=False))]
+        out += members
+    return out
+
+
+def extra_inputs(clips, cap: int) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+    """(corpus, clip id) → per window: stem + blocks 1-2 pooled (float16, 3 × 1,024), eGeMAPS (88).
+    One process on one thread; each corpus cached once done."""
+    import opensmile
+
+    from ser_core.errors import SerError
+    from ser_core.frontend.encoder import content_frames, pooled_statistics, whisper_model_bytes
+    from ser_core.frontend.features import compute, frame_windows, normalise_level, window_starts
+    from ser_core.frontend.whisper_layers import WhisperLayers
+    from ser_core.io.audio import load_audio
+
+    threadpool_limits(1)
+    features = training.RECIPES[BASE_RECIPE][0]
+    cache = default_cache_dir().parent / "lolo_inputs"
+    cache.mkdir(parents=True, exist_ok=True)
+    smile = encoder = None
+    table = {}
+    for corpus in sorted({c.corpus for c in clips}):
+        path = cache / f"{corpus}-cap{cap}.pkl"
+        if not path.exists():
+            if encoder is None:
+                smile = opensmile.Smile(opensmile.FeatureSet.eGeMAPSv02, opensmile.FeatureLevel.Functionals)
+                encoder = WhisperLayers.from_model_bytes(whisper_model_bytes())
+            rows = {}
+            for clip in (c for c in clips if c.corpus == corpus):
+                try:
+                    samples = load_audio(clip.path, features.sample_rate).samples
+                except SerError:
+                    continue
+                starts = window_starts(len(samples), features)
+                windows = frame_windows(samples, features, starts)
+                levelled = normalise_level(windows, features)
+                log_mel = compute(windows, features)
+                lengths = content_frames(log_mel)
+                blocks = [pooled_statistics(encoder(log_mel[i:i + 1, :, :lengths[i]], max_layer=2)[:, 0]).reshape(-1)
+                          for i in range(len(windows))]
+                heard = [levelled[i, :max(1, min(len(samples) - starts[i], features.window_samples))] for i in range(len(windows))]
+                smiles = [smile.process_signal(piece, features.sample_rate).to_numpy()[0] for piece in heard]
+                rows[clip.clip_id] = (np.stack(blocks).astype(np.float16), np.stack(smiles).astype(np.float32))
+            path.write_bytes(pickle.dumps(rows))
+        table.update({(corpus, clip_id): row for clip_id, row in pickle.loads(path.read_bytes()).items()})
+    return table
+
+
+def head_inputs(variant: str, block3: np.ndarray, blocks: np.ndarray, smile: np.ndarray) -> np.ndarray:
+    if variant == "f32":
+        return block3
+    if variant == "gemaps":
+        return np.concatenate([block3, smile], axis=1)
+    return np.concatenate([blocks.astype(np.float32), block3], axis=1)  # stem, block 1, block 2, block 3
+
+
+def build_whisper_wsum(input_shape: tuple[int, ...], n_classes: int, hidden: int = 256, dropout: float = 0.3,
+                       n_layers: int = 4):
+    """SUPERB's weighted sum over the encoder's layers (pooled), then the whisper-head."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=input_shape, name="embedding")
+    x = layers.Normalization(axis=-1, name="standardise")(inputs)  # per layer and dimension
+    x = layers.Permute((2, 1))(layers.Reshape((n_layers, input_shape[0] // n_layers))(x))
+    x = layers.Flatten()(layers.Dense(1, use_bias=False, kernel_initializer=keras.initializers.Constant(1 / n_layers),
+                                      name="layer_weights")(x))
+    x = layers.Dense(hidden, activation="gelu", name="hidden")(layers.Dropout(0.1)(x))
+    outputs = layers.Dense(n_classes, activation="softmax", name="emotion")(layers.Dropout(dropout)(x))
+    return keras.Model(inputs, outputs, name="whisper_wsum")
+
+
+def use_inputs(variant: str, block3: dict, extra: dict) -> None:
+    """Training and bench/lolo.py's readings take their inputs from `model_inputs`: pointed here at the
+    sampled clips' tables, so that everything else (splits, head, calibration, readings) is unchanged."""
+
+    def model_inputs(parts, params, cache_root=None, encoder_layers=None, compute_type=None):
+        out = {}
+        for name, part in parts.items():
+            kept = [c for c in part if (c.corpus, c.clip_id) in extra and (c.corpus, c.clip_id) in block3]
+            out[name] = ClipFeatures(kept, [head_inputs(variant, block3[c.corpus, c.clip_id], *extra[c.corpus, c.clip_id])
+                                            for c in kept], [])
+        return out
+
+    training.model_inputs = model_inputs
+
+
+def speaker_protocol(clips, name: str, features, params) -> float:
+    """Trained on the speaker split of every sampled corpus; UAR on the original five's validation speakers."""
+    from ser_core.serving.inference import load_model
+    from ser_core.training.evaluate import evaluate
+    from ser_core.training.splits import assign
+
+    out_dir = default_cache_dir().parent / "lolo_inputs" / f"{name}-speaker"
+    split_file = ROOT / "models" / "splits" / "speaker.csv"
+    training.train(clips, split_file, "speaker", out_dir, features, params, verbose=0, recipe=name)
+    model = load_model(out_dir)
+    val = assign([c for c in clips if c.corpus in OLD_CORPORA], split_file)["val"]
+    return evaluate(model, training.cached_inputs(model, val), "validation")[0]["balanced_accuracy"]
+
+
+def markdown(results: dict) -> str:
+    pct = lambda v: "–" if v is None else f"{100 * v:.1f}"
+    head = ["inputs", "seed", "reading", *(LANGUAGE_NAMES[lang] for lang in LANGUAGES), "mean", "lowest", "speaker val"]
+    lines = [f"Leave one language out on a sample of at most {results['cap']} clips per corpus "
+             f"({results['clips']} clips), UAR %; speaker val: validation UAR on the original five corpora "
+             "(speaker protocol, same sample):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for key, r in results["rows"].items():
+        variant, seed = key.split("/")
+        for reading, prefix in (("one clip", ""), ("batch", "batch_")):
+            cells = [pct(r["folds"][lang].get(f"{prefix}uar")) if lang in r["folds"] else "–" for lang in LANGUAGES]
+            lines.append(f"| {variant} | {seed} | {reading} | " + " | ".join(cells) + f" | {pct(r[f'mean_{prefix}uar'])} | "
+                         f"{pct(r[f'min_{prefix}uar'])} | {pct(r.get('speaker_val_uar')) if not prefix else ''} |")
+    lines += ["", "Averaged over seeds (one clip; batch), per language then mean and lowest of those averages:", "",
+              "| inputs | seeds | reading | " + " | ".join(LANGUAGE_NAMES[lang] for lang in LANGUAGES) + " | mean | lowest |",
+              "|" + "---|" * (len(LANGUAGES) + 5)]
+    for variant in dict.fromkeys(key.split("/")[0] for key in results["rows"]):
+        rows = [r for key, r in results["rows"].items() if key.split("/")[0] == variant]
+        for reading, prefix in (("one clip", ""), ("batch", "batch_")):
+            per_language = [np.mean([r["folds"][lang][f"{prefix}uar"] for r in rows]) for lang in LANGUAGES]
+            lines.append(f"| {variant} | {len(rows)} | {reading} | " + " | ".join(pct(v) for v in per_language)
+                         + f" | {pct(np.mean(per_language))} | {pct(min(per_language))} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", nargs="+", default=[str(ROOT.parent / "shared" / "corpora"), str(ROOT.parent / "corpora-more")])
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42])
+    parser.add_argument("--cap", type=int, default=1000, help="clips per corpus")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "lolo_inputs"))
+    args = parser.parse_args()
+    clips = sample(list(find_clips(args.data)), args.cap)
+    extra = extra_inputs(clips, args.cap)
+    features, base = training.RECIPES[BASE_RECIPE]
+    embedded = embed_clips(clips, features, None, layers=base.encoder_layers, compute_type=base.encoder_compute_type)
+    block3 = {(c.corpus, c.clip_id): f for c, f in zip(embedded.clips, embedded.features)}
+    clips = [c for c in clips if (c.corpus, c.clip_id) in extra]
+    architectures.ARCHITECTURES["whisper-wsum"] = build_whisper_wsum
+    out = Path(args.out)
+    results = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {"rows": {}}
+    results.update({"cap": args.cap, "clips": len(clips), "provenance": provenance()})
+    for seed in args.seeds:
+        for variant in args.variants:
+            params = dataclasses.replace(base, seed=seed, **({"architecture": "whisper-wsum"} if variant == "wsum" else {}))
+            name = f"lolo-inputs-{variant}-s{seed}"
+            training.RECIPES[name] = (features, params)
+            use_inputs(variant, block3, extra)
+            folds = {lang: lolo.fold(clips, name, lang, reuse=False) for lang in LANGUAGES}
+            row = lolo.row(folds)
+            if seed == 42:
+                row["speaker_val_uar"] = speaker_protocol(clips, name, features, params)
+            results["rows"][f"{variant}/{seed}"] = row
+            out.with_suffix(".json").write_text(json.dumps(results, indent=2))
+            print(variant, seed, f"{100 * row['mean_uar']:.1f} / {100 * row['min_uar']:.1f}", flush=True)
+    out.with_suffix(".md").write_text(markdown(results))
+    print(markdown(results))
+
+
+if __name__ == "__main__":
+    main()

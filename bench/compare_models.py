@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
-from provenance import provenance
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # provenance.py beside it, however this file is loaded
+from provenance import provenance  # noqa: E402
 from ser_core.frontend.features import default_cache_dir
 from ser_core.labels import LABELS
 from ser_core.serving.inference import SerModel, load_model

@@ -465,6 +465,8 @@ def test_the_shipped_default_model_card(shipped):
     serving = next(t.value for t in at.table if "emotion head" in t.value.index)["library"]
     assert serving["emotion head"].startswith("LiteRT (ai-edge-litert ") and "not installed" not in serving.to_string()
     assert any(line.startswith("CTranslate2 ") for line in serving)
+    validation = f"Validation UAR: {metadata['validation']['label_set_uar']:.1%} on {metadata['validation']['n_scored']:,}"
+    assert any(validation in m.value for m in at.markdown)
 
 
 # --- charts --------------------------------------------------------------------------------------------

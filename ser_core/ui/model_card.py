@@ -59,8 +59,13 @@ def model_card_view(directory: Path) -> None:
         st.markdown(f"Languages of its training speech: **{', '.join(languages)}**.")
     validation = metadata.get("validation")
     if validation:
-        st.markdown(f"Validation UAR (what it was chosen on with leave-one-language-out): "
-                    f"{validation['label_set_uar']:.1%} on {validation['n_scored']:,} validation clips.")
+        # The validation numbers a model was chosen on; the default was also chosen on its LOLO row
+        # below, and a transductive model's validation reads each speaker against their own clips.
+        reading = " (transductive: each speaker read against a profile of their own validation clips)" \
+            if validation.get("transductive") else ""
+        measured = f" Measured: {validation['measured']}." if validation.get("measured") else ""
+        st.markdown(f"Validation UAR: {validation['label_set_uar']:.1%} on {validation['n_scored']:,} validation "
+                    f"clips{reading}.{measured}")
     lolo_row = (read_json(LOLO_FILE) or {}).get("rows", {}).get(metadata.get("recipe", ""))
     if lolo_row:
         from ..training.corpora import LANGUAGE_NAMES

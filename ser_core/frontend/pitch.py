@@ -8,9 +8,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def _frames(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
-    """(frame_length, n_frames) strided view, as librosa.util.frame on the last axis."""
-    return np.lib.stride_tricks.sliding_window_view(y, frame_length)[::hop_length].T
+def centred_frames(y: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:
+    """(frame_length, n_frames) strided view of `y` zero-padded by half a frame at both ends: the
+    frames `yin` reads, one per f0 value."""
+    padded = np.pad(np.asarray(y), frame_length // 2)
+    return np.lib.stride_tricks.sliding_window_view(padded, frame_length)[::hop_length].T
 
 
 def _normalized_difference(frames: np.ndarray, min_period: int, max_period: int) -> np.ndarray:
@@ -45,8 +47,7 @@ def yin(y: np.ndarray, fmin: float, fmax: float, sr: int, frame_length: int = 20
     """f0 in Hz per frame of mono `y` (frames centred, zero-padded at both ends), as librosa.yin:
     the first trough of d' below `trough_threshold`, else its minimum, refined by a parabola."""
     hop_length = hop_length or frame_length // 4
-    padded = np.pad(np.asarray(y), frame_length // 2)
-    frames = _frames(padded, frame_length, hop_length)
+    frames = centred_frames(y, frame_length, hop_length)
     min_period = int(np.floor(sr / fmax))
     max_period = min(int(np.ceil(sr / fmin)), frame_length - 1)
     d = _normalized_difference(frames, min_period, max_period)

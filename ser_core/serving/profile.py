@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import SerError
 from ..frontend.features import extract
-from ..frontend.pitch import yin
+from ..frontend.pitch import centred_frames, yin
 from ..io.audio import DEFAULT_LIMITS, Audio, AudioLimits, AudioSource, load_audio
 from ..io.levels import active_frames, active_level_dbfs, power_db, speech_seconds
 
@@ -91,12 +91,15 @@ class VoiceProfile:
         return self.representation == representation_id(model) and len(self.mean) == len(model.representation_mean)
 
 
+PITCH_FMIN, PITCH_FMAX = 60.0, 500.0  # Hz: the range of speaking voices
+PITCH_FRAME, PITCH_HOP = 1024, 320  # 64 ms frames every 20 ms at 16 kHz
+
+
 def pitch_percentiles(samples: np.ndarray, sr: int) -> dict:
     """f0 (YIN) over the loudest frames: a rough picture of the speaker's range, for display."""
-    f0 = yin(samples, fmin=60.0, fmax=500.0, sr=sr, frame_length=1024, hop_length=320)
-    frames = np.lib.stride_tricks.sliding_window_view(np.pad(samples, 512), 1024)[::320][: len(f0)]
-    level = power_db(np.square(frames, dtype=np.float64).mean(axis=1))
-    voiced = f0[active_frames(level, range_db=20.0) & (f0 > 60.0) & (f0 < 500.0)]
+    f0 = yin(samples, fmin=PITCH_FMIN, fmax=PITCH_FMAX, sr=sr, frame_length=PITCH_FRAME, hop_length=PITCH_HOP)
+    level = power_db(np.square(centred_frames(samples, PITCH_FRAME, PITCH_HOP), dtype=np.float64).mean(axis=0))
+    voiced = f0[active_frames(level, range_db=20.0) & (f0 > PITCH_FMIN) & (f0 < PITCH_FMAX)]
     if len(voiced) < 10:
         return {}
     return {name: round(float(np.percentile(voiced, q)), 1) for name, q in (("p10", 10), ("p50", 50), ("p90", 90))}

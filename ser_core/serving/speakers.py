@@ -36,6 +36,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ModelError
+from ..frontend.features import FeatureParams, mel_filterbank, power_spectrogram
 
 SAMPLE_RATE = 16000
 N_FFT, HOP, N_MELS = 400, 160, 40  # 25 ms windows every 10 ms, 40 mel bands (the network's training)
@@ -146,7 +147,6 @@ class SpeakerEncoder:
     """Resemblyzer's voice encoder in numpy. Thread-safe: weights are read-only."""
 
     def __init__(self, path: Path | None = None, expected_sha256: str = WEIGHTS_SHA256):
-        from ..frontend.features import FeatureParams, mel_filterbank
         from ..frontend.vad import check_sha256
 
         w = read_torch_legacy(check_sha256(path or weights_path(), expected_sha256, "speaker model",
@@ -158,9 +158,11 @@ class SpeakerEncoder:
                          w[f"lstm.bias_ih_l{k}"] + w[f"lstm.bias_hh_l{k}"]) for k in range(LAYERS)]
         self._linear = np.ascontiguousarray(w["linear.weight"].T)
         self._linear_bias = w["linear.bias"]
-        self._mel = mel_filterbank(FeatureParams(sample_rate=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS, fmin=0.0,
-                                                 fmax=SAMPLE_RATE / 2)).T  # librosa.filters.mel's defaults
-        self._window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # librosa's periodic Hann
+        # librosa.feature.melspectrogram's defaults for these sizes: periodic Hann over the whole frame,
+        # Slaney mel bands from 0 Hz to Nyquist
+        self._params = FeatureParams(sample_rate=SAMPLE_RATE, n_fft=N_FFT, win_length=N_FFT, hop_length=HOP,
+                                     n_mels=N_MELS, fmin=0.0, fmax=SAMPLE_RATE / 2)
+        self._mel = mel_filterbank(self._params).T
 
     def mel_frames(self, samples: np.ndarray) -> np.ndarray:
         """Mel power spectrogram (frames, 40), as librosa.feature.melspectrogram computes it (centred
@@ -169,11 +171,7 @@ class SpeakerEncoder:
         rms = np.sqrt(np.mean(samples.astype(np.float64) ** 2)) if len(samples) else 0.0
         if 0 < rms < 10 ** (TARGET_DBFS / 20):
             samples = samples * np.float32(10 ** (TARGET_DBFS / 20) / rms)
-        padded = np.pad(samples, N_FFT // 2)
-        n = 1 + (len(padded) - N_FFT) // HOP
-        frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[: n * HOP : HOP] * self._window
-        power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-        return power.astype(np.float32) @ self._mel
+        return power_spectrogram(samples[None], self._params)[0].T @ self._mel
 
     def _run(self, mels: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """(n, frames, 40) partials, each read to its own length → (n, 256) unit prints."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import provenance  # noqa: E402
-from serve_load import RESULTS, clips, free_port, http_client, run_level, rss_mb, start_server  # noqa: E402
+from serve_load import RESULTS, clips, free_port, rss_mb, serve_level, start_server  # noqa: E402
 
 SAMPLE_EVERY_S = 30.0
 
@@ -67,7 +67,7 @@ def main() -> None:
     sampler = threading.Thread(target=sample_memory, args=(server.pid, time.monotonic(), samples, stop), daemon=True)
     try:
         sampler.start()
-        report["level"] = run_level(lambda *a: http_client(port, *a), args.clients, args.duration, data)
+        report["level"] = serve_level(port, server.pid, args.clients, args.duration, data)
     finally:
         stop.set()
         sampler.join()

@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from ser_core.io.signals import speech, wav_bytes  # noqa: E402
 from provenance import provenance  # noqa: E402
+from ser_core.serving.http import default_workers  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 CLIP_S = 3.0
@@ -252,7 +253,7 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of each side per level")
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--workers", type=int, default=default_workers(), help="ser serve's default unless given")
     parser.add_argument("--note", default="", help="a sentence for the report (what else ran on the machine)")
     args = parser.parse_args()
     data, half = clips(), args.duration / 2

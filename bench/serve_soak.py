@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import threading
@@ -22,6 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import provenance  # noqa: E402
 from serve_load import RESULTS, clips, free_port, rss_mb, serve_level, start_server  # noqa: E402
+
+from ser_core.serving.http import default_workers  # noqa: E402  (serve_load puts the checkout on the path)
 
 SAMPLE_EVERY_S = 30.0
 
@@ -53,7 +54,7 @@ def main() -> None:
     parser.add_argument("--model", default="default")
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--duration", type=float, default=600.0)
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--workers", type=int, default=default_workers(), help="ser serve's default unless given")
     args = parser.parse_args()
     from ser_core.serving.shipped import resolve_model
 

@@ -17,6 +17,7 @@ from conftest import ROOT, require, speech, wav_bytes  # noqa: E402
 
 from ser_core.errors import ModelError  # noqa: E402
 from ser_core.serving.shipped import MODELS_ROOT, resolve_model, shipped_models  # noqa: E402
+from ser_core.serving.speakers import INSTALL_COMMAND, NOT_INSTALLED  # noqa: E402
 
 OFFLINE_SIGNS = ("No matching distribution", "Could not find a version", "NewConnectionError", "Network is unreachable",
                  "Temporary failure in name resolution", "ProxyError")
@@ -150,6 +151,27 @@ def test_predicting_imports_none_of_librosa_numba_scipy(tmp_path):
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+# --- the speaker model, a --no-deps install ----------------------------------------------------------
+
+def two_voices() -> np.ndarray:
+    """Three utterances 2 s apart, the middle one an octave higher."""
+    pause = np.zeros(32000, np.float32)
+    return np.concatenate([speech(2.5, 16000, seed=1), pause, speech(2.5, 16000, f0=220, seed=2), pause,
+                           speech(2.5, 16000, seed=3)])
+
+
+def test_without_the_speaker_model_the_analysis_says_how_to_add_it(monkeypatch):
+    import ser_core.serving.speakers
+    from ser_core.io.audio import to_mono_float32
+    from ser_core.serving.inference import load_model
+
+    monkeypatch.setattr(ser_core.serving.speakers, "encoder_installed", lambda: False)
+    analysis = load_model("seed-cnn").analyze_audio(to_mono_float32(two_voices(), 16000, 16000))
+    assert len(analysis.segments) >= 2 and {segment.speaker for segment in analysis.segments} == {""}
+    assert analysis.audio.warnings == (NOT_INSTALLED,)
+    assert NOT_INSTALLED.endswith("(pip install --no-deps resemblyzer==0.1.4).")
+
+
 # --- the wheel in a fresh venv -----------------------------------------------------------------------
 
 def run(command: list[str], cwd: Path, timeout: int = 300, **env) -> subprocess.CompletedProcess:
@@ -187,15 +209,23 @@ def test_the_wheel_installs_without_tensorflow_and_predicts_from_any_directory(t
     rows = json.loads(predicted.stdout)
     assert rows and rows[0]["file"] == "clip.wav" and abs(sum(rows[0]["probabilities"].values()) - 1) < 1e-3
 
-    # Several utterances: without the speaker encoder's --no-deps package, voices are not told apart
-    # (speaker ""), and every utterance still gets its emotion.
-    pause = np.zeros(32000, np.float32)
-    talk = np.concatenate([speech(2.5, 16000, seed=1), pause, speech(2.5, 16000, f0=220, seed=2), pause,
-                           speech(2.5, 16000, seed=3)])
-    (work / "talk.wav").write_bytes(wav_bytes(talk, 16000))
+    # Several utterances: without the speaker model (a --no-deps package), voices are not told apart
+    # (speaker ""), every utterance still gets its emotion, and the user is told the command that adds it;
+    # that command, run as written, makes the same install tell voices apart without installing torch.
+    (work / "talk.wav").write_bytes(wav_bytes(two_voices(), 16000))
     segmented = run([str(venv / "bin" / "ser"), "predict", "talk.wav", "--json", "--segments"], work)
     assert segmented.returncode == 0, segmented.stderr
-    assert len(json.loads(segmented.stdout)) >= 2
+    rows = json.loads(segmented.stdout)
+    assert len(rows) >= 2 and {row["speaker"] for row in rows} == {""}
+    assert f"talk.wav: warning: {NOT_INSTALLED}" in segmented.stderr
+    pip, install, *arguments = INSTALL_COMMAND.split()
+    added = run([sys.executable, "-m", pip, "--python", str(python), install, "--quiet", *arguments], tmp_path, timeout=600)
+    assert added.returncode == 0, added.stderr
+    segmented = run([str(venv / "bin" / "ser"), "predict", "talk.wav", "--json", "--segments"], work)
+    assert segmented.returncode == 0 and NOT_INSTALLED not in segmented.stderr, segmented.stderr
+    assert all(row["speaker"].startswith("S") for row in json.loads(segmented.stdout))
+    listed = run([sys.executable, "-m", "pip", "--python", str(python), "list", "--format=json"], tmp_path)
+    assert "torch" not in {p["name"].lower() for p in json.loads(listed.stdout)}
 
     api = ("import json, ser_core; m = ser_core.load_model(); "
            "print(json.dumps({'dir': str(m.directory), 'p': m.predict('clip.wav')}))")

@@ -381,6 +381,10 @@ def test_ser_serve_under_uvicorn(tmp_path, clip_wav):
     # after its graceful shutdown, uvicorn raises the signal it caught again, so the exit says SIGTERM
     assert server.returncode in (0, -signal.SIGTERM), output
     assert '"event": "serving"' in output
+    from ser_core.serving.speakers import encoder_installed  # the log says whether voices can be told apart
+
+    assert f'"speaker_model": {json.dumps(encoder_installed())}' in output
+    assert ('"event": "no_speaker_model"' in output) is not encoder_installed()
     assert "Traceback" not in output
     access = [json.loads(line) for line in output.splitlines() if line.startswith('{"request_id"')]
     assert {"/readyz", "/v1/analyze", "/v1/stream"} <= {r["path"] for r in access}

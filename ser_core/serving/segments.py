@@ -131,7 +131,12 @@ def analyze_segments(model: "SerModel", audios: Sequence[Audio], params: VadPara
     """`model.analyze_many` by utterance: one `Analysis` per recording, with its `segments` (the
     utterances, each with its speaker) and its `speech_regions`. The windows it holds are the
     segments' windows (their starts in the recording's time)."""
+    from .speakers import NOT_INSTALLED
+
     regions, spans, names = find_utterances(audios, params, vad, speakers)
+    # "" is `name_speakers`'s answer without the speaker model: the user is told how to add it
+    audios = [dataclasses.replace(audio, warnings=(*audio.warnings, NOT_INSTALLED)) if "" in voices else audio
+              for audio, voices in zip(audios, names)]
     return classify_segments(model, audios, spans, profile, regions, names, adapt_to_speakers=speakers.adapt)
 
 

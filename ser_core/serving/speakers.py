@@ -50,6 +50,9 @@ MIN_VOICE_S = 10.0
 REFINE_ROUNDS = 10  # pieces moved to the nearest group's mean: settles in two or three rounds
 
 RESEMBLYZER_VERSION = "0.1.4"  # as pinned in requirements-nodeps.txt
+# No extra can install it: it declares torch, which pip would pull in (hundreds of MB, never imported).
+INSTALL_COMMAND = f"pip install --no-deps resemblyzer=={RESEMBLYZER_VERSION}"
+NOT_INSTALLED = f'Voices were not told apart (speaker ""): the speaker model is not installed ({INSTALL_COMMAND}).'
 WEIGHTS_NAME = "pretrained.pt"
 WEIGHTS_SHA256 = "39373b86598fa3da9fcddee6142382efe09777e8d37dc9c0561f41f0070f134e"
 TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -67,8 +70,7 @@ def weights_path() -> Path:
     __init__ imports torch)."""
     spec = importlib.util.find_spec("resemblyzer")
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError("Telling speakers apart needs the resemblyzer package: "
-                         "pip install --no-deps -r requirements-nodeps.txt")
+        raise ModelError(f"Telling speakers apart needs the speaker model: {INSTALL_COMMAND}")
     return Path(list(spec.submodule_search_locations)[0]) / WEIGHTS_NAME
 
 

@@ -6,9 +6,10 @@ Per level: successful analyses per second, latency p50/p95/p99 of the successes,
 Retry-After it is given, as a well-behaved one would), the server's resident memory before and after,
 and where the CPU went: the server's, the clients' and the in-process run's, per analysis.
 
-The two sides of a level alternate in halves, served - in-process - in-process - served, so that a
-drift in the machine's speed over the run (measured: 32-39 analyses/s for the same server on the same
-quiet machine a few minutes apart) falls on both alike instead of on whichever ran later. The clients
+The two sides of a level alternate, served - in-process - in-process - served, twice (`--rounds`), so
+that a drift in the machine's speed over the run (measured: 32-39 analyses/s for the same server on
+the same quiet machine a few minutes apart) and a burst of other work fall on both sides alike instead
+of on whichever ran later; the cores each side used show what the machine gave it. The clients
 share the machine's cores with the server, so they are kept light: one thread, one asyncio loop, a
 kept-alive socket per client and requests prepared once; their CPU is measured and reported.
 
@@ -228,19 +229,20 @@ def markdown(report: dict) -> str:
              "", f"Measured {report['date']} on {report['machine']} ({report['cores']} cores), commit "
              f"{report['provenance']['commit'][:7]}{' (modified tree)' if report['provenance']['dirty'] else ''}. "
              f"Server: `--workers {report['workers']}` (queue: 2 per worker; more in flight gets 429 + Retry-After). "
-             "Each level alternates served and in-process halves (served, in-process, in-process, served). The "
-             "clients run on the same cores as the server: one thread, kept-alive sockets; their CPU is the "
-             f"'clients' column. {report['note']}", "",
+             f"Each level alternates served and in-process parts of {report['duration_s'] / (2 * report['rounds']):g} s "
+             f"(served, in-process, in-process, served; {report['rounds']} times). The clients run on the same cores as the "
+             f"server: one thread, kept-alive sockets; their CPU is the 'clients' column. {report['note']}", "",
              "| clients | ser serve: analyses/s | in-process: analyses/s | share of in-process | p50 ms | p95 ms | p99 ms "
-             "| answers | CPU ms per analysis: server / in-process | clients' CPU (cores) | server RSS MB (before → after) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| answers | CPU ms per analysis: server / in-process | cores used: server / in-process | clients' CPU (cores) "
+             "| server RSS MB (before → after) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for served, direct in zip(report["serve"], report["in_process"]):
         ratio = served["throughput_per_s"] / direct["throughput_per_s"] if direct["throughput_per_s"] else float("nan")
         answers = ", ".join(f"{k}: {v}" for k, v in sorted(served["statuses"].items()))
         lines.append(f"| {served['clients']} | {served['throughput_per_s']:.2f} | {direct['throughput_per_s']:.2f} | "
                      f"{ratio:.0%} | {served['p50_ms']} | {served['p95_ms']} | {served['p99_ms']} | {answers} | "
                      f"{served['server_cpu_ms_per_analysis']} / {direct['in_process_cpu_ms_per_analysis']} | "
-                     f"{served['client_cpu_cores']} | {served['rss_mb_before']:.0f} → {served['rss_mb_after']:.0f} |")
+                     f"{served['server_cpu_cores']} / {direct['in_process_cpu_cores']} | {served['client_cpu_cores']} | {served['rss_mb_before']:.0f} → {served['rss_mb_after']:.0f} |")
     lines += ["", "In-process latencies (same clients, `SerModel.analyze_audio` on threads): " + "; ".join(
         f"{d['clients']}: p50 {d['p50_ms']} / p95 {d['p95_ms']} ms" for d in report["in_process"]),
         "", "Load average (1 min) at the start of each level: " + ", ".join(
@@ -254,9 +256,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16, 64])
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of each side per level")
     parser.add_argument("--workers", type=int, default=default_workers(), help="ser serve's default unless given")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="served, in-process, in-process, served: this many times per level")
     parser.add_argument("--note", default="", help="a sentence for the report (what else ran on the machine)")
     args = parser.parse_args()
-    data, half = clips(), args.duration / 2
+    data, part = clips(), args.duration / (2 * args.rounds)
     requests = requests_for(data)
 
     from ser_core.serving.inference import load_model_quietly
@@ -264,7 +268,7 @@ def main() -> None:
 
     model_dir = resolve_model(args.model)
     report = {"provenance": provenance(model_dir), "model": model_dir.resolve().name, "duration_s": args.duration,
-              "clip_s": CLIP_S, "workers": args.workers, "cores": len(os.sched_getaffinity(0)),
+              "rounds": args.rounds, "clip_s": CLIP_S, "workers": args.workers, "cores": len(os.sched_getaffinity(0)),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
               "machine": f"{platform.processor() or platform.machine()}, Python {platform.python_version()}",
               "note": args.note, "serve": [], "in_process": []}
@@ -278,10 +282,11 @@ def main() -> None:
         for clients in args.clients:
             served, direct = Tally(), Tally()
             before, load_before = rss_mb(server.pid), os.getloadavg()[0]
-            serve_half(port, server.pid, clients, half, requests, served)
-            in_process_half(model, clients, half, data, direct)
-            in_process_half(model, clients, half, data, direct)
-            serve_half(port, server.pid, clients, half, requests, served)
+            for _ in range(args.rounds):
+                serve_half(port, server.pid, clients, part, requests, served)
+                in_process_half(model, clients, part, data, direct)
+                in_process_half(model, clients, part, data, direct)
+                serve_half(port, server.pid, clients, part, requests, served)
             level = {**summary(served, clients, args.duration), **cpu(served.server_cpu_s, served, "server"),
                      **cpu(served.cpu_s, served, "client"), "rss_mb_before": round(before, 1),
                      "rss_mb_after": round(rss_mb(server.pid), 1), "load_average_before": round(load_before, 2),

@@ -39,7 +39,8 @@ from ser_core.io.signals import speech
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"emo-cnn": ROOT / "models" / "emo-cnn-speaker", "emo-whisper": ROOT / "models" / "emo-whisper-speaker",
-          "emo-whisper-ens": ROOT / "models" / "emo-whisper-ens-speaker"}
+          "emo-whisper-ens": ROOT / "models" / "emo-whisper-ens-speaker",
+          "emo-whisper-fast": ROOT / "models" / "emo-whisper-fast-speaker"}
 SEED_MODEL = ROOT / "models" / "seed-cnn-speaker"  # the original architecture, for its pipeline
 
 
@@ -137,10 +138,10 @@ def stages(model_dir: Path, runs: int) -> dict:
 
 
 def encoder_options(runs: int) -> dict:
-    """What a cheaper encoder path would save, before any is trained: one 4 s window (400 Whisper
-    log-mel frames) through 2 or 3 blocks, float32 or int8, at the full frame rate or every second
-    frame, on one thread, median ms over interleaved rounds. Random input: the cost does not depend
-    on the values."""
+    """What each encoder path costs: one 4 s window through 2 or 3 blocks, float32 or int8, at the
+    full frame rate (400 Whisper log-mel frames, every 10 ms) or half of it (200, every 20 ms: what
+    emo-whisper-fast reads), on one thread, median ms over interleaved rounds. Random input: the cost
+    does not depend on the values."""
     from ser_core.frontend.encoder import WhisperEncoder
 
     full = np.random.default_rng(0).standard_normal((1, 80, 400)).astype(np.float32)

@@ -19,7 +19,7 @@ from ser_core.frontend import encoder as encoder_module
 from ser_core.frontend.encoder import (ENCODER_DIM, MIN_CONTENT_FRAMES, EncoderWeightsError, content_frames, embed,
     pooled_statistics, shared_encoder, whisper_model_bytes)
 from ser_core.frontend.features import compute
-from ser_core.training.train import WHISPER_FEATURES
+from ser_core.training.train import RECIPES, WHISPER_FEATURES
 
 SR = 16000
 PINNED_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9"  # Systran/faster-whisper-base
@@ -107,6 +107,19 @@ def test_whisper_window_is_80_bands_by_400_frames():
     features = whisper_windows(voice(4.0))
     assert WHISPER_FEATURES.input_shape == (80, 400)
     assert features.shape == (1, 80, 400) and features.dtype == np.float32
+
+
+def test_the_half_rate_front_end_reads_every_second_frame_of_the_teachers_log_mel():
+    """emo-whisper-fast's log-mel every 20 ms holds the same centred STFT frames as the teacher's every
+    10 ms, every second one: half the frames go through the blocks (200 per 4 s window, even as the
+    encoder needs). The two may differ only below the window's floor (8 decades under its maximum)."""
+    half_rate = RECIPES["emo-whisper-fast"][0]
+    full, half = whisper_windows(voice(4.0)), whisper_windows(voice(4.0), params=half_rate)
+    assert half_rate.input_shape == (80, 200) and half.shape == (1, 80, 200)
+    floor = max(full.min(), half.min())
+    np.testing.assert_allclose(np.maximum(full[..., ::2], floor), np.maximum(half, floor), atol=1e-5)
+    # 2 s of voice in a 4 s window: half the teacher's 202 content frames (rounded up to even)
+    assert content_frames(whisper_windows(voice(2.0, seed=3), params=half_rate)).tolist() == [102]
 
 
 @pytest.mark.parametrize("signal, expected", [

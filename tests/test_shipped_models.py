@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ser_core.frontend.encoder import cpu_vendor
 from ser_core.labels import LABELS
 from ser_core.serving.inference import sha256_file
 from ser_core.training.corpora import find_clips
@@ -59,23 +60,17 @@ def speaker_normalised(model_dir: Path) -> bool:
     return bool(json.loads((model_dir / "metadata.json").read_text()).get("front_end", {}).get("speaker_normalised"))
 
 
-def cpu_vendor() -> str:
-    """The CPU's vendor id ("GenuineIntel", "AuthenticAMD", …; "" where /proc/cpuinfo does not say)."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            return next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("vendor_id")), "")
-    except OSError:
-        return ""
-
-
 def skip_unless_reproducible_here(model) -> None:
-    """int8 encoder products depend on the CPU: on an AMD EPYC the int8 models' probabilities moved by up
-    to 0.43 from those recorded on Intel CPUs; float32 embeddings differed by at most 4e-6 between
-    CTranslate2's two CPU back ends (CT2_USE_MKL=1 and 0)."""
-    if model.metadata.get("front_end", {}).get("compute_type") == "int8" and cpu_vendor() != "GenuineIntel":
-        pytest.skip(f"an int8 encoder model recorded on an Intel CPU (MKL's AVX2 kernels): on this {cpu_vendor() or 'CPU'} "
-                    "its int8 products moved the probabilities by up to 0.43 (measured on an AMD EPYC), so they "
-                    "cannot be reproduced here; float32 encoder models can, and are checked")
+    """int8 encoder products depend on the CPU's vendor: on an AMD EPYC the probabilities of int8 models
+    recorded on Intel CPUs moved by up to 0.43; float32 embeddings differed by at most 4e-6 between
+    CTranslate2's two CPU back ends (CT2_USE_MKL=1 and 0). An int8 model is checked on CPUs of the vendor
+    its metadata records (those recorded before it did: Intel)."""
+    front_end = model.metadata.get("front_end", {})
+    recorded = front_end.get("cpu_vendor", "GenuineIntel")
+    if front_end.get("compute_type") == "int8" and cpu_vendor() != recorded:
+        pytest.skip(f"an int8 encoder model recorded on a {recorded} CPU: on this {cpu_vendor() or 'CPU'} its int8 "
+                    "products differ (probabilities up to 0.43 apart, measured between Intel and an AMD EPYC), so "
+                    "they cannot be reproduced here; float32 encoder models can, and are checked")
 
 
 AS_RECORDED = [d for d in SHIPPED if not speaker_normalised(d)]

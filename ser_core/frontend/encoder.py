@@ -34,6 +34,19 @@ ENCODER_DIM = 512
 # unless MKL_ENABLE_INSTRUCTIONS is set: the heads see the embeddings they were trained on.
 MKL_INSTRUCTIONS = "AVX2"
 N_MELS = 80
+# int8 products differ between CPU vendors even on MKL's AVX2 path: an int8 model recorded on an Intel CPU
+# gave probabilities up to 0.35 apart on the AMD EPYC (emo-whisper-speaker, 24 test clips, CTranslate2's
+# MKL and oneDNN back ends alike; float32 agreed within 4e-6). So an int8 model's metadata records the
+# vendor of the CPU its heads were trained on (`front_end["cpu_vendor"]`, `cpu_vendor()`).
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor id ("GenuineIntel", "AuthenticAMD", …; "" where /proc/cpuinfo does not say)."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            return next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("vendor_id")), "")
+    except OSError:
+        return ""
 
 
 

@@ -126,6 +126,13 @@ RECIPES["emo-whisper-f32-aug"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES[
                                                                         augmented_copies=1))
 RECIPES["emo-whisper-linear-f32"] = (WHISPER_FEATURES, dataclasses.replace(
     RECIPES["emo-whisper-linear"][1], encoder_compute_type="float32", augmented_copies=0))
+# emo-whisper-f32's head on a cheaper path through the same blocks (#26): Whisper's log-mel every 20 ms
+# instead of 10 (the teacher's STFT frames, every second one: half the frames through the blocks) and
+# CTranslate2's int8, which on the AVX2-only AMD EPYC runs the cut encoder in half float32's time
+# (bench/speed.py's encoder options).
+WHISPER_HALF_RATE_FEATURES = dataclasses.replace(WHISPER_FEATURES, hop_length=320)
+RECIPES["emo-whisper-fast"] = (WHISPER_HALF_RATE_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1],
+                                                                               encoder_compute_type="int8"))
 
 # Heads trained apart on the same frozen front end, served as one model that averages their
 # probabilities (one LiteRT graph; the encoder runs once). emo-whisper-f32 + -aug: with the speaker
@@ -324,11 +331,12 @@ def cached_inputs(model, clips: list[Clip]) -> ClipFeatures:
 
 def encoder_front_end(layers: int, compute_type: str = "int8") -> dict:
     """What an encoder model's metadata records of its frozen front end (checked when it loads)."""
-    from ..frontend.encoder import WEIGHTS_SHA256, WEIGHTS_SOURCE
+    from ..frontend.encoder import WEIGHTS_SHA256, WEIGHTS_SOURCE, cpu_vendor
     from .embeddings import EMBEDDING_VERSION
 
     return {"encoder": "whisper-base", "source": WEIGHTS_SOURCE, "sha256": WEIGHTS_SHA256, "compute_type": compute_type,
-            "layers": layers, "pooling": "mean+std over time", "embedding_version": EMBEDDING_VERSION}
+            "layers": layers, "pooling": "mean+std over time", "embedding_version": EMBEDDING_VERSION,
+            **({"cpu_vendor": cpu_vendor()} if compute_type == "int8" else {})}  # int8 products depend on it
 
 
 def train(

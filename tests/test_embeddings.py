@@ -1,0 +1,32 @@
+"""The embedding cache of a front end: a cheaper encoder path (fewer blocks, int8, half the frame rate)
+must never read or overwrite the teacher's cached embeddings, which every emo-whisper-f32 head and its
+LOLO folds were trained on."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ser_core.training.embeddings import embedding_cache
+from ser_core.training.train import RECIPES, WHISPER_FEATURES
+
+
+def front_end(recipe: str) -> tuple:
+    features, params = RECIPES[recipe]
+    return features, params.encoder_layers, params.encoder_compute_type
+
+
+def test_every_front_end_has_its_own_embedding_cache(tmp_path):
+    teacher = front_end("emo-whisper-f32")
+    variants = {
+        "teacher": teacher,
+        "fast": front_end("emo-whisper-fast"),
+        "int8": (WHISPER_FEATURES, 3, "int8"),
+        "2 blocks": (WHISPER_FEATURES, 2, "float32"),
+        "half rate": (dataclasses.replace(WHISPER_FEATURES, hop_length=320), 3, "float32"),
+    }
+    dirs = {name: embedding_cache(features, None, tmp_path, layers, compute).dir
+            for name, (features, layers, compute) in variants.items()}
+    assert len(set(dirs.values())) == len(dirs), dirs
+    # clean and augmented copies apart too, for the new front end as for the teacher
+    features, layers, compute = variants["fast"]
+    assert embedding_cache(features, 1, tmp_path, layers, compute).dir != dirs["fast"]

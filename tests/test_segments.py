@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, speech, voice
 from ser_core.errors import ModelError, NoVoiceActivityError, SerError
 from ser_core.serving.results import UNCERTAIN, Segment, speaking_time_shares, weighted_probabilities
-from ser_core.serving.segments import find_speech
+from ser_core.serving.segments import CONTEXT_AFTER_S, CONTEXT_BEFORE_S, find_speech
 from ser_core.frontend.vad import (FRAME_S, ONNX_SHA256, SileroVad, VadParams, model_path, shared_vad, speech_regions,
     speech_segments, utterances)
 
@@ -230,30 +230,36 @@ def test_analysis_by_utterance_weights_speech_and_skips_pauses(model):
     weights = np.array([s.duration_s for s in analysis.segments])
     expected = sum(w * np.array(list(s.probabilities.values())) for w, s in zip(weights, analysis.segments))
     np.testing.assert_allclose(list(analysis.probabilities.values()), expected / weights.sum(), atol=1e-9)
-    # 4.2 s: a window from its start and one aligned to its end; 2.2 s: one window centred on it.
+    # Each segment's windows start CONTEXT_BEFORE_S before it and run to CONTEXT_AFTER_S after it: 4.2 s
+    # → 4.85 s, two windows (the last 0.35 s is under half a hop: no window aligned to the end); 2.2 s
+    # → 2.85 s, one.
     (a0, b0), (a1, b1) = starts_ends
-    window = model.params.window_s
-    np.testing.assert_allclose(analysis.window_times_s, [a0, b0 - window, (a1 + b1 - window) / 2], atol=1e-3)
+    window, hop = model.params.window_s, model.params.window_hop_s
+    assert window + hop <= (b0 + CONTEXT_AFTER_S) - (a0 - CONTEXT_BEFORE_S) < window + 1.5 * hop
+    np.testing.assert_allclose(analysis.window_times_s, [a0 - CONTEXT_BEFORE_S, a0 - CONTEXT_BEFORE_S + hop,
+                                                         a1 - CONTEXT_BEFORE_S], atol=1e-3)
 
 
-def test_a_short_segment_hears_its_surroundings_but_not_its_neighbours(model):
+def test_a_segment_is_heard_with_its_surroundings_but_not_its_neighbours(model):
     from ser_core.serving.segments import segment_piece
 
     samples = np.full(10 * SR, 1e-4, np.float32) * np.arange(10 * SR) / (10 * SR)  # quiet: kept as context
-    spans = [(1.0, 1.5), (2.0, 3.0), (3.4, 8.0)]
-    piece, start = segment_piece(samples, model.params, spans, 1)
-    assert start == 1.0 and len(piece) == model.params.window_samples  # centred on 2.5 s
-    assert np.all(piece[: SR // 2] == 0) and np.all(piece[round(2.4 * SR) :] == 0)  # neighbours silenced
-    np.testing.assert_array_equal(piece[SR // 2 : round(2.4 * SR)], samples[round(1.5 * SR) : round(3.4 * SR)])
+    spans = [(1.0, 1.8), (2.0, 3.0), (3.2, 8.0)]
+    piece, start = segment_piece(samples, model.params, spans, 1)  # 1.65-3.3 s
+    assert start == pytest.approx(2.0 - CONTEXT_BEFORE_S) and len(piece) == round((1.0 + CONTEXT_BEFORE_S + CONTEXT_AFTER_S) * SR)
+    before, after = round((1.8 - start) * SR), round((3.2 - start) * SR)
+    assert np.all(piece[:before] == 0) and np.all(piece[after:] == 0)  # the neighbours' speech silenced
+    np.testing.assert_array_equal(piece[before:after], samples[round(1.8 * SR) : round(3.2 * SR)])
     music = np.zeros(10 * SR, np.float32)
     music[: 2 * SR] = 1e-4  # room tone (-80 dBFS) ...
-    music[round(1.2 * SR) : round(1.4 * SR)] = 0.1  # ... and a loud bar of music (-20 dBFS) before the segment
+    music[round(1.7 * SR) : round(1.8 * SR)] = 0.1  # ... and a loud bar of music (-20 dBFS) before the segment
     music[round(2.0 * SR) : 3 * SR] = 0.1  # the segment itself, as loud
-    quiet, _ = segment_piece(music, model.params, [(2.0, 3.0)], 0)  # window 1.0-4.0 s
-    assert np.all(quiet[: round(0.2 * SR)] == 1e-4) and np.all(quiet[round(0.2 * SR) : round(0.4 * SR)] == 0)
-    assert np.all(quiet[SR : 2 * SR] == 0.1)
+    quiet, _ = segment_piece(music, model.params, [(2.0, 3.0)], 0)  # 1.65-3.3 s
+    assert np.all(quiet[: round(0.05 * SR)] == 1e-4) and np.all(quiet[round(0.05 * SR) : round(0.15 * SR)] == 0)
+    assert np.all(quiet[round(0.15 * SR) : round(0.35 * SR)] == 1e-4) and np.all(quiet[round(0.35 * SR) : round(1.35 * SR)] == 0.1)
     long_piece, long_start = segment_piece(samples, model.params, spans, 2)
-    assert long_start == 3.4 and len(long_piece) == round(4.6 * SR)  # long enough: the segment alone
+    assert long_start == pytest.approx(3.2 - CONTEXT_BEFORE_S) and len(long_piece) == round(5.45 * SR)
+    assert np.all(long_piece[: round(0.15 * SR)] == 0)  # the end of the previous segment
     edge, edge_start = segment_piece(samples[: 2 * SR], model.params, [(0.2, 1.8)], 0)
     assert edge_start == 0.0 and len(edge) == 2 * SR  # a recording shorter than a window: all of it
 

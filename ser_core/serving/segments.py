@@ -1,18 +1,22 @@
 """Long recordings by utterance: voice activity detection finds the speech, each speech segment is
 classified on its own, and the clip's answer is the duration-weighted mean over speech only.
 
-A segment shorter than the model's window is classified in one window centred on it and filled
-with the recording around it, the way the model's training clips held their speech among room tone;
-but any other segment's speech is silenced, so that no neighbouring utterance speaks into it, and so
-is any 50 ms of the surroundings louder than `CONTEXT_MAX_DBFS` (noise, music): only quiet room tone
-stays (zero-padded where the recording ends). Chosen on 200 validation clips (emo-cnn,
-bench/segments.py), UAR scored one by one / in a long recording with noise and music between them:
-this way 78.7 / 76.2; all the surroundings kept 79.7 / 69.4; the speech zero-padded at the end
-75.7 / 70.4; centred in zeros 71.2 / 73.0; whole clips through fixed windows 80.2 one by one. The
-one utterance of a recording no longer than a window is heard as recorded, surroundings and all. A
-longer segment is covered by windows every `window_hop_s` from its start (plus one aligned to its
-end), and its probabilities are their mean. Pauses, music and noise are never classified on their
-own: a segment's answer is the recording's only answer for that stretch of time.
+The model was trained on whole clips: speech that starts a little way into the window, after the
+recording's own quiet, and ends before the window does (zero-padded). So a segment is heard the same
+way: from `CONTEXT_BEFORE_S` before its speech to `CONTEXT_AFTER_S` after it, its windows starting
+there (a short one zero-padded at the end). Any other segment's speech in that stretch is silenced, so
+that no neighbouring utterance speaks into it, and so is any 50 ms louder than `CONTEXT_MAX_DBFS`
+(noise, music): only quiet room tone stays. Chosen on the validation recording of bench/segments.py
+(191 validation clips between room noise, loud noise and music; the default model, per-clip UAR on
+the detector's segments): cut tight to the detector's segment 70.8; centred in a window filled with
+the surroundings, as before, 70.1; 0.35 s before and 0.3 s after 76.2; the whole window after the
+segment filled 73.3. The same clips cut at their speech and classified alone score 75.9, and 83.4 as
+whole files: much of the rest of the gap to files is the corpora's own silence around each sentence,
+which a recording made of them does not hold. The one utterance of a recording no longer than a
+window is heard as recorded, surroundings and all. A segment longer than a window is covered by
+windows every `window_hop_s` (plus one aligned to its end), and its probabilities are their mean.
+Pauses, music and noise are never classified on their own: a segment's answer is the recording's
+only answer for that stretch of time.
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ if TYPE_CHECKING:
     from .inference import SerModel
     from .profile import VoiceProfile
 
-CONTEXT_MAX_DBFS = -45.0  # around a short segment, louder 50 ms frames are silenced (-35: 75.2 vs 76.2)
+CONTEXT_BEFORE_S = 0.35  # of the recording heard before a segment's speech (see the module docstring)
+CONTEXT_AFTER_S = 0.3  # and after it
+CONTEXT_MAX_DBFS = -45.0  # around a segment, louder 50 ms frames are silenced (-35: 75.2 vs 76.2, emo-cnn)
 CONTEXT_FRAME_S = 0.05
 # Neighbouring pieces of speech of one voice closer than this (between their padded edges) are one
 # utterance; pieces of different voices never are. Chosen on validation speakers' synthetic
@@ -142,20 +148,19 @@ def analyze_segments(model: "SerModel", audios: Sequence[Audio], params: VadPara
 
 def segment_piece(samples: np.ndarray, params: FeatureParams, spans: Sequence[tuple[float, float]], index: int
                   ) -> tuple[np.ndarray, float]:
-    """(the audio the model hears for segment `index`, where it starts in s): the segment itself when
-    it fills a window; else one window centred on it, the other segments' speech in it silenced."""
+    """(the audio the model hears for segment `index`, where it starts in s): the recording from
+    `CONTEXT_BEFORE_S` before the segment to `CONTEXT_AFTER_S` after it (as far as the recording
+    goes), the other segments' speech and any loud surroundings silenced."""
     sr, win = params.sample_rate, params.window_samples
     a, b = round(spans[index][0] * sr), round(spans[index][1] * sr)
-    if b - a >= win:
-        return samples[a:b], a / sr
     if len(spans) == 1 and len(samples) <= win:
         # One utterance in a recording no longer than a window: heard as recorded, as the model's
         # training clips were; nothing else speaks into it. bench/segments.py's `one_by_one` on its 200
         # validation clips, emo-whisper (a one-off run): UAR 85.0 this way, 84.0 with the loud
         # surroundings silenced.
         return samples, 0.0
-    start = min(max(0, (a + b - win) // 2), max(0, len(samples) - win))
-    piece = samples[start : start + win].copy()
+    start = max(0, a - round(CONTEXT_BEFORE_S * sr))
+    piece = samples[start : min(len(samples), b + round(CONTEXT_AFTER_S * sr))].copy()
     for other, (c, d) in enumerate(spans):
         if other != index:
             piece[max(0, round(c * sr) - start) : max(0, round(d * sr) - start)] = 0.0
@@ -204,7 +209,7 @@ def classify_segments(model: "SerModel", audios: Sequence[Audio], spans: Sequenc
     pieces = [segment_piece(audio.samples, model.params, clip, i) for audio, clip in zip(audios, spans)
               for i in range(len(clip))]
     # Windows from the piece's own start: the 0.5 s offset skips leading silence in whole clips, and
-    # a long segment starts where speech does.
+    # a piece starts with the context chosen for it.
     extracted = extract_many([samples for samples, _ in pieces], dataclasses.replace(model.params, offset_s=0.0))
     counts = [len(features) for _, features in extracted]
     features = (np.concatenate([f for _, f in extracted]) if extracted

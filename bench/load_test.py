@@ -54,12 +54,13 @@ SERVER_START_S = 180
 ARRIVAL_S = 2.0  # between two sessions' arrivals
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-# One poll in the page: the first error element, else whether an eight-bar plotly chart is drawn.
+# One poll in the page: the first error element, else whether the eight emotion bars are drawn (HTML,
+# `ser_core.ui.plots.emotion_bars`).
 RESULT_JS = """() => {
     const err = document.querySelector('[data-testid=stException], [data-testid=stAlertContentError]');
     if (err) return 'error: ' + err.innerText.slice(0, 300);
-    for (const chart of document.querySelectorAll('.js-plotly-plot')) {
-        if (chart.querySelectorAll('.barlayer .point').length >= 8) return 'bars';
+    for (const chart of document.querySelectorAll('.ser-bars')) {
+        if (chart.querySelectorAll('.ser-bar').length >= 8) return 'bars';
     }
     return null;
 }"""
@@ -67,7 +68,7 @@ ERROR_JS = """() => {
     const err = document.querySelector('[data-testid=stException], [data-testid=stAlertContentError]');
     return err ? err.innerText.slice(0, 300) : null;
 }"""
-BARS_JS = "() => document.querySelectorAll('.js-plotly-plot .barlayer .point').length"
+BARS_JS = "() => document.querySelectorAll('.ser-bars .ser-bar').length"
 
 
 # --- /proc ----------------------------------------------------------------------------------------
@@ -234,6 +235,13 @@ class ActionFailed(Exception):
         self.detail = detail
 
 
+def step_failed(error: Exception) -> str:
+    """A Playwright error's first line and the element it was waiting for (from its call log)."""
+    lines = str(error).splitlines()
+    waited = next((line.strip() for line in lines if line.strip().startswith("- waiting for")), "")
+    return " ".join(filter(None, [lines[0] if lines else repr(error), waited]))[:300]
+
+
 class Session:
     def __init__(self, index: int, k: int, browser, url: str, started: float, deadline: float, timeout_s: float,
                  record_every: int, record_s: float, actions: list, errors: list):
@@ -246,6 +254,7 @@ class Session:
         self.context = self.page = None
         self.crashed = False
         self.uploaded = False  # a file sits in the Upload page's uploader
+        self.received = 0  # bytes the server sent this session over its websocket (the script runs' output)
 
     async def new_page(self) -> None:
         if self.context is not None:
@@ -259,7 +268,11 @@ class Session:
         self.page = await self.context.new_page()
         self.crashed = False
         self.page.on("crash", lambda _page: setattr(self, "crashed", True))
+        self.page.on("websocket", lambda socket: socket.on("framereceived", self.count_received))
         self.uploaded = False
+
+    def count_received(self, payload: bytes | str) -> None:
+        self.received += len(payload)
 
     async def open(self, path: str, by_url: bool = False) -> None:
         """Go to the page at `path` as a user does: through the sidebar's link once the app is loaded
@@ -366,7 +379,7 @@ class Session:
             except Exception as error:  # noqa: BLE001 - a Playwright step (a click, a wait) failed
                 kind_of = "crash" if self.crashed else ("timeout" if "Timeout" in type(error).__name__
                                                         else "playwright")
-                self.error(kind, kind_of, str(error).splitlines()[0][:300], iteration)
+                self.error(kind, kind_of, step_failed(error), iteration)
                 await self.recover()
 
     def error(self, action: str, kind: str, detail: str, iteration: int) -> None:
@@ -384,7 +397,7 @@ class Session:
                 await self.new_page()
                 await self.open("/Upload", by_url=True)
             except Exception as error:  # noqa: BLE001
-                self.error("recover", "playwright", str(error).splitlines()[0][:300], 0)
+                self.error("recover", "playwright", step_failed(error), 0)
 
 
 # --- one K ----------------------------------------------------------------------------------------
@@ -469,8 +482,8 @@ async def run_k(k: int, duration: float, browser, url: str, server_pid: int, arg
         "errors_by_kind": {kind: sum(e["kind"] == kind for e in errors) for kind in {e["kind"] for e in errors}},
         "actions_per_min": round(60 * len(actions) / wall, 1),
         "to_bars_s": summary(to_bars),
-        # A session's first result loads Streamlit's chart, table and audio libraries into its new
-        # browser context (3.3 s alone on an idle core, 12-16 s with 3 other pages on one core).
+        # A session's first result loads the code of Streamlit's elements it shows (the audio player,
+        # the download buttons) into its new browser context.
         "to_bars_after_first_s": summary([a["to_bars_s"] for a in actions if a["iteration"] > 1]),
         "to_bars_upload_s": summary([a["to_bars_s"] for a in actions if a["kind"] == "upload"]),
         "to_bars_record_s": summary([a["to_bars_s"] for a in actions if a["kind"] == "record"]),
@@ -481,6 +494,8 @@ async def run_k(k: int, duration: float, browser, url: str, server_pid: int, arg
         "server_cpu_s": round(server_cpu, 1),
         "server_cpu_s_per_action": round(server_cpu / len(actions), 2) if actions else None,
         "server_cpu_cores_used": round(server_cpu / wall, 2),
+        # Everything the sessions' websockets carried, page opens and reruns included.
+        "server_sent_kib_per_action": round(sum(s.received for s in sessions) / 1024 / len(actions), 1) if actions else None,
         "browser_cpu_cores_used": round(browser_cpu / wall, 2),
         "browser_cpu_s_per_action": round(browser_cpu / len(actions), 2) if actions else None,
         "harness_cpu_cores_used": round(harness_cpu / wall, 2),
@@ -534,15 +549,12 @@ for seconds in (3.0, 5.5, 8.0):
         t0 = time.perf_counter()
         a = model.analyze(audio)
         t1 = time.perf_counter()
-        # The figures the page draws unasked (the signal's three are behind a switch)
-        figs = [plots.emotion_bars(a.probabilities)]
-        if a.segments and a.audio.duration_s > model.params.window_s:
-            figs += [plots.segment_timeline(a.audio.samples, a.audio.sample_rate, a.segments, a.labels),
-                     plots.emotion_bars(speaking_time_shares(a.segments, a.labels), height=260)]
-        if len(a.window_times_s) > 1:
-            figs.append(plots.emotion_timeline(a.window_times_s, a.window_probabilities, a.labels))
-        for fig in figs:
-            fig.to_json()
+        # The figures the page draws unasked (the signal's three and the window timeline are behind
+        # switches; a one-utterance clip has no segment timeline)
+        plots.emotion_bars(a.probabilities)
+        if a.segments and len(a.segments) > 1:
+            plots.segment_timeline(a.audio.samples, a.audio.sample_rate, a.segments, a.labels).to_json()
+            plots.emotion_bars(speaking_time_shares(a.segments, a.labels))
         t2 = time.perf_counter()
         analyse.append(t1 - t0); draw.append(t2 - t1)
     out[f"{seconds:g}s"] = {"analyze_s": round(min(analyse), 3), "figures_s": round(min(draw), 3)}
@@ -590,15 +602,15 @@ def markdown(report: dict) -> str:
         "",
         "Each session loops: upload a generated 3–8 s voice WAV on Upload (new content each time), every "
         f"{report['config']['record_every']}th action record {report['config']['record_seconds']:g} s from the "
-        "fake microphone on Record instead. Time-to-bars: from set_input_files / the stop click to the eight "
+        "fake microphone on Record instead. Time-to-bars: from set_input_files / the stop click to the eight HTML "
         "emotion bars drawn; time-to-idle: to the run finished (status widget gone). "
         f"Errors: exception or error alert, no bars within {report['config']['timeout_s']:g} s, page crash.",
         "",
         "| K | duration s | actions (upload/record) | errors | to-bars p50 s | p95 s | max s "
         "| p95 s after each session's first | to-idle p50 s "
-        "| server peak RSS MiB | server CPU s/action | server cores | browser CPU s/action | browser cores "
-        "| harness cores | machine busy | load1 mean |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| server peak RSS MiB | server CPU s/action | server cores | server sent KiB/action "
+        "| browser CPU s/action | browser cores | harness cores | machine busy | load1 mean |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["results"]:
         b = r["to_bars_s"]
@@ -608,6 +620,7 @@ def markdown(report: dict) -> str:
             f"| {r['errors']} | {fmt(b['p50'])} | {fmt(b['p95'])} | {fmt(b['max'])} "
             f"| {fmt(r['to_bars_after_first_s']['p95'])} | {fmt(r['to_idle_s']['p50'])} "
             f"| {rss:.0f} | {fmt(r['server_cpu_s_per_action'])} | {r['server_cpu_cores_used']:.2f} "
+            f"| {fmt(r.get('server_sent_kib_per_action'), 1)} "
             f"| {fmt(r.get('browser_cpu_s_per_action'))} | {r['browser_cpu_cores_used']:.2f} "
             f"| {fmt(r.get('harness_cpu_cores_used'))} | {r['machine_busy_fraction']:.0%} | {fmt(r['load1_mean'])} |")
     errors = [(r["sessions"], e) for r in report["results"] for e in r["error_list"]]

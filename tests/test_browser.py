@@ -23,7 +23,7 @@ import pytest
 import numpy as np
 
 from conftest import ROOT, missing, speech, wav_bytes
-from ser_core.ui.analysis import SIGNAL_TOGGLE
+from ser_core.ui.analysis import SIGNAL_TOGGLE, WINDOWS_TOGGLE
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -147,7 +147,7 @@ def assert_no_errors(page) -> None:
 
 
 def emotion_bars_shown(page) -> None:
-    """The analysis view's headline and its bar chart, drawn by plotly."""
+    """The analysis view's headline and its bar chart."""
     page.get_by_text("Input quality").wait_for(timeout=RESULT_TIMEOUT_MS)
     settle(page)
     headline = page.get_by_test_id("stHeading").filter(has_text="%").first
@@ -156,12 +156,18 @@ def emotion_bars_shown(page) -> None:
 
 
 def assert_eight_bars(page) -> None:
-    """All eight emotions drawn in one chart (plotly draws after Streamlit has shown the element; on
-    the Live page a redraw can briefly show the old chart beside the new one)."""
-    chart = page.locator(".js-plotly-plot").filter(has=page.locator(".barlayer .point")).first
-    bars = chart.locator(".barlayer .point")
+    """All eight emotions drawn in one chart, most likely on top, the longest bar the widest, each
+    bar's percentage beside it (on the Live page a redraw can briefly show the old chart beside the
+    new one)."""
+    chart = page.locator(".ser-bars").first
+    bars = chart.locator(".ser-bar")
     bars.nth(7).wait_for(timeout=RESULT_TIMEOUT_MS)
-    assert bars.count() == 8
+    drawn = chart.evaluate("""c => [...c.querySelectorAll('.ser-bar')].map(b => [
+        +b.dataset.probability, b.children[1].children[0].getBoundingClientRect().width, b.innerText])""")
+    assert len(drawn) == 8
+    probabilities, widths = [p for p, _, _ in drawn], [w for _, w, _ in drawn]
+    assert probabilities == sorted(probabilities, reverse=True) and widths == sorted(widths, reverse=True)
+    assert widths[0] > 20 and all(text.endswith(f"{p:.0%}") for p, _, text in drawn)
 
 
 def screenshot(page, name: str) -> None:
@@ -249,6 +255,10 @@ def test_record_from_the_microphone(page):
     page.get_by_role("button", name="Stop recording").click()
     emotion_bars_shown(page)
     assert_no_errors(page)
+    # One utterance: the first result of a session fetches no chart library (plotly's bundle alone was
+    # 4.7 MB and most of the browser's CPU of a first result, bench/load_test.py).
+    fetched = page.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)")
+    assert not [name for name in fetched if "Plotly" in name or "DataFrame" in name]
     screenshot(page, "record")
 
 
@@ -290,19 +300,21 @@ def test_upload_files(page, tmp_path):
     chip = page.get_by_test_id("stFileChipName")
     assert chip.evaluate("e => getComputedStyle(e, '::after').content") == f'"{talk.name}"'
     assert chip.evaluate("e => e.scrollWidth <= e.clientWidth")
-    assert page.locator(".js-plotly-plot").count() == 4  # the signal's three charts on request only
+    assert page.locator(".js-plotly-plot").count() == 1  # the segment timeline; the rest on request
     page.get_by_text(SIGNAL_TOGGLE).click()
     settle(page)
-    # bars, segment timeline, share of speaking time, waveform, mel spectrogram, features, window timeline
-    page.locator(".js-plotly-plot").nth(6).wait_for(timeout=RESULT_TIMEOUT_MS)
-    assert page.locator(".js-plotly-plot").count() == 7
+    page.get_by_text(WINDOWS_TOGGLE).click()
+    settle(page)
+    # segment timeline, waveform, mel spectrogram, features, window timeline
+    page.locator(".js-plotly-plot").nth(4).wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert page.locator(".js-plotly-plot").count() == 5
     assert page.get_by_text("2 speech segment(s)").is_visible()
     assert page.get_by_role("button", name="Download results (CSV)").is_visible()
     assert_no_errors(page)
     screenshot(page, "upload")
-    assert_silence_is_dark(page.locator(".js-plotly-plot").nth(4), duration_s=13.0, pause_s=1.0, speech_s=3.5)
+    assert_silence_is_dark(page.locator(".js-plotly-plot").nth(2), duration_s=13.0, pause_s=1.0, speech_s=3.5)
 
-    spans = page.locator(".js-plotly-plot").nth(1).locator(".barlayer .point")
+    spans = page.locator(".js-plotly-plot").nth(0).locator(".barlayer .point")
     assert spans.count() == 2  # one coloured span per speech segment
 
     # Hovering the second span lists its probabilities; a click then selects it: the page names the
@@ -313,7 +325,7 @@ def test_upload_files(page, tmp_path):
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(x - box["width"] / 4, y)
     page.mouse.move(x, y, steps=8)  # plotly reads the hover from mouse moves, as a person's pointer makes them
-    hover = page.locator(".js-plotly-plot").nth(1).locator(".hoverlayer .hovertext")
+    hover = page.locator(".js-plotly-plot").nth(0).locator(".hoverlayer .hovertext")
     hover.wait_for(timeout=RESULT_TIMEOUT_MS)
     assert "%" in hover.text_content()
     page.mouse.click(x, y)

@@ -21,6 +21,7 @@ from .common import Result, analyze_named, audio_mime_type, feature_name, figure
 
 
 SIGNAL_TOGGLE = "Show the signal: waveform, mel spectrogram and what the model sees"
+WINDOWS_TOGGLE = "Show the emotion over time"
 
 
 def quality_report(analysis: Analysis) -> dict[str, str]:
@@ -111,12 +112,16 @@ def show_result(model: SerModel, result: Result, key: str) -> None:
                 st.caption(uncertainty_note(analysis.uncertain_below))
             st.caption("Mean probability over the speech, each segment weighted by its duration; every emotion shown."
                        if analysis.segments else "Mean probability over the analysis windows; every emotion shown.")
-        st.plotly_chart(figure(analysis, "bars", lambda: plots.emotion_bars(analysis.probabilities)), key=f"{key}-bars")
+        st.html(plots.emotion_bars(analysis.probabilities))
     with report:
         st.subheader("Input quality")
-        report_table = quality_report(analysis)
-        st.table(pd.DataFrame({"input": list(report_table.values())}, index=list(report_table)))
-    if analysis.segments and (analysis.audio.duration_s > params.window_s or speakers > 1):
+        # A Markdown table, not st.table: st.table's Arrow decoding made a session's browser fetch and
+        # compile 1 MB more JavaScript (Arrow, moment, numbro) before its first result.
+        st.markdown("| | input |\n|---|---|\n" + "\n".join(
+            f"| {name} | {value} |" for name, value in quality_report(analysis).items()))
+    # One stretch of speech has nothing to show on a timeline that the bars above do not say: its one
+    # span is the headline, its one table row the bars (its length is in the input quality).
+    if analysis.segments and (len(analysis.segments) > 1 or speakers > 1):
         segment_timeline_view(result, key)
     # Drawn on request: these three charts cost the server and the browser more per upload than the rest
     # of the page (bench/load_test.py, 2 sessions on a busy machine: browser 4.3 s and server 0.32 s of
@@ -134,10 +139,15 @@ def show_result(model: SerModel, result: Result, key: str) -> None:
         st.plotly_chart(figure(analysis, "features", lambda: plots.feature_heatmap(analysis.features[0], params)),
                         key=f"{key}-features")
     if len(analysis.window_times_s) > 1:
-        where = "in the speech segments" if analysis.segments else f"every {params.window_hop_s:g} s"
-        st.markdown(f"**Emotion over time** ({len(analysis.window_times_s)} windows of {params.window_s:g} s, {where})")
-        st.plotly_chart(figure(analysis, "timeline", lambda: plots.emotion_timeline(
-            analysis.window_times_s, analysis.window_probabilities, analysis.labels)), key=f"{key}-timeline")
+        # On request, as the signal: the first plotly chart of a session costs its browser more than the
+        # rest of the page together (Chromium on one core, a 5.5 s upload: 3.8 s of CPU with the plotly
+        # charts, 0.9 s without).
+        if st.toggle(WINDOWS_TOGGLE, key=f"{key}-windows"):
+            where = "in the speech segments" if analysis.segments else f"every {params.window_hop_s:g} s"
+            st.markdown(f"**Emotion over time** ({len(analysis.window_times_s)} windows of {params.window_s:g} s, "
+                        f"{where})")
+            st.plotly_chart(figure(analysis, "timeline", lambda: plots.emotion_timeline(
+                analysis.window_times_s, analysis.window_probabilities, analysis.labels)), key=f"{key}-timeline")
         st.download_button("Download the timeline (CSV)", timeline_csv(analysis),
                            file_name=f"{Path(result.name).stem}-timeline.csv", mime="text/csv",
                            key=f"{key}-timeline-csv")
@@ -158,8 +168,7 @@ def segment_timeline_view(result: Result, key: str) -> None:
         st.markdown("**Share of speaking time**")
         shares_by_emotion = {k: v for k, v in speaking_time_shares(segments, analysis.labels).items()
                              if k != UNCERTAIN or v > 0}
-        st.plotly_chart(figure(analysis, "shares", lambda: plots.emotion_bars(shares_by_emotion, height=260)),
-                        key=f"{key}-shares")
+        st.html(plots.emotion_bars(shares_by_emotion))
     picked = [p.get("customdata") for p in (event.selection.points if event else []) if p.get("customdata") is not None]
     if picked:
         index = int(np.ravel(picked[0])[0])

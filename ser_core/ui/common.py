@@ -264,7 +264,7 @@ def wait_in_line(model: SerModel, audio: bytes, work: Callable[[int], Analysis])
     waits and, when the wait would pass `QUICK_ANSWER_AFTER_S`, the light model's answer meanwhile.
     A job still waiting when the user leaves (the script is stopped) is withdrawn."""
     job = app_pool().submit(work)
-    notice, quick = st.empty(), None
+    notice, quick, shown = st.empty(), None, None
     try:
         while True:
             try:
@@ -274,11 +274,14 @@ def wait_in_line(model: SerModel, audio: bytes, work: Callable[[int], Analysis])
             position, wait_s = job.position(), job.expected_wait_s()
             if quick is None and wait_s > QUICK_ANSWER_AFTER_S:
                 quick = quick_answer(model, audio)
-            with notice.container():
-                st.info(f"The server is busy: you are number {position} in line, about {wait_s:.0f} s to go."
-                        if position else f"Analysing… about {wait_s:.0f} s to go.")
-                if quick:
-                    st.markdown(quick)
+            text = (f"The server is busy: you are number {position} in line, about {wait_s:.0f} s to go."
+                    if position else f"Analysing… about {wait_s:.0f} s to go.")
+            if (text, quick) != shown:  # every redraw is sent to the browser and laid out again there
+                shown = text, quick
+                with notice.container():
+                    st.info(text)
+                    if quick:
+                        st.markdown(quick)
     finally:
         job.cancel()
         notice.empty()

@@ -62,7 +62,7 @@ def show_live(classifier: LiveClassifier) -> None:
         st.subheader(headline(latest.emotion, latest.confidence, latest.uncertain))
         if latest.uncertain:
             st.caption(uncertainty_note(classifier.model.uncertain_below))
-        st.plotly_chart(plots.emotion_bars(latest.probabilities), key="live-bars")
+        st.html(plots.emotion_bars(latest.probabilities))
     if state.history:
         st.markdown(f"**Emotion over the last {LIVE_TIMELINE_S:g} s** (grey: pauses)")
         st.plotly_chart(

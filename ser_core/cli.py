@@ -190,7 +190,7 @@ def _analyses(args):
         except SerError as error:
             yield file, None, (), str(error)
             continue
-        yield file, analysis, audio.warnings, None
+        yield file, analysis, analysis.audio.warnings, None  # the input's and the analysis's own
 
 
 def _segment_rows(args):

@@ -255,6 +255,7 @@ class Session:
         self.crashed = False
         self.uploaded = False  # a file sits in the Upload page's uploader
         self.received = 0  # bytes the server sent this session over its websocket (the script runs' output)
+        self.shots: Path | None = None  # where a failed action's screenshot goes
 
     async def new_page(self) -> None:
         if self.context is not None:
@@ -388,6 +389,13 @@ class Session:
         print(f"  [K={self.k} s{self.index} i{iteration}] {action} {kind}: {detail}", flush=True)
 
     async def recover(self) -> None:
+        if self.shots is not None and not self.crashed:  # what the page showed when the action failed
+            try:
+                self.shots.mkdir(exist_ok=True)
+                await self.page.screenshot(path=self.shots / f"K{self.k}-s{self.index}-{len(self.errors)}.png",
+                                           timeout=10_000)
+            except Exception:  # noqa: BLE001 - a page too starved to draw is what recovery is for
+                pass
         try:
             if self.crashed:
                 await self.new_page()
@@ -449,6 +457,8 @@ async def run_k(k: int, duration: float, browser, url: str, server_pid: int, arg
     deadline = started + duration
     sessions = [Session(i, k, browser, url, started, deadline, args.timeout, args.record_every, args.record_seconds,
                         actions, errors) for i in range(k)]
+    for session in sessions:
+        session.shots = args.error_shots
     # Users do not arrive in lockstep: one every ARRIVAL_S (each first load of the app is the heaviest
     # thing a browser does here, and K of them at once on one core timed out).
     await asyncio.gather(*(s.run(start_delay=ARRIVAL_S * i) for i, s in enumerate(sessions)))
@@ -662,6 +672,8 @@ async def main_async(args) -> dict:
     microphone = work / "voice.wav"
     microphone.write_bytes(wav_bytes(speech(6.0, level_db=-15.0)))
     log_path = work / "streamlit.log"
+    args.error_shots = work / "errors"
+    report["error_screenshots"] = str(args.error_shots)
     server_started = time.monotonic()
     server, url = start_server(log_path, args.server_cpus)
     if args.browser_cpus:  # Playwright's driver and Chromium inherit this process's CPUs

@@ -14,7 +14,14 @@ apart) choose, on validation speakers, how voices are clustered, how far apart p
 be and still be one utterance (for any voice, and within one voice), and speaker adaptation; then
 attribution, the number of speakers found and per-turn UAR are measured once on test speakers.
 
-    python bench/segments.py     writes bench/results/segments.json and segments.md (a few minutes)
+How much of the recording a segment is heard with (`CONTEXT_BEFORE_S`, `CONTEXT_AFTER_S`) is chosen on
+the validation recording too. The clips are also scored one by one as they lie in the recording (cut at
+their speech), which tells what segmentation costs from what the corpora's own silence around each
+clip is worth.
+
+    python bench/segments.py --part accuracy                  everything but the timings (nice -n 10)
+    /work/runs/quiet_run python bench/segments.py --part timing   cost per hour and the odd hours; writes
+                                                                  bench/results/segments.json and .md
 """
 
 from __future__ import annotations
@@ -62,6 +69,8 @@ JOIN_GRID = (0.0, 0.15, 0.45)  # regions joined whatever the voice (s between pa
 SAME_VOICE_GRID = (0.0, 0.45, 0.6, 1.0)  # pieces joined within one voice (0: not)
 SENTENCE_PAUSE_S = 0.5  # pauses inside a sentence run to this and more: the joining must bridge them
 ADAPTATION_GRID = {"min_speech_s": (5.0, 10.0, 20.0), "prior_windows": (4.0, 16.0), "strength": (0.75, 1.0)}
+# (before, after) in s: how much of the recording a segment is heard with.
+CONTEXT_GRID = ((0.0, 0.0), (0.2, 0.3), (0.35, 0.0), (0.35, 0.3), (0.5, 0.3))
 
 
 # --- material ---------------------------------------------------------------------------------------
@@ -192,11 +201,12 @@ def per_segment_labels(segments, truth) -> tuple[list[str], list[str], int]:
     return true, predicted, outside
 
 
-def by_utterance(model, audio, probabilities, truth, params: VadParams) -> dict:
-    """The product's pipeline on given detector probabilities: pieces, voices, joining within a voice."""
+def by_utterance(model, audio, probabilities, truth, params: VadParams, adapt: bool = False) -> dict:
+    """The product's pipeline on given detector probabilities: pieces, voices, joining within a voice
+    (and each voice read against itself when `adapt`)."""
     pieces = speech_segments(probabilities, audio.duration_s, params)
     spans, names = join_same_voice(pieces, name_speakers([audio], [pieces])[0], params.max_segment_s)
-    [analysis] = classify_segments(model, [audio], [spans], speakers=[names])
+    [analysis] = classify_segments(model, [audio], [spans], speakers=[names], adapt_to_speakers=adapt)
     segments = analysis.segments
     rows = np.array([[s.probabilities[label] for label in LABELS] for s in segments])
     true = [t[2] for t in truth]
@@ -225,14 +235,20 @@ def fixed_windows(model, audio, truth) -> dict:
     return {"windows": len(starts), "uar_per_clip": uar([t[2] for t in truth], predicted)}
 
 
-def one_by_one(model, originals, truth, params: VadParams) -> dict:
-    """The same clips as files, each scored alone: today's way (fixed windows), and by utterance."""
+def one_by_one(model, originals, truth, params: VadParams, samples: np.ndarray | None = None) -> dict:
+    """The same clips as files, each scored alone: today's way (fixed windows), and by utterance; and,
+    with the recording's `samples`, each clip as it lies there (cut at its speech) as a file."""
     true = [t[2] for t in truth]
     today = [a.emotion for a in model.analyze_many(originals, segmented=False)]
     by_vad = []
     for analysis in model.analyze_many(originals, vad=params):
         by_vad.append(analysis.emotion if analysis.segments else "missed")
-    return {"uar_fixed_windows": uar(true, today), "uar_by_utterance": uar(true, by_vad),
+    cut = {}
+    if samples is not None:
+        placed = [as_audio(samples[round(a * SR) : round(b * SR)]) for a, b, *_ in truth]
+        cut["uar_cut_at_speech_by_utterance"] = uar(true, [a.emotion if a.segments else "missed"
+                                                           for a in model.analyze_many(placed, vad=params)])
+    return {"uar_fixed_windows": uar(true, today), "uar_by_utterance": uar(true, by_vad), **cut,
             "clips_without_speech_found": by_vad.count("missed"),
             # Each clip is one acted sentence: how many came out as one segment, as utterances and as
             # the detector's raw regions (before utterances existed).
@@ -428,39 +444,47 @@ def summarise_attribution(attributions: list[dict]) -> dict:
     return out
 
 
-def speaker_section(model, vad, parts, detector: VadParams, sentences, measure_test: bool = True
-                    ) -> tuple[dict, VadParams, dict]:
+def speaker_section(model, vad, parts, detector: VadParams, sentences, measure_test: bool = True,
+                    stored: dict | None = None) -> tuple[dict, VadParams, dict]:
     """Chosen on validation conversations, in order: how voices are clustered (attribution), how far
     apart pieces may be and still be one utterance, for any voice and within one (per-turn UAR), and
     speaker adaptation's settings and whether it is on by default. Then measured once on test
     conversations. `sentences`: validation clips, one acted sentence each, that the joining must keep
     whole. Returns the results, the detector's settings with the chosen joining gap, and the module
-    settings chosen."""
+    settings chosen. With `stored` results, their joining grid and choice are kept."""
     memoise_front_ends(model, shared_encoder())
     try:
-        return choose_and_measure(model, vad, parts, detector, sentences, measure_test)
+        return choose_and_measure(model, vad, parts, detector, sentences, measure_test, stored)
     finally:  # the cost per hour is measured without the memory
         del model.to_cached, shared_encoder().embed
 
 
-def choose_and_measure(model, vad, parts, detector: VadParams, sentences, measure_test: bool
-                       ) -> tuple[dict, VadParams, dict]:
+def joining_on(model, val, detector: VadParams, sentences) -> list[dict]:
+    """Per-turn UAR on validation conversations, and the share of `sentences` kept one segment, for each
+    pair of joining gaps (any voice, one voice)."""
+    grid = []
+    for join_gap_s, same_voice_gap_s in itertools.product(JOIN_GRID, SAME_VOICE_GRID):
+        if 0 < same_voice_gap_s <= join_gap_s:
+            continue  # joined already whatever the voice
+        design = dataclasses.replace(detector, join_gap_s=join_gap_s)
+        with Settings(SAME_VOICE_GAP_S=same_voice_gap_s):
+            scores = read_conversations(model, val, design, False)
+            whole = float(np.mean([len(x) == 1 for x in find_speech(sentences, design)]))
+        grid.append({"join_gap_s": join_gap_s, "same_voice_gap_s": same_voice_gap_s, **uars(scores),
+                     "segments": scores["segments"], "spanning": scores["segments_spanning_turns"],
+                     "sentences_whole": whole})
+        print(grid[-1], flush=True)
+    return grid
+
+
+def choose_and_measure(model, vad, parts, detector: VadParams, sentences, measure_test: bool,
+                       stored: dict | None = None) -> tuple[dict, VadParams, dict]:
     val = conversation_material(vad, parts["val"], "val", 11)
     unjoined = dataclasses.replace(detector, join_gap_s=0.0)
     clustering, clustering_grid = choose_clustering(val, pieces_and_prints(val, unjoined))
-    joining_grid = []
     with Settings(CLUSTER_DISTANCE=clustering["distance"], MIN_VOICE_S=clustering["min_voice_s"]):
-        for join_gap_s, same_voice_gap_s in itertools.product(JOIN_GRID, SAME_VOICE_GRID):
-            if 0 < same_voice_gap_s <= join_gap_s:
-                continue  # joined already whatever the voice
-            design = dataclasses.replace(detector, join_gap_s=join_gap_s)
-            with Settings(SAME_VOICE_GAP_S=same_voice_gap_s):
-                scores = read_conversations(model, val, design, False)
-                whole = float(np.mean([len(x) == 1 for x in find_speech(sentences, design)]))
-            joining_grid.append({"join_gap_s": join_gap_s, "same_voice_gap_s": same_voice_gap_s, **uars(scores),
-                                 "segments": scores["segments"], "spanning": scores["segments_spanning_turns"],
-                                 "sentences_whole": whole})
-            print(joining_grid[-1], flush=True)
+        joining_grid = (stored["conversations"]["validation"]["joining_grid"] if stored is not None
+                        else joining_on(model, val, detector, sentences))
         # Every turn of these conversations is another emotion, so any joining costs there; but a
         # sentence must stay one segment across a pause of `SENTENCE_PAUSE_S` (the padded regions
         # around it are that less twice the padding apart), which the validation clips, acted
@@ -486,7 +510,7 @@ def choose_and_measure(model, vad, parts, detector: VadParams, sentences, measur
     # conversation more than 1 point worse.
     on_by_default = adaptation["uar"] - plain["uar"] >= 0.04 and worst_single >= -0.01
     validation = {"conversations": len(val), "clustering_grid": clustering_grid, "clustering": clustering,
-                  "joining_grid": joining_grid, "joining": joining, "sentence_pause_s": SENTENCE_PAUSE_S,
+                  "joining_grid": joining_grid, "joining": joining, "joining_grid_kept": stored is not None, "sentence_pause_s": SENTENCE_PAUSE_S,
                   "sentences": len(sentences),
                   "unadapted": {**uars(plain), "single_speaker_uars": plain["single_speaker_uars"]},
                   "adaptation_grid": adaptation_grid, "adaptation": adaptation,
@@ -565,11 +589,25 @@ def main() -> None:
     parser.add_argument("--keep-detector", action="store_true",
                         help="keep the detector's settings and their validation grid from the stored results")
     parser.add_argument("--validation-only", action="store_true", help="choose the settings, print them, stop")
+    parser.add_argument("--keep-joining", action="store_true",
+                        help="keep the joining gaps and their validation grid from the stored results")
+    parser.add_argument("--part", choices=("all", "accuracy", "timing"), default="all",
+                        help="accuracy: everything but the timings, stored in the json; timing: the cost per "
+                             "hour and the odd hours (run it under quiet_run) added to the stored json")
     args = parser.parse_args()
 
     model = load_model(args.model)
     vad = shared_vad()
     parts = assign(read_manifest(args.data), ROOT / model.metadata["split_file"])
+    stored = Path(args.out).with_suffix(".json")
+    if args.part == "timing":
+        results = json.loads(stored.read_text())
+        results["provenance_timing"] = provenance(args.model)
+        params = VadParams(**results["validation"]["vad_params"])
+        with Settings(**results["settings"]):
+            timing(model, vad, parts, params, results)
+        write(results, Path(args.out))
+        return
     results: dict = {"provenance": provenance(args.model),
                      "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                      "model": model.metadata.get("name", Path(args.model).resolve().name),
@@ -581,7 +619,6 @@ def main() -> None:
     val_audio = as_audio(val_samples)
     val_probabilities = vad.probabilities(val_samples)
     unjoined = dataclasses.replace(DEFAULT_VAD, join_gap_s=0.0, min_utterance_s=0.0)
-    stored = Path(args.out).with_suffix(".json")
     if args.keep_detector and stored.is_file():
         results["validation"] = json.loads(stored.read_text())["validation"]
         detector = unjoined
@@ -602,26 +639,54 @@ def main() -> None:
     # conversations (the shortest bursts' rule, `min_utterance_s`, stays as chosen on the validation
     # recording's utterance grid), then measured on test conversations.
     detector = dataclasses.replace(detector, min_utterance_s=DEFAULT_VAD.min_utterance_s)
-    results["conversations"], params, chosen = speaker_section(model, vad, parts, detector, val_clips,
-                                                               measure_test=not args.validation_only)
+    # How much of the recording around a segment the model hears: per-clip UAR on the validation recording.
+    context_grid = []
+    for before, after in CONTEXT_GRID:
+        with Settings(CONTEXT_BEFORE_S=before, CONTEXT_AFTER_S=after):
+            scores = by_utterance(model, val_audio, val_probabilities, val_truth, detector)
+        context_grid.append({"before_s": before, "after_s": after, "uar_per_clip": scores["uar_per_clip"],
+                             "uar_per_segment": scores["uar_per_segment"]})
+        print(context_grid[-1], flush=True)
+    best_context = max(context_grid, key=lambda g: (round(g["uar_per_clip"], 3), -g["before_s"] - g["after_s"]))
+    context = {"CONTEXT_BEFORE_S": best_context["before_s"], "CONTEXT_AFTER_S": best_context["after_s"]}
+    shipped_context = {name: getattr(ser_core.serving.segments, name) for name in context}
+    results["validation"].update(context_grid=context_grid, context=context,
+                                 context_shipped_defaults_match=context == shipped_context)
+    stored_results = json.loads(stored.read_text()) if args.keep_joining and stored.is_file() else None
+    with Settings(**context):
+        results["conversations"], params, chosen = speaker_section(model, vad, parts, detector, val_clips,
+                                                                   measure_test=not args.validation_only,
+                                                                   stored=stored_results)
     print(json.dumps(results["conversations"].get("test"), indent=2), flush=True)
     results["validation"].update(vad_params=params.to_dict(), shipped_defaults_match=params == DEFAULT_VAD)
     print("chosen:", params, "shipped defaults match:", params == DEFAULT_VAD, flush=True)
     if args.validation_only:
         return
-    with Settings(**chosen):
+    results["settings"] = {**chosen, **context}
+    with Settings(**results["settings"]):
         measure(model, vad, parts, params, results)
-    out = Path(args.out)
+        if args.part == "all":
+            timing(model, vad, parts, params, results)
+    write(results, Path(args.out))
+
+
+def write(results: dict, out: Path) -> None:
+    """The json always; the markdown once the timings are in."""
     out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(results))
+    if "cost_per_hour" in results:
+        out.with_suffix(".md").write_text(markdown(results))
+
+
+def test_recording(parts):
+    samples, truth, originals = build_recording(pick_clips(parts["test"], np.random.default_rng(0)), seed=0)
+    return samples, truth, originals
 
 
 def measure(model, vad, parts, params: VadParams, results: dict) -> None:
-    """The long test recording, under noise, the cost per hour and the odd hours, with the settings
-    chosen on validation."""
-    samples, truth, originals = build_recording(pick_clips(parts["test"], np.random.default_rng(0)), seed=0)
+    """The long test recording and under noise, with the settings chosen on validation."""
+    samples, truth, originals = test_recording(parts)
     audio = as_audio(samples)
-    probabilities, vad_s = timed(lambda: vad.probabilities(samples))
+    probabilities = vad.probabilities(samples)
     with Settings(SAME_VOICE_GAP_S=0.0):
         # For reference, not chosen on it: the detector's regions classified as they are.
         unjoined = by_utterance(model, audio, probabilities, truth,
@@ -630,9 +695,10 @@ def measure(model, vad, parts, params: VadParams, results: dict) -> None:
         "minutes": audio.duration_s / 60, "clips": len(truth),
         "speech_minutes": sum(b - a for a, b, _ in truth) / 60,
         "by_utterance": by_utterance(model, audio, probabilities, truth, params),
+        "by_utterance_adapted": by_utterance(model, audio, probabilities, truth, params, adapt=True),
         "by_region_unjoined": unjoined,
         "fixed_windows": fixed_windows(model, audio, truth),
-        "one_by_one": one_by_one(model, originals, truth, params),
+        "one_by_one": one_by_one(model, originals, truth, params, samples),
     }
     print(json.dumps(results["test"], indent=2), flush=True)
 
@@ -643,6 +709,13 @@ def measure(model, vad, parts, params: VadParams, results: dict) -> None:
     results["test"]["noise_5db"] = by_utterance(model, noisy_audio, vad.probabilities(noisy_audio.samples), truth,
                                                 params)
     results["test"]["noise_5db_fixed_windows"] = fixed_windows(model, noisy_audio, truth)
+
+
+def timing(model, vad, parts, params: VadParams, results: dict) -> None:
+    """The cost per hour of audio and the odd hours (timed: run on a quiet machine)."""
+    samples, _, _ = test_recording(parts)
+    audio = as_audio(samples)
+    _, vad_s = timed(lambda: vad.probabilities(samples))
 
     # Cost per hour: the test recording repeated to one hour.
     hour = as_audio(hour_of(samples))
@@ -689,8 +762,12 @@ def markdown(r: dict) -> str:
         "|---|---|",
         f"| the clips one by one, as files, fixed windows (as before voice activity detection) | {pct(o['uar_fixed_windows'])} |",
         f"| the clips one by one, as files, by utterance | {pct(o['uar_by_utterance'])} |",
+        f"| the clips one by one as they lie in the recording (cut at their speech), as files, by utterance | "
+        f"{pct(o['uar_cut_at_speech_by_utterance'])} |",
         f"| long recording, by utterance (per clip: the segments touching it) | {pct(u['uar_per_clip'])} |",
         f"| long recording, by utterance (per segment: its clip's label) | {pct(u['uar_per_segment'])} |",
+        f"| long recording, by utterance, each voice read against itself (per segment) | "
+        f"{pct(t['by_utterance_adapted']['uar_per_segment'])} |",
         f"| long recording, the detector's regions unjoined (per segment; before utterances) | "
         f"{pct(t['by_region_unjoined']['uar_per_segment'])} |",
         f"| long recording, the model's fixed windows every half window (per clip: windows centred in it) | {pct(w['uar_per_clip'])} |",
@@ -727,6 +804,14 @@ def markdown(r: dict) -> str:
         lines.append(f"| {h['what']} | {h['answer']} | {h['segments']} | {seconds} |")
     lines += conversation_markdown(r["conversations"])
     chosen = r["validation"]["chosen"]
+    v = r["validation"]
+    lines += ["", "How much of the recording a segment is heard with, chosen on the validation recording (per-clip "
+              "UAR; per segment): " + ", ".join(f"{g['before_s']} s before and {g['after_s']} s after: "
+                                                f"{pct(g['uar_per_clip'])}; {pct(g['uar_per_segment'])}"
+                                                for g in v["context_grid"])
+              + f". Chosen: {v['context']['CONTEXT_BEFORE_S']} s before, {v['context']['CONTEXT_AFTER_S']} s after "
+              f"(shipped defaults match: {v['context_shipped_defaults_match']}).",
+              "", "Settings measured with: " + ", ".join(f"{k} {val}" for k, val in r["settings"].items()) + "."]
     lines += ["", f"VAD settings chosen on a {r['validation']['minutes']:.1f} min validation recording "
               f"(grid of {len(r['validation']['grid'])}): threshold {chosen['threshold']}, min silence "
               f"{chosen['min_silence_s']} s, padding {chosen['speech_pad_s']} s (UAR {pct(chosen['uar_per_clip'])}, "
@@ -791,7 +876,10 @@ def conversation_markdown(conversations: dict) -> list[str]:
               f"conversation {v['adaptation_worst_single_speaker_change'] * 100:+.1f} points); adaptation "
               f"{'on' if c['adaptation_on_by_default'] else 'off'} by default (on only for +4 points and no "
               "single-speaker conversation more than 1 point worse). Shipped defaults match the choice: "
-              f"{v['shipped_defaults_match']}." + (f" {v['note']}" if "note" in v else ""), ""]
+              f"{v['shipped_defaults_match']}."
+              + (" The joining grid was kept from the previous run (`--keep-joining`), measured with the context "
+                 "around a segment as it was then." if v.get("joining_grid_kept") else "")
+              + (f" {v['note']}" if "note" in v else ""), ""]
     return lines
 
 

@@ -231,8 +231,8 @@ def test_analysis_by_utterance_weights_speech_and_skips_pauses(model):
     expected = sum(w * np.array(list(s.probabilities.values())) for w, s in zip(weights, analysis.segments))
     np.testing.assert_allclose(list(analysis.probabilities.values()), expected / weights.sum(), atol=1e-9)
     # Each segment's windows start CONTEXT_BEFORE_S before it and run to CONTEXT_AFTER_S after it: 4.2 s
-    # → 4.85 s, two windows (the last 0.35 s is under half a hop: no window aligned to the end); 2.2 s
-    # → 2.85 s, one.
+    # → 5.0 s, two windows of 3 s every 1.5 s (the last 0.5 s is under half a hop: no window aligned to
+    # the end); 2.2 s → 3.0 s, one.
     (a0, b0), (a1, b1) = starts_ends
     window, hop = model.params.window_s, model.params.window_hop_s
     assert window + hop <= (b0 + CONTEXT_AFTER_S) - (a0 - CONTEXT_BEFORE_S) < window + 1.5 * hop
@@ -245,7 +245,7 @@ def test_a_segment_is_heard_with_its_surroundings_but_not_its_neighbours(model):
 
     samples = np.full(10 * SR, 1e-4, np.float32) * np.arange(10 * SR) / (10 * SR)  # quiet: kept as context
     spans = [(1.0, 1.8), (2.0, 3.0), (3.2, 8.0)]
-    piece, start = segment_piece(samples, model.params, spans, 1)  # 1.65-3.3 s
+    piece, start = segment_piece(samples, model.params, spans, 1)
     assert start == pytest.approx(2.0 - CONTEXT_BEFORE_S) and len(piece) == round((1.0 + CONTEXT_BEFORE_S + CONTEXT_AFTER_S) * SR)
     before, after = round((1.8 - start) * SR), round((3.2 - start) * SR)
     assert np.all(piece[:before] == 0) and np.all(piece[after:] == 0)  # the neighbours' speech silenced
@@ -254,12 +254,14 @@ def test_a_segment_is_heard_with_its_surroundings_but_not_its_neighbours(model):
     music[: 2 * SR] = 1e-4  # room tone (-80 dBFS) ...
     music[round(1.7 * SR) : round(1.8 * SR)] = 0.1  # ... and a loud bar of music (-20 dBFS) before the segment
     music[round(2.0 * SR) : 3 * SR] = 0.1  # the segment itself, as loud
-    quiet, _ = segment_piece(music, model.params, [(2.0, 3.0)], 0)  # 1.65-3.3 s
-    assert np.all(quiet[: round(0.05 * SR)] == 1e-4) and np.all(quiet[round(0.05 * SR) : round(0.15 * SR)] == 0)
-    assert np.all(quiet[round(0.15 * SR) : round(0.35 * SR)] == 1e-4) and np.all(quiet[round(0.35 * SR) : round(1.35 * SR)] == 0.1)
+    quiet, quiet_start = segment_piece(music, model.params, [(2.0, 3.0)], 0)
+    bar, segment = round((1.7 - quiet_start) * SR), round((2.0 - quiet_start) * SR)  # 50 ms frames from its start
+    assert np.all(quiet[:bar] == 1e-4) and np.all(quiet[bar : bar + SR // 10] == 0)
+    assert np.all(quiet[bar + SR // 10 : segment] == 1e-4) and np.all(quiet[segment : segment + SR] == 0.1)
     long_piece, long_start = segment_piece(samples, model.params, spans, 2)
-    assert long_start == pytest.approx(3.2 - CONTEXT_BEFORE_S) and len(long_piece) == round(5.45 * SR)
-    assert np.all(long_piece[: round(0.15 * SR)] == 0)  # the end of the previous segment
+    assert long_start == pytest.approx(3.2 - CONTEXT_BEFORE_S)
+    assert len(long_piece) == round((4.8 + CONTEXT_BEFORE_S + CONTEXT_AFTER_S) * SR)
+    assert np.all(long_piece[: round((3.0 - long_start) * SR)] == 0)  # the end of the previous segment
     edge, edge_start = segment_piece(samples[: 2 * SR], model.params, [(0.2, 1.8)], 0)
     assert edge_start == 0.0 and len(edge) == 2 * SR  # a recording shorter than a window: all of it
 

@@ -148,13 +148,15 @@ def trained_fold(out: Path, protocol: str, features, recipe) -> dict | None:
     """The metrics of a fold model already in `out` from the same recipe and features, else None."""
     import dataclasses
 
+    from ser_core.training.train import recorded_train_params
+
     model, metadata, metrics = out / "model.keras", out / "metadata.json", out / "metrics.json"
     if not (model.is_file() and metadata.is_file() and metrics.is_file()):
         return None
     if metrics.stat().st_mtime_ns < max(model.stat().st_mtime_ns, metadata.stat().st_mtime_ns):
         return None  # train() writes the metrics last: these are an earlier, interrupted run's
     stored = json.loads(metadata.read_text())
-    same = (stored["protocol"], stored["train_params"], stored["feature_params"]) == (
+    same = (stored["protocol"], recorded_train_params(stored), stored["feature_params"]) == (
         protocol, dataclasses.asdict(recipe), features.to_dict())
     return json.loads(metrics.read_text()) if same else None
 

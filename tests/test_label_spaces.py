@@ -63,6 +63,14 @@ def test_a_label_naming_a_set_is_right_on_any_member():
     assert np.asarray(loss(packed_targets(target, space), softmax(logits)))[0] > 3.0
 
 
+def test_twins_teach_calm_or_neutral_only_where_a_corpus_has_one_of_them():
+    data = ClipFeatures([clip("calm", "turev"), clip("neutral", "cremad"), clip("calm", "ravdess"),
+                         clip("neutral", "ravdess"), clip("sad", "cremad")], [np.zeros((1, 4), np.float32)] * 5, [])
+    taught = lambda twins: [{LABELS[i] for i in np.flatnonzero(row)} for row in data.stacked(LABELS, twins=twins)[1]]
+    assert taught(True) == [{"calm", "neutral"}, {"calm", "neutral"}, {"calm"}, {"neutral"}, {"sad"}]
+    assert taught(False) == [{"calm"}, {"neutral"}, {"calm"}, {"neutral"}, {"sad"}]
+
+
 def test_balanced_sources_give_every_corpus_and_speaker_the_same_weight():
     clips = ([clip("happy", "emospeech", f"s{i % 2}") for i in range(90)]
              + [clip("sad", "banglaser", f"t{i % 3}") for i in range(10)])

@@ -48,6 +48,14 @@ def test_markdown_names_every_language_and_both_readings(lolo):
     assert "40.0" in text and "45.0" in text and "50.0" in text
 
 
+def test_the_known_classes_reading_is_shown_only_for_rows_that_measured_it(lolo):
+    measured = lolo.row({language: {**fold(0.4), "known_uar": 0.6} for language in LANGUAGES})
+    assert measured["mean_known_uar"] == pytest.approx(0.6)
+    text = lolo.markdown({"rows": {"new": measured, "old": lolo.row({language: fold(0.4) for language in LANGUAGES})}})
+    assert "| new | known classes | 60.0 |" in text
+    assert "| old | known classes |" not in text and "| old | one clip |" in text
+
+
 RESULTS = ROOT / "bench" / "results" / "lolo.json"
 
 

@@ -72,6 +72,20 @@ def candidates(emotion: str) -> tuple[str, ...]:
     return LABEL_SETS.get(emotion, (emotion,))
 
 
+# Two classes one corpus may have asked for under the other's name: a corpus with calm and no neutral
+# (TurEV-DB, Indian EmoSpeech Command) or neutral and no calm (CREMA-D, SAVEE, TESS, ASED, nEMO) has
+# no way to say which of the two its quiet, unemotional clips are.
+TWIN_CLASSES = ("neutral", "calm")
+
+
+def taught_as(emotion: str, corpus: str, twins: bool = False) -> tuple[str, ...]:
+    """The classes a training label teaches: those it allows (`candidates`), and with `twins` either
+    twin class for a label of a corpus that has only one of them."""
+    if twins and emotion in TWIN_CLASSES and not set(TWIN_CLASSES) <= set(corpus_labels(corpus)):
+        return TWIN_CLASSES
+    return candidates(emotion)
+
+
 def corpus_labels(corpus: str) -> tuple[str, ...]:
     """The classes a corpus has (all of them for a corpus we do not know, such as a user's manifest)."""
     return CORPUS_LABELS.get(corpus, LABELS)

@@ -15,7 +15,7 @@ from ..errors import SerError
 from ..frontend.features import FeatureCache, FeatureParams, default_cache_dir, extract
 from ..io.audio import load_audio
 from ..serving.batch import each, map_local
-from .corpora import Clip, candidates, corpus_labels
+from .corpora import Clip, corpus_labels, taught_as
 
 JOBS_PER_BATCH = 8  # clips per worker task: small, so that progress moves and workers stay busy to the end
 
@@ -26,10 +26,12 @@ class ClipFeatures:
     features: list[np.ndarray]  # per clip: (n_windows, n_mfcc, n_frames)
     skipped: list[tuple[str, str]]  # (path, reason) for clips that could not be used
 
-    def stacked(self, labels: tuple[str, ...], label_spaces: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All windows, each with its target (the classes its label allows, 1 each) and its label space
-        (the classes its corpus has with `label_spaces`, else all): the training examples."""
-        targets = np.array([[label in candidates(c.emotion) for label in labels] for c in self.clips], np.float32)
+    def stacked(self, labels: tuple[str, ...], label_spaces: bool = False,
+                twins: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All windows, each with its target (the classes its label teaches, `corpora.taught_as`, 1 each)
+        and its label space (the classes its corpus has with `label_spaces`, else all): the training examples."""
+        targets = np.array([[label in taught_as(c.emotion, c.corpus, twins) for label in labels] for c in self.clips],
+                           np.float32)
         spaces = np.array([[not label_spaces or label in corpus_labels(c.corpus) for label in labels]
                            for c in self.clips], np.float32)
         repeat = [len(f) for f in self.features]

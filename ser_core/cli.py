@@ -204,12 +204,16 @@ def _segment_rows(args):
 def cmd_predict_segments(args) -> int:
     """One row per speech segment: file, segment number, start, end, speaker, emotion, confidence,
     uncertain, probabilities."""
+    from .serving.inference import over_classes
+
     results, failures = [], 0
+    uncertain_below = _uncertain_below(args.model)
     for file, rows, warnings, error in _segment_rows(args):
         if _report(file, warnings, error):
             failures += 1
             continue
-        results.extend(rows)
+        results.extend({**row, **_judged(over_classes(row["probabilities"], args.classes), uncertain_below)}
+                       if args.classes else row for row in rows)
     if args.format == "json":
         print(json.dumps(results, indent=2))
     elif args.format == "csv":
@@ -230,6 +234,10 @@ def cmd_predict_segments(args) -> int:
 
 def cmd_predict(args) -> int:
     if args.engine == "ray":
+        if args.classes:
+            from .errors import ConfigError
+
+            raise ConfigError("--classes goes with the local engine")
         return _predict_ray(args)
     if args.out or args.timeline or args.address or args.actors:
         from .errors import ConfigError
@@ -259,8 +267,22 @@ def _guess(row: dict) -> str:
     return f"uncertain ({row['emotion']}?)" if row["uncertain"] else row["emotion"]
 
 
+def _emotion_list(text: str) -> tuple[str, ...]:
+    """--classes: "Angry, happy,sad" → ("angry", "happy", "sad")."""
+    return tuple(name.strip() for name in text.lower().split(",") if name.strip())
+
+
+def _judged(probabilities: dict[str, float], uncertain_below: float) -> dict:
+    """A result's emotion, confidence and uncertainty from its probabilities."""
+    emotion = max(probabilities, key=probabilities.get)
+    return {"emotion": emotion, "confidence": round(probabilities[emotion], 6),
+            "uncertain": probabilities[emotion] < uncertain_below, "probabilities": probabilities}
+
+
 def _report_predictions(args, predictions) -> int:
     """Print (file, probabilities, warnings, error) results as text, JSON or CSV; errors to stderr."""
+    from .serving.inference import over_classes
+
     labels = None
     results, failures = [], 0
     uncertain_below = _uncertain_below(args.model)
@@ -268,10 +290,9 @@ def _report_predictions(args, predictions) -> int:
         if _report(file, warnings, error):
             failures += 1
             continue
+        probabilities = over_classes(probabilities, args.classes)
         labels = list(probabilities)
-        emotion = max(probabilities, key=probabilities.get)
-        results.append({"file": file, "emotion": emotion, "confidence": round(probabilities[emotion], 6),
-                        "uncertain": probabilities[emotion] < uncertain_below, "probabilities": probabilities})
+        results.append({"file": file, **_judged(probabilities, uncertain_below)})
     if args.format == "json":
         print(json.dumps(results, indent=2))
     elif args.format == "csv":
@@ -435,6 +456,10 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--timeline", action="store_true", help="with --out: per-window probabilities too")
     pr.add_argument("--segments", action="store_true",
                     help="one row per speech segment (start, end, speaker, emotion, probabilities) instead of per file")
+    pr.add_argument("--classes", metavar="EMOTIONS", type=_emotion_list,
+                    help="comma-separated emotions an application uses (e.g. angry,happy,sad,neutral): probabilities "
+                         "renormalised over them; the uncertainty threshold, fitted over all the model's classes, "
+                         "is applied to the renormalised confidence")
     pr.add_argument("--speakers", type=int, metavar="N",
                     help="the recordings hold N voices (default: found by clustering the utterances' voice prints)")
     pr.add_argument("--speaker-adaptation", action=argparse.BooleanOptionalAction, default=False,

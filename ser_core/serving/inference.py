@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ModelError
+from ..errors import ConfigError, ModelError
 from ..frontend.encoder import ENCODER_LAYERS
 from ..frontend.features import FeatureParams, Normalizer, extract, extract_many
 from ..frontend.vad import DEFAULT_VAD, VadParams
@@ -38,6 +38,17 @@ LITERT_FILE = "model.tflite"  # the same weights for the LiteRT interpreter: ser
 METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
 BATCH_WINDOWS = 256  # windows per forward pass: bounds memory on long audio
+
+
+def over_classes(probabilities: dict[str, float], classes: tuple[str, ...] | None) -> dict[str, float]:
+    """Probabilities renormalised over the classes an application uses (all when `classes` is None),
+    in the model's order: what the model believes given that the speech shows one of them."""
+    if not classes:
+        return probabilities
+    if unknown := sorted(set(classes) - set(probabilities)):
+        raise ConfigError(f"Unknown emotion(s) {', '.join(unknown)}; choose from {', '.join(probabilities)}")
+    total = sum(probabilities[label] for label in classes)
+    return {label: p / total for label, p in probabilities.items() if label in classes}
 
 
 def sha256_file(path: Path) -> str:
@@ -245,9 +256,10 @@ class SerModel:
         return self.analyze_audio(audio, segmented, vad, profile, speakers)
 
     def predict(self, source: AudioSource | np.ndarray, sr: int | None = None, segmented: bool = True,
-                profile: "VoiceProfile | None" = None) -> dict[str, float]:
-        """Label → probability: over the speech segments weighted by duration (or over fixed windows)."""
-        return self.analyze(source, sr, segmented=segmented, profile=profile).probabilities
+                profile: "VoiceProfile | None" = None, classes: tuple[str, ...] | None = None) -> dict[str, float]:
+        """Label → probability: over the speech segments weighted by duration (or over fixed windows);
+        with `classes`, over those emotions only (`over_classes`)."""
+        return over_classes(self.analyze(source, sr, segmented=segmented, profile=profile).probabilities, classes)
 
 
 class EncoderModel(SerModel):

@@ -143,7 +143,7 @@ def test_each_speaker_is_read_against_their_own_voice(model, monkeypatch):
     import ser_core.serving.segments
     from ser_core.io.audio import to_mono_float32
     from ser_core.serving.profile import profile_from_windows
-    from ser_core.serving.segments import classify_segments, own_voice_settings
+    from ser_core.serving.segments import CONTEXT_BEFORE_S, classify_segments, own_voice_settings
 
     monkeypatch.setattr(ser_core.serving.segments, "MIN_SPEAKER_SPEECH_S", 10.0)
     low = [speech(4.0, f0=100, seed=i) for i in range(3)]  # S1: 12 s
@@ -158,7 +158,8 @@ def test_each_speaker_is_read_against_their_own_voice(model, monkeypatch):
     assert adapted.segments[1].probabilities == pytest.approx(plain.segments[1].probabilities)
     assert "S1 read against their own voice in this recording (12 s)" in adapted.adaptation
     times = plain.window_times_s
-    second = (times >= 5.0 - 1e-6) & (times < 8.0)  # S2's windows (its 3 s segment fills one window)
+    # S2's windows: they start with the context heard before its segment
+    second = (times >= 5.0 - CONTEXT_BEFORE_S - 1e-6) & (times < 8.0)
     assert second.sum() >= 1 and (~second).sum() >= 3
     cached = model.to_cached(plain.features)
     profile = profile_from_windows(model, model.representation(cached[~second]), 1)

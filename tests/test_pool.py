@@ -136,7 +136,7 @@ def test_concurrent_analyses_through_the_pool_match_one_at_a_time():
 def test_a_full_pool_is_said_on_the_page_and_a_rerun_tries_again(served):
     """Every place in the app's pool taken: the upload gets one sentence, not a spinner without end;
     the refusal is not kept as the recording's answer, so the next run analyses it."""
-    from test_app import charts, run
+    from test_app import bar_charts, run
 
     from ser_core.io.signals import speech, wav_bytes
     from ser_core.serving.pool import app_pool
@@ -153,7 +153,7 @@ def test_a_full_pool_is_said_on_the_page_and_a_rerun_tries_again(served):
         for job in held:
             job.future.result(60)
     at.run()
-    assert not at.error and not at.exception and charts(at)
+    assert not at.error and not at.exception and bar_charts(at)
 
 
 def test_the_quick_answer_is_the_light_model_s_and_says_so():

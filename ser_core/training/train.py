@@ -139,7 +139,7 @@ RECIPES["emo-whisper-linear-f32"] = (WHISPER_FEATURES, dataclasses.replace(
     RECIPES["emo-whisper-linear"][1], encoder_compute_type="float32", augmented_copies=0))
 # emo-whisper-f32's head on a cheaper path through the same blocks (#26): Whisper's log-mel every 20 ms
 # instead of 10 (the teacher's STFT frames, every second one: half the frames through the blocks) and
-# CTranslate2's int8, which on the AVX2-only AMD EPYC runs the cut encoder in half float32's time
+# CTranslate2's int8, which on the AMD EPYC (AVX-512 VNNI) runs the cut encoder in half float32's time
 # (bench/speed.py's encoder options).
 WHISPER_HALF_RATE_FEATURES = dataclasses.replace(WHISPER_FEATURES, hop_length=320)
 RECIPES["emo-whisper-fast"] = (WHISPER_HALF_RATE_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1],

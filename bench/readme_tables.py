@@ -235,6 +235,8 @@ def lolo_means_table(root: Path = ROOT) -> str:
     lines = ["| recipe | one clip: mean / lowest | batch: mean | voice profile (transductive): mean "
              "| validation UAR, mean over the folds |", "|---|---|---|---|---|"]
     for name, r in rows.items():
+        if r.get("mean_uar") is None:  # stopped before every language was held out: no mean to show
+            continue
         vals = [f["val_uar"] for f in r["folds"].values() if f.get("val_uar") is not None]
         # A speaker-normalised recipe is validated with every validation speaker normalised: transductive.
         params = r.get("train_params", {})  # one recipe's, or a dict of them by recipe (older rows, ensembles)

@@ -40,6 +40,7 @@ from ser_core.io.signals import speech
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"emo-cnn": ROOT / "models" / "emo-cnn-speaker", "emo-whisper": ROOT / "models" / "emo-whisper-speaker",
           "emo-whisper-ens": ROOT / "models" / "emo-whisper-ens-speaker",
+          "emo-whisper-ens-diverse": ROOT / "models" / "emo-whisper-ens-diverse-speaker",
           "emo-whisper-fast": ROOT / "models" / "emo-whisper-fast-speaker"}
 SEED_MODEL = ROOT / "models" / "seed-cnn-speaker"  # the original architecture, for its pipeline
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from .inference import SerModel
     from .profile import VoiceProfile
 
-CONTEXT_BEFORE_S = 0.5  # of the recording heard before a segment's speech (see the module docstring)
+CONTEXT_BEFORE_S = 0.35  # of the recording heard before a segment's speech: chosen on the validation recording with the default model (bench/results/segments.md; the module docstring says why)
 CONTEXT_AFTER_S = 0.3  # and after it
 CONTEXT_MAX_DBFS = -45.0  # around a segment, louder 50 ms frames are silenced (-35: 75.2 vs 76.2, emo-cnn)
 CONTEXT_FRAME_S = 0.05

@@ -159,11 +159,15 @@ def assert_eight_bars(page) -> None:
     """All eight emotions drawn in one chart, most likely on top, the longest bar the widest, each
     bar's percentage beside it (on the Live page a redraw can briefly show the old chart beside the
     new one)."""
-    chart = page.locator(".ser-bars").first
-    bars = chart.locator(".ser-bar")
-    bars.nth(7).wait_for(timeout=RESULT_TIMEOUT_MS)
-    drawn = chart.evaluate("""c => [...c.querySelectorAll('.ser-bar')].map(b => [
-        +b.dataset.probability, b.children[1].children[0].getBoundingClientRect().width, b.innerText])""")
+    page.locator(".ser-bars").first.locator(".ser-bar").nth(7).wait_for(timeout=RESULT_TIMEOUT_MS)
+    # Read once the chart is laid out: on a loaded machine a freshly swapped chart can be in the page
+    # for a moment before it has its width.
+    drawn = page.wait_for_function("""() => {
+        const bars = [...(document.querySelector('.ser-bars')?.querySelectorAll('.ser-bar') ?? [])];
+        const read = bars.map(b => [+b.dataset.probability, b.children[1].children[0].getBoundingClientRect().width,
+                                    b.innerText]);
+        return read.length && read[0][1] > 0 ? read : null;
+    }""", timeout=RESULT_TIMEOUT_MS).json_value()
     assert len(drawn) == 8
     probabilities, widths = [p for p, _, _ in drawn], [w for _, w, _ in drawn]
     assert probabilities == sorted(probabilities, reverse=True) and widths == sorted(widths, reverse=True)
@@ -300,6 +304,7 @@ def test_upload_files(page, tmp_path):
     chip = page.get_by_test_id("stFileChipName")
     assert chip.evaluate("e => getComputedStyle(e, '::after').content") == f'"{talk.name}"'
     assert chip.evaluate("e => e.scrollWidth <= e.clientWidth")
+    page.locator(".js-plotly-plot").first.wait_for(timeout=RESULT_TIMEOUT_MS)  # plotly loads after the bars
     assert page.locator(".js-plotly-plot").count() == 1  # the segment timeline; the rest on request
     page.get_by_text(SIGNAL_TOGGLE).click()
     settle(page)

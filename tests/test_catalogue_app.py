@@ -74,7 +74,9 @@ def shipped_app(monkeypatch):
 def assert_prediction_shown(at, name: str) -> None:
     assert not at.exception, [e.message for e in at.exception]
     assert not at.error, [e.value for e in at.error]
-    assert at.get("plotly_chart"), f"{name}: no emotion chart"
+    from test_app import bar_charts
+
+    assert bar_charts(at), f"{name}: no emotion bars"
 
 
 def test_each_case_gets_its_answer_and_the_next_upload_works(app, built, trained_model):

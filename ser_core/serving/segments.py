@@ -7,14 +7,13 @@ way: from `CONTEXT_BEFORE_S` before its speech to `CONTEXT_AFTER_S` after it, it
 there (a short one zero-padded at the end). Any other segment's speech in that stretch is silenced, so
 that no neighbouring utterance speaks into it, and so is any 50 ms louder than `CONTEXT_MAX_DBFS`
 (noise, music): only quiet room tone stays. Chosen on the validation recording of bench/segments.py
-(191 validation clips between room noise, loud noise and music; the default model, per-clip UAR on
-the detector's segments; before/after in s): cut tight to the detector's segment (0/0) 70.8; 0.2/0.3
-75.4; 0.35/0 75.4; 0.35/0.3 76.2; 0.5/0.3 78.5 (the grid's edge: more was not tried); centred in a
-window filled with the surroundings, as before, 70.1; the rest of the window after the segment filled
-(0.35 s before) 73.3. The same clips cut at their speech and classified alone score 75.9, and 80.7
-as whole files: the rest of the gap to files is mostly the corpora's own silence around each
-sentence, which a recording made of them does not hold. The one utterance of a recording no longer than a
-window is heard as recorded, surroundings and all. A segment longer than a window is covered by
+(191 validation clips between room noise, loud noise and music; per-clip UAR on the detector's
+segments; before/after in s), with the default model (bench/results/segments.md): 0/0 69.4; 0.2/0.3
+77.3; 0.35/0 75.0; 0.35/0.3 79.4; 0.5/0.3 78.9. With the previous default (emo-whisper-ens), a segment
+centred in a window filled with its surroundings, as before, scored 70.1, and the same clips cut at
+their speech and classified alone 75.9 against 80.7 as whole files: the rest of the gap to files is
+mostly the corpora's own silence around each sentence, which a recording made of them does not hold.
+The one utterance of a recording no longer than a window is heard as recorded, surroundings and all. A segment longer than a window is covered by
 windows every `window_hop_s` (plus one aligned to its end), and its probabilities are their mean.
 Pauses, music and noise are never classified on their own: a segment's answer is the recording's
 only answer for that stretch of time.
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
     from .inference import SerModel
     from .profile import VoiceProfile
 
-CONTEXT_BEFORE_S = 0.35  # of the recording heard before a segment's speech: chosen on the validation recording with the default model (bench/results/segments.md; the module docstring says why)
+CONTEXT_BEFORE_S = 0.35  # of the recording heard before a segment's speech (the module docstring says why)
 CONTEXT_AFTER_S = 0.3  # and after it
 CONTEXT_MAX_DBFS = -45.0  # around a segment, louder 50 ms frames are silenced (-35: 75.2 vs 76.2, emo-cnn)
 CONTEXT_FRAME_S = 0.05

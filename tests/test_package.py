@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -50,32 +51,57 @@ def test_load_model_follows_the_rule(monkeypatch):
     assert ser_core.load_model("emo-cnn-random").directory == MODELS_ROOT / "emo-cnn-random"
 
 
-# --- requirements*.txt are locks of pyproject's pins ------------------------------------------------
+# --- requirements*.txt are hash-pinned locks of pyproject's pins ------------------------------------
 
-def pins(lines) -> dict[str, str]:
-    """name → the whole requirement (version and marker), for `name==version` lines."""
-    out = {}
-    for line in lines:
-        requirement = line.split(" #")[0].strip()
-        if "==" in requirement and not requirement.startswith(("#", "-r")):
-            out[requirement.split("==")[0].strip().lower()] = requirement.replace(" ", "")
-    return out
+def canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def test_requirements_files_pin_what_pyproject_pins():
+def requirement(text: str) -> tuple[str, str, str]:
+    """(canonical name, version, marker) of a `name==version[; marker]` requirement."""
+    spec, _, marker = text.partition(";")
+    name, _, version = spec.partition("==")
+    return canonical(name.strip()), version.strip(), " ".join(marker.split())
+
+
+def pinned(requirements) -> dict[str, tuple[str, str]]:
+    """name → (version, marker) of `name==version[; marker]` requirements."""
+    return {name: (version, marker) for name, version, marker in map(requirement, requirements)}
+
+
+def locked(lock: str) -> dict[str, tuple[str, str]]:
+    """name → (version, marker) of everything a lock pins; each pin must carry sha256 hashes, since
+    the Makefile installs the locks with --require-hashes."""
+    specs = []
+    for entry in (ROOT / lock).read_text().replace("\\\n", " ").splitlines():
+        text = entry.split("#")[0].strip()
+        if text:
+            spec, _, hashes = text.partition("--hash=sha256:")
+            assert hashes and "==" in spec, f"{lock}: {text!r} is not pinned with a hash"
+            specs.append(spec)
+    return pinned(specs)
+
+
+def test_requirements_files_are_hashed_locks_of_pyproject_s_pins():
     import tomllib
 
+    from ser_core.serving.speakers import RESEMBLYZER_VERSION
+
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = pins(project["dependencies"])
-    for extra, requirements in project["optional-dependencies"].items():
-        declared.update(pins(r for r in requirements if not r.startswith("ser[")))
-    locked = {}
-    for name in ("requirements.txt", "requirements-train.txt", "requirements-ray.txt", "requirements-dev.txt"):
-        locked.update(pins((ROOT / name).read_text().splitlines()))
-    assert locked == declared
-    runtime = pins((ROOT / "requirements.txt").read_text().splitlines())
-    assert set(pins(project["dependencies"])) <= set(runtime)
-    assert not {"tensorflow-cpu", "keras", "scikit-learn", "matplotlib", "onnx"} & set(runtime)
+    declared = {extra: pinned(requirements)
+                for extra, requirements in {"": project["dependencies"], **project["optional-dependencies"]}.items()}
+    everything = locked("requirements-dev.txt")  # what `make test` installs: every extra
+    for extra, pins in declared.items():  # versions and platform markers as pyproject.toml declares them
+        assert {name: everything.get(name) for name in pins} == pins, extra
+    for lock, extras in (("requirements.txt", ("", "serve", "app")), ("requirements-train.txt", ("", "train")),
+                         ("requirements-ray.txt", ("", "ray"))):
+        pins = locked(lock)
+        assert pins.items() <= everything.items(), f"{lock} and requirements-dev.txt disagree"
+        for extra in extras:
+            assert declared[extra].items() <= pins.items(), f"{lock} lacks pins of the extra {extra!r}"
+    # `make run` has no TensorFlow (scikit-learn comes in with librosa, which the app draws spectrograms with)
+    assert not {"tensorflow-cpu", "keras", "matplotlib", "onnx", "torch"} & set(locked("requirements.txt"))
+    assert locked("requirements-nodeps.txt") == {"resemblyzer": (RESEMBLYZER_VERSION, "")}
 
 
 # --- Silero VAD without onnx -------------------------------------------------------------------------

@@ -100,6 +100,41 @@ def test_segments_are_the_rows_of_ser_predict_json_segments(client, clip_wav, tm
     assert "segments" not in without and without["probabilities"] == api["probabilities"]
 
 
+def ser_predict(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ser_core.cli", "predict", *arguments, "--model", MODEL], cwd=cwd,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_classes_renormalise_as_ser_predict_classes(client, clip_wav, tmp_path):
+    (tmp_path / "clip.wav").write_bytes(clip_wav)
+    cli = ser_predict("clip.wav", "--json", "--segments", "--classes", "Angry, happy,sad,neutral", cwd=tmp_path)
+    assert cli.returncode == 0, cli.stderr
+    full = client.post("/v1/analyze?filename=clip.wav", content=clip_wav).json()
+    api = client.post("/v1/analyze?filename=clip.wav&classes=Angry,%20happy,sad,neutral", content=clip_wav).json()
+    assert list(api["probabilities"]) == ["neutral", "happy", "sad", "angry"]  # the model's order
+    # The answers' probabilities have 6 digits; divided by the kept share their rounding grows to about 1e-5
+    # (so do the CLI's rows, which it renormalises after rounding).
+    kept = {label: full["probabilities"][label] for label in api["probabilities"]}
+    assert api["probabilities"] == pytest.approx({k: p / sum(kept.values()) for k, p in kept.items()}, abs=1e-5)
+    assert api["confidence"] == api["probabilities"][api["emotion"]] == max(api["probabilities"].values())
+    rows = json.loads(cli.stdout)
+    assert len(api["segments"]) == len(rows) > 0
+    for ours, theirs in zip(api["segments"], rows):
+        assert ours.keys() == theirs.keys() and ours["emotion"] == theirs["emotion"]
+        assert {k: ours[k] for k in ("file", "segment", "start_s", "end_s", "speaker", "uncertain")} == \
+            {k: theirs[k] for k in ("file", "segment", "start_s", "end_s", "speaker", "uncertain")}
+        assert ours["probabilities"] == pytest.approx(theirs["probabilities"], abs=1e-5)
+        assert ours["confidence"] == pytest.approx(theirs["confidence"], abs=1e-5)
+    analyze = OPENAPI["paths"]["/v1/analyze"]["post"]
+    assert "classes" in [parameter["name"] for parameter in analyze["parameters"]]
+
+    unknown = ser_predict("clip.wav", "--json", "--classes", "angry,bored", cwd=tmp_path)
+    refused = client.post("/v1/analyze?classes=angry,bored", content=clip_wav)
+    assert refused.status_code == 422 and unknown.returncode != 0
+    assert refused.json()["error"].startswith("Unknown emotion(s) bored; choose from neutral, calm")
+    assert f"ser: {refused.json()['error']}" in unknown.stderr  # the CLI's sentence
+
+
 def test_a_request_may_name_a_shipped_model_but_not_a_path(client, clip_wav):
     assert client.post("/v1/analyze?model=seed-cnn-random", content=clip_wav).json()["model"] == "seed-cnn-random"
     for name in ("nope", "/etc", "../models/seed-cnn-speaker"):
@@ -308,11 +343,24 @@ def test_stream_sends_readings_as_audio_arrives(client):
         assert reading["probabilities"] is None and reading["emotion"] is None
 
 
+def test_stream_readings_over_the_classes_of_the_first_message(client):
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_json({"sample_rate": 16000, "classes": ["angry", "Happy", "sad", "neutral"]})
+        ws.send_bytes(pcm16(speech(2.0, 16000)).tobytes())
+        reading = ws.receive_json()
+        assert reading["type"] == "reading" and not reading["pause"]
+        assert list(reading["probabilities"]) == ["neutral", "happy", "sad", "angry"]
+        assert sum(reading["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+        assert reading["confidence"] == reading["probabilities"][reading["emotion"]] == max(reading["probabilities"].values())
+
+
 @pytest.mark.parametrize("first, later, phrase", [
     ("hello", None, "first message must be JSON"),
     (json.dumps({"sample_rate": 300}), None, "not one this stream takes"),
     (json.dumps({"sample_rate": 16000, "model": "nope"}), None, "No model 'nope'"),
     (json.dumps({"sample_rate": 16000}), b"\x01\x02\x03", "whole 16-bit frames"),
+    (json.dumps({"sample_rate": 16000, "classes": ["angry", "bored"]}), None, "Unknown emotion(s) bored; choose from"),
+    (json.dumps({"sample_rate": 16000, "classes": "angry,sad"}), None, '"classes" must be a list of emotion names'),
 ])
 def test_stream_refusals_are_one_json_sentence_and_a_close(client, first, later, phrase):
     from starlette.websockets import WebSocketDisconnect

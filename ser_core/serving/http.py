@@ -180,6 +180,10 @@ class ModelRegistry:
             logger.error(json.dumps({"event": "model_load_failed", "model": self.default_name,
                                      "error": self.load_error}))
 
+    def labels(self, name: str | None) -> list[str]:
+        """The emotions the model a request names reads, from its metadata (without loading it)."""
+        return json.loads((self.directory(name) / "metadata.json").read_text())["labels"]
+
     def describe(self) -> list[dict]:
         out = []
         for name in self.names():
@@ -197,17 +201,44 @@ class ModelRegistry:
 # --- analysis --------------------------------------------------------------------------------------
 
 
-def analysis_json(name: str, model_name: str, analysis, segments: bool) -> dict:
-    """The clip's answer; `segments` holds exactly the rows `ser predict --json --segments` prints."""
+def classes_option(text: str | None) -> tuple[str, ...] | None:
+    """`classes=Angry, happy,sad` → ("angry", "happy", "sad"), as `ser predict --classes` reads it."""
+    return tuple(name.strip() for name in text.lower().split(",") if name.strip()) if text else None
+
+
+def check_classes(labels: list[str], classes: tuple[str, ...] | None) -> None:
+    """Refuse unknown emotions (`over_classes`'s sentence, as the CLI prints it) before any audio is
+    read: renormalising uniform probabilities over the model's labels checks just the names."""
+    from .inference import over_classes
+
+    over_classes(dict.fromkeys(labels, 1.0), classes)
+
+
+def judged(probabilities: dict[str, float], classes: tuple[str, ...] | None, uncertain_below: float) -> dict:
+    """A reading's emotion, confidence, uncertainty and probabilities over `classes` (all the model's
+    when None), renormalised as `ser predict --classes` does; the calibrated threshold, fitted over all
+    the classes, applies to the renormalised confidence, as there."""
+    from .inference import over_classes
+
+    probabilities = over_classes(dict(probabilities), classes)
+    emotion = max(probabilities, key=probabilities.get)
+    return {"emotion": emotion, "confidence": round(probabilities[emotion], 6),
+            "uncertain": bool(probabilities[emotion] < uncertain_below),
+            "probabilities": {k: round(v, 6) for k, v in probabilities.items()}}
+
+
+def analysis_json(name: str, model_name: str, analysis, segments: bool, classes: tuple[str, ...] | None) -> dict:
+    """The clip's answer; `segments` holds exactly the rows `ser predict --json --segments` prints
+    (with `classes`, those of `--classes`)."""
     from .results import segment_rows
 
-    probabilities = analysis.probabilities
-    emotion = max(probabilities, key=probabilities.get)
-    out = {"file": name, "model": model_name, "emotion": emotion, "confidence": round(probabilities[emotion], 6),
-           "uncertain": bool(analysis.is_uncertain), "probabilities": {k: round(v, 6) for k, v in probabilities.items()},
+    out = {"file": name, "model": model_name, **judged(analysis.probabilities, classes, analysis.uncertain_below),
            "duration_s": round(analysis.audio.duration_s, 3), "warnings": list(analysis.audio.warnings)}
     if segments:
-        out["segments"] = segment_rows(name, analysis)
+        rows = segment_rows(name, analysis)
+        out["segments"] = rows if not classes else [
+            {**row, **judged(segment.probabilities, classes, analysis.uncertain_below)}
+            for row, segment in zip(rows, analysis.segments)]
     return out
 
 
@@ -314,7 +345,8 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def analyze_bytes(data: bytes, name: str, model_name: str | None, segments: bool, threads: int) -> dict:
+    def analyze_bytes(data: bytes, name: str, model_name: str | None, segments: bool,
+                      classes: tuple[str, ...] | None, threads: int) -> dict:
         from ..io.audio import load_audio
         from .inference import native_stderr_silenced
 
@@ -322,7 +354,7 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
         with native_stderr_silenced():  # decoders (libmpg123) print their own complaints to fd 2
             audio = load_audio(data, model.params.sample_rate, config.limits)
         analysis = model.with_threads(threads).analyze_audio(audio)
-        return analysis_json(name, model.directory.resolve().name, analysis, segments)
+        return analysis_json(name, model.directory.resolve().name, analysis, segments, classes)
 
     def too_busy(in_flight: int, retry_after_s: int) -> ApiError:
         return ApiError(429, f"Too many requests in flight ({in_flight}); retry in {retry_after_s} s.",
@@ -333,7 +365,8 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
         check_ready()
         segments = request.query_params.get("segments", "true").lower() not in ("0", "false", "no")
         model_name = request.query_params.get("model")
-        registry.directory(model_name)  # an unknown name is refused before the upload is read
+        classes = classes_option(request.query_params.get("classes"))
+        check_classes(registry.labels(model_name), classes)  # unknown names are refused before the upload is read
         if pool.in_flight >= pool.capacity:  # so is a request the pool could not take
             raise too_busy(pool.in_flight, pool.retry_after_s())
         try:
@@ -346,7 +379,7 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
                     data, name = body, request.query_params.get("filename", "audio")
                 del body
                 try:
-                    job = pool.submit(lambda threads: analyze_bytes(data, name, model_name, segments, threads))
+                    job = pool.submit(lambda threads: analyze_bytes(data, name, model_name, segments, classes, threads))
                 except PoolFull as full:
                     raise too_busy(full.in_flight, full.retry_after_s) from None
                 # A timeout cancels the wrapper, which withdraws a job still waiting in the pool; a
@@ -448,18 +481,20 @@ class AccessLog:
 # --- the live stream -------------------------------------------------------------------------------
 
 
-def reading_json(reading) -> dict:
+def reading_json(reading, classes: tuple[str, ...] | None, uncertain_below: float) -> dict:
+    """A live reading; over `classes` when the stream asked for them (`judged`). A pause has no emotion."""
     level = reading.level_dbfs
-    return {"type": "reading", "time_s": round(reading.time_s, 3),
-            "level_dbfs": round(level, 1) if math.isfinite(level) else None,
-            "pause": reading.pause, "emotion": reading.emotion,
-            "confidence": None if reading.pause else round(reading.confidence, 6), "uncertain": reading.uncertain,
-            "speech_s": round(reading.speech_s, 3),
-            "probabilities": None if reading.pause else {k: round(v, 6) for k, v in reading.probabilities.items()}}
+    out = {"type": "reading", "time_s": round(reading.time_s, 3),
+           "level_dbfs": round(level, 1) if math.isfinite(level) else None, "pause": reading.pause,
+           "emotion": None, "confidence": None, "uncertain": False, "speech_s": round(reading.speech_s, 3),
+           "probabilities": None}
+    if not reading.pause:
+        out.update(judged(reading.probabilities, classes, uncertain_below))
+    return out
 
 
 async def run_stream(websocket, config: ServeConfig, registry: ModelRegistry, streams: dict) -> None:
-    """The first message is JSON (`sample_rate`, optional `channels`, `model`, `api_key`); every
+    """The first message is JSON (`sample_rate`, optional `channels`, `model`, `classes`, `api_key`); every
     later one is binary 16-bit little-endian PCM, channels interleaved. The server sends a reading
     (as the Live page shows) twice a second while audio arrives; errors are one JSON message and a
     close with code 1008."""
@@ -494,8 +529,13 @@ async def run_stream(websocket, config: ServeConfig, registry: ModelRegistry, st
         return await refuse("The model is still loading; retry in a few seconds.", 1013)
     if streams["open"] >= config.stream_capacity:
         return await refuse(f"Too many streams open ({streams['open']}); retry later.", 1013)
+    classes = settings.get("classes")
+    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+        return await refuse('"classes" must be a list of emotion names, such as ["angry", "happy", "sad", "neutral"].')
+    classes = classes_option(",".join(classes)) if classes else None
     try:
         model = await asyncio.get_running_loop().run_in_executor(None, registry.get, settings.get("model"))
+        check_classes(model.labels, classes)
     except SerError as error:
         return await refuse(str(error))
     streams["open"] += 1
@@ -507,7 +547,7 @@ async def run_stream(websocket, config: ServeConfig, registry: ModelRegistry, st
             await asyncio.sleep(STREAM_INTERVAL_S / 2)
             for reading in classifier.snapshot().history:
                 if reading.time_s > last_sent:
-                    await websocket.send_json(reading_json(reading))
+                    await websocket.send_json(reading_json(reading, classes, model.uncertain_below))
                     last_sent = reading.time_s
 
     sender = asyncio.create_task(send_readings())
@@ -580,6 +620,10 @@ OPENAPI = {
                 {"name": "segments", "in": "query", "schema": {"type": "boolean", "default": True},
                  "description": "include the per-segment rows"},
                 {"name": "model", "in": "query", "schema": {"type": "string"}, "description": "a name from /v1/models"},
+                {"name": "classes", "in": "query", "schema": {"type": "string"}, "example": "angry,happy,sad,neutral",
+                 "description": "comma-separated emotions the application uses: probabilities renormalised over them "
+                                "(as `ser predict --classes`), the model's uncertainty threshold applied to the "
+                                "renormalised confidence; an unknown name is a 422"},
                 {"name": "filename", "in": "query", "schema": {"type": "string"},
                  "description": "the name echoed in `file` for a raw body"}],
             "requestBody": {"required": True, "content": {
@@ -592,7 +636,8 @@ OPENAPI = {
         "/v1/stream": {"get": {
             "summary": "WebSocket: live readings twice a second",
             "description": 'Upgrade to a WebSocket. First message: JSON {"sample_rate": 48000, "channels": 1, '
-                           '"model": NAME, "api_key": KEY}; then binary 16-bit little-endian PCM. Server messages: '
+                           '"model": NAME, "classes": [EMOTION, ...], "api_key": KEY}; then binary 16-bit '
+                           'little-endian PCM. Server messages: '
                            '{"type": "reading", ...} or {"type": "error", "error": SENTENCE} followed by close code '
                            '1008 (1013: busy, retry later).',
             "responses": {"101": {"description": "Switching protocols"}}}},

@@ -88,21 +88,19 @@ def test_raw_body_and_multipart_get_the_same_answer(client, clip_wav):
     assert raw.headers["x-request-id"]
 
 
+def ser_predict(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ser_core.cli", "predict", *arguments, "--model", MODEL], cwd=cwd,
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
 def test_segments_are_the_rows_of_ser_predict_json_segments(client, clip_wav, tmp_path):
     (tmp_path / "clip.wav").write_bytes(clip_wav)
-    cli = subprocess.run([sys.executable, "-m", "ser_core.cli", "predict", "clip.wav", "--json", "--segments",
-                          "--model", MODEL], cwd=tmp_path, capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    cli = ser_predict("clip.wav", "--json", "--segments", cwd=tmp_path)
     assert cli.returncode == 0, cli.stderr
     api = client.post("/v1/analyze?filename=clip.wav", content=clip_wav).json()
     assert api["segments"] == json.loads(cli.stdout)
     without = client.post("/v1/analyze?segments=false", content=clip_wav).json()
     assert "segments" not in without and without["probabilities"] == api["probabilities"]
-
-
-def ser_predict(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ser_core.cli", "predict", *arguments, "--model", MODEL], cwd=cwd,
-                          capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 def test_classes_renormalise_as_ser_predict_classes(client, clip_wav, tmp_path):

@@ -68,7 +68,8 @@ MIN_VOICE_GRID = (0.0, 5.0, 10.0, 15.0)  # least speech of a voice of its own (s
 JOIN_GRID = (0.0, 0.15, 0.45)  # regions joined whatever the voice (s between padded edges)
 SAME_VOICE_GRID = (0.0, 0.45, 0.6, 1.0)  # pieces joined within one voice (0: not)
 SENTENCE_PAUSE_S = 0.5  # pauses inside a sentence run to this and more: the joining must bridge them
-ADAPTATION_GRID = {"min_speech_s": (5.0, 10.0, 20.0), "prior_windows": (4.0, 16.0), "strength": (0.75, 1.0)}
+ADAPTATION_GRID = {"min_speech_s": (5.0, 10.0, 20.0), "prior_windows": (4.0, 16.0), "strength": (0.75, 1.0),
+                   "reference_weight": (0.0, 0.3, 1.0)}  # the last: with a model that names a reference head
 # (before, after) in s: how much of the recording a segment is heard with.
 CONTEXT_GRID = ((0.0, 0.0), (0.2, 0.3), (0.35, 0.0), (0.35, 0.3), (0.5, 0.3))
 
@@ -497,14 +498,17 @@ def choose_and_measure(model, vad, parts, detector: VadParams, sentences, measur
         adaptation_grid = []
         with Settings(SAME_VOICE_GAP_S=joining["same_voice_gap_s"]):
             plain = read_conversations(model, val, params, False)
-            for min_speech_s, prior, strength in itertools.product(*ADAPTATION_GRID.values()):
+            weights = ADAPTATION_GRID["reference_weight"] if model.reference is not None else (0.0,)
+            for min_speech_s, prior, strength, weight in itertools.product(*list(ADAPTATION_GRID.values())[:3], weights):
                 with Settings(MIN_SPEAKER_SPEECH_S=min_speech_s, OWN_VOICE_PRIOR_WINDOWS=prior,
-                              OWN_VOICE_STRENGTH=strength):
+                              OWN_VOICE_STRENGTH=strength, OWN_VOICE_REFERENCE_WEIGHT=weight):
                     scores = read_conversations(model, val, params, True)
                 adaptation_grid.append({"min_speech_s": min_speech_s, "prior_windows": prior, "strength": strength,
-                                        **uars(scores), "single_speaker_uars": scores["single_speaker_uars"]})
+                                        "reference_weight": weight, **uars(scores),
+                                        "single_speaker_uars": scores["single_speaker_uars"]})
                 print(adaptation_grid[-1], flush=True)
-    adaptation = max(adaptation_grid, key=lambda g: (round(g["uar"], 3), g["min_speech_s"], g["prior_windows"]))
+    adaptation = max(adaptation_grid, key=lambda g: (round(g["uar"], 3), g["min_speech_s"], g["prior_windows"],
+                                                     -g["reference_weight"]))
     worst_single = min(a - b for a, b in zip(adaptation["single_speaker_uars"], plain["single_speaker_uars"]))
     # On by default only as the issue asks: +4 points on conversations, and no single-speaker
     # conversation more than 1 point worse.
@@ -520,11 +524,13 @@ def choose_and_measure(model, vad, parts, detector: VadParams, sentences, measur
                "MIN_SPEAKER_SPEECH_S": ser_core.serving.segments.MIN_SPEAKER_SPEECH_S,
                "OWN_VOICE_PRIOR_WINDOWS": ser_core.serving.segments.OWN_VOICE_PRIOR_WINDOWS,
                "OWN_VOICE_STRENGTH": ser_core.serving.segments.OWN_VOICE_STRENGTH,
+               "OWN_VOICE_REFERENCE_WEIGHT": ser_core.serving.segments.OWN_VOICE_REFERENCE_WEIGHT,
                "adaptation_on_by_default": DEFAULT_SPEAKERS.adapt}
     chosen = {"CLUSTER_DISTANCE": clustering["distance"], "MIN_VOICE_S": clustering["min_voice_s"],
               "SAME_VOICE_GAP_S": joining["same_voice_gap_s"], "join_gap_s": joining["join_gap_s"],
               "MIN_SPEAKER_SPEECH_S": adaptation["min_speech_s"], "OWN_VOICE_PRIOR_WINDOWS": adaptation["prior_windows"],
-              "OWN_VOICE_STRENGTH": adaptation["strength"], "adaptation_on_by_default": on_by_default}
+              "OWN_VOICE_STRENGTH": adaptation["strength"], "OWN_VOICE_REFERENCE_WEIGHT": adaptation["reference_weight"],
+              "adaptation_on_by_default": on_by_default}
     validation.update(chosen=chosen, shipped_defaults_match=chosen == shipped)
     print("chosen", chosen, "shipped defaults match:", chosen == shipped, flush=True)
 
@@ -822,6 +828,16 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
+def reference_weights(grid: list[dict], chosen: dict) -> str:
+    """The chosen adaptation's per-turn UAR at each share of the model's reference head tried."""
+    same = [g for g in grid if g.get("reference_weight") is not None and all(
+        g[k] == chosen[k] for k in ("min_speech_s", "prior_windows", "strength"))]
+    if len(same) < 2:
+        return ""
+    return "; with the reference head's share " + ", ".join(
+        f"{g['reference_weight']}: {100 * g['uar']:.1f}" for g in same)
+
+
 def conversation_markdown(conversations: dict) -> list[str]:
     v, t = conversations["validation"], conversations["test"]
     pct = lambda x: f"{100 * x:.1f}"  # noqa: E731
@@ -871,9 +887,12 @@ def conversation_markdown(conversations: dict) -> list[str]:
               + ", ".join(f"{g['join_gap_s']}/{g['same_voice_gap_s']} s: {pct(g['uar'])}, {pct(g['sentences_whole'])}"
                           for g in v["joining_grid"])
               + f"); then speaker adaptation (from {c['MIN_SPEAKER_SPEECH_S']} s of a voice, prior "
-              f"{c['OWN_VOICE_PRIOR_WINDOWS']} windows, strength {c['OWN_VOICE_STRENGTH']}: per-turn UAR "
-              f"{pct(v['adaptation']['uar'])} against {pct(v['unadapted']['uar'])} without, the worst single-speaker "
-              f"conversation {v['adaptation_worst_single_speaker_change'] * 100:+.1f} points); adaptation "
+              f"{c['OWN_VOICE_PRIOR_WINDOWS']} windows, strength {c['OWN_VOICE_STRENGTH']}"
+              + (f", the reference head's share {c['OWN_VOICE_REFERENCE_WEIGHT']}" if "OWN_VOICE_REFERENCE_WEIGHT" in c
+                 else "")
+              + f": per-turn UAR {pct(v['adaptation']['uar'])} against {pct(v['unadapted']['uar'])} without, the worst "
+              f"single-speaker conversation {v['adaptation_worst_single_speaker_change'] * 100:+.1f} points"
+              + reference_weights(v["adaptation_grid"], v["adaptation"]) + "); adaptation "
               f"{'on' if c['adaptation_on_by_default'] else 'off'} by default (on only for +4 points and no "
               "single-speaker conversation more than 1 point worse). Shipped defaults match the choice: "
               f"{v['shipped_defaults_match']}."

@@ -38,6 +38,11 @@ LITERT_FILE = "model.tflite"  # the same weights for the LiteRT interpreter: ser
 METADATA_FILE = "metadata.json"
 METRICS_FILE = "metrics.json"
 BATCH_WINDOWS = 256  # windows per forward pass: bounds memory on long audio
+# A model's metadata may name a reference head, {"model": sibling directory, "weight": w}: a head
+# trained on speaker-normalised voices that reads the same cached windows. Wherever a voice has a
+# reference (a voice profile, a batch of files, a conversation's speaker), the reading is the model's
+# own against it mixed with the head's (`SerModel.predict_against`); with none, the model alone.
+REFERENCE_FIELD = "reference"
 
 
 def over_classes(probabilities: dict[str, float], classes: tuple[str, ...] | None) -> dict[str, float]:
@@ -128,6 +133,27 @@ class SerModel:
         else:
             self.backend, self._run = "keras", _KerasRunner(model_path)
         self._lock = threading.Lock()
+        self.reference = self._reference_head(backend, threads)
+
+    def _reference_head(self, backend: str, threads: int) -> "tuple[SerModel, float] | None":
+        """(the model a voice is read against when it has a reference, its weight) when the metadata's
+        `REFERENCE_FIELD` names one (`predict_against`); the head is a sibling model directory that
+        must read the same cached windows (same front end, features and labels)."""
+        spec = self.metadata.get(REFERENCE_FIELD)
+        if spec is None:
+            return None
+        directory = self.directory.parent / spec["model"]
+        if not (directory / METADATA_FILE).is_file():
+            raise ModelError(f"{self.directory.name} reads voices against {spec['model']}, which is not beside it "
+                             f"in {self.directory.parent}: install the models together.")
+        head = load_model(directory, backend, threads)
+        ours, theirs = self.metadata.get("front_end", {}), head.metadata.get("front_end", {})
+        same = (head.params == self.params and head.labels == self.labels and all(
+            ours.get(k) == theirs.get(k) for k in ("sha256", "compute_type", "layers", "fused_blocks", "pooling", "embedding_version")))
+        if not same or head.metadata.get(REFERENCE_FIELD) is not None:
+            raise ModelError(f"{spec['model']} cannot be {self.directory.name}'s reference head: it reads other "
+                             "windows or labels, or names a reference of its own.")
+        return head, float(spec["weight"])
 
     @property
     def metrics(self) -> dict | None:
@@ -193,8 +219,29 @@ class SerModel:
         """Raw feature windows → (calibrated probabilities, what the voice profile did). With a profile
         (`ser_core.serving.profile`) that fits this model, each window is read relative to that voice."""
         with self._threadpools.limit(limits=self.threads, user_api="blas"):
-            cached, adaptation = self._adapted(self.to_cached(features), profile)
-            return self.predict_cached(cached), adaptation
+            cached = self.to_cached(features)
+            note = self.adaptation_note(profile)
+            if profile is None or not profile.fits(self):
+                return self.predict_cached(cached), note
+            return self.predict_against(cached, profile), note
+
+    def predict_against(self, cached: np.ndarray, profile: "VoiceProfile", settings: tuple[float, float] | None = None,
+                        weight: float | None = None) -> np.ndarray:
+        """Cached windows of one voice read against a profile of that voice: the windows shifted by the
+        profile (`settings`: prior windows and strength, the model's own `adaptation_settings` unless
+        given) through this model; with a reference head (`REFERENCE_FIELD`), that reading mixed with
+        the head's own reading of the windows against the same profile, `weight` of it the head's (the
+        metadata's unless given). The one place every reading against a voice goes through: voice
+        profiles, `ser predict --adapt batch` and `--speaker-column`, and each speaker of a conversation."""
+        probabilities = self.predict_cached(self.shifted(cached, profile.shift(self, *(settings or self.adaptation_settings))))
+        if self.reference is None:
+            return probabilities
+        head, default_weight = self.reference
+        weight = default_weight if weight is None else weight
+        if weight == 0.0:
+            return probabilities
+        theirs = head.predict_cached(head.shifted(cached, profile.shift(head, *head.adaptation_settings)))
+        return (1.0 - weight) * probabilities + weight * theirs
 
     def analyze_audio(self, audio: Audio, segmented: bool = True, vad: VadParams = DEFAULT_VAD,
                       profile: "VoiceProfile | None" = None, speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> Analysis:
@@ -223,14 +270,14 @@ class SerModel:
         return [Analysis(audio, times, probabilities[a:b], features, self.labels, self.uncertain_below, adaptation)
                 for audio, (times, features), a, b in zip(audios, extracted, bounds[:-1], bounds[1:])]
 
-    def _adapted(self, cached: np.ndarray, profile: "VoiceProfile | None") -> tuple[np.ndarray, str]:
+    def adaptation_note(self, profile: "VoiceProfile | None") -> str:
+        """What a voice profile does to this model's reading, in a sentence for the user ("" without one)."""
         if profile is None:
-            return cached, ""
+            return ""
         if not profile.fits(self):
-            return cached, ("The voice profile was made for another model's representation, so this prediction "
-                            "is not adapted: build the profile again with this model.")
-        return (self.shifted(cached, profile.shift(self, *self.adaptation_settings)),
-                f"Adapted to your voice profile ({profile.speech_seconds:.0f} s of speech).")
+            return ("The voice profile was made for another model's representation, so this prediction "
+                    "is not adapted: build the profile again with this model.")
+        return f"Adapted to your voice profile ({profile.speech_seconds:.0f} s of speech)."
 
     @property
     def adaptation_settings(self) -> tuple[float, float]:
@@ -280,10 +327,14 @@ class EncoderModel(SerModel):
     def _encoder(self, threads: int):
         """The process's engine for this model's encoder on `threads` threads per encode. The one-thread
         engine runs as many encodes at once as the process has cores (concurrent analyses, one thread
-        each); a wider one runs one at a time, for an analysis that has the cores to itself."""
-        from ..frontend.encoder import shared_encoder
+        each); a wider one runs one at a time, for an analysis that has the cores to itself. A head that
+        reads the blocks fused gets the stem and every block up to its own in one numpy pass, whose
+        threads are BLAS's (`self.threads`)."""
+        from ..frontend.encoder import shared_blocks_encoder, shared_encoder
         from .threads import process_cores
 
+        if self.front_end.get("fused_blocks"):
+            return shared_blocks_encoder(self.front_end["layers"])
         return shared_encoder(self.front_end.get("compute_type", "int8"), threads,
                               self.front_end.get("layers", ENCODER_LAYERS), process_cores() if threads == 1 else 1)
 
@@ -296,7 +347,7 @@ class EncoderModel(SerModel):
         return pinned
 
     def prepare(self, features: np.ndarray) -> np.ndarray:
-        """Whisper log-mel windows → pooled encoder embeddings (n_windows, 1024)."""
+        """Whisper log-mel windows → pooled encoder embeddings (n_windows, 1024; fused, 1024 per layer)."""
         from ..frontend.encoder import embed
 
         self._check_features(features)
@@ -321,11 +372,11 @@ class EncoderModel(SerModel):
     def adaptation_settings(self) -> tuple[float, float]:
         return (0.0, 1.0) if self.speaker_normalised else super().adaptation_settings
 
-    def _adapted(self, cached: np.ndarray, profile: "VoiceProfile | None") -> tuple[np.ndarray, str]:
+    def adaptation_note(self, profile: "VoiceProfile | None") -> str:
         if profile is None and self.speaker_normalised:
-            return cached, ("This model reads each voice against a voice profile and has none: build one on the "
-                            "My voice page (or pick a model trained on voices as recorded).")
-        return super()._adapted(cached, profile)
+            return ("This model reads each voice against a voice profile and has none: build one on the "
+                    "My voice page (or pick a model trained on voices as recorded).")
+        return super().adaptation_note(profile)
 
     @property
     def representation_mean(self) -> np.ndarray:

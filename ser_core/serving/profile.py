@@ -9,6 +9,9 @@ by `strength × n / (n + prior_windows) × (profile mean − training mean)`, wh
 windows the profile saw. The shrinkage keeps a profile of a few seconds from moving much, and the
 strength below 1 limits what a one-sided profile (all of it angry, say) can take away: such a profile
 describes the emotion as much as the voice, which is why the app asks for speech in an everyday tone.
+A model whose metadata names a reference head (`inference.REFERENCE_FIELD`) mixes that reading with the
+head's, trained on speaker-normalised voices and reading them against the profile fully
+(`SerModel.predict_against`).
 
 Profiles are small JSON files. They hold no audio and nothing that could rebuild it.
 """
@@ -159,8 +162,9 @@ def adapted_cached(model, cached: list[np.ndarray], profile_clips: Sequence[int]
 def predict_adapted(model, paths: Sequence[str], speakers: Sequence[str] | None = None,
                     profile: VoiceProfile | None = None):
     """(path, probabilities, warnings, error) per path, like `batch.predict_files`, each file read
-    relative to its speaker: with `profile`, that one profile for every file; with `speakers` (one id
-    per path), a profile per speaker from all of that speaker's files (transductive: no labels)."""
+    against its speaker (`SerModel.predict_against`): with `profile`, that one profile for every file;
+    with `speakers` (one id per path), a profile per speaker from all of that speaker's files; else
+    one of all the files (transductive: no labels)."""
     from tqdm import tqdm
 
     from ..frontend.features import extract
@@ -177,13 +181,12 @@ def predict_adapted(model, paths: Sequence[str], speakers: Sequence[str] | None 
     groups: dict[str, list[int]] = {}
     for i in cached:
         groups.setdefault(speakers[i] if speakers is not None else "", []).append(i)
+    if profile is not None and not profile.fits(model):
+        raise ProfileError("The voice profile was made for another model: build it again with this one.")
     for members in groups.values():
-        if profile is None:
-            windows = adapted_cached(model, [cached[i] for i in members], range(len(members)))
-        else:
-            if not profile.fits(model):
-                raise ProfileError("The voice profile was made for another model: build it again with this one.")
-            windows = [model.shifted(cached[i], profile.shift(model, *model.adaptation_settings)) for i in members]
-        for i, w in zip(members, windows):
-            results[i][1] = dict(zip(model.labels, map(float, model.predict_cached(w).mean(axis=0))))
+        reference = profile or profile_from_windows(
+            model, np.concatenate([model.representation(cached[i]) for i in members]), len(members))
+        for i in members:
+            probabilities = model.predict_against(cached[i], reference)
+            results[i][1] = dict(zip(model.labels, map(float, probabilities.mean(axis=0))))
     return [tuple(r) for r in results]

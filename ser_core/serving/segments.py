@@ -48,13 +48,18 @@ CONTEXT_FRAME_S = 0.05
 # joining nothing, which would cut sentences at such pauses: every turn there is another emotion).
 SAME_VOICE_GAP_S = 0.45
 # With speaker adaptation on, a speaker who spoke at least this long in a recording is read against
-# their own voice there, shifted by `OWN_VOICE_STRENGTH × n / (n + OWN_VOICE_PRIOR_WINDOWS)` of
-# the way (n: their windows). Chosen on validation conversations (bench/segments.py, adaptation
-# grid): per-turn UAR 75.0 against 73.6 without; off by default because +1.4 points fall short of the
-# +4 asked of a default, and one single-speaker conversation lost 4 (on test: 69.0 → 71.0).
-MIN_SPEAKER_SPEECH_S = 10.0
+# their own voice there (`SerModel.predict_against`), shifted by `OWN_VOICE_STRENGTH × n / (n +
+# OWN_VOICE_PRIOR_WINDOWS)` of the way (n: their windows), `OWN_VOICE_REFERENCE_WEIGHT` of the reading
+# the model's reference head's. Chosen on validation conversations (bench/segments.py, adaptation grid,
+# bench/results/segments.md): per-turn UAR 78.2 against 76.7 without, no single-speaker conversation
+# worse; off by default because +1.5 points fall short of the +4 asked of a default.
+MIN_SPEAKER_SPEECH_S = 20.0
 OWN_VOICE_PRIOR_WINDOWS = 16.0
 OWN_VOICE_STRENGTH = 1.0
+# Not the share the default's reference head has with a voice profile or a batch (chosen on leave one
+# language out, whole clips): in conversations the head, trained on whole clips each read against its
+# speaker, lost at every share tried (0.3: 77.4, 0.5: 76.3, alone: 72.5, against 78.2 without it).
+OWN_VOICE_REFERENCE_WEIGHT = 0.0
 
 
 @dataclass(frozen=True)
@@ -289,14 +294,16 @@ def predict_by_speaker(model: "SerModel", features: np.ndarray, window_bounds: n
             for name, rows in windows.items():
                 if profile is not None and (name == users or users is None):
                     # The user's own profile (or the sentence saying why it cannot be used).
-                    shifted, note = model._adapted(cached[rows], profile)
+                    note = model.adaptation_note(profile)
                     notes.append(f"{name}: {note[0].lower()}{note[1:]}" if len(windows) > 1 else note)
+                    probabilities[rows] = (model.predict_against(cached[rows], profile) if profile.fits(model)
+                                           else model.predict_cached(cached[rows]))
                 elif speech_s[name] >= MIN_SPEAKER_SPEECH_S:
                     own = profile_from_windows(model, representation[rows], clips=1)
-                    shifted = model.shifted(cached[rows], own.shift(model, *own_voice_settings(model)))
+                    probabilities[rows] = model.predict_against(cached[rows], own, own_voice_settings(model),
+                                                                OWN_VOICE_REFERENCE_WEIGHT)
                     notes.append(f"{name} read against their own voice in this recording ({speech_s[name]:.0f} s).")
                 else:
-                    shifted = cached[rows]
-                probabilities[rows] = model.predict_cached(shifted)
+                    probabilities[rows] = model.predict_cached(cached[rows])
             adaptations.append(" ".join(notes))
     return probabilities, adaptations

@@ -129,7 +129,7 @@ def use_inputs(variant: str, block3: dict, extra: dict) -> None:
     """Training and bench/lolo.py's readings take their inputs from `model_inputs`: pointed here at the
     sampled clips' tables, so that everything else (splits, head, calibration, readings) is unchanged."""
 
-    def model_inputs(parts, params, cache_root=None, encoder_layers=None, compute_type=None):
+    def model_inputs(parts, params, cache_root=None, encoder_layers=None, compute_type=None, fused=False):
         out = {}
         for name, part in parts.items():
             kept = [c for c in part if (c.corpus, c.clip_id) in extra and (c.corpus, c.clip_id) in block3]

@@ -125,10 +125,9 @@ def webrtc_loaded_before_tensorflow():
     import pylibsrtp  # noqa: F401
 
 
-@pytest.fixture(scope="session")
-def trained_encoder_model(tiny_dataset, tmp_path_factory) -> Path:
-    """An emo-whisper head (frozen Whisper-base encoder) trained for a few epochs on the tiny corpus,
-    with one augmented copy, through the real training entry point."""
+def train_tiny(tiny_dataset: Path, work: Path, recipe_name: str, epochs: int) -> Path:
+    """`recipe_name` trained for `epochs` on the tiny corpus's speaker split, through the real training
+    entry point, into work/tiny-<recipe_name>."""
     import dataclasses
 
     from ser_core.training.corpora import read_manifest
@@ -136,11 +135,17 @@ def trained_encoder_model(tiny_dataset, tmp_path_factory) -> Path:
     from ser_core.training.train import RECIPES, train
 
     clips = read_manifest(tiny_dataset / "manifest.csv")
-    work = tmp_path_factory.mktemp("trained-encoder")
     split_file = work / "speaker.csv"
     write_split_file(clips, make_split(clips, "speaker"), split_file)
-    features, recipe = RECIPES["emo-whisper"]
-    out = work / "tiny-emo-whisper"
-    train(clips, split_file, "speaker", out, features, dataclasses.replace(recipe, epochs=3, batch_size=32),
+    features, recipe = RECIPES[recipe_name]
+    out = work / f"tiny-{recipe_name}"
+    train(clips, split_file, "speaker", out, features, dataclasses.replace(recipe, epochs=epochs, batch_size=32),
           cache_root=work / "cache", verbose=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def trained_encoder_model(tiny_dataset, tmp_path_factory) -> Path:
+    """An emo-whisper head (frozen Whisper-base encoder) trained for a few epochs on the tiny corpus,
+    with one augmented copy, through the real training entry point."""
+    return train_tiny(tiny_dataset, tmp_path_factory.mktemp("trained-encoder"), "emo-whisper", epochs=3)

@@ -150,14 +150,47 @@ def pooled_statistics(frames: np.ndarray) -> np.ndarray:
     return np.concatenate([frames.mean(axis=-2), frames.std(axis=-2)], axis=-1)
 
 
-def embed(encoder: WhisperEncoder, log_mel: np.ndarray, batch: int = 16) -> np.ndarray:
-    """Whisper log-mel windows (n, 80, frames) → pooled encoder embeddings (n, 2 × 512). Windows of
-    equal content length are encoded together."""
+class BlocksEncoder:
+    """The stem and blocks 1…`depth` of Whisper's encoder in one float32 pass (`WhisperLayers`, numpy),
+    each pooled: what a head with `fused_blocks` reads (`front_end["fused_blocks"]`). Built on the
+    model.bin cut after `depth` blocks, block `depth` comes through the final LayerNorm exactly as the
+    CTranslate2 encoder of that depth gives it (float32, to rounding), so block `depth`'s part equals
+    the embedding every other head reads; on the whole model.bin (`cut=False`) block `depth` stays the
+    raw residual stream (what training caches for the blocks below the top, `embeddings.py`).
+    Thread-safe (numpy only); its threads are BLAS's, which `threadpoolctl` pins."""
+
+    def __init__(self, depth: int, cut: bool = True):
+        from .whisper_layers import WhisperLayers, truncated_encoder_model
+
+        weights = whisper_model_bytes()
+        self.layers = WhisperLayers.from_model_bytes(truncated_encoder_model(weights, depth) if cut else weights)
+        self.depth = depth
+
+    def pooled(self, log_mel: np.ndarray) -> np.ndarray:
+        """(batch, 80, frames) → (batch, (depth + 1) × 2 × 512): stem, block 1, …, block depth."""
+        states = pooled_statistics(self.layers(log_mel, max_layer=self.depth))  # (depth + 1, batch, 1024)
+        return states.transpose(1, 0, 2).reshape(len(log_mel), -1)
+
+
+@functools.lru_cache(maxsize=2)
+def shared_blocks_encoder(depth: int, cut: bool = True) -> BlocksEncoder:
+    """One per process and depth: its float32 weights (about 25 MB for three blocks) are read once."""
+    return BlocksEncoder(depth, cut)
+
+
+def embed(encoder: "WhisperEncoder | BlocksEncoder", log_mel: np.ndarray, batch: int = 16) -> np.ndarray:
+    """Whisper log-mel windows (n, 80, frames) → pooled encoder embeddings (n, 2 × 512; a BlocksEncoder's
+    (n, (depth + 1) × 2 × 512)). Windows of equal content length are encoded together."""
     lengths = content_frames(log_mel)
-    out = np.empty((len(log_mel), 2 * ENCODER_DIM), dtype=np.float32)
+    pooled = encoder.pooled if isinstance(encoder, BlocksEncoder) else lambda x: pooled_statistics(encoder(x))
+    out: np.ndarray | None = None
     for length in np.unique(lengths):
         rows = np.flatnonzero(lengths == length)
         for start in range(0, len(rows), batch):
             chunk = rows[start : start + batch]
-            out[chunk] = pooled_statistics(encoder(log_mel[chunk, :, :length]))
+            values = pooled(log_mel[chunk, :, :length])
+            if out is None:
+                out = np.empty((len(log_mel), values.shape[1]), dtype=np.float32)
+            out[chunk] = values
     return out
+

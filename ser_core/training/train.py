@@ -68,6 +68,10 @@ class TrainParams:
     corpus_directions_removed: int = 0
     # A corpus with only one of calm and neutral teaches its label as either (corpora.TWIN_CLASSES).
     calm_neutral_twins: bool = False
+    # Encoder models: the head reads the pooled stem and blocks 1…k−1 beside block k's (k =
+    # encoder_layers), one float32 pass through the first k blocks (encoder.embed_blocks): the lower
+    # layers carry more of how something is said (bench/results/lolo_inputs.md).
+    fused_blocks: bool = False
 
 
 def recorded_train_params(metadata: dict) -> dict:
@@ -151,6 +155,11 @@ RECIPES["emo-whisper-nap"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo
 # emo-whisper-f32 with calm and neutral taught as either where a corpus has only one of them.
 RECIPES["emo-whisper-twins"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1],
                                                                       calm_neutral_twins=True))
+# The encoder's blocks fused: emo-whisper-f32, -balanced and -spaces reading the pooled stem and blocks
+# 1-2 beside block 3 (4 × 1,024 inputs), what bench/lolo_inputs.py's sample pointed at.
+for _name, _base in (("emo-whisper-blocks", "emo-whisper-f32"), ("emo-whisper-blocks-balanced", "emo-whisper-balanced"),
+                     ("emo-whisper-blocks-spaces", "emo-whisper-spaces")):
+    RECIPES[_name] = (WHISPER_FEATURES, dataclasses.replace(RECIPES[_base][1], fused_blocks=True))
 
 # Heads trained apart on the same frozen front end, served as one model that averages their
 # probabilities (one LiteRT graph; the encoder runs once). emo-whisper-f32 + -aug: with the speaker
@@ -160,6 +169,8 @@ ENSEMBLES: dict[str, tuple[str, ...]] = {"emo-whisper-ens": ("emo-whisper-f32", 
 # corpus's own label space. The best LOLO one-clip mean and lowest (33.0 / 20.6 against emo-whisper-ens's
 # 31.2 / 17.0) with the speaker protocol kept (validation 75.3 against 74.2): the default.
 ENSEMBLES["emo-whisper-ens-diverse"] = ("emo-whisper-f32", "emo-whisper-balanced", "emo-whisper-spaces")
+# The same three on the fused blocks.
+ENSEMBLES["emo-whisper-ens-blocks"] = ("emo-whisper-blocks", "emo-whisper-blocks-balanced", "emo-whisper-blocks-spaces")
 
 
 def speaker_normalised(data: ClipFeatures, target: np.ndarray) -> ClipFeatures:
@@ -332,14 +343,16 @@ def _calibrate(out_dir: Path, val: ClipFeatures) -> None:
 
 
 def model_inputs(parts: dict[str, list[Clip]], params: FeatureParams, cache_root: Path | None = None,
-                 encoder_layers: int = ENCODER_LAYERS, compute_type: str = "int8") -> dict[str, ClipFeatures]:
+                 encoder_layers: int = ENCODER_LAYERS, compute_type: str = "int8",
+                 fused: bool = False) -> dict[str, ClipFeatures]:
     """What each split's clips give the trainable part of a model: feature windows for the
-    spectrogram CNNs, pooled encoder embeddings for encoder models. Cached on disk either way."""
+    spectrogram CNNs, pooled encoder embeddings for encoder models (with `fused`, the stem's and
+    every block's up to `encoder_layers`, side by side). Cached on disk either way."""
     if params.kind == "whisper":
         from .embeddings import embed_clips
 
         return {name: embed_clips(part, params, None, cache_root, desc=f"embeddings ({name})", layers=encoder_layers,
-                                  compute_type=compute_type)
+                                  compute_type=compute_type, fused=fused)
                 for name, part in parts.items()}
     return {name: extract_clips(part, params, cache_root, desc=f"features ({name})") for name, part in parts.items()}
 
@@ -348,16 +361,19 @@ def cached_inputs(model, clips: list[Clip]) -> ClipFeatures:
     """A loaded model's cached inputs (feature windows or pooled embeddings) for these clips."""
     front_end = getattr(model, "front_end", None) or {}
     return model_inputs({"clips": clips}, model.params, encoder_layers=front_end.get("layers", ENCODER_LAYERS),
-                        compute_type=front_end.get("compute_type", "int8"))["clips"]
+                        compute_type=front_end.get("compute_type", "int8"),
+                        fused=bool(front_end.get("fused_blocks")))["clips"]
 
 
-def encoder_front_end(layers: int, compute_type: str = "int8") -> dict:
+def encoder_front_end(layers: int, compute_type: str = "int8", fused: bool = False) -> dict:
     """What an encoder model's metadata records of its frozen front end (checked when it loads)."""
     from ..frontend.encoder import WEIGHTS_SHA256, WEIGHTS_SOURCE, cpu_vendor
     from .embeddings import EMBEDDING_VERSION
 
     return {"encoder": "whisper-base", "source": WEIGHTS_SOURCE, "sha256": WEIGHTS_SHA256, "compute_type": compute_type,
-            "layers": layers, "pooling": "mean+std over time", "embedding_version": EMBEDDING_VERSION,
+            "layers": layers, "embedding_version": EMBEDDING_VERSION,
+            **({"pooling": "mean+std over time of the stem and of each block, side by side", "fused_blocks": True}
+               if fused else {"pooling": "mean+std over time"}),
             **({"cpu_vendor": cpu_vendor()} if compute_type == "int8" else {})}  # int8 products depend on it
 
 
@@ -379,13 +395,15 @@ def train(
     if not parts["train"] or not parts["val"] or not parts["test"]:
         sizes = {k: len(v) for k, v in parts.items()}
         raise ManifestError(f"{split_file} leaves a split empty for this data: {sizes}")
-    data = model_inputs(parts, params, cache_root, train_params.encoder_layers, train_params.encoder_compute_type)
+    data = model_inputs(parts, params, cache_root, train_params.encoder_layers, train_params.encoder_compute_type,
+                        train_params.fused_blocks)
     copies = []
     for copy in range(1, train_params.augmented_copies + 1):
         from .embeddings import embed_clips
 
         copies.append(embed_clips(parts["train"], params, copy, cache_root, desc=f"augmented copy {copy}",
-                                  layers=train_params.encoder_layers, compute_type=train_params.encoder_compute_type))
+                                  layers=train_params.encoder_layers, compute_type=train_params.encoder_compute_type,
+                                  fused=train_params.fused_blocks))
     if train_params.speaker_normalised:
         target = np.concatenate(data["train"].features).mean(axis=0)
         data = {name: speaker_normalised(d, target) for name, d in data.items()}
@@ -414,7 +432,8 @@ def train(
     keras.utils.set_random_seed(train_params.seed)
     if params.kind == "whisper":
         # Pooled embeddings: the head standardises them itself (a Normalization layer fitted here).
-        normalizer, front_end = None, encoder_front_end(train_params.encoder_layers, train_params.encoder_compute_type)
+        normalizer, front_end = None, encoder_front_end(train_params.encoder_layers, train_params.encoder_compute_type,
+                                                        train_params.fused_blocks)
         front_end["speaker_normalised"] = train_params.speaker_normalised
         input_shape = x_train.shape[1:]
         model = build(train_params.architecture, input_shape, len(LABELS))
@@ -510,7 +529,8 @@ def train_ensemble(clips: list[Clip], split_file: Path, protocol: str, out_dir: 
                   recipe=recipe)
     features, params = RECIPES[members[0]]
     if any(RECIPES[m][0] != features or RECIPES[m][1].encoder_layers != params.encoder_layers
-           or RECIPES[m][1].encoder_compute_type != params.encoder_compute_type for m in members):
+           or RECIPES[m][1].encoder_compute_type != params.encoder_compute_type
+           or RECIPES[m][1].fused_blocks != params.fused_blocks for m in members):
         raise ManifestError(f"{name}: its members must share one front end")
     heads = []
     for i, recipe in enumerate(members):
@@ -537,7 +557,7 @@ def train_ensemble(clips: list[Clip], split_file: Path, protocol: str, out_dir: 
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
     parts = assign(clips, split_file, held_out)
     data = model_inputs({"val": parts["val"], "test": parts["test"]}, features, None, params.encoder_layers,
-                        params.encoder_compute_type)
+                        params.encoder_compute_type, params.fused_blocks)
     return finalize(out_dir, data["val"], data["test"], protocol)
 
 

@@ -48,8 +48,10 @@ bench: install-dev
 
 # Remake the locks from pyproject.toml's pins (needs PyPI) after changing a pin. requirements-dev.txt
 # resolves every extra (what `make test` installs); the others are resolved within it (-c), so all
-# locks agree on every version. --build-deps-for wheel makes pip-tools read ser's dependencies from
-# its built metadata: its quicker reading of pyproject.toml (7.6) drops atheris's platform marker.
+# locks agree on every version. They hold what Linux x86-64 with CPython 3.11 needs: pip-tools
+# resolves for the platform it runs on. --build-deps-for wheel makes pip-tools read ser's dependencies
+# from its built metadata, which keeps pyproject.toml's markers (atheris's); its quicker reading of
+# pyproject.toml (7.6) drops them.
 # requirements-nodeps.txt is written by hand: its hash is `pip hash` of the wheel that
 # `pip download --no-deps resemblyzer==VERSION` fetches.
 LOCK_TOOLS := build/pip-tools

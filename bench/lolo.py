@@ -8,6 +8,9 @@ Three readings of each fold model: as recorded (`uar`: one clip at a time, what 
 against the batch at hand (`batch_uar`: each held-out corpus's clips normalised together, as
 `ser predict --adapt batch` does with a folder of files); and each speaker against a voice profile of
 all of their clips (`speaker_uar`: transductive, as `ser predict --speaker-column`). No labels used.
+With `--reference RECIPE WEIGHT`, each fold model is read with that recipe's fold model of the same
+language as its reference head (`SerModel.predict_against`, as the default names one in its metadata):
+a row of its own, named after both, whose batch and voice-profile readings mix the two.
 Beside them, not a reading of the model alone: `known_uar`, each clip's argmax over the classes its
 corpus has (what `ser predict --classes` gives an application that uses fewer emotions; it uses which
 classes a corpus has, never a clip's label), never what the default is chosen on.
@@ -31,7 +34,7 @@ from compare_models import recipe_id, trained_fold
 from provenance import provenance
 from ser_core.frontend.features import default_cache_dir
 from ser_core.serving.inference import load_model, sha256_file
-from ser_core.serving.profile import adapted_cached
+from ser_core.serving.profile import profile_from_windows
 from ser_core.training.corpora import CORPUS_NAMES, LANGUAGES, LANGUAGE_NAMES, corpus_labels, find_clips
 from ser_core.training.metrics import label_uar
 from ser_core.training.splits import held_out_corpora
@@ -40,7 +43,7 @@ from ser_core.training.train import ENSEMBLES, RECIPES, cached_inputs, train, tr
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def fold(clips, name: str, language: str, reuse: bool) -> dict:
+def fold(clips, name: str, language: str, reuse: bool, reference: tuple[str, float] | None = None) -> dict:
     folds = default_cache_dir().parent / "lolo"
     out = folds / f"{name}-{language}"
     protocol = f"lolo:{language}"
@@ -51,14 +54,26 @@ def fold(clips, name: str, language: str, reuse: bool) -> dict:
             train_ensemble(clips, split_file, protocol, out, name, members, held_out=language, reuse=reuse)
         fingerprint = "+".join(recipe_id(*RECIPES[m]) for m in ENSEMBLES[name])
     else:
-        features, recipe = RECIPES[name]
-        # train() scores a speaker-normalised recipe with every test speaker normalised (transductive), so
-        # every reading, the one-clip one included, is made here from the saved fold model.
-        (reuse and trained_fold(out, protocol, features, recipe)) or train(
-            clips, split_file, protocol, out, features, recipe, held_out=language, verbose=0, recipe=name)
-        fingerprint = recipe_id(features, recipe)
+        fold_model(clips, name, language, reuse)
+        fingerprint = recipe_id(*RECIPES[name])
+    head = None
+    if reference is not None:  # its fold model trained (or reused) as its own row's is
+        head = (fold_model(clips, reference[0], language, reuse), reference[1])
+        fingerprint += f"+reference:{recipe_id(*RECIPES[reference[0]])}@{reference[1]}"
     val_uar = json.loads((out / "metadata.json").read_text()).get("validation", {}).get("label_set_uar")
-    return {**readings(clips, out, language), "val_uar": val_uar, "recipe_id": fingerprint}
+    return {**readings(clips, out, language, head), "val_uar": val_uar, "recipe_id": fingerprint}
+
+
+def fold_model(clips, name: str, language: str, reuse: bool) -> Path:
+    """A single recipe's fold model directory, trained unless reused. train() scores a speaker-normalised
+    recipe with every test speaker normalised (transductive), so every reading, the one-clip one
+    included, is made from the saved fold model (`readings`)."""
+    out = default_cache_dir().parent / "lolo" / f"{name}-{language}"
+    features, recipe = RECIPES[name]
+    (reuse and trained_fold(out, f"lolo:{language}", features, recipe)) or train(
+        clips, ROOT / "models" / "splits" / "speaker.csv", f"lolo:{language}", out, features, recipe,
+        held_out=language, verbose=0, recipe=name)
+    return out
 
 
 def assembled(out: Path, protocol: str, members: dict[str, Path]) -> bool:
@@ -74,7 +89,7 @@ def assembled(out: Path, protocol: str, members: dict[str, Path]) -> bool:
         (m["recipe"], m["weights_sha256"]) for m in stored.get("members", [])]
 
 
-def readings(clips, fold_dir: Path, language: str) -> dict:
+def readings(clips, fold_dir: Path, language: str, reference: tuple[Path, float] | None = None) -> dict:
     """The fold model on the held-out clips, read one clip at a time as recorded (`uar`), and adapted
     with the model's adaptation settings (no labels used): each corpus as one batch (`batch_uar`), and
     each speaker against a profile of all of that speaker's clips (`speaker_uar`, transductive; clips of
@@ -82,6 +97,8 @@ def readings(clips, fold_dir: Path, language: str) -> dict:
     from ser_core.training.corpora import UNKNOWN_SPEAKER
 
     model = load_model(fold_dir)
+    if reference is not None:
+        model.reference = (load_model(reference[0]), reference[1])
     truth, plain, batch, by_speaker, known, per_corpus = [], [], [], [], [], {}
 
     def read(windows, classes=model.labels):
@@ -89,21 +106,25 @@ def readings(clips, fold_dir: Path, language: str) -> dict:
         allowed = np.isin(model.labels, classes)
         return [model.labels[int(np.where(allowed, model.predict_cached(w).mean(axis=0), -1).argmax())] for w in windows]
 
+    def read_against_all(windows):
+        """Each clip's top class read against the mean of all of these clips (`predict_against`)."""
+        profile = profile_from_windows(model, np.concatenate([model.representation(w) for w in windows]), len(windows))
+        return [model.labels[int(model.predict_against(w, profile).mean(axis=0).argmax())] for w in windows]
+
     for corpus in held_out_corpora(language):
         data = cached_inputs(model, [c for c in clips if c.corpus == corpus])
         if not data.clips:
             continue
         as_recorded = read(data.features)
         of_its_classes = read(data.features, corpus_labels(corpus))
-        guesses = read(adapted_cached(model, data.features, range(len(data.features))))
+        guesses = read_against_all(data.features)
         per_speaker = list(guesses)
         groups: dict[str, list[int]] = {}
         for i, clip in enumerate(data.clips):
             if clip.speaker != UNKNOWN_SPEAKER:
                 groups.setdefault(clip.speaker, []).append(i)
         for members in groups.values():
-            windows = adapted_cached(model, [data.features[i] for i in members], range(len(members)))
-            for i, guess in zip(members, read(windows)):
+            for i, guess in zip(members, read_against_all([data.features[i] for i in members])):
                 per_speaker[i] = guess
         labels = [c.emotion for c in data.clips]
         per_corpus[corpus] = {"one_clip": label_uar(labels, as_recorded), "batch": label_uar(labels, guesses),
@@ -157,21 +178,31 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="+", default=["emo-whisper"], choices=[*RECIPES, *ENSEMBLES])
     parser.add_argument("--languages", nargs="+", default=list(LANGUAGES), choices=list(LANGUAGES))
     parser.add_argument("--reuse-folds", action="store_true", help="keep fold models of the same recipe from an earlier run")
+    parser.add_argument("--reference", nargs=2, metavar=("RECIPE", "WEIGHT"),
+                        help="read each recipe's fold models with RECIPE's as their reference head at WEIGHT (a row of its own)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "lolo"))
     args = parser.parse_args()
     run = provenance()  # fold models are the benchmark's own, so no shipped model is named
     clips = list(find_clips(args.data))
     out = Path(args.out)
     results = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {"rows": {}}
+    reference = (args.reference[0], float(args.reference[1])) if args.reference else None
+    if reference is not None and reference[0] not in RECIPES:
+        parser.error(f"--reference: {reference[0]} is not a single recipe")
     for name in args.recipes:
         members = ENSEMBLES.get(name, (name,))
         fingerprint = "+".join(recipe_id(*RECIPES[m]) for m in members)
-        stored = results["rows"].get(name, {"folds": {}})
+        key = name
+        if reference is not None:
+            key = f"{name} + {reference[0]} reference {reference[1]:g}"
+            fingerprint += f"+reference:{recipe_id(*RECIPES[reference[0]])}@{reference[1]}"
+            members = (*members, reference[0])
+        stored = results["rows"].get(key, {"folds": {}})
         folds = {lang: f for lang, f in stored["folds"].items() if f.get("recipe_id") == fingerprint}
         for language in args.languages:
-            folds[language] = fold(clips, name, language, args.reuse_folds)
-            results["rows"][name] = {**row(folds), "train_params": {m: dataclasses.asdict(RECIPES[m][1]) for m in members},
-                                     "provenance": run}
+            folds[language] = fold(clips, name, language, args.reuse_folds, reference)
+            results["rows"][key] = {**row(folds), "train_params": {m: dataclasses.asdict(RECIPES[m][1]) for m in members},
+                                    "provenance": run}
             out.with_suffix(".json").write_text(json.dumps(results, indent=2))
             print(name, language, f"{100 * folds[language]['uar']:.1f}", flush=True)
     results["clips_found"] = len(clips)

@@ -91,13 +91,16 @@ def test_a_batch_of_files_is_read_against_its_mean_by_both(models, tmp_path):
         assert ours == pytest.approx(theirs, abs=1e-6)
 
 
-def test_a_conversation_speaker_with_enough_speech_is_mixed_one_without_is_not(models, monkeypatch):
+def test_a_conversation_speaker_is_mixed_at_the_conversations_share(models, monkeypatch):
+    """A speaker with enough speech: the model's own-voice reading and the head's, at the share chosen for
+    conversations (`OWN_VOICE_REFERENCE_WEIGHT`, not the metadata's); a speaker with little speech and
+    a share of 0 leave the model's own reading as it is."""
     import ser_core.serving.segments
     from ser_core.serving.profile import profile_from_windows
     from ser_core.serving.segments import CONTEXT_BEFORE_S, classify_segments, own_voice_settings
 
     plain, head, mixed = models
-    model = mixed(0.5)
+    model = mixed(0.3)
     monkeypatch.setattr(ser_core.serving.segments, "MIN_SPEAKER_SPEECH_S", 10.0)
     pause = np.zeros(SR, np.float32)
     low = [speech(4.0, f0=100, seed=i) for i in range(3)]  # S1: 12 s
@@ -105,15 +108,18 @@ def test_a_conversation_speaker_with_enough_speech_is_mixed_one_without_is_not(m
                             SR, SR)
     spans, names = [(0.0, 4.0), (5.0, 8.0), (9.0, 13.0), (14.0, 18.0)], [["S1", "S2", "S1", "S1"]]
     [unadapted] = classify_segments(plain, [audio], [spans], speakers=names)
-    [adapted] = classify_segments(model, [audio], [spans], speakers=names, adapt_to_speakers=True)
     times = unadapted.window_times_s
     second = (times >= 5.0 - CONTEXT_BEFORE_S - 1e-6) & (times < 8.0)
-    np.testing.assert_allclose(adapted.window_probabilities[second], unadapted.window_probabilities[second], atol=1e-6)
     cached = plain.to_cached(unadapted.features)
     own = profile_from_windows(plain, plain.representation(cached[~second]), 1)
-    expected = (0.5 * plain.predict_cached(plain.shifted(cached[~second], own.shift(plain, *own_voice_settings(plain))))
-                + 0.5 * head.predict_cached(head.shifted(cached[~second], own.shift(head, 0.0, 1.0))))
-    np.testing.assert_allclose(adapted.window_probabilities[~second], expected, atol=1e-6)
+    ours = plain.predict_cached(plain.shifted(cached[~second], own.shift(plain, *own_voice_settings(plain))))
+    theirs = head.predict_cached(head.shifted(cached[~second], own.shift(head, 0.0, 1.0)))
+    for share, expected in ((0.0, ours), (0.5, 0.5 * ours + 0.5 * theirs)):
+        monkeypatch.setattr(ser_core.serving.segments, "OWN_VOICE_REFERENCE_WEIGHT", share)
+        [adapted] = classify_segments(model, [audio], [spans], speakers=names, adapt_to_speakers=True)
+        np.testing.assert_allclose(adapted.window_probabilities[second], unadapted.window_probabilities[second],
+                                   atol=1e-6)
+        np.testing.assert_allclose(adapted.window_probabilities[~second], expected, atol=1e-6)
 
 
 def test_a_reference_that_is_missing_or_reads_other_windows_is_refused(trained_encoder_model, trained_model, tmp_path):
@@ -138,5 +144,5 @@ def test_the_shipped_reference_reads_the_defaults_windows():
     head = json.loads((ROOT / "models" / reference["model"] / "metadata.json").read_text())
     assert 0.0 < reference["weight"] < 1.0 and head["front_end"]["speaker_normalised"]
     assert head["labels"] == default["labels"] and head["feature_params"] == default["feature_params"]
-    for key in ("sha256", "compute_type", "layers", "pooling", "embedding_version"):
-        assert head["front_end"][key] == default["front_end"][key]
+    for key in ("sha256", "compute_type", "layers", "pooling", "embedding_version", "fused_blocks"):
+        assert head["front_end"].get(key) == default["front_end"].get(key)

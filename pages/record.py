@@ -13,4 +13,6 @@ if model is not None:
     profile = common.voice_profile()
     recording = st.audio_input("Record your voice", sample_rate=model.params.sample_rate, key="recording")
     if recording is not None:
-        analysis.analysis_view(model, "recording.wav", recording.getvalue(), key="record", profile=profile)
+        # The recorder plays its recording back itself: a second player under it would be the same audio.
+        analysis.analysis_view(model, "recording.wav", recording.getvalue(), key="record", profile=profile,
+                               player=False)

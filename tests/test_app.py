@@ -244,6 +244,7 @@ def test_record_shows_the_analysis(served):
     assert_emotion_bars(at, load_model(served).labels)
     # One stretch of speech: no timeline, and nothing for the browser to load plotly for.
     assert not charts(at) and not at.get("table") and not at.dataframe
+    assert players(at) == 0  # the recorder plays the recording itself
 
 
 def test_the_place_in_line_is_drawn_again_only_when_it_changes(monkeypatch):

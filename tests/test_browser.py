@@ -253,12 +253,22 @@ def test_the_server_watches_no_folders(app_server, served_once):
 
 def test_record_from_the_microphone(page):
     open_page(page, "/Record")
+    recorder = page.get_by_test_id("stAudioInput")
+    waveform = recorder.get_by_test_id("stAudioInputWaveSurfer")
     page.get_by_role("button", name="Record").click()
     page.get_by_role("button", name="Stop recording").wait_for()
+    # While it records, the live waveform (redrawn every 10 ms) gives way to a steady note; the timer runs.
+    assert waveform.is_hidden()
+    note = recorder.locator("div:has(> [data-testid=stAudioInputWaveSurfer])")
+    assert "Recording" in note.evaluate("e => getComputedStyle(e, '::before').content")
     page.wait_for_timeout(3000)
+    assert recorder.get_by_test_id("stAudioInputWaveformTimeCode").inner_text() != "00:00"
     page.get_by_role("button", name="Stop recording").click()
     emotion_bars_shown(page)
     assert_no_errors(page)
+    assert waveform.is_visible()  # the recording's own waveform, with the recorder's play button
+    assert note.evaluate("e => getComputedStyle(e, '::before').content") == "none"
+    assert page.get_by_test_id("stAudio").count() == 0  # no second player for the same recording
     # One utterance: the first result of a session fetches no chart library (plotly's bundle alone was
     # 4.7 MB and most of the browser's CPU of a first result, bench/load_test.py).
     fetched = page.evaluate("() => performance.getEntriesByType('resource').map(e => e.name)")

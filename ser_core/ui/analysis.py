@@ -77,17 +77,18 @@ def speakers_table(analysis: Analysis) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def analysis_view(model: SerModel, name: str, audio: bytes, key: str, profile: VoiceProfile | None = None) -> None:
+def analysis_view(model: SerModel, name: str, audio: bytes, key: str, profile: VoiceProfile | None = None,
+                  player: bool = True) -> None:
     """Analyse `audio` (relative to the voice `profile`, if any) and show everything about it;
-    errors become one `st.error`."""
+    errors become one `st.error`. `player=False` where the input widget plays the audio itself."""
     with st.spinner(f"Analysing {name}…"):
         result = analyze_named(model, name, audio, profile)
-    show_result(model, result, key)
+    show_result(model, result, key, player)
 
 
-def show_result(model: SerModel, result: Result, key: str) -> None:
+def show_result(model: SerModel, result: Result, key: str, player: bool = True) -> None:
     """`key` keeps the charts of several files on one page apart."""
-    if result.playable:
+    if player and result.playable:
         st.audio(result.audio, format=audio_mime_type(result.name))
     if result.analysis is None:
         st.error(result.error)

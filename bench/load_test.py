@@ -127,6 +127,20 @@ def is_chromium(pid: int) -> bool:
         return False
 
 
+def chromium_role(pid: int) -> str:
+    """renderer, gpu, browser, audio, network or other: Chromium rewrites each process's command line
+    into one string that names its --type (and a utility's --utility-sub-type)."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "other"
+    kind = next((arg.split("=", 1)[1] for arg in command.split() if arg.startswith("--type=")), "browser")
+    if kind == "utility":
+        service = next((arg for arg in command.split() if arg.startswith("--utility-sub-type=")), "")
+        return next((name for name in ("audio", "network") if f"{name}.mojom" in service.lower()), "other")
+    return {"renderer": "renderer", "gpu-process": "gpu", "browser": "browser"}.get(kind, "other")
+
+
 def cpu_since(before: dict[int, float], pids: list[int]) -> float:
     """CPU seconds the live processes `pids` used since `before` (processes that ended are lost)."""
     return sum(now - before.get(pid, 0.0) for pid, now in cpu_by_pid(pids).items())
@@ -470,7 +484,12 @@ async def run_k(k: int, duration: float, browser, url: str, server_pid: int, arg
     client_pids = [p for p in tree(own, children) if p not in set(server_pids)]
     server_cpu = cpu_since(cpu_before["server"], server_pids)
     # Measured before the contexts close: their renderer processes end with them.
-    browser_cpu = cpu_since(cpu_before["client"], [p for p in client_pids if is_chromium(p)])
+    chromium = [p for p in client_pids if is_chromium(p)]
+    browser_cpu = cpu_since(cpu_before["client"], chromium)
+    roles: dict[str, list[int]] = {}
+    for pid in chromium:
+        roles.setdefault(chromium_role(pid), []).append(pid)
+    browser_cpu_by_role = {role: round(cpu_since(cpu_before["client"], pids), 1) for role, pids in sorted(roles.items())}
     harness_cpu = cpu_since(cpu_before["client"], [p for p in client_pids if not is_chromium(p)])
     busy, total = machine_cpu()
     machine_busy = (busy - cpu_before["machine"][0]) / max(total - cpu_before["machine"][1], 1)
@@ -508,6 +527,9 @@ async def run_k(k: int, duration: float, browser, url: str, server_pid: int, arg
         "server_sent_kib_per_action": round(sum(s.received for s in sessions) / 1024 / len(actions), 1) if actions else None,
         "browser_cpu_cores_used": round(browser_cpu / wall, 2),
         "browser_cpu_s_per_action": round(browser_cpu / len(actions), 2) if actions else None,
+        # Where the browser core goes: the pages (one renderer per session), the compositor (the GPU
+        # process, software here), the browser process, the audio service (the fake microphone).
+        "browser_cpu_s_by_process": browser_cpu_by_role,
         "harness_cpu_cores_used": round(harness_cpu / wall, 2),
         "machine_busy_fraction": round(machine_busy, 3),
         "load_average_before": list(load_before),
@@ -633,6 +655,12 @@ def markdown(report: dict) -> str:
             f"| {fmt(r.get('server_sent_kib_per_action'), 1)} "
             f"| {fmt(r.get('browser_cpu_s_per_action'))} | {r['browser_cpu_cores_used']:.2f} "
             f"| {fmt(r.get('harness_cpu_cores_used'))} | {r['machine_busy_fraction']:.0%} | {fmt(r['load1_mean'])} |")
+    split = [r for r in report["results"] if r.get("browser_cpu_s_by_process")]
+    if split:
+        lines += ["", "Browser CPU by Chromium process, s per action: " + "; ".join(
+            f"K={r['sessions']} " + ", ".join(f"{role} {seconds / max(r['actions'], 1):.2f}"
+                                               for role, seconds in r["browser_cpu_s_by_process"].items())
+            for r in split)]
     errors = [(r["sessions"], e) for r in report["results"] for e in r["error_list"]]
     if errors:
         lines += ["", "Errors:", ""]

@@ -250,10 +250,15 @@ class ActionFailed(Exception):
 
 
 def step_failed(error: Exception) -> str:
-    """A Playwright error's first line and the element it was waiting for (from its call log)."""
-    lines = str(error).splitlines()
-    waited = next((line.strip() for line in lines if line.strip().startswith("- waiting for")), "")
-    return " ".join(filter(None, [lines[0] if lines else repr(error), waited]))[:300]
+    """A Playwright error's first line, the element it was waiting for and the last reason it gave for
+    waiting (from its call log: "element is not stable", "… intercepts pointer events", …)."""
+    lines = [line.strip() for line in str(error).splitlines()]
+    waited = next((line for line in lines if line.startswith("- waiting for")), "")
+    found = "(found)" if any(line.startswith("- locator resolved to") for line in lines) else ""
+    reasons = [line for line in lines if line.startswith("- ") and not line.startswith(
+        ("- waiting", "- locator resolved", "- attempting", "- retrying", "- scrolling", "- done"))]
+    return " ".join(filter(None, [lines[0] if lines else repr(error), waited, found,
+                                  reasons[-1] if reasons else ""]))[:400]
 
 
 class Session:

@@ -192,17 +192,18 @@ def main() -> None:
     for name in args.recipes:
         members = ENSEMBLES.get(name, (name,))
         fingerprint = "+".join(recipe_id(*RECIPES[m]) for m in members)
-        key = name
-        if reference is not None:
+        key, described = name, {}
+        if reference is not None:  # a row of its own, saying what it reads: `name`'s fold models and their heads
             key = f"{name} + {reference[0]} reference {reference[1]:g}"
             fingerprint += f"+reference:{recipe_id(*RECIPES[reference[0]])}@{reference[1]}"
-            members = (*members, reference[0])
+            described = {"reference": {"of": name, "recipe": reference[0], "weight": reference[1],
+                                       "train_params": dataclasses.asdict(RECIPES[reference[0]][1])}}
         stored = results["rows"].get(key, {"folds": {}})
         folds = {lang: f for lang, f in stored["folds"].items() if f.get("recipe_id") == fingerprint}
         for language in args.languages:
             folds[language] = fold(clips, name, language, args.reuse_folds, reference)
             results["rows"][key] = {**row(folds), "train_params": {m: dataclasses.asdict(RECIPES[m][1]) for m in members},
-                                    "provenance": run}
+                                    **described, "provenance": run}
             out.with_suffix(".json").write_text(json.dumps(results, indent=2))
             print(name, language, f"{100 * folds[language]['uar']:.1f}", flush=True)
     results["clips_found"] = len(clips)

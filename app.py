@@ -14,9 +14,9 @@ st.html("""<style>
 [data-testid="stFileChipName"] { font-size: 0; }
 [data-testid="stFileChipName"]::after { content: attr(title); font-size: 0.875rem; }
 /* While it records, Streamlit's recorder redraws its live waveform every 10 ms (wavesurfer's record
-   plugin): 3 s of recording cost the browser 1.5 s of CPU, 0.6 s with the waveform hidden, and a
-   starved browser could not take the stop click (bench/load_test.py, K = 8). The timer still runs, and
-   the recording's own waveform is drawn once it stops. */
+   plugin): 3 s of recording cost Chromium 1.5 s of CPU, 0.6 s with the waveform hidden (one session,
+   server and browser on a core each); under bench/load_test.py that was 40% of the browser's work.
+   The timer still runs, and the recording's own waveform is drawn once it stops. */
 [data-testid="stAudioInput"]:has([aria-label="Stop recording"]) [data-testid="stAudioInputWaveSurfer"] { display: none; }
 [data-testid="stAudioInput"]:has([aria-label="Stop recording"]) div:has(> [data-testid="stAudioInputWaveSurfer"])::before {
   content: "Recording… press stop when you have finished"; font-size: 0.875rem; margin: auto 0.5rem;

@@ -590,7 +590,7 @@ for seconds in (3.0, 5.5, 8.0):
         # switches; a one-utterance clip has no segment timeline)
         plots.emotion_bars(a.probabilities)
         if a.segments and len(a.segments) > 1:
-            plots.segment_timeline(a.audio.samples, a.audio.sample_rate, a.segments, a.labels).to_json()
+            plots.segment_timeline(a.audio.samples, a.audio.sample_rate, a.segments)
             plots.emotion_bars(speaking_time_shares(a.segments, a.labels))
         t2 = time.perf_counter()
         analyse.append(t1 - t0); draw.append(t2 - t1)

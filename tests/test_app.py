@@ -163,25 +163,24 @@ def test_upload_shows_the_analysis_by_utterance(served):
     assert_clean(at)
     labels = load_model(served).labels
     assert_emotion_bars(at, labels)
-    # Plotly draws the segment timeline only; the signal and the window timeline on request.
-    assert [chart["data"][0]["type"] for chart in charts(at)] == ["bar"]
+    # Nothing for plotly by default: the segment timeline is HTML/SVG; the signal and the window timeline on request.
+    assert not charts(at)
+    [timeline] = [e.proto.body for e in at.get("html") if 'class="ser-timeline"' in e.proto.body]
+    widths = sorted(float(w) for w in re.findall(r'class="ser-span"[^>]*width:([0-9.]+)%', timeline))
+    duration_s = 10.0
+    assert [duration_s * w / 100 for w in widths] == pytest.approx([2.0, 4.0], abs=0.4)  # two segments
     at.toggle(key="upload-0-signal").set_value(True).run()
     at.toggle(key="upload-0-windows").set_value(True).run()
     assert_clean(at)
     kinds = [chart["data"][0]["type"] for chart in charts(at)]
-    # segment timeline, waveform, mel spectrogram, features, window timeline
-    assert kinds == ["bar", "scatter", "heatmap", "heatmap", "scatter"]
-    timeline = charts(at)[0]
-    spans = [trace for trace in timeline["data"] if trace["type"] == "bar"]
-    assert sorted(i for trace in spans for i in trace["customdata"]) == [0, 1]  # two segments, clickable
-    widths = sorted(w for trace in spans for w in trace["width"])
-    assert widths == pytest.approx([2.0, 4.0], abs=0.4)
+    # waveform, mel spectrogram, features, window timeline
+    assert kinds == ["scatter", "heatmap", "heatmap", "scatter"]
     shares = dict((label, p) for label, p, _ in bar_charts(at)[1])  # share of speaking time
     assert sum(shares.values()) == pytest.approx(1.0, abs=1e-4) and set(shares) >= set(labels)
     assert "Input quality" in [s.value for s in at.subheader]
     assert any("| Speech found | 2 segment(s)" in m.value for m in at.markdown)
     # The mel spectrogram's scale runs from black (-80 dB: the pauses) to bright (the loudest bin).
-    mel = charts(at)[2]["data"][0]
+    mel = charts(at)[1]["data"][0]
     assert (mel["zmin"], mel["zmax"]) == (-80, 0) and mel["colorscale"][0][1] == "#000000"
     assert_colour_scales_drawn_as_given(at)
     # results CSV, results JSON, segments CSV, window timeline CSV

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -314,36 +315,35 @@ def test_upload_files(page, tmp_path):
     chip = page.get_by_test_id("stFileChipName")
     assert chip.evaluate("e => getComputedStyle(e, '::after').content") == f'"{talk.name}"'
     assert chip.evaluate("e => e.scrollWidth <= e.clientWidth")
-    page.locator(".js-plotly-plot").first.wait_for(timeout=RESULT_TIMEOUT_MS)  # plotly loads after the bars
-    assert page.locator(".js-plotly-plot").count() == 1  # the segment timeline; the rest on request
+    # The segment timeline is HTML: no default view loads plotly's bundle (bench/load_test.py).
+    spans = page.locator(".ser-timeline .ser-span")
+    spans.first.wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert spans.count() == 2  # one coloured span per speech segment
+    assert page.locator(".js-plotly-plot").count() == 0
+    assert page.evaluate("() => typeof window.Plotly") == "undefined"
+    # A span's hover text (its title) says its times, emotion and probabilities.
+    title = spans.nth(1).get_attribute("title")
+    assert re.match(r"\d+\.\d–\d+\.\d s.*: \w+ \d+%", title) and title.count("%") > 2
     page.get_by_text(SIGNAL_TOGGLE).click()
     settle(page)
     page.get_by_text(WINDOWS_TOGGLE).click()
     settle(page)
-    # segment timeline, waveform, mel spectrogram, features, window timeline
-    page.locator(".js-plotly-plot").nth(4).wait_for(timeout=RESULT_TIMEOUT_MS)
-    assert page.locator(".js-plotly-plot").count() == 5
+    # waveform, mel spectrogram, features, window timeline
+    page.locator(".js-plotly-plot").nth(3).wait_for(timeout=RESULT_TIMEOUT_MS)
+    assert page.locator(".js-plotly-plot").count() == 4
     assert page.get_by_text("2 speech segment(s)").is_visible()
     assert page.get_by_role("button", name="Download results (CSV)").is_visible()
     assert_no_errors(page)
     screenshot(page, "upload")
-    assert_silence_is_dark(page.locator(".js-plotly-plot").nth(2), duration_s=13.0, pause_s=1.0, speech_s=3.5)
+    assert_silence_is_dark(page.locator(".js-plotly-plot").nth(1), duration_s=13.0, pause_s=1.0, speech_s=3.5)
 
-    spans = page.locator(".js-plotly-plot").nth(0).locator(".barlayer .point")
-    assert spans.count() == 2  # one coloured span per speech segment
-
-    # Hovering the second span lists its probabilities; a click then selects it: the page names the
-    # segment and plays exactly that stretch.
+    # Selecting the second segment in the table names it and plays exactly that stretch.
     players = page.locator("audio").count()
-    spans.nth(1).scroll_into_view_if_needed()
-    box = spans.nth(1).bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x - box["width"] / 4, y)
-    page.mouse.move(x, y, steps=8)  # plotly reads the hover from mouse moves, as a person's pointer makes them
-    hover = page.locator(".js-plotly-plot").nth(0).locator(".hoverlayer .hovertext")
-    hover.wait_for(timeout=RESULT_TIMEOUT_MS)
-    assert "%" in hover.text_content()
-    page.mouse.click(x, y)
+    table = page.locator(".st-key-upload-0-segments-table [data-testid=stDataFrame]")
+    table.scroll_into_view_if_needed()
+    box = table.bounding_box()
+    row_px = 35  # Streamlit's row height; the header is one row
+    page.mouse.click(box["x"] + 15, box["y"] + row_px * 2 + row_px / 2)  # the second row's selection box
     page.get_by_text("Segment 2:").wait_for(timeout=RESULT_TIMEOUT_MS)
     page.wait_for_function(f"() => document.querySelectorAll('audio').length > {players}", timeout=RESULT_TIMEOUT_MS)
     player = page.locator("audio").last

@@ -1,6 +1,7 @@
 """The analysis of one recording (Record, Upload, Home's quick try): bars, input quality, waveform,
 spectrogram, features, and for longer audio the segment timeline — coloured speech spans over the
-waveform, probabilities on hover, a click plays the span — with each emotion's share of speaking time."""
+waveform, probabilities on hover, a segment selected in the table plays — with each emotion's share of
+speaking time."""
 
 from __future__ import annotations
 
@@ -155,24 +156,32 @@ def show_result(model: SerModel, result: Result, key: str, player: bool = True) 
 
 
 def segment_timeline_view(result: Result, key: str) -> None:
-    """Speech segments over the waveform (click one to play it), and the share of speaking time."""
+    """Speech segments over the waveform, the share of speaking time, and the segments' table (select
+    a row to play that segment)."""
     analysis = result.analysis
     segments = analysis.segments
     st.markdown(f"**What was said how** — {len(segments)} speech segment(s); pauses and non-speech are not "
-                "classified. Hover a span for its probabilities; click it to play it.")
+                "classified. Hover a span for its probabilities; select a segment in the table below to play it.")
     timeline, shares = st.columns([3, 1])
     with timeline:
-        timeline_figure = figure(analysis, "segments", lambda: plots.segment_timeline(
-            analysis.audio.samples, analysis.audio.sample_rate, segments, analysis.labels))
-        event = st.plotly_chart(timeline_figure, key=f"{key}-segments", on_select="rerun", selection_mode="points")
+        st.html(figure(analysis, "segments", lambda: plots.segment_timeline(
+            analysis.audio.samples, analysis.audio.sample_rate, segments)))
     with shares:
         st.markdown("**Share of speaking time**")
         shares_by_emotion = {k: v for k, v in speaking_time_shares(segments, analysis.labels).items()
                              if k != UNCERTAIN or v > 0}
         st.html(plots.emotion_bars(shares_by_emotion))
-    picked = [p.get("customdata") for p in (event.selection.points if event else []) if p.get("customdata") is not None]
-    if picked:
-        index = int(np.ravel(picked[0])[0])
+    if len({s.speaker for s in segments}) > 1:
+        st.markdown("**Each speaker**")
+        st.dataframe(speakers_table(analysis), hide_index=True, key=f"{key}-speakers-table")
+    # A table, not an expander: Upload shows each of several files inside an expander already.
+    table = segments_table(analysis)
+    event = st.dataframe(table.style.format("{:.1%}", subset=["confidence", *analysis.labels])
+                         .format("{:.2f}", subset=["start_s", "end_s"]), hide_index=True,
+                         height=min(400, 38 + 35 * len(table)), key=f"{key}-segments-table",
+                         on_select="rerun", selection_mode="single-row")
+    if event.selection.rows:
+        index = event.selection.rows[0]
         segment = segments[index]
         st.markdown(f"Segment {index + 1}: {segment.start_s:.1f}–{segment.end_s:.1f} s, "
                     f"{headline(segment.emotion, segment.confidence, segment.uncertain)}")
@@ -181,13 +190,5 @@ def segment_timeline_view(result: Result, key: str) -> None:
         audio = analysis.audio
         span = audio.samples[int(segment.start_s * audio.sample_rate):int(np.ceil(segment.end_s * audio.sample_rate))]
         st.audio(span, sample_rate=audio.sample_rate, autoplay=True)
-    if len({s.speaker for s in segments}) > 1:
-        st.markdown("**Each speaker**")
-        st.dataframe(speakers_table(analysis), hide_index=True, key=f"{key}-speakers-table")
-    # A table, not an expander: Upload shows each of several files inside an expander already.
-    table = segments_table(analysis)
-    st.dataframe(table.style.format("{:.1%}", subset=["confidence", *analysis.labels])
-                 .format("{:.2f}", subset=["start_s", "end_s"]), hide_index=True,
-                 height=min(400, 38 + 35 * len(table)), key=f"{key}-segments-table")
     st.download_button("Download the segments (CSV)", table.to_csv(index=False),
                        file_name=f"{Path(result.name).stem}-segments.csv", mime="text/csv", key=f"{key}-segments-csv")

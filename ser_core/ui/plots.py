@@ -1,5 +1,5 @@
-"""Figures for the app, built from what ser_core computed; no Streamlit here: the emotion bars as
-plain HTML, every other chart as a plotly figure.
+"""Figures for the app, built from what ser_core computed; no Streamlit here: what every default view
+shows (the emotion bars, the segment timeline) as plain HTML, every other chart as a plotly figure.
 
 Every figure keeps the number of points it sends to the browser bounded, whatever the audio length:
 a two-hour upload must not turn into a hundred-megabyte chart.
@@ -7,6 +7,7 @@ a two-hour upload must not turn into a hundred-megabyte chart.
 
 from __future__ import annotations
 
+import base64
 import html
 from typing import Mapping, Sequence
 
@@ -39,6 +40,7 @@ OTHER_COLOR = "#636efa"
 MAGMA = ["#000000", *px_colors.sequential.Magma[1:]]
 WAVEFORM_POINTS = 4000  # envelope points drawn, whatever the audio length
 SPECTROGRAM_FRAMES = 800  # spectrogram columns drawn, whatever the audio length (about one per pixel)
+TIMELINE_POINTS = 800  # envelope points of the segment timeline (about one per pixel): its image stays ~30 kB
 
 
 def color(label: str) -> str:
@@ -90,40 +92,75 @@ def waveform(samples: np.ndarray, sample_rate: int, height: int = 220) -> go.Fig
     return _layout(fig, height)
 
 
-def segment_timeline(samples: np.ndarray, sample_rate: int, segments: Sequence, labels: Sequence[str],
-                     height: int = 260) -> go.Figure:
+def _time_step(duration_s: float, most: int = 10) -> float:
+    """The smallest of 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600 … seconds that keeps the axis under `most` ticks."""
+    for step in (0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800):
+        if duration_s / step <= most:
+            return step
+    return 3600.0 * np.ceil(duration_s / 3600.0 / most)
+
+
+def segment_timeline(samples: np.ndarray, sample_rate: int, segments: Sequence, height: int = 200,
+                     points: int = TIMELINE_POINTS) -> str:
     """The waveform with each speech segment as a span coloured by its top emotion (pale when the
-    model is uncertain), one lane per speaker when several spoke. Hovering a span lists its
-    probabilities; each span's `customdata` is its index, so that a click on it can select the segment."""
-    times, lower, upper = waveform_envelope(samples, sample_rate)
-    speakers = list(dict.fromkeys(s.speaker for s in segments))
+    model is uncertain), one lane per speaker when several spoke, a time axis and a legend, as HTML.
+    Hovering a span shows its title: times, speaker, emotion and confidence, then every probability.
+    Not plotly, like `emotion_bars`: this timeline is the first chart a conversation's upload shows,
+    and plotly's bundle there cost a session's browser 1.6 s of CPU (bench/load_test.py at K=8: each
+    of the three actions that timed out came 1-2 actions after its session's first timeline).
+    Spans are positioned divs (st.html's sanitiser removes inline SVG); the envelope is an SVG image
+    drawn over them that the pointer passes through."""
+    duration_s = len(samples) / sample_rate
+    speakers = list(dict.fromkeys(s.speaker for s in segments))  # lanes top to bottom in order of first appearance
     lanes = len(speakers) > 1
-    lane = 2.0 / len(speakers) if speakers else 2.0  # lanes top to bottom in order of first appearance
-    fig = go.Figure()
-    for label in dict.fromkeys(s.emotion for s in segments):  # one legend entry per emotion, in order of appearance
-        mine = [(i, s) for i, s in enumerate(segments) if s.emotion == label]
-        hover = ["<br>".join([f"<b>{s.start_s:.1f}–{s.end_s:.1f} s</b>" + (f" {s.speaker}" if lanes else "")
-                              + (" (uncertain)" if s.uncertain else "")]
-                             + [f"{k}: {v:.0%}" for k, v in sorted(s.probabilities.items(), key=lambda kv: -kv[1])])
-                 for _, s in mine]
-        fig.add_trace(go.Bar(
-            x=[(s.start_s + s.end_s) / 2 for _, s in mine], width=[s.duration_s for _, s in mine],
-            y=[lane] * len(mine), base=[1.0 - lane * (1 + speakers.index(s.speaker)) for _, s in mine],
-            name=label, customdata=[i for i, _ in mine], hovertext=hover,
-            hovertemplate="%{hovertext}<extra></extra>", marker_color=color(label),
-            marker_opacity=[0.25 if s.uncertain else 0.55 for _, s in mine], marker_line_width=0,
-        ))
-    for edge in (upper, lower):
-        fig.add_trace(go.Scatter(x=times, y=edge, mode="lines", line=dict(width=0.6, color="#444444"),
-                                 hoverinfo="skip", showlegend=False))
-    fig.update_xaxes(title="time (s)", range=[0, len(samples) / sample_rate])
-    if lanes:
-        fig.update_yaxes(range=[-1, 1], tickvals=[1.0 - lane * (i + 0.5) for i in range(len(speakers))],
-                         ticktext=speakers)
-    else:
-        fig.update_yaxes(range=[-1, 1], showticklabels=False)
-    return _layout(fig, height, barmode="overlay", bargap=0, legend=dict(orientation="h", y=-0.35),
-                   clickmode="event+select")
+    lane = 100.0 / len(speakers) if lanes else 100.0  # % of the height
+    shapes = []
+    for i, s in enumerate(segments):
+        top = lane * speakers.index(s.speaker) if lanes else 0.0
+        probabilities = "\n".join(f"{k}: {v:.0%}" for k, v in sorted(s.probabilities.items(), key=lambda kv: -kv[1]))
+        title = (f"{s.start_s:.1f}–{s.end_s:.1f} s" + (f", {s.speaker}" if s.speaker else "")
+                 + f": {s.emotion} {s.confidence:.0%}" + (" (uncertain)" if s.uncertain else "") + "\n" + probabilities)
+        shapes.append(
+            f'<div class="ser-span" data-segment="{i}" data-speaker="{html.escape(s.speaker)}" '
+            f'data-emotion="{html.escape(s.emotion)}" data-start="{s.start_s:.3f}" data-end="{s.end_s:.3f}" '
+            f'title="{html.escape(title)}" style="position:absolute;left:{100 * s.start_s / duration_s:.3f}%;'
+            f'width:{100 * s.duration_s / duration_s:.3f}%;top:{top:.3f}%;height:{lane:.3f}%;'
+            f'background:{color(s.emotion)};opacity:{0.25 if s.uncertain else 0.55}"></div>')
+    for boundary in range(1, len(speakers) if lanes else 1):
+        shapes.append(f'<div style="position:absolute;left:0;right:0;top:{lane * boundary:.3f}%;'
+                      'border-top:1px solid #bbbbbb"></div>')
+    # The envelope as one closed outline (upper edge forward, lower edge back), 1000 x 200 units
+    # stretched to the box.
+    times, lower, upper = waveform_envelope(samples, sample_rate, points)
+    outline = [*zip(times, upper), *zip(times[::-1], lower[::-1])]
+    path = "M" + " L".join(f"{1000 * t / duration_s:.1f},{100 - 100 * float(np.clip(v, -1, 1)):.1f}"
+                           for t, v in outline) + " Z"
+    envelope = (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 1000 200" preserveAspectRatio="none">'
+                f'<path d="{path}" fill="#444444" fill-opacity="0.6" stroke="#444444" stroke-width="1" '
+                'vector-effect="non-scaling-stroke"/></svg>')
+    shapes.append(f'<img class="ser-envelope" alt="waveform" src="data:image/svg+xml;base64,'
+                  f'{base64.b64encode(envelope.encode()).decode()}" style="position:absolute;inset:0;width:100%;'
+                  'height:100%;pointer-events:none">')
+    plot = (f'<div class="ser-plot" style="position:relative;height:{height}px;border:1px solid #dddddd;'
+            f'overflow:hidden">{"".join(shapes)}</div>')
+    step = _time_step(duration_s)
+    ticks = "".join(
+        f'<span style="position:absolute;left:{100 * t / duration_s:.3f}%;transform:translateX(-50%)">{t:g}</span>'
+        for t in np.arange(0.0, duration_s + 1e-9, step))
+    axis = f'<div style="position:relative;height:1.1rem;font-size:0.75rem">{ticks}</div>'
+    names = "".join(f'<div style="height:{height / len(speakers):.2f}px;display:flex;align-items:center;'
+                    f'justify-content:flex-end">{html.escape(name)}</div>' for name in speakers) if lanes else ""
+    gutter = f'<div class="ser-lanes" style="flex:0 0 2.5rem;font-size:0.8rem;padding-right:0.3rem">{names}</div>'
+    emotions = list(dict.fromkeys(s.emotion for s in segments))  # in order of appearance
+    legend = "".join(f'<span style="display:inline-flex;align-items:center;gap:0.25rem;margin-right:0.8rem">'
+                     f'<span style="width:0.8rem;height:0.8rem;background:{color(label)};opacity:0.55"></span>'
+                     f'{html.escape(label)}</span>' for label in emotions)
+    if any(s.uncertain for s in segments):
+        legend += '<span style="color:#666666">paler: uncertain</span>'
+    return (f'<div class="ser-timeline" style="font-size:0.8rem">'
+            f'<div style="display:flex">{gutter}<div style="flex:1;min-width:0">{plot}{axis}'
+            f'<div style="text-align:center;font-size:0.75rem;color:#666666">time (s)</div></div></div>'
+            f'<div class="ser-legend" style="padding:0.3rem 0 0 2.8rem">{legend}</div></div>')
 
 
 def feature_heatmap(window_features: np.ndarray, params: FeatureParams, height: int = 260) -> go.Figure:

@@ -28,7 +28,7 @@ OLD_CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")
 NEW_CORPORA = ("nemo", "turev", "baved", "emospeech", "banglaser")
 # Models whose test (and validation) predictions read each speaker against a profile built from all
 # of that speaker's clips of the same split, the scored ones included: transductive.
-TRANSDUCTIVE = {"emo-whisper-adapt-speaker"}
+TRANSDUCTIVE = {"emo-whisper-adapt-speaker", "emo-whisper-f32-adapt-speaker"}
 # Settings, limits and facts of design in the prose (number and unit as written), not measurements.
 FIXED = {
     "3.11", "4.0", "680,000 hours",  # Python, licence versions; Whisper's pretraining

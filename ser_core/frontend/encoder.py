@@ -182,15 +182,15 @@ def embed(encoder: "WhisperEncoder | BlocksEncoder", log_mel: np.ndarray, batch:
     """Whisper log-mel windows (n, 80, frames) → pooled encoder embeddings (n, 2 × 512; a BlocksEncoder's
     (n, (depth + 1) × 2 × 512)). Windows of equal content length are encoded together."""
     lengths = content_frames(log_mel)
-    pooled = encoder.pooled if isinstance(encoder, BlocksEncoder) else lambda x: pooled_statistics(encoder(x))
-    out: np.ndarray | None = None
+    if isinstance(encoder, BlocksEncoder):
+        pooled, layers = encoder.pooled, encoder.depth + 1
+    else:
+        pooled, layers = (lambda x: pooled_statistics(encoder(x))), 1
+    out = np.empty((len(log_mel), layers * 2 * ENCODER_DIM), dtype=np.float32)  # (0, …) for no windows, as before
     for length in np.unique(lengths):
         rows = np.flatnonzero(lengths == length)
         for start in range(0, len(rows), batch):
             chunk = rows[start : start + batch]
-            values = pooled(log_mel[chunk, :, :length])
-            if out is None:
-                out = np.empty((len(log_mel), values.shape[1]), dtype=np.float32)
-            out[chunk] = values
+            out[chunk] = pooled(log_mel[chunk, :, :length])
     return out
 

@@ -146,3 +146,25 @@ def test_the_shipped_reference_reads_the_defaults_windows():
     assert head["labels"] == default["labels"] and head["feature_params"] == default["feature_params"]
     for key in ("sha256", "compute_type", "layers", "pooling", "embedding_version", "fused_blocks"):
         assert head["front_end"].get(key) == default["front_end"].get(key)
+
+
+def test_evaluate_adaptation_reads_clips_as_the_product_does(models):
+    """`ser evaluate --adapt speaker` and the benchmarks go through `predict_against`: a reference head at
+    weight 0 is the plain model's reading, at weight 1 the head's; the clips without a profile stay the plain model's."""
+    from ser_core.frontend.features import extract
+    from ser_core.training.corpora import Clip
+    from ser_core.training.dataset import ClipFeatures
+    from ser_core.training.evaluate import evaluate_adaptation
+
+    plain, head, mixed = models
+    clips, features = [], []
+    for speaker, f0 in (("a", 110), ("b", 230)):
+        for i, emotion in enumerate(("angry", "sad", "happy", "neutral") * 3):
+            clips.append(Clip(Path(f"{speaker}{i}.wav"), emotion, "synthetic", speaker, f"{speaker}{i}", ""))
+            features.append(plain.to_cached(extract(voice(2.0 + 0.1 * i, f0 + 7 * i, 10 + i).samples, plain.params)[1]))
+    data = ClipFeatures(clips, features, [])
+    adapted = lambda model: {k: r["adapted"] for k, r in evaluate_adaptation(model, data, ks=(3, None)).items()}
+    assert adapted(mixed(0.0)) == adapted(plain)
+    assert adapted(mixed(1.0)) == adapted(head)
+    between = evaluate_adaptation(mixed(0.5), data, ks=(None,))["all"]
+    assert between["n_scored"] == len(clips) and between["unadapted"] == evaluate_adaptation(plain, data, ks=(None,))["all"]["unadapted"]

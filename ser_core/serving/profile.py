@@ -147,18 +147,6 @@ def profile_from_windows(model, representations: np.ndarray, clips: int) -> Voic
                         windows=len(representations), clips=clips, seconds=0.0, speech_seconds=0.0, level_dbfs=float("nan"))
 
 
-def adapted_cached(model, cached: list[np.ndarray], profile_clips: Sequence[int], prior_windows: float | None = None,
-                   strength: float | None = None) -> list[np.ndarray]:
-    """One speaker's cached windows (one array per clip) adapted by a profile of some of them (with
-    the model's own adaptation settings unless given)."""
-    profile = profile_from_windows(model, np.concatenate([model.representation(cached[i]) for i in profile_clips]),
-                                   len(profile_clips))
-    default_prior, default_strength = model.adaptation_settings
-    delta = profile.shift(model, default_prior if prior_windows is None else prior_windows,
-                          default_strength if strength is None else strength)
-    return [model.shifted(c, delta) for c in cached]
-
-
 def predict_adapted(model, paths: Sequence[str], speakers: Sequence[str] | None = None,
                     profile: VoiceProfile | None = None):
     """(path, probabilities, warnings, error) per path, like `batch.predict_files`, each file read

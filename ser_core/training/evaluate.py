@@ -150,12 +150,15 @@ ONE_EMOTION = "angry"  # the one-sided profile measured: a speaker recorded only
 
 
 def evaluate_adaptation(model: SerModel, data: ClipFeatures, ks: tuple[int | None, ...] = (1, 3, 10, None),
-                        seed: int = 0, **profile_settings) -> dict:
+                        seed: int = 0, prior_windows: float | None = None, strength: float | None = None) -> dict:
     """UAR with and without a voice profile per speaker, built from k of that speaker's clips (None:
     all of them, scored transductively). With k clips the profile's clips are not scored, and the
     unadapted UAR is taken on the same scored clips. Labels are never used to build a profile, except
-    to pick the one-sided profile (`one_emotion`): only that speaker's angry clips, scored on the rest."""
-    from ..serving.profile import adapted_cached
+    to pick the one-sided profile (`one_emotion`): only that speaker's angry clips, scored on the rest.
+    Clips are read against the profile as the product reads them (`SerModel.predict_against`, with the
+    model's reference head where it has one); `prior_windows` and `strength`, where given, replace
+    the model's own adaptation settings."""
+    from ..serving.profile import profile_from_windows
     from .metrics import compute_metrics, label_uar
 
     by_speaker: dict[tuple[str, str], list[int]] = {}
@@ -164,6 +167,8 @@ def evaluate_adaptation(model: SerModel, data: ClipFeatures, ks: tuple[int | Non
     y = np.array([model.labels.index(c.emotion) for c in data.clips])
     corpora = [c.corpus for c in data.clips]
     plain = clip_probabilities(model, data)
+    default_prior, default_strength = model.adaptation_settings
+    settings = (default_prior if prior_windows is None else prior_windows, default_strength if strength is None else strength)
 
     def scores(scored: list[int], adapted: dict[int, np.ndarray]) -> dict:
         order = sorted(scored)
@@ -181,12 +186,12 @@ def evaluate_adaptation(model: SerModel, data: ClipFeatures, ks: tuple[int | Non
             if chosen is None:
                 continue
             profile_clips, score_clips = chosen
-            windows = adapted_cached(model, [data.features[i] for i in members],
-                                     [members.index(i) for i in profile_clips], **profile_settings)
-            for i, w in zip(members, windows):
-                if i in score_clips:
-                    adapted[i] = clip_means(model.predict_cached(w), [len(w)])[0]
-                    scored.append(i)
+            profile = profile_from_windows(
+                model, np.concatenate([model.representation(data.features[i]) for i in profile_clips]), len(profile_clips))
+            read = [i for i in members if i in score_clips]
+            windows = model.predict_against(np.concatenate([data.features[i] for i in read]), profile, settings)
+            adapted.update(zip(read, clip_means(windows, [len(data.features[i]) for i in read])))
+            scored.extend(read)
         return scores(scored, adapted)
 
     rng = np.random.default_rng(seed)

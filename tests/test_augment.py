@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from scipy.signal import welch
 
-from conftest import voice
-from ser_core.training.augment import (INT16_FULL_SCALE, PERTURBATIONS, add_noise, augment, codec, coloured_noise,
-    gain, reverb, spectral_tilt, telephone)
+from conftest import speech, voice
+from test_segments import FixedVad
+from ser_core.training.augment import (COPIES, INT16_FULL_SCALE, PERTURBATIONS, SPEECH_CUT_MARGIN_S, add_noise,
+    augment, codec, coloured_noise, cut_at_speech, gain, reverb, spectral_tilt, telephone)
 from ser_core.io.levels import active_level_dbfs
 
 SR = 16000
@@ -199,3 +200,54 @@ def test_every_perturbation_keeps_length_and_finiteness(name):
     assert len(out) == len(x) and out.dtype == np.float32 and np.all(np.isfinite(out))
     assert np.max(np.abs(out)) > 0  # nothing turns a voice into silence
     np.testing.assert_array_equal(x, original)
+
+
+# --- speech-cut copies -----------------------------------------------------------------------------
+
+def test_a_speech_cut_keeps_the_speech_and_a_random_margin_of_the_clips_own_audio():
+    from ser_core.frontend.vad import FRAME_S, speech_regions
+
+    # 1 s quiet, 2 s speech, a 0.5 s pause, 0.5 s speech, 1 s quiet: two regions, cut as one stretch.
+    p = np.concatenate([np.full(round(s / FRAME_S), v, np.float32)
+                        for v, s in ((0.05, 1.0), (0.9, 2.0), (0.05, 0.5), (0.9, 0.5), (0.05, 1.0))])
+    n = len(p) * 512
+    ramp = (np.arange(n) / n).astype(np.float32)  # every sample tells where it was
+    regions = speech_regions(p, n / SR)
+    assert len(regions) == 2
+    befores, afters = [], []
+    for seed in range(40):
+        out = cut_at_speech(ramp, SR, np.random.default_rng(seed), vad=FixedVad(p))
+        start = round(float(out[0]) * n)
+        np.testing.assert_array_equal(out, ramp[start : start + len(out)])  # one stretch of the clip, as it was
+        befores.append(regions[0][0] - start / SR)
+        afters.append((start + len(out)) / SR - regions[-1][1])
+    margins = np.array(befores + afters)
+    assert margins.min() >= -1 / SR and margins.max() <= SPEECH_CUT_MARGIN_S + 1 / SR
+    # random on each side: short and long margins both occur, and the two sides differ
+    assert margins.min() < 0.05 and margins.max() > SPEECH_CUT_MARGIN_S - 0.05
+    assert not np.allclose(befores, afters)
+    assert cut_at_speech(ramp, SR, np.random.default_rng(3), vad=FixedVad(p)).tobytes() == \
+        cut_at_speech(ramp, SR, np.random.default_rng(3), vad=FixedVad(p)).tobytes()
+
+
+def test_a_speech_cut_keeps_a_clip_without_speech_whole_and_never_runs_past_its_ends():
+    x = voice(2.0)
+    assert cut_at_speech(x, SR, np.random.default_rng(0), vad=FixedVad(np.full(100, 0.05, np.float32))) is x
+    # speech from the first frame to the last: nothing to cut, and no margin beyond the clip
+    whole = cut_at_speech(x, SR, np.random.default_rng(0), vad=FixedVad(np.full(100, 0.9, np.float32)))
+    np.testing.assert_array_equal(whole, x)
+
+
+def test_the_detector_cuts_a_clip_at_its_speech():
+    rng = np.random.default_rng(1)
+    quiet = lambda s: (rng.standard_normal(int(s * SR)) * 10 ** (-60 / 20)).astype(np.float32)  # noqa: E731
+    clip = np.concatenate([quiet(1.5), speech(2.0, SR, seed=2), quiet(1.5)])
+    for seed in range(3):
+        out = cut_at_speech(clip, SR, np.random.default_rng(seed))
+        # the speech, its padding (0.1 s a side) and at most the margin a side; most of the quiet gone
+        assert 1.9 <= len(out) / SR <= 2.0 + 2 * (0.1 + SPEECH_CUT_MARGIN_S) + 0.1
+        assert np.sum(out.astype(np.float64) ** 2) > 0.99 * np.sum(clip.astype(np.float64) ** 2)
+
+
+def test_every_kind_of_copy_has_a_name_and_the_random_chain_keeps_its_own():
+    assert COPIES["augment"] is augment and COPIES["speechcut"] is cut_at_speech

@@ -30,3 +30,18 @@ def test_every_front_end_has_its_own_embedding_cache(tmp_path):
     # clean and augmented copies apart too, for the new front end as for the teacher
     features, layers, compute = variants["fast"]
     assert embedding_cache(features, 1, tmp_path, layers, compute).dir != dirs["fast"]
+
+
+
+def test_each_kind_of_copy_has_its_own_cache_and_the_older_caches_keep_their_names(tmp_path):
+    features, layers, compute = front_end("emo-whisper-f32")
+    clean = embedding_cache(features, None, tmp_path, layers, compute).dir
+    augmented = embedding_cache(features, 1, tmp_path, layers, compute).dir
+    cut = embedding_cache(features, 1, tmp_path, layers, compute, copy="speechcut").dir
+    assert len({clean, augmented, cut}) == 3
+    # the augmented copies' caches built before speech-cut copies existed are still found where they were
+    from ser_core.frontend.encoder import WEIGHTS_SHA256
+    from ser_core.training.embeddings import EMBEDDING_VERSION
+
+    assert augmented.parent.name == f"{WEIGHTS_SHA256[:12]}-l3-float32-e{EMBEDDING_VERSION}-augment1"
+    assert cut.parent.name == f"{WEIGHTS_SHA256[:12]}-l3-float32-e{EMBEDDING_VERSION}-speechcut1"

@@ -2,7 +2,9 @@
 
 The same functions serve two purposes: random chains of them augment training clips (`augment`),
 and fixed settings of them are the test conditions of `ser evaluate --perturb` (`PERTURBATIONS`).
-Every function takes and returns mono float32 at `sr`, the same length as its input.
+Every function takes and returns mono float32 at `sr`, the same length as its input, except
+`cut_at_speech`, which keeps the clip's speech and a little of what surrounds it, as a long
+recording's segment holds a sentence. Each kind of training copy has its name in `COPIES`.
 
 (audiomentations would be the library for this, but its 0.43 release pins soxr < 1.0 and ser pins
 soxr 1.1; the few transforms needed are written here with scipy and PyAV.)
@@ -142,3 +144,32 @@ def augment(samples: np.ndarray, sr: int, rng: np.random.Generator) -> np.ndarra
     if rng.random() < 0.5:
         x = gain(x, rng.uniform(-36.0, 8.0))
     return x.astype(np.float32)
+
+
+SPEECH_CUT_MARGIN_S = 0.4  # the most of a clip's own audio kept beyond its speech, on either side
+
+
+def cut_at_speech(samples: np.ndarray, sr: int, rng: np.random.Generator, max_margin_s: float = SPEECH_CUT_MARGIN_S,
+                  vad=None) -> np.ndarray:
+    """The clip from the start of its first to the end of its last speech region (the detector's, padded
+    as served: `serving.segments.find_regions`), widened on either side by a random 0-`max_margin_s` of
+    its own audio as far as it goes: a sentence as a long recording's segment holds it. The heads
+    learned from acted clips with their own quiet around each sentence, and read the same clips cut
+    at their speech worse (bench/results/segments.md: 76.0 UAR as files, 68.0 cut at their speech).
+    A clip in which no speech is found is kept whole."""
+    from ..io.audio import Audio
+    from ..serving.segments import find_regions
+
+    peak = float(np.abs(samples).max()) if len(samples) else 0.0
+    [regions] = find_regions([Audio(samples, sr, sr, 1, peak, 0.0)], vad=vad)
+    if not regions:
+        return samples
+    before, after = rng.uniform(0.0, max_margin_s, 2)
+    start = max(0, round((regions[0][0] - before) * sr))
+    end = min(len(samples), round((regions[-1][1] + after) * sr))
+    return samples[start:end]
+
+
+# Each kind of randomly perturbed training copy by its name, which keys its embedding cache
+# (`embeddings.embedding_cache`): a random chain of perturbations, or the clip cut at its speech.
+COPIES: dict[str, Perturbation] = {"augment": augment, "speechcut": cut_at_speech}

@@ -2,8 +2,9 @@
 
 The encoder is frozen, so its pass over every clip (and every augmented copy) is the expensive,
 reusable part of training an encoder model. The cache is keyed by the encoder's weights sha256,
-the feature parameters, EMBEDDING_VERSION and the augmentation (None, or a seed of `augment`);
-it lives under ~/.cache/ser (or $SER_CACHE_DIR), never in the repository.
+the feature parameters, EMBEDDING_VERSION and the augmentation (None, or a kind of copy in
+`augment.COPIES` with its seed: "augment1", "speechcut1"); it lives under ~/.cache/ser (or
+$SER_CACHE_DIR), never in the repository.
 
 Heads that read the encoder's blocks fused (`TrainParams.fused_blocks`) take, beside block k's
 embedding, the pooled stem and blocks 1…k−1: cached apart (`lower=True`, "-lower" in the cache name),
@@ -28,11 +29,13 @@ EMBEDDING_VERSION = 1  # of encoder.embed and the augmentation chain: bump to re
 
 
 def embedding_cache(params: FeatureParams, augmentation: int | None, cache_root: Path | None = None,
-                    layers: int = ENCODER_LAYERS, compute_type: str = "int8", lower: bool = False) -> FeatureCache:
-    """`lower`: the pooled stem and blocks 1…layers−1 (numpy, float32) instead of block `layers`'s."""
+                    layers: int = ENCODER_LAYERS, compute_type: str = "int8", lower: bool = False,
+                    copy: str = "augment") -> FeatureCache:
+    """`augmentation`: None (the clips as they are) or the seed of a copy of kind `copy` (`augment.COPIES`).
+    `lower`: the pooled stem and blocks 1…layers−1 (numpy, float32) instead of block `layers`'s."""
     from ..frontend.encoder import WEIGHTS_SHA256
 
-    kind = "clean" if augmentation is None else f"augment{augmentation}"
+    kind = "clean" if augmentation is None else f"{copy}{augmentation}"
     depth = "" if layers == ENCODER_LAYERS else f"-l{layers}"
     precision = "-float32-lower" if lower else "" if compute_type == "int8" else f"-{compute_type}"
     root = (Path(cache_root or default_cache_dir()).parent / "embeddings"
@@ -46,15 +49,16 @@ def clip_rng(clip_id: str, seed: int) -> np.random.Generator:
 
 
 def clip_embeddings(clip: Clip, params: FeatureParams, augmentation: int | None, cache: FeatureCache,
-                    layers: int = ENCODER_LAYERS, compute_type: str = "int8", lower: bool = False) -> np.ndarray:
+                    layers: int = ENCODER_LAYERS, compute_type: str = "int8", lower: bool = False,
+                    copy: str = "augment") -> np.ndarray:
     from ..frontend.encoder import embed, shared_blocks_encoder, shared_encoder
-    from .augment import augment
+    from .augment import COPIES
 
     if (cached := cache.get(clip.path)) is not None:
         return cached
     samples = load_audio(clip.path, params.sample_rate).samples
     if augmentation is not None:
-        samples = augment(samples, params.sample_rate, clip_rng(clip.clip_id, augmentation))
+        samples = COPIES[copy](samples, params.sample_rate, clip_rng(clip.clip_id, augmentation))
     log_mel = extract(samples, params)[1]
     encoder = shared_blocks_encoder(layers - 1, cut=False) if lower else shared_encoder(compute_type, 1, layers)
     embeddings = embed(encoder, log_mel)
@@ -63,10 +67,10 @@ def clip_embeddings(clip: Clip, params: FeatureParams, augmentation: int | None,
 
 
 def _worker(args) -> tuple[np.ndarray | None, str]:
-    clip, params, augmentation, cache_root, layers, compute_type, lower = args
+    clip, params, augmentation, cache_root, layers, compute_type, lower, copy = args
     try:
-        cache = embedding_cache(params, augmentation, cache_root, layers, compute_type, lower)
-        return clip_embeddings(clip, params, augmentation, cache, layers, compute_type, lower), ""
+        cache = embedding_cache(params, augmentation, cache_root, layers, compute_type, lower, copy)
+        return clip_embeddings(clip, params, augmentation, cache, layers, compute_type, lower, copy), ""
     except SerError as error:
         return None, str(error)
 
@@ -82,18 +86,20 @@ def embed_clips(
     compute_type: str = "int8",
     lower: bool = False,
     fused: bool = False,
+    copy: str = "augment",
 ) -> ClipFeatures:
     """Pooled embeddings (n_windows, 1024) for every clip, from the cache where present; clips that
     cannot be decoded or are silent are skipped with their reason. Each worker runs one
     single-threaded encoder: on 2 cores, two processes beat one process with two threads. `lower`:
     the pooled stem and blocks 1…layers−1 instead, (n_windows, (layers) × 1024), see `embedding_cache`;
-    `fused`: those and block `layers`'s side by side, (n_windows, (layers + 1) × 1024), from both caches."""
+    `fused`: those and block `layers`'s side by side, (n_windows, (layers + 1) × 1024), from both caches.
+    `copy`: the kind of copy `augmentation` seeds (`augment.COPIES`)."""
     if fused:
-        top = embed_clips(clips, params, augmentation, cache_root, workers, desc, layers, compute_type)
+        top = embed_clips(clips, params, augmentation, cache_root, workers, desc, layers, compute_type, copy=copy)
         below = embed_clips(top.clips, params, augmentation, cache_root, workers, f"{desc}, lower blocks", layers,
-                            compute_type, lower=True)
+                            compute_type, lower=True, copy=copy)
         tops = {id(clip): f for clip, f in zip(top.clips, top.features)}
         return ClipFeatures(below.clips, [np.concatenate([f, tops[id(clip)]], axis=1)
                                           for clip, f in zip(below.clips, below.features)], top.skipped + below.skipped)
-    jobs = [(clip, params, augmentation, cache_root, layers, compute_type, lower) for clip in clips]
+    jobs = [(clip, params, augmentation, cache_root, layers, compute_type, lower, copy) for clip in clips]
     return map_clips(clips, _worker, jobs, workers, desc)

@@ -49,6 +49,9 @@ class TrainParams:
     spec_augment: bool = False  # random time and band masks on training windows
     class_weighted: bool = False  # rare classes (calm: RAVDESS only) weigh more in the loss
     augmented_copies: int = 0  # encoder models: randomly perturbed copies of each training clip (augment.py)
+    # Encoder models: copies of each training clip cut at its speech with a random 0-0.4 s of its own audio
+    # around it (augment.cut_at_speech), as a long recording's segments hold their sentences.
+    speech_cut_copies: int = 0
     encoder_layers: int = ENCODER_LAYERS  # encoder models: how many of the encoder's blocks run (see encoder.WhisperEncoder)
     # Encoder models: CTranslate2's compute type. int8 products depend on the CPU (on an AMD EPYC the
     # int8 models' probabilities moved by up to 0.43 from those recorded on Intel CPUs); float32 gives
@@ -139,6 +142,13 @@ RECIPES["emo-whisper-f32-adapt"] = (WHISPER_FEATURES, dataclasses.replace(RECIPE
                                                                           speaker_normalised=True))
 RECIPES["emo-whisper-f32-aug"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1],
                                                                         augmented_copies=1))
+# Sentences as a long recording's segments hold them (#22): one copy of every training clip cut at its
+# speech with a random margin of its own audio (`-cut`, augment.cut_at_speech), for the plain head and
+# for the speaker-normalised one that conversations read each voice against.
+RECIPES["emo-whisper-f32-cut"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1],
+                                                                        speech_cut_copies=1))
+RECIPES["emo-whisper-f32-adapt-cut"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32-adapt"][1],
+                                                                              speech_cut_copies=1))
 RECIPES["emo-whisper-linear-f32"] = (WHISPER_FEATURES, dataclasses.replace(
     RECIPES["emo-whisper-linear"][1], encoder_compute_type="float32", augmented_copies=0))
 # emo-whisper-f32's head on a cheaper path through the same blocks (#26): Whisper's log-mel every 20 ms
@@ -398,12 +408,13 @@ def train(
     data = model_inputs(parts, params, cache_root, train_params.encoder_layers, train_params.encoder_compute_type,
                         train_params.fused_blocks)
     copies = []
-    for copy in range(1, train_params.augmented_copies + 1):
+    for kind, count in (("augment", train_params.augmented_copies), ("speechcut", train_params.speech_cut_copies)):
         from .embeddings import embed_clips
 
-        copies.append(embed_clips(parts["train"], params, copy, cache_root, desc=f"augmented copy {copy}",
-                                  layers=train_params.encoder_layers, compute_type=train_params.encoder_compute_type,
-                                  fused=train_params.fused_blocks))
+        copies += [embed_clips(parts["train"], params, seed, cache_root, desc=f"{kind} copy {seed}",
+                               layers=train_params.encoder_layers, compute_type=train_params.encoder_compute_type,
+                               fused=train_params.fused_blocks, copy=kind)
+                   for seed in range(1, count + 1)]
     if train_params.speaker_normalised:
         target = np.concatenate(data["train"].features).mean(axis=0)
         data = {name: speaker_normalised(d, target) for name, d in data.items()}

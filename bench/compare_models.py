@@ -271,16 +271,23 @@ def adapt_section(clips, args) -> dict:
 
     section = {"grid": {}, "speaker": {}, "loco": {}}
     parts = assign(clips, ROOT / "models" / "splits" / "speaker.csv")
-    selector = load_model(ROOT / "models" / "emo-whisper-speaker")
-    val = cached_inputs(selector, parts["val"])
-    for prior, strength in itertools.product(*ADAPT_GRID.values()):
-        r = evaluate_adaptation(selector, val, ks=(10,), prior_windows=prior, strength=strength)
-        section["grid"][f"{prior:g}/{strength:g}"] = {"gain_10": r["10"]["adapted"] - r["10"]["unadapted"],
-                                                    "one_emotion_cost": r["one_emotion"]["unadapted"] - r["one_emotion"]["adapted"]}
-    allowed = {k: v for k, v in section["grid"].items() if v["one_emotion_cost"] <= 0.02} or section["grid"]
-    chosen = max(allowed, key=lambda k: allowed[k]["gain_10"])
-    prior, strength = map(float, chosen.split("/"))
-    section["chosen"] = {"prior_windows": prior, "strength": strength}
+    stored = Path(args.out).with_suffix(".json")
+    if args.adapt_keep_grid and stored.is_file():
+        # The selector is an int8 model: on another CPU vendor its embeddings, and so the grid, differ
+        # (encoder.cpu_vendor); the settings stay those chosen where it was trained, as shipped.
+        kept = json.loads(stored.read_text())["adapt"]
+        section["grid"], section["chosen"] = kept["grid"], kept["chosen"]
+    else:
+        selector = load_model(ROOT / "models" / "emo-whisper-speaker")
+        val = cached_inputs(selector, parts["val"])
+        for prior, strength in itertools.product(*ADAPT_GRID.values()):
+            r = evaluate_adaptation(selector, val, ks=(10,), prior_windows=prior, strength=strength)
+            section["grid"][f"{prior:g}/{strength:g}"] = {"gain_10": r["10"]["adapted"] - r["10"]["unadapted"],
+                                                        "one_emotion_cost": r["one_emotion"]["unadapted"] - r["one_emotion"]["adapted"]}
+        allowed = {k: v for k, v in section["grid"].items() if v["one_emotion_cost"] <= 0.02} or section["grid"]
+        prior, strength = map(float, max(allowed, key=lambda k: allowed[k]["gain_10"]).split("/"))
+        section["chosen"] = {"prior_windows": prior, "strength": strength}
+    prior, strength = section["chosen"]["prior_windows"], section["chosen"]["strength"]
     for name in args.adapt_models:
         directory = ROOT / "models" / f"{name}-speaker"
         model = load_model(directory)
@@ -308,6 +315,9 @@ def merge_section(results: dict, section: str, made: dict) -> None:
         made = {**stored, **{name: with_earlier_folds(stored.get(name), row) for name, row in made.items()}}
     elif section == "perturb" and stored.get("clips") == made["clips"]:  # the same clips
         made["models"] = {**stored["models"], **made["models"]}
+    elif section == "adapt" and stored.get("chosen") == made["chosen"]:  # the same settings: models not re-run stay
+        made["speaker"] = {**stored.get("speaker", {}), **made["speaker"]}
+        made["loco"] = {**stored.get("loco", {}), **made["loco"]}
     results[key] = made
 
 
@@ -326,15 +336,20 @@ def main() -> None:
     parser.add_argument("--perturb-models", nargs="+", default=["emo-cnn", "emo-whisper"])
     parser.add_argument("--perturb-clips", type=int, default=0, help="a seeded sample of the test clips (0: all)")
     parser.add_argument("--adapt-models", nargs="+", default=["emo-whisper"])
+    parser.add_argument("--adapt-keep-grid", action="store_true",
+                        help="keep the stored voice-profile settings grid and choice; measure --adapt-models with them")
     args = parser.parse_args()
     clips = list(find_clips(args.data))
     out = Path(args.out)
     results = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {}
     shipped = [ROOT / "models" / f"{name}-{protocol}" for protocol in PROTOCOLS for name in NEURAL]
-    results.update({"provenance": provenance(*(d for d in shipped if (d / "metadata.json").is_file())), "data": args.data,
-                    "clips_found": len(clips)})
+    run = provenance(*(d for d in shipped if (d / "metadata.json").is_file()))
     make = {"test": test_section, "baseline": baseline_section, "loco": loco_section, "perturb": perturb_section,
             "adapt": adapt_section}
+    if set(args.sections) == set(make):
+        results.update({"provenance": run, "data": args.data, "clips_found": len(clips)})
+    else:  # the file's provenance stays that of its full run; each partial run is listed after it
+        results.setdefault("partial_runs", []).append({"sections": args.sections, "data": args.data, "provenance": run})
     for section in args.sections:
         merge_section(results, section, make[section](clips, args))
     out.with_suffix(".json").write_text(json.dumps(results, indent=2))

@@ -207,6 +207,8 @@ def test_several_uploads_get_a_summary_and_a_bad_one_an_error(served):
     assert not at.exception
     assert len(at.expander) == 3
     assert len(at.error) == 1
+    # What was analysed, said in a line: no st.status, whose icon spins from the start of every run.
+    assert not at.status and "Analysed 2 of 3 file(s)" in [caption.value for caption in at.caption]
     summary = at.dataframe[0].value
     assert list(summary["file"]) == ["one.wav", "broken.wav", "two.flac"]
     assert summary["error"].tolist() == ["", at.error[0].value, ""]

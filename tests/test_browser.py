@@ -315,6 +315,14 @@ def test_upload_files(page, tmp_path):
     chip = page.get_by_test_id("stFileChipName")
     assert chip.evaluate("e => getComputedStyle(e, '::after').content") == f'"{talk.name}"'
     assert chip.evaluate("e => e.scrollWidth <= e.clientWidth")
+    # What a rerun has not redrawn yet dims at 0.5 s in one step, not in Streamlit's 1 s fade, which
+    # redraws the page every frame (app.py). Streamlit marks it with data-stale; nothing spins at rest.
+    bars = page.get_by_test_id("stElementContainer").filter(has=page.locator(".ser-bars")).first
+    assert bars.get_attribute("data-stale") == "false"
+    stale = bars.evaluate("""e => { e.dataset.stale = 'true'; const s = getComputedStyle(e);
+        const read = [s.transitionProperty, s.transitionDuration, s.transitionDelay]; e.dataset.stale = 'false'; return read; }""")
+    assert stale == ["opacity", "0s", "0.5s"]
+    assert page.evaluate("() => document.getAnimations().length") == 0
     # The segment timeline is HTML: no default view loads plotly's bundle (bench/load_test.py).
     spans = page.locator(".ser-timeline .ser-span")
     spans.first.wait_for(timeout=RESULT_TIMEOUT_MS)

@@ -149,6 +149,8 @@ RECIPES["emo-whisper-f32-cut"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES[
                                                                         speech_cut_copies=1))
 RECIPES["emo-whisper-f32-adapt-cut"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32-adapt"][1],
                                                                               speech_cut_copies=1))
+for _name, _base in (("emo-whisper-balanced-cut", "emo-whisper-balanced"), ("emo-whisper-spaces-cut", "emo-whisper-spaces")):
+    RECIPES[_name] = (WHISPER_FEATURES, dataclasses.replace(RECIPES[_base][1], speech_cut_copies=1))
 RECIPES["emo-whisper-linear-f32"] = (WHISPER_FEATURES, dataclasses.replace(
     RECIPES["emo-whisper-linear"][1], encoder_compute_type="float32", augmented_copies=0))
 # emo-whisper-f32's head on a cheaper path through the same blocks (#26): Whisper's log-mel every 20 ms
@@ -179,6 +181,8 @@ ENSEMBLES: dict[str, tuple[str, ...]] = {"emo-whisper-ens": ("emo-whisper-f32", 
 # corpus's own label space. The best LOLO one-clip mean and lowest (33.0 / 20.6 against emo-whisper-ens's
 # 31.2 / 17.0) with the speaker protocol kept (validation 75.3 against 74.2): the default.
 ENSEMBLES["emo-whisper-ens-diverse"] = ("emo-whisper-f32", "emo-whisper-balanced", "emo-whisper-spaces")
+# The same three taught speech-cut copies too.
+ENSEMBLES["emo-whisper-ens-diverse-cut"] = ("emo-whisper-f32-cut", "emo-whisper-balanced-cut", "emo-whisper-spaces-cut")
 # The same three on the fused blocks.
 ENSEMBLES["emo-whisper-ens-blocks"] = ("emo-whisper-blocks", "emo-whisper-blocks-balanced", "emo-whisper-blocks-spaces")
 

@@ -144,7 +144,11 @@ RECIPES["emo-whisper-f32-aug"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES[
                                                                         augmented_copies=1))
 # Sentences as a long recording's segments hold them (#22): one copy of every training clip cut at its
 # speech with a random margin of its own audio (`-cut`, augment.cut_at_speech), for the plain head and
-# for the speaker-normalised one that conversations read each voice against.
+# for the speaker-normalised one that conversations read each voice against. On validation the plain
+# head read a recording's segments as well as whole files (per clip 82.9 against 75.8 without copies),
+# but left out of training, a language fared worse (bench/results/lolo.md: one clip 30.6 / 13.4 mean /
+# lowest against 32.1 / 18.4); as the default's reference head, voice profiles' lowest fell (25.6
+# against 26.0). Neither is shipped.
 RECIPES["emo-whisper-f32-cut"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1],
                                                                         speech_cut_copies=1))
 RECIPES["emo-whisper-f32-adapt-cut"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32-adapt"][1],

@@ -27,6 +27,7 @@ from ..serving.calibration import apply_temperature, clip_means, fit_temperature
 from ..serving.inference import METADATA_FILE, METRICS_FILE, MODEL_FILE, load_model, sha256_file
 from .corpora import Clip
 from .dataset import ClipFeatures, extract_clips
+from .embeddings import EMBEDDING_VERSION, embed_clips
 from .evaluate import evaluate, write_predictions
 from .export import export_litert
 from .splits import assign
@@ -373,8 +374,6 @@ def model_inputs(parts: dict[str, list[Clip]], params: FeatureParams, cache_root
     spectrogram CNNs, pooled encoder embeddings for encoder models (with `fused`, the stem's and
     every block's up to `encoder_layers`, side by side). Cached on disk either way."""
     if params.kind == "whisper":
-        from .embeddings import embed_clips
-
         return {name: embed_clips(part, params, None, cache_root, desc=f"embeddings ({name})", layers=encoder_layers,
                                   compute_type=compute_type, fused=fused)
                 for name, part in parts.items()}
@@ -392,7 +391,6 @@ def cached_inputs(model, clips: list[Clip]) -> ClipFeatures:
 def encoder_front_end(layers: int, compute_type: str = "int8", fused: bool = False) -> dict:
     """What an encoder model's metadata records of its frozen front end (checked when it loads)."""
     from ..frontend.encoder import WEIGHTS_SHA256, WEIGHTS_SOURCE, cpu_vendor
-    from .embeddings import EMBEDDING_VERSION
 
     return {"encoder": "whisper-base", "source": WEIGHTS_SOURCE, "sha256": WEIGHTS_SHA256, "compute_type": compute_type,
             "layers": layers, "embedding_version": EMBEDDING_VERSION,
@@ -423,8 +421,6 @@ def train(
                         train_params.fused_blocks)
     copies = []
     for kind, count in (("augment", train_params.augmented_copies), ("speechcut", train_params.speech_cut_copies)):
-        from .embeddings import embed_clips
-
         copies += [embed_clips(parts["train"], params, seed, cache_root, desc=f"{kind} copy {seed}",
                                layers=train_params.encoder_layers, compute_type=train_params.encoder_compute_type,
                                fused=train_params.fused_blocks, copy=kind)

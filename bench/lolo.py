@@ -13,7 +13,10 @@ language as its reference head (`SerModel.predict_against`, as the default names
 a row of its own, named after both, whose batch and voice-profile readings mix the two.
 Beside them, not a reading of the model alone: `known_uar`, each clip's argmax over the classes its
 corpus has (what `ser predict --classes` gives an application that uses fewer emotions; it uses which
-classes a corpus has, never a clip's label), never what the default is chosen on.
+classes a corpus has, never a clip's label), never what the default is chosen on. And one more plain
+reading, `cut_uar`: every held-out clip cut at its speech with a random 0-0.4 s of its own audio
+(`augment.cut_at_speech`, the cached copy of seed 1), a sentence as a long recording's segment holds
+it: whether reading segments instead of whole files costs a language unheard in training anything.
 Fold models stay in the cache (`~/.cache/ser/lolo`); `--reuse-folds` keeps those of the same recipe
 (an ensemble's while its member fold models are the ones it averages), so new readings cost no training.
 
@@ -32,10 +35,12 @@ import numpy as np
 
 from compare_models import recipe_id, trained_fold
 from provenance import provenance
+from ser_core.frontend.encoder import ENCODER_LAYERS
 from ser_core.frontend.features import default_cache_dir
 from ser_core.serving.inference import load_model, sha256_file
 from ser_core.serving.profile import profile_from_windows
 from ser_core.training.corpora import CORPUS_NAMES, LANGUAGES, LANGUAGE_NAMES, corpus_labels, find_clips
+from ser_core.training.embeddings import embed_clips
 from ser_core.training.metrics import label_uar
 from ser_core.training.splits import held_out_corpora
 from ser_core.training.train import ENSEMBLES, RECIPES, cached_inputs, train, train_ensemble
@@ -89,17 +94,28 @@ def assembled(out: Path, protocol: str, members: dict[str, Path]) -> bool:
         (m["recipe"], m["weights_sha256"]) for m in stored.get("members", [])]
 
 
+def speech_cut_inputs(model, clips):
+    """The encoder model's embeddings of these clips cut at their speech (`augment.cut_at_speech`, seed 1:
+    the cached copies training uses, of clips that never train this fold's model)."""
+    front_end = model.front_end or {}
+    return embed_clips(clips, model.params, 1, layers=front_end.get("layers", ENCODER_LAYERS),
+                       compute_type=front_end.get("compute_type", "int8"), fused=bool(front_end.get("fused_blocks")),
+                       copy="speechcut", desc="embeddings (cut at speech)")
+
+
 def readings(clips, fold_dir: Path, language: str, reference: tuple[Path, float] | None = None) -> dict:
     """The fold model on the held-out clips, read one clip at a time as recorded (`uar`), and adapted
     with the model's adaptation settings (no labels used): each corpus as one batch (`batch_uar`), and
     each speaker against a profile of all of that speaker's clips (`speaker_uar`, transductive; clips of
-    unknown speakers as their corpus's batch); and each clip's top class among its corpus's (`known_uar`)."""
+    unknown speakers as their corpus's batch); each clip's top class among its corpus's (`known_uar`);
+    and each clip cut at its speech, one at a time (`cut_uar`)."""
     from ser_core.training.corpora import UNKNOWN_SPEAKER
 
     model = load_model(fold_dir)
     if reference is not None:
         model.reference = (load_model(reference[0]), reference[1])
     truth, plain, batch, by_speaker, known, per_corpus = [], [], [], [], [], {}
+    cut_truth, cut_plain = [], []
 
     def read(windows, classes=model.labels):
         """Each clip's top class among `classes`."""
@@ -127,15 +143,21 @@ def readings(clips, fold_dir: Path, language: str, reference: tuple[Path, float]
             for i, guess in zip(members, read_against_all([data.features[i] for i in members])):
                 per_speaker[i] = guess
         labels = [c.emotion for c in data.clips]
+        cut = speech_cut_inputs(model, data.clips)
+        cut_labels, as_cut = [c.emotion for c in cut.clips], read(cut.features)
         per_corpus[corpus] = {"one_clip": label_uar(labels, as_recorded), "batch": label_uar(labels, guesses),
-                              "speaker": label_uar(labels, per_speaker), "known_classes": label_uar(labels, of_its_classes)}
+                              "speaker": label_uar(labels, per_speaker), "known_classes": label_uar(labels, of_its_classes),
+                              "speech_cut": label_uar(cut_labels, as_cut)}
+        cut_truth += cut_labels
+        cut_plain += as_cut
         truth += labels
         plain += as_recorded
         known += of_its_classes
         batch += guesses
         by_speaker += per_speaker
     return {"uar": label_uar(truth, plain), "batch_uar": label_uar(truth, batch), "speaker_uar": label_uar(truth, by_speaker),
-            "known_uar": label_uar(truth, known), "n_test": len(truth), "per_corpus": per_corpus}
+            "known_uar": label_uar(truth, known), "cut_uar": label_uar(cut_truth, cut_plain), "n_test": len(truth),
+            "per_corpus": per_corpus}
 
 
 def row(folds: dict) -> dict:
@@ -146,7 +168,8 @@ def row(folds: dict) -> dict:
     return {"folds": folds, "mean_uar": summary("uar", np.mean), "min_uar": summary("uar", np.min),
             "mean_batch_uar": summary("batch_uar", np.mean), "min_batch_uar": summary("batch_uar", np.min),
             "mean_speaker_uar": summary("speaker_uar", np.mean), "min_speaker_uar": summary("speaker_uar", np.min),
-            "mean_known_uar": summary("known_uar", np.mean), "min_known_uar": summary("known_uar", np.min)}
+            "mean_known_uar": summary("known_uar", np.mean), "min_known_uar": summary("known_uar", np.min),
+            "mean_cut_uar": summary("cut_uar", np.mean), "min_cut_uar": summary("cut_uar", np.min)}
 
 
 def markdown(results: dict) -> str:
@@ -156,10 +179,12 @@ def markdown(results: dict) -> str:
              "batch: each held-out corpus read as one batch of files; voice profile: each speaker read against a "
              "profile of all of their clips, transductive; known classes, not a reading of the model alone: each "
              "clip's top class among those its corpus has, as `ser predict --classes` gives an application that "
-             "uses fewer emotions, never what the default is chosen on):", "",
+             "uses fewer emotions, never what the default is chosen on; cut at speech: each clip cut at its "
+             "speech with a random 0-0.4 s of its own audio, as a long recording's segment holds a sentence):", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results["rows"].items():
-        for reading, key in (("one clip", ""), ("batch", "batch_"), ("voice profile", "speaker_"), ("known classes", "known_")):
+        for reading, key in (("one clip", ""), ("batch", "batch_"), ("voice profile", "speaker_"), ("known classes", "known_"),
+                             ("cut at speech", "cut_")):
             if not any(f"{key}uar" in fold for fold in r["folds"].values()):
                 continue  # a row measured before the reading existed
             cells = [pct(r["folds"][language].get(f"{key}uar")) if language in r["folds"] else "–" for language in LANGUAGES]

@@ -317,7 +317,7 @@ BLOCKS = {
     "cold-start-table": include("cold_start.md"), "load-test-table": include("load_test.md"),
     "ray-table": include("ray_batch.md"), "package-size-table": include("package_size.md"),
     "serve-soak-table": include("serve_soak.md"),
-    "lolo-inputs-table": include("lolo_inputs.md"),
+    "lolo-inputs-table": include("lolo_inputs.md"), "quiet-cue-table": include("quiet_cue.md"),
 }
 BLOCK = re.compile(r"<!-- ([a-z-]+) -->\n.*?<!-- /\1 -->", re.S)
 

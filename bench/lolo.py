@@ -35,12 +35,10 @@ import numpy as np
 
 from compare_models import recipe_id, trained_fold
 from provenance import provenance
-from ser_core.frontend.encoder import ENCODER_LAYERS
 from ser_core.frontend.features import default_cache_dir
 from ser_core.serving.inference import load_model, sha256_file
 from ser_core.serving.profile import profile_from_windows
 from ser_core.training.corpora import CORPUS_NAMES, LANGUAGES, LANGUAGE_NAMES, corpus_labels, find_clips
-from ser_core.training.embeddings import embed_clips
 from ser_core.training.metrics import label_uar
 from ser_core.training.splits import held_out_corpora
 from ser_core.training.train import ENSEMBLES, RECIPES, SEED_REPLICATES, cached_inputs, train, train_ensemble
@@ -94,15 +92,6 @@ def assembled(out: Path, protocol: str, members: dict[str, Path]) -> bool:
         (m["recipe"], m["weights_sha256"]) for m in stored.get("members", [])]
 
 
-def speech_cut_inputs(model, clips):
-    """The encoder model's embeddings of these clips cut at their speech (`augment.cut_at_speech`, seed 1:
-    the cached copies training uses, of clips that never train this fold's model)."""
-    front_end = model.front_end or {}
-    return embed_clips(clips, model.params, 1, layers=front_end.get("layers", ENCODER_LAYERS),
-                       compute_type=front_end.get("compute_type", "int8"), fused=bool(front_end.get("fused_blocks")),
-                       copy="speechcut", desc="embeddings (cut at speech)")
-
-
 def readings(clips, fold_dir: Path, language: str, reference: tuple[Path, float] | None = None) -> dict:
     """The fold model on the held-out clips, read one clip at a time as recorded (`uar`), and adapted
     with the model's adaptation settings (no labels used): each corpus as one batch (`batch_uar`), and
@@ -143,7 +132,7 @@ def readings(clips, fold_dir: Path, language: str, reference: tuple[Path, float]
             for i, guess in zip(members, read_against_all([data.features[i] for i in members])):
                 per_speaker[i] = guess
         labels = [c.emotion for c in data.clips]
-        cut = speech_cut_inputs(model, data.clips)
+        cut = cached_inputs(model, data.clips, speech_cut=1)  # held-out clips: no fold model trained on them
         cut_labels, as_cut = [c.emotion for c in cut.clips], read(cut.features)
         per_corpus[corpus] = {"one_clip": label_uar(labels, as_recorded), "batch": label_uar(labels, guesses),
                               "speaker": label_uar(labels, per_speaker), "known_classes": label_uar(labels, of_its_classes),
@@ -177,8 +166,8 @@ def seed_summary(rows: dict, pct) -> list[str]:
     is seed 42), one clip at a time: every seed's mean and lowest, and each language averaged over the
     seeds with the mean and lowest of those averages, the comparison that one draw per recipe is not."""
     lines = []
-    for name, row in rows.items():
-        replicates = [row] + [rows[f"{name}-seed{seed}"] for seed in SEED_REPLICATES if f"{name}-seed{seed}" in rows]
+    for name, first in rows.items():
+        replicates = [first] + [rows[f"{name}-seed{seed}"] for seed in SEED_REPLICATES if f"{name}-seed{seed}" in rows]
         if len(replicates) < 2 or any(r["mean_uar"] is None for r in replicates):
             continue
         averaged = [float(np.mean([r["folds"][language]["uar"] for r in replicates])) for language in LANGUAGES]

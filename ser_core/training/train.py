@@ -391,12 +391,17 @@ def model_inputs(parts: dict[str, list[Clip]], params: FeatureParams, cache_root
     return {name: extract_clips(part, params, cache_root, desc=f"features ({name})") for name, part in parts.items()}
 
 
-def cached_inputs(model, clips: list[Clip]) -> ClipFeatures:
-    """A loaded model's cached inputs (feature windows or pooled embeddings) for these clips."""
+def cached_inputs(model, clips: list[Clip], speech_cut: int | None = None) -> ClipFeatures:
+    """A loaded model's cached inputs (feature windows or pooled embeddings) for these clips; with
+    `speech_cut` (an encoder model's), those of the clips' speech-cut copies of that seed instead
+    (`augment.cut_at_speech`, as training's `speech_cut_copies` reads them)."""
     front_end = getattr(model, "front_end", None) or {}
-    return model_inputs({"clips": clips}, model.params, encoder_layers=front_end.get("layers", ENCODER_LAYERS),
-                        compute_type=front_end.get("compute_type", "int8"),
-                        fused=bool(front_end.get("fused_blocks")))["clips"]
+    encoder = {"layers": front_end.get("layers", ENCODER_LAYERS), "compute_type": front_end.get("compute_type", "int8"),
+               "fused": bool(front_end.get("fused_blocks"))}
+    if speech_cut is not None:
+        return embed_clips(clips, model.params, speech_cut, desc="embeddings (cut at speech)", copy="speechcut", **encoder)
+    return model_inputs({"clips": clips}, model.params, encoder_layers=encoder["layers"],
+                        compute_type=encoder["compute_type"], fused=encoder["fused"])["clips"]
 
 
 def encoder_front_end(layers: int, compute_type: str = "int8", fused: bool = False) -> dict:

@@ -97,10 +97,12 @@ def shipped_table(root: Path = ROOT) -> str:
     """README's short list of the shipped models: which to pick, and their headline numbers."""
     lines = ["| model | protocol | corpora | validation UAR | test UAR | parameters |", "|---|---|---|---|---|---|"]
     default = default_model(root).name
+    reader = _json(default_model(root) / "metadata.json").get("utterances", {}).get("model")
     for directory in shipped_models(root):
         meta, m = _json(directory / "metadata.json"), _json(directory / "metrics.json")
-        note = " (default)" if directory.name == default else (" (a voice profile from every test clip of the speaker)"
-                                                               if directory.name in TRANSDUCTIVE else "")
+        note = (" (default)" if directory.name == default
+                else " (the default's utterance reader: a recording's utterances)" if directory.name == reader
+                else " (a voice profile from every test clip of the speaker)" if directory.name in TRANSDUCTIVE else "")
         lines.append(f"| `{directory.name}`{note} | {protocol_name(directory, m['protocol'])} | "
                      f"{len(m['per_corpus'])} | {validation_uar(meta)} | {pct(m['balanced_accuracy'])} | "
                      f"{meta['param_count']:,} |")

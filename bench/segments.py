@@ -341,8 +341,14 @@ def memoise_front_ends(model, encoder) -> None:
             return np.stack([seen[k] for k in keys]) if keys else compute(items)
         return memoised
 
-    model.to_cached = by_content(model.to_cached, lambda features: features)
+    for reader in readers(model):
+        reader.to_cached = by_content(reader.to_cached, lambda features: features)
     encoder.embed = by_content(encoder.embed, list)
+
+
+def readers(model) -> list:
+    """The model and the utterance reader it names, if any (`inference.UTTERANCES_FIELD`)."""
+    return [model] + ([model.utterance_reader] if getattr(model, "utterance_reader", None) is not None else [])
 
 
 def conversation_material(vad, clips, split: str, seed: int) -> list[dict]:
@@ -457,7 +463,9 @@ def speaker_section(model, vad, parts, detector: VadParams, sentences, measure_t
     try:
         return choose_and_measure(model, vad, parts, detector, sentences, measure_test, stored)
     finally:  # the cost per hour is measured without the memory
-        del model.to_cached, shared_encoder().embed
+        for reader in readers(model):
+            del reader.to_cached
+        del shared_encoder().embed
 
 
 def joining_on(model, val, detector: VadParams, sentences) -> list[dict]:
@@ -606,9 +614,11 @@ def main() -> None:
     vad = shared_vad()
     parts = assign(read_manifest(args.data), ROOT / model.metadata["split_file"])
     stored = Path(args.out).with_suffix(".json")
+    reader = model.utterance_reader.metadata.get("name") if getattr(model, "utterance_reader", None) else None
     if args.part == "timing":
         results = json.loads(stored.read_text())
         results["provenance_timing"] = provenance(args.model)
+        results["utterance_reader"] = reader
         params = VadParams(**results["validation"]["vad_params"])
         with Settings(**results["settings"]):
             timing(model, vad, parts, params, results)
@@ -616,7 +626,7 @@ def main() -> None:
         return
     results: dict = {"provenance": provenance(args.model),
                      "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-                     "model": model.metadata.get("name", Path(args.model).resolve().name),
+                     "model": model.metadata.get("name", Path(args.model).resolve().name), "utterance_reader": reader,
                      "clips_per_emotion": CLIPS_PER_EMOTION, "trim_db": TRIM_DB}
 
     # Choose the VAD settings on validation clips: the detector's first, regions not joined (as they
@@ -760,7 +770,10 @@ def markdown(r: dict) -> str:
     lines = [
         "# Long recordings by utterance (`python bench/segments.py`)",
         "",
-        f"Model `{r['model']}`; {r['machine']['cpus']} cores. Test recording: {t['clips']} speaker-protocol "
+        f"Model `{r['model']}`"
+        + (f" (the utterances cut out of a longer recording read by `{r['utterance_reader']}`; a file that is one "
+           "utterance by the model itself)" if r.get("utterance_reader") else "")
+        + f"; {r['machine']['cpus']} cores. Test recording: {t['clips']} speaker-protocol "
         f"test clips ({r['clips_per_emotion']} per emotion), {t['minutes']:.1f} min, {t['speech_minutes']:.1f} min "
         "of it speech, separated by 0.8–3 s of room noise, loud noise or synthetic music.",
         "",

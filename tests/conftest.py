@@ -53,6 +53,16 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
 
 
+def edit_metadata(directory: Path, change) -> None:
+    """Apply `change` to a model directory's metadata.json (a copied model made into a variant)."""
+    import json
+
+    path = directory / "metadata.json"
+    metadata = json.loads(path.read_text())
+    change(metadata)
+    path.write_text(json.dumps(metadata))
+
+
 def pyav_bytes(samples: np.ndarray, sr: int, container: str, codec: str, rate: int = 48000) -> bytes:
     """Encode with PyAV (FFmpeg): m4a/AAC, webm/Opus, mp4 — formats libsndfile cannot write."""
     import av

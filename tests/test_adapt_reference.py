@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import speech, wav_bytes
+from conftest import edit_metadata, speech, wav_bytes
 from ser_core.errors import ModelError
 from ser_core.io.audio import to_mono_float32
 from ser_core.serving.inference import REFERENCE_FIELD, load_model
@@ -19,13 +19,6 @@ from ser_core.serving.profile import build_profile, predict_adapted
 
 SR = 16000
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def edit_metadata(directory: Path, change) -> None:
-    path = directory / "metadata.json"
-    metadata = json.loads(path.read_text())
-    change(metadata)
-    path.write_text(json.dumps(metadata))
 
 
 @pytest.fixture(scope="module")

@@ -61,20 +61,25 @@ RESULTS = ROOT / "bench" / "results" / "lolo.json"
 
 @pytest.mark.skipif(not RESULTS.is_file(), reason="no committed leave-one-language-out results")
 def test_seed_replicates_are_averaged_per_language_before_the_mean_and_lowest(lolo):
-    """A recipe with rows `NAME-seedN` gets one line: each seed's mean / lowest, then each language's UAR
-    averaged over the seeds, and the mean and lowest of those averages (not the mean of the lowests)."""
+    """A recipe with rows `NAME-seedN` gets one line per reading all its replicates have: the seeds, each
+    seed's mean / lowest, then each language's UAR averaged over the seeds, and the mean and lowest of
+    those averages (not the mean of the lowests)."""
     base = {language: fold(0.3) for language in LANGUAGES}
     other = {language: fold(0.5 if i == 0 else 0.3) for i, language in enumerate(LANGUAGES)}
     rows = {"r": lolo.row(base), f"r-seed{lolo.SEED_REPLICATES[0]}": lolo.row(other),
             "alone": lolo.row(base), "partial": lolo.row({"english": fold(0.3)}),
             f"partial-seed{lolo.SEED_REPLICATES[0]}": lolo.row(base)}
     lines = lolo.seed_summary(rows, lambda v: f"{100 * v:.1f}")
-    [line] = [line for line in lines if line.startswith("| r |")]
+    [line] = [line for line in lines if line.startswith("| r |")]  # fold() has no cut reading: one clip only
     cells = [c.strip() for c in line.strip("|").split("|")]
-    assert cells[1] == f"30.0 / 30.0, {100 * (0.5 + 0.3 * (len(LANGUAGES) - 1)) / len(LANGUAGES):.1f} / 30.0"
-    assert cells[2] == "40.0" and cells[3:-2] == ["30.0"] * (len(LANGUAGES) - 1)
+    assert cells[1:3] == ["one clip", f"42, {lolo.SEED_REPLICATES[0]}"]
+    assert cells[3] == f"30.0 / 30.0, {100 * (0.5 + 0.3 * (len(LANGUAGES) - 1)) / len(LANGUAGES):.1f} / 30.0"
+    assert cells[4] == "40.0" and cells[5:-2] == ["30.0"] * (len(LANGUAGES) - 1)
     assert cells[-1] == "30.0"
     assert not any(line.startswith(("| alone |", "| partial |")) for line in lines)
+    cut = {language: {**fold(0.3), "cut_uar": 0.2} for language in LANGUAGES}
+    cut_lines = lolo.seed_summary({"c": lolo.row(cut), f"c-seed{lolo.SEED_REPLICATES[0]}": lolo.row(cut)}, str)
+    assert [line.split(" | ")[1] for line in cut_lines if line.startswith("| c |")] == ["one clip", "cut at speech"]
     assert lolo.seed_summary({"alone": lolo.row(base)}, str) == []
 
 

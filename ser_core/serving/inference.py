@@ -43,6 +43,11 @@ BATCH_WINDOWS = 256  # windows per forward pass: bounds memory on long audio
 # reference (a voice profile, a batch of files, a conversation's speaker), the reading is the model's
 # own against it mixed with the head's (`SerModel.predict_against`); with none, the model alone.
 REFERENCE_FIELD = "reference"
+# A model's metadata may name an utterance reader, {"model": sibling directory}: heads that read the same
+# cached windows, trained on clips cut at their speech too, which read the utterances cut out of a longer
+# recording (`segments.reader_of`); a file that is one utterance is still read by the model itself. The
+# reader reads voices against the model's own reference head.
+UTTERANCES_FIELD = "utterances"
 
 
 def over_classes(probabilities: dict[str, float], classes: tuple[str, ...] | None) -> dict[str, float]:
@@ -134,26 +139,40 @@ class SerModel:
             self.backend, self._run = "keras", _KerasRunner(model_path)
         self._lock = threading.Lock()
         self.reference = self._reference_head(backend, threads)
+        self.utterance_reader = self._utterance_reader(backend, threads)
 
-    def _reference_head(self, backend: str, threads: int) -> "tuple[SerModel, float] | None":
-        """(the model a voice is read against when it has a reference, its weight) when the metadata's
-        `REFERENCE_FIELD` names one (`predict_against`); the head is a sibling model directory that
-        must read the same cached windows (same front end, features and labels)."""
-        spec = self.metadata.get(REFERENCE_FIELD)
+    def _sibling(self, field: str, backend: str, threads: int) -> "SerModel | None":
+        """The sibling model directory the metadata's `field` names, loaded, when it names one: it must
+        read the same cached windows (same front end, features and labels) and name no sibling of its own."""
+        spec = self.metadata.get(field)
         if spec is None:
             return None
         directory = self.directory.parent / spec["model"]
         if not (directory / METADATA_FILE).is_file():
-            raise ModelError(f"{self.directory.name} reads voices against {spec['model']}, which is not beside it "
+            raise ModelError(f"{self.directory.name} reads with {spec['model']}, which is not beside it "
                              f"in {self.directory.parent}: install the models together.")
-        head = load_model(directory, backend, threads)
-        ours, theirs = self.metadata.get("front_end", {}), head.metadata.get("front_end", {})
-        same = (head.params == self.params and head.labels == self.labels and all(
+        sibling = load_model(directory, backend, threads)
+        ours, theirs = self.metadata.get("front_end", {}), sibling.metadata.get("front_end", {})
+        same = (sibling.params == self.params and sibling.labels == self.labels and all(
             ours.get(k) == theirs.get(k) for k in ("sha256", "compute_type", "layers", "fused_blocks", "pooling", "embedding_version")))
-        if not same or head.metadata.get(REFERENCE_FIELD) is not None:
-            raise ModelError(f"{spec['model']} cannot be {self.directory.name}'s reference head: it reads other "
-                             "windows or labels, or names a reference of its own.")
-        return head, float(spec["weight"])
+        if not same or any(sibling.metadata.get(f) is not None for f in (REFERENCE_FIELD, UTTERANCES_FIELD)):
+            raise ModelError(f"{spec['model']} cannot be {self.directory.name}'s {field} model: it reads other "
+                             "windows or labels, or names a sibling of its own.")
+        return sibling
+
+    def _reference_head(self, backend: str, threads: int) -> "tuple[SerModel, float] | None":
+        """(the model a voice is read against when it has a reference, its weight) when the metadata's
+        `REFERENCE_FIELD` names one (`predict_against`)."""
+        head = self._sibling(REFERENCE_FIELD, backend, threads)
+        return None if head is None else (head, float(self.metadata[REFERENCE_FIELD]["weight"]))
+
+    def _utterance_reader(self, backend: str, threads: int) -> "SerModel | None":
+        """The model that reads utterances cut out of a longer recording when the metadata's
+        `UTTERANCES_FIELD` names one; it shares this model's reference head."""
+        reader = self._sibling(UTTERANCES_FIELD, backend, threads)
+        if reader is not None:
+            reader.reference = self.reference
+        return reader
 
     @property
     def metrics(self) -> dict | None:
@@ -344,6 +363,8 @@ class EncoderModel(SerModel):
         are process-wide, so concurrent analyses setting different ones would overwrite each other."""
         pinned = copy.copy(self)
         pinned.encoder = self._encoder(threads)
+        if self.utterance_reader is not None:
+            pinned.utterance_reader = self.utterance_reader.with_threads(threads)
         return pinned
 
     def prepare(self, features: np.ndarray) -> np.ndarray:

@@ -13,7 +13,11 @@ segments; before/after in s), with the default model (bench/results/segments.md)
 centred in a window filled with its surroundings, as before, scored 70.1, and the same clips cut at
 their speech and classified alone 75.9 against 80.7 as whole files: the rest of the gap to files is
 mostly the corpora's own silence around each sentence, which a recording made of them does not hold.
-The one utterance of a recording no longer than a window is heard as recorded, surroundings and all. A segment longer than a window is covered by
+The one utterance of a recording no longer than a window is heard as recorded, surroundings and all.
+A model may name an utterance reader (`inference.UTTERANCES_FIELD`): heads also taught their training
+clips cut at their speech (`augment.cut_at_speech`), which read every utterance cut out of a longer
+recording, while a file that is one utterance stays with the model (`reader_of`; the default's choice:
+docs/models.md). A segment longer than a window is covered by
 windows every `window_hop_s` (plus one aligned to its end), and its probabilities are their mean.
 Pauses, music and noise are never classified on their own: a segment's answer is the recording's
 only answer for that stretch of time.
@@ -51,14 +55,15 @@ SAME_VOICE_GAP_S = 0.45
 # their own voice there (`SerModel.predict_against`), shifted by `OWN_VOICE_STRENGTH × n / (n +
 # OWN_VOICE_PRIOR_WINDOWS)` of the way (n: their windows), `OWN_VOICE_REFERENCE_WEIGHT` of the reading
 # the model's reference head's. Chosen on validation conversations (bench/segments.py, adaptation grid,
-# bench/results/segments.md): per-turn UAR 78.2 against 76.7 without, no single-speaker conversation
-# worse; off by default because +1.5 points fall short of the +4 asked of a default.
+# bench/results/segments.md), their turns read by the default's utterance reader: per-turn UAR 79.5
+# against 80.8 without (strength 1.0: 79.4); off by default, as it costs the reader. (The default read
+# its turns itself before: 78.2 adapted against 76.7.)
 MIN_SPEAKER_SPEECH_S = 20.0
 OWN_VOICE_PRIOR_WINDOWS = 16.0
-OWN_VOICE_STRENGTH = 1.0
+OWN_VOICE_STRENGTH = 0.75
 # Not the share the default's reference head has with a voice profile or a batch (chosen on leave one
 # language out, whole clips): in conversations the head, trained on whole clips each read against its
-# speaker, lost at every share tried (0.3: 77.4, 0.5: 76.3, alone: 72.5, against 78.2 without it).
+# speaker, lost at every share tried (with the reader: 0.3: 78.5, alone: 73.5, against 79.5 without it).
 OWN_VOICE_REFERENCE_WEIGHT = 0.0
 
 
@@ -151,18 +156,30 @@ def analyze_segments(model: "SerModel", audios: Sequence[Audio], params: VadPara
     return classify_segments(model, audios, spans, profile, regions, names, adapt_to_speakers=speakers.adapt)
 
 
+def heard_as_recorded(samples: np.ndarray, params: FeatureParams, spans: Sequence[tuple[float, float]]) -> bool:
+    """One utterance in a recording no longer than a window: a file like the model's training clips,
+    heard as recorded; nothing else speaks into it. bench/segments.py's `one_by_one` on its 200
+    validation clips, emo-whisper (a one-off run): UAR 85.0 this way, 84.0 with the loud surroundings
+    silenced."""
+    return len(spans) == 1 and len(samples) <= params.window_samples
+
+
+def reader_of(model: "SerModel", audio: Audio, spans: Sequence[tuple[float, float]]) -> "SerModel":
+    """The model that reads a recording's utterances: the model's utterance reader (`inference.
+    UTTERANCES_FIELD`) for utterances cut out of a longer recording, the model itself for a file that is
+    one utterance heard as recorded, or when it names no reader."""
+    reader = getattr(model, "utterance_reader", None)
+    return model if reader is None or heard_as_recorded(audio.samples, model.params, spans) else reader
+
+
 def segment_piece(samples: np.ndarray, params: FeatureParams, spans: Sequence[tuple[float, float]], index: int
                   ) -> tuple[np.ndarray, float]:
     """(the audio the model hears for segment `index`, where it starts in s): the recording from
     `CONTEXT_BEFORE_S` before the segment to `CONTEXT_AFTER_S` after it (as far as the recording
     goes), the other segments' speech and any loud surroundings silenced."""
-    sr, win = params.sample_rate, params.window_samples
+    sr = params.sample_rate
     a, b = round(spans[index][0] * sr), round(spans[index][1] * sr)
-    if len(spans) == 1 and len(samples) <= win:
-        # One utterance in a recording no longer than a window: heard as recorded, as the model's
-        # training clips were; nothing else speaks into it. bench/segments.py's `one_by_one` on its 200
-        # validation clips, emo-whisper (a one-off run): UAR 85.0 this way, 84.0 with the loud
-        # surroundings silenced.
+    if heard_as_recorded(samples, params, spans):
         return samples, 0.0
     start = max(0, a - round(CONTEXT_BEFORE_S * sr))
     piece = samples[start : min(len(samples), b + round(CONTEXT_AFTER_S * sr))].copy()
@@ -204,13 +221,28 @@ def classify_segments(model: "SerModel", audios: Sequence[Audio], spans: Sequenc
                       regions: Sequence[Sequence[tuple[float, float]]] | None = None,
                       speakers: Sequence[Sequence[str]] | None = None, adapt_to_speakers: bool = False
                       ) -> list["Analysis"]:
-    """Each recording's given segments [(start_s, end_s)] through `model`, all in one batch (read
-    relative to the speaker's voice with a fitting `profile`); `regions`, the detector's speech
-    regions, are kept on each `Analysis` for display (the segments themselves when not given).
-    `speakers` names each segment's speaker; with `adapt_to_speakers`, each speaker with enough
-    speech is read against their own voice in the recording (`predict_by_speaker`)."""
-
+    """Each recording's given segments [(start_s, end_s)] through the model that reads them (`reader_of`),
+    one batch per reader (read relative to the speaker's voice with a fitting `profile`); `regions`,
+    the detector's speech regions, are kept on each `Analysis` for display (the segments themselves
+    when not given). `speakers` names each segment's speaker; with `adapt_to_speakers`, each speaker
+    with enough speech is read against their own voice in the recording (`predict_by_speaker`)."""
     speakers = speakers if speakers is not None else [[""] * len(clip) for clip in spans]
+    regions = spans if regions is None else regions
+    readers = [reader_of(model, audio, clip) for audio, clip in zip(audios, spans)]
+    analyses: list["Analysis | None"] = [None] * len(audios)
+    for reader in {id(r): r for r in readers}.values():
+        group = [i for i, r in enumerate(readers) if r is reader]
+        pick = lambda values: [values[i] for i in group]
+        for i, analysis in zip(group, _classify(reader, pick(audios), pick(spans), profile, pick(regions), pick(speakers),
+                                                adapt_to_speakers)):
+            analyses[i] = analysis
+    return analyses
+
+
+def _classify(model: "SerModel", audios: Sequence[Audio], spans: Sequence[Sequence[tuple[float, float]]],
+              profile: "VoiceProfile | None", regions: Sequence[Sequence[tuple[float, float]]],
+              speakers: Sequence[Sequence[str]], adapt_to_speakers: bool) -> list["Analysis"]:
+    """`classify_segments` for recordings that one model reads."""
     pieces = [segment_piece(audio.samples, model.params, clip, i) for audio, clip in zip(audios, spans)
               for i in range(len(clip))]
     # Windows from the piece's own start: the 0.5 s offset skips leading silence in whole clips, and
@@ -229,8 +261,7 @@ def classify_segments(model: "SerModel", audios: Sequence[Audio], spans: Sequenc
         adaptations = [adaptation] * len(audios)
 
     analyses, piece = [], 0
-    for audio, clip, heard, names, adaptation in zip(audios, spans, spans if regions is None else regions, speakers,
-                                                      adaptations):
+    for audio, clip, heard, names, adaptation in zip(audios, spans, regions, speakers, adaptations):
         segments, times, first_window = [], [], window_bounds[piece]
         for (start_s, end_s), name in zip(clip, names):
             a, b = window_bounds[piece], window_bounds[piece + 1]

@@ -319,7 +319,7 @@ BLOCKS = {
     "long-audio-table": long_audio_table, "lolo-means": lolo_means_table,
     "encoder-layers": encoder_layers_table, "loco-probe": loco_probe_table, "scaling-table": scaling_table,
     "fuzz-table": fuzz_table, "compare-table": include("compare_models.md"), "lolo-table": include("lolo.md"),
-    "segments-table": include("segments.md"), "serve-load-table": include("serve_load.md"),
+    "segments-table": include("segments.md"), "live-reading-table": include("live_reading.md"), "serve-load-table": include("serve_load.md"),
     "cold-start-table": include("cold_start.md"), "load-test-table": include("load_test.md"),
     "ray-table": include("ray_batch.md"), "package-size-table": include("package_size.md"),
     "serve-soak-table": include("serve_soak.md"),

@@ -92,3 +92,22 @@ def test_the_shipped_reader_is_the_defaults_heads_and_one_taught_speech_cut_clip
     assert ours < set(theirs)
     assert all(member["train_params"]["speech_cut_copies"] > 0 for sha, member in theirs.items() if sha not in ours)
     assert reader.reference is default.reference
+
+
+def test_the_live_window_is_read_by_the_reader(models):
+    """The Live page's window holds speech cut out of a stream: a model's reader reads it."""
+    from ser_core.serving.live import LiveClassifier
+
+    plain, reader, model = models
+    samples = speech(3.0, f0=160, seed=11)
+
+    def reading(served):
+        live = LiveClassifier(served, clock=lambda: 0.0)
+        live._ensure_worker = lambda: None  # classified here, not by the worker thread
+        live.push(samples, SR)
+        return np.array(list(live.classify().probabilities.values()))
+
+    live = LiveClassifier(model)
+    assert live.model is model and live.reader is model.utterance_reader
+    np.testing.assert_allclose(reading(model), reading(reader), atol=1e-6)
+    assert not np.allclose(reading(model), reading(plain), atol=1e-3)

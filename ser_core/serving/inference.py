@@ -45,8 +45,9 @@ BATCH_WINDOWS = 256  # windows per forward pass: bounds memory on long audio
 REFERENCE_FIELD = "reference"
 # A model's metadata may name an utterance reader, {"model": sibling directory}: heads that read the same
 # cached windows, trained on clips cut at their speech too, which read the utterances cut out of a longer
-# recording (`segments.reader_of`); a file that is one utterance is still read by the model itself. The
-# reader reads voices against the model's own reference head.
+# recording (`segments.reader_of`) and the speech of the live window (`live.LiveClassifier`); a file that
+# is one utterance is still read by the model itself. The reader reads voices against the model's own
+# reference head.
 UTTERANCES_FIELD = "utterances"
 
 

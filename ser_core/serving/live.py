@@ -142,6 +142,10 @@ class LiveClassifier:
         vad_params: VadParams = DEFAULT_VAD,
     ):
         self.model = model
+        # The window's speech is cut out of a stream, its regions joined: read by the model's utterance
+        # reader where it names one (`inference.UTTERANCES_FIELD`), as validation clips streamed through
+        # this classifier chose (bench/results/live_reading.md).
+        self.reader = getattr(model, "utterance_reader", None) or model
         self.profile = None  # a `VoiceProfile` to read the voice against, set by the app as it changes
         self.vad = vad or shared_vad()
         self.vad_params = vad_params
@@ -199,10 +203,10 @@ class LiveClassifier:
         level = loudest_frame_dbfs(window, self.sample_rate)
         probabilities, speech = None, self.speech(window) if level >= self.speech_threshold_dbfs else None
         if speech is not None:
-            _, features = extract(speech, self.model.params)
-            row = self.model.predict_windows(features, self.profile)[0].mean(axis=0)
-            probabilities = {label: float(p) for label, p in zip(self.model.labels, row)}
-        uncertain = probabilities is not None and max(probabilities.values()) < self.model.uncertain_below
+            _, features = extract(speech, self.reader.params)
+            row = self.reader.predict_windows(features, self.profile)[0].mean(axis=0)
+            probabilities = {label: float(p) for label, p in zip(self.reader.labels, row)}
+        uncertain = probabilities is not None and max(probabilities.values()) < self.reader.uncertain_below
         speech_s = 0.0 if speech is None else len(speech) / self.sample_rate
         reading = LiveReading(time_s, level, probabilities, uncertain, speech_s)
         with self._lock:

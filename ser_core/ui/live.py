@@ -61,7 +61,7 @@ def show_live(classifier: LiveClassifier) -> None:
     else:
         st.subheader(headline(latest.emotion, latest.confidence, latest.uncertain))
         if latest.uncertain:
-            st.caption(uncertainty_note(classifier.model.uncertain_below))
+            st.caption(uncertainty_note(classifier.reader.uncertain_below))
         st.html(plots.emotion_bars(latest.probabilities))
     if state.history:
         st.markdown(f"**Emotion over the last {LIVE_TIMELINE_S:g} s** (grey: pauses)")

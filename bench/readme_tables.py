@@ -48,7 +48,9 @@ def shipped_models(root: Path = ROOT) -> list[Path]:
 
 
 def default_model(root: Path = ROOT) -> Path:
-    return (root / "models" / "default").resolve()
+    """The directory `models/default` names (a pointer file: `ser_core.serving.shipped.follow_pointer`)."""
+    pointer = root / "models" / "default"
+    return (root / "models" / pointer.read_text().strip()).resolve() if pointer.is_file() else pointer.resolve()
 
 
 def protocol_name(directory: Path, protocol: str) -> str:

@@ -36,6 +36,7 @@ import soundfile as sf
 from provenance import cpu_model, provenance
 from ser_core.io.audio import load_audio
 from ser_core.io.signals import speech
+from ser_core.serving.shipped import follow_pointer
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = {"emo-cnn": ROOT / "models" / "emo-cnn-speaker", "emo-whisper": ROOT / "models" / "emo-whisper-speaker",
@@ -284,6 +285,7 @@ COLD_START = """
 import io, os, time, numpy as np, soundfile as sf
 from streamlit.testing.v1 import AppTest
 from ser_core.io.signals import speech
+from ser_core.serving.shipped import follow_pointer
 buffer = io.BytesIO(); sf.write(buffer, speech(3.0), 16000, format='WAV')
 at = AppTest.from_file({page!r}, default_timeout=120).run()
 at.file_uploader[0].set_value(("clip.wav", buffer.getvalue(), "audio/wav")).run()
@@ -320,7 +322,7 @@ def corpus_files(n: int) -> list[Path]:
 
 def ratio_lines(run: dict) -> str:
     """Each model's p50 against the original pipeline's, measured in the same run, and where."""
-    default = (ROOT / "models" / "default").resolve().name
+    default = follow_pointer(ROOT / "models" / "default").name
     original = run["original_latency_3s_clip"]["p50_ms"]
     lines = [f"One 3 s clip end to end from its file, p50 of {run['runs']} calls, on {run['cpu']} ({run['cores']} cores), "
              f"load average {run['load_average_at_start'][0]:.2f} at the start; the original pipeline {original:.1f} ms:"]

@@ -130,7 +130,7 @@ def test_a_reference_that_is_missing_or_reads_other_windows_is_refused(trained_e
 def test_the_shipped_reference_reads_the_defaults_windows():
     """The default names its reference head, shipped beside it, trained on speaker-normalised voices with
     the same encoder read-out (checked fully when the model loads)."""
-    default = json.loads((ROOT / "models" / "default" / "metadata.json").read_text())
+    default = load_model("default").metadata
     reference = default.get(REFERENCE_FIELD)
     if reference is None:
         pytest.skip("the default names no reference head")

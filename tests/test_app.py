@@ -401,7 +401,7 @@ def test_the_model_picker_serves_the_chosen_model_on_every_page(two_models):
 def test_default_as_a_pointer_file_is_followed(two_models):
     (two_models / "default").unlink()
     (two_models / "default").write_text("tiny-b\n")  # a checkout without symlinks
-    assert common.resolve_model_dir(two_models / "default") == (two_models / "tiny-b").resolve()
+    assert common.follow_pointer(two_models / "default") == (two_models / "tiny-b").resolve()
     at = run()
     assert_clean(at)
     picker = at.sidebar.selectbox[0]
@@ -484,7 +484,7 @@ def shipped(monkeypatch):
     monkeypatch.delenv("SER_MODELS_DIR", raising=False)
     monkeypatch.setattr("streamlit_webrtc.component.get_this_session_info", lambda: None)
     monkeypatch.setattr("streamlit_webrtc.shutdown.get_this_session_info", lambda: None)
-    return common.resolve_model_dir(common.MODELS_ROOT / "default")
+    return common.follow_pointer(common.MODELS_ROOT / "default")
 
 
 def test_the_shipped_default_serves_uploads(shipped):

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import ROOT, require, speech, wav_bytes  # noqa: E402
 
 from ser_core.errors import ModelError  # noqa: E402
-from ser_core.serving.shipped import MODELS_ROOT, resolve_model, shipped_models  # noqa: E402
+from ser_core.serving.shipped import MODELS_ROOT, follow_pointer, resolve_model, shipped_models  # noqa: E402
 from ser_core.serving.speakers import INSTALL_COMMAND, NOT_INSTALLED  # noqa: E402
 
 OFFLINE_SIGNS = ("No matching distribution", "Could not find a version", "NewConnectionError", "Network is unreachable",
@@ -29,7 +29,7 @@ OFFLINE_SIGNS = ("No matching distribution", "Could not find a version", "NewCon
 def test_the_rule_is_name_or_path_then_ser_model_then_the_default(tmp_path, monkeypatch):
     monkeypatch.delenv("SER_MODEL", raising=False)
     monkeypatch.chdir(tmp_path)  # nothing depends on the current directory
-    assert resolve_model() == (MODELS_ROOT / "default").resolve()
+    assert resolve_model() == follow_pointer(MODELS_ROOT / "default")
     assert resolve_model("emo-cnn") == MODELS_ROOT / "emo-cnn-speaker"
     assert resolve_model(MODELS_ROOT / "seed-cnn-random") == MODELS_ROOT / "seed-cnn-random"
     monkeypatch.setenv("SER_MODEL", "seed-cnn")
@@ -213,6 +213,10 @@ def test_the_wheel_installs_without_tensorflow_and_predicts_from_any_directory(t
                  str(ROOT)], tmp_path)
     assert built.returncode == 0, built.stdout + built.stderr
     wheel = next((tmp_path / "dist").glob("ser-*.whl"))
+    import zipfile
+
+    packed = zipfile.ZipFile(wheel).namelist()  # the default once: its pointer file, not a second copy
+    assert "ser_core/models/default" in packed and not any(n.startswith("ser_core/models/default/") for n in packed)
     venv = tmp_path / "venv"
     run([sys.executable, "-m", "venv", "--without-pip", str(venv)], tmp_path).check_returncode()
     python = venv / "bin" / "python"

@@ -14,6 +14,7 @@ from conftest import ROOT, speech, voice
 from ser_core.errors import ModelError, NoVoiceActivityError, SerError
 from ser_core.serving.results import UNCERTAIN, Segment, speaking_time_shares, weighted_probabilities
 from ser_core.serving.segments import CONTEXT_AFTER_S, CONTEXT_BEFORE_S, find_speech
+from ser_core.serving.shipped import follow_pointer
 from ser_core.frontend.vad import (FRAME_S, ONNX_SHA256, SileroVad, VadParams, model_path, shared_vad, speech_regions,
     speech_segments, utterances)
 
@@ -334,7 +335,7 @@ def test_cli_predict_segments_writes_one_row_per_segment(tmp_path):
     rows = json.loads(as_json.stdout)
     assert [r["segment"] for r in rows] == [1, 2] and {r["file"] for r in rows} == {str(talk)}
     assert np.ravel([(r["start_s"], r["end_s"]) for r in rows]) == pytest.approx([1.0, 4.0, 6.0, 8.0], abs=0.35)
-    uncertain_below = json.loads((model / "metadata.json").read_text())["calibration"]["uncertain_below"]
+    uncertain_below = json.loads((follow_pointer(model) / "metadata.json").read_text())["calibration"]["uncertain_below"]
     for r in rows:
         assert r["emotion"] == max(r["probabilities"], key=r["probabilities"].get)
         assert r["confidence"] == pytest.approx(r["probabilities"][r["emotion"]])

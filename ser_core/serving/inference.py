@@ -413,7 +413,7 @@ def load_model(directory: str | Path | None = None, backend: str = "auto", threa
     `directory` may also be a shipped model's name; None means SER_MODEL, else the shipped default."""
     from .shipped import resolve_model
 
-    if directory is None or not Path(directory).exists():
+    if directory is None or not Path(directory).is_dir():  # a name, or the `default` pointer file
         directory = resolve_model(directory)
     metadata_path = Path(directory) / METADATA_FILE
     if metadata_path.is_file() and "front_end" in json.loads(metadata_path.read_text()):

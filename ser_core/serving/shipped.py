@@ -23,8 +23,8 @@ MODELS_ROOT = next((root for root in (_PACKAGE / "models", _PACKAGE.parent / "mo
 
 
 def follow_pointer(path: Path) -> Path:
-    """`models/default` is a symlink; a checkout without symlinks makes it a small file holding the
-    directory's name."""
+    """`models/default` is a small file holding the default model's directory name (one copy of the
+    model in a wheel, where a symlink would be packed as a second copy); a symlink is followed too."""
     if path.is_file() and path.stat().st_size < 256:
         return (path.parent / path.read_text().strip()).resolve()
     return path.resolve()

@@ -19,7 +19,7 @@ from ..serving.pool import PoolFull, app_pool
 from ..serving.profile import VoiceProfile
 from ..serving.results import Analysis
 from ..serving.segments import DEFAULT_SPEAKERS, SpeakerOptions
-from ..serving.shipped import MODELS_ROOT, resolve_model
+from ..serving.shipped import MODELS_ROOT, follow_pointer, resolve_model
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -34,14 +34,6 @@ PICKER_KEY = "model-picker"
 
 
 # --- model directories ----------------------------------------------------------------------------
-
-
-def resolve_model_dir(path: Path) -> Path:
-    """A model directory, through `models/default`'s symlink, or through a pointer file holding the
-    directory's name (what a checkout without symlinks makes of the link)."""
-    if path.is_file() and path.stat().st_size < 256:
-        return (path.parent / path.read_text().strip()).resolve()
-    return path.resolve()
 
 
 def model_directory() -> Path:
@@ -66,7 +58,7 @@ def model_directories(required_file: str) -> list[Path]:
     found: dict[Path, Path] = {}
     for path in sorted(root.glob(f"*/{required_file}")) if root.is_dir() else []:
         found.setdefault(path.parent.resolve(), path.parent.resolve())
-    default = resolve_model_dir(model_directory())
+    default = follow_pointer(model_directory())
     if (default / required_file).is_file():
         found.setdefault(default, default)
     return sorted(found.values(), key=lambda d: (d != default, model_protocol(d) == "random", model_name(d)))
@@ -93,7 +85,7 @@ def model_name(directory: Path) -> str:
 
 def model_label(directory: Path) -> str:
     name = model_name(directory)
-    return f"{name} (default)" if directory == resolve_model_dir(model_directory()) else name
+    return f"{name} (default)" if directory == follow_pointer(model_directory()) else name
 
 
 # How each architecture in metadata.json reads in the picker.
@@ -145,7 +137,7 @@ def choose_model_directory(required_file: str, key: str) -> Path | None:
         st.info(f"No model directory with {required_file} yet under {models_root()}. Train one with "
                 "`ser train` (see the README); its test results appear here.")
         return None
-    default = resolve_model_dir(model_directory())
+    default = follow_pointer(model_directory())
     index = next((i for i, d in enumerate(directories) if d == default), 0)
     chosen = st.selectbox("Model", directories, index=index, key=key, format_func=model_label,
                           help=models_help(directories))
@@ -168,7 +160,7 @@ def warm_model(directory: str) -> SerModel:
 def picked_directory() -> Path:
     """The sidebar's model picker (every directory under models/ with metadata.json); the choice
     holds on every page that serves a model, and across the pages that do not."""
-    default = str(resolve_model_dir(model_directory()))
+    default = str(follow_pointer(model_directory()))
     options = [str(d) for d in model_directories(METADATA_FILE)] or [default]
     chosen = st.session_state.get(SERVED_KEY, default)
     if st.session_state.get(PICKER_KEY) not in options:  # first visit, or back from another page

@@ -40,8 +40,7 @@ BEFORE_S, AFTER_S = 0.5, 1.0
 def readings(model, samples: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
     """The probabilities of every reading that heard speech while `samples` streamed in."""
     t = [0.0]
-    live = LiveClassifier(model, clock=lambda: t[0], vad=shared_vad())
-    live._ensure_worker = lambda: None  # the bench classifies on its own clock instead of the worker's
+    live = LiveClassifier(model, clock=lambda: t[0], vad=shared_vad(), background=False)  # read on this clock
     stream = np.concatenate([noise(BEFORE_S, rng, -60.0), samples, noise(AFTER_S, rng, -60.0)])
     frame, every = round(FRAME_S * SR), round(INTERVAL_S / FRAME_S)
     out = []

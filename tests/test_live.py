@@ -174,3 +174,13 @@ def test_pushing_and_reading_from_different_threads(model):
     np.testing.assert_array_equal(classifier.window()[-3:], [40 * 16000 - 3, 40 * 16000 - 2, 40 * 16000 - 1])
     times = [reading.time_s for reading in state.history]
     assert times == sorted(times)
+
+
+def test_without_background_no_worker_starts_and_classify_still_reads(model):
+    """`background=False` (benchmarks on a simulated clock): frames start no worker thread; the
+    caller's `classify()` reads the window."""
+    classifier = LiveClassifier(model, clock=lambda: 0.0, background=False)
+    classifier.push(speech(2.0, level_db=-15.0), 16000)
+    assert not classifier.running
+    reading = classifier.classify()
+    assert reading is not None and not reading.pause and not classifier.running

@@ -102,8 +102,7 @@ def test_the_live_window_is_read_by_the_reader(models):
     samples = speech(3.0, f0=160, seed=11)
 
     def reading(served):
-        live = LiveClassifier(served, clock=lambda: 0.0)
-        live._ensure_worker = lambda: None  # classified here, not by the worker thread
+        live = LiveClassifier(served, clock=lambda: 0.0, background=False)  # classified here, not by a worker
         live.push(samples, SR)
         return np.array(list(live.classify().probabilities.values()))
 

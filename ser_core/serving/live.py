@@ -140,8 +140,10 @@ class LiveClassifier:
         clock: Callable[[], float] = time.monotonic,
         vad: SileroVad | None = None,
         vad_params: VadParams = DEFAULT_VAD,
+        background: bool = True,
     ):
         self.model = model
+        self.background = background  # False: only the caller's `classify()` reads (benchmarks on a simulated clock)
         # The window's speech is cut out of a stream, its regions joined: read by the model's utterance
         # reader where it names one (`inference.UTTERANCES_FIELD`), as validation clips streamed through
         # this classifier chose (bench/results/live_reading.md).
@@ -250,7 +252,7 @@ class LiveClassifier:
 
     def _ensure_worker(self) -> None:
         """Called with the lock held: one worker at a time, started by the frames themselves."""
-        if self._worker is not None:
+        if self._worker is not None or not self.background:
             return
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._run, args=(self._stop,), name="ser-live", daemon=True)

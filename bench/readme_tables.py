@@ -20,6 +20,8 @@ import json
 import re
 from pathlib import Path
 
+from ser_core.serving.shipped import follow_pointer
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DOCUMENTS = ("README.md", "docs/*.md")
@@ -48,9 +50,8 @@ def shipped_models(root: Path = ROOT) -> list[Path]:
 
 
 def default_model(root: Path = ROOT) -> Path:
-    """The directory `models/default` names (a pointer file: `ser_core.serving.shipped.follow_pointer`)."""
-    pointer = root / "models" / "default"
-    return (root / "models" / pointer.read_text().strip()).resolve() if pointer.is_file() else pointer.resolve()
+    """The directory `models/default` names."""
+    return follow_pointer(root / "models" / "default")
 
 
 def protocol_name(directory: Path, protocol: str) -> str:

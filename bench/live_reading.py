@@ -3,7 +3,7 @@ out of a longer recording (`inference.UTTERANCES_FIELD`)?
 
 The Live page classifies the latest window (one model window, 4 s) twice a second, and only the
 speech the voice activity detector hears in it, its regions joined: speech cut out of a stream, as a
-recording's utterances are. Each clip of the speaker protocol (200, 25 per emotion, drawn as
+recording's utterances are. Each clip of the speaker protocol (at most 25 per emotion, drawn as
 bench/segments.py draws them) is streamed through the product's own `LiveClassifier` as it was
 recorded, between 0.5 s of room noise before and 1 s after, in 20 ms frames, and classified after
 every 0.5 s of audio (a simulated clock: what the page's worker does in real time). Scored: every
@@ -15,6 +15,7 @@ emotion), and per clip the mean of its readings. Chosen on validation clips, the
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -23,7 +24,6 @@ from sklearn.metrics import balanced_accuracy_score
 
 from provenance import provenance
 from segments import noise, pick_clips
-from ser_core.frontend.vad import shared_vad
 from ser_core.io.audio import load_audio
 from ser_core.labels import LABELS
 from ser_core.serving.inference import load_model
@@ -40,7 +40,7 @@ BEFORE_S, AFTER_S = 0.5, 1.0
 def readings(model, samples: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
     """The probabilities of every reading that heard speech while `samples` streamed in."""
     t = [0.0]
-    live = LiveClassifier(model, clock=lambda: t[0], vad=shared_vad(), background=False)  # read on this clock
+    live = LiveClassifier(model, clock=lambda: t[0], background=False)  # read on this clock
     stream = np.concatenate([noise(BEFORE_S, rng, -60.0), samples, noise(AFTER_S, rng, -60.0)])
     frame, every = round(FRAME_S * SR), round(INTERVAL_S / FRAME_S)
     out = []
@@ -72,7 +72,10 @@ def main() -> None:
     model = load_model(ROOT / "models" / "default")
     if model.utterance_reader is None:
         raise SystemExit("the default names no utterance reader: nothing to choose")
-    candidates = {"the default itself": model, "its utterance reader": model.utterance_reader}
+    # LiveClassifier reads with the reader a model names: the default alone is a copy that names none.
+    alone = copy.copy(model)
+    alone.utterance_reader = None
+    candidates = {"the default itself": alone, "its utterance reader": model.utterance_reader}
     parts = assign(read_manifest(ROOT.parent / "shared" / "corpora" / "manifest.csv"), ROOT / model.metadata["split_file"])
     results = {"provenance": provenance(ROOT / "models" / "default"), "model": model.metadata["name"],
                "reader": model.utterance_reader.metadata["name"], "clips": {}, "validation": {}, "test": {}}

@@ -348,7 +348,7 @@ def memoise_front_ends(model, encoder) -> None:
 
 def readers(model) -> list:
     """The model and the utterance reader it names, if any (`inference.UTTERANCES_FIELD`)."""
-    return [model] + ([model.utterance_reader] if getattr(model, "utterance_reader", None) is not None else [])
+    return [model] + ([model.utterance_reader] if model.utterance_reader is not None else [])
 
 
 def conversation_material(vad, clips, split: str, seed: int) -> list[dict]:
@@ -614,7 +614,7 @@ def main() -> None:
     vad = shared_vad()
     parts = assign(read_manifest(args.data), ROOT / model.metadata["split_file"])
     stored = Path(args.out).with_suffix(".json")
-    reader = model.utterance_reader.metadata.get("name") if getattr(model, "utterance_reader", None) else None
+    reader = model.utterance_reader.metadata.get("name") if model.utterance_reader is not None else None
     if args.part == "timing":
         results = json.loads(stored.read_text())
         results["provenance_timing"] = provenance(args.model)

@@ -285,7 +285,6 @@ COLD_START = """
 import io, os, time, numpy as np, soundfile as sf
 from streamlit.testing.v1 import AppTest
 from ser_core.io.signals import speech
-from ser_core.serving.shipped import follow_pointer
 buffer = io.BytesIO(); sf.write(buffer, speech(3.0), 16000, format='WAV')
 at = AppTest.from_file({page!r}, default_timeout=120).run()
 at.file_uploader[0].set_value(("clip.wav", buffer.getvalue(), "audio/wav")).run()

@@ -373,7 +373,8 @@ def pieces_and_prints(material, params: VadParams) -> list[tuple[list, np.ndarra
 
 def choose_clustering(material, pieces) -> tuple[dict, list[dict]]:
     """The clustering cut and the least speech of a voice with the best mean attribution on validation
-    conversations (ties: more conversations with the right number of speakers)."""
+    conversations (ties: more conversations with the right number of speakers); at that choice, the
+    attribution when the number of speakers is given."""
     grid = []
     for distance, min_voice_s in itertools.product(DISTANCE_GRID, MIN_VOICE_GRID):
         scores = [attribution(spans, cluster(prints, distance=distance, durations=[b - a for a, b in spans],
@@ -384,7 +385,10 @@ def choose_clustering(material, pieces) -> tuple[dict, list[dict]]:
                      "right_count": float(np.mean([x["found"] == x["speakers"] for x in scores]))})
         print(grid[-1], flush=True)
     best = max(grid, key=lambda g: (round(g["accuracy"], 3), g["right_count"]))
-    return best, grid
+    given = [attribution(spans, cluster(prints, n_speakers=len({t[3] for t in m["truth"]}), distance=best["distance"],
+                                        durations=[b - a for a, b in spans], min_voice_s=best["min_voice_s"]), m["truth"])
+             for m, (spans, prints) in zip(material, pieces)]
+    return {**best, "accuracy_number_given": float(np.mean([x["accuracy"] for x in given]))}, grid
 
 
 class Settings:
@@ -891,7 +895,10 @@ def conversation_markdown(conversations: dict) -> list[str]:
               "",
               "Chosen on validation conversations, in order: the voices' clustering by attribution (cut at cosine "
               f"distance {c['CLUSTER_DISTANCE']}, a voice of its own from {c['MIN_VOICE_S']} s of speech; best "
-              f"{pct(v['clustering']['accuracy'])}% of {len(v['clustering_grid'])} tried); then the joining: the best "
+              f"{pct(v['clustering']['accuracy'])}% of {len(v['clustering_grid'])} tried"
+              + (f"; told the number of speakers: {pct(v['clustering']['accuracy_number_given'])}%"
+                 if "accuracy_number_given" in v["clustering"] else "")
+              + "); then the joining: the best "
               f"per-turn UAR among the gaps that bridge a {v['sentence_pause_s']} s pause inside a sentence within one "
               f"voice at least, the share of {v['sentences']} validation clips (one sentence each) kept one segment "
               f"recorded beside it (regions joined whatever the voice under "

@@ -267,6 +267,16 @@ def _guess(row: dict) -> str:
     return f"uncertain ({row['emotion']}?)" if row["uncertain"] else row["emotion"]
 
 
+def _speaker_count(text: str) -> int:
+    """--speakers: a whole number from 1 (segments.speaker_count's sentence otherwise)."""
+    from .serving.segments import speaker_count
+
+    try:
+        return speaker_count(text)
+    except SerError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _emotion_list(text: str) -> tuple[str, ...]:
     """--classes: "Angry, happy,sad" → ("angry", "happy", "sad")."""
     return tuple(name.strip() for name in text.lower().split(",") if name.strip())
@@ -460,12 +470,12 @@ def parser() -> argparse.ArgumentParser:
                     help="comma-separated emotions an application uses (e.g. angry,happy,sad,neutral): probabilities "
                          "renormalised over them; the uncertainty threshold, fitted over all the model's classes, "
                          "is applied to the renormalised confidence")
-    pr.add_argument("--speakers", type=int, metavar="N",
+    pr.add_argument("--speakers", type=_speaker_count, metavar="N",
                     help="the recordings hold N voices (default: found by clustering the utterances' voice prints)")
     pr.add_argument("--speaker-adaptation", action=argparse.BooleanOptionalAction, default=False,
                     help="read each speaker with enough speech against their own voice in the recording (off by "
-                         "default: on validation conversations it gained 1.5 points of per-turn UAR, short of the "
-                         "4 asked of a default)")
+                         "default: on validation conversations it gained less than the 4 points of per-turn UAR "
+                         "asked of a default; bench/results/segments.md)")
     fmt = pr.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
     fmt.add_argument("--csv", dest="format", action="store_const", const="csv")

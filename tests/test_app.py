@@ -189,6 +189,22 @@ def test_upload_shows_the_analysis_by_utterance(served):
         "Download the timeline (CSV)"]
 
 
+def test_upload_takes_the_number_of_speakers_from_the_sidebar(served):
+    """Found by clustering unless the user says how many people speak; the analysis then names that many."""
+    at = run("pages/upload.py")
+    count = at.selectbox(key=common.SPEAKER_COUNT_KEY)
+    assert count.value is None and count.options[:3] == ["Find them", "1", "2"]
+    count.set_value(2).run()
+    at.file_uploader[0].set_value(("talk.wav", wav_bytes(talk(1.0, (4.0, 4), 2.0, (2.0, 5), 1.0)), "audio/wav")).run()
+    assert_clean(at)
+    [(key, analysis)] = at.session_state[common.ANALYSES_KEY].items()
+    assert key[3] == 2 and [s.speaker for s in analysis.segments] == ["S1", "S2"]
+    at.selectbox(key=common.SPEAKER_COUNT_KEY).set_value(1).run()
+    assert_clean(at)
+    one = [a for k, a in at.session_state[common.ANALYSES_KEY].items() if k[3] == 1]
+    assert [s.speaker for s in one[0].segments] == ["S1", "S1"]
+
+
 def test_music_or_noise_alone_says_no_speech(served):
     at = run("pages/upload.py")
     tone = (0.2 * np.sin(2 * np.pi * 330 * np.arange(5 * 16000) / 16000)).astype(np.float32)

@@ -133,6 +133,29 @@ def test_classes_renormalise_as_ser_predict_classes(client, clip_wav, tmp_path):
     assert f"ser: {refused.json()['error']}" in unknown.stderr  # the CLI's sentence
 
 
+def test_speaker_options_are_ser_predicts(client, tmp_path):
+    """`speakers=N` and `speaker_adaptation=` answer as `ser predict --speakers N --speaker-adaptation`."""
+    pause = np.zeros(SR, np.float32)
+    talk = wav_bytes(np.concatenate([pause, speech(2.0, SR, f0=100, seed=1), pause, speech(2.0, SR, f0=240, seed=2),
+                                     pause]), SR)
+    (tmp_path / "talk.wav").write_bytes(talk)
+    for count, query, flags in ((1, "speakers=1", ["--speakers", "1"]),
+                                (2, "speakers=2&speaker_adaptation=true", ["--speakers", "2", "--speaker-adaptation"])):
+        cli = ser_predict("talk.wav", "--json", "--segments", *flags, cwd=tmp_path)
+        assert cli.returncode == 0, cli.stderr
+        api = client.post(f"/v1/analyze?filename=talk.wav&{query}", content=talk).json()
+        assert [row["speaker"] for row in api["segments"]] == [row["speaker"] for row in json.loads(cli.stdout)]
+        assert len({row["speaker"] for row in api["segments"]}) == count
+    for count in ("0", "two", "-1"):
+        refused = client.post(f"/v1/analyze?speakers={count}", content=talk)
+        assert refused.status_code == 422
+        assert refused.json()["error"] == f"The number of speakers must be a whole number from 1, not {count!r}."
+    cli = ser_predict("talk.wav", "--speakers", "0", cwd=tmp_path)
+    assert cli.returncode != 0 and "The number of speakers must be a whole number from 1, not '0'." in cli.stderr
+    names = [parameter["name"] for parameter in OPENAPI["paths"]["/v1/analyze"]["post"]["parameters"]]
+    assert {"speakers", "speaker_adaptation"} <= set(names)
+
+
 def test_a_request_may_name_a_shipped_model_but_not_a_path(client, clip_wav):
     assert client.post("/v1/analyze?model=seed-cnn-random", content=clip_wav).json()["model"] == "seed-cnn-random"
     for name in ("nope", "/etc", "../models/seed-cnn-speaker"):

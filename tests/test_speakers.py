@@ -15,7 +15,7 @@ import pytest
 
 from conftest import ROOT, require, speech
 from ser_core.errors import ModelError
-from ser_core.serving.speakers import (SpeakerEncoder, cluster, read_torch_legacy, shared_encoder,
+from ser_core.serving.speakers import (SpeakerEncoder, average_linkage, cluster, read_torch_legacy, shared_encoder,
     weights_path)
 
 SR = 16000
@@ -107,6 +107,27 @@ def test_a_voice_heard_too_briefly_joins_the_nearest_and_pieces_settle_by_the_me
     brief = [4.0, 4.0, 1.5, 4.0, 4.0, 4.0]  # from MIN_VOICE_S (10 s), the second voice's 8 s are too brief too
     assert cluster(prints, distance=0.05, durations=brief, min_voice_s=5.0) == ["S1", "S2", "S1", "S1", "S2", "S1"]
     assert cluster(prints, distance=0.05, durations=brief, min_voice_s=MIN_VOICE_S) == ["S1"] * 6
+
+
+def test_a_given_number_of_speakers_counts_voices_not_a_shout():
+    """Told there are two speakers, the clustering finds the two voices: a brief piece unlike both (a
+    shout, a laugh) joins the nearer voice instead of taking a speaker of its own, which would leave
+    the two real voices merged (as cutting the tree at two groups does)."""
+    rng = np.random.default_rng(1)
+    first = np.eye(8)[0]
+    second = (first + np.sqrt(3) * np.eye(8)[1]) / 2  # cosine distance 0.5 from the first voice
+    shout = np.eye(8)[3]  # far from both voices
+    prints = np.stack([first, second, first, second, shout, first, second, first, second])
+    prints = prints + 0.01 * rng.standard_normal(prints.shape)
+    prints /= np.linalg.norm(prints, axis=1, keepdims=True)
+    seconds = [4.0, 4.0, 4.0, 4.0, 1.0, 4.0, 4.0, 4.0, 4.0]
+    names = cluster(prints, n_speakers=2, durations=seconds)
+    assert names[:4] == ["S1", "S2", "S1", "S2"] and names[5:] == ["S1", "S2", "S1", "S2"]
+    assert names[4] in ("S1", "S2")
+    tree_cut = average_linkage(prints, n_clusters=2)  # what a count used to mean: the shout alone
+    assert len(set(tree_cut[[0, 1, 2, 3, 5, 6, 7, 8]])) == 1
+    # Fewer voices found than the user says: the tree is cut further rather than a voice left out.
+    assert len(set(cluster(prints, n_speakers=3, durations=seconds))) == 3
 
 
 def test_two_voices_taking_turns_close_together_are_told_apart(corpora):
@@ -232,7 +253,6 @@ def test_without_the_encoder_package_voices_are_not_told_apart(monkeypatch):
 def test_average_linkage_partitions_as_scipy_does():
     """The numpy clustering serving uses against scipy's linkage + fcluster (the dev extra's)."""
     hierarchy, distance = require("scipy.cluster.hierarchy"), require("scipy.spatial.distance")
-    from ser_core.serving.speakers import average_linkage
 
     def same_partition(a, b):
         return len(set(zip(a, b))) == len(set(a)) == len(set(b))

@@ -34,6 +34,7 @@ import numpy as np
 from ..errors import AudioTooLargeError, AudioTooLongError, ConfigError, ModelError, SerError
 from ..io.audio import AudioLimits
 from .pool import AnalysisPool, PoolFull
+from .segments import DEFAULT_SPEAKERS, SpeakerOptions, speaker_count
 from .threads import process_cores
 
 logger = logging.getLogger("ser.serve")
@@ -206,6 +207,20 @@ def classes_option(text: str | None) -> tuple[str, ...] | None:
     return tuple(name.strip() for name in text.lower().split(",") if name.strip()) if text else None
 
 
+def query_flag(query, name: str, default: bool) -> bool:
+    """`name=true|false` (also 1/0, yes/no); absent: `default`."""
+    text = query.get(name)
+    return default if text is None else text.strip().lower() not in ("0", "false", "no")
+
+
+def speaker_options(query) -> SpeakerOptions:
+    """`speakers=N` (the recording holds N voices; absent: found by clustering) and
+    `speaker_adaptation=true`, as `ser predict --speakers N --speaker-adaptation`."""
+    count = query.get("speakers")
+    return SpeakerOptions(count=speaker_count(count) if count else None,
+                          adapt=query_flag(query, "speaker_adaptation", DEFAULT_SPEAKERS.adapt))
+
+
 def check_classes(labels: list[str], classes: tuple[str, ...] | None) -> None:
     """Refuse unknown emotions (`over_classes`'s sentence, as the CLI prints it) before any audio is
     read: renormalising uniform probabilities over the model's labels checks just the names."""
@@ -346,14 +361,14 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
         return b"".join(chunks)
 
     def analyze_bytes(data: bytes, name: str, model_name: str | None, segments: bool,
-                      classes: tuple[str, ...] | None, threads: int) -> dict:
+                      classes: tuple[str, ...] | None, speakers: SpeakerOptions, threads: int) -> dict:
         from ..io.audio import load_audio
         from .inference import native_stderr_silenced
 
         model = registry.get(model_name)
         with native_stderr_silenced():  # decoders (libmpg123) print their own complaints to fd 2
             audio = load_audio(data, model.params.sample_rate, config.limits)
-        analysis = model.with_threads(threads).analyze_audio(audio)
+        analysis = model.with_threads(threads).analyze_audio(audio, speakers=speakers)
         return analysis_json(name, model.directory.resolve().name, analysis, segments, classes)
 
     def too_busy(in_flight: int, retry_after_s: int) -> ApiError:
@@ -363,9 +378,10 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
     async def analyze(request):
         authorize(request.headers)
         check_ready()
-        segments = request.query_params.get("segments", "true").lower() not in ("0", "false", "no")
+        segments = query_flag(request.query_params, "segments", True)
         model_name = request.query_params.get("model")
         classes = classes_option(request.query_params.get("classes"))
+        speakers = speaker_options(request.query_params)
         check_classes(registry.labels(model_name), classes)  # unknown names are refused before the upload is read
         if pool.in_flight >= pool.capacity:  # so is a request the pool could not take
             raise too_busy(pool.in_flight, pool.retry_after_s())
@@ -379,7 +395,8 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
                     data, name = body, request.query_params.get("filename", "audio")
                 del body
                 try:
-                    job = pool.submit(lambda threads: analyze_bytes(data, name, model_name, segments, classes, threads))
+                    job = pool.submit(lambda threads: analyze_bytes(data, name, model_name, segments, classes, speakers,
+                                                                   threads))
                 except PoolFull as full:
                     raise too_busy(full.in_flight, full.retry_after_s) from None
                 # A timeout cancels the wrapper, which withdraws a job still waiting in the pool; a
@@ -625,7 +642,13 @@ OPENAPI = {
                                 "(as `ser predict --classes`), the model's uncertainty threshold applied to the "
                                 "renormalised confidence; an unknown name is a 422"},
                 {"name": "filename", "in": "query", "schema": {"type": "string"},
-                 "description": "the name echoed in `file` for a raw body"}],
+                 "description": "the name echoed in `file` for a raw body"},
+                {"name": "speakers", "in": "query", "schema": {"type": "integer", "minimum": 1},
+                 "description": "how many people speak in the recording, when you know (as `ser predict --speakers`); "
+                                "absent: found by grouping the utterances by voice"},
+                {"name": "speaker_adaptation", "in": "query", "schema": {"type": "boolean", "default": False},
+                 "description": "read each speaker with enough speech against their own voice in the recording "
+                                "(as `ser predict --speaker-adaptation`)"}],
             "requestBody": {"required": True, "content": {
                 "multipart/form-data": {"schema": {"type": "object",
                                                    "properties": {"file": {"type": "string", "format": "binary"}}}},

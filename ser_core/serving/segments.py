@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..frontend.features import FeatureParams, extract_many
 from ..frontend.vad import DEFAULT_VAD, SAMPLE_RATE, SileroVad, VadParams, shared_vad, speech_regions, utterances
 from ..io.audio import Audio
@@ -78,6 +79,18 @@ class SpeakerOptions:
 
 
 DEFAULT_SPEAKERS = SpeakerOptions()
+
+
+def speaker_count(text: str) -> int:
+    """How many speakers a user says a recording holds (`ser predict --speakers`, the API's
+    `speakers=`), as a whole number from 1."""
+    try:
+        count = int(str(text).strip())
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ConfigError(f"The number of speakers must be a whole number from 1, not {text!r}.")
+    return count
 
 
 def vad_samples(audio: Audio) -> np.ndarray:

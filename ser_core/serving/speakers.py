@@ -19,7 +19,8 @@ grouped by agglomerative clustering (average linkage on cosine distance) cut at
 `CLUSTER_DISTANCE`; a group heard for less than `MIN_VOICE_S` in all is not taken for a voice of its
 own (a shout, a laugh, a sentence read differently) and its pieces join the nearest other group; then
 every piece goes to the nearest group's mean print until none moves. Or the user says how many
-speakers there are. Speakers are named "S1", "S2", … in order of first appearance.
+speakers there are: the same groups, the closest merged (or the tree cut further) to that number.
+Speakers are named "S1", "S2", … in order of first appearance.
 """
 
 from __future__ import annotations
@@ -231,19 +232,26 @@ def cluster(prints: np.ndarray, n_speakers: int | None = None, distance: float |
     """Unit voice prints (of pieces lasting `durations` seconds) → one speaker name per piece, "S1",
     "S2", … by first appearance: average-linkage clusters cut at cosine `distance`
     (`CLUSTER_DISTANCE`), those heard for less than `min_voice_s` (`MIN_VOICE_S`) in all folded into
-    the nearest other, then refined; or `n_speakers` groups, refined."""
+    the nearest other, then refined. With `n_speakers`, the same clusters (cut further when fewer),
+    folded while more than `n_speakers` remain, the two closest merged until `n_speakers` do: cutting
+    the tree at `n_speakers` groups instead gave a shout or a laugh a group of its own and merged two
+    voices (bench/segments.py, attribution with the number given)."""
     distance = CLUSTER_DISTANCE if distance is None else distance
     min_voice_s = MIN_VOICE_S if min_voice_s is None else min_voice_s
     if len(prints) == 0:
         return []
     if len(prints) == 1 or n_speakers == 1:
         return ["S1"] * len(prints)
+    seconds = np.ones(len(prints)) if durations is None else np.asarray(durations, np.float64)
     if n_speakers:
-        groups = average_linkage(prints, n_clusters=min(n_speakers, len(prints)))
-    else:
+        n_speakers = min(n_speakers, len(prints))
         groups = average_linkage(prints, distance=distance)
-        seconds = np.ones(len(prints)) if durations is None else np.asarray(durations, np.float64)
-        groups = _fold_short_voices(prints, groups, seconds, min_voice_s)
+        if len(np.unique(groups)) < n_speakers:
+            groups = average_linkage(prints, n_clusters=n_speakers)
+        groups = _merge_closest(prints, _fold_short_voices(prints, groups, seconds, min_voice_s, n_speakers),
+                                n_speakers)
+    else:
+        groups = _fold_short_voices(prints, average_linkage(prints, distance=distance), seconds, min_voice_s)
     groups = _refine(prints, groups)
     names: dict[int, str] = {}
     return [names.setdefault(g, f"S{len(names) + 1}") for g in groups]
@@ -281,11 +289,12 @@ def _centroids(prints: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.n
     return ids, means / np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
 
 
-def _fold_short_voices(prints: np.ndarray, groups: np.ndarray, seconds: np.ndarray, min_voice_s: float) -> np.ndarray:
-    """The group with the least speech, while under `min_voice_s`: each of its pieces joins the
-    nearest other group (by mean print)."""
+def _fold_short_voices(prints: np.ndarray, groups: np.ndarray, seconds: np.ndarray, min_voice_s: float,
+                       at_least: int = 1) -> np.ndarray:
+    """The group with the least speech, while under `min_voice_s` and more than `at_least` groups
+    remain: each of its pieces joins the nearest other group (by mean print)."""
     groups = groups.copy()
-    while len(np.unique(groups)) > 1:
+    while len(np.unique(groups)) > at_least:
         ids = np.unique(groups)
         totals = np.array([seconds[groups == g].sum() for g in ids])
         if totals.min() >= min_voice_s:
@@ -295,6 +304,18 @@ def _fold_short_voices(prints: np.ndarray, groups: np.ndarray, seconds: np.ndarr
         keep = others != short
         members = groups == short
         groups[members] = others[keep][np.argmax(prints[members] @ means[keep].T, axis=1)]
+    return groups
+
+
+def _merge_closest(prints: np.ndarray, groups: np.ndarray, count: int) -> np.ndarray:
+    """The two groups whose mean prints are closest merged, until `count` remain."""
+    groups = groups.copy()
+    while len(np.unique(groups)) > count:
+        ids, means = _centroids(prints, groups)
+        similarity = means @ means.T
+        np.fill_diagonal(similarity, -np.inf)
+        keep, gone = divmod(int(np.argmax(similarity)), len(ids))
+        groups[groups == ids[gone]] = ids[keep]
     return groups
 
 

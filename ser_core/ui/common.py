@@ -205,17 +205,23 @@ def voice_profile() -> VoiceProfile | None:
 
 
 SPEAKER_ADAPTATION_KEY = "speaker-adaptation"
+SPEAKER_COUNT_KEY = "speaker-count"
+SPEAKER_COUNTS = (None, 1, 2, 3, 4, 5, 6, 7, 8)  # None: found by clustering the voices
 
 
 def speaker_options() -> SpeakerOptions:
-    """The sidebar switch (drawn here: call once per page) for reading each speaker of a recording
-    against their own voice in it."""
+    """The sidebar's speaker settings (drawn here: call once per page): how many speakers the
+    recordings hold, when the user knows, and whether each is read against their own voice in it."""
+    count = st.sidebar.selectbox("Speakers in each recording", SPEAKER_COUNTS, key=SPEAKER_COUNT_KEY,
+                                 format_func=lambda n: "Find them" if n is None else str(n),
+                                 help="Who spoke when is found by grouping the utterances by voice. If you know "
+                                      "how many people speak, say so: their voices are then grouped into that many.")
     adapt = st.sidebar.toggle("Adapt to each speaker's voice", value=False, key=SPEAKER_ADAPTATION_KEY,
                               help="Read each speaker who talks long enough against their own voice in the "
                                    "recording (your voice profile still goes to the voice nearest to it). Off by "
-                                   "default: on validation conversations it gained 1.5 points, short of the 4 "
+                                   "default: on validation conversations it gained less than the 4 points "
                                    "asked of a default.")
-    return SpeakerOptions(adapt=adapt)
+    return SpeakerOptions(count=count, adapt=adapt)
 
 
 ANALYSES_KEY = "analyses"  # this session's analyses (or the error each gave), by content and settings

@@ -171,7 +171,7 @@ def seed_summary(rows: dict, pct) -> list[str]:
         seeds = [42] + [seed for seed in SEED_REPLICATES if f"{name}-seed{seed}" in rows]
         replicates = [first] + [rows[f"{name}-seed{seed}"] for seed in seeds[1:]]
         for reading, key in (("one clip", ""), ("cut at speech", "cut_")):
-            if len(replicates) < 2 or any(r[f"mean_{key}uar"] is None for r in replicates):
+            if len(replicates) < 2 or any(r.get(f"mean_{key}uar") is None for r in replicates):
                 continue
             averaged = [float(np.mean([r["folds"][language][f"{key}uar"] for r in replicates])) for language in LANGUAGES]
             lines.append(f"| {name} | {reading} | {', '.join(map(str, seeds))} | "

@@ -1,0 +1,65 @@
+"""Domain-adversarial training (`TrainParams.corpus_adversarial`, #21): the gradient reversal is the
+identity forward and −weight backward, mixup carries the corpus targets, and the saved model is the
+emotion head alone."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from conftest import speech, train_tiny
+from ser_core.labels import LABELS
+from ser_core.serving.inference import METADATA_FILE, load_model
+from ser_core.training.model import build, with_corpus_adversary
+from ser_core.training.train import _mixup, adversarial_loss, packed_targets, set_loss
+
+
+def test_the_reversal_passes_values_and_turns_the_gradient():
+    import tensorflow as tf
+
+    head = build("whisper-head", (6,), len(LABELS))
+    trained = with_corpus_adversary(head, corpora=3, weight=0.3)
+    x = tf.constant(np.random.default_rng(0).normal(size=(4, 6)), tf.float32)
+    out = trained(x, training=False)
+    assert out.shape == (4, len(LABELS) + 3)
+    np.testing.assert_allclose(out[:, :len(LABELS)], head(x, training=False), atol=1e-6)  # the head's own output
+    hidden = head.get_layer("hidden")
+    reversal = trained.get_layer("gradient_reversal")
+    probe = tf.Variable(np.ones((4, hidden.units), np.float32))
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(reversal(probe) * 2.0)
+    np.testing.assert_allclose(reversal(probe), probe, atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(y, probe), -0.6 * np.ones((4, hidden.units)), atol=1e-6)
+
+
+def test_the_loss_adds_the_corpus_cross_entropy_and_mixup_mixes_the_corpora():
+    k = len(LABELS)
+    targets = np.eye(k, dtype=np.float32)[[0, 3]]
+    spaces = np.ones((2, k), np.float32)
+    corpora = np.eye(2, dtype=np.float32)
+    y = packed_targets(targets, spaces, corpora)
+    assert y.shape == (2, 4 * k + 1 + 2)
+    emotion = np.full((2, k), 1.0 / k, np.float32)
+    corpus = np.array([[0.8, 0.2], [0.5, 0.5]], np.float32)
+    plain = np.asarray(set_loss(0.0)(y, emotion))
+    both = np.asarray(adversarial_loss(set_loss(0.0))(y, np.concatenate([emotion, corpus], axis=1)))
+    np.testing.assert_allclose(both - plain, -np.log([0.8, 0.5]), rtol=1e-5)
+    x = np.array([[1.0], [3.0]], np.float32)
+    mixed_x, mixed_y, _ = (np.asarray(t) for t in _mixup(x, y, np.ones(2, np.float32), 0.4, seed=1))
+    lam = mixed_y[:, 4 * k]
+    partner = np.where(np.isclose(mixed_x[:, 0], lam * x[:, 0] + (1 - lam) * x[::-1, 0]), 1, 0)  # which was drawn
+    expected = np.where(partner[:, None] == 1, lam[:, None] * corpora + (1 - lam[:, None]) * corpora[::-1],
+                        corpora)
+    np.testing.assert_allclose(mixed_y[:, 4 * k + 1:], expected, atol=1e-5)
+
+
+def test_an_adversarial_recipe_saves_the_emotion_head_alone(tiny_dataset, tmp_path):
+    out = train_tiny(tiny_dataset, tmp_path, "emo-whisper-dann", epochs=2)
+    metadata = json.loads((out / METADATA_FILE).read_text())
+    assert metadata["train_params"]["corpus_adversarial"] == 0.3
+    assert "val_emotion_loss" in json.loads((out / "history.json").read_text())
+    model = load_model(out)
+    assert list(model.labels) == list(LABELS)
+    probabilities = model.predict(speech(2.0), sr=16000, segmented=False)
+    assert set(probabilities) == set(LABELS) and abs(sum(probabilities.values()) - 1) < 1e-4

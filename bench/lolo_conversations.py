@@ -57,10 +57,10 @@ def conversations(clips: list, language: str) -> list[dict]:
 
 
 def read(model, material: list[dict], adapt: bool) -> dict:
-    """Per-turn UAR over all the conversations, per single-speaker conversation, and how many voices
-    were read against themselves."""
+    """Per-turn UAR over all the conversations, per single-speaker conversation, how many voices were
+    read against themselves, and who spoke when (bench/segments.py's attribution, per conversation)."""
     analyses = model.analyze_many([m["audio"] for m in material], vad=DEFAULT_VAD, speakers=SpeakerOptions(adapt=adapt))
-    true, predicted, single = [], [], []
+    true, predicted, single, attributions = [], [], [], []
     for m, analysis in zip(material, analyses):
         labels = recordings.per_turn_labels(analysis, m["truth"])
         turns = [t[2] for t in m["truth"]]
@@ -68,8 +68,10 @@ def read(model, material: list[dict], adapt: bool) -> dict:
         predicted += labels
         if len({t[3] for t in m["truth"]}) == 1:
             single.append(label_uar(turns, labels))
+        attributions.append(recordings.attribution([(s.start_s, s.end_s) for s in analysis.segments],
+                                                   [s.speaker for s in analysis.segments], m["truth"]))
     return {"uar": label_uar(true, predicted), "single_speaker_uars": single, "turns": len(true),
-            "voices_adapted": sum(a.adaptation.count(ADAPTED) for a in analyses)}
+            "voices_adapted": sum(a.adaptation.count(ADAPTED) for a in analyses), "attribution": attributions}
 
 
 def language_row(clips: list, language: str) -> dict:
@@ -79,7 +81,10 @@ def language_row(clips: list, language: str) -> dict:
     recordings.memoise_front_ends(model, shared_encoder())  # the second reading reuses the first's encoder output
     material = conversations([c for c in clips if c.corpus in LANGUAGES[language]], language)
     plain, adapted = read(model, material, False), read(model, material, True)
+    who = plain["attribution"]
     return {"conversations": len(material), "voices": sum(len({t[3] for t in m["truth"]}) for m in material),
+            "attribution_two_speakers": float(np.mean([a["accuracy"] for a in who if a["speakers"] == 2])),
+            "right_count": float(np.mean([a["found"] == a["speakers"] for a in who])),
             "plain": plain, "adapted": adapted, "gain": adapted["uar"] - plain["uar"],
             "worst_single_speaker_change": min(b - a for a, b in zip(plain["single_speaker_uars"],
                                                                      adapted["single_speaker_uars"]))}
@@ -94,14 +99,21 @@ def markdown(results: dict) -> str:
              f"{TURNS_PER_SPEAKER} turns per speaker, the shipped pipeline. Per-turn UAR %, without and with each "
              "speaker read against their own voice in the recording:", "",
              "| language | turns | voices | voices adapted | plain | each voice against itself | change | "
-             "worst single-speaker change |", "|---|---|---|---|---|---|---|---|"]
+             "worst single-speaker change | attribution, 2 speakers | right number found |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for language, r in rows.items():
         lines.append(f"| {LANGUAGE_NAMES[language]} | {r['plain']['turns']} | {r['voices']} | "
                      f"{r['adapted']['voices_adapted']} | {pct(r['plain']['uar'])} | {pct(r['adapted']['uar'])} | "
-                     f"{100 * r['gain']:+.1f} | {100 * r['worst_single_speaker_change']:+.1f} |")
+                     f"{100 * r['gain']:+.1f} | {100 * r['worst_single_speaker_change']:+.1f} | "
+                     f"{pct(r['attribution_two_speakers'])} | {pct(r['right_count'])} |")
     mean = lambda key: float(np.mean([r[key]["uar"] for r in rows.values()]))  # noqa: E731
+    average = lambda key: float(np.mean([r[key] for r in rows.values()]))  # noqa: E731
     lines += [f"| mean | | | | {pct(mean('plain'))} | {pct(mean('adapted'))} | "
-              f"{100 * results['mean_gain']:+.1f} | {100 * results['worst_single_speaker_change']:+.1f} |", "",
+              f"{100 * results['mean_gain']:+.1f} | {100 * results['worst_single_speaker_change']:+.1f} | "
+              f"{pct(average('attribution_two_speakers'))} | {pct(average('right_count'))} |", "",
+              "Who spoke when, read without adaptation: attribution is the share of turns given to the right speaker "
+              "under the best mapping (two-speaker conversations), and the right number of speakers is found "
+              "without being told, over all the language's conversations.", "",
               f"Adaptation on by default by the rule written before the run (a mean gain of at least 4 points, no "
               f"single-speaker conversation more than 1 point worse): {results['on_by_default']}. A voice is read "
               "against itself only from 20 s of its speech, which single words (Turkish, Hindi/English, Arabic) "

@@ -50,10 +50,8 @@ ADAPTED = "read against their own voice"  # what an analysis's adaptation note s
 
 def conversations(clips: list, language: str) -> list[dict]:
     """The language's conversations, built and their detector probabilities computed once."""
-    recordings.CONVERSATION_SPEAKERS = SPEAKERS
-    recordings.CONVERSATIONS_PER_SIZE = {language: CONVERSATIONS_PER_SIZE}
-    recordings.TURNS_PER_SPEAKER = TURNS_PER_SPEAKER
-    return recordings.conversation_material(shared_vad(), clips, language, SEED)
+    return recordings.conversation_material(shared_vad(), clips, language, SEED, sizes=SPEAKERS,
+                                            per_size=CONVERSATIONS_PER_SIZE, turns_per_speaker=TURNS_PER_SPEAKER)
 
 
 def read(model, material: list[dict], adapt: bool) -> dict:
@@ -78,9 +76,9 @@ def language_row(clips: list, language: str) -> dict:
     folds = default_cache_dir().parent / "lolo"
     model = load_model(folds / f"{MODEL_RECIPE}-{language}")
     model.utterance_reader = load_model(folds / f"{READER_RECIPE}-{language}")
-    recordings.memoise_front_ends(model, shared_encoder())  # the second reading reuses the first's encoder output
     material = conversations([c for c in clips if c.corpus in LANGUAGES[language]], language)
-    plain, adapted = read(model, material, False), read(model, material, True)
+    with recordings.memoised_front_ends(model, shared_encoder()):  # the second reading reuses the first's encoders
+        plain, adapted = read(model, material, False), read(model, material, True)
     who = plain["attribution"]
     return {"conversations": len(material), "voices": sum(len({t[3] for t in m["truth"]}) for m in material),
             "attribution_two_speakers": float(np.mean([a["accuracy"] for a in who if a["speakers"] == 2])),

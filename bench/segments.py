@@ -27,6 +27,7 @@ clip is worth.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -259,25 +260,28 @@ def one_by_one(model, originals, truth, params: VadParams, samples: np.ndarray |
 
 # --- conversations --------------------------------------------------------------------------------
 
-def conversations(clips, split: str, seed: int) -> list[list]:
-    """Per conversation, its turns (clips): for each size in `CONVERSATION_SPEAKERS`, speakers of one
-    corpus with enough clips, `TURNS_PER_SPEAKER` clips each, never the same speaker twice in a row
-    (a single speaker: their clips in a row)."""
+def conversations(clips, split: str, seed: int, sizes: tuple[int, ...] = CONVERSATION_SPEAKERS,
+                  per_size: int | None = None, turns_per_speaker: int = TURNS_PER_SPEAKER) -> list[list]:
+    """Per conversation, its turns (clips): for each of `sizes` (speakers), `per_size` conversations
+    (`CONVERSATIONS_PER_SIZE[split]` unless given) of speakers of one corpus with enough clips,
+    `turns_per_speaker` clips each, never the same speaker twice in a row (a single speaker: their clips
+    in a row)."""
+    per_size = CONVERSATIONS_PER_SIZE[split] if per_size is None else per_size
     rng = np.random.default_rng(seed)
     by_speaker = defaultdict(list)
     for clip in clips:
         by_speaker[(clip.corpus, clip.speaker)].append(clip)
-    eligible = {key: group for key, group in by_speaker.items() if len(group) >= TURNS_PER_SPEAKER}
+    eligible = {key: group for key, group in by_speaker.items() if len(group) >= turns_per_speaker}
     corpora = defaultdict(list)
     for corpus, speaker in eligible:
         corpora[corpus].append(speaker)
     out = []
-    for size in CONVERSATION_SPEAKERS:
+    for size in sizes:
         usable = sorted(c for c, speakers in corpora.items() if len(speakers) >= size)
-        for _ in range(CONVERSATIONS_PER_SIZE[split]):
+        for _ in range(per_size):
             corpus = usable[rng.integers(len(usable))]
             speakers = rng.permutation(sorted(corpora[corpus]))[:size]
-            queues = {s: list(rng.permutation(eligible[(corpus, s)])[:TURNS_PER_SPEAKER]) for s in speakers}
+            queues = {s: list(rng.permutation(eligible[(corpus, s)])[:turns_per_speaker]) for s in speakers}
             turns, previous = [], None
             while any(queues.values()):
                 choices = [s for s in speakers if queues[s] and (s != previous or size == 1)]
@@ -321,10 +325,12 @@ def per_turn_labels(analysis, truth) -> list[str]:
     return per_clip_from_spans(spans, rows, truth)
 
 
-def memoise_front_ends(model, encoder) -> None:
-    """The grids below analyse the same conversations many times over: the model's encoder output per
-    feature window and the speaker encoder's print per piece of speech are kept by content, so that
-    each grid point runs the product's own pipeline (`analyze_many`) at the cost of what changed."""
+@contextlib.contextmanager
+def memoised_front_ends(model, encoder):
+    """The grids below analyse the same conversations many times over: inside this block the model's
+    (and its utterance reader's) encoder output per feature window and the speaker encoder's print per
+    piece of speech are kept by content, so that each grid point runs the product's own pipeline
+    (`analyze_many`) at the cost of what changed. On leaving, both compute afresh again."""
     def by_content(compute, items_of):
         seen: dict[bytes, np.ndarray] = {}
 
@@ -344,6 +350,12 @@ def memoise_front_ends(model, encoder) -> None:
     for reader in readers(model):
         reader.to_cached = by_content(reader.to_cached, lambda features: features)
     encoder.embed = by_content(encoder.embed, list)
+    try:
+        yield
+    finally:
+        for reader in readers(model):
+            del reader.to_cached
+        del encoder.embed
 
 
 def readers(model) -> list:
@@ -351,10 +363,11 @@ def readers(model) -> list:
     return [model] + ([model.utterance_reader] if model.utterance_reader is not None else [])
 
 
-def conversation_material(vad, clips, split: str, seed: int) -> list[dict]:
-    """Each conversation built and its detector probabilities computed once."""
+def conversation_material(vad, clips, split: str, seed: int, **shape) -> list[dict]:
+    """Each conversation (`conversations`, its `shape` arguments) built and its detector probabilities
+    computed once."""
     material = []
-    for index, turns in enumerate(conversations(clips, split, seed)):
+    for index, turns in enumerate(conversations(clips, split, seed, **shape)):
         samples, truth, originals = build_conversation(turns, seed * 1000 + index)
         material.append({"corpus": turns[0].corpus, "audio": as_audio(samples), "truth": truth, "originals": originals,
                          "vad": vad.probabilities(samples)})
@@ -463,13 +476,8 @@ def speaker_section(model, vad, parts, detector: VadParams, sentences, measure_t
     conversations. `sentences`: validation clips, one acted sentence each, that the joining must keep
     whole. Returns the results, the detector's settings with the chosen joining gap, and the module
     settings chosen. With `stored` results, their joining grid and choice are kept."""
-    memoise_front_ends(model, shared_encoder())
-    try:
+    with memoised_front_ends(model, shared_encoder()):  # the cost per hour is measured without the memory
         return choose_and_measure(model, vad, parts, detector, sentences, measure_test, stored)
-    finally:  # the cost per hour is measured without the memory
-        for reader in readers(model):
-            del reader.to_cached
-        del shared_encoder().embed
 
 
 def joining_on(model, val, detector: VadParams, sentences) -> list[dict]:

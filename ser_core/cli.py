@@ -474,7 +474,7 @@ def parser() -> argparse.ArgumentParser:
                     help="the recordings hold N voices (default: found by clustering the utterances' voice prints)")
     pr.add_argument("--speaker-adaptation", action=argparse.BooleanOptionalAction, default=False,
                     help="read each speaker with enough speech against their own voice in the recording (off by "
-                         "default: on validation conversations it gained less than the 4 points of per-turn UAR "
+                         "default: on validation conversations it did not gain the 4 points of per-turn UAR "
                          "asked of a default; bench/results/segments.md)")
     fmt = pr.add_mutually_exclusive_group()
     fmt.add_argument("--json", dest="format", action="store_const", const="json")

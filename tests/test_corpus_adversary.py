@@ -45,13 +45,19 @@ def test_the_loss_adds_the_corpus_cross_entropy_and_mixup_mixes_the_corpora():
     plain = np.asarray(set_loss(0.0)(y, emotion))
     both = np.asarray(adversarial_loss(set_loss(0.0))(y, np.concatenate([emotion, corpus], axis=1)))
     np.testing.assert_allclose(both - plain, -np.log([0.8, 0.5]), rtol=1e-5)
-    x = np.array([[1.0], [3.0]], np.float32)
-    mixed_x, mixed_y, _ = (np.asarray(t) for t in _mixup(x, y, np.ones(2, np.float32), 0.4, seed=1))
-    lam = mixed_y[:, 4 * k]
-    partner = np.where(np.isclose(mixed_x[:, 0], lam * x[:, 0] + (1 - lam) * x[::-1, 0]), 1, 0)  # which was drawn
-    expected = np.where(partner[:, None] == 1, lam[:, None] * corpora + (1 - lam[:, None]) * corpora[::-1],
-                        corpora)
-    np.testing.assert_allclose(mixed_y[:, 4 * k + 1:], expected, atol=1e-5)
+    # Eight examples of eight corpora, each input its corpus's position: mixed as the inputs are, the
+    # corpus columns read back the mixed input, and still sum to one. (Any shuffle but the identity,
+    # one in 40,320, blends some pair.)
+    n = 8
+    corpora = np.eye(n, dtype=np.float32)
+    positions = np.arange(1.0, n + 1, dtype=np.float32)
+    y = packed_targets(np.eye(k, dtype=np.float32)[np.arange(n) % k], np.ones((n, k), np.float32), corpora)
+    x = (corpora @ positions)[:, None]
+    mixed_x, mixed_y, _ = (np.asarray(t) for t in _mixup(x, y, np.ones(n, np.float32), 0.4, seed=1))
+    mixed_corpora = mixed_y[:, 4 * k + 1:]
+    np.testing.assert_allclose(mixed_corpora @ positions, mixed_x[:, 0], atol=1e-4)
+    np.testing.assert_allclose(mixed_corpora.sum(axis=1), 1.0, atol=1e-6)
+    assert not np.allclose(mixed_x, x)
 
 
 def test_an_adversarial_recipe_saves_the_emotion_head_alone(tiny_dataset, tmp_path):

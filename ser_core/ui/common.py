@@ -219,7 +219,7 @@ def speaker_options() -> SpeakerOptions:
     adapt = st.sidebar.toggle("Adapt to each speaker's voice", value=False, key=SPEAKER_ADAPTATION_KEY,
                               help="Read each speaker who talks long enough against their own voice in the "
                                    "recording (your voice profile still goes to the voice nearest to it). Off by "
-                                   "default: on validation conversations it gained less than the 4 points "
+                                   "default: on validation conversations it did not gain the 4 points "
                                    "asked of a default.")
     return SpeakerOptions(count=count, adapt=adapt)
 

@@ -66,6 +66,14 @@ TURNS_PER_SPEAKER = 10
 # Chosen on validation conversations, in this order (`speaker_section`).
 DISTANCE_GRID = (0.25, 0.3, 0.35, 0.4, 0.45)  # clustering cut (cosine)
 MIN_VOICE_GRID = (0.0, 5.0, 10.0, 15.0)  # least speech of a voice of its own (s)
+# Short conversations, where each voice may hold less than that: turns per speaker, speakers, and
+# conversations per size; and what makes a brief group a voice all the same (speakers.is_voice): its
+# share of the recording's speech (1.0: never) and its least mean distance from every other group.
+SHORT_TURNS = (3, 5)
+SHORT_SIZES = (1, 2, 3)
+SHORT_PER_SIZE = 15
+SHARE_GRID = (1.0, 0.2, 0.25, 0.3)
+DISTINCT_GRID = (0.0, 0.4, 0.45)
 JOIN_GRID = (0.0, 0.15, 0.45)  # regions joined whatever the voice (s between padded edges)
 SAME_VOICE_GRID = (0.0, 0.45, 0.6, 1.0)  # pieces joined within one voice (0: not)
 SENTENCE_PAUSE_S = 0.5  # pauses inside a sentence run to this and more: the joining must bridge them
@@ -404,6 +412,37 @@ def choose_clustering(material, pieces) -> tuple[dict, list[dict]]:
     return {**best, "accuracy_number_given": float(np.mean([x["accuracy"] for x in given]))}, grid
 
 
+def choose_brief_voices(sets: dict[str, tuple[list, list]], clustering: dict) -> tuple[dict, list[dict]]:
+    """At the chosen cut and least speech, when a briefer group is a voice all the same (`SHARE_GRID` ×
+    `DISTINCT_GRID`), on validation conversations of every length (`sets`: name → material, pieces):
+    the best mean over the sets of (attribution + share with the right number of speakers) / 2; within
+    a point of it, the most single-speaker conversations found as one voice (a voice memo split in two
+    is the error a user meets most), then the best mean."""
+    grid = []
+    for share, distinct in itertools.product(SHARE_GRID, DISTINCT_GRID):
+        if share == 1.0 and distinct:
+            continue  # never a voice: the distance is not read
+        row = {"share": share, "distinct_distance": distinct, "sets": {}}
+        with Settings(MIN_VOICE_SHARE=share, DISTINCT_VOICE_DISTANCE=distinct):
+            for name, (material, pieces) in sets.items():
+                scores = [attribution(spans, cluster(prints, distance=clustering["distance"],
+                                                     durations=[b - a for a, b in spans],
+                                                     min_voice_s=clustering["min_voice_s"]), m["truth"])
+                          for m, (spans, prints) in zip(material, pieces)]
+                single = [x["found"] == 1 for x in scores if x["speakers"] == 1]
+                row["sets"][name] = {"accuracy": float(np.mean([x["accuracy"] for x in scores])),
+                                     "right_count": float(np.mean([x["found"] == x["speakers"] for x in scores])),
+                                     "single_speaker_one_voice": float(np.mean(single))}
+        row["score"] = float(np.mean([(x["accuracy"] + x["right_count"]) / 2 for x in row["sets"].values()]))
+        row["single_speaker_one_voice"] = float(np.mean([x["single_speaker_one_voice"] for x in row["sets"].values()]))
+        grid.append(row)
+        print(row, flush=True)
+    top = max(g["score"] for g in grid)
+    best = max((g for g in grid if g["score"] >= top - 0.01),
+               key=lambda g: (round(g["single_speaker_one_voice"], 3), g["score"]))
+    return best, grid
+
+
 class Settings:
     """The product's module settings, set for one grid point and restored after it."""
 
@@ -448,7 +487,7 @@ def read_conversations(model, material, params: VadParams, adapt: bool, count_gi
     sizes = np.array(sizes)
     out = {"uar": uar(true, predicted), "turns": len(true), "single_speaker_uars": single,
            "segments": segments, "segments_spanning_turns": spanning, "attribution": attributions}
-    for size in CONVERSATION_SPEAKERS:
+    for size in sorted(set(sizes.tolist())):
         chosen = sizes == size
         out[f"uar_{size}_speakers"] = uar(list(np.array(true)[chosen]), list(np.array(predicted)[chosen]))
     return out
@@ -460,7 +499,7 @@ def uars(scores: dict) -> dict:
 
 def summarise_attribution(attributions: list[dict]) -> dict:
     out = {}
-    for size in CONVERSATION_SPEAKERS:
+    for size in sorted({a["speakers"] for a in attributions}):
         chosen = [a for a in attributions if a["speakers"] == size]
         out[str(size)] = {"conversations": len(chosen), "accuracy": float(np.mean([a["accuracy"] for a in chosen])),
                           "right_count": float(np.mean([a["found"] == a["speakers"] for a in chosen])),
@@ -502,8 +541,17 @@ def choose_and_measure(model, vad, parts, detector: VadParams, sentences, measur
                        stored: dict | None = None) -> tuple[dict, VadParams, dict]:
     val = conversation_material(vad, parts["val"], "val", 11)
     unjoined = dataclasses.replace(detector, join_gap_s=0.0)
-    clustering, clustering_grid = choose_clustering(val, pieces_and_prints(val, unjoined))
-    with Settings(CLUSTER_DISTANCE=clustering["distance"], MIN_VOICE_S=clustering["min_voice_s"]):
+    val_pieces = pieces_and_prints(val, unjoined)
+    with Settings(MIN_VOICE_SHARE=1.0):  # the cut and the least speech first, no brief group a voice
+        clustering, clustering_grid = choose_clustering(val, val_pieces)
+    short_val = {turns: conversation_material(vad, parts["val"], "val", 20 + turns, sizes=SHORT_SIZES,
+                                              per_size=SHORT_PER_SIZE, turns_per_speaker=turns)
+                 for turns in SHORT_TURNS}
+    brief, brief_grid = choose_brief_voices(
+        {str(TURNS_PER_SPEAKER): (val, val_pieces),
+         **{str(turns): (m, pieces_and_prints(m, unjoined)) for turns, m in short_val.items()}}, clustering)
+    with Settings(CLUSTER_DISTANCE=clustering["distance"], MIN_VOICE_S=clustering["min_voice_s"],
+                  MIN_VOICE_SHARE=brief["share"], DISTINCT_VOICE_DISTANCE=brief["distinct_distance"]):
         joining_grid = (stored["conversations"]["validation"]["joining_grid"] if stored is not None
                         else joining_on(model, val, detector, sentences))
         # Every turn of these conversations is another emotion, so any joining costs there; but a
@@ -534,12 +582,16 @@ def choose_and_measure(model, vad, parts, detector: VadParams, sentences, measur
     # conversation more than 1 point worse.
     on_by_default = adaptation["uar"] - plain["uar"] >= 0.04 and worst_single >= -0.01
     validation = {"conversations": len(val), "clustering_grid": clustering_grid, "clustering": clustering,
+                  "short_conversations": {str(t): len(m) for t, m in short_val.items()},
+                  "brief_voice_grid": brief_grid, "brief_voice": brief,
                   "joining_grid": joining_grid, "joining": joining, "joining_grid_kept": stored is not None, "sentence_pause_s": SENTENCE_PAUSE_S,
                   "sentences": len(sentences),
                   "unadapted": {**uars(plain), "single_speaker_uars": plain["single_speaker_uars"]},
                   "adaptation_grid": adaptation_grid, "adaptation": adaptation,
                   "adaptation_worst_single_speaker_change": worst_single, "adaptation_on_by_default": on_by_default}
     shipped = {"CLUSTER_DISTANCE": speakers_module.CLUSTER_DISTANCE, "MIN_VOICE_S": speakers_module.MIN_VOICE_S,
+               "MIN_VOICE_SHARE": speakers_module.MIN_VOICE_SHARE,
+               "DISTINCT_VOICE_DISTANCE": speakers_module.DISTINCT_VOICE_DISTANCE,
                "SAME_VOICE_GAP_S": ser_core.serving.segments.SAME_VOICE_GAP_S, "join_gap_s": DEFAULT_VAD.join_gap_s,
                "MIN_SPEAKER_SPEECH_S": ser_core.serving.segments.MIN_SPEAKER_SPEECH_S,
                "OWN_VOICE_PRIOR_WINDOWS": ser_core.serving.segments.OWN_VOICE_PRIOR_WINDOWS,
@@ -547,6 +599,7 @@ def choose_and_measure(model, vad, parts, detector: VadParams, sentences, measur
                "OWN_VOICE_REFERENCE_WEIGHT": ser_core.serving.segments.OWN_VOICE_REFERENCE_WEIGHT,
                "adaptation_on_by_default": DEFAULT_SPEAKERS.adapt}
     chosen = {"CLUSTER_DISTANCE": clustering["distance"], "MIN_VOICE_S": clustering["min_voice_s"],
+              "MIN_VOICE_SHARE": brief["share"], "DISTINCT_VOICE_DISTANCE": brief["distinct_distance"],
               "SAME_VOICE_GAP_S": joining["same_voice_gap_s"], "join_gap_s": joining["join_gap_s"],
               "MIN_SPEAKER_SPEECH_S": adaptation["min_speech_s"], "OWN_VOICE_PRIOR_WINDOWS": adaptation["prior_windows"],
               "OWN_VOICE_STRENGTH": adaptation["strength"], "OWN_VOICE_REFERENCE_WEIGHT": adaptation["reference_weight"],
@@ -562,6 +615,14 @@ def choose_and_measure(model, vad, parts, detector: VadParams, sentences, measur
         plain = read_conversations(model, test, params, False)
         adapted = read_conversations(model, test, params, True)
         given = read_conversations(model, test, params, False, count_given=True)
+        short = {}
+        for turns in SHORT_TURNS:
+            material = conversation_material(vad, parts["test"], "test", 30 + turns, sizes=SHORT_SIZES,
+                                             per_size=SHORT_PER_SIZE, turns_per_speaker=turns)
+            short[str(turns)] = summarise_attribution(read_conversations(model, material, params, False)["attribution"])
+            with Settings(MIN_VOICE_SHARE=1.0):  # what the rule for brief voices changes
+                short[f"{turns}_no_brief_voices"] = summarise_attribution(
+                    read_conversations(model, material, params, False)["attribution"])
     true = [t[2] for m in test for t in m["truth"]]
     alone = [a.emotion if a.segments else "missed" for m in test for a in model.analyze_many(m["originals"])]
     return {
@@ -569,6 +630,7 @@ def choose_and_measure(model, vad, parts, detector: VadParams, sentences, measur
         "test": {"conversations": len(test), "turns": len(true), "corpora": sorted({m["corpus"] for m in test}),
                  "attribution": summarise_attribution(plain["attribution"]),
                  "attribution_speakers_given": summarise_attribution(given["attribution"]),
+                 "short_attribution": short,
                  "uar_one_by_one": uar(true, alone),
                  "uar_unadapted": uars(plain), "uar_adapted": uars(adapted),
                  "single_speaker_uar_unadapted": plain["single_speaker_uars"],
@@ -883,6 +945,28 @@ def conversation_markdown(conversations: dict) -> list[str]:
         given = t["attribution_speakers_given"][size]
         lines.append(f"| {size} | {a['conversations']} | {pct(a['accuracy'])} | {pct(a['right_count'])} | "
                      f"{', '.join(map(str, a['found']))} | {pct(given['accuracy'])} |")
+    b = v["brief_voice"]
+    lines += ["", f"Short conversations ({SHORT_PER_SIZE} per size, built as above with fewer turns), where a voice "
+              f"may hold less than {v['chosen']['MIN_VOICE_S']} s of speech: attribution / right number found, %, "
+              f"with a brief group taken for a voice when it holds {b['share']:g} of the speech in two pieces or more "
+              f"and lies {b['distinct_distance']:g} or more from every other group, and without (before):", "",
+              "| turns per speaker | speakers | attribution | right number found | found | before: attribution "
+              "| before: right number |", "|---|---|---|---|---|---|---|"]
+    for turns in SHORT_TURNS:
+        now, before = t["short_attribution"][str(turns)], t["short_attribution"][f"{turns}_no_brief_voices"]
+        for size, a in now.items():
+            lines.append(f"| {turns} | {size} | {pct(a['accuracy'])} | {pct(a['right_count'])} | "
+                         f"{', '.join(map(str, a['found']))} | {pct(before[size]['accuracy'])} | "
+                         f"{pct(before[size]['right_count'])} |")
+    lines += ["", "Chosen on validation conversations of " + ", ".join(f"{k} ({n})" for k, n in (
+        [(str(TURNS_PER_SPEAKER), v["conversations"])] + list(v["short_conversations"].items())))
+              + " turns per speaker (conversations): the best mean of (attribution + right number) / 2, within a "
+              "point of it the most single-speaker conversations kept one voice; share / distance: mean, "
+              "single speaker kept one voice, each set's attribution / right number: "
+              + "; ".join(f"{'never' if g['share'] == 1.0 else format(g['share'], 'g')} / {g['distinct_distance']:g}: "
+                          f"{pct(g['score'])}, {pct(g['single_speaker_one_voice'])}, "
+                          + ", ".join(f"{k}: {pct(x['accuracy'])} / {pct(x['right_count'])}" for k, x in g["sets"].items())
+                          for g in v["brief_voice_grid"]) + "."]
     u, w = t["uar_unadapted"], t["uar_adapted"]
     c = v["chosen"]
     lines += ["", "| per-turn UAR % | all | " + " | ".join(f"{k} speaker(s)" for k in CONVERSATION_SPEAKERS) + " |",

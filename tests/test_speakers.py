@@ -104,9 +104,43 @@ def test_a_voice_heard_too_briefly_joins_the_nearest_and_pieces_settle_by_the_me
     long_enough = [4.0, 4.0, 6.0, 4.0, 4.0, 4.0]  # 12 s, 8 s and 6 s: three voices from 5 s
     assert cluster(prints, distance=0.05, durations=long_enough, min_voice_s=5.0) == [
         "S1", "S2", "S3", "S1", "S2", "S1"]
-    brief = [4.0, 4.0, 1.5, 4.0, 4.0, 4.0]  # from MIN_VOICE_S (10 s), the second voice's 8 s are too brief too
+    brief = [4.0, 4.0, 1.5, 4.0, 4.0, 4.0]
     assert cluster(prints, distance=0.05, durations=brief, min_voice_s=5.0) == ["S1", "S2", "S1", "S1", "S2", "S1"]
-    assert cluster(prints, distance=0.05, durations=brief, min_voice_s=MIN_VOICE_S) == ["S1"] * 6
+    # From MIN_VOICE_S (10 s) the second voice's 8 s are brief too, but in two pieces, over a fifth of the
+    # recording's speech and far from the first voice: still a voice. The shout, one piece, is not.
+    assert cluster(prints, distance=0.05, durations=brief, min_voice_s=MIN_VOICE_S) == ["S1", "S2", "S1", "S1", "S2", "S1"]
+
+
+def test_a_brief_group_is_a_voice_only_in_two_pieces_with_a_share_of_the_speech_and_far_from_the_rest():
+    """Under `MIN_VOICE_S` a group is a voice of its own (two people trading a few sentences) only when
+    it holds `MIN_VOICE_SHARE` of the recording's speech in `MIN_VOICE_PIECES` pieces or more and lies
+    `DISTINCT_VOICE_DISTANCE` or more from every other group; otherwise (one voice read two ways, a
+    passing remark in a long talk) it joins the nearest voice."""
+    from ser_core.serving.speakers import DISTINCT_VOICE_DISTANCE, MIN_VOICE_PIECES, MIN_VOICE_S, MIN_VOICE_SHARE, is_voice
+
+    assert MIN_VOICE_PIECES == 2 and 0 < MIN_VOICE_SHARE < 0.5 and DISTINCT_VOICE_DISTANCE > 0
+    rng = np.random.default_rng(2)
+
+    def voices(distance: float, pattern: list[int]) -> np.ndarray:
+        """Unit prints of two voices `distance` apart (cosine), one per piece as `pattern` says."""
+        first = np.eye(8)[0]
+        second = (1 - distance) * first + np.sqrt(1 - (1 - distance) ** 2) * np.eye(8)[1]
+        prints = np.stack([(first, second)[k] for k in pattern]) + 0.005 * rng.standard_normal((len(pattern), 8))
+        return prints / np.linalg.norm(prints, axis=1, keepdims=True)
+
+    turns = [0, 1, 0, 1, 0, 1, 0, 1]  # two people, four sentences each, 2.2 s a sentence: 8.8 s a voice
+    far = voices(0.5, turns)
+    assert cluster(far, durations=[2.2] * 8) == ["S1", "S2"] * 4
+    groups = average_linkage(far, distance=0.35)
+    assert 4 * 2.2 < MIN_VOICE_S and is_voice(far, groups, np.full(8, 2.2), groups[1], MIN_VOICE_S)
+    # The same voices closer than DISTINCT_VOICE_DISTANCE (one actor read two ways): one speaker.
+    assert cluster(voices(DISTINCT_VOICE_DISTANCE - 0.03, turns), durations=[2.2] * 8) == ["S1"] * 8
+    # A second voice in one piece, or with too small a share of a long talk: folded.
+    assert cluster(voices(0.5, [0, 0, 0, 1, 0, 0]), durations=[2.2] * 3 + [8.0] + [2.2] * 2) == ["S1"] * 6
+    long_talk = [0] * 12 + [1, 1]
+    assert cluster(voices(0.5, long_talk), durations=[4.0] * 12 + [4.0, 4.0]) == ["S1"] * 14
+    # Heard for MIN_VOICE_S, a voice whatever its share.
+    assert cluster(voices(0.5, long_talk), durations=[4.0] * 12 + [5.0, 5.0]) == ["S1"] * 12 + ["S2"] * 2
 
 
 def test_a_given_number_of_speakers_counts_voices_not_a_shout():
@@ -133,8 +167,8 @@ def test_a_given_number_of_speakers_counts_voices_not_a_shout():
 def test_two_voices_taking_turns_close_together_are_told_apart(corpora):
     """Two RAVDESS actors (a man and a woman) taking eight turns each, 0.6 s apart, as close as the
     pauses inside a sentence (joined regardless of voice, they ran together): every utterance is one
-    turn, and the turns alternate between two speakers. (Each voice needs `MIN_VOICE_S` of speech to
-    count as a speaker of its own.)"""
+    turn, and the turns alternate between two speakers. (Eight turns give each voice more than `MIN_VOICE_S` of
+    speech.)"""
     from ser_core.io.audio import load_audio, to_mono_float32
     from ser_core.serving.segments import find_utterances
     from ser_core.training.corpora import read_manifest

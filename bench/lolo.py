@@ -161,15 +161,22 @@ def row(folds: dict) -> dict:
             "mean_cut_uar": summary("cut_uar", np.mean), "min_cut_uar": summary("cut_uar", np.min)}
 
 
+def row_seed(row: dict) -> int | str:
+    """The training seed a row's recipe (or every member of its ensemble) was trained from, as recorded."""
+    params = row.get("train_params", {})  # one recipe's, or a dict of them by recipe (ensembles, newer rows)
+    seeds = {p.get("seed") for p in ([params] if "architecture" in params else params.values())}
+    return seeds.pop() if len(seeds) == 1 else "?"
+
+
 def seed_summary(rows: dict, pct) -> list[str]:
-    """Each recipe that has seed replicates (`train.SEED_REPLICATES`, rows `NAME-seedN` beside `NAME`, which
-    is seed 42), one clip at a time and cut at speech: every seed's mean and lowest, and each language
-    averaged over the seeds with the mean and lowest of those averages, the comparison that one draw per
-    recipe is not. A reading some replicate lacks is left out."""
+    """Each recipe that has seed replicates (`train.SEED_REPLICATES`, rows `NAME-seedN` beside `NAME`), one
+    clip at a time and cut at speech: every seed's mean and lowest, and each language averaged over the
+    seeds with the mean and lowest of those averages, the comparison that one draw per recipe is not. A
+    reading some replicate lacks is left out."""
     lines = []
     for name, first in rows.items():
-        seeds = [42] + [seed for seed in SEED_REPLICATES if f"{name}-seed{seed}" in rows]
-        replicates = [first] + [rows[f"{name}-seed{seed}"] for seed in seeds[1:]]
+        replicates = [first] + [rows[f"{name}-seed{seed}"] for seed in SEED_REPLICATES if f"{name}-seed{seed}" in rows]
+        seeds = [row_seed(r) for r in replicates]
         for reading, key in (("one clip", ""), ("cut at speech", "cut_")):
             if len(replicates) < 2 or any(r.get(f"mean_{key}uar") is None for r in replicates):
                 continue

@@ -1,6 +1,7 @@
-"""Domain-adversarial training (`TrainParams.corpus_adversarial`, #21): the gradient reversal is the
-identity forward and −weight backward, mixup carries the corpus targets, and the saved model is the
-emotion head alone."""
+"""Domain-adversarial training (`TrainParams.corpus_adversarial`, `speaker_adversarial`, #21): the
+gradient reversal is the identity forward and −weight backward, mixup carries the corpus targets, a
+clip of an unknown speaker teaches a speaker adversary nothing, and the saved model is the emotion head
+alone."""
 
 from __future__ import annotations
 
@@ -11,15 +12,16 @@ import numpy as np
 from conftest import speech, train_tiny
 from ser_core.labels import LABELS
 from ser_core.serving.inference import METADATA_FILE, load_model
-from ser_core.training.model import build, with_corpus_adversary
-from ser_core.training.train import _mixup, adversarial_loss, packed_targets, set_loss
+from ser_core.training.model import build, with_adversary
+from ser_core.training.train import (RECIPES, _mixup, adversarial_loss, adversary_group, adversary_of,
+                                    packed_targets, set_loss)
 
 
 def test_the_reversal_passes_values_and_turns_the_gradient():
     import tensorflow as tf
 
     head = build("whisper-head", (6,), len(LABELS))
-    trained = with_corpus_adversary(head, corpora=3, weight=0.3)
+    trained = with_adversary(head, groups=3, weight=0.3)
     x = tf.constant(np.random.default_rng(0).normal(size=(4, 6)), tf.float32)
     out = trained(x, training=False)
     assert out.shape == (4, len(LABELS) + 3)
@@ -69,3 +71,25 @@ def test_an_adversarial_recipe_saves_the_emotion_head_alone(tiny_dataset, tmp_pa
     assert list(model.labels) == list(LABELS)
     probabilities = model.predict(speech(2.0), sr=16000, segmented=False)
     assert set(probabilities) == set(LABELS) and abs(sum(probabilities.values()) - 1) < 1e-4
+
+
+def test_a_speaker_adversary_groups_clips_by_speaker_and_skips_unknown_ones(tiny_dataset, tmp_path):
+    from ser_core.training.corpora import UNKNOWN_SPEAKER, Clip
+
+    assert adversary_of(RECIPES["emo-whisper-sann"][1]) == ("speaker", 0.3)
+    assert adversary_of(RECIPES["emo-whisper-dann"][1]) == ("corpus", 0.3)
+    assert adversary_of(RECIPES["emo-whisper-f32"][1]) is None
+    group = adversary_group("speaker")
+    clip = Clip(path=tmp_path / "a.wav", emotion="sad", corpus="cremad", speaker="1001", clip_id="x", text="")
+    assert group(clip) == "cremad/1001" and adversary_group("corpus")(clip) == "cremad"
+    assert group(Clip(path=tmp_path / "b.wav", emotion="sad", corpus="emospeech", speaker=UNKNOWN_SPEAKER,
+                      clip_id="y", text="")) is None
+    # An all-zero group row (an unknown speaker, a validation speaker) adds nothing to the loss.
+    k = len(LABELS)
+    y = packed_targets(np.eye(k, dtype=np.float32)[[1]], np.ones((1, k), np.float32), np.zeros((1, 3), np.float32))
+    emotion = np.full((1, k), 1.0 / k, np.float32)
+    both = adversarial_loss(set_loss(0.0))(y, np.concatenate([emotion, np.full((1, 3), 1 / 3, np.float32)], axis=1))
+    np.testing.assert_allclose(np.asarray(both), np.asarray(set_loss(0.0)(y, emotion)), rtol=1e-6)
+    out = train_tiny(tiny_dataset, tmp_path / "sann", "emo-whisper-sann", epochs=2)
+    assert json.loads((out / METADATA_FILE).read_text())["train_params"]["speaker_adversarial"] == 0.3
+    assert list(load_model(out).labels) == list(LABELS)

@@ -63,10 +63,11 @@ RESULTS = ROOT / "bench" / "results" / "lolo.json"
 def test_seed_replicates_are_averaged_per_language_before_the_mean_and_lowest(lolo):
     """A recipe with rows `NAME-seedN` gets one line per reading all its replicates have: the seeds, each
     seed's mean / lowest, then each language's UAR averaged over the seeds, and the mean and lowest of
-    those averages (not the mean of the lowests)."""
+    those averages (not the mean of the lowests). Each row's seed is the one its recipes record."""
     base = {language: fold(0.3) for language in LANGUAGES}
     other = {language: fold(0.5 if i == 0 else 0.3) for i, language in enumerate(LANGUAGES)}
-    rows = {"r": lolo.row(base), f"r-seed{lolo.SEED_REPLICATES[0]}": lolo.row(other),
+    trained = lambda folds, seed: {**lolo.row(folds), "train_params": {"a": {"seed": seed}, "b": {"seed": seed}}}  # noqa: E731
+    rows = {"r": trained(base, 42), f"r-seed{lolo.SEED_REPLICATES[0]}": trained(other, lolo.SEED_REPLICATES[0]),
             "alone": lolo.row(base), "partial": lolo.row({"english": fold(0.3)}),
             f"partial-seed{lolo.SEED_REPLICATES[0]}": lolo.row(base)}
     lines = lolo.seed_summary(rows, lambda v: f"{100 * v:.1f}")
@@ -81,6 +82,8 @@ def test_seed_replicates_are_averaged_per_language_before_the_mean_and_lowest(lo
     cut_lines = lolo.seed_summary({"c": lolo.row(cut), f"c-seed{lolo.SEED_REPLICATES[0]}": lolo.row(cut)}, str)
     assert [line.split(" | ")[1] for line in cut_lines if line.startswith("| c |")] == ["one clip", "cut at speech"]
     assert lolo.seed_summary({"alone": lolo.row(base)}, str) == []
+    assert lolo.row_seed({"train_params": {"architecture": "whisper-head", "seed": 3}}) == 3  # a single recipe's
+    assert lolo.row_seed({"train_params": {"a": {"seed": 1}, "b": {"seed": 2}}}) == "?"  # members disagree
 
 
 def test_committed_lolo_results_hold_whole_rows_of_one_recipe_each():

@@ -150,13 +150,14 @@ def build_whisper_linear(input_shape: tuple[int, ...], n_classes: int, l2: float
     return keras.Model(inputs, outputs, name="whisper_linear")
 
 
-def with_corpus_adversary(head, corpora: int, weight: float, hidden: int = 128):
+def with_adversary(head, groups: int, weight: float, hidden: int = 128, of: str = "corpus"):
     """A training-only view of `head` (a whisper-head): beside its emotion softmax, a softmax over the
-    `corpora` it is trained on, read from its hidden layer through a gradient reversal (Ganin et al.,
-    "Domain-adversarial training of neural networks", JMLR 2016). The corpus classifier learns to tell
-    corpora apart; the reversed gradient, scaled by `weight`, teaches the hidden layer to make that
-    hard, so the emotion is read from what corpora share. One output, the two softmaxes side by side
-    (`train.adversarial_loss` reads them); `head` itself, emotion only, is what is saved."""
+    `groups` its clips come from (`of`: their corpora, or their speakers), read from its hidden layer
+    through a gradient reversal (Ganin et al., "Domain-adversarial training of neural networks", JMLR
+    2016). The classifier learns to tell the groups apart; the reversed gradient, scaled by `weight`,
+    teaches the hidden layer to make that hard, so the emotion is read from what the groups share. One
+    output, the two softmaxes side by side (`train.adversarial_loss` reads them); `head` itself,
+    emotion only, is what is saved."""
     import keras
     from keras import layers, ops
 
@@ -167,10 +168,10 @@ def with_corpus_adversary(head, corpora: int, weight: float, hidden: int = 128):
             return ops.stop_gradient((1.0 + weight) * x) - weight * x
 
     x = GradientReversal(name="gradient_reversal")(head.get_layer("hidden").output)
-    x = layers.Dense(hidden, activation="relu", name="corpus_hidden")(x)
-    corpus = layers.Dense(corpora, activation="softmax", name="corpus")(x)
-    return keras.Model(head.input, layers.Concatenate(name="emotion_and_corpus")([head.output, corpus]),
-                       name=f"{head.name}_corpus_adversarial")
+    x = layers.Dense(hidden, activation="relu", name=f"{of}_hidden")(x)
+    group = layers.Dense(groups, activation="softmax", name=of)(x)
+    return keras.Model(head.input, layers.Concatenate(name=f"emotion_and_{of}")([head.output, group]),
+                       name=f"{head.name}_{of}_adversarial")
 
 
 ARCHITECTURES: dict[str, Callable] = {SEED_CNN: build_seed_cnn, EMO_TDNN: build_emo_tdnn, EMO_CNN: build_emo_cnn,

@@ -78,8 +78,11 @@ class TrainParams:
     fused_blocks: bool = False
     # Encoder models (whisper-head): a corpus classifier on the head's hidden layer whose gradient,
     # reversed and scaled by this weight, trains the hidden layer to hide which corpus a clip comes from
-    # (model.with_corpus_adversary; training only, not saved). 0: off.
+    # (model.with_adversary; training only, not saved). 0: off.
     corpus_adversarial: float = 0.0
+    # The same adversary telling the training speakers apart instead of the corpora (a clip of an
+    # unknown speaker teaches it nothing): the emotion read from what voices share. 0: off.
+    speaker_adversarial: float = 0.0
 
 
 def recorded_train_params(metadata: dict) -> dict:
@@ -186,6 +189,12 @@ RECIPES["emo-whisper-dann"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["em
 # 30.2 / 11.9, below the plain head (single words lose most).
 RECIPES["emo-whisper-dann-strong"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1],
                                                                             corpus_adversarial=1.0))
+# emo-whisper-f32 taught to hide which speaker a clip comes from (the same adversary over the training
+# speakers, weight 0.3 as emo-whisper-dann's, set before any run). Over five seeds, one clip: 31.2 / 17.3
+# against emo-whisper-f32's 30.9 / 16.2, a paired gain of 0.3 against a spread of 1.2 between seeds:
+# not kept (the rule, written before the runs, asked for a gain beyond the spread).
+RECIPES["emo-whisper-sann"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1],
+                                                                     speaker_adversarial=0.3))
 # The encoder's blocks fused: emo-whisper-f32, -balanced and -spaces reading the pooled stem and blocks
 # 1-2 beside block 3 (4 × 1,024 inputs), what bench/lolo_inputs.py's sample pointed at.
 for _name, _base in (("emo-whisper-blocks", "emo-whisper-f32"), ("emo-whisper-blocks-balanced", "emo-whisper-balanced"),
@@ -219,7 +228,7 @@ ENSEMBLES["emo-whisper-ens-diverse-plus-cut"] = ("emo-whisper-f32", "emo-whisper
 # shipped: 33.0 / 20.6), -plus-cut 31.1 / 15.9: its lowest falls, so it does not read files.
 SEED_REPLICATES = (1, 2, 3, 4)
 for _name in ("emo-whisper-f32", "emo-whisper-balanced", "emo-whisper-spaces", "emo-whisper-f32-cut", "emo-whisper-dann",
-              "emo-whisper-dann-strong"):
+              "emo-whisper-dann-strong", "emo-whisper-sann"):
     for _seed in SEED_REPLICATES:
         RECIPES[f"{_name}-seed{_seed}"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES[_name][1], seed=_seed))
 for _name in ("emo-whisper-ens-diverse", "emo-whisper-ens-diverse-plus-cut", "emo-whisper-ens-diverse-dann"):
@@ -311,9 +320,9 @@ def set_loss(label_smoothing: float):
 
 
 def adversarial_loss(emotion_loss):
-    """`emotion_loss` on the first len(LABELS) columns of a `with_corpus_adversary` output, plus the
-    corpus softmax's cross-entropy against the one-hot corpus columns `y_true` carries after the
-    packed targets (`packed_targets(..., corpora=)`)."""
+    """`emotion_loss` on the first len(LABELS) columns of a `with_adversary` output, plus the group
+    (corpus or speaker) softmax's cross-entropy against the one-hot group columns `y_true` carries
+    after the packed targets (`packed_targets(..., corpora=)`; an all-zero row adds nothing)."""
     from keras import ops
 
     k = len(LABELS)
@@ -325,8 +334,28 @@ def adversarial_loss(emotion_loss):
     return loss
 
 
+def adversary_of(train_params: TrainParams) -> tuple[str, float] | None:
+    """What the recipe's adversary tells apart ("corpus" or "speaker") and its weight; None: none."""
+    if train_params.corpus_adversarial and train_params.speaker_adversarial:
+        raise ValueError("a recipe hides its corpora or its speakers from the head, not both")
+    if train_params.corpus_adversarial:
+        return "corpus", train_params.corpus_adversarial
+    if train_params.speaker_adversarial:
+        return "speaker", train_params.speaker_adversarial
+    return None
+
+
+def adversary_group(of: str):
+    """A clip's group for the adversary: its corpus, or its speaker (None where unknown)."""
+    from .corpora import UNKNOWN_SPEAKER
+
+    if of == "corpus":
+        return lambda clip: clip.corpus
+    return lambda clip: None if clip.speaker == UNKNOWN_SPEAKER else f"{clip.corpus}/{clip.speaker}"
+
+
 def emotion_part(metric):
-    """`metric` read on the emotion softmax of a `with_corpus_adversary` output."""
+    """`metric` read on the emotion softmax of a `with_adversary` output."""
     return lambda y_true, y_pred: metric(y_true, y_pred[:, :len(LABELS)])
 
 
@@ -505,10 +534,14 @@ def train(
         projection = CorpusProjection.fit(data["train"], train_params.corpus_directions_removed)
         x_train, x_val = projection.project(x_train), projection.project(x_val)
     corpora_train = corpora_val = None
-    if train_params.corpus_adversarial:
-        names = sorted({clip.corpus for clip in window_clips})
+    adversary = adversary_of(train_params)
+    if adversary is not None:
+        group = adversary_group(adversary[0])
+        names = sorted({group(clip) for clip in window_clips} - {None})
+        if not names:
+            raise ValueError(f"a {adversary[0]} adversary needs training clips of known {adversary[0]}s")
         val_windows = [clip for clip, f in zip(data["val"].clips, data["val"].features) for _ in f]
-        corpora_train, corpora_val = (np.array([[clip.corpus == name for name in names] for clip in windows], np.float32)
+        corpora_train, corpora_val = (np.array([[group(clip) == name for name in names] for clip in windows], np.float32)
                                       for windows in (window_clips, val_windows))
     y_train, y_val = packed_targets(t_train, s_train, corpora_train), packed_targets(t_val, s_val, corpora_val)
 
@@ -534,10 +567,10 @@ def train(
         model = build(train_params.architecture, input_shape, len(LABELS))
         x_train_in, x_val_in = normalizer(x_train)[..., None], normalizer(x_val)[..., None]
     emotion_loss, monitor, trained = set_loss(train_params.label_smoothing), "val_loss", model
-    if train_params.corpus_adversarial:
-        from .model import with_corpus_adversary
+    if adversary is not None:
+        from .model import with_adversary
 
-        trained = with_corpus_adversary(model, corpora_train.shape[1], train_params.corpus_adversarial)
+        trained = with_adversary(model, corpora_train.shape[1], adversary[1], of=adversary[0])
         trained.compile(
             optimizer=_optimizer(train_params, len(x_train) // train_params.batch_size),
             loss=adversarial_loss(emotion_loss),

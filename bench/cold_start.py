@@ -11,7 +11,6 @@ Results: bench/results/cold_start.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import statistics
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from ser_core.io.signals import speech, wav_bytes  # noqa: E402
 from provenance import provenance  # noqa: E402
+from report import write_results  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 
@@ -75,8 +75,7 @@ def main() -> None:
         each = ", ".join(f"{r['wall_s']} / {r['cpu_s']}" for r in s["runs"])
         lines.append(f"| {label} | {s['median_wall_s']} | {s['median_cpu_s']} | {each} |")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "cold_start.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "cold_start.md").write_text("\n".join(lines) + "\n")
+    write_results(RESULTS / "cold_start", report, "\n".join(lines), echo=False)
     print("\n".join(lines))
 
 

@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # provenance.py beside it, however this file is loaded
 from provenance import provenance  # noqa: E402
+from report import write_results
 from ser_core.frontend.features import default_cache_dir
 from ser_core.labels import LABELS
 from ser_core.serving.inference import SerModel, load_model
@@ -352,9 +353,7 @@ def main() -> None:
         results.setdefault("partial_runs", []).append({"sections": args.sections, "data": args.data, "provenance": run})
     for section in args.sections:
         merge_section(results, section, make[section](clips, args))
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-    out.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(out, results, markdown(results))
 
 
 def markdown(results: dict) -> str:

@@ -16,13 +16,13 @@ emotion), and per clip the mean of its readings. Chosen on validation clips, the
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 
 from provenance import provenance
+from report import write_results
 from segments import noise, pick_clips
 from ser_core.io.audio import load_audio
 from ser_core.labels import LABELS
@@ -88,8 +88,7 @@ def main() -> None:
         if split == "validation":
             results["chosen"] = max(candidates, key=lambda n: round(results["validation"][n]["uar_per_reading"], 3))
     out = ROOT / "bench" / "results" / "live_reading"
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    out.with_suffix(".md").write_text(markdown(results))
+    write_results(out, results, markdown(results), echo=False)
 
 
 def markdown(r: dict) -> str:

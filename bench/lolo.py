@@ -35,6 +35,7 @@ import numpy as np
 
 from compare_models import recipe_id, trained_fold
 from provenance import provenance
+from report import write_results
 from ser_core.frontend.features import default_cache_dir
 from ser_core.serving.inference import load_model, sha256_file
 from ser_core.serving.profile import profile_from_windows
@@ -253,9 +254,7 @@ def main() -> None:
             out.with_suffix(".json").write_text(json.dumps(results, indent=2))
             print(name, language, f"{100 * folds[language]['uar']:.1f}", flush=True)
     results["clips_found"] = len(clips)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-    out.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(out, results, markdown(results))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ import numpy as np
 
 import segments as recordings
 from provenance import provenance
+from report import write_results
 from ser_core.frontend.features import default_cache_dir
 from ser_core.frontend.vad import DEFAULT_VAD, shared_vad
 from ser_core.serving.inference import load_model
@@ -136,9 +137,7 @@ def main() -> None:
                "languages": rows, "mean_gain": gain, "worst_single_speaker_change": worst,
                "on_by_default": bool(gain >= 0.04 and worst >= -0.01)}
     out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-    out.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(out, results, markdown(results))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ site-packages, package by package. Results: bench/results/package_size.{json,md}
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -16,6 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import provenance  # noqa: E402
+from report import write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -68,9 +68,7 @@ def main() -> None:
     report = {"provenance": provenance("default")}
     with tempfile.TemporaryDirectory() as work:
         report.update(measure(Path(work)))
-    (RESULTS / "package_size.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "package_size.md").write_text(markdown(report))
-    print(markdown(report))
+    write_results(RESULTS / "package_size", report, markdown(report))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ timing.
 from __future__ import annotations
 
 import argparse
-import json
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 from tqdm import tqdm
 
 from provenance import provenance
+from report import write_results
 from ser_core.errors import SerError
 from ser_core.io.audio import load_audio
 from ser_core.serving.segments import find_regions
@@ -109,9 +109,7 @@ def main() -> None:
     results = {"provenance": run, "probe": "logistic regression (standardised, balanced) on VAD timings",
                "corpora": {c: r for c, r in probes.items() if r is not None}}
     out = Path(args.out)
-    out.with_suffix(".json").write_text(json.dumps(results, indent=2))
-    out.with_suffix(".md").write_text(markdown(results))
-    print(markdown(results))
+    write_results(out, results, markdown(results))
 
 
 if __name__ == "__main__":

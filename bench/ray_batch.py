@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import platform
 import random
@@ -26,6 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 from provenance import provenance
+from report import write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "default"
@@ -202,9 +202,7 @@ def write(files, local, on_ray, ray_start_s, ray_rss, warm, load_before, rounds,
                     "load_average_after": [round(x, 2) for x in load_after], "niceness": os.nice(0)},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "ray_batch.json").write_text(json.dumps(result, indent=2))
-    (RESULTS / "ray_batch.md").write_text(markdown(result))
-    print(markdown(result), flush=True)
+    write_results(RESULTS / "ray_batch", result, markdown(result))
 
 
 def markdown(r: dict) -> str:

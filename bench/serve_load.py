@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from ser_core.io.signals import speech, wav_bytes  # noqa: E402
 from provenance import provenance  # noqa: E402
+from report import write_results
 from ser_core.serving.http import default_workers  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -299,9 +300,7 @@ def main() -> None:
         server.wait(timeout=60)
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "serve_load.json").write_text(json.dumps(report, indent=2) + "\n")
-    (RESULTS / "serve_load.md").write_text(markdown(report))
-    print(markdown(report))
+    write_results(RESULTS / "serve_load", report, markdown(report))
 
 
 if __name__ == "__main__":

@@ -108,3 +108,18 @@ def test_the_metrics_page_reads_lolo_rows():
     assert lolo_uars(rows) == {"r": {"English": 0.3, "Bengali": 0.5}}
     rows["r"]["mean_batch_uar"] = 0.45
     assert lolo_uars(rows, "batch_uar")["r"] == {"English": 0.35, "Bengali": 0.55, "mean": 0.45}
+
+
+def test_a_benchmark_writes_its_json_and_table_side_by_side(tmp_path, capsys):
+    """bench/report.write_results, which every benchmark ends with: NAME.json (one trailing newline) and
+    NAME.md beside it, the table printed unless told not to."""
+    spec = importlib.util.spec_from_file_location("report", ROOT / "bench" / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    report.write_results(tmp_path / "bench_x", {"uar": 0.5}, "| a |\n|---|\n| 1 |")
+    assert json.loads((tmp_path / "bench_x.json").read_text()) == {"uar": 0.5}
+    assert (tmp_path / "bench_x.json").read_text().endswith("}\n")
+    assert (tmp_path / "bench_x.md").read_text() == "| a |\n|---|\n| 1 |\n"
+    assert "| 1 |" in capsys.readouterr().out
+    report.write_results(tmp_path / "quiet.json", {}, "table\n", echo=False)
+    assert (tmp_path / "quiet.md").read_text() == "table\n" and capsys.readouterr().out == ""

@@ -948,7 +948,8 @@ def conversation_markdown(conversations: dict) -> list[str]:
     b = v["brief_voice"]
     lines += ["", f"Short conversations ({SHORT_PER_SIZE} per size, built as above with fewer turns), where a voice "
               f"may hold less than {v['chosen']['MIN_VOICE_S']} s of speech: attribution / right number found, %, "
-              f"with a brief group taken for a voice when it holds {b['share']:g} of the speech in two pieces or more "
+              f"with a brief group taken for a voice when it holds {b['share']:g} of the speech in "
+              f"{speakers_module.MIN_VOICE_PIECES} pieces or more "
               f"and lies {b['distinct_distance']:g} or more from every other group, and without (before):", "",
               "| turns per speaker | speakers | attribution | right number found | found | before: attribution "
               "| before: right number |", "|---|---|---|---|---|---|---|"]

@@ -242,10 +242,10 @@ def cluster(prints: np.ndarray, n_speakers: int | None = None, distance: float |
     """Unit voice prints (of pieces lasting `durations` seconds) → one speaker name per piece, "S1",
     "S2", … by first appearance: average-linkage clusters cut at cosine `distance`
     (`CLUSTER_DISTANCE`), those not heard long enough to be a voice (`is_voice`, `min_voice_s`:
-    `MIN_VOICE_S`) folded into the nearest other, then refined. With `n_speakers`, the same clusters (cut further when fewer),
-    folded while more than `n_speakers` remain, the two closest merged until `n_speakers` do: cutting
-    the tree at `n_speakers` groups instead gave a shout or a laugh a group of its own and merged two
-    voices (bench/segments.py, attribution with the number given)."""
+    `MIN_VOICE_S`) folded into the nearest other, then refined. With `n_speakers`, the same clusters
+    (cut further when fewer), folded while more than `n_speakers` remain, the two closest merged until
+    `n_speakers` do: cutting the tree at `n_speakers` groups instead gave a shout or a laugh a group of
+    its own and merged two voices (bench/segments.py, attribution with the number given)."""
     distance = CLUSTER_DISTANCE if distance is None else distance
     min_voice_s = MIN_VOICE_S if min_voice_s is None else min_voice_s
     if len(prints) == 0:

@@ -322,7 +322,7 @@ def set_loss(label_smoothing: float):
 def adversarial_loss(emotion_loss):
     """`emotion_loss` on the first len(LABELS) columns of a `with_adversary` output, plus the group
     (corpus or speaker) softmax's cross-entropy against the one-hot group columns `y_true` carries
-    after the packed targets (`packed_targets(..., corpora=)`; an all-zero row adds nothing)."""
+    after the packed targets (`packed_targets(..., groups=)`; an all-zero row adds nothing)."""
     from keras import ops
 
     k = len(LABELS)
@@ -368,17 +368,17 @@ def set_accuracy(y_true, y_pred):
     return ops.take_along_axis(y_true[:, :k], ops.expand_dims(top, -1), axis=-1)[:, 0]
 
 
-def packed_targets(targets: np.ndarray, spaces: np.ndarray, corpora: np.ndarray | None = None) -> np.ndarray:
+def packed_targets(targets: np.ndarray, spaces: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
     """(target, space) twice and λ = 1: what `set_loss` reads for an example without mixup; then, for
-    `adversarial_loss`, each example's corpus one-hot."""
-    extra = [] if corpora is None else [corpora.astype(np.float32)]
+    `adversarial_loss`, each example's group one-hot (its corpus or its speaker; all zero where unknown)."""
+    extra = [] if groups is None else [groups.astype(np.float32)]
     return np.concatenate([targets, spaces, targets, spaces, np.ones((len(targets), 1), np.float32), *extra], axis=1)
 
 
 def _mixup(x, y, w, alpha: float, seed: int):
     """Blend each example with another of its batch (per-example Beta(α, α) weight): inputs and
     weights mixed, the partner's (target, space) carried for the loss with λ; columns after λ (the
-    corpus one-hot) mixed as the inputs are."""
+    group one-hot) mixed as the inputs are."""
     import tensorflow as tf
 
     k = len(LABELS)
@@ -533,7 +533,7 @@ def train(
 
         projection = CorpusProjection.fit(data["train"], train_params.corpus_directions_removed)
         x_train, x_val = projection.project(x_train), projection.project(x_val)
-    corpora_train = corpora_val = None
+    groups_train = groups_val = None
     adversary = adversary_of(train_params)
     if adversary is not None:
         group = adversary_group(adversary[0])
@@ -541,9 +541,9 @@ def train(
         if not names:
             raise ValueError(f"a {adversary[0]} adversary needs training clips of known {adversary[0]}s")
         val_windows = [clip for clip, f in zip(data["val"].clips, data["val"].features) for _ in f]
-        corpora_train, corpora_val = (np.array([[group(clip) == name for name in names] for clip in windows], np.float32)
+        groups_train, groups_val = (np.array([[group(clip) == name for name in names] for clip in windows], np.float32)
                                       for windows in (window_clips, val_windows))
-    y_train, y_val = packed_targets(t_train, s_train, corpora_train), packed_targets(t_val, s_val, corpora_val)
+    y_train, y_val = packed_targets(t_train, s_train, groups_train), packed_targets(t_val, s_val, groups_val)
 
     import keras  # after feature extraction: its worker processes need no TensorFlow
 
@@ -570,7 +570,7 @@ def train(
     if adversary is not None:
         from .model import with_adversary
 
-        trained = with_adversary(model, corpora_train.shape[1], adversary[1], of=adversary[0])
+        trained = with_adversary(model, groups_train.shape[1], adversary[1], of=adversary[0])
         trained.compile(
             optimizer=_optimizer(train_params, len(x_train) // train_params.batch_size),
             loss=adversarial_loss(emotion_loss),

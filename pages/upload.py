@@ -1,5 +1,5 @@
 """Upload: analyse one or more audio files (wav, flac, ogg, opus, mp3, m4a, webm), kept in memory only;
-a summary table when several, and the results as CSV or JSON."""
+a summary table when several, the files read together on request, and the results as CSV or JSON."""
 
 import streamlit as st
 
@@ -15,4 +15,5 @@ if model is not None:
     speakers = common.speaker_options()
     files = st.file_uploader("Audio files", type=common.UPLOAD_TYPES, accept_multiple_files=True, key="uploads")
     if files:
-        upload.uploads_view(model, files, profile, speakers)
+        together = common.read_together_switch(len(files), profile)
+        upload.uploads_view(model, files, profile, speakers, together)

@@ -235,6 +235,24 @@ def test_several_uploads_get_a_summary_and_a_bad_one_an_error(served):
     assert players(at) == 2  # none for the file that is not audio: it would be an empty player
 
 
+def test_uploads_can_be_read_together(served):
+    """Two files or more: a switch reads every file against the mean of all of them (`--adapt batch`);
+    the files' analyses say so and change; one file has no switch."""
+    at = run("pages/upload.py")
+    at.file_uploader[0].set_value(("one.wav", wav_bytes(speech(3.0, f0=120)), "audio/wav")).run()
+    assert common.TOGETHER_KEY not in [t.key for t in at.toggle]
+    at.file_uploader[0].set_value([("one.wav", wav_bytes(speech(3.0, f0=120)), "audio/wav"),
+                                   ("two.wav", wav_bytes(speech(3.0, f0=220, seed=2)), "audio/wav")]).run()
+    assert_clean(at)
+    alone = bar_charts(at)[0]
+    assert not any(i.value.startswith("Adapted") for i in at.info)
+    at.toggle(key=common.TOGETHER_KEY).set_value(True).run()
+    assert_clean(at)
+    assert any(i.value == "Adapted to all 2 files read together (their mean; no labels used)." for i in at.info)
+    assert bar_charts(at)[0] != alone
+    assert at.session_state[common.BATCH_PROFILE_KEY][1].batch
+
+
 def test_a_bad_file_is_an_error_and_the_next_file_works(served):
     at = run("pages/upload.py")
     at.file_uploader[0].set_value(("notes.wav", b"this is text, not audio", "audio/wav")).run()

@@ -11,7 +11,8 @@ import pytest
 from conftest import speech, voice, wav_bytes
 from ser_core import load_model
 from ser_core.io.audio import to_mono_float32
-from ser_core.serving.profile import MAX_PROFILE_SECONDS, ProfileError, VoiceProfile, build_profile, predict_adapted
+from ser_core.serving.profile import (MAX_PROFILE_SECONDS, ProfileError, VoiceProfile, batch_profile, build_profile,
+                                      predict_adapted)
 
 
 @pytest.fixture(scope="module", params=["seed-cnn", "encoder"])
@@ -116,3 +117,26 @@ def test_predict_adapt_batch_reads_every_file_against_all_of_them(trained_model,
         row = next(r for r in printed if r["file"] == path)
         assert row["probabilities"] == pytest.approx(probabilities, abs=1e-6)
     assert [r["probabilities"] for r in printed] != [model.predict(p, segmented=False) for p in paths]
+
+
+def test_files_read_together_share_the_batch_profile_the_cli_reads_them_against(trained_model):
+    """`batch_profile` (the Upload page's "Read the files together") is the mean of every readable file's
+    windows, as `ser predict --adapt batch` reads them; an unreadable file is left out, one readable file
+    is refused with a sentence, and the note says what the files were read against."""
+    model = load_model(trained_model)
+    clips = [wav_bytes(speech(3.0, f0=f0, seed=i)) for i, f0 in enumerate((100, 140, 220))]
+    profile = batch_profile(model, [*clips, b"not audio"])
+    assert profile.batch and profile.clips == 3 and profile.fits(model)
+    windows = np.concatenate([model.representation(model.to_cached(extract_windows(model, c))) for c in clips])
+    np.testing.assert_allclose(profile.mean, windows.mean(axis=0), atol=1e-5)
+    assert VoiceProfile.from_json(profile.to_json()).batch
+    assert model.analyze(clips[0], profile=profile).adaptation == "Adapted to all 3 files read together (their mean; no labels used)."
+    with pytest.raises(ProfileError, match="at least two files"):
+        batch_profile(model, [clips[0], b"not audio"])
+
+
+def extract_windows(model, content: bytes) -> np.ndarray:
+    from ser_core.frontend.features import extract
+    from ser_core.io.audio import load_audio
+
+    return extract(load_audio(content, model.params.sample_rate).samples, model.params)[1]

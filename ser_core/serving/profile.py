@@ -19,7 +19,7 @@ Profiles are small JSON files. They hold no audio and nothing that could rebuild
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Sequence
 
 import numpy as np
@@ -60,6 +60,7 @@ class VoiceProfile:
     level_dbfs: float  # active speech level
     pitch_hz: dict = field(default_factory=dict)  # 10th, 50th and 90th percentile of voiced f0
     notes: tuple[str, ...] = ()
+    batch: bool = False  # the mean of a batch of files read together (`batch_profile`), not one voice
 
     def shift(self, model, prior_windows: float = PRIOR_WINDOWS, strength: float = STRENGTH) -> np.ndarray:
         """The representation offset to take off every window of this speaker."""
@@ -145,6 +146,24 @@ def profile_from_windows(model, representations: np.ndarray, clips: int) -> Voic
     benchmarks and transductive batch adaptation use. Level and pitch are not known here."""
     return VoiceProfile(representation=representation_id(model), mean=representations.mean(axis=0).astype(np.float32),
                         windows=len(representations), clips=clips, seconds=0.0, speech_seconds=0.0, level_dbfs=float("nan"))
+
+
+def batch_profile(model, recordings: Sequence[AudioSource | Audio], limits: AudioLimits = DEFAULT_LIMITS) -> VoiceProfile:
+    """What each file of a batch is read against when the files are read together (`ser predict --adapt
+    batch`, the Upload page's switch): the mean of all their windows, whatever their voices and emotions
+    (transductive; no labels). It helps where the files share what the model has not heard (a language,
+    a room) and hold a mix of emotions. Files that cannot be read are left out; two must be readable."""
+    representations = []
+    for recording in recordings:
+        try:
+            audio = recording if isinstance(recording, Audio) else load_audio(recording, model.params.sample_rate, limits)
+        except SerError:
+            continue  # its own analysis says why
+        representations.append(model.representation(model.to_cached(extract(audio.samples, model.params)[1])))
+    if len(representations) < 2:
+        raise ProfileError("Reading files together needs at least two files that can be read.")
+    profile = profile_from_windows(model, np.concatenate(representations), len(representations))
+    return replace(profile, batch=True)
 
 
 def predict_adapted(model, paths: Sequence[str], speakers: Sequence[str] | None = None,

@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from ..errors import SerError
 from ..serving.inference import SerModel
 from ..serving.profile import VoiceProfile
 from ..serving.results import speaker_summaries
 from ..serving.segments import DEFAULT_SPEAKERS, SpeakerOptions
 from .analysis import show_result
-from .common import Result, analyze_named
+from .common import Result, analyze_named, files_read_together
 
 
 def result_record(result: Result) -> dict:
@@ -84,9 +85,15 @@ def rows_csv(rows: Sequence[dict]) -> str:
 
 
 def uploads_view(model: SerModel, files: Sequence, profile: VoiceProfile | None = None,
-                 speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> None:
-    """Uploaded files: analyse each (relative to the voice `profile`, if any, and to each speaker's
-    own voice as `speakers` says); a summary table when several, downloads, then each file's view."""
+                 speakers: SpeakerOptions = DEFAULT_SPEAKERS, together: bool = False) -> None:
+    """Uploaded files: analyse each (relative to the voice `profile`, if any, or with `together` to the
+    mean of all the files, and to each speaker's own voice as `speakers` says); a summary table when
+    several, downloads, then each file's view."""
+    if together and profile is None:
+        try:
+            profile = files_read_together(model, [file.getvalue() for file in files])
+        except SerError as error:
+            st.warning(f"{error} Each file is read on its own.")
     results = []
     # st.spinner, not st.status: a spinner shows once an analysis has taken 0.5 s, where st.status's
     # spins from the start of every run, and a spinning icon redraws the page 60 times a second (one

@@ -91,7 +91,8 @@ def uploads_view(model: SerModel, files: Sequence, profile: VoiceProfile | None 
     several, downloads, then each file's view."""
     if together and profile is None:
         try:
-            profile = files_read_together(model, [file.getvalue() for file in files])
+            with st.spinner(f"Reading the {len(files)} files together…"):
+                profile = files_read_together(model, [file.getvalue() for file in files])
         except SerError as error:
             st.warning(f"{error} Each file is read on its own.")
     results = []

@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 from ser_core.serving.shipped import follow_pointer
+from ser_core.training.corpora import LANGUAGE_NAMES, LANGUAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -259,8 +260,6 @@ def lolo_means_table(root: Path = ROOT) -> str:
 
 LOLO_READINGS = (("one clip", ""), ("batch", "batch_"), ("voice profile", "speaker_"), ("known classes", "known_"),
                  ("cut at speech", "cut_"))
-LOLO_LANGUAGES = {"english": "English", "amharic": "Amharic", "polish": "Polish", "turkish": "Turkish",
-                  "arabic": "Arabic", "hindi-english": "Hindi/English", "bengali": "Bengali"}
 
 
 def lolo_table(root: Path = ROOT) -> str:
@@ -271,8 +270,8 @@ def lolo_table(root: Path = ROOT) -> str:
     rows = {name: r for name, r in results["rows"].items() if not re.search(r"-seed\d+$", name)}
     cell = lambda r, key: (f"{pct(r[f'mean_{key}uar'])} / {pct(r[f'min_{key}uar'])}"  # noqa: E731
                            if r.get(f"mean_{key}uar") is not None else "–")
-    lines = ["UAR %, mean / lowest over the seven languages, each trained without any corpus of the language and "
-             "tested on all its clips. One clip: as `ser predict` reads a file. Batch: each held-out corpus read "
+    lines = [f"UAR %, mean / lowest over the {len(LANGUAGES)} languages, each trained without any corpus of the "
+             "language and tested on all its clips. One clip: as `ser predict` reads a file. Batch: each held-out corpus read "
              "as one batch of files (`--adapt batch`). Voice profile: each speaker read against a profile of all of "
              "their clips (transductive). Known classes (not what the default is chosen on): each clip's top class "
              "among those its corpus has (`--classes`). Cut at speech: each clip cut at its speech with a random "
@@ -285,9 +284,10 @@ def lolo_table(root: Path = ROOT) -> str:
     default = _json(default_model(root) / "metadata.json")["recipe"]
     folds = results["rows"][default]["folds"]
     lines += ["", f"The default's recipe (`{default}`, seed 42) language by language:", "",
-              "| reading | " + " | ".join(LOLO_LANGUAGES.values()) + " |", "|---|" + "---|" * len(LOLO_LANGUAGES)]
+              "| reading | " + " | ".join(LANGUAGE_NAMES[language] for language in LANGUAGES) + " |",
+              "|---|" + "---|" * len(LANGUAGES)]
     for reading, key in LOLO_READINGS:
-        lines.append(f"| {reading} | " + " | ".join(pct(folds[language][f"{key}uar"]) for language in LOLO_LANGUAGES) + " |")
+        lines.append(f"| {reading} | " + " | ".join(pct(folds[language][f"{key}uar"]) for language in LANGUAGES) + " |")
     seeds = re.search(r"^The same recipes trained from other seeds.*?(?=\n\n[^|])", (root / "bench" / "results" / "lolo.md").read_text(),
                       re.S | re.M)
     return "\n".join(lines + (["", seeds[0].strip()] if seeds else []))

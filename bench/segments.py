@@ -392,23 +392,27 @@ def pieces_and_prints(material, params: VadParams) -> list[tuple[list, np.ndarra
     return out
 
 
+def clustered(material, pieces, given: bool = False, **options) -> list[dict]:
+    """Each conversation's attribution with its pieces clustered by `speakers.cluster` (`options`: its
+    distance and least speech; `given`: told the true number of speakers)."""
+    return [attribution(spans, cluster(prints, n_speakers=len({t[3] for t in m["truth"]}) if given else None,
+                                       durations=[b - a for a, b in spans], **options), m["truth"])
+            for m, (spans, prints) in zip(material, pieces)]
+
+
 def choose_clustering(material, pieces) -> tuple[dict, list[dict]]:
     """The clustering cut and the least speech of a voice with the best mean attribution on validation
     conversations (ties: more conversations with the right number of speakers); at that choice, the
     attribution when the number of speakers is given."""
     grid = []
     for distance, min_voice_s in itertools.product(DISTANCE_GRID, MIN_VOICE_GRID):
-        scores = [attribution(spans, cluster(prints, distance=distance, durations=[b - a for a, b in spans],
-                                             min_voice_s=min_voice_s), m["truth"])
-                  for m, (spans, prints) in zip(material, pieces)]
+        scores = clustered(material, pieces, distance=distance, min_voice_s=min_voice_s)
         grid.append({"distance": distance, "min_voice_s": min_voice_s,
                      "accuracy": float(np.mean([x["accuracy"] for x in scores])),
                      "right_count": float(np.mean([x["found"] == x["speakers"] for x in scores]))})
         print(grid[-1], flush=True)
     best = max(grid, key=lambda g: (round(g["accuracy"], 3), g["right_count"]))
-    given = [attribution(spans, cluster(prints, n_speakers=len({t[3] for t in m["truth"]}), distance=best["distance"],
-                                        durations=[b - a for a, b in spans], min_voice_s=best["min_voice_s"]), m["truth"])
-             for m, (spans, prints) in zip(material, pieces)]
+    given = clustered(material, pieces, given=True, distance=best["distance"], min_voice_s=best["min_voice_s"])
     return {**best, "accuracy_number_given": float(np.mean([x["accuracy"] for x in given]))}, grid
 
 
@@ -425,10 +429,8 @@ def choose_brief_voices(sets: dict[str, tuple[list, list]], clustering: dict) ->
         row = {"share": share, "distinct_distance": distinct, "sets": {}}
         with Settings(MIN_VOICE_SHARE=share, DISTINCT_VOICE_DISTANCE=distinct):
             for name, (material, pieces) in sets.items():
-                scores = [attribution(spans, cluster(prints, distance=clustering["distance"],
-                                                     durations=[b - a for a, b in spans],
-                                                     min_voice_s=clustering["min_voice_s"]), m["truth"])
-                          for m, (spans, prints) in zip(material, pieces)]
+                scores = clustered(material, pieces, distance=clustering["distance"],
+                                   min_voice_s=clustering["min_voice_s"])
                 single = [x["found"] == 1 for x in scores if x["speakers"] == 1]
                 row["sets"][name] = {"accuracy": float(np.mean([x["accuracy"] for x in scores])),
                                      "right_count": float(np.mean([x["found"] == x["speakers"] for x in scores])),

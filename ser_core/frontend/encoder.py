@@ -34,7 +34,7 @@ ENCODER_DIM = 512
 # unless MKL_ENABLE_INSTRUCTIONS is set: the heads see the embeddings they were trained on. The pin
 # stays because heads cannot be taught both paths here: on the AMD EPYC the heads are trained on, every
 # value (AVX2, AVX512, AVX512_E1, AVX512_E4) gives bit-identical encoder output, float32 and int8 alike
-# (2026-12-05, four 3 s windows), so there is no second kernel path to sample.
+# (2026-12-05, four 3 s windows of random log-mel input), so there is no second kernel path to sample.
 MKL_INSTRUCTIONS = "AVX2"
 N_MELS = 80
 # int8 products differ between CPU vendors even on MKL's AVX2 path: an int8 model recorded on an Intel CPU

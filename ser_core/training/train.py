@@ -328,8 +328,8 @@ def adversarial_loss(emotion_loss):
     k = len(LABELS)
 
     def loss(y_true, y_pred):
-        corpus = -ops.sum(y_true[:, 4 * k + 1:] * ops.log(y_pred[:, k:] + 1e-7), axis=-1)
-        return emotion_loss(y_true, y_pred[:, :k]) + corpus
+        group = -ops.sum(y_true[:, 4 * k + 1:] * ops.log(y_pred[:, k:] + 1e-7), axis=-1)
+        return emotion_loss(y_true, y_pred[:, :k]) + group
 
     return loss
 
@@ -540,9 +540,10 @@ def train(
         names = sorted({group(clip) for clip in window_clips} - {None})
         if not names:
             raise ValueError(f"a {adversary[0]} adversary needs training clips of known {adversary[0]}s")
+        column = {name: i for i, name in enumerate(names)}
         val_windows = [clip for clip, f in zip(data["val"].clips, data["val"].features) for _ in f]
-        groups_train, groups_val = (np.array([[group(clip) == name for name in names] for clip in windows], np.float32)
-                                      for windows in (window_clips, val_windows))
+        groups_train, groups_val = (np.eye(len(names) + 1, len(names), dtype=np.float32)[
+            [column.get(group(clip), len(names)) for clip in windows]] for windows in (window_clips, val_windows))
     y_train, y_val = packed_targets(t_train, s_train, groups_train), packed_targets(t_val, s_val, groups_val)
 
     import keras  # after feature extraction: its worker processes need no TensorFlow
@@ -566,24 +567,19 @@ def train(
         input_shape = params.input_shape
         model = build(train_params.architecture, input_shape, len(LABELS))
         x_train_in, x_val_in = normalizer(x_train)[..., None], normalizer(x_val)[..., None]
-    emotion_loss, monitor, trained = set_loss(train_params.label_smoothing), "val_loss", model
+    emotion_loss = set_loss(train_params.label_smoothing)
+    trained, loss, monitor = model, emotion_loss, "val_loss"
+    metrics = [keras.metrics.MeanMetricWrapper(set_accuracy, name="accuracy")]
     if adversary is not None:
         from .model import with_adversary
 
         trained = with_adversary(model, groups_train.shape[1], adversary[1], of=adversary[0])
-        trained.compile(
-            optimizer=_optimizer(train_params, len(x_train) // train_params.batch_size),
-            loss=adversarial_loss(emotion_loss),
-            metrics=[keras.metrics.MeanMetricWrapper(emotion_part(set_accuracy), name="accuracy"),
-                     keras.metrics.MeanMetricWrapper(emotion_part(emotion_loss), name="emotion_loss")],
-        )
-        monitor = "val_emotion_loss"  # stop on the emotion, not on how well corpora are told apart
-    else:
-        model.compile(
-            optimizer=_optimizer(train_params, len(x_train) // train_params.batch_size),
-            loss=emotion_loss,
-            metrics=[keras.metrics.MeanMetricWrapper(set_accuracy, name="accuracy")],
-        )
+        loss = adversarial_loss(emotion_loss)
+        metrics = [keras.metrics.MeanMetricWrapper(emotion_part(set_accuracy), name="accuracy"),
+                   keras.metrics.MeanMetricWrapper(emotion_part(emotion_loss), name="emotion_loss")]
+        monitor = "val_emotion_loss"  # stop on the emotion, not on how well the groups are told apart
+    trained.compile(optimizer=_optimizer(train_params, len(x_train) // train_params.batch_size), loss=loss,
+                    metrics=metrics)
     stop = keras.callbacks.EarlyStopping(monitor=monitor, mode="min", patience=train_params.patience,
                                          restore_best_weights=True)
     started = time.perf_counter()

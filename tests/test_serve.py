@@ -29,7 +29,7 @@ from conftest import ROOT, speech, wav_bytes  # noqa: E402
 from test_catalogue import CASES, IDS, LIMITS  # noqa: E402
 
 from ser_core.errors import AudioTooLargeError, AudioTooLongError, SerError  # noqa: E402
-from ser_core.serving.http import OPENAPI, ModelRegistry, ServeConfig, create_app  # noqa: E402
+from ser_core.serving.http import MAX_BATCH_FILES, OPENAPI, ModelRegistry, ServeConfig, create_app  # noqa: E402
 from ser_core.serving.pool import AnalysisPool  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")  # httpx2 is not out yet
@@ -154,6 +154,60 @@ def test_speaker_options_are_ser_predicts(client, tmp_path):
     assert cli.returncode != 0 and "The number of speakers must be a whole number from 1, not '0'." in cli.stderr
     names = [parameter["name"] for parameter in OPENAPI["paths"]["/v1/analyze"]["post"]["parameters"]]
     assert {"speakers", "speaker_adaptation"} <= set(names)
+
+
+def batch_parts(named: dict[str, bytes]) -> list:
+    return [("files", (name, data, "audio/wav")) for name, data in named.items()]
+
+
+def test_a_batch_is_read_together_as_ser_predict_adapt_batch(client, tmp_path):
+    """`/v1/analyze/batch` reads every file against the mean of all the readable ones: the probabilities
+    `ser predict --adapt batch` prints; a file that cannot be read gets its sentence in place; with
+    `together=false` each file is `/v1/analyze`'s answer."""
+    clips = {f"c{i}.wav": wav_bytes(speech(3.0, SR, f0=f0, seed=i), SR) for i, f0 in enumerate((110, 170, 240))}
+    for name, data in clips.items():
+        (tmp_path / name).write_bytes(data)
+    cli = ser_predict(*clips, "--adapt", "batch", "--json", cwd=tmp_path)
+    assert cli.returncode == 0, cli.stderr
+    printed = {row["file"]: row for row in json.loads(cli.stdout)}
+    response = client.post("/v1/analyze/batch?segments=false", files=batch_parts({**clips, "notes.wav": b"not audio"}))
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["read_together"] and answer["model"] == MODEL
+    assert answer["adaptation"] == "Adapted to all 3 files read together (their mean; no labels used)."
+    assert [f["file"] for f in answer["files"]] == [*clips, "notes.wav"]
+    for read in answer["files"][:3]:
+        assert read["probabilities"] == pytest.approx(printed[read["file"]]["probabilities"], abs=1e-5)
+        assert read["emotion"] == printed[read["file"]]["emotion"]
+    refused = answer["files"][3]
+    assert refused["status"] == 422 and refused["error"].startswith("This is not an audio file we can read")
+
+    apart = client.post("/v1/analyze/batch?together=false", files=batch_parts(clips)).json()
+    assert not apart["read_together"] and apart["adaptation"] == ""
+    for name, read in zip(clips, apart["files"]):
+        alone = client.post(f"/v1/analyze?filename={name}", content=clips[name]).json()
+        assert read == alone
+    assert [r["probabilities"] for r in apart["files"]] != [r["probabilities"] for r in answer["files"][:3]]
+
+
+def test_a_batch_is_refused_with_sentences(client, clip_wav, tmp_path):
+    one = client.post("/v1/analyze/batch", files=batch_parts({"a.wav": clip_wav, "b.wav": b"not audio"}))
+    assert one.status_code == 422
+    assert one.json()["error"] == "Reading files together needs at least two files that can be read."
+    (tmp_path / "a.wav").write_bytes(clip_wav)
+    cli = ser_predict("a.wav", "--adapt", "batch", cwd=tmp_path)
+    assert cli.returncode != 0 and f"ser: {one.json()['error']}" in cli.stderr  # the CLI's sentence
+    raw = client.post("/v1/analyze/batch", content=clip_wav)
+    assert raw.status_code == 422 and "multipart/form-data" in raw.json()["error"]
+    empty = client.post("/v1/analyze/batch", files={"note": (None, b"a form field, no file")})
+    assert empty.status_code == 422 and "part named 'files'" in empty.json()["error"]
+    many = {f"{i}.wav": b"x" for i in range(MAX_BATCH_FILES + 1)}
+    too_many = client.post("/v1/analyze/batch", files=batch_parts(many))
+    assert too_many.status_code == 413 and f"at most {MAX_BATCH_FILES}" in too_many.json()["error"]
+    each = wav_bytes(speech(LIMITS.max_duration_s * 0.6, SR), SR)  # each within the limit, together over it
+    long = client.post("/v1/analyze/batch", files=batch_parts({"a.wav": each, "b.wav": each}))
+    assert long.status_code == 413 and "of audio together" in long.json()["error"]
+    assert client.post("/v1/analyze/batch?classes=angry,bored", files=batch_parts({"a.wav": clip_wav})).status_code == 422
 
 
 def test_a_request_may_name_a_shipped_model_but_not_a_path(client, clip_wav):
@@ -400,7 +454,7 @@ def test_stream_refusals_are_one_json_sentence_and_a_close(client, first, later,
 def test_openapi_schema_and_docs_page(client):
     schema = client.get("/openapi.json").json()
     assert schema == OPENAPI and schema["openapi"].startswith("3.")
-    assert {"/v1/analyze", "/v1/stream", "/v1/models", "/healthz", "/readyz"} <= set(schema["paths"])
+    assert {"/v1/analyze", "/v1/analyze/batch", "/v1/stream", "/v1/models", "/healthz", "/readyz"} <= set(schema["paths"])
     page = client.get("/docs")
     assert page.status_code == 200 and "/v1/analyze" in page.text and "<script" not in page.text
 

@@ -22,6 +22,7 @@ from ..errors import ModelError, SerError
 from ..io.audio import Audio, load_audio
 
 if TYPE_CHECKING:
+    from .profile import VoiceProfile
     from .results import Analysis
 
 Row = Any  # what a batch function returns per item: a dict, `predict_files`' `Result`, …
@@ -99,11 +100,13 @@ def map_local(items: Sequence, factory: Callable[[], BatchFn], batch_size: int =
         _restore(saved)
 
 
-def analyze_chunk(model, sources: list, load: Callable[[object], Audio] | None = None) -> list[Analyzed]:
+def analyze_chunk(model, sources: list, load: Callable[[object], Audio] | None = None,
+                  profile: "VoiceProfile | None" = None) -> list[Analyzed]:
     """(analysis, error message) per source, in order: errors are data, not exceptions. Decoded files
     go through the model together (one feature batch, one forward pass), gathered until they hold a
     minute of audio: a folder of long recordings never sits in memory at once. `load` turns a source
-    into `Audio` (default: `load_audio` of a path or bytes at the model's rate)."""
+    into `Audio` (default: `load_audio` of a path or bytes at the model's rate); with `profile`, each
+    file is read against it."""
     from .inference import native_stderr_silenced
 
     load = load or (lambda source: load_audio(source, model.params.sample_rate))
@@ -111,7 +114,7 @@ def analyze_chunk(model, sources: list, load: Callable[[object], Audio] | None =
     pending: dict[int, Audio] = {}  # index in results → decoded audio awaiting the model
 
     def flush() -> None:
-        for i, analysis in zip(pending, model.analyze_many(list(pending.values()))):
+        for i, analysis in zip(pending, model.analyze_many(list(pending.values()), profile=profile)):
             try:  # by utterance: a file in which no speech is found has no probabilities
                 analysis.probabilities
                 results[i] = (analysis, None)

@@ -2,7 +2,7 @@
 
 Starlette and uvicorn because both are already installed with Streamlit (same pinned versions, no new
 dependency for a checkout), Starlette adds nothing between a request and the model, and its test
-client drives HTTP and WebSockets in-process. FastAPI would add pydantic for a schema of four routes,
+client drives HTTP and WebSockets in-process. FastAPI would add pydantic for a schema of six routes,
 which is written out below instead (`OPENAPI`).
 
 Uploads stay in memory: the body is read with a byte cap, and multipart bodies are split here with
@@ -43,6 +43,8 @@ access_logger = logging.getLogger("ser.serve.access")
 SERVE_MAX_BYTES = 50 * 2**20  # an API's uploads are clips and calls, not the app's 2 h recordings
 SERVE_MAX_DURATION_S = 600.0
 MULTIPART_OVERHEAD = 64 * 1024  # headers and boundaries a multipart body may add to the file's bytes
+# Files in one `/v1/analyze/batch` request; together they are held to one upload's byte limit.
+MAX_BATCH_FILES = 32
 STREAM_INTERVAL_S = 0.5  # a reading twice a second, as the Live page
 MAX_STREAM_MESSAGE = 1 << 20  # one PCM message: 1 MiB, 11 s of 48 kHz mono
 STREAM_RATES = (8000, 192000)
@@ -257,9 +259,9 @@ def analysis_json(name: str, model_name: str, analysis, segments: bool, classes:
     return out
 
 
-def split_multipart(body: bytes, content_type: str) -> tuple[bytes, str]:
-    """(the file part's bytes, its file name) of a multipart/form-data body, parsed in memory. The
-    part is the one named `file`, else the first with a file name."""
+def multipart_files(body: bytes, content_type: str) -> list[tuple[bytes, str, bytes]]:
+    """(bytes, file name, field name) of every file part of a multipart/form-data body (a part named
+    `file` or `files`, or any part with a file name), in order, parsed in memory."""
     from python_multipart.multipart import MultipartParser, parse_options_header
 
     _, options = parse_options_header(content_type)
@@ -292,16 +294,36 @@ def split_multipart(body: bytes, content_type: str) -> tuple[bytes, str]:
         parser.finalize()
     except Exception:  # python-multipart raises several types for malformed bodies
         raise ApiError(422, "The multipart body is malformed.") from None
-    chosen = None
+    files = []
     for part in parts:
         _, disposition = parse_options_header(part["headers"].get(b"content-disposition", b""))
-        if disposition.get(b"name") == b"file" or (chosen is None and b"filename" in disposition):
-            chosen = (bytes(part["data"]), disposition.get(b"filename", b"audio").decode("utf-8", "replace"))
-            if disposition.get(b"name") == b"file":
-                break
-    if chosen is None:
+        field_name = disposition.get(b"name", b"")
+        if field_name in (b"file", b"files") or b"filename" in disposition:
+            files.append((bytes(part["data"]), disposition.get(b"filename", b"audio").decode("utf-8", "replace"),
+                          field_name))
+    return files
+
+
+def split_multipart(body: bytes, content_type: str) -> tuple[bytes, str]:
+    """(the file part's bytes, its file name) of a multipart/form-data body: the part named `file`,
+    else the first with a file name."""
+    files = multipart_files(body, content_type)
+    if not files:
         raise ApiError(422, "The multipart body has no file: send the audio in a part named 'file'.")
-    return chosen
+    data, name, _ = next((f for f in files if f[2] == b"file"), files[0])
+    return data, name
+
+
+def batch_files(body: bytes, content_type: str) -> list[tuple[bytes, str]]:
+    """The files of a `/v1/analyze/batch` body: every file part, 1 to `MAX_BATCH_FILES` of them."""
+    if not content_type.startswith("multipart/form-data"):
+        raise ApiError(422, "Send the files as multipart/form-data, one part named 'files' per file.")
+    files = [(data, name) for data, name, _ in multipart_files(body, content_type)]
+    if not files:
+        raise ApiError(422, "The multipart body has no file: send each file in a part named 'files'.")
+    if len(files) > MAX_BATCH_FILES:
+        raise ApiError(413, f"{len(files)} files in one request; at most {MAX_BATCH_FILES} are read together.")
+    return files
 
 
 # --- the application -------------------------------------------------------------------------------
@@ -371,32 +393,57 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
         analysis = model.with_threads(threads).analyze_audio(audio, speakers=speakers)
         return analysis_json(name, model.directory.resolve().name, analysis, segments, classes)
 
+    def analyze_files(files: list[tuple[bytes, str]], model_name: str | None, segments: bool,
+                      classes: tuple[str, ...] | None, speakers: SpeakerOptions, together: bool, threads: int) -> dict:
+        """Each file's analysis, or the sentence it was refused with; read together (`together`), each
+        against the mean of all the readable ones (`profile.batch_profile`, the Upload page's switch)."""
+        from ..io.audio import load_audio
+        from .inference import native_stderr_silenced
+        from .profile import batch_profile
+
+        model = registry.get(model_name).with_threads(threads)
+        audios: list = []
+        heard_s = 0.0
+        for data, _ in files:
+            try:
+                with native_stderr_silenced():  # decoders (libmpg123) print their own complaints to fd 2
+                    audios.append(load_audio(data, model.params.sample_rate, config.limits))
+                heard_s += audios[-1].duration_s
+            except SerError as error:
+                audios.append(error)
+            if heard_s > config.limits.max_duration_s:
+                raise ApiError(413, f"The files hold more than {config.limits.max_duration_s:g} s of audio together, "
+                                    "the most one request may hold: send fewer or shorter files.")
+        readable = [audio for audio in audios if not isinstance(audio, SerError)]
+        profile = batch_profile(model, readable) if together else None  # under two readable: a 422
+        answers = []
+        for (_, name), audio in zip(files, audios):
+            if not isinstance(audio, SerError):
+                try:
+                    analysis = model.analyze_audio(audio, profile=profile, speakers=speakers)
+                    answers.append(analysis_json(name, model.directory.resolve().name, analysis, segments, classes))
+                    continue
+                except SerError as error:
+                    audio = error
+            answers.append({"file": name, "error": str(audio), "status": audio_error_status(audio)})
+        return {"model": model.directory.resolve().name, "read_together": together,
+                "adaptation": model.adaptation_note(profile), "files": answers}
+
     def too_busy(in_flight: int, retry_after_s: int) -> ApiError:
         return ApiError(429, f"Too many requests in flight ({in_flight}); retry in {retry_after_s} s.",
                         {"Retry-After": str(retry_after_s)})
 
-    async def analyze(request):
-        authorize(request.headers)
-        check_ready()
-        segments = query_flag(request.query_params, "segments", True)
-        model_name = request.query_params.get("model")
-        classes = classes_option(request.query_params.get("classes"))
-        speakers = speaker_options(request.query_params)
-        check_classes(registry.labels(model_name), classes)  # unknown names are refused before the upload is read
-        if pool.in_flight >= pool.capacity:  # so is a request the pool could not take
+    async def answer(request, work) -> JSONResponse:
+        """`work(body, content type, threads)` run in the analysis pool on the request's body: refused
+        with 429 when the pool is full, with 504 past the timeout."""
+        if pool.in_flight >= pool.capacity:  # a request the pool could not take is refused before its body
             raise too_busy(pool.in_flight, pool.retry_after_s())
         try:
             async with asyncio.timeout(config.timeout_s):
                 body = await read_body(request)
                 content_type = request.headers.get("content-type", "")
-                if content_type.startswith("multipart/form-data"):
-                    data, name = split_multipart(body, content_type)
-                else:
-                    data, name = body, request.query_params.get("filename", "audio")
-                del body
                 try:
-                    job = pool.submit(lambda threads: analyze_bytes(data, name, model_name, segments, classes, speakers,
-                                                                   threads))
+                    job = pool.submit(lambda threads: work(body, content_type, threads))
                 except PoolFull as full:
                     raise too_busy(full.in_flight, full.retry_after_s) from None
                 # A timeout cancels the wrapper, which withdraws a job still waiting in the pool; a
@@ -405,6 +452,38 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
         except TimeoutError:
             raise ApiError(504, f"The analysis took longer than the {config.timeout_s:g} s allowed; "
                                 "send a shorter recording or retry later.") from None
+
+    def options(request) -> tuple[str | None, bool, tuple[str, ...] | None, SpeakerOptions]:
+        """The query options both analysis routes take (model, segments, classes, speakers), checked
+        before the upload is read: an unknown emotion or speaker count is a 422 at once."""
+        authorize(request.headers)
+        check_ready()
+        model_name = request.query_params.get("model")
+        classes = classes_option(request.query_params.get("classes"))
+        check_classes(registry.labels(model_name), classes)
+        return (model_name, query_flag(request.query_params, "segments", True), classes,
+                speaker_options(request.query_params))
+
+    async def analyze(request):
+        model_name, segments, classes, speakers = options(request)
+        filename = request.query_params.get("filename", "audio")
+
+        def work(body: bytes, content_type: str, threads: int) -> dict:
+            data, name = (split_multipart(body, content_type) if content_type.startswith("multipart/form-data")
+                          else (body, filename))
+            return analyze_bytes(data, name, model_name, segments, classes, speakers, threads)
+
+        return await answer(request, work)
+
+    async def analyze_batch(request):
+        model_name, segments, classes, speakers = options(request)
+        together = query_flag(request.query_params, "together", True)
+
+        def work(body: bytes, content_type: str, threads: int) -> dict:
+            return analyze_files(batch_files(body, content_type), model_name, segments, classes, speakers,
+                                 together, threads)
+
+        return await answer(request, work)
 
     async def healthz(request):
         return JSONResponse({"status": "ok"})
@@ -442,7 +521,8 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
         middleware.append(Middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
                                      allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]))
     app = Starlette(
-        routes=[Route("/v1/analyze", analyze, methods=["POST"]), WebSocketRoute("/v1/stream", stream),
+        routes=[Route("/v1/analyze", analyze, methods=["POST"]),
+                Route("/v1/analyze/batch", analyze_batch, methods=["POST"]), WebSocketRoute("/v1/stream", stream),
                 Route("/v1/models", models), Route("/healthz", healthz), Route("/readyz", readyz),
                 Route("/openapi.json", openapi), Route("/docs", docs)],
         middleware=middleware, lifespan=lifespan,
@@ -603,6 +683,20 @@ async def run_stream(websocket, config: ServeConfig, registry: ModelRegistry, st
 
 _ERROR = {"description": "A refusal", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
 _PROBABILITIES = {"type": "object", "additionalProperties": {"type": "number"}}
+_ANALYSIS_PARAMETERS = [
+    {"name": "segments", "in": "query", "schema": {"type": "boolean", "default": True},
+     "description": "include the per-segment rows"},
+    {"name": "model", "in": "query", "schema": {"type": "string"}, "description": "a name from /v1/models"},
+    {"name": "classes", "in": "query", "schema": {"type": "string"}, "example": "angry,happy,sad,neutral",
+     "description": "comma-separated emotions the application uses: probabilities renormalised over them "
+                    "(as `ser predict --classes`), the model's uncertainty threshold applied to the "
+                    "renormalised confidence; an unknown name is a 422"},
+    {"name": "speakers", "in": "query", "schema": {"type": "integer", "minimum": 1},
+     "description": "how many people speak in the recording, when you know (as `ser predict --speakers`); "
+                    "absent: found by grouping the utterances by voice"},
+    {"name": "speaker_adaptation", "in": "query", "schema": {"type": "boolean", "default": False},
+     "description": "read each speaker with enough speech against their own voice in the recording "
+                    "(as `ser predict --speaker-adaptation`)"}]
 OPENAPI = {
     "openapi": "3.1.0",
     "info": {"title": "ser: speech emotion recognition", "version": "1",
@@ -627,34 +721,44 @@ OPENAPI = {
                 "probabilities": _PROBABILITIES, "duration_s": {"type": "number"},
                 "warnings": {"type": "array", "items": {"type": "string"}},
                 "segments": {"type": "array", "items": {"$ref": "#/components/schemas/Segment"}}}},
+            "Batch": {"type": "object", "properties": {
+                "model": {"type": "string"}, "read_together": {"type": "boolean"},
+                "adaptation": {"type": "string", "description": "what reading together did, in a sentence"},
+                "files": {"type": "array", "items": {"oneOf": [
+                    {"$ref": "#/components/schemas/Analysis"},
+                    {"type": "object", "required": ["file", "error", "status"],
+                     "properties": {"file": {"type": "string"}, "error": {"type": "string"},
+                                    "status": {"type": "integer", "description": "what /v1/analyze would answer"}}}]}}}},
         },
     },
     "security": [{}, {"bearer": []}],
     "paths": {
         "/v1/analyze": {"post": {
             "summary": "Emotion of one recording (any common audio or video format)",
-            "parameters": [
-                {"name": "segments", "in": "query", "schema": {"type": "boolean", "default": True},
-                 "description": "include the per-segment rows"},
-                {"name": "model", "in": "query", "schema": {"type": "string"}, "description": "a name from /v1/models"},
-                {"name": "classes", "in": "query", "schema": {"type": "string"}, "example": "angry,happy,sad,neutral",
-                 "description": "comma-separated emotions the application uses: probabilities renormalised over them "
-                                "(as `ser predict --classes`), the model's uncertainty threshold applied to the "
-                                "renormalised confidence; an unknown name is a 422"},
+            "parameters": [*_ANALYSIS_PARAMETERS,
                 {"name": "filename", "in": "query", "schema": {"type": "string"},
-                 "description": "the name echoed in `file` for a raw body"},
-                {"name": "speakers", "in": "query", "schema": {"type": "integer", "minimum": 1},
-                 "description": "how many people speak in the recording, when you know (as `ser predict --speakers`); "
-                                "absent: found by grouping the utterances by voice"},
-                {"name": "speaker_adaptation", "in": "query", "schema": {"type": "boolean", "default": False},
-                 "description": "read each speaker with enough speech against their own voice in the recording "
-                                "(as `ser predict --speaker-adaptation`)"}],
+                 "description": "the name echoed in `file` for a raw body"}],
             "requestBody": {"required": True, "content": {
                 "multipart/form-data": {"schema": {"type": "object",
                                                    "properties": {"file": {"type": "string", "format": "binary"}}}},
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
             "responses": {"200": {"description": "The analysis", "content": {
                               "application/json": {"schema": {"$ref": "#/components/schemas/Analysis"}}}},
+                          **dict.fromkeys(("401", "404", "413", "422", "429", "503", "504"), _ERROR)}}},
+        "/v1/analyze/batch": {"post": {
+            "summary": "Several recordings, read together: each against the mean of all of them",
+            "description": f"One multipart part named `files` per file (at most {MAX_BATCH_FILES}; together within one upload's "
+                           "byte and duration limits). A file that cannot be read gets its sentence in place of "
+                           "its analysis. Read together, the files need two readable ones (else 422).",
+            "parameters": [*_ANALYSIS_PARAMETERS,
+                {"name": "together", "in": "query", "schema": {"type": "boolean", "default": True},
+                 "description": "read each file against the mean of all the readable files, no labels used "
+                                "(as `ser predict --adapt batch` and the Upload page's switch); false: one by one"}],
+            "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "properties": {"files": {"type": "array",
+                                                           "items": {"type": "string", "format": "binary"}}}}}}},
+            "responses": {"200": {"description": "Each file's analysis or refusal", "content": {
+                              "application/json": {"schema": {"$ref": "#/components/schemas/Batch"}}}},
                           **dict.fromkeys(("401", "404", "413", "422", "429", "503", "504"), _ERROR)}}},
         "/v1/stream": {"get": {
             "summary": "WebSocket: live readings twice a second",

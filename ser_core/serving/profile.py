@@ -148,52 +148,65 @@ def profile_from_windows(model, representations: np.ndarray, clips: int) -> Voic
                         windows=len(representations), clips=clips, seconds=0.0, speech_seconds=0.0, level_dbfs=float("nan"))
 
 
-def batch_profile(model, recordings: Sequence[AudioSource | Audio], limits: AudioLimits = DEFAULT_LIMITS) -> VoiceProfile:
-    """What each file of a batch is read against when the files are read together (`ser predict --adapt
-    batch`, the Upload page's switch): the mean of all their windows, whatever their voices and emotions
-    (transductive; no labels). It helps where the files share what the model has not heard (a language,
-    a room) and hold a mix of emotions. Files that cannot be read are left out; two must be readable."""
+def mean_profile(model, recordings: Sequence[AudioSource | Audio], limits: AudioLimits = DEFAULT_LIMITS,
+                 minimum: int = 1) -> VoiceProfile:
+    """A profile of the mean of every window of these recordings, whatever their voices and emotions
+    (transductive; no labels): what a batch of files, or one speaker's files, is read against. The
+    windows are the whole files' fixed windows, as the benchmarks' batch reading takes them. Files that
+    cannot be read are left out (their own analysis says why); fewer than `minimum` readable is a
+    `ProfileError`."""
     representations = []
     for recording in recordings:
         try:
             audio = recording if isinstance(recording, Audio) else load_audio(recording, model.params.sample_rate, limits)
         except SerError:
-            continue  # its own analysis says why
+            continue
         representations.append(model.representation(model.to_cached(extract(audio.samples, model.params)[1])))
-    if len(representations) < 2:
-        raise ProfileError("Reading files together needs at least two files that can be read.")
-    profile = profile_from_windows(model, np.concatenate(representations), len(representations))
-    return replace(profile, batch=True)
+    if len(representations) < max(1, minimum):
+        raise ProfileError("Reading files together needs at least two files that can be read." if minimum > 1
+                           else "None of these files can be read.")
+    return profile_from_windows(model, np.concatenate(representations), len(representations))
+
+
+def batch_profile(model, recordings: Sequence[AudioSource | Audio], limits: AudioLimits = DEFAULT_LIMITS) -> VoiceProfile:
+    """What each file of a batch is read against when the files are read together (`ser predict --adapt
+    batch`, the Upload page's switch, the API's `/v1/analyze/batch`): `mean_profile` of two readable
+    files or more. It helps where the files share what the model has not heard (a language, a room)
+    and hold a mix of emotions."""
+    return replace(mean_profile(model, recordings, limits, minimum=2), batch=True)
 
 
 def predict_adapted(model, paths: Sequence[str], speakers: Sequence[str] | None = None,
                     profile: VoiceProfile | None = None):
-    """(path, probabilities, warnings, error) per path, like `batch.predict_files`, each file read
-    against its speaker (`SerModel.predict_against`): with `profile`, that one profile for every file;
-    with `speakers` (one id per path), a profile per speaker from all of that speaker's files; else
-    one of all the files (transductive: no labels)."""
+    """(path, probabilities, warnings, error) per path, like `batch.predict_files` (by utterance), each
+    file read against a reference: with `profile`, that one profile for every file; with `speakers`
+    (one id per path), `mean_profile` of that speaker's files; else `batch_profile` of all the files
+    (transductive: no labels; fewer than two readable is a `ProfileError`). The files are read as the
+    app and the API read them with a profile."""
     from tqdm import tqdm
 
-    from ..frontend.features import extract
+    from .batch import analyze_chunk
 
-    cached: dict[int, np.ndarray] = {}
-    results: list[list] = []
-    for i, path in enumerate(tqdm(paths, desc="embedding", disable=len(paths) < 16)):
-        try:
-            audio = load_audio(path, model.params.sample_rate)
-            cached[i] = model.to_cached(extract(audio.samples, model.params)[1])
-            results.append([path, None, audio.warnings, None])
-        except SerError as error:
-            results.append([path, None, (), str(error)])
-    groups: dict[str, list[int]] = {}
-    for i in cached:
-        groups.setdefault(speakers[i] if speakers is not None else "", []).append(i)
     if profile is not None and not profile.fits(model):
         raise ProfileError("The voice profile was made for another model: build it again with this one.")
-    for members in groups.values():
-        reference = profile or profile_from_windows(
-            model, np.concatenate([model.representation(cached[i]) for i in members]), len(members))
-        for i in members:
-            probabilities = model.predict_against(cached[i], reference)
-            results[i][1] = dict(zip(model.labels, map(float, probabilities.mean(axis=0))))
-    return [tuple(r) for r in results]
+    groups: dict[str, list[int]] = {}
+    for i in range(len(paths)):
+        groups.setdefault(speakers[i] if speakers is not None else "", []).append(i)
+    results: list[tuple] = [()] * len(paths)
+    with tqdm(total=len(paths), desc="reading", disable=len(paths) < 16) as progress:
+        for members in groups.values():
+            files = [paths[i] for i in members]
+            if profile is not None:
+                reference = profile
+            elif speakers is None:
+                reference = batch_profile(model, files)  # under two readable files: the sentence, as in the app
+            else:
+                try:
+                    reference = mean_profile(model, files)
+                except ProfileError:
+                    reference = None  # none of the speaker's files is readable: each one's error says why
+            for i, (analysis, error) in zip(members, analyze_chunk(model, files, profile=reference)):
+                results[i] = ((paths[i], None, (), error) if analysis is None
+                              else (paths[i], analysis.probabilities, analysis.audio.warnings, None))
+            progress.update(len(members))
+    return results

@@ -8,13 +8,16 @@ its utterance reader's recipe (`emo-whisper-ens-diverse-plus-cut`), as the produ
 Conversations are built by bench/segments.py's builder from the language's speakers (known speakers
 only; one corpus per conversation, `TURNS_PER_SPEAKER` turns each, 0.3-2 s of room noise between
 turns): `CONVERSATIONS_PER_SIZE` with one speaker and as many with two. Everything else is the
-shipped pipeline and settings (`analyze_many` by utterance, voices found by clustering), read once
-without and once with `SpeakerOptions(adapt=True)`. Per-turn UAR over the language's own labels
+shipped pipeline and settings (`analyze_many` by utterance, voices found by clustering), read
+without adaptation, with each speaker against their own voice (`SpeakerOptions(adapt=True)`), and with
+the whole recording against itself (`SpeakerOptions(recording=True)`, `ser predict --adapt recording`). Per-turn UAR over the language's own labels
 (`training.metrics.label_uar`: BAVED's arousal sets right on any member).
 
 The rule, written before the first run: adaptation would go on by default if the mean gain over the
 languages were at least 4 points and no single-speaker conversation (these, and bench/segments.py's
-validation ones) lost more than 1 point. No test conversation of bench/segments.py is read.
+validation ones) lost more than 1 point. No test conversation of bench/segments.py is read. The whole
+recording's reading was added later (session 25) under the same rule, its settings the batch reading's
+(`RECORDING_MIN_SPEECH_S`), after a scratch run on these conversations compared three settings.
 
     python bench/lolo_conversations.py        # needs bench/lolo.py's fold models of both recipes
 writes bench/results/lolo_conversations.{json,md}.
@@ -34,7 +37,7 @@ from report import write_results
 from ser_core.frontend.features import default_cache_dir
 from ser_core.frontend.vad import DEFAULT_VAD, shared_vad
 from ser_core.serving.inference import load_model
-from ser_core.serving.segments import SpeakerOptions
+from ser_core.serving.segments import RECORDING_MIN_SPEECH_S, SpeakerOptions
 from ser_core.serving.speakers import shared_encoder
 from ser_core.training.corpora import LANGUAGE_NAMES, LANGUAGES, UNKNOWN_SPEAKER, find_clips
 from ser_core.training.metrics import label_uar
@@ -47,6 +50,7 @@ CONVERSATIONS_PER_SIZE = 6
 TURNS_PER_SPEAKER = 16  # acted sentences of 2-3 s: a voice past the 20 s adaptation needs
 SEED = 21
 ADAPTED = "read against their own voice"  # what an analysis's adaptation note says of an adapted speaker
+WHOLE = "Read against this recording's own speech"  # and of a recording read against itself
 
 
 def conversations(clips: list, language: str) -> list[dict]:
@@ -55,10 +59,11 @@ def conversations(clips: list, language: str) -> list[dict]:
                                             per_size=CONVERSATIONS_PER_SIZE, turns_per_speaker=TURNS_PER_SPEAKER)
 
 
-def read(model, material: list[dict], adapt: bool) -> dict:
+def read(model, material: list[dict], adapt: bool, recording: bool = False) -> dict:
     """Per-turn UAR over all the conversations, per single-speaker conversation, how many voices were
     read against themselves, and who spoke when (bench/segments.py's attribution, per conversation)."""
-    analyses = model.analyze_many([m["audio"] for m in material], vad=DEFAULT_VAD, speakers=SpeakerOptions(adapt=adapt))
+    analyses = model.analyze_many([m["audio"] for m in material], vad=DEFAULT_VAD,
+                                  speakers=SpeakerOptions(adapt=adapt, recording=recording))
     true, predicted, single, attributions = [], [], [], []
     for m, analysis in zip(material, analyses):
         labels = recordings.per_turn_labels(analysis, m["truth"])
@@ -70,7 +75,8 @@ def read(model, material: list[dict], adapt: bool) -> dict:
         attributions.append(recordings.attribution([(s.start_s, s.end_s) for s in analysis.segments],
                                                    [s.speaker for s in analysis.segments], m["truth"]))
     return {"uar": label_uar(true, predicted), "single_speaker_uars": single, "turns": len(true),
-            "voices_adapted": sum(a.adaptation.count(ADAPTED) for a in analyses), "attribution": attributions}
+            "voices_adapted": sum(a.adaptation.count(ADAPTED) for a in analyses),
+            "recordings_adapted": sum(a.adaptation.startswith(WHOLE) for a in analyses), "attribution": attributions}
 
 
 def language_row(clips: list, language: str) -> dict:
@@ -80,13 +86,19 @@ def language_row(clips: list, language: str) -> dict:
     material = conversations([c for c in clips if c.corpus in LANGUAGES[language]], language)
     with recordings.memoised_front_ends(model, shared_encoder()):  # the second reading reuses the first's encoders
         plain, adapted = read(model, material, False), read(model, material, True)
+        whole = read(model, material, False, recording=True)
     who = plain["attribution"]
     return {"conversations": len(material), "voices": sum(len({t[3] for t in m["truth"]}) for m in material),
             "attribution_two_speakers": float(np.mean([a["accuracy"] for a in who if a["speakers"] == 2])),
             "right_count": float(np.mean([a["found"] == a["speakers"] for a in who])),
             "plain": plain, "adapted": adapted, "gain": adapted["uar"] - plain["uar"],
-            "worst_single_speaker_change": min(b - a for a, b in zip(plain["single_speaker_uars"],
-                                                                     adapted["single_speaker_uars"]))}
+            "worst_single_speaker_change": worst_change(plain, adapted),
+            "whole_recording": whole, "whole_recording_gain": whole["uar"] - plain["uar"],
+            "whole_recording_worst_single_speaker_change": worst_change(plain, whole)}
+
+
+def worst_change(plain: dict, adapted: dict) -> float:
+    return min(b - a for a, b in zip(plain["single_speaker_uars"], adapted["single_speaker_uars"]))
 
 
 def markdown(results: dict) -> str:
@@ -98,25 +110,32 @@ def markdown(results: dict) -> str:
              f"{TURNS_PER_SPEAKER} turns per speaker, the shipped pipeline. Per-turn UAR %, without and with each "
              "speaker read against their own voice in the recording:", "",
              "| language | turns | voices | voices adapted | plain | each voice against itself | change | "
-             "worst single-speaker change | attribution, 2 speakers | right number found |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "worst single-speaker change | the whole recording against itself | change | worst single-speaker "
+             "change | attribution, 2 speakers | right number found |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for language, r in rows.items():
         lines.append(f"| {LANGUAGE_NAMES[language]} | {r['plain']['turns']} | {r['voices']} | "
                      f"{r['adapted']['voices_adapted']} | {pct(r['plain']['uar'])} | {pct(r['adapted']['uar'])} | "
                      f"{100 * r['gain']:+.1f} | {100 * r['worst_single_speaker_change']:+.1f} | "
+                     f"{pct(r['whole_recording']['uar'])} | {100 * r['whole_recording_gain']:+.1f} | "
+                     f"{100 * r['whole_recording_worst_single_speaker_change']:+.1f} | "
                      f"{pct(r['attribution_two_speakers'])} | {pct(r['right_count'])} |")
     mean = lambda key: float(np.mean([r[key]["uar"] for r in rows.values()]))  # noqa: E731
     average = lambda key: float(np.mean([r[key] for r in rows.values()]))  # noqa: E731
     lines += [f"| mean | | | | {pct(mean('plain'))} | {pct(mean('adapted'))} | "
               f"{100 * results['mean_gain']:+.1f} | {100 * results['worst_single_speaker_change']:+.1f} | "
+              f"{pct(mean('whole_recording'))} | {100 * results['whole_recording_mean_gain']:+.1f} | "
+              f"{100 * results['whole_recording_worst_single_speaker_change']:+.1f} | "
               f"{pct(average('attribution_two_speakers'))} | {pct(average('right_count'))} |", "",
               "Who spoke when, read without adaptation: attribution is the share of turns given to the right speaker "
               "under the best mapping (two-speaker conversations), and the right number of speakers is found "
               "without being told, over all the language's conversations.", "",
               f"Adaptation on by default by the rule written before the run (a mean gain of at least 4 points, no "
-              f"single-speaker conversation more than 1 point worse): {results['on_by_default']}. A voice is read "
-              "against itself only from 20 s of its speech, which single words (Turkish, Hindi/English, Arabic) "
-              "reach in few conversations.", ""]
+              f"single-speaker conversation more than 1 point worse): {results['on_by_default']}; the whole "
+              f"recording against itself by the same rule: {results['whole_recording_on_by_default']}. A voice is "
+              "read against itself only from 20 s of its speech, which single words (Turkish, Hindi/English, "
+              "Arabic) reach in few conversations; a recording is read against itself from "
+              f"{RECORDING_MIN_SPEECH_S:g} s of speech, all its voices together.", ""]
     return "\n".join(lines)
 
 
@@ -129,13 +148,18 @@ def main() -> None:
     rows = {}
     for language in LANGUAGES:
         rows[language] = language_row(clips, language)
-        print(language, json.dumps({k: rows[language][k] for k in ("gain", "worst_single_speaker_change")}), flush=True)
+        print(language, json.dumps({k: rows[language][k] for k in ("gain", "worst_single_speaker_change", "whole_recording_gain",
+                                                                   "whole_recording_worst_single_speaker_change")}), flush=True)
     gain = float(np.mean([r["gain"] for r in rows.values()]))
     worst = min(r["worst_single_speaker_change"] for r in rows.values())
+    whole_gain = float(np.mean([r["whole_recording_gain"] for r in rows.values()]))
+    whole_worst = min(r["whole_recording_worst_single_speaker_change"] for r in rows.values())
     results = {"provenance": provenance(), "model_recipe": MODEL_RECIPE, "reader_recipe": READER_RECIPE,
                "turns_per_speaker": TURNS_PER_SPEAKER, "conversations_per_size": CONVERSATIONS_PER_SIZE, "seed": SEED,
                "languages": rows, "mean_gain": gain, "worst_single_speaker_change": worst,
-               "on_by_default": bool(gain >= 0.04 and worst >= -0.01)}
+               "on_by_default": bool(gain >= 0.04 and worst >= -0.01),
+               "whole_recording_mean_gain": whole_gain, "whole_recording_worst_single_speaker_change": whole_worst,
+               "whole_recording_on_by_default": bool(whole_gain >= 0.04 and whole_worst >= -0.01)}
     out = Path(args.out)
     write_results(out, results, markdown(results))
 

@@ -463,16 +463,18 @@ class Settings:
             setattr(module, name, value)
 
 
-def read_conversations(model, material, params: VadParams, adapt: bool, count_given: bool = False) -> dict:
+def read_conversations(model, material, params: VadParams, adapt: bool, count_given: bool = False,
+                       recording: bool = False) -> dict:
     """Every conversation through the product's pipeline (`analyze_many` by utterance: pieces, voices,
-    joining within a voice, speaker adaptation when `adapt`): per-turn UAR by conversation size, per
-    single-speaker conversation, attribution and segments touching two turns."""
+    joining within a voice, speaker adaptation when `adapt`, the whole recording against itself when
+    `recording`): per-turn UAR by conversation size, per single-speaker conversation, attribution and
+    segments touching two turns."""
     audios = [m["audio"] for m in material]
     if count_given:
         analyses = [model.analyze_many([m["audio"]], vad=params, speakers=SpeakerOptions(
-            count=len({t[3] for t in m["truth"]}), adapt=adapt))[0] for m in material]
+            count=len({t[3] for t in m["truth"]}), adapt=adapt, recording=recording))[0] for m in material]
     else:
-        analyses = model.analyze_many(audios, vad=params, speakers=SpeakerOptions(adapt=adapt))
+        analyses = model.analyze_many(audios, vad=params, speakers=SpeakerOptions(adapt=adapt, recording=recording))
     true, predicted, sizes, attributions, single, spanning, segments = [], [], [], [], [], 0, 0
     for m, analysis in zip(material, analyses):
         spans = [(s.start_s, s.end_s) for s in analysis.segments]
@@ -577,6 +579,8 @@ def choose_and_measure(model, vad, parts, detector: VadParams, sentences, measur
                                         "reference_weight": weight, **uars(scores),
                                         "single_speaker_uars": scores["single_speaker_uars"]})
                 print(adaptation_grid[-1], flush=True)
+        with Settings(SAME_VOICE_GAP_S=joining["same_voice_gap_s"]):
+            whole = read_conversations(model, val, params, False, recording=True)  # measured, not chosen here
     adaptation = max(adaptation_grid, key=lambda g: (round(g["uar"], 3), g["min_speech_s"], g["prior_windows"],
                                                      -g["reference_weight"]))
     worst_single = min(a - b for a, b in zip(adaptation["single_speaker_uars"], plain["single_speaker_uars"]))
@@ -590,7 +594,10 @@ def choose_and_measure(model, vad, parts, detector: VadParams, sentences, measur
                   "sentences": len(sentences),
                   "unadapted": {**uars(plain), "single_speaker_uars": plain["single_speaker_uars"]},
                   "adaptation_grid": adaptation_grid, "adaptation": adaptation,
-                  "adaptation_worst_single_speaker_change": worst_single, "adaptation_on_by_default": on_by_default}
+                  "adaptation_worst_single_speaker_change": worst_single, "adaptation_on_by_default": on_by_default,
+                  "whole_recording": {**uars(whole), "single_speaker_uars": whole["single_speaker_uars"],
+                                      "worst_single_speaker_change": min(
+                                          a - b for a, b in zip(whole["single_speaker_uars"], plain["single_speaker_uars"]))}}
     shipped = {"CLUSTER_DISTANCE": speakers_module.CLUSTER_DISTANCE, "MIN_VOICE_S": speakers_module.MIN_VOICE_S,
                "MIN_VOICE_SHARE": speakers_module.MIN_VOICE_SHARE,
                "DISTINCT_VOICE_DISTANCE": speakers_module.DISTINCT_VOICE_DISTANCE,
@@ -616,6 +623,7 @@ def choose_and_measure(model, vad, parts, detector: VadParams, sentences, measur
     with Settings(**settings):
         plain = read_conversations(model, test, params, False)
         adapted = read_conversations(model, test, params, True)
+        whole = read_conversations(model, test, params, False, recording=True)
         given = read_conversations(model, test, params, False, count_given=True)
         short = {}
         for turns in SHORT_TURNS:
@@ -634,7 +642,8 @@ def choose_and_measure(model, vad, parts, detector: VadParams, sentences, measur
                  "attribution_speakers_given": summarise_attribution(given["attribution"]),
                  "short_attribution": short,
                  "uar_one_by_one": uar(true, alone),
-                 "uar_unadapted": uars(plain), "uar_adapted": uars(adapted),
+                 "uar_unadapted": uars(plain), "uar_adapted": uars(adapted), "uar_whole_recording": uars(whole),
+                 "single_speaker_uar_whole_recording": whole["single_speaker_uars"],
                  "single_speaker_uar_unadapted": plain["single_speaker_uars"],
                  "single_speaker_uar_adapted": adapted["single_speaker_uars"],
                  "segments_spanning_turns": {"segments": plain["segments"],
@@ -980,6 +989,10 @@ def conversation_markdown(conversations: dict) -> list[str]:
               + " | ".join(pct(u[f"uar_{k}_speakers"]) for k in CONVERSATION_SPEAKERS) + " |",
               "| in the conversation, each speaker against their own voice | " + pct(w["uar"]) + " | "
               + " | ".join(pct(w[f"uar_{k}_speakers"]) for k in CONVERSATION_SPEAKERS) + " |",
+              *([] if "uar_whole_recording" not in t else [
+                  "| in the conversation, the whole recording against itself | " + pct(t["uar_whole_recording"]["uar"])
+                  + " | " + " | ".join(pct(t["uar_whole_recording"][f"uar_{k}_speakers"]) for k in CONVERSATION_SPEAKERS)
+                  + " |"]),
               "",
               f"Segments touching two or more turns: {t['segments_spanning_turns']['spanning']} of "
               f"{t['segments_spanning_turns']['segments']}.",
@@ -1011,6 +1024,10 @@ def conversation_markdown(conversations: dict) -> list[str]:
               f"{'on' if c['adaptation_on_by_default'] else 'off'} by default (on only for +4 points and no "
               "single-speaker conversation more than 1 point worse). Shipped defaults match the choice: "
               f"{v['shipped_defaults_match']}."
+              + (" The whole recording read against itself (`--adapt recording`; measured, not chosen): per-turn UAR "
+                 f"{pct(v['whole_recording']['uar'])} on validation against {pct(v['unadapted']['uar'])}, the worst "
+                 f"single-speaker conversation {v['whole_recording']['worst_single_speaker_change'] * 100:+.1f} points."
+                 if "whole_recording" in v else "")
               + (" The joining grid was kept from the previous run (`--keep-joining`), measured with the context "
                  "around a segment as it was then." if v.get("joining_grid_kept") else "")
               + (f" {v['note']}" if "note" in v else ""), ""]

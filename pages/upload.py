@@ -15,5 +15,5 @@ if model is not None:
     speakers = common.speaker_options()
     files = st.file_uploader("Audio files", type=common.UPLOAD_TYPES, accept_multiple_files=True, key="uploads")
     if files:
-        together = common.read_together_switch(len(files), profile)
+        together = common.read_together_switch(len(files), profile, speakers)
         upload.uploads_view(model, files, profile, speakers, together)

@@ -144,7 +144,8 @@ def _adapted_outcomes(args):
     """`ser predict` with a saved voice profile, or per speaker of a manifest (--speaker-column)."""
     from .errors import ManifestError
     from .serving.inference import load_model_quietly
-    from .serving.profile import VoiceProfile, predict_adapted
+    from .serving.batch import predict_adapted
+    from .serving.profile import VoiceProfile
     from .training.corpora import read_manifest
 
     model = load_model_quietly(resolve_model(args.model), args.backend)
@@ -175,18 +176,26 @@ def _report(file: str, warnings, error: str | None) -> bool:
 
 def _analyses(args):
     """(file, its `Analysis`, input warnings, error message) per file, in order, in this process,
-    with the speaker options given (--speakers, --speaker-adaptation)."""
+    with the speaker options given (--speakers, --speaker-adaptation, --adapt recording) and what each
+    file is read against (--profile, --adapt batch)."""
     from .io.audio import load_audio
     from .serving.inference import load_model_quietly, native_stderr_silenced
+    from .serving.profile import VoiceProfile, batch_profile
     from .serving.segments import SpeakerOptions
 
+    if args.speaker_column:
+        from .errors import ConfigError
+
+        raise ConfigError("--speaker-column goes without --segments, --speakers and --speaker-adaptation")
     model = load_model_quietly(str(resolve_model(args.model)), args.backend)
-    speakers = SpeakerOptions(count=args.speakers, adapt=args.speaker_adaptation)
+    speakers = SpeakerOptions(count=args.speakers, adapt=args.speaker_adaptation, recording=args.adapt == "recording")
+    profile = (VoiceProfile.from_json(Path(args.profile).read_bytes()) if args.profile
+               else batch_profile(model, args.files) if args.adapt == "batch" else None)
     for file in args.files:
         try:
             with native_stderr_silenced():  # decoders (libmpg123) print their own complaints to fd 2
                 audio = load_audio(file, model.params.sample_rate)
-            analysis = model.analyze_audio(audio, speakers=speakers)
+            analysis = model.analyze_audio(audio, profile=profile, speakers=speakers)
         except SerError as error:
             yield file, None, (), str(error)
             continue
@@ -247,9 +256,9 @@ def cmd_predict(args) -> int:
 
     if args.segments:
         return cmd_predict_segments(args)
-    if args.profile or args.speaker_column or args.adapt:
+    if args.profile or args.speaker_column or args.adapt == "batch":
         return _report_predictions(args, _adapted_outcomes(args))
-    if args.speakers or args.speaker_adaptation:
+    if args.speakers or args.speaker_adaptation or args.adapt == "recording":
         return _report_predictions(args, ((file, analysis and analysis.probabilities, warnings, error)
                                           for file, analysis, warnings, error in _analyses(args)))
     workers = args.workers or (1 if len(args.files) < 16 else os.cpu_count())
@@ -458,9 +467,11 @@ def parser() -> argparse.ArgumentParser:
     adapt.add_argument("--profile", help="a voice profile JSON (made in the app's My voice page): every file is that speaker")
     adapt.add_argument("--speaker-column", metavar="COLUMN",
                        help="FILES is one manifest CSV: adapt to each speaker from all of their files (no labels used)")
-    adapt.add_argument("--adapt", choices=("batch",),
+    adapt.add_argument("--adapt", choices=("batch", "recording"),
                        help="batch: read every file against the mean of all the files given (one user's or one "
-                            "channel's recordings of mixed emotions; no labels used)")
+                            "channel's recordings of mixed emotions); recording: each file's utterances against "
+                            "the mean of that file's own speech, every voice in it (for a language the model never "
+                            "heard: docs/benchmarks.md). No labels used")
     _add_ray_options(pr)
     pr.add_argument("--out", help="with --engine ray: write a table, .parquet or .csv (a path or a URI)")
     pr.add_argument("--timeline", action="store_true", help="with --out: per-window probabilities too")

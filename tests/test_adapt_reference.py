@@ -14,8 +14,9 @@ import pytest
 from conftest import edit_metadata, speech, wav_bytes
 from ser_core.errors import ModelError
 from ser_core.io.audio import to_mono_float32
+from ser_core.serving.batch import predict_adapted
 from ser_core.serving.inference import REFERENCE_FIELD, load_model
-from ser_core.serving.profile import build_profile, predict_adapted
+from ser_core.serving.profile import build_profile
 
 SR = 16000
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import json
+import re
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -198,11 +198,35 @@ def test_upload_takes_the_number_of_speakers_from_the_sidebar(served):
     at.file_uploader[0].set_value(("talk.wav", wav_bytes(talk(1.0, (4.0, 4), 2.0, (2.0, 5), 1.0)), "audio/wav")).run()
     assert_clean(at)
     [(key, analysis)] = at.session_state[common.ANALYSES_KEY].items()
-    assert key[3] == 2 and [s.speaker for s in analysis.segments] == ["S1", "S2"]
+    assert key[3].count == 2 and [s.speaker for s in analysis.segments] == ["S1", "S2"]
+    # Two voices: the page says where to say how many there are, should one voice have been heard as two
+    assert any('"Speakers in each recording"' in caption.value for caption in at.caption)
     at.selectbox(key=common.SPEAKER_COUNT_KEY).set_value(1).run()
     assert_clean(at)
-    one = [a for k, a in at.session_state[common.ANALYSES_KEY].items() if k[3] == 1]
+    one = [a for k, a in at.session_state[common.ANALYSES_KEY].items() if k[3].count == 1]
     assert [s.speaker for s in one[0].segments] == ["S1", "S1"]
+
+
+def test_upload_reads_the_whole_recording_against_itself_on_request(served):
+    """The sidebar's reading: as heard by default; "the whole recording" reads every utterance against the
+    mean of the recording's speech once it holds enough (`RECORDING_MIN_SPEECH_S`), and says so."""
+    from ser_core.serving.segments import RECORDING_MIN_SPEECH_S
+
+    at = run("pages/upload.py")
+    reading = at.sidebar.radio(key=common.ADAPTATION_KEY)
+    assert reading.value == "none" and reading.options == list(common.ADAPTATIONS.values())
+    recording = wav_bytes(talk(1.0, (4.0, 4), 1.0, (3.0, 5), 1.0, (4.0, 6), 1.0))  # 11 s of speech
+    at.file_uploader[0].set_value(("talk.wav", recording, "audio/wav")).run()
+    assert_clean(at)
+    plain = bar_charts(at)[0]
+    assert not at.info
+    at.sidebar.radio(key=common.ADAPTATION_KEY).set_value("recording").run()
+    assert_clean(at)
+    [note] = [i.value for i in at.info]
+    heard = re.fullmatch(r"Read against this recording's own speech \((\d+) s, every voice in it; no labels used\)\.", note)
+    assert heard and 11 <= int(heard[1]) <= 13 and int(heard[1]) >= RECORDING_MIN_SPEECH_S  # the padded utterances
+    assert bar_charts(at)[0] != plain
+    assert {k[3].recording for k in at.session_state[common.ANALYSES_KEY]} == {False, True}
 
 
 def test_music_or_noise_alone_says_no_speech(served):

@@ -11,8 +11,8 @@ import pytest
 from conftest import speech, voice, wav_bytes
 from ser_core import load_model
 from ser_core.io.audio import to_mono_float32
-from ser_core.serving.profile import (MAX_PROFILE_SECONDS, ProfileError, VoiceProfile, batch_profile, build_profile,
-                                      predict_adapted)
+from ser_core.serving.batch import predict_adapted
+from ser_core.serving.profile import MAX_PROFILE_SECONDS, ProfileError, VoiceProfile, batch_profile, build_profile
 
 
 @pytest.fixture(scope="module", params=["seed-cnn", "encoder"])

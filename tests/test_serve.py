@@ -181,6 +181,11 @@ def test_a_batch_is_read_together_as_ser_predict_adapt_batch(client, tmp_path):
         assert read["emotion"] == printed[read["file"]]["emotion"]
     refused = answer["files"][3]
     assert refused["status"] == 422 and refused["error"].startswith("This is not an audio file we can read")
+    by_utterance = ser_predict(*clips, "--adapt", "batch", "--segments", "--json", cwd=tmp_path)
+    assert by_utterance.returncode == 0, by_utterance.stderr
+    rows = [row for read in client.post("/v1/analyze/batch", files=batch_parts(clips)).json()["files"]
+            for row in read["segments"]]
+    assert rows == json.loads(by_utterance.stdout)  # --segments reads the batch too
 
     apart = client.post("/v1/analyze/batch?together=false", files=batch_parts(clips)).json()
     assert not apart["read_together"] and apart["adaptation"] == ""
@@ -208,6 +213,31 @@ def test_a_batch_is_refused_with_sentences(client, clip_wav, tmp_path):
     long = client.post("/v1/analyze/batch", files=batch_parts({"a.wav": each, "b.wav": each}))
     assert long.status_code == 413 and "of audio together" in long.json()["error"]
     assert client.post("/v1/analyze/batch?classes=angry,bored", files=batch_parts({"a.wav": clip_wav})).status_code == 422
+
+
+def test_adapt_recording_is_ser_predicts(client, tmp_path):
+    """`adapt=recording` reads every utterance against the recording's own speech, as `ser predict --adapt
+    recording`, and says so in `adaptation`; any other value, or with per-speaker adaptation or files read
+    together, is a 422 sentence."""
+    pause = np.zeros(int(0.3 * SR), np.float32)  # 9.9 s in all: the tests' duration limit is 10 s
+    talk = wav_bytes(np.concatenate([pause, speech(4.5, SR, f0=100, seed=1), pause, speech(4.5, SR, f0=240, seed=2),
+                                     pause]), SR)
+    (tmp_path / "talk.wav").write_bytes(talk)
+    cli = ser_predict("talk.wav", "--json", "--segments", "--adapt", "recording", cwd=tmp_path)
+    assert cli.returncode == 0, cli.stderr
+    api = client.post("/v1/analyze?filename=talk.wav&adapt=recording", content=talk).json()
+    assert api["segments"] == json.loads(cli.stdout)
+    assert api["adaptation"].startswith("Read against this recording's own speech")
+    plain = client.post("/v1/analyze?filename=talk.wav", content=talk).json()
+    assert plain["adaptation"] == "" and plain["probabilities"] != api["probabilities"]
+    odd = client.post("/v1/analyze?adapt=batch", content=talk)
+    assert odd.status_code == 422 and odd.json()["error"].startswith("adapt must be 'recording'")
+    both = client.post("/v1/analyze?adapt=recording&speaker_adaptation=true", content=talk)
+    assert both.status_code == 422 and both.json()["error"].endswith("not both.")
+    together = client.post("/v1/analyze/batch?adapt=recording", files=batch_parts({"a.wav": talk, "b.wav": talk}))
+    assert together.status_code == 422 and "together=false" in together.json()["error"]
+    apart = client.post("/v1/analyze/batch?adapt=recording&together=false", files=batch_parts({"a.wav": talk}))
+    assert apart.json()["files"][0]["probabilities"] == api["probabilities"]
 
 
 def test_a_request_may_name_a_shipped_model_but_not_a_path(client, clip_wav):

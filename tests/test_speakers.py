@@ -228,6 +228,53 @@ def test_each_speaker_is_read_against_their_own_voice(model, monkeypatch):
     assert "S1 read against their own voice" in with_profile.adaptation
 
 
+def test_the_whole_recording_is_read_against_itself(model, monkeypatch, tmp_path, capsys):
+    """`SpeakerOptions(recording=True)` (`ser predict --adapt recording`): every window against the mean of
+    all the recording's windows, whoever speaks, with the model's own settings; under
+    `RECORDING_MIN_SPEECH_S` of speech, read as heard with a note saying why. Not with per-speaker
+    adaptation at once."""
+    import ser_core.serving.segments
+    from conftest import wav_bytes
+    from ser_core.cli import main
+    from ser_core.errors import ConfigError
+    from ser_core.io.audio import to_mono_float32
+    from ser_core.serving.profile import profile_from_windows
+    from ser_core.serving.segments import SpeakerOptions, classify_segments
+
+    pause = np.zeros(SR, np.float32)
+    samples = np.concatenate([speech(4.0, f0=100, seed=1), pause, speech(3.0, f0=240, seed=2), pause,
+                              speech(4.0, f0=110, seed=3)])
+    audio = to_mono_float32(samples, SR, SR)
+    spans = [(0.0, 4.0), (5.0, 8.0), (9.0, 13.0)]
+    names = [["S1", "S2", "S1"]]
+    [plain] = classify_segments(model, [audio], [spans], speakers=names)
+    [whole] = classify_segments(model, [audio], [spans], speakers=names, adapt_to_recording=True)
+    assert whole.adaptation == "Read against this recording's own speech (11 s, every voice in it; no labels used)."
+    cached = model.to_cached(plain.features)
+    mean = profile_from_windows(model, model.representation(cached), 1)
+    expected = model.predict_cached(model.shifted(cached, mean.shift(model, *model.adaptation_settings)))
+    np.testing.assert_allclose(whole.window_probabilities, expected, atol=1e-6)
+    assert not np.allclose(whole.window_probabilities, plain.window_probabilities)
+
+    monkeypatch.setattr(ser_core.serving.segments, "RECORDING_MIN_SPEECH_S", 12.0)
+    [short] = classify_segments(model, [audio], [spans], speakers=names, adapt_to_recording=True)
+    np.testing.assert_allclose(short.window_probabilities, plain.window_probabilities, atol=1e-6)
+    assert short.adaptation == "Not read against the recording: it holds 11 s of speech, 12 s are needed."
+    with pytest.raises(ConfigError, match="not both"):
+        SpeakerOptions(adapt=True, recording=True)
+
+    monkeypatch.undo()
+    path = tmp_path / "talk.wav"
+    path.write_bytes(wav_bytes(samples))
+    model_dir = str(ROOT / "models" / "emo-cnn-speaker")
+    assert main(["predict", str(path), "--segments", "--json", "--model", model_dir]) == 0
+    as_heard = json.loads(capsys.readouterr().out)
+    assert main(["predict", str(path), "--segments", "--json", "--adapt", "recording", "--model", model_dir]) == 0
+    against_itself = json.loads(capsys.readouterr().out)
+    assert [r["start_s"] for r in as_heard] == [r["start_s"] for r in against_itself]
+    assert [r["probabilities"] for r in as_heard] != [r["probabilities"] for r in against_itself]
+
+
 def test_cli_speaker_options(tmp_path, capsys):
     from conftest import wav_bytes
     from ser_core.cli import main

@@ -1,4 +1,5 @@
-"""Many files on this machine: `map_local`, the one local engine, and `predict_files` built on it.
+"""Many files on this machine: `map_local`, the one local engine, and `predict_files` built on it;
+`predict_adapted`, the files read against a voice profile, each speaker's files or all of them.
 
 `map_local` applies a function to batches of items (files to predict, clips to featurise), one row
 per item in input order. A picklable factory builds the function once per worker (a model, a
@@ -179,3 +180,39 @@ def _restore(saved: dict[str, str | None]) -> None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+def predict_adapted(model, paths: Sequence[str], speakers: Sequence[str] | None = None,
+                    profile: "VoiceProfile | None" = None):
+    """(path, probabilities, warnings, error) per path, like `predict_files` (by utterance), each
+    file read against a reference: with `profile`, that one profile for every file; with `speakers`
+    (one id per path), `mean_profile` of that speaker's files; else `batch_profile` of all the files
+    (transductive: no labels; fewer than two readable is a `ProfileError`). The files are read as the
+    app and the API read them with a profile."""
+    from tqdm import tqdm
+
+    from .profile import ProfileError, batch_profile, mean_profile
+
+    if profile is not None and not profile.fits(model):
+        raise ProfileError("The voice profile was made for another model: build it again with this one.")
+    groups: dict[str, list[int]] = {}
+    for i in range(len(paths)):
+        groups.setdefault(speakers[i] if speakers is not None else "", []).append(i)
+    results: list[tuple] = [()] * len(paths)
+    with tqdm(total=len(paths), desc="reading", disable=len(paths) < 16) as progress:
+        for members in groups.values():
+            files = [paths[i] for i in members]
+            if profile is not None:
+                reference = profile
+            elif speakers is None:
+                reference = batch_profile(model, files)  # under two readable files: the sentence, as in the app
+            else:
+                try:
+                    reference = mean_profile(model, files)
+                except ProfileError:
+                    reference = None  # none of the speaker's files is readable: each one's error says why
+            for i, (analysis, error) in zip(members, analyze_chunk(model, files, profile=reference)):
+                results[i] = ((paths[i], None, (), error) if analysis is None
+                              else (paths[i], analysis.probabilities, analysis.audio.warnings, None))
+            progress.update(len(members))
+    return results

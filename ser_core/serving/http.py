@@ -216,11 +216,15 @@ def query_flag(query, name: str, default: bool) -> bool:
 
 
 def speaker_options(query) -> SpeakerOptions:
-    """`speakers=N` (the recording holds N voices; absent: found by clustering) and
-    `speaker_adaptation=true`, as `ser predict --speakers N --speaker-adaptation`."""
+    """`speakers=N` (the recording holds N voices; absent: found by clustering), `speaker_adaptation=true`
+    and `adapt=recording`, as `ser predict --speakers N --speaker-adaptation --adapt recording`."""
     count = query.get("speakers")
+    adapt = query.get("adapt")
+    if adapt not in (None, "recording"):
+        raise ApiError(422, f"adapt must be 'recording' (each recording read against its own speech), not {adapt!r}.")
     return SpeakerOptions(count=speaker_count(count) if count else None,
-                          adapt=query_flag(query, "speaker_adaptation", DEFAULT_SPEAKERS.adapt))
+                          adapt=query_flag(query, "speaker_adaptation", DEFAULT_SPEAKERS.adapt),
+                          recording=adapt == "recording")
 
 
 def check_classes(labels: list[str], classes: tuple[str, ...] | None) -> None:
@@ -250,7 +254,8 @@ def analysis_json(name: str, model_name: str, analysis, segments: bool, classes:
     from .results import segment_rows
 
     out = {"file": name, "model": model_name, **judged(analysis.probabilities, classes, analysis.uncertain_below),
-           "duration_s": round(analysis.audio.duration_s, 3), "warnings": list(analysis.audio.warnings)}
+           "duration_s": round(analysis.audio.duration_s, 3), "warnings": list(analysis.audio.warnings),
+           "adaptation": analysis.adaptation}
     if segments:
         rows = segment_rows(name, analysis)
         out["segments"] = rows if not classes else [
@@ -478,6 +483,9 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
     async def analyze_batch(request):
         model_name, segments, classes, speakers = options(request)
         together = query_flag(request.query_params, "together", True)
+        if together and speakers.recording:
+            raise ApiError(422, "Read the files together or each recording against its own speech, not both: "
+                                "add together=false.")
 
         def work(body: bytes, content_type: str, threads: int) -> dict:
             return analyze_files(batch_files(body, content_type), model_name, segments, classes, speakers,
@@ -696,7 +704,10 @@ _ANALYSIS_PARAMETERS = [
                     "absent: found by grouping the utterances by voice"},
     {"name": "speaker_adaptation", "in": "query", "schema": {"type": "boolean", "default": False},
      "description": "read each speaker with enough speech against their own voice in the recording "
-                    "(as `ser predict --speaker-adaptation`)"}]
+                    "(as `ser predict --speaker-adaptation`)"},
+    {"name": "adapt", "in": "query", "schema": {"type": "string", "enum": ["recording"]},
+     "description": "recording: every utterance read against the mean of the recording's own speech, every voice "
+                    "in it (as `ser predict --adapt recording`; for a language the model never heard)"}]
 OPENAPI = {
     "openapi": "3.1.0",
     "info": {"title": "ser: speech emotion recognition", "version": "1",
@@ -720,6 +731,8 @@ OPENAPI = {
                 "uncertain": {"type": "boolean", "description": "confidence below the model's calibrated threshold"},
                 "probabilities": _PROBABILITIES, "duration_s": {"type": "number"},
                 "warnings": {"type": "array", "items": {"type": "string"}},
+                "adaptation": {"type": "string", "description": "what the reading was adapted to, in a sentence "
+                                                                "(empty when it was not)"},
                 "segments": {"type": "array", "items": {"$ref": "#/components/schemas/Segment"}}}},
             "Batch": {"type": "object", "properties": {
                 "model": {"type": "string"}, "read_together": {"type": "boolean"},

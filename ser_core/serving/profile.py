@@ -174,39 +174,3 @@ def batch_profile(model, recordings: Sequence[AudioSource | Audio], limits: Audi
     files or more. It helps where the files share what the model has not heard (a language, a room)
     and hold a mix of emotions."""
     return replace(mean_profile(model, recordings, limits, minimum=2), batch=True)
-
-
-def predict_adapted(model, paths: Sequence[str], speakers: Sequence[str] | None = None,
-                    profile: VoiceProfile | None = None):
-    """(path, probabilities, warnings, error) per path, like `batch.predict_files` (by utterance), each
-    file read against a reference: with `profile`, that one profile for every file; with `speakers`
-    (one id per path), `mean_profile` of that speaker's files; else `batch_profile` of all the files
-    (transductive: no labels; fewer than two readable is a `ProfileError`). The files are read as the
-    app and the API read them with a profile."""
-    from tqdm import tqdm
-
-    from .batch import analyze_chunk
-
-    if profile is not None and not profile.fits(model):
-        raise ProfileError("The voice profile was made for another model: build it again with this one.")
-    groups: dict[str, list[int]] = {}
-    for i in range(len(paths)):
-        groups.setdefault(speakers[i] if speakers is not None else "", []).append(i)
-    results: list[tuple] = [()] * len(paths)
-    with tqdm(total=len(paths), desc="reading", disable=len(paths) < 16) as progress:
-        for members in groups.values():
-            files = [paths[i] for i in members]
-            if profile is not None:
-                reference = profile
-            elif speakers is None:
-                reference = batch_profile(model, files)  # under two readable files: the sentence, as in the app
-            else:
-                try:
-                    reference = mean_profile(model, files)
-                except ProfileError:
-                    reference = None  # none of the speaker's files is readable: each one's error says why
-            for i, (analysis, error) in zip(members, analyze_chunk(model, files, profile=reference)):
-                results[i] = ((paths[i], None, (), error) if analysis is None
-                              else (paths[i], analysis.probabilities, analysis.audio.warnings, None))
-            progress.update(len(members))
-    return results

@@ -66,6 +66,13 @@ OWN_VOICE_STRENGTH = 0.75
 # language out, whole clips): in conversations the head, trained on whole clips each read against its
 # speaker, lost at every share tried (with the reader: 0.3: 78.5, alone: 73.5, against 79.5 without it).
 OWN_VOICE_REFERENCE_WEIGHT = 0.0
+# Read against the whole recording (`SpeakerOptions.recording`): every utterance against the mean of
+# the recording's speech, all its voices together, as a batch of files is read against its own mean
+# (the model's `adaptation_settings`; no reference head), once it holds this much speech. For a
+# language the model never heard: measured on leave-one-language-out conversations
+# (bench/lolo_conversations.py) it gains more than each voice read against itself, and on
+# validation conversations of languages it heard it costs more (docs/benchmarks.md).
+RECORDING_MIN_SPEECH_S = 8.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,14 @@ class SpeakerOptions:
     # Each speaker with enough speech read against their own voice in the recording: off by default,
     # as validation conversations chose (see `MIN_SPEAKER_SPEECH_S`).
     adapt: bool = False
+    # Every utterance read against the whole recording's speech (`RECORDING_MIN_SPEECH_S`): for a
+    # language the model never heard; off by default.
+    recording: bool = False
+
+    def __post_init__(self):
+        if self.adapt and self.recording:
+            raise ConfigError("Read each speaker against their own voice or the whole recording against itself, "
+                              "not both.")
 
 
 DEFAULT_SPEAKERS = SpeakerOptions()
@@ -166,7 +181,8 @@ def analyze_segments(model: "SerModel", audios: Sequence[Audio], params: VadPara
     # "" is `name_speakers`'s answer without the speaker model: the user is told how to add it
     audios = [dataclasses.replace(audio, warnings=(*audio.warnings, NOT_INSTALLED)) if "" in voices else audio
               for audio, voices in zip(audios, names)]
-    return classify_segments(model, audios, spans, profile, regions, names, adapt_to_speakers=speakers.adapt)
+    return classify_segments(model, audios, spans, profile, regions, names, adapt_to_speakers=speakers.adapt,
+                             adapt_to_recording=speakers.recording)
 
 
 def heard_as_recorded(samples: np.ndarray, params: FeatureParams, spans: Sequence[tuple[float, float]]) -> bool:
@@ -232,13 +248,14 @@ def name_speakers(audios: Sequence[Audio], spans: Sequence[Sequence[tuple[float,
 def classify_segments(model: "SerModel", audios: Sequence[Audio], spans: Sequence[Sequence[tuple[float, float]]],
                       profile: "VoiceProfile | None" = None,
                       regions: Sequence[Sequence[tuple[float, float]]] | None = None,
-                      speakers: Sequence[Sequence[str]] | None = None, adapt_to_speakers: bool = False
-                      ) -> list["Analysis"]:
+                      speakers: Sequence[Sequence[str]] | None = None, adapt_to_speakers: bool = False,
+                      adapt_to_recording: bool = False) -> list["Analysis"]:
     """Each recording's given segments [(start_s, end_s)] through the model that reads them (`reader_of`),
     one batch per reader (read relative to the speaker's voice with a fitting `profile`); `regions`,
     the detector's speech regions, are kept on each `Analysis` for display (the segments themselves
     when not given). `speakers` names each segment's speaker; with `adapt_to_speakers`, each speaker
-    with enough speech is read against their own voice in the recording (`predict_by_speaker`)."""
+    with enough speech is read against their own voice in the recording (`predict_by_speaker`); with
+    `adapt_to_recording`, every segment against the whole recording's speech."""
     speakers = speakers if speakers is not None else [[""] * len(clip) for clip in spans]
     regions = spans if regions is None else regions
     readers = [reader_of(model, audio, clip) for audio, clip in zip(audios, spans)]
@@ -247,14 +264,15 @@ def classify_segments(model: "SerModel", audios: Sequence[Audio], spans: Sequenc
         group = [i for i, r in enumerate(readers) if r is reader]
         pick = lambda values: [values[i] for i in group]
         for i, analysis in zip(group, _classify(reader, pick(audios), pick(spans), profile, pick(regions), pick(speakers),
-                                                adapt_to_speakers)):
+                                                adapt_to_speakers, adapt_to_recording)):
             analyses[i] = analysis
     return analyses
 
 
 def _classify(model: "SerModel", audios: Sequence[Audio], spans: Sequence[Sequence[tuple[float, float]]],
               profile: "VoiceProfile | None", regions: Sequence[Sequence[tuple[float, float]]],
-              speakers: Sequence[Sequence[str]], adapt_to_speakers: bool) -> list["Analysis"]:
+              speakers: Sequence[Sequence[str]], adapt_to_speakers: bool, adapt_to_recording: bool = False
+              ) -> list["Analysis"]:
     """`classify_segments` for recordings that one model reads."""
     pieces = [segment_piece(audio.samples, model.params, clip, i) for audio, clip in zip(audios, spans)
               for i in range(len(clip))]
@@ -267,8 +285,9 @@ def _classify(model: "SerModel", audios: Sequence[Audio], spans: Sequence[Sequen
     window_bounds = np.cumsum([0, *counts])
     if not len(features):
         probabilities, adaptations = np.zeros((0, len(model.labels))), [""] * len(audios)
-    elif adapt_to_speakers:
-        probabilities, adaptations = predict_by_speaker(model, features, window_bounds, spans, speakers, profile)
+    elif adapt_to_speakers or adapt_to_recording:
+        probabilities, adaptations = predict_by_speaker(model, features, window_bounds, spans, speakers, profile,
+                                                        whole_recording=adapt_to_recording)
     else:
         probabilities, adaptation = model.predict_windows(features, profile)
         adaptations = [adaptation] * len(audios)
@@ -309,11 +328,14 @@ def own_voice_settings(model: "SerModel") -> tuple[float, float]:
 
 def predict_by_speaker(model: "SerModel", features: np.ndarray, window_bounds: np.ndarray,
                        spans: Sequence[Sequence[tuple[float, float]]], speakers: Sequence[Sequence[str]],
-                       profile: "VoiceProfile | None" = None) -> tuple[np.ndarray, list[str]]:
+                       profile: "VoiceProfile | None" = None, whole_recording: bool = False
+                       ) -> tuple[np.ndarray, list[str]]:
     """(probabilities of every window, what adaptation did per recording): each speaker's windows read
     against a voice profile of that speaker's own utterances in the recording (`own_voice_settings`)
     when they spoke for `MIN_SPEAKER_SPEECH_S` or more; the user's `profile` instead for the speaker
-    whose voice is nearest to it."""
+    whose voice is nearest to it. With `whole_recording`, the recording's voices are read as one: every
+    window against the mean of all of them, from `RECORDING_MIN_SPEECH_S` of speech (the user's
+    profile, if any, for all of them)."""
     from threadpoolctl import threadpool_limits
 
     from .profile import profile_from_windows
@@ -327,6 +349,7 @@ def predict_by_speaker(model: "SerModel", features: np.ndarray, window_bounds: n
             windows: dict[str, list[int]] = {}
             speech_s: dict[str, float] = {}
             for (start_s, end_s), name in zip(clip, names):
+                name = "" if whole_recording else name
                 windows.setdefault(name, []).extend(range(window_bounds[piece], window_bounds[piece + 1]))
                 speech_s[name] = speech_s.get(name, 0.0) + end_s - start_s
                 piece += 1
@@ -342,6 +365,16 @@ def predict_by_speaker(model: "SerModel", features: np.ndarray, window_bounds: n
                     notes.append(f"{name}: {note[0].lower()}{note[1:]}" if len(windows) > 1 else note)
                     probabilities[rows] = (model.predict_against(cached[rows], profile) if profile.fits(model)
                                            else model.predict_cached(cached[rows]))
+                elif whole_recording:
+                    if speech_s[name] >= RECORDING_MIN_SPEECH_S:
+                        mean = profile_from_windows(model, representation[rows], clips=1)
+                        probabilities[rows] = model.predict_against(cached[rows], mean, weight=0.0)
+                        notes.append(f"Read against this recording's own speech ({speech_s[name]:.0f} s, every "
+                                     "voice in it; no labels used).")
+                    else:
+                        probabilities[rows] = model.predict_cached(cached[rows])
+                        notes.append(f"Not read against the recording: it holds {speech_s[name]:.0f} s of speech, "
+                                     f"{RECORDING_MIN_SPEECH_S:.0f} s are needed.")
                 elif speech_s[name] >= MIN_SPEAKER_SPEECH_S:
                     own = profile_from_windows(model, representation[rows], clips=1)
                     probabilities[rows] = model.predict_against(cached[rows], own, own_voice_settings(model),

@@ -98,7 +98,8 @@ def show_result(model: SerModel, result: Result, key: str, player: bool = True) 
     for warning in analysis.audio.warnings:
         st.warning(warning)
     if analysis.adaptation:
-        (st.info if analysis.adaptation.startswith("Adapted") else st.warning)(analysis.adaptation)
+        refused = "not adapted" in analysis.adaptation or analysis.adaptation.startswith("Not read")
+        (st.warning if refused else st.info)(analysis.adaptation)
     params = model.params
 
     speakers = len({s.speaker for s in analysis.segments or ()})
@@ -107,7 +108,10 @@ def show_result(model: SerModel, result: Result, key: str, player: bool = True) 
         if speakers > 1:
             # A mean over everyone in a conversation describes no one: each speaker has their own.
             st.subheader(f"{speakers} speakers: each one's summary is below")
-            st.caption("Mean probability over everyone's speech, for reference only; every emotion shown.")
+            st.caption("Mean probability over everyone's speech, for reference only; every emotion shown. Voices "
+                       "are told apart by their voice prints, and one voice across strong emotions is now and then "
+                       "heard as two: if fewer people speak, say how many (the Upload page's sidebar, \"Speakers in "
+                       "each recording\").")
         else:
             st.subheader(headline(analysis.emotion, analysis.confidence, analysis.is_uncertain))
             if analysis.is_uncertain:

@@ -204,43 +204,52 @@ def voice_profile() -> VoiceProfile | None:
     return VoiceProfile.from_json(text) if use else None
 
 
-SPEAKER_ADAPTATION_KEY = "speaker-adaptation"
+ADAPTATION_KEY = "adaptation"
+# What each recording's utterances are read against, beside a voice profile: the sidebar's choices.
+ADAPTATIONS = {"none": "As heard", "speaker": "Each speaker against their own voice",
+               "recording": "The whole recording against itself"}
 SPEAKER_COUNT_KEY = "speaker-count"
 SPEAKER_COUNTS = (None, 1, 2, 3, 4, 5, 6, 7, 8)  # None: found by clustering the voices
 
 
 def speaker_options() -> SpeakerOptions:
     """The sidebar's speaker settings (drawn here: call once per page): how many speakers the
-    recordings hold, when the user knows, and whether each is read against their own voice in it."""
+    recordings hold, when the user knows, and what the utterances are read against: as heard, each
+    speaker against their own voice, or everything against the whole recording."""
     count = st.sidebar.selectbox("Speakers in each recording", SPEAKER_COUNTS, key=SPEAKER_COUNT_KEY,
                                  format_func=lambda n: "Find them" if n is None else str(n),
                                  help="Who spoke when is found by grouping the utterances by voice. If you know "
                                       "how many people speak, say so: their voices are then grouped into that many.")
-    adapt = st.sidebar.toggle("Adapt to each speaker's voice", value=False, key=SPEAKER_ADAPTATION_KEY,
-                              help="Read each speaker who talks long enough against their own voice in the "
-                                   "recording (your voice profile still goes to the voice nearest to it). Off by "
-                                   "default: on validation conversations it did not gain the 4 points "
-                                   "asked of a default.")
-    return SpeakerOptions(count=count, adapt=adapt)
+    adapt = st.sidebar.radio("Read the utterances", list(ADAPTATIONS), key=ADAPTATION_KEY, format_func=ADAPTATIONS.get,
+                             help="Each speaker: everyone who talks long enough is read against their own voice in "
+                                  "the recording (your voice profile still goes to the voice nearest to it). The whole "
+                                  "recording: every utterance against the mean of all its speech, for a language "
+                                  "the model never heard (Home lists those it heard): there it gained more than "
+                                  "each speaker, in languages it heard it cost more. Both are off by default: "
+                                  "neither gained the 4 points asked of a default (Metrics).")
+    return SpeakerOptions(count=count, adapt=adapt == "speaker", recording=adapt == "recording")
 
 
 TOGETHER_KEY = "read-together"
 BATCH_PROFILE_KEY = "batch-profile"
 
 
-def read_together_switch(files: int, profile: VoiceProfile | None) -> bool:
+def read_together_switch(files: int, profile: VoiceProfile | None, speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> bool:
     """The Upload page's switch (drawn only for two files or more): every file read against the mean
-    of all of them, as `ser predict --adapt batch` does; a voice profile in use takes its place."""
+    of all of them, as `ser predict --adapt batch` does; a voice profile in use takes its place, and
+    so does each recording read against itself (the sidebar), as the API refuses both at once."""
     if files < 2:
         return False
-    together = st.toggle("Read the files together", key=TOGETHER_KEY, disabled=profile is not None,
+    held = profile is not None or speakers.recording
+    together = st.toggle("Read the files together", key=TOGETHER_KEY, disabled=held,
                          help="Each file is read against the mean of all the files (no labels used). It helps "
                               "when the files share what the model has not heard, such as a language or a room, "
                               "and hold a mix of emotions: on languages the models never heard, reading each "
                               "language's files together raised the default recipe's mean UAR by four to seven "
                               "points over five training seeds (Metrics, unheard languages). Files that all carry "
-                              "one emotion lose it. Off while your voice profile is in use.")
-    return together and profile is None
+                              "one emotion lose it. Off while your voice profile is in use or each recording is "
+                              "read against itself (sidebar).")
+    return together and not held
 
 
 def files_read_together(model: SerModel, contents: list[bytes]) -> VoiceProfile:
@@ -269,8 +278,7 @@ def analyze(model: SerModel, audio: bytes, profile: VoiceProfile | None = None,
     """Bytes (any supported format) → `Analysis` with `model` (and the voice profile); raises `SerError`.
     Kept in this session by content, model, profile and speaker options: the same recording is
     analysed once per setting, in the server's one analysis pool (`serving.pool`)."""
-    key = (hashlib.sha256(audio).hexdigest(), str(model.directory), profile.to_json() if profile else None,
-           speakers.count, speakers.adapt)
+    key = (hashlib.sha256(audio).hexdigest(), str(model.directory), profile.to_json() if profile else None, speakers)
     kept = st.session_state.setdefault(ANALYSES_KEY, {})
     if key not in kept:
         try:

@@ -611,6 +611,40 @@ def test_benchmark_charts_can_be_read():
     assert all(trace["text"] == [f"{uar:.1f}" for uar in trace["y"]] for trace in adaptation["data"])  # differences in numbers
 
 
+def test_conversations_are_on_the_metrics_page(tmp_path):
+    """bench/segments.py's and bench/lolo_conversations.py's committed results as the Metrics page draws them:
+    utterances against the same clips as files, who spoke when, and each reading of the conversations,
+    in languages heard and never heard; a results file without its timings draws nothing."""
+    from ser_core.ui.metrics import LOLO_CONVERSATIONS_FILE, SEGMENTS_FILE
+
+    def page(segments_path):
+        from ser_core.ui import metrics
+
+        metrics.conversations_view(segments_path)
+
+    at = AppTest.from_function(page, args=(SEGMENTS_FILE,), default_timeout=TIMEOUT_S).run()
+    assert_clean(at)
+    results = json.loads(SEGMENTS_FILE.read_text())
+    assert [h.value for h in at.header] == ["Long recordings and conversations"]
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Utterances in the recording: UAR"] == f"{results['test']['by_utterance']['uar_per_segment']:.1%}"
+    assert shown["The same clips as files"] == f"{results['test']['one_by_one']['uar_by_utterance']:.1%}"
+    drawn = charts(at)
+    readings, voices, languages = drawn
+    assert [t["name"] for t in readings["data"]] == ["as heard", "each speaker against their own voice",
+                                                     "the whole recording against itself"]
+    assert list(readings["data"][0]["x"]) == ["1 speaker", "2 speakers", "3 speakers", "4 speakers"]
+    assert len(voices["data"]) == 3 and voices["layout"]["yaxis"]["range"][0] == 0
+    lolo = json.loads(LOLO_CONVERSATIONS_FILE.read_text())
+    assert len(languages["data"][0]["x"]) == len(lolo["languages"])
+
+    partial = tmp_path / "segments.json"
+    partial.write_text(json.dumps({k: v for k, v in results.items() if k != "cost_per_hour"}))
+    at = AppTest.from_function(page, args=(partial,), default_timeout=TIMEOUT_S).run()
+    assert_clean(at)
+    assert not at.header and not charts(at)
+
+
 def cielab(colour: str) -> np.ndarray:
     """sRGB '#rrggbb' → CIELAB (D65), to compare colours as the eye does."""
     rgb = np.array([int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5)])

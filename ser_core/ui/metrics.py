@@ -135,6 +135,64 @@ def lolo_view(path: Path = LOLO_FILE) -> None:
     st.plotly_chart(plots.grouped_uar(lolo_uars(results["rows"], key), "held-out language"), key="lolo")
 
 
+SEGMENTS_FILE = REPO_ROOT / "bench" / "results" / "segments.json"
+LOLO_CONVERSATIONS_FILE = REPO_ROOT / "bench" / "results" / "lolo_conversations.json"
+READINGS = {"uar_unadapted": "as heard", "uar_adapted": "each speaker against their own voice",
+            "uar_whole_recording": "the whole recording against itself"}
+
+
+def conversations_view(segments_path: Path = SEGMENTS_FILE, lolo_path: Path = LOLO_CONVERSATIONS_FILE) -> None:
+    """Long recordings and conversations (bench/segments.py, bench/lolo_conversations.py): utterances
+    against the same clips one by one, who spoke when, and what reading each voice or the whole
+    recording against itself does, in languages the model heard and in languages it never heard."""
+    results = read_json(segments_path)
+    if not results or "conversations" not in results or "cost_per_hour" not in results:
+        return
+    test, conversations = results["test"], results["conversations"]["test"]
+    st.header("Long recordings and conversations")
+    st.caption(f"From bench/segments.py: {test['clips']} test clips of speakers it never heard laid end to end with "
+               f"room noise, music and pauses between them ({test['minutes']:.1f} min), and "
+               f"{conversations['conversations']} synthetic conversations of 1-4 test speakers taking turns "
+               f"({conversations['turns']:,} turns). Every setting was chosen on validation speakers.")
+    cost = results["cost_per_hour"]
+    columns = st.columns(4)
+    columns[0].metric("Utterances in the recording: UAR", percent(test["by_utterance"]["uar_per_segment"]))
+    columns[1].metric("The same clips as files", percent(test["one_by_one"]["uar_by_utterance"]))
+    columns[2].metric("Boundary error (median)", f"{test['by_utterance']['boundary_error_s_median']:.2f} s")
+    columns[3].metric("Voice prints + grouping, per hour", f"{cost['speaker_embeddings_and_clustering_s']:.1f} s")
+    who = conversations["attribution"]  # by how many people speak: "1", "2", …
+    people = {n: f"{n} speaker{'' if n == '1' else 's'}" for n in who}
+    readings = {name: {people[n]: conversations[key][f"uar_{n}_speakers"] for n in who}
+                for key, name in READINGS.items() if key in conversations}
+    st.plotly_chart(plots.grouped_uar(readings, "conversation", colour_title="reading"), key="conversation-readings")
+    st.caption(f"Per-turn UAR by how many people speak. The same clips as files: "
+               f"{percent(conversations['uar_one_by_one'])}. Reading each voice, or the whole recording, against "
+               "itself is off by default (the sidebar of the Upload page turns either on).")
+    given = conversations["attribution_speakers_given"]
+    voices = {"turns to the right voice, voices found": {people[n]: who[n]["accuracy"] for n in who},
+              "turns to the right voice, number given": {people[n]: given[n]["accuracy"] for n in who},
+              "conversations with the right number found": {people[n]: who[n]["right_count"] for n in who}}
+    st.plotly_chart(plots.grouped_uar(voices, "conversation", y_title="%", colour_title="who spoke when"),
+                    key="conversation-voices")
+    st.caption("Turns given to the right speaker (under the best match of the voices found to the people), "
+               "without and with the number of speakers given, and the conversations in which the right number "
+               "was found without it.")
+    lolo = read_json(lolo_path)
+    if lolo and lolo.get("languages"):
+        from ..training.corpora import LANGUAGE_NAMES
+
+        st.subheader("Conversations in a language it never heard")
+        unheard = {name: {LANGUAGE_NAMES[language]: r[key]["uar"] for language, r in lolo["languages"].items()}
+                   for key, name in (("plain", "as heard"), ("adapted", "each speaker against their own voice"),
+                                     ("whole_recording", "the whole recording against itself"))
+                   if all(key in r for r in lolo["languages"].values())}
+        st.plotly_chart(plots.grouped_uar(unheard, "language left out of training", colour_title="reading"),
+                        key="conversation-languages")
+        st.caption(f"From bench/lolo_conversations.py: per-turn UAR in conversations of {lolo['turns_per_speaker']} "
+                   "turns per speaker, read by the default's recipe trained without the language. Reading the "
+                   "recording against itself helps most here, where the model never heard the language.")
+
+
 def benchmark_view(path: Path = BENCHMARK_FILE) -> None:
     """The side-by-side benchmark (bench/compare_models.py): every model on the same test clips."""
     results = read_json(path)
@@ -158,6 +216,7 @@ def benchmark_view(path: Path = BENCHMARK_FILE) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 
     lolo_view()
+    conversations_view()
     generalisation_view(results)
 
 

@@ -307,13 +307,15 @@ def dataset_composition(data: Mapping[str, Mapping], height: int = 300) -> go.Fi
     return _layout(fig, height, barmode="stack")
 
 
-def grouped_uar(rows: Mapping[str, Mapping[str, float]], x_title: str, height: int = 340) -> go.Figure:
-    """UAR (%) per group (corpus or condition) for several models side by side: `rows[model][group]`."""
+def grouped_uar(rows: Mapping[str, Mapping[str, float]], x_title: str, height: int = 340, y_title: str = "UAR %",
+                colour_title: str = "model") -> go.Figure:
+    """UAR (%) per group (corpus or condition) for several models side by side: `rows[model][group]`;
+    any other share (0-1) with its own `y_title`, and the bars named by `colour_title`."""
     import plotly.express as px
 
-    records = [{"model": model, x_title: group, "UAR %": 100 * value}
+    records = [{colour_title: model, x_title: group, y_title: 100 * value}
                for model, groups in rows.items() for group, value in groups.items()]
-    fig = px.bar(records, x=x_title, y="UAR %", color="model", barmode="group", text_auto=".0f")
+    fig = px.bar(records, x=x_title, y=y_title, color=colour_title, barmode="group", text_auto=".0f")
     # Up to nine bars per group leave each about 12 px: numbers inside were shrunk to unreadable, so
     # they stand above the bars, turned, at a size that reads; long group names get the margin they need.
     fig.update_traces(textposition="outside", textangle=-90, textfont_size=11, cliponaxis=False)

@@ -32,7 +32,7 @@ from provenance import provenance
 from report import write_results
 from ser_core.errors import SerError
 from ser_core.io.audio import load_audio
-from ser_core.serving.segments import find_regions
+from ser_core.frontend.vad import find_regions
 from ser_core.training.corpora import CORPUS_NAMES, find_clips
 from ser_core.training.splits import assign
 

@@ -47,9 +47,9 @@ from ser_core.labels import LABELS
 from ser_core.serving.inference import load_model
 from ser_core.training.corpora import read_manifest
 import ser_core.serving.segments
-from ser_core.frontend.vad import DEFAULT_VAD, VadParams, shared_vad, speech_segments
+from ser_core.frontend.vad import DEFAULT_VAD, VadParams, find_regions, shared_vad, speech_segments
 import ser_core.serving.speakers as speakers_module
-from ser_core.serving.segments import (DEFAULT_SPEAKERS, SpeakerOptions, classify_segments, find_regions,
+from ser_core.serving.segments import (DEFAULT_SPEAKERS, SpeakerOptions, classify_segments,
                                        find_speech, join_same_voice, name_speakers)
 from ser_core.serving.speakers import cluster, shared_encoder
 from ser_core.training.splits import assign

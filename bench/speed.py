@@ -105,7 +105,7 @@ def stages(model_dir: Path, runs: int) -> dict:
 
     from ser_core.frontend.features import extract_many
     from ser_core.serving.inference import load_model
-    from ser_core.serving.segments import find_regions
+    from ser_core.frontend.vad import find_regions
     from ser_core.serving.threads import shared_policy
     from threadpoolctl import threadpool_limits
 

@@ -120,19 +120,21 @@ def test_predict_adapt_batch_reads_every_file_against_all_of_them(trained_model,
 
 
 def test_files_read_together_share_the_batch_profile_the_cli_reads_them_against(trained_model):
-    """`batch_profile` (the Upload page's "Read the files together") is the mean of every readable file's
-    windows, as `ser predict --adapt batch` reads them; an unreadable file is left out, one readable file
-    is refused with a sentence, and the note says what the files were read against."""
+    """`batch_profile` (the Upload page's "Read the files together") is the mean of the windows of every
+    file in which speech is found, as `ser predict --adapt batch` reads them; an unreadable file and one
+    of room noise alone are left out, a single file with speech is refused with a sentence, and the
+    note says what the files were read against."""
     model = load_model(trained_model)
     clips = [wav_bytes(speech(3.0, f0=f0, seed=i)) for i, f0 in enumerate((100, 140, 220))]
-    profile = batch_profile(model, [*clips, b"not audio"])
+    noise = wav_bytes((np.random.default_rng(0).standard_normal(3 * 16000) * 1e-3).astype(np.float32))
+    profile = batch_profile(model, [*clips, b"not audio", noise])
     assert profile.batch and profile.clips == 3 and profile.fits(model)
     windows = np.concatenate([model.representation(model.to_cached(extract_windows(model, c))) for c in clips])
     np.testing.assert_allclose(profile.mean, windows.mean(axis=0), atol=1e-5)
     assert VoiceProfile.from_json(profile.to_json()).batch
     assert model.analyze(clips[0], profile=profile).adaptation == "Adapted to all 3 files read together (their mean; no labels used)."
     with pytest.raises(ProfileError, match="at least two files"):
-        batch_profile(model, [clips[0], b"not audio"])
+        batch_profile(model, [clips[0], b"not audio", noise])
 
 
 def extract_windows(model, content: bytes) -> np.ndarray:

@@ -161,26 +161,30 @@ def batch_parts(named: dict[str, bytes]) -> list:
 
 
 def test_a_batch_is_read_together_as_ser_predict_adapt_batch(client, tmp_path):
-    """`/v1/analyze/batch` reads every file against the mean of all the readable ones: the probabilities
-    `ser predict --adapt batch` prints; a file that cannot be read gets its sentence in place; with
-    `together=false` each file is `/v1/analyze`'s answer."""
+    """`/v1/analyze/batch` reads every file against the mean of all those in which speech is found: the
+    probabilities `ser predict --adapt batch` prints for those files alone; a file that cannot be read,
+    or holds no voice, gets its sentence in place; with `together=false` each file is `/v1/analyze`'s
+    answer."""
     clips = {f"c{i}.wav": wav_bytes(speech(3.0, SR, f0=f0, seed=i), SR) for i, f0 in enumerate((110, 170, 240))}
     for name, data in clips.items():
         (tmp_path / name).write_bytes(data)
     cli = ser_predict(*clips, "--adapt", "batch", "--json", cwd=tmp_path)
     assert cli.returncode == 0, cli.stderr
     printed = {row["file"]: row for row in json.loads(cli.stdout)}
-    response = client.post("/v1/analyze/batch?segments=false", files=batch_parts({**clips, "notes.wav": b"not audio"}))
+    room = wav_bytes((np.random.default_rng(0).standard_normal(SR // 2) * 1e-3).astype(np.float32), SR)  # no voice
+    response = client.post("/v1/analyze/batch?segments=false",
+                           files=batch_parts({**clips, "notes.wav": b"not audio", "room.wav": room}))
     assert response.status_code == 200
     answer = response.json()
     assert answer["read_together"] and answer["model"] == MODEL
     assert answer["adaptation"] == "Adapted to all 3 files read together (their mean; no labels used)."
-    assert [f["file"] for f in answer["files"]] == [*clips, "notes.wav"]
+    assert [f["file"] for f in answer["files"]] == [*clips, "notes.wav", "room.wav"]
     for read in answer["files"][:3]:
         assert read["probabilities"] == pytest.approx(printed[read["file"]]["probabilities"], abs=1e-5)
         assert read["emotion"] == printed[read["file"]]["emotion"]
-    refused = answer["files"][3]
+    refused, silent = answer["files"][3:]
     assert refused["status"] == 422 and refused["error"].startswith("This is not an audio file we can read")
+    assert silent["status"] == 422 and silent["error"].startswith("No speech found")  # and not in the mean
     by_utterance = ser_predict(*clips, "--adapt", "batch", "--segments", "--json", cwd=tmp_path)
     assert by_utterance.returncode == 0, by_utterance.stderr
     rows = [row for read in client.post("/v1/analyze/batch", files=batch_parts(clips)).json()["files"]
@@ -198,7 +202,7 @@ def test_a_batch_is_read_together_as_ser_predict_adapt_batch(client, tmp_path):
 def test_a_batch_is_refused_with_sentences(client, clip_wav, tmp_path):
     one = client.post("/v1/analyze/batch", files=batch_parts({"a.wav": clip_wav, "b.wav": b"not audio"}))
     assert one.status_code == 422
-    assert one.json()["error"] == "Reading files together needs at least two files that can be read."
+    assert one.json()["error"] == "Reading files together needs at least two files in which speech is found."
     (tmp_path / "a.wav").write_bytes(clip_wav)
     cli = ser_predict("a.wav", "--adapt", "batch", cwd=tmp_path)
     assert cli.returncode != 0 and f"ser: {one.json()['error']}" in cli.stderr  # the CLI's sentence

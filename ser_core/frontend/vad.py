@@ -21,10 +21,14 @@ import hashlib
 import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ..errors import ModelError
+
+if TYPE_CHECKING:
+    from ..io.audio import Audio
 
 SAMPLE_RATE = 16000
 CHUNK = 512  # samples per step at 16 kHz: 32 ms
@@ -370,3 +374,26 @@ def speech_segments(probabilities: np.ndarray, duration_s: float, params: VadPar
     """Frame probabilities → the utterances to classify [(start_s, end_s)] (`speech_regions`, then
     `utterances`)."""
     return utterances(speech_regions(probabilities, duration_s, params), params)
+
+
+def vad_samples(audio: "Audio") -> np.ndarray:
+    """The audio at the detector's 16 kHz (the shipped models all use 16 kHz already)."""
+    if audio.sample_rate == SAMPLE_RATE:
+        return audio.samples
+    import soxr
+
+    return soxr.resample(audio.samples, audio.sample_rate, SAMPLE_RATE).astype(np.float32)
+
+
+def find_regions(audios: "Sequence[Audio]", params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None
+                 ) -> list[list[tuple[float, float]]]:
+    """Per recording, its speech regions [(start_s, end_s)] as the detector heard them; a short clip
+    in which none is found gets a second, softer look (`VadParams.softer`)."""
+    probabilities = (vad or shared_vad()).probabilities_many([vad_samples(audio) for audio in audios])
+    found = []
+    for p, audio in zip(probabilities, audios):
+        regions = speech_regions(p, audio.duration_s, params)
+        if not regions and audio.duration_s <= params.soft_max_clip_s:
+            regions = speech_regions(p, audio.duration_s, params.softer())
+        found.append(regions)
+    return found

@@ -187,7 +187,7 @@ def predict_adapted(model, paths: Sequence[str], speakers: Sequence[str] | None 
     """(path, probabilities, warnings, error) per path, like `predict_files` (by utterance), each
     file read against a reference: with `profile`, that one profile for every file; with `speakers`
     (one id per path), `mean_profile` of that speaker's files; else `batch_profile` of all the files
-    (transductive: no labels; fewer than two readable is a `ProfileError`). The files are read as the
+    (transductive: no labels; speech found in fewer than two is a `ProfileError`). The files are read as the
     app and the API read them with a profile."""
     from tqdm import tqdm
 
@@ -205,7 +205,7 @@ def predict_adapted(model, paths: Sequence[str], speakers: Sequence[str] | None 
             if profile is not None:
                 reference = profile
             elif speakers is None:
-                reference = batch_profile(model, files)  # under two readable files: the sentence, as in the app
+                reference = batch_profile(model, files)  # speech in under two files: the sentence, as in the app
             else:
                 try:
                     reference = mean_profile(model, files)

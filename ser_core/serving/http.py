@@ -401,7 +401,7 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
     def analyze_files(files: list[tuple[bytes, str]], model_name: str | None, segments: bool,
                       classes: tuple[str, ...] | None, speakers: SpeakerOptions, together: bool, threads: int) -> dict:
         """Each file's analysis, or the sentence it was refused with; read together (`together`), each
-        against the mean of all the readable ones (`profile.batch_profile`, the Upload page's switch)."""
+        against the mean of all those in which speech is found (`profile.batch_profile`, the Upload page's switch)."""
         from ..io.audio import load_audio
         from .inference import native_stderr_silenced
         from .profile import batch_profile
@@ -420,7 +420,7 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
                 raise ApiError(413, f"The files hold more than {config.limits.max_duration_s:g} s of audio together, "
                                     "the most one request may hold: send fewer or shorter files.")
         readable = [audio for audio in audios if not isinstance(audio, SerError)]
-        profile = batch_profile(model, readable) if together else None  # under two readable: a 422
+        profile = batch_profile(model, readable) if together else None  # speech in under two: a 422
         answers = []
         for (_, name), audio in zip(files, audios):
             if not isinstance(audio, SerError):
@@ -762,10 +762,10 @@ OPENAPI = {
             "summary": "Several recordings, read together: each against the mean of all of them",
             "description": f"One multipart part named `files` per file (at most {MAX_BATCH_FILES}; together within one upload's "
                            "byte and duration limits). A file that cannot be read gets its sentence in place of "
-                           "its analysis. Read together, the files need two readable ones (else 422).",
+                           "its analysis. Read together, speech must be found in two files or more (else 422).",
             "parameters": [*_ANALYSIS_PARAMETERS,
                 {"name": "together", "in": "query", "schema": {"type": "boolean", "default": True},
-                 "description": "read each file against the mean of all the readable files, no labels used "
+                 "description": "read each file against the mean of all the files in which speech is found, no labels used "
                                 "(as `ser predict --adapt batch` and the Upload page's switch); false: one by one"}],
             "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
                 "type": "object", "properties": {"files": {"type": "array",

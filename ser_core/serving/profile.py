@@ -153,24 +153,30 @@ def mean_profile(model, recordings: Sequence[AudioSource | Audio], limits: Audio
     """A profile of the mean of every window of these recordings, whatever their voices and emotions
     (transductive; no labels): what a batch of files, or one speaker's files, is read against. The
     windows are the whole files' fixed windows, as the benchmarks' batch reading takes them. Files that
-    cannot be read are left out (their own analysis says why); fewer than `minimum` readable is a
+    cannot be read, or in which the voice activity detector finds no speech (their noise would pull
+    everyone's reading), are left out (their own analysis says why); fewer than `minimum` left is a
     `ProfileError`."""
-    representations = []
+    from ..frontend.vad import find_regions
+
+    audios = []
     for recording in recordings:
         try:
-            audio = recording if isinstance(recording, Audio) else load_audio(recording, model.params.sample_rate, limits)
+            audios.append(recording if isinstance(recording, Audio)
+                          else load_audio(recording, model.params.sample_rate, limits))
         except SerError:
             continue
-        representations.append(model.representation(model.to_cached(extract(audio.samples, model.params)[1])))
-    if len(representations) < max(1, minimum):
-        raise ProfileError("Reading files together needs at least two files that can be read." if minimum > 1
-                           else "None of these files can be read.")
+    spoken = [audio for audio, regions in zip(audios, find_regions(audios) if audios else []) if regions]
+    if len(spoken) < max(1, minimum):
+        raise ProfileError("Reading files together needs at least two files in which speech is found." if minimum > 1
+                           else "Speech is found in none of these files.")
+    representations = [model.representation(model.to_cached(extract(audio.samples, model.params)[1]))
+                       for audio in spoken]
     return profile_from_windows(model, np.concatenate(representations), len(representations))
 
 
 def batch_profile(model, recordings: Sequence[AudioSource | Audio], limits: AudioLimits = DEFAULT_LIMITS) -> VoiceProfile:
     """What each file of a batch is read against when the files are read together (`ser predict --adapt
-    batch`, the Upload page's switch, the API's `/v1/analyze/batch`): `mean_profile` of two readable
-    files or more. It helps where the files share what the model has not heard (a language, a room)
-    and hold a mix of emotions."""
+    batch`, the Upload page's switch, the API's `/v1/analyze/batch`): `mean_profile` of two files or
+    more in which speech is found. It helps where the files share what the model has not heard (a
+    language, a room) and hold a mix of emotions."""
     return replace(mean_profile(model, recordings, limits, minimum=2), batch=True)

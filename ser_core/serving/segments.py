@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..frontend.features import FeatureParams, extract_many
-from ..frontend.vad import DEFAULT_VAD, SAMPLE_RATE, SileroVad, VadParams, shared_vad, speech_regions, utterances
+from ..frontend.vad import DEFAULT_VAD, SileroVad, VadParams, find_regions, utterances
 from ..io.audio import Audio
 from ..io.levels import frame_power, power_db
 from .results import Analysis, Segment
@@ -106,29 +106,6 @@ def speaker_count(text: str) -> int:
     if count < 1:
         raise ConfigError(f"The number of speakers must be a whole number from 1, not {text!r}.")
     return count
-
-
-def vad_samples(audio: Audio) -> np.ndarray:
-    """The audio at the detector's 16 kHz (the shipped models all use 16 kHz already)."""
-    if audio.sample_rate == SAMPLE_RATE:
-        return audio.samples
-    import soxr
-
-    return soxr.resample(audio.samples, audio.sample_rate, SAMPLE_RATE).astype(np.float32)
-
-
-def find_regions(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None
-                 ) -> list[list[tuple[float, float]]]:
-    """Per recording, its speech regions [(start_s, end_s)] as the detector heard them; a short clip
-    in which none is found gets a second, softer look (`VadParams.softer`)."""
-    probabilities = (vad or shared_vad()).probabilities_many([vad_samples(audio) for audio in audios])
-    found = []
-    for p, audio in zip(probabilities, audios):
-        regions = speech_regions(p, audio.duration_s, params)
-        if not regions and audio.duration_s <= params.soft_max_clip_s:
-            regions = speech_regions(p, audio.duration_s, params.softer())
-        found.append(regions)
-    return found
 
 
 def find_utterances(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None,

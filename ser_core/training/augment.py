@@ -152,13 +152,13 @@ SPEECH_CUT_MARGIN_S = 0.4  # the most of a clip's own audio kept beyond its spee
 def cut_at_speech(samples: np.ndarray, sr: int, rng: np.random.Generator, max_margin_s: float = SPEECH_CUT_MARGIN_S,
                   vad=None) -> np.ndarray:
     """The clip from the start of its first to the end of its last speech region (the detector's, padded
-    as served: `serving.segments.find_regions`), widened on either side by a random 0-`max_margin_s` of
+    as served: `frontend.vad.find_regions`), widened on either side by a random 0-`max_margin_s` of
     its own audio as far as it goes: a sentence as a long recording's segment holds it. The heads
     learned from acted clips with their own quiet around each sentence, and read the same clips cut
     at their speech worse (bench/results/segments.md: 76.0 UAR as files, 68.0 cut at their speech).
     A clip in which no speech is found is kept whole."""
+    from ..frontend.vad import find_regions
     from ..io.audio import Audio
-    from ..serving.segments import find_regions
 
     peak = float(np.abs(samples).max()) if len(samples) else 0.0
     [regions] = find_regions([Audio(samples, sr, sr, 1, peak, 0.0)], vad=vad)

@@ -254,7 +254,7 @@ def read_together_switch(files: int, profile: VoiceProfile | None, speakers: Spe
 
 def files_read_together(model: SerModel, contents: list[bytes]) -> VoiceProfile:
     """The batch profile of these files (`profile.batch_profile`), kept in this session for the last
-    batch and model: reruns do not read the files again. Raises `SerError` (fewer than two readable)."""
+    batch and model: reruns do not read the files again. Raises `SerError` (speech found in fewer than two)."""
     key = (str(model.directory), tuple(hashlib.sha256(c).hexdigest() for c in contents))
     kept = st.session_state.get(BATCH_PROFILE_KEY)
     if kept is None or kept[0] != key:

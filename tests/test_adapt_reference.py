@@ -116,6 +116,28 @@ def test_a_conversation_speaker_is_mixed_at_the_conversations_share(models, monk
         np.testing.assert_allclose(adapted.window_probabilities[~second], expected, atol=1e-6)
 
 
+def test_a_recording_read_against_itself_mixes_the_reference_as_a_batch_does(models):
+    """`SpeakerOptions(recording=True)`: every window against the whole recording's mean, through
+    `predict_against` with the model's own settings and its reference head at the metadata's weight, as
+    files read together are (not at the conversations' per-speaker share)."""
+    from ser_core.serving.profile import profile_from_windows
+    from ser_core.serving.segments import classify_segments
+
+    plain, head, mixed = models
+    model = mixed(0.3)
+    pause = np.zeros(SR, np.float32)
+    audio = to_mono_float32(np.concatenate([speech(4.0, f0=100, seed=1), pause, speech(3.0, f0=240, seed=2), pause,
+                                            speech(4.0, f0=110, seed=3)]), SR, SR)
+    spans, names = [(0.0, 4.0), (5.0, 8.0), (9.0, 13.0)], [["S1", "S2", "S1"]]
+    [unadapted] = classify_segments(plain, [audio], [spans], speakers=names)
+    cached = plain.to_cached(unadapted.features)
+    mean = profile_from_windows(plain, plain.representation(cached), 1)
+    ours = plain.predict_cached(plain.shifted(cached, mean.shift(plain, *plain.adaptation_settings)))
+    theirs = head.predict_cached(head.shifted(cached, mean.shift(head, *head.adaptation_settings)))
+    [whole] = classify_segments(model, [audio], [spans], speakers=names, adapt_to_recording=True)
+    np.testing.assert_allclose(whole.window_probabilities, 0.7 * ours + 0.3 * theirs, atol=1e-6)
+
+
 def test_a_reference_that_is_missing_or_reads_other_windows_is_refused(trained_encoder_model, trained_model, tmp_path):
     lonely = tmp_path / "lonely"
     shutil.copytree(trained_encoder_model, lonely)

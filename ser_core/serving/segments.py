@@ -67,11 +67,11 @@ OWN_VOICE_STRENGTH = 0.75
 # speaker, lost at every share tried (with the reader: 0.3: 78.5, alone: 73.5, against 79.5 without it).
 OWN_VOICE_REFERENCE_WEIGHT = 0.0
 # Read against the whole recording (`SpeakerOptions.recording`): every utterance against the mean of
-# the recording's speech, all its voices together, as a batch of files is read against its own mean
-# (the model's `adaptation_settings`; no reference head), once it holds this much speech. For a
-# language the model never heard: measured on leave-one-language-out conversations
-# (bench/lolo_conversations.py) it gains more than each voice read against itself, and on
-# validation conversations of languages it heard it costs more (docs/benchmarks.md).
+# the recording's speech, all its voices together, exactly as a batch of files is read against its
+# own mean (`SerModel.predict_against` with the model's own settings and reference head), once it
+# holds this much speech. For a language the model never heard: measured on leave-one-language-out
+# conversations (bench/lolo_conversations.py) it gains more than each voice read against itself, and
+# on validation conversations of languages it heard it costs (docs/benchmarks.md).
 RECORDING_MIN_SPEECH_S = 8.0
 
 
@@ -345,7 +345,7 @@ def predict_by_speaker(model: "SerModel", features: np.ndarray, window_bounds: n
                 elif whole_recording:
                     if speech_s[name] >= RECORDING_MIN_SPEECH_S:
                         mean = profile_from_windows(model, representation[rows], clips=1)
-                        probabilities[rows] = model.predict_against(cached[rows], mean, weight=0.0)
+                        probabilities[rows] = model.predict_against(cached[rows], mean)
                         notes.append(f"Read against this recording's own speech ({speech_s[name]:.0f} s, every "
                                      "voice in it; no labels used).")
                     else:

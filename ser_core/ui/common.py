@@ -224,9 +224,10 @@ def speaker_options() -> SpeakerOptions:
                              help="Each speaker: everyone who talks long enough is read against their own voice in "
                                   "the recording (your voice profile still goes to the voice nearest to it). The whole "
                                   "recording: every utterance against the mean of all its speech, for a language "
-                                  "the model never heard (Home lists those it heard): there it gained more than "
-                                  "each speaker, in languages it heard it cost more. Both are off by default: "
-                                  "neither gained the 4 points asked of a default (Metrics).")
+                                  "the model never heard (Home lists those it heard): in conversations of languages "
+                                  "left out of training it gained five points on average, more than each speaker; "
+                                  "in languages it heard it costs. Both are off by default: neither passed what a "
+                                  "default must (4 points gained, no single speaker more than a point worse).")
     return SpeakerOptions(count=count, adapt=adapt == "speaker", recording=adapt == "recording")
 
 

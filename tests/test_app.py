@@ -275,6 +275,11 @@ def test_uploads_can_be_read_together(served):
     assert any(i.value == "Adapted to all 2 files read together (their mean; no labels used)." for i in at.info)
     assert bar_charts(at)[0] != alone
     assert at.session_state[common.BATCH_PROFILE_KEY][1].batch
+    # Each recording read against itself (the sidebar) holds the switch: one reading or the other
+    at.sidebar.radio(key=common.ADAPTATION_KEY).set_value("recording").run()
+    assert_clean(at)
+    assert at.toggle(key=common.TOGETHER_KEY).disabled
+    assert not any(i.value.startswith("Adapted to all") for i in at.info)
 
 
 def test_a_bad_file_is_an_error_and_the_next_file_works(served):

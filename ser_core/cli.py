@@ -199,7 +199,9 @@ def _analyses(args):
         except SerError as error:
             yield file, None, (), str(error)
             continue
-        yield file, analysis, analysis.audio.warnings, None  # the input's and the analysis's own
+        # the input's and the analysis's own warnings, and why a reading asked for was not adapted
+        refused = (analysis.adaptation,) if analysis.adaptation_refused else ()
+        yield file, analysis, (*analysis.audio.warnings, *refused), None
 
 
 def _segment_rows(args):

@@ -273,6 +273,10 @@ def test_the_whole_recording_is_read_against_itself(model, monkeypatch, tmp_path
     against_itself = json.loads(capsys.readouterr().out)
     assert [r["start_s"] for r in as_heard] == [r["start_s"] for r in against_itself]
     assert [r["probabilities"] for r in as_heard] != [r["probabilities"] for r in against_itself]
+    short = tmp_path / "short.wav"  # too little speech to be read against itself: the user is told
+    short.write_bytes(wav_bytes(speech(3.0, f0=120, seed=4)))
+    assert main(["predict", str(short), "--adapt", "recording", "--model", model_dir]) == 0
+    assert f"{short}: warning: Not read against the recording: it holds" in capsys.readouterr().err
 
 
 def test_cli_speaker_options(tmp_path, capsys):

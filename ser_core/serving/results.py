@@ -113,6 +113,12 @@ class Analysis:
     speech_regions: tuple[tuple[float, float], ...] | None = None
 
     @property
+    def adaptation_refused(self) -> bool:
+        """Whether a reading asked for could not be adapted (a profile of another model's, a recording
+        too short to be read against itself): `adaptation` says why, as a warning."""
+        return "not adapted" in self.adaptation or self.adaptation.startswith("Not read")
+
+    @property
     def probabilities(self) -> dict[str, float]:
         """The duration-weighted mean over the speech segments (raises `NoVoiceActivityError` when
         there are none), or the mean over the fixed windows."""

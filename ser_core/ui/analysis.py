@@ -98,8 +98,7 @@ def show_result(model: SerModel, result: Result, key: str, player: bool = True) 
     for warning in analysis.audio.warnings:
         st.warning(warning)
     if analysis.adaptation:
-        refused = "not adapted" in analysis.adaptation or analysis.adaptation.startswith("Not read")
-        (st.warning if refused else st.info)(analysis.adaptation)
+        (st.warning if analysis.adaptation_refused else st.info)(analysis.adaptation)
     params = model.params
 
     speakers = len({s.speaker for s in analysis.segments or ()})

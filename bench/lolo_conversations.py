@@ -41,8 +41,9 @@ from provenance import provenance
 from report import write_results
 from ser_core.frontend.features import default_cache_dir
 from ser_core.frontend.vad import DEFAULT_VAD, shared_vad
-from ser_core.serving.inference import REFERENCE_FIELD, load_model
+from ser_core.serving.inference import METADATA_FILE, REFERENCE_FIELD, load_model
 from ser_core.serving.segments import RECORDING_MIN_SPEECH_S, SpeakerOptions
+from ser_core.serving.shipped import resolve_model
 from ser_core.serving.speakers import shared_encoder
 from ser_core.training.corpora import LANGUAGE_NAMES, LANGUAGES, UNKNOWN_SPEAKER, find_clips
 from ser_core.training.metrics import label_uar
@@ -87,7 +88,8 @@ def read(model, material: list[dict], adapt: bool, recording: bool = False) -> d
 
 def shipped_reference_weight() -> float:
     """The weight the shipped default gives its reference head (its metadata's `REFERENCE_FIELD`)."""
-    return float(load_model(ROOT / "models" / "default").metadata[REFERENCE_FIELD]["weight"])
+    metadata = json.loads((resolve_model("default") / METADATA_FILE).read_text())
+    return float(metadata[REFERENCE_FIELD]["weight"])
 
 
 def language_row(clips: list, language: str) -> dict:

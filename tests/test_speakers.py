@@ -259,7 +259,7 @@ def test_the_whole_recording_is_read_against_itself(model, monkeypatch, tmp_path
     monkeypatch.setattr(ser_core.serving.segments, "RECORDING_MIN_SPEECH_S", 12.0)
     [short] = classify_segments(model, [audio], [spans], speakers=names, adapt_to_recording=True)
     np.testing.assert_allclose(short.window_probabilities, plain.window_probabilities, atol=1e-6)
-    assert short.adaptation == "Not read against the recording: it holds 11 s of speech, 12 s are needed."
+    assert short.adaptation == "Not adapted to the recording: it holds 11 s of speech, 12 s are needed."
     with pytest.raises(ConfigError, match="not both"):
         SpeakerOptions(adapt=True, recording=True)
 
@@ -276,7 +276,7 @@ def test_the_whole_recording_is_read_against_itself(model, monkeypatch, tmp_path
     short = tmp_path / "short.wav"  # too little speech to be read against itself: the user is told
     short.write_bytes(wav_bytes(speech(3.0, f0=120, seed=4)))
     assert main(["predict", str(short), "--adapt", "recording", "--model", model_dir]) == 0
-    assert f"{short}: warning: Not read against the recording: it holds" in capsys.readouterr().err
+    assert f"{short}: warning: Not adapted to the recording: it holds" in capsys.readouterr().err
 
 
 def test_cli_speaker_options(tmp_path, capsys):

@@ -387,23 +387,24 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def analyze_bytes(data: bytes, name: str, model_name: str | None, segments: bool,
-                      classes: tuple[str, ...] | None, speakers: SpeakerOptions, threads: int) -> dict:
+    def decoded(model, data: bytes):
+        """An upload's `Audio` at the model's rate, within the server's limits (raises `SerError`)."""
         from ..io.audio import load_audio
         from .inference import native_stderr_silenced
 
-        model = registry.get(model_name)
         with native_stderr_silenced():  # decoders (libmpg123) print their own complaints to fd 2
-            audio = load_audio(data, model.params.sample_rate, config.limits)
-        analysis = model.with_threads(threads).analyze_audio(audio, speakers=speakers)
+            return load_audio(data, model.params.sample_rate, config.limits)
+
+    def analyze_bytes(data: bytes, name: str, model_name: str | None, segments: bool,
+                      classes: tuple[str, ...] | None, speakers: SpeakerOptions, threads: int) -> dict:
+        model = registry.get(model_name)
+        analysis = model.with_threads(threads).analyze_audio(decoded(model, data), speakers=speakers)
         return analysis_json(name, model.directory.resolve().name, analysis, segments, classes)
 
     def analyze_files(files: list[tuple[bytes, str]], model_name: str | None, segments: bool,
                       classes: tuple[str, ...] | None, speakers: SpeakerOptions, together: bool, threads: int) -> dict:
         """Each file's analysis, or the sentence it was refused with; read together (`together`), each
         against the mean of all those in which speech is found (`profile.batch_profile`, the Upload page's switch)."""
-        from ..io.audio import load_audio
-        from .inference import native_stderr_silenced
         from .profile import batch_profile
 
         model = registry.get(model_name).with_threads(threads)
@@ -411,8 +412,7 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
         heard_s = 0.0
         for data, _ in files:
             try:
-                with native_stderr_silenced():  # decoders (libmpg123) print their own complaints to fd 2
-                    audios.append(load_audio(data, model.params.sample_rate, config.limits))
+                audios.append(decoded(model, data))
                 heard_s += audios[-1].duration_s
             except SerError as error:
                 audios.append(error)

@@ -155,22 +155,20 @@ def mean_profile(model, recordings: Sequence[AudioSource | Audio], limits: Audio
     windows are the whole files' fixed windows, as the benchmarks' batch reading takes them. Files that
     cannot be read, or in which the voice activity detector finds no speech (their noise would pull
     everyone's reading), are left out (their own analysis says why); fewer than `minimum` left is a
-    `ProfileError`."""
+    `ProfileError`. One file at a time: only its windows' representations are kept."""
     from ..frontend.vad import find_regions
 
-    audios = []
+    representations = []
     for recording in recordings:
         try:
-            audios.append(recording if isinstance(recording, Audio)
-                          else load_audio(recording, model.params.sample_rate, limits))
+            audio = recording if isinstance(recording, Audio) else load_audio(recording, model.params.sample_rate, limits)
         except SerError:
             continue
-    spoken = [audio for audio, regions in zip(audios, find_regions(audios) if audios else []) if regions]
-    if len(spoken) < max(1, minimum):
+        if find_regions([audio])[0]:
+            representations.append(model.representation(model.to_cached(extract(audio.samples, model.params)[1])))
+    if len(representations) < max(1, minimum):
         raise ProfileError("Reading files together needs at least two files in which speech is found." if minimum > 1
                            else "Speech is found in none of these files.")
-    representations = [model.representation(model.to_cached(extract(audio.samples, model.params)[1]))
-                       for audio in spoken]
     return profile_from_windows(model, np.concatenate(representations), len(representations))
 
 

@@ -115,8 +115,8 @@ class Analysis:
     @property
     def adaptation_refused(self) -> bool:
         """Whether a reading asked for could not be adapted (a profile of another model's, a recording
-        too short to be read against itself): `adaptation` says why, as a warning."""
-        return "not adapted" in self.adaptation or self.adaptation.startswith("Not read")
+        too short to be read against itself): every such sentence says "not adapted" and why."""
+        return "not adapted" in self.adaptation.lower()
 
     @property
     def probabilities(self) -> dict[str, float]:

@@ -350,7 +350,7 @@ def predict_by_speaker(model: "SerModel", features: np.ndarray, window_bounds: n
                                      "voice in it; no labels used).")
                     else:
                         probabilities[rows] = model.predict_cached(cached[rows])
-                        notes.append(f"Not read against the recording: it holds {speech_s[name]:.0f} s of speech, "
+                        notes.append(f"Not adapted to the recording: it holds {speech_s[name]:.0f} s of speech, "
                                      f"{RECORDING_MIN_SPEECH_S:.0f} s are needed.")
                 elif speech_s[name] >= MIN_SPEAKER_SPEECH_S:
                     own = profile_from_windows(model, representation[rows], clips=1)

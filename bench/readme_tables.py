@@ -365,6 +365,7 @@ BLOCKS = {
     "ray-table": include("ray_batch.md"), "package-size-table": include("package_size.md"),
     "serve-soak-table": include("serve_soak.md"),
     "lolo-inputs-table": include("lolo_inputs.md"), "quiet-cue-table": include("quiet_cue.md"),
+    "language-id-table": include("language_id.md"),
 }
 BLOCK = re.compile(r"<!-- ([a-z-]+) -->\n.*?<!-- /\1 -->", re.S)
 

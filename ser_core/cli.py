@@ -223,32 +223,33 @@ def cmd_predict_segments(args) -> int:
         if _report(file, warnings, error):
             failures += 1
             continue
-        results.extend({**row, **_judged(over_classes(row["probabilities"], args.classes), uncertain_below)}
-                       if args.classes else row for row in rows)
+        language = _language(args, file)
+        results.extend({**row, **_judged(over_classes(row["probabilities"], args.classes), uncertain_below), **language}
+                       if args.classes else {**row, **language} for row in rows)
     if args.format == "json":
         print(json.dumps(results, indent=2))
     elif args.format == "csv":
         labels = list(results[0]["probabilities"]) if results else []
         writer = csv.writer(sys.stdout)
         writer.writerow(["file", "segment", "start_s", "end_s", "speaker", "emotion", "confidence", "uncertain",
-                         *labels])
+                         *labels, *LANGUAGE_COLUMNS * args.language])
         for r in results:
             writer.writerow([r["file"], r["segment"], f"{r['start_s']:.3f}", f"{r['end_s']:.3f}", r["speaker"],
                              r["emotion"], f"{r['confidence']:.4f}", r["uncertain"],
-                             *(f"{p:.4f}" for p in r["probabilities"].values())])
+                             *(f"{p:.4f}" for p in r["probabilities"].values()), *_language_cells(r)])
     else:
         for r in results:
             print(f"{r['file']} {r['start_s']:.2f}–{r['end_s']:.2f} s {r['speaker']}: {_guess(r)} "
-                  f"({r['confidence']:.0%})")
+                  f"({r['confidence']:.0%}){_language_text(r)}")
     return 1 if failures else 0
 
 
 def cmd_predict(args) -> int:
     if args.engine == "ray":
-        if args.classes:
+        if args.classes or args.language:
             from .errors import ConfigError
 
-            raise ConfigError("--classes goes with the local engine")
+            raise ConfigError("--classes and --language go with the local engine")
         return _predict_ray(args)
     if args.out or args.timeline or args.address or args.actors:
         from .errors import ConfigError
@@ -271,6 +272,41 @@ def _uncertain_below(model: str) -> float:
     """The model's calibrated confidence under which the app says "Uncertain" (0 when uncalibrated)."""
     metadata = json.loads((resolve_model(model) / "metadata.json").read_text())
     return float(metadata.get("calibration", {}).get("uncertain_below", 0.0))
+
+
+LANGUAGE_COLUMNS = ("language", "language_probability", "language_heard_in_training")
+
+
+def _language(args, file: str) -> dict:
+    """With --language, {"language": the file's `LanguageGuess` as a dict}, its sentence on stderr when
+    the model never heard the language; else nothing."""
+    if not args.language:
+        return {}
+    from .frontend.language import guess_file, heard_languages
+    from .serving.inference import native_stderr_silenced
+
+    metadata = json.loads((resolve_model(args.model) / "metadata.json").read_text())
+    with native_stderr_silenced():
+        guess = guess_file(file, heard_languages(metadata))
+    if guess.unheard:
+        print(f"{file}: warning: {guess.sentence()}", file=sys.stderr)
+    return {"language": guess.to_dict()}
+
+
+def _language_cells(row: dict) -> list:
+    language = row.get("language")
+    return [] if language is None else [language["code"], f"{language['probability']:.4f}", language["heard_in_training"]]
+
+
+def _language_text(row: dict) -> str:
+    """' · sounds like Polish (heard)' for a text line."""
+    language = row.get("language")
+    if language is None:
+        return ""
+    if not language["sure"]:
+        return " · language unclear"
+    heard = {True: " (heard)", False: " (never heard)"}.get(language["heard_in_training"], "")
+    return f" · sounds like {language['name']}{heard}"
 
 
 def _guess(row: dict) -> str:
@@ -313,18 +349,18 @@ def _report_predictions(args, predictions) -> int:
             continue
         probabilities = over_classes(probabilities, args.classes)
         labels = list(probabilities)
-        results.append({"file": file, **_judged(probabilities, uncertain_below)})
+        results.append({"file": file, **_judged(probabilities, uncertain_below), **_language(args, file)})
     if args.format == "json":
         print(json.dumps(results, indent=2))
     elif args.format == "csv":
         writer = csv.writer(sys.stdout)
-        writer.writerow(["file", "emotion", "confidence", "uncertain", *(labels or [])])
+        writer.writerow(["file", "emotion", "confidence", "uncertain", *(labels or []), *LANGUAGE_COLUMNS * args.language])
         for r in results:
             writer.writerow([r["file"], r["emotion"], f"{r['confidence']:.4f}", r["uncertain"],
-                             *(f"{p:.4f}" for p in r["probabilities"].values())])
+                             *(f"{p:.4f}" for p in r["probabilities"].values()), *_language_cells(r)])
     else:
         for r in results:
-            print(f"{r['file']}: {_guess(r)} ({r['confidence']:.0%})")
+            print(f"{r['file']}: {_guess(r)} ({r['confidence']:.0%}){_language_text(r)}")
     return 1 if failures else 0
 
 
@@ -483,6 +519,8 @@ def parser() -> argparse.ArgumentParser:
                     help="comma-separated emotions an application uses (e.g. angry,happy,sad,neutral): probabilities "
                          "renormalised over them; the uncertainty threshold, fitted over all the model's classes, "
                          "is applied to the renormalised confidence")
+    pr.add_argument("--language", action="store_true",
+                    help="say which language each file sounds like, and warn when the model never heard it")
     pr.add_argument("--speakers", type=_speaker_count, metavar="N",
                     help="the recordings hold N voices (default: found by clustering the utterances' voice prints)")
     pr.add_argument("--speaker-adaptation", action=argparse.BooleanOptionalAction, default=False,

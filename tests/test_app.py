@@ -9,13 +9,15 @@ import csv
 import io
 import json
 import re
+import shutil
+import subprocess
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 import numpy as np
 
-from conftest import speech, wav_bytes
+from conftest import missing, speech, wav_bytes
 from ser_core.serving.inference import load_model
 from ser_core.ui import common, upload
 
@@ -573,6 +575,22 @@ def test_the_shipped_default_serves_uploads(shipped):
     assert players(at) == 1
     at.toggle(key="upload-0-signal").set_value(True).run()  # the first file's signal charts, drawn on request
     assert_colour_scales_drawn_as_given(at)
+
+
+def test_upload_warns_of_a_language_the_default_never_heard(shipped, tmp_path):
+    """Italian (synthesised by espeak-ng) is not among the default's training languages: the file's view
+    says so beside its emotions, and the JSON download carries the guess."""
+    if shutil.which("espeak-ng") is None:
+        missing("espeak-ng is not installed (apt-get install espeak-ng; .ci/run installs it)")
+    path = tmp_path / "treno.wav"
+    subprocess.run(["espeak-ng", "-v", "it", "-w", str(path), "Il treno parte alle sette e saremo a casa prima di "
+                    "cena, se tutto va bene."], check=True, capture_output=True)
+    at = run("pages/upload.py")
+    at.file_uploader[0].set_value(("treno.wav", path.read_bytes(), "audio/wav")).run()
+    assert not at.exception and not at.error
+    assert any("Sounds like Italian" in w.value and "never heard" in w.value for w in at.warning)
+    result = common.analyze_named(common.warm_model(str(shipped)), "treno.wav", path.read_bytes())
+    assert upload.result_record(result)["language"]["code"] == "it"
 
 
 def test_the_shipped_default_model_card(shipped):

@@ -80,6 +80,14 @@ def whisper_model_bytes() -> bytes:
     return data
 
 
+def whisper_files(weights: bytes) -> dict[str, io.BytesIO]:
+    """The in-memory files CTranslate2 loads a Whisper model from: `weights` (a model.bin) and the
+    package's config and vocabulary."""
+    return {"model.bin": io.BytesIO(weights),
+            "config.json": io.BytesIO(_package_file(WEIGHTS_PACKAGES[0], "config.json")),
+            "vocabulary.txt": io.BytesIO(_package_file(WEIGHTS_PACKAGES[0], "vocabulary.txt"))}
+
+
 ENCODER_LAYERS = 6  # Whisper-base's encoder blocks
 
 
@@ -103,9 +111,7 @@ class WhisperEncoder:
         weights = whisper_model_bytes()
         if layers != ENCODER_LAYERS:
             weights = truncated_encoder_model(weights, layers)
-        files = {"model.bin": io.BytesIO(weights),
-                 "config.json": io.BytesIO(_package_file(WEIGHTS_PACKAGES[0], "config.json")),
-                 "vocabulary.txt": io.BytesIO(_package_file(WEIGHTS_PACKAGES[0], "vocabulary.txt"))}
+        files = whisper_files(weights)
         self.compute_type = compute_type
         self.threads = threads
         self.layers = layers

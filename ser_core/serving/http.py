@@ -248,11 +248,14 @@ def judged(probabilities: dict[str, float], classes: tuple[str, ...] | None, unc
             "probabilities": {k: round(v, 6) for k, v in probabilities.items()}}
 
 
-def analysis_json(name: str, model_name: str, analysis, segments: bool, classes: tuple[str, ...] | None) -> dict:
+def analysis_json(name: str, model, analysis, segments: bool, classes: tuple[str, ...] | None,
+                  language: bool = False) -> dict:
     """The clip's answer; `segments` holds exactly the rows `ser predict --json --segments` prints
-    (with `classes`, those of `--classes`)."""
+    (with `classes`, those of `--classes`); with `language`, what language it sounds like (as `ser
+    predict --language`)."""
     from .results import segment_rows
 
+    model_name = model.directory.resolve().name
     out = {"file": name, "model": model_name, **judged(analysis.probabilities, classes, analysis.uncertain_below),
            "duration_s": round(analysis.audio.duration_s, 3), "warnings": list(analysis.audio.warnings),
            "adaptation": analysis.adaptation}
@@ -261,6 +264,10 @@ def analysis_json(name: str, model_name: str, analysis, segments: bool, classes:
         out["segments"] = rows if not classes else [
             {**row, **judged(segment.probabilities, classes, analysis.uncertain_below)}
             for row, segment in zip(rows, analysis.segments)]
+    if language:
+        from ..frontend.language import guess_analysis, heard_languages
+
+        out["language"] = guess_analysis(analysis, heard_languages(model.metadata)).to_dict()
     return out
 
 
@@ -396,13 +403,14 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
             return load_audio(data, model.params.sample_rate, config.limits)
 
     def analyze_bytes(data: bytes, name: str, model_name: str | None, segments: bool,
-                      classes: tuple[str, ...] | None, speakers: SpeakerOptions, threads: int) -> dict:
+                      classes: tuple[str, ...] | None, speakers: SpeakerOptions, language: bool, threads: int) -> dict:
         model = registry.get(model_name)
         analysis = model.with_threads(threads).analyze_audio(decoded(model, data), speakers=speakers)
-        return analysis_json(name, model.directory.resolve().name, analysis, segments, classes)
+        return analysis_json(name, model, analysis, segments, classes, language)
 
     def analyze_files(files: list[tuple[bytes, str]], model_name: str | None, segments: bool,
-                      classes: tuple[str, ...] | None, speakers: SpeakerOptions, together: bool, threads: int) -> dict:
+                      classes: tuple[str, ...] | None, speakers: SpeakerOptions, language: bool, together: bool,
+                      threads: int) -> dict:
         """Each file's analysis, or the sentence it was refused with; read together (`together`), each
         against the mean of all those in which speech is found (`profile.batch_profile`, the Upload page's switch)."""
         from .profile import batch_profile
@@ -426,7 +434,7 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
             if not isinstance(audio, SerError):
                 try:
                     analysis = model.analyze_audio(audio, profile=profile, speakers=speakers)
-                    answers.append(analysis_json(name, model.directory.resolve().name, analysis, segments, classes))
+                    answers.append(analysis_json(name, model, analysis, segments, classes, language))
                     continue
                 except SerError as error:
                     audio = error
@@ -458,8 +466,8 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
             raise ApiError(504, f"The analysis took longer than the {config.timeout_s:g} s allowed; "
                                 "send a shorter recording or retry later.") from None
 
-    def options(request) -> tuple[str | None, bool, tuple[str, ...] | None, SpeakerOptions]:
-        """The query options both analysis routes take (model, segments, classes, speakers), checked
+    def options(request) -> tuple[str | None, bool, tuple[str, ...] | None, SpeakerOptions, bool]:
+        """The query options both analysis routes take (model, segments, classes, speakers, language), checked
         before the upload is read: an unknown emotion or speaker count is a 422 at once."""
         authorize(request.headers)
         check_ready()
@@ -467,21 +475,21 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
         classes = classes_option(request.query_params.get("classes"))
         check_classes(registry.labels(model_name), classes)
         return (model_name, query_flag(request.query_params, "segments", True), classes,
-                speaker_options(request.query_params))
+                speaker_options(request.query_params), query_flag(request.query_params, "language", False))
 
     async def analyze(request):
-        model_name, segments, classes, speakers = options(request)
+        model_name, segments, classes, speakers, language = options(request)
         filename = request.query_params.get("filename", "audio")
 
         def work(body: bytes, content_type: str, threads: int) -> dict:
             data, name = (split_multipart(body, content_type) if content_type.startswith("multipart/form-data")
                           else (body, filename))
-            return analyze_bytes(data, name, model_name, segments, classes, speakers, threads)
+            return analyze_bytes(data, name, model_name, segments, classes, speakers, language, threads)
 
         return await answer(request, work)
 
     async def analyze_batch(request):
-        model_name, segments, classes, speakers = options(request)
+        model_name, segments, classes, speakers, language = options(request)
         together = query_flag(request.query_params, "together", True)
         if together and speakers.recording:
             raise ApiError(422, "Read the files together or each recording against its own speech, not both: "
@@ -489,7 +497,7 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
 
         def work(body: bytes, content_type: str, threads: int) -> dict:
             return analyze_files(batch_files(body, content_type), model_name, segments, classes, speakers,
-                                 together, threads)
+                                 language, together, threads)
 
         return await answer(request, work)
 
@@ -707,7 +715,10 @@ _ANALYSIS_PARAMETERS = [
                     "(as `ser predict --speaker-adaptation`)"},
     {"name": "adapt", "in": "query", "schema": {"type": "string", "enum": ["recording"]},
      "description": "recording: every utterance read against the mean of the recording's own speech, every voice "
-                    "in it (as `ser predict --adapt recording`; for a language the model never heard)"}]
+                    "in it (as `ser predict --adapt recording`; for a language the model never heard)"},
+    {"name": "language", "in": "query", "schema": {"type": "boolean", "default": False},
+     "description": "say which language the speech sounds like and whether the model heard it in training "
+                    "(as `ser predict --language`): `language` in each analysis"}]
 OPENAPI = {
     "openapi": "3.1.0",
     "info": {"title": "ser: speech emotion recognition", "version": "1",
@@ -733,7 +744,16 @@ OPENAPI = {
                 "warnings": {"type": "array", "items": {"type": "string"}},
                 "adaptation": {"type": "string", "description": "what the reading was adapted to, in a sentence "
                                                                 "(empty when it was not)"},
-                "segments": {"type": "array", "items": {"$ref": "#/components/schemas/Segment"}}}},
+                "segments": {"type": "array", "items": {"$ref": "#/components/schemas/Segment"}},
+                "language": {"type": "object", "description": "with language=true: what language the speech sounds "
+                                                              "like (Whisper's code and name, its probability), whether "
+                                                              "the model heard it in training, whether the guess is sure "
+                                                              "(probability 0.5 or more), the seconds of speech it read "
+                                                              "(no guess under 1.5 s: code empty)",
+                             "properties": {"code": {"type": "string"}, "name": {"type": "string"},
+                                            "probability": {"type": "number"},
+                                            "heard_in_training": {"type": ["boolean", "null"]},
+                                            "sure": {"type": "boolean"}, "speech_s": {"type": "number"}}}}},
             "Batch": {"type": "object", "properties": {
                 "model": {"type": "string"}, "read_together": {"type": "boolean"},
                 "adaptation": {"type": "string", "description": "what reading together did, in a sentence"},

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
+from ..frontend.language import heard_languages
 from ..serving.inference import SerModel
-from .common import feature_name, heard_languages, percent
+from .common import feature_name, percent
 from .metrics import ORIGINAL
 
 

@@ -47,6 +47,7 @@ def result_record(result: Result) -> dict:
             for summary in speaker_summaries(analysis.segments or (), analysis.labels, analysis.uncertain_below)
         ],
         "adaptation": analysis.adaptation,
+        "language": result.language.to_dict() if result.language is not None else None,
         "windows": [
             {"start_s": round(float(start), 3), "probabilities": dict(zip(analysis.labels, np.round(row, 6).tolist()))}
             for start, row in zip(analysis.window_times_s, analysis.window_probabilities)

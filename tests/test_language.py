@@ -1,0 +1,116 @@
+"""Which language a recording sounds like (`frontend.language`): the guess's rules without the
+network, then Whisper's identification on real speech: a RAVDESS sentence (English, heard) from the
+corpora, and sentences synthesised by espeak-ng in Italian and Spanish (never heard), through the
+library, `ser predict --language` and the API's `language=true`. `.ci/run` installs espeak-ng."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from conftest import ROOT, missing  # noqa: E402
+
+from ser_core.frontend.language import (MAX_SPEECH_S, MIN_SPEECH_S, LanguageGuess, guess_file, guess_language,  # noqa: E402
+                                        heard_codes, heard_languages, speech_of)
+from ser_core.serving.shipped import resolve_model  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")  # as test_serve.py
+SR = 16000
+ITALIAN = "Il treno parte alle sette e saremo a casa prima di cena, se tutto va bene."
+SPANISH = "El tren sale a las siete y estaremos en casa antes de la cena, si todo va bien."
+
+
+def test_the_default_heard_seven_languages_and_their_whisper_codes():
+    heard = heard_languages(json.loads((resolve_model("default") / "metadata.json").read_text()))
+    assert heard == ["English", "Amharic", "Polish", "Turkish", "Arabic", "Hindi/English", "Bengali"]
+    assert heard_codes(heard) == {"en", "am", "pl", "tr", "ar", "hi", "bn"}
+    assert heard_languages({}) == [] and heard_codes([]) == frozenset()
+
+
+def test_too_little_speech_is_not_guessed_and_loads_nothing():
+    guess = guess_language(np.zeros(int(SR * (MIN_SPEECH_S - 0.1)), np.float32), ["English"],
+                           identifier=object())  # never called: nothing is read under the minimum
+    assert guess.code == "" and not guess.sure and not guess.unheard and guess.heard is None
+    assert "not guessed" in guess.sentence()
+
+
+@pytest.mark.parametrize("guess, sure, unheard, phrase", [
+    (LanguageGuess("it", "Italian", 0.93, False, 4.0), True, True, "never heard"),
+    (LanguageGuess("en", "English", 0.99, True, 4.0), True, False, "heard in training"),
+    (LanguageGuess("it", "Italian", 0.31, False, 4.0), False, False, "unclear"),
+    (LanguageGuess("it", "Italian", 0.93, None, 4.0), True, False, "Sounds like Italian (93%)."),
+])
+def test_only_a_sure_guess_of_a_language_never_heard_warns(guess, sure, unheard, phrase):
+    assert guess.sure is sure and guess.unheard is unheard
+    assert phrase in guess.sentence()
+    assert guess.to_dict()["heard_in_training"] is guess.heard
+
+
+def test_speech_is_the_regions_joined_up_to_thirty_seconds():
+    samples = np.arange(60 * SR, dtype=np.float32)
+    speech = speech_of(samples, [(1.0, 2.0), (5.0, 5.5)])
+    assert np.array_equal(speech, np.concatenate([samples[SR : 2 * SR], samples[5 * SR : int(5.5 * SR)]]))
+    assert len(speech_of(samples, [(0.0, 20.0), (25.0, 45.0), (50.0, 55.0)])) == MAX_SPEECH_S * SR
+    assert len(speech_of(samples, [])) == 0
+
+
+def test_an_english_sentence_sounds_like_english_a_language_heard(corpora):
+    clip = next((corpora / "ravdess").rglob("03-01-01-01-01-01-*.*"))
+    guess = guess_file(clip, ["English", "Polish"])
+    assert guess.code == "en" and guess.sure and guess.heard is True and not guess.unheard
+
+
+@pytest.fixture(scope="module")
+def synthesised(tmp_path_factory) -> dict[str, Path]:
+    if shutil.which("espeak-ng") is None:
+        missing("espeak-ng is not installed (apt-get install espeak-ng; .ci/run installs it)")
+    folder = tmp_path_factory.mktemp("speech")
+    out = {}
+    for code, text in (("it", ITALIAN), ("es", SPANISH)):
+        out[code] = folder / f"{code}.wav"
+        subprocess.run(["espeak-ng", "-v", code, "-w", str(out[code]), text], check=True, capture_output=True)
+    return out
+
+
+@pytest.mark.parametrize("code", ["it", "es"])
+def test_a_language_never_heard_is_named_and_warned_about(synthesised, code):
+    guess = guess_file(synthesised[code], ["English", "Polish"])
+    assert guess.code == code and guess.unheard
+    assert "never heard" in guess.sentence()
+
+
+def test_ser_predict_language_reports_and_warns(synthesised):
+    run = subprocess.run([sys.executable, "-m", "ser_core.cli", "predict", str(synthesised["it"]), "--language", "--json"],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert run.returncode == 0, run.stderr
+    (result,) = json.loads(run.stdout)
+    assert result["language"]["code"] == "it" and result["language"]["heard_in_training"] is False
+    assert "warning: Sounds like Italian" in run.stderr and "never heard" in run.stderr
+    csv = subprocess.run([sys.executable, "-m", "ser_core.cli", "predict", str(synthesised["it"]), "--language", "--csv",
+                          "--segments"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    header, row = csv.stdout.splitlines()[:2]
+    assert header.endswith("language,language_probability,language_heard_in_training")
+    assert row.split(",")[-3] == "it" and row.endswith("False")
+
+
+def test_the_api_says_the_language_when_asked(synthesised):
+    from test_serve import client_for
+
+    client = client_for()
+    try:
+        data = synthesised["es"].read_bytes()
+        plain = client.post("/v1/analyze?filename=es.wav", content=data).json()
+        asked = client.post("/v1/analyze?filename=es.wav&language=true", content=data).json()
+    finally:
+        client.__exit__(None, None, None)
+    assert "language" not in plain
+    assert asked["language"]["code"] == "es" and asked["language"]["sure"]

@@ -26,8 +26,8 @@ import numpy as np
 
 from provenance import provenance
 from report import write_results
-from ser_core.frontend.language import (MIN_SPEECH_S, SURE_ABOVE, LanguageIdentifier, guess_language,
-                                        heard_codes, heard_languages, speech_of)
+from ser_core.frontend.language import (CODES_OF_CORPUS, LANGUAGE_NAMES as WHISPER_NAMES, MIN_SPEECH_S, SURE_ABOVE,
+                                        LanguageIdentifier, guess_language, heard_codes, speech_of)
 from ser_core.frontend.vad import find_regions
 from ser_core.io.audio import load_audio
 from ser_core.serving.inference import load_model
@@ -61,7 +61,7 @@ def synthesise(code: str, variant: str, speed: int):
         return load_audio(path, 16000)
 
 
-def read(identifier, audio, heard: list[str]) -> tuple:
+def read(identifier, audio, heard: frozenset[str]) -> tuple:
     """(the guess for a decoded recording, as the product makes it; the seconds the guess took)."""
     speech = speech_of(audio.samples, find_regions([audio])[0])
     start = time.perf_counter()
@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--per-corpus", type=int, default=40)
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "language_id"))
     args = parser.parse_args()
-    heard = heard_languages(load_model("default").metadata)
+    heard = heard_codes(load_model("default").metadata)
     identifier = LanguageIdentifier(threads=1)
     rng = np.random.default_rng(0)
     clips = list(find_clips([d for d in args.data if Path(d).is_dir()]))
@@ -92,7 +92,7 @@ def main() -> None:
                 guesses.append(guess)
                 if guess.code:
                     times.append(seconds)
-            own = heard_codes([LANGUAGE_NAMES[language]])
+            own = CODES_OF_CORPUS[corpus]
             named = [g for g in guesses if g.code]
             corpora[corpus] = {"language": LANGUAGE_NAMES[language], "clips": len(guesses),
                                "guessed": len(named) / len(guesses),
@@ -104,13 +104,13 @@ def main() -> None:
     if shutil.which("espeak-ng"):
         for code in SENTENCES:
             guesses = [read(identifier, synthesise(code, v, s), heard)[0] for v in VOICES for s in SPEEDS]
-            synthetic[code] = {"heard_in_training": code in heard_codes(heard), "readings": len(guesses),
+            synthetic[code] = {"heard_in_training": code in heard, "readings": len(guesses),
                                "right": float(np.mean([g.code == code for g in guesses])),
                                "warned_unheard": float(np.mean([g.unheard for g in guesses])),
                                "named": sorted({g.code for g in guesses})}
             print(code, synthetic[code], flush=True)
     results = {"provenance": provenance(), "min_speech_s": MIN_SPEECH_S, "sure_above": SURE_ABOVE,
-               "heard": heard, "corpora": corpora, "synthetic": synthetic,
+               "heard": sorted(heard), "corpora": corpora, "synthetic": synthetic,
                "guess_ms_median": 1000 * float(np.median(times)) if times else None}
     write_results(Path(args.out), results, markdown(results))
 
@@ -120,7 +120,7 @@ def markdown(r: dict) -> str:
     lines = ["# Which language it sounds like (`python bench/language_id.py`)", "",
              f"Whisper-base's language identification on the speech the detector finds (at most 30 s; no guess under "
              f"{r['min_speech_s']:g} s of speech; a language named when its probability reaches {r['sure_above']:g}). "
-             f"The model heard {', '.join(r['heard'])}. One guess: {r['guess_ms_median']:.0f} ms median, one thread.", "",
+             f"The model heard {', '.join(WHISPER_NAMES[code] for code in r['heard'])}. One guess: {r['guess_ms_median']:.0f} ms median, one thread.", "",
              "| corpus | language | clips | guessed (enough speech) % | right, of those guessed % | warned as never heard (wrongly) % |",
              "|---|---|---|---|---|---|"]
     for corpus, c in r["corpora"].items():

@@ -282,12 +282,12 @@ def _language(args, file: str) -> dict:
     the model never heard the language; else nothing."""
     if not args.language:
         return {}
-    from .frontend.language import guess_file, heard_languages
+    from .frontend.language import guess_file, heard_codes
     from .serving.inference import native_stderr_silenced
 
     metadata = json.loads((resolve_model(args.model) / "metadata.json").read_text())
     with native_stderr_silenced():
-        guess = guess_file(file, heard_languages(metadata))
+        guess = guess_file(file, heard_codes(metadata))
     if guess.unheard:
         print(f"{file}: warning: {guess.sentence()}", file=sys.stderr)
     return {"language": guess.to_dict()}

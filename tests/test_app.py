@@ -591,6 +591,7 @@ def test_upload_warns_of_a_language_the_default_never_heard(shipped, tmp_path):
     assert any("Sounds like Italian" in w.value and "never heard" in w.value for w in at.warning)
     result = common.analyze_named(common.warm_model(str(shipped)), "treno.wav", path.read_bytes())
     assert upload.result_record(result)["language"]["code"] == "it"
+    assert upload.summary_rows([result], result.analysis.labels)[0]["language"] == "Italian (never heard)"
 
 
 def test_the_shipped_default_model_card(shipped):

@@ -18,8 +18,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from conftest import ROOT, missing  # noqa: E402
 
-from ser_core.frontend.language import (MAX_SPEECH_S, MIN_SPEECH_S, LanguageGuess, guess_file, guess_language,  # noqa: E402
-                                        heard_codes, heard_languages, speech_of)
+from ser_core.frontend.language import (CODES_OF_CORPUS, MAX_SPEECH_S, MIN_SPEECH_S, LanguageGuess,  # noqa: E402
+                                        guess_file, guess_language, heard_codes, speech_of)
+from ser_core.training.corpora import LANGUAGES  # noqa: E402
 from ser_core.serving.shipped import resolve_model  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")  # as test_serve.py
@@ -29,14 +30,22 @@ SPANISH = "El tren sale a las siete y estaremos en casa antes de la cena, si tod
 
 
 def test_the_default_heard_seven_languages_and_their_whisper_codes():
-    heard = heard_languages(json.loads((resolve_model("default") / "metadata.json").read_text()))
-    assert heard == ["English", "Amharic", "Polish", "Turkish", "Arabic", "Hindi/English", "Bengali"]
-    assert heard_codes(heard) == {"en", "am", "pl", "tr", "ar", "hi", "bn"}
-    assert heard_languages({}) == [] and heard_codes([]) == frozenset()
+    assert heard_codes(json.loads((resolve_model("default") / "metadata.json").read_text())) == {
+        "en", "am", "pl", "tr", "ar", "hi", "bn"}
+    assert heard_codes({}) is None  # not recorded: no warning can be given
+    assert heard_codes({"data": {"train": {"per_corpus": {"ravdess": 10, "somebody-elses": 5}}}}) is None
+
+
+def test_every_training_corpus_has_the_codes_of_its_language():
+    # The serving side cannot import training.corpora: its own table must name the same corpora, and
+    # give the corpora of one language the same codes.
+    assert set(CODES_OF_CORPUS) == {corpus for members in LANGUAGES.values() for corpus in members}
+    for members in LANGUAGES.values():
+        assert len({CODES_OF_CORPUS[corpus] for corpus in members}) == 1
 
 
 def test_too_little_speech_is_not_guessed_and_loads_nothing():
-    guess = guess_language(np.zeros(int(SR * (MIN_SPEECH_S - 0.1)), np.float32), ["English"],
+    guess = guess_language(np.zeros(int(SR * (MIN_SPEECH_S - 0.1)), np.float32), frozenset({"en"}),
                            identifier=object())  # never called: nothing is read under the minimum
     assert guess.code == "" and not guess.sure and not guess.unheard and guess.heard is None
     assert "not guessed" in guess.sentence()
@@ -64,7 +73,7 @@ def test_speech_is_the_regions_joined_up_to_thirty_seconds():
 
 def test_an_english_sentence_sounds_like_english_a_language_heard(corpora):
     clip = next((corpora / "ravdess").rglob("03-01-01-01-01-01-*.*"))
-    guess = guess_file(clip, ["English", "Polish"])
+    guess = guess_file(clip, frozenset({"en", "pl"}))
     assert guess.code == "en" and guess.sure and guess.heard is True and not guess.unheard
 
 
@@ -82,7 +91,7 @@ def synthesised(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("code", ["it", "es"])
 def test_a_language_never_heard_is_named_and_warned_about(synthesised, code):
-    guess = guess_file(synthesised[code], ["English", "Polish"])
+    guess = guess_file(synthesised[code], frozenset({"en", "pl"}))
     assert guess.code == code and guess.unheard
     assert "never heard" in guess.sentence()
 

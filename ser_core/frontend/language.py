@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -32,10 +32,12 @@ SURE_ABOVE = 0.5  # a language is named only when Whisper gives it at least this
 LOG_MEL = FeatureParams(kind="whisper", n_mels=80, n_fft=400, win_length=400, hop_length=160, fmin=0.0,
                         fmax=8000.0, window_s=MAX_SPEECH_S, offset_s=0.0, window_hop_s=MAX_SPEECH_S)
 
-# Whisper's codes for the languages of the training corpora (`training.corpora.LANGUAGES`); the
+# Whisper's codes for the language of each training corpus (`training.corpora.LANGUAGES`, which the
+# serving side may not import; tests/test_language.py holds the two to the same languages); the
 # Indian EmoSpeech Command keywords are Hindi and English.
-CODES_OF_LANGUAGE = {"English": ("en",), "Amharic": ("am",), "Polish": ("pl",), "Turkish": ("tr",),
-                     "Arabic": ("ar",), "Hindi/English": ("hi", "en"), "Bengali": ("bn",)}
+CODES_OF_CORPUS = {"ravdess": ("en",), "cremad": ("en",), "savee": ("en",), "tess": ("en",), "ased": ("am",),
+                   "nemo": ("pl",), "turev": ("tr",), "baved": ("ar",), "emospeech": ("hi", "en"),
+                   "banglaser": ("bn",)}
 
 # Whisper's languages (its tokenizer's table), code → English name.
 LANGUAGE_NAMES = {
@@ -100,16 +102,13 @@ class LanguageGuess:
                 "against itself, helps.")
 
 
-def heard_languages(metadata: dict | None) -> list[str]:
-    """The languages a model's training clips were spoken in (from metadata.json), in `LANGUAGES` order."""
-    from ..training.corpora import languages_of
-
-    return languages_of(((metadata or {}).get("data", {}).get("train", {}).get("per_corpus", {})))
-
-
-def heard_codes(languages: Iterable[str]) -> frozenset[str]:
-    """Whisper codes of training languages given by display name (`corpora.languages_of`)."""
-    return frozenset(code for language in languages for code in CODES_OF_LANGUAGE.get(language, ()))
+def heard_codes(metadata: dict | None) -> frozenset[str] | None:
+    """Whisper's codes of the languages a model's training corpora were spoken in (metadata.json);
+    None when it does not record them, or names a corpus of unknown language."""
+    corpora = (metadata or {}).get("data", {}).get("train", {}).get("per_corpus", {})
+    if not corpora or not set(corpora) <= set(CODES_OF_CORPUS):
+        return None
+    return frozenset(code for corpus in corpora for code in CODES_OF_CORPUS[corpus])
 
 
 class LanguageIdentifier:
@@ -154,20 +153,19 @@ def speech_of(samples: np.ndarray, regions: Sequence[tuple[float, float]], sampl
     return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
 
 
-def guess_language(speech: np.ndarray, heard: Iterable[str] | None = None,
+def guess_language(speech: np.ndarray, heard: frozenset[str] | None = None,
                    identifier: LanguageIdentifier | None = None) -> LanguageGuess:
     """16 kHz speech (the voice activity detector's regions, `speech_of`) → a `LanguageGuess`; `heard`:
-    the model's training languages by display name (`heard_languages`), None when unknown."""
+    Whisper's codes of the model's training languages (`heard_codes`), None when unknown."""
     seconds = len(speech) / SAMPLE_RATE
-    codes = None if heard is None else heard_codes(heard)
     if seconds < MIN_SPEECH_S:
         return LanguageGuess("", "", 0.0, None, seconds)
     code, probability = (identifier or shared_identifier()).probabilities(speech)[0]
     return LanguageGuess(code, LANGUAGE_NAMES.get(code, code), probability,
-                         None if codes is None else code in codes, seconds)
+                         None if heard is None else code in heard, seconds)
 
 
-def guess_analysis(analysis, heard: Iterable[str] | None = None) -> LanguageGuess:
+def guess_analysis(analysis, heard: frozenset[str] | None = None) -> LanguageGuess:
     """The language of an `Analysis`'s speech (its detector's regions, at its own sample rate)."""
     audio = analysis.audio
     speech = speech_of(audio.samples, analysis.speech_regions or (), audio.sample_rate)
@@ -178,7 +176,7 @@ def guess_analysis(analysis, heard: Iterable[str] | None = None) -> LanguageGues
     return guess_language(speech, heard)
 
 
-def guess_file(source, heard: Iterable[str] | None = None, limits=None) -> LanguageGuess:
+def guess_file(source, heard: frozenset[str] | None = None, limits=None) -> LanguageGuess:
     """A file (a path, bytes or a binary file object) decoded, its speech found, its language guessed."""
     from ..io.audio import DEFAULT_LIMITS, load_audio
     from .vad import find_regions

@@ -265,9 +265,9 @@ def analysis_json(name: str, model, analysis, segments: bool, classes: tuple[str
             {**row, **judged(segment.probabilities, classes, analysis.uncertain_below)}
             for row, segment in zip(rows, analysis.segments)]
     if language:
-        from ..frontend.language import guess_analysis, heard_languages
+        from ..frontend.language import guess_analysis, heard_codes
 
-        out["language"] = guess_analysis(analysis, heard_languages(model.metadata)).to_dict()
+        out["language"] = guess_analysis(analysis, heard_codes(model.metadata)).to_dict()
     return out
 
 

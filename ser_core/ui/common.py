@@ -14,7 +14,7 @@ import streamlit as st
 
 from ..errors import ModelError, NoSpeechError, SerError
 from ..frontend.features import FeatureParams
-from ..frontend.language import LanguageGuess, guess_analysis, heard_languages
+from ..frontend.language import LanguageGuess, guess_analysis, heard_codes
 from ..serving.inference import METADATA_FILE, SerModel, load_model
 from ..serving.pool import PoolFull, app_pool
 from ..serving.profile import VoiceProfile, batch_profile
@@ -383,7 +383,7 @@ def analyze_named(model: SerModel, name: str, audio: bytes, profile: VoiceProfil
                   speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> Result:
     try:
         analysis = analyze(model, audio, profile, speakers)
-        return Result(name, audio, analysis, None, language=guess_analysis(analysis, heard_languages(model.metadata)))
+        return Result(name, audio, analysis, None, language=guess_analysis(analysis, heard_codes(model.metadata)))
     except SerError as error:
         return Result(name, audio, None, str(error), isinstance(error, NoSpeechError))
 
@@ -431,6 +431,13 @@ def read_json(path: Path) -> dict | None:
     except (OSError, ValueError) as error:
         st.error(f"{path} cannot be read: {error}")
         return None
+
+
+def heard_languages(metadata: dict | None) -> list[str]:
+    """The languages a model's training clips were spoken in (from metadata.json), in `LANGUAGES` order."""
+    from ..training.corpora import languages_of
+
+    return languages_of(((metadata or {}).get("data", {}).get("train", {}).get("per_corpus", {})))
 
 
 def data_description(metadata: dict | None) -> str:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ..frontend.language import heard_languages
 from ..serving.inference import SerModel
-from .common import feature_name, percent
+from .common import feature_name, heard_languages, percent
 from .metrics import ORIGINAL
 
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ..frontend.language import heard_languages
 from ..serving.inference import LITERT_FILE, METADATA_FILE
-from .common import data_description, feature_name, read_json
+from .common import data_description, feature_name, heard_languages, read_json
 from .metrics import LOLO_FILE
 
 

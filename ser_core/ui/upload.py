@@ -61,7 +61,7 @@ def summary_rows(results: Sequence[Result], labels: Sequence[str]) -> list[dict]
     rows = []
     for result in results:
         row = {"file": result.name, "emotion": None, "confidence": None, "uncertain": None, "duration_s": None,
-               "speech_s": None, "segments": None, "speakers": None}
+               "speech_s": None, "segments": None, "speakers": None, "language": None}
         if result.analysis is not None:
             analysis = result.analysis
             row.update(emotion=analysis.emotion, confidence=round(analysis.confidence, 4),
@@ -69,6 +69,8 @@ def summary_rows(results: Sequence[Result], labels: Sequence[str]) -> list[dict]
             if analysis.segments is not None:
                 row.update(speech_s=round(sum(s.duration_s for s in analysis.segments), 2),
                            segments=len(analysis.segments), speakers=len({s.speaker for s in analysis.segments}))
+            if result.language is not None and result.language.sure:
+                row["language"] = result.language.name + (" (never heard)" if result.language.unheard else "")
             row.update({label: round(p, 4) for label, p in analysis.probabilities.items()})
         else:
             row.update({label: None for label in labels})

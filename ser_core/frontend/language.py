@@ -16,7 +16,7 @@ single words, which are not guessed: below `MIN_SPEECH_S` of speech there is no 
 
 from __future__ import annotations
 
-import functools
+import threading
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -136,9 +136,18 @@ class LanguageIdentifier:
         return [(token.strip("<|>"), float(p)) for token, p in ranked]
 
 
-@functools.lru_cache(maxsize=1)
+_shared: LanguageIdentifier | None = None
+_shared_lock = threading.Lock()
+
+
 def shared_identifier() -> LanguageIdentifier:
-    return LanguageIdentifier()
+    """One identifier per process, loaded on first use under a lock: the app's sessions ask at once,
+    and each would otherwise load its own copy of some 260 MB (an lru_cache computes every concurrent miss)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = LanguageIdentifier()
+        return _shared
 
 
 def speech_of(samples: np.ndarray, regions: Sequence[tuple[float, float]], sample_rate: int = SAMPLE_RATE) -> np.ndarray:

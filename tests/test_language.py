@@ -63,6 +63,19 @@ def test_only_a_sure_guess_of_a_language_never_heard_warns(guess, sure, unheard,
     assert guess.to_dict()["heard_in_training"] is guess.heard
 
 
+@pytest.mark.parametrize("seconds", [1.5, 3.01, 29.99, 40.0])
+def test_the_log_mel_is_that_of_the_speech_padded_to_thirty_seconds(seconds):
+    from ser_core.frontend.features import compute
+    from ser_core.frontend.language import LOG_MEL, whisper_log_mel
+
+    speech = (np.random.default_rng(0).standard_normal(int(seconds * SR)) * 0.1).astype(np.float32)
+    padded = np.zeros(LOG_MEL.window_samples, np.float32)
+    padded[: min(len(speech), len(padded))] = speech[: len(padded)]
+    ours = whisper_log_mel(speech)
+    assert ours.shape[1] % 2 == 0 and ours.shape[1] >= min(seconds, MAX_SPEECH_S) * SR / LOG_MEL.hop_length
+    np.testing.assert_allclose(ours, compute(padded[None], LOG_MEL)[0, :, : ours.shape[1]], atol=1e-6)
+
+
 def test_speech_is_the_regions_joined_up_to_thirty_seconds():
     samples = np.arange(60 * SR, dtype=np.float32)
     speech = speech_of(samples, [(1.0, 2.0), (5.0, 5.5)])

@@ -111,6 +111,19 @@ def heard_codes(metadata: dict | None) -> frozenset[str] | None:
     return frozenset(code for corpus in corpora for code in CODES_OF_CORPUS[corpus])
 
 
+def whisper_log_mel(speech: np.ndarray) -> np.ndarray:
+    """Whisper's log-mel (80, frames) of 16 kHz speech padded to 30 s, but only the frames that hold the
+    speech (even, as the encoder needs; its first `MAX_SPEECH_S` read). Computed over the speech and
+    one FFT's worth of zeros, which gives those frames as the whole padded window would (the padding
+    adds no energy, so the floor, 8 decades below the loudest frame, is the same) at a fraction of
+    the memory and time."""
+    speech = np.asarray(speech, np.float32)[: LOG_MEL.window_samples]
+    frames = min(LOG_MEL.n_frames, 2 * (len(speech) // (2 * LOG_MEL.hop_length) + 1))
+    window = np.zeros(frames * LOG_MEL.hop_length + LOG_MEL.n_fft, np.float32)
+    window[: len(speech)] = speech
+    return compute(window[None], LOG_MEL)[0, :, :frames]
+
+
 class LanguageIdentifier:
     """Whisper-base's language identification (int8, all six blocks and the decoder). Thread-safe:
     CTranslate2 queues concurrent calls."""
@@ -125,13 +138,7 @@ class LanguageIdentifier:
         """16 kHz speech (its first `MAX_SPEECH_S` read) → [(code, probability)], most likely first."""
         import ctranslate2
 
-        speech = np.asarray(speech, np.float32)[: LOG_MEL.window_samples]
-        window = np.zeros(LOG_MEL.window_samples, np.float32)
-        window[: len(speech)] = speech
-        # Whisper's log-mel of the padded 30 s, then only the frames that hold the audio (even, as the
-        # encoder needs): the floor of the log-mel is the window's, as Whisper computes it.
-        frames = min(LOG_MEL.n_frames, 2 * (len(speech) // (2 * LOG_MEL.hop_length) + 1))
-        log_mel = np.ascontiguousarray(compute(window[None], LOG_MEL)[:, :, :frames])
+        log_mel = np.ascontiguousarray(whisper_log_mel(speech)[None])
         ranked = self._model.detect_language(ctranslate2.StorageView.from_array(log_mel))[0]
         return [(token.strip("<|>"), float(p)) for token, p in ranked]
 

@@ -8,7 +8,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 import streamlit as st
 
@@ -265,7 +265,9 @@ def files_read_together(model: SerModel, contents: list[bytes]) -> VoiceProfile:
     return kept[1]
 
 
+T = TypeVar("T")
 ANALYSES_KEY = "analyses"  # this session's analyses (or the error each gave), by content and settings
+LANGUAGES_KEY = "languages"  # the language each kept analysis's speech sounds like, by the same keys
 KEPT_ANALYSES = 16  # per session, oldest dropped first: a rerun redraws, it never analyses again
 FIGURES_KEY = "figures"
 KEPT_FIGURES = 64
@@ -279,25 +281,41 @@ def analyze(model: SerModel, audio: bytes, profile: VoiceProfile | None = None,
             speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> Analysis:
     """Bytes (any supported format) → `Analysis` with `model` (and the voice profile); raises `SerError`.
     Kept in this session by content, model, profile and speaker options: the same recording is
-    analysed once per setting, in the server's one analysis pool (`serving.pool`)."""
-    key = (hashlib.sha256(audio).hexdigest(), str(model.directory), profile.to_json() if profile else None, speakers)
+    analysed once per setting, in the server's one analysis pool (`serving.pool`), and in the same
+    job the language its speech sounds like is guessed (`language_of` reads it)."""
+    key = _analysis_key(model, audio, profile, speakers)
     kept = st.session_state.setdefault(ANALYSES_KEY, {})
+    languages = st.session_state.setdefault(LANGUAGES_KEY, {})
     if key not in kept:
+        def work(threads: int) -> tuple[Analysis, LanguageGuess]:
+            analysis = model.with_threads(threads).analyze(audio, profile=profile, speakers=speakers)
+            return analysis, guess_analysis(analysis, heard_codes(model.metadata))
+
         try:
-            kept[key] = wait_in_line(model, audio, lambda threads: model.with_threads(threads).analyze(
-                audio, profile=profile, speakers=speakers))
+            kept[key], languages[key] = wait_in_line(model, audio, work)
         except PoolFull:
             raise  # the server is full now: not this recording's answer, the next rerun tries again
         except SerError as error:
             kept[key] = error
         while len(kept) > KEPT_ANALYSES:
+            languages.pop(next(iter(kept)), None)
             kept.pop(next(iter(kept)))
     if isinstance(kept[key], SerError):
         raise kept[key]
     return kept[key]
 
 
-def wait_in_line(model: SerModel, audio: bytes, work: Callable[[int], Analysis]) -> Analysis:
+def language_of(model: SerModel, audio: bytes, profile: VoiceProfile | None = None,
+                speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> LanguageGuess | None:
+    """The language guessed beside `analyze`'s analysis of the same recording and settings, if kept."""
+    return st.session_state.get(LANGUAGES_KEY, {}).get(_analysis_key(model, audio, profile, speakers))
+
+
+def _analysis_key(model: SerModel, audio: bytes, profile: VoiceProfile | None, speakers: SpeakerOptions) -> tuple:
+    return hashlib.sha256(audio).hexdigest(), str(model.directory), profile.to_json() if profile else None, speakers
+
+
+def wait_in_line(model: SerModel, audio: bytes, work: Callable[[int], T]) -> T:
     """`work` run in the server's analysis pool, showing this session's place in the line while it
     waits and, when the wait would pass `QUICK_ANSWER_AFTER_S`, the light model's answer meanwhile.
     A job still waiting when the user leaves (the script is stopped) is withdrawn."""
@@ -383,7 +401,7 @@ def analyze_named(model: SerModel, name: str, audio: bytes, profile: VoiceProfil
                   speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> Result:
     try:
         analysis = analyze(model, audio, profile, speakers)
-        return Result(name, audio, analysis, None, language=guess_analysis(analysis, heard_codes(model.metadata)))
+        return Result(name, audio, analysis, None, language=language_of(model, audio, profile, speakers))
     except SerError as error:
         return Result(name, audio, None, str(error), isinstance(error, NoSpeechError))
 

@@ -249,7 +249,7 @@ def cmd_predict(args) -> int:
         if args.classes or args.language:
             from .errors import ConfigError
 
-            raise ConfigError("--classes and --language go with the local engine")
+            raise ConfigError(f"{'--classes' if args.classes else '--language'} goes with the local engine")
         return _predict_ray(args)
     if args.out or args.timeline or args.address or args.actors:
         from .errors import ConfigError

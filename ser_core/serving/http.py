@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AudioTooLargeError, AudioTooLongError, ConfigError, ModelError, SerError
+from ..frontend.language import MIN_SPEECH_S, SURE_ABOVE
 from ..io.audio import AudioLimits
 from .pool import AnalysisPool, PoolFull
 from .segments import DEFAULT_SPEAKERS, SpeakerOptions, speaker_count
@@ -748,8 +749,8 @@ OPENAPI = {
                 "language": {"type": "object", "description": "with language=true: what language the speech sounds "
                                                               "like (Whisper's code and name, its probability), whether "
                                                               "the model heard it in training, whether the guess is sure "
-                                                              "(probability 0.5 or more), the seconds of speech it read "
-                                                              "(no guess under 1.5 s: code empty)",
+                                                              f"(probability {SURE_ABOVE:g} or more), the seconds of speech "
+                                                              f"it read (no guess under {MIN_SPEECH_S:g} s: code empty)",
                              "properties": {"code": {"type": "string"}, "name": {"type": "string"},
                                             "probability": {"type": "number"},
                                             "heard_in_training": {"type": ["boolean", "null"]},

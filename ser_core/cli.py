@@ -289,7 +289,7 @@ def _language(args, file: str) -> dict:
     with native_stderr_silenced():
         guess = guess_file(file, heard_codes(metadata))
     if guess.unheard:
-        print(f"{file}: warning: {guess.sentence()}", file=sys.stderr)
+        print(f"{file}: warning: {guess.sentence(adapted=args.adapt is not None)}", file=sys.stderr)
     return {"language": guess.to_dict()}
 
 

@@ -61,6 +61,8 @@ def test_only_a_sure_guess_of_a_language_never_heard_warns(guess, sure, unheard,
     assert guess.sure is sure and guess.unheard is unheard
     assert phrase in guess.sentence()
     assert guess.to_dict()["heard_in_training"] is guess.heard
+    # Once a reading is adapted to a batch or a recording, the advice to do so is left out
+    assert ("files together" in guess.sentence()) is guess.unheard and "files together" not in guess.sentence(True)
 
 
 @pytest.mark.parametrize("seconds", [1.5, 3.01, 29.99, 40.0])

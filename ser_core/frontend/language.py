@@ -87,8 +87,9 @@ class LanguageGuess:
         return {"code": self.code, "name": self.name, "probability": round(self.probability, 4),
                 "heard_in_training": self.heard, "sure": self.sure, "speech_s": round(self.speech_s, 2)}
 
-    def sentence(self) -> str:
-        """One line for a person: what it sounds like, and what that means for the reading."""
+    def sentence(self, adapted: bool = False) -> str:
+        """One line for a person: what it sounds like, and what that means for the reading (`adapted`:
+        the reading was already adapted to a batch or to the recording, so that advice is left out)."""
         if not self.code:
             return (f"Language not guessed: {self.speech_s:.1f} s of speech, {MIN_SPEECH_S:g} s are needed.")
         if not self.sure:
@@ -97,9 +98,10 @@ class LanguageGuess:
             return f"Sounds like {self.name} ({self.probability:.0%})."
         if self.heard:
             return f"Sounds like {self.name} ({self.probability:.0%}), a language the model heard in training."
+        advice = "" if adapted else ("; reading several files together, or the recording against itself, "
+                                     "helps")
         return (f"Sounds like {self.name} ({self.probability:.0%}), a language the model never heard: its "
-                "emotions are read less reliably there; reading several files together, or the recording "
-                "against itself, helps.")
+                f"emotions are read less reliably there{advice}.")
 
 
 def heard_codes(metadata: dict | None) -> frozenset[str] | None:

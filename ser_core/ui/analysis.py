@@ -100,7 +100,8 @@ def show_result(model: SerModel, result: Result, key: str, player: bool = True) 
     if analysis.adaptation:
         (st.warning if analysis.adaptation_refused else st.info)(analysis.adaptation)
     if result.language is not None and result.language.code:
-        (st.warning if result.language.unheard else st.caption)(result.language.sentence())
+        adapted = bool(analysis.adaptation) and not analysis.adaptation_refused
+        (st.warning if result.language.unheard else st.caption)(result.language.sentence(adapted))
     params = model.params
 
     speakers = len({s.speaker for s in analysis.segments or ()})

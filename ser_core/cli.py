@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import os
 import sys
@@ -204,26 +205,19 @@ def _analyses(args):
         yield file, analysis, (*analysis.audio.warnings, *refused), None
 
 
-def _segment_rows(args):
-    """(file, one dict per speech segment, input warnings, error message) per file, in order."""
-    from .serving.results import segment_rows
-
-    for file, analysis, warnings, error in _analyses(args):
-        yield file, analysis and segment_rows(file, analysis), warnings, error
-
-
 def cmd_predict_segments(args) -> int:
     """One row per speech segment: file, segment number, start, end, speaker, emotion, confidence,
     uncertain, probabilities."""
     from .serving.inference import over_classes
+    from .serving.results import segment_rows
 
     results, failures = [], 0
     uncertain_below = _uncertain_below(args.model)
-    for file, rows, warnings, error in _segment_rows(args):
+    for file, analysis, warnings, error in _analyses(args):
         if _report(file, warnings, error):
             failures += 1
             continue
-        language = _language(args, file)
+        rows, language = segment_rows(file, analysis), _language(args, file, analysis)
         results.extend({**row, **_judged(over_classes(row["probabilities"], args.classes), uncertain_below), **language}
                        if args.classes else {**row, **language} for row in rows)
     if args.format == "json":
@@ -277,20 +271,31 @@ def _uncertain_below(model: str) -> float:
 LANGUAGE_COLUMNS = ("language", "language_probability", "language_heard_in_training")
 
 
-def _language(args, file: str) -> dict:
-    """With --language, {"language": the file's `LanguageGuess` as a dict}, its sentence on stderr when
-    the model never heard the language; else nothing."""
+def _language(args, file: str, analysis=None) -> dict:
+    """With --language, {"language": the file's `LanguageGuess` as a dict}, from its `analysis`'s speech
+    when there is one (else the file is decoded for it), its sentence on stderr when the model never
+    heard the language; else nothing."""
     if not args.language:
         return {}
-    from .frontend.language import guess_file, heard_codes
+    from .frontend.language import guess_analysis, guess_file
     from .serving.inference import native_stderr_silenced
 
-    metadata = json.loads((resolve_model(args.model) / "metadata.json").read_text())
-    with native_stderr_silenced():
-        guess = guess_file(file, heard_codes(metadata))
+    if analysis is not None:
+        guess = guess_analysis(analysis, _heard_codes(args.model))
+    else:
+        with native_stderr_silenced():
+            guess = guess_file(file, _heard_codes(args.model))
     if guess.unheard:
         print(f"{file}: warning: {guess.sentence(adapted=args.adapt is not None)}", file=sys.stderr)
     return {"language": guess.to_dict()}
+
+
+@functools.lru_cache(maxsize=None)
+def _heard_codes(model: str | None) -> frozenset[str] | None:
+    """Whisper's codes of the languages the model (--model) was trained on, read once per command."""
+    from .frontend.language import heard_codes
+
+    return heard_codes(json.loads((resolve_model(model) / "metadata.json").read_text()))
 
 
 def _language_cells(row: dict) -> list:

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import AudioTooLargeError, AudioTooLongError, ConfigError, ModelError, SerError
-from ..frontend.language import MIN_SPEECH_S, SURE_ABOVE
+from ..frontend.language import MIN_SPEECH_S, SURE_ABOVE, guess_analysis, heard_codes
 from ..io.audio import AudioLimits
 from .pool import AnalysisPool, PoolFull
 from .segments import DEFAULT_SPEAKERS, SpeakerOptions, speaker_count
@@ -266,8 +266,6 @@ def analysis_json(name: str, model, analysis, segments: bool, classes: tuple[str
             {**row, **judged(segment.probabilities, classes, analysis.uncertain_below)}
             for row, segment in zip(rows, analysis.segments)]
     if language:
-        from ..frontend.language import guess_analysis, heard_codes
-
         out["language"] = guess_analysis(analysis, heard_codes(model.metadata)).to_dict()
     return out
 

@@ -281,9 +281,14 @@ def analyze(model: SerModel, audio: bytes, profile: VoiceProfile | None = None,
             speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> Analysis:
     """Bytes (any supported format) → `Analysis` with `model` (and the voice profile); raises `SerError`.
     Kept in this session by content, model, profile and speaker options: the same recording is
-    analysed once per setting, in the server's one analysis pool (`serving.pool`), and in the same
-    job the language its speech sounds like is guessed (`language_of` reads it)."""
-    key = _analysis_key(model, audio, profile, speakers)
+    analysed once per setting, in the server's one analysis pool (`serving.pool`)."""
+    return _analysed(model, audio, profile, speakers)[0]
+
+
+def _analysed(model: SerModel, audio: bytes, profile: VoiceProfile | None,
+              speakers: SpeakerOptions) -> tuple[Analysis, LanguageGuess | None]:
+    """`analyze`'s analysis and, guessed in the same pool job, the language its speech sounds like."""
+    key = (hashlib.sha256(audio).hexdigest(), str(model.directory), profile.to_json() if profile else None, speakers)
     kept = st.session_state.setdefault(ANALYSES_KEY, {})
     languages = st.session_state.setdefault(LANGUAGES_KEY, {})
     if key not in kept:
@@ -302,17 +307,7 @@ def analyze(model: SerModel, audio: bytes, profile: VoiceProfile | None = None,
             kept.pop(next(iter(kept)))
     if isinstance(kept[key], SerError):
         raise kept[key]
-    return kept[key]
-
-
-def language_of(model: SerModel, audio: bytes, profile: VoiceProfile | None = None,
-                speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> LanguageGuess | None:
-    """The language guessed beside `analyze`'s analysis of the same recording and settings, if kept."""
-    return st.session_state.get(LANGUAGES_KEY, {}).get(_analysis_key(model, audio, profile, speakers))
-
-
-def _analysis_key(model: SerModel, audio: bytes, profile: VoiceProfile | None, speakers: SpeakerOptions) -> tuple:
-    return hashlib.sha256(audio).hexdigest(), str(model.directory), profile.to_json() if profile else None, speakers
+    return kept[key], languages.get(key)
 
 
 def wait_in_line(model: SerModel, audio: bytes, work: Callable[[int], T]) -> T:
@@ -400,8 +395,8 @@ class Result:
 def analyze_named(model: SerModel, name: str, audio: bytes, profile: VoiceProfile | None = None,
                   speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> Result:
     try:
-        analysis = analyze(model, audio, profile, speakers)
-        return Result(name, audio, analysis, None, language=language_of(model, audio, profile, speakers))
+        analysis, language = _analysed(model, audio, profile, speakers)
+        return Result(name, audio, analysis, None, language=language)
     except SerError as error:
         return Result(name, audio, None, str(error), isinstance(error, NoSpeechError))
 

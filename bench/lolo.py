@@ -48,24 +48,27 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def fold(clips, name: str, language: str, reuse: bool, reference: tuple[str, float] | None = None) -> dict:
-    folds = default_cache_dir().parent / "lolo"
-    out = folds / f"{name}-{language}"
-    protocol = f"lolo:{language}"
-    split_file = ROOT / "models" / "splits" / "speaker.csv"
-    if name in ENSEMBLES:  # its members' fold models are those of their own rows
-        members = {m: folds / f"{m}-{language}" for m in ENSEMBLES[name]}
-        if not (reuse and assembled(out, protocol, members)):
-            train_ensemble(clips, split_file, protocol, out, name, members, held_out=language, reuse=reuse)
-        fingerprint = "+".join(recipe_id(*RECIPES[m]) for m in ENSEMBLES[name])
-    else:
-        fold_model(clips, name, language, reuse)
-        fingerprint = recipe_id(*RECIPES[name])
+    out, fingerprint = recipe_fold(clips, name, language, reuse)
     head = None
     if reference is not None:  # its fold model trained (or reused) as its own row's is
         head = (fold_model(clips, reference[0], language, reuse), reference[1])
         fingerprint += f"+reference:{recipe_id(*RECIPES[reference[0]])}@{reference[1]}"
     val_uar = json.loads((out / "metadata.json").read_text()).get("validation", {}).get("label_set_uar")
     return {**readings(clips, out, language, head), "val_uar": val_uar, "recipe_id": fingerprint}
+
+
+def recipe_fold(clips, name: str, language: str, reuse: bool) -> tuple[Path, str]:
+    """A recipe's or an ensemble's fold model directory, trained unless reused, and its recipe's fingerprint."""
+    folds = default_cache_dir().parent / "lolo"
+    out = folds / f"{name}-{language}"
+    if name not in ENSEMBLES:
+        return fold_model(clips, name, language, reuse), recipe_id(*RECIPES[name])
+    protocol = f"lolo:{language}"
+    members = {m: folds / f"{m}-{language}" for m in ENSEMBLES[name]}  # those of their own rows
+    if not (reuse and assembled(out, protocol, members)):
+        train_ensemble(clips, ROOT / "models" / "splits" / "speaker.csv", protocol, out, name, members,
+                       held_out=language, reuse=reuse)
+    return out, "+".join(recipe_id(*RECIPES[m]) for m in ENSEMBLES[name])
 
 
 def fold_model(clips, name: str, language: str, reuse: bool) -> Path:

@@ -76,6 +76,7 @@ def summary_table(root: Path = ROOT) -> str:
                   if re.fullmatch(rf"{re.escape(meta['recipe'])}-seed\d+", name) and r["mean_uar"] is not None]
     seeds = (f"; the same recipe from {len(replicates) + 1} training seeds: "
              f"{pct(sum(r['mean_uar'] for r in [lolo, *replicates]) / (len(replicates) + 1))}%") if replicates else ""
+    arousal = arousal_by_language(root)
     latency = _json(root / "bench" / "results" / "speed.json")["latency_only"]
     scaling = _json(root / "bench" / "results" / "scaling.json")
     languages = len(lolo["folds"])
@@ -89,6 +90,10 @@ def summary_table(root: Path = ROOT) -> str:
         f"| **{pct(lolo['mean_uar'])}%** (lowest {pct(lolo['min_uar'])}%, {lowest.title()}; "
         f"{pct(lolo['mean_batch_uar'])}% reading a batch of files together{seeds}) "
         "| [evaluation](docs/evaluation.md), [lolo.md](bench/results/lolo.md) |",
+        f"| the same, how aroused the voice sounds (high or low, chance 50%), mean UAR over the {len(arousal)} of them "
+        f"with both levels | **{pct(sum(arousal.values()) / len(arousal))}%** (lowest {pct(min(arousal.values()))}%, "
+        f"{LANGUAGE_NAMES[min(arousal, key=arousal.get)]}) | [evaluation](docs/evaluation.md#arousal), "
+        "[arousal.md](bench/results/arousal.md) |",
         f"| latency: one 3 s clip, file bytes to 8 probabilities, p50, on a {latency.get('cores', 2)}-core {latency['cpu']} "
         f"| **{served_latency(latency['models'][meta['recipe']])['p50_ms']:.1f} ms** "
         f"(the original pipeline {latency['original_latency_3s_clip']['p50_ms']:.1f} ms) | [benchmarks](docs/benchmarks.md) |",
@@ -96,6 +101,15 @@ def summary_table(root: Path = ROOT) -> str:
         f"| {scaling['one_core']['clips_per_cpu_s']:.1f} clips per second; {scaling['long_audio']['cpu_s']:.0f} s "
         "| [scaling](docs/scaling.md) |",
     ])
+
+
+def arousal_by_language(root: Path = ROOT) -> dict[str, float]:
+    """bench/arousal.py's UAR in each language never heard that has both levels (the mean of its corpora)."""
+    per_language: dict[str, list[float]] = {}
+    for r in _json(root / "bench" / "results" / "arousal.json")["never_heard"].values():
+        if r["arousal_uar"] is not None:
+            per_language.setdefault(r["language"], []).append(r["arousal_uar"])
+    return {language: sum(values) / len(values) for language, values in per_language.items()}
 
 
 def shipped_table(root: Path = ROOT) -> str:
@@ -365,7 +379,7 @@ BLOCKS = {
     "ray-table": include("ray_batch.md"), "package-size-table": include("package_size.md"),
     "serve-soak-table": include("serve_soak.md"),
     "lolo-inputs-table": include("lolo_inputs.md"), "quiet-cue-table": include("quiet_cue.md"),
-    "language-id-table": include("language_id.md"),
+    "language-id-table": include("language_id.md"), "arousal-table": include("arousal.md"),
 }
 BLOCK = re.compile(r"<!-- ([a-z-]+) -->\n.*?<!-- /\1 -->", re.S)
 

@@ -208,8 +208,7 @@ def _analyses(args):
 def cmd_predict_segments(args) -> int:
     """One row per speech segment: file, segment number, start, end, speaker, emotion, confidence,
     uncertain, probabilities."""
-    from .serving.inference import over_classes
-    from .serving.results import segment_rows
+    from .serving.results import judged, segment_rows
 
     results, failures = [], 0
     uncertain_below = _uncertain_below(args.model)
@@ -218,23 +217,23 @@ def cmd_predict_segments(args) -> int:
             failures += 1
             continue
         rows, language = segment_rows(file, analysis), _language(args, file, analysis)
-        results.extend({**row, **_judged(over_classes(row["probabilities"], args.classes), uncertain_below), **language}
-                       if args.classes else {**row, **language} for row in rows)
+        results.extend({**row, **judged(segment.probabilities, args.classes, uncertain_below), **language}
+                       if args.classes else {**row, **language} for row, segment in zip(rows, analysis.segments))
     if args.format == "json":
         print(json.dumps(results, indent=2))
     elif args.format == "csv":
         labels = list(results[0]["probabilities"]) if results else []
         writer = csv.writer(sys.stdout)
         writer.writerow(["file", "segment", "start_s", "end_s", "speaker", "emotion", "confidence", "uncertain",
-                         *labels, *LANGUAGE_COLUMNS * args.language])
+                         "arousal", *labels, *LANGUAGE_COLUMNS * args.language])
         for r in results:
             writer.writerow([r["file"], r["segment"], f"{r['start_s']:.3f}", f"{r['end_s']:.3f}", r["speaker"],
-                             r["emotion"], f"{r['confidence']:.4f}", r["uncertain"],
+                             r["emotion"], f"{r['confidence']:.4f}", r["uncertain"], _arousal_cell(r),
                              *(f"{p:.4f}" for p in r["probabilities"].values()), *_language_cells(r)])
     else:
         for r in results:
             print(f"{r['file']} {r['start_s']:.2f}–{r['end_s']:.2f} s {r['speaker']}: {_guess(r)} "
-                  f"({r['confidence']:.0%}){_language_text(r)}")
+                  f"({r['confidence']:.0%}){_arousal_text(r)}{_language_text(r)}")
     return 1 if failures else 0
 
 
@@ -319,6 +318,17 @@ def _guess(row: dict) -> str:
     return f"uncertain ({row['emotion']}?)" if row["uncertain"] else row["emotion"]
 
 
+def _arousal_cell(row: dict) -> str:
+    return "" if row["arousal"] is None else f"{row['arousal']:.4f}"
+
+
+def _arousal_text(row: dict) -> str:
+    """" · arousal high (0.83)": how aroused the voice sounds (`results.arousal`), nothing when unknown."""
+    from .serving.results import arousal_word
+
+    return "" if row["arousal"] is None else f" · arousal {arousal_word(row['arousal'])} ({row['arousal']:.2f})"
+
+
 def _speaker_count(text: str) -> int:
     """--speakers: a whole number from 1 (segments.speaker_count's sentence otherwise)."""
     from .serving.segments import speaker_count
@@ -334,16 +344,9 @@ def _emotion_list(text: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in text.lower().split(",") if name.strip())
 
 
-def _judged(probabilities: dict[str, float], uncertain_below: float) -> dict:
-    """A result's emotion, confidence and uncertainty from its probabilities."""
-    emotion = max(probabilities, key=probabilities.get)
-    return {"emotion": emotion, "confidence": round(probabilities[emotion], 6),
-            "uncertain": probabilities[emotion] < uncertain_below, "probabilities": probabilities}
-
-
 def _report_predictions(args, predictions) -> int:
     """Print (file, probabilities, warnings, error) results as text, JSON or CSV; errors to stderr."""
-    from .serving.inference import over_classes
+    from .serving.results import judged
 
     labels = None
     results, failures = [], 0
@@ -352,20 +355,21 @@ def _report_predictions(args, predictions) -> int:
         if _report(file, warnings, error):
             failures += 1
             continue
-        probabilities = over_classes(probabilities, args.classes)
-        labels = list(probabilities)
-        results.append({"file": file, **_judged(probabilities, uncertain_below), **_language(args, file)})
+        result = {"file": file, **judged(probabilities, args.classes, uncertain_below), **_language(args, file)}
+        labels = list(result["probabilities"])
+        results.append(result)
     if args.format == "json":
         print(json.dumps(results, indent=2))
     elif args.format == "csv":
         writer = csv.writer(sys.stdout)
-        writer.writerow(["file", "emotion", "confidence", "uncertain", *(labels or []), *LANGUAGE_COLUMNS * args.language])
+        writer.writerow(["file", "emotion", "confidence", "uncertain", "arousal", *(labels or []),
+                         *LANGUAGE_COLUMNS * args.language])
         for r in results:
-            writer.writerow([r["file"], r["emotion"], f"{r['confidence']:.4f}", r["uncertain"],
+            writer.writerow([r["file"], r["emotion"], f"{r['confidence']:.4f}", r["uncertain"], _arousal_cell(r),
                              *(f"{p:.4f}" for p in r["probabilities"].values()), *_language_cells(r)])
     else:
         for r in results:
-            print(f"{r['file']}: {_guess(r)} ({r['confidence']:.0%}){_language_text(r)}")
+            print(f"{r['file']}: {_guess(r)} ({r['confidence']:.0%}){_arousal_text(r)}{_language_text(r)}")
     return 1 if failures else 0
 
 

@@ -5,6 +5,7 @@ A real browser drives the same pages in test_browser.py."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import json
@@ -19,6 +20,7 @@ import numpy as np
 
 from conftest import missing, speech, wav_bytes
 from ser_core.serving.inference import load_model
+from ser_core.serving.results import arousal_word
 from ser_core.ui import common, upload
 
 APP = "../app.py"
@@ -167,6 +169,10 @@ def test_upload_shows_the_analysis_by_utterance(served):
     assert_emotion_bars(at, labels)
     # Nothing for plotly by default: the segment timeline is HTML/SVG; the signal and the window timeline on request.
     assert not charts(at)
+    # How aroused the voice sounds, on its low-to-high track under the bars, in words above it.
+    [gauge] = [e.proto.body for e in at.get("html") if 'class="ser-arousal"' in e.proto.body]
+    level = float(re.search(r'data-arousal="([0-9.]+)"', gauge)[1])
+    assert any(m.value.startswith(f"**Arousal: {arousal_word(level)}**") for m in at.markdown)
     [timeline] = [e.proto.body for e in at.get("html") if 'class="ser-timeline"' in e.proto.body]
     widths = sorted(float(w) for w in re.findall(r'class="ser-span"[^>]*width:([0-9.]+)%', timeline))
     duration_s = 10.0
@@ -621,15 +627,22 @@ def test_benchmark_charts_can_be_read():
 
         metrics.benchmark_view()
 
+    from ser_core.ui import metrics as metrics_ui
+
     at = AppTest.from_function(page, default_timeout=TIMEOUT_S).run()
     assert_clean(at)
     by_axis = {chart["layout"]["xaxis"]["title"]["text"]: chart for chart in charts(at)}
-    grouped = [by_axis[title] for title in ("held-out language", "held-out corpus", "condition")]
+    grouped = [by_axis[title] for title in ("held-out language", "held-out corpus", "condition", metrics_ui.AROUSAL_AXIS)]
     for chart in grouped:
         assert chart["layout"]["xaxis"]["automargin"] is True
         assert chart["layout"]["yaxis"]["range"][0] == 0
         for trace in chart["data"]:
             assert trace["textposition"] == "outside" and trace["textfont"]["size"] >= 11
+    arousal = json.loads(metrics_ui.AROUSAL_FILE.read_text())["never_heard"]
+    levels, emotion = by_axis[metrics_ui.AROUSAL_AXIS]["data"]  # arousal's bars beside the emotion's, per corpus
+    assert len(emotion["x"]) == len(arousal) and len(levels["x"]) == sum(r["arousal_uar"] is not None for r in arousal.values())
+    heights = np.frombuffer(base64.b64decode(levels["y"]["bdata"]), levels["y"]["dtype"])  # plotly's binary array
+    assert sorted(heights) == pytest.approx(sorted(100 * r["arousal_uar"] for r in arousal.values() if r["arousal_uar"]))
     adaptation = by_axis["clips in each speaker's profile"]
     assert adaptation["layout"]["yaxis"]["range"] == [0, 100]
     assert all(trace["text"] == [f"{uar:.1f}" for uar in trace["y"]] for trace in adaptation["data"])  # differences in numbers

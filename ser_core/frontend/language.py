@@ -101,7 +101,7 @@ class LanguageGuess:
         advice = "" if adapted else ("; reading several files together, or the recording against itself, "
                                      "helps")
         return (f"Sounds like {self.name} ({self.probability:.0%}), a language the model never heard: its "
-                f"emotions are read less reliably there{advice}.")
+                f"emotions are read less reliably there, how aroused the voice sounds far less so{advice}.")
 
 
 def heard_codes(metadata: dict | None) -> frozenset[str] | None:

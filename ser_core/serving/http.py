@@ -35,6 +35,7 @@ from ..errors import AudioTooLargeError, AudioTooLongError, ConfigError, ModelEr
 from ..frontend.language import MIN_SPEECH_S, SURE_ABOVE, guess_analysis, heard_codes
 from ..io.audio import AudioLimits
 from .pool import AnalysisPool, PoolFull
+from .results import judged, over_classes, segment_rows
 from .segments import DEFAULT_SPEAKERS, SpeakerOptions, speaker_count
 from .threads import process_cores
 
@@ -231,22 +232,7 @@ def speaker_options(query) -> SpeakerOptions:
 def check_classes(labels: list[str], classes: tuple[str, ...] | None) -> None:
     """Refuse unknown emotions (`over_classes`'s sentence, as the CLI prints it) before any audio is
     read: renormalising uniform probabilities over the model's labels checks just the names."""
-    from .inference import over_classes
-
     over_classes(dict.fromkeys(labels, 1.0), classes)
-
-
-def judged(probabilities: dict[str, float], classes: tuple[str, ...] | None, uncertain_below: float) -> dict:
-    """A reading's emotion, confidence, uncertainty and probabilities over `classes` (all the model's
-    when None), renormalised as `ser predict --classes` does; the calibrated threshold, fitted over all
-    the classes, applies to the renormalised confidence, as there."""
-    from .inference import over_classes
-
-    probabilities = over_classes(dict(probabilities), classes)
-    emotion = max(probabilities, key=probabilities.get)
-    return {"emotion": emotion, "confidence": round(probabilities[emotion], 6),
-            "uncertain": bool(probabilities[emotion] < uncertain_below),
-            "probabilities": {k: round(v, 6) for k, v in probabilities.items()}}
 
 
 def analysis_json(name: str, model, analysis, segments: bool, classes: tuple[str, ...] | None,
@@ -254,8 +240,6 @@ def analysis_json(name: str, model, analysis, segments: bool, classes: tuple[str
     """The clip's answer; `segments` holds exactly the rows `ser predict --json --segments` prints
     (with `classes`, those of `--classes`); with `language`, what language it sounds like (as `ser
     predict --language`)."""
-    from .results import segment_rows
-
     model_name = model.directory.resolve().name
     out = {"file": name, "model": model_name, **judged(analysis.probabilities, classes, analysis.uncertain_below),
            "duration_s": round(analysis.audio.duration_s, 3), "warnings": list(analysis.audio.warnings),
@@ -598,7 +582,7 @@ def reading_json(reading, classes: tuple[str, ...] | None, uncertain_below: floa
     level = reading.level_dbfs
     out = {"type": "reading", "time_s": round(reading.time_s, 3),
            "level_dbfs": round(level, 1) if math.isfinite(level) else None, "pause": reading.pause,
-           "emotion": None, "confidence": None, "uncertain": False, "speech_s": round(reading.speech_s, 3),
+           "emotion": None, "confidence": None, "uncertain": False, "arousal": None, "speech_s": round(reading.speech_s, 3),
            "probabilities": None}
     if not reading.pause:
         out.update(judged(reading.probabilities, classes, uncertain_below))
@@ -697,6 +681,11 @@ async def run_stream(websocket, config: ServeConfig, registry: ModelRegistry, st
 # --- OpenAPI and the docs page ------------------------------------------------------------------------
 
 _ERROR = {"description": "A refusal", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_AROUSAL = {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+            "description": "how aroused the voice sounds, 0 low (neutral, calm, sad) to 1 high (happy, angry, fearful, "
+                           "surprised): their probability over that of either group, from all the model's emotions "
+                           "whatever `classes` chose; high from 0.5. In languages the model never heard it is read "
+                           "right far more often than chance, where the emotion is often near it (bench/results/arousal.md)"}
 _PROBABILITIES = {"type": "object", "additionalProperties": {"type": "number"}}
 _ANALYSIS_PARAMETERS = [
     {"name": "segments", "in": "query", "schema": {"type": "boolean", "default": True},
@@ -734,12 +723,13 @@ OPENAPI = {
                         "properties": {"file": {"type": "string"}, "segment": {"type": "integer"},
                                        "start_s": {"type": "number"}, "end_s": {"type": "number"},
                                        "emotion": {"type": "string"}, "confidence": {"type": "number"},
-                                       "uncertain": {"type": "boolean"}, "probabilities": _PROBABILITIES}},
+                                       "uncertain": {"type": "boolean"}, "arousal": _AROUSAL,
+                                       "probabilities": _PROBABILITIES}},
             "Analysis": {"type": "object", "properties": {
                 "file": {"type": "string"}, "model": {"type": "string"}, "emotion": {"type": "string"},
                 "confidence": {"type": "number"},
                 "uncertain": {"type": "boolean", "description": "confidence below the model's calibrated threshold"},
-                "probabilities": _PROBABILITIES, "duration_s": {"type": "number"},
+                "arousal": _AROUSAL, "probabilities": _PROBABILITIES, "duration_s": {"type": "number"},
                 "warnings": {"type": "array", "items": {"type": "string"}},
                 "adaptation": {"type": "string", "description": "what the reading was adapted to, in a sentence "
                                                                 "(empty when it was not)"},

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import ConfigError, ModelError
+from ..errors import ModelError
 from ..frontend.encoder import ENCODER_LAYERS
 from ..frontend.features import FeatureParams, Normalizer, extract, extract_many
 from ..frontend.vad import DEFAULT_VAD, VadParams
 from ..io.audio import DEFAULT_LIMITS, Audio, AudioLimits, AudioSource, load_audio, to_mono_float32
 from .calibration import apply_temperature
-from .results import Analysis, no_speech_error
+from .results import Analysis, no_speech_error, over_classes
 from .segments import DEFAULT_SPEAKERS, SpeakerOptions, analyze_segments
 
 if TYPE_CHECKING:
@@ -49,17 +49,6 @@ REFERENCE_FIELD = "reference"
 # is one utterance is still read by the model itself. The reader reads voices against the model's own
 # reference head.
 UTTERANCES_FIELD = "utterances"
-
-
-def over_classes(probabilities: dict[str, float], classes: tuple[str, ...] | None) -> dict[str, float]:
-    """Probabilities renormalised over the classes an application uses (all when `classes` is None),
-    in the model's order: what the model believes given that the speech shows one of them."""
-    if not classes:
-        return probabilities
-    if unknown := sorted(set(classes) - set(probabilities)):
-        raise ConfigError(f"Unknown emotion(s) {', '.join(unknown)}; choose from {', '.join(probabilities)}")
-    total = sum(probabilities[label] for label in classes)
-    return {label: p / total for label, p in probabilities.items() if label in classes}
 
 
 def sha256_file(path: Path) -> str:

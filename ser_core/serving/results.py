@@ -11,15 +11,59 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import NoVoiceActivityError
+from ..errors import ConfigError, NoVoiceActivityError
 from ..io.audio import Audio
+from ..labels import HIGH_AROUSAL, LOW_AROUSAL
 
 
 UNCERTAIN = "uncertain"  # the share of speaking time whose segments named no emotion
 
 
+def arousal(probabilities: Mapping[str, float]) -> float | None:
+    """How aroused (activated) the voice sounds, from 0 (low: neutral, calm, sad) to 1 (high: happy, angry,
+    fearful, surprised): the probability of a high-arousal emotion over that of an emotion of either group
+    (`labels.HIGH_AROUSAL`, `LOW_AROUSAL`; disgust counts for neither). In languages the model never
+    heard it is read right far more often than chance, where the emotion is often near it
+    (bench/results/arousal.md). None when the
+    probabilities give neither group any weight."""
+    high = sum(probabilities.get(label, 0.0) for label in HIGH_AROUSAL)
+    low = sum(probabilities.get(label, 0.0) for label in LOW_AROUSAL)
+    return high / (high + low) if high + low > 0 else None
+
+
+def arousal_word(level: float) -> str:
+    """"high" from 0.5 (a high-arousal emotion more probable than a low one), else "low"."""
+    return "high" if level >= 0.5 else "low"
+
+
+def over_classes(probabilities: dict[str, float], classes: tuple[str, ...] | None) -> dict[str, float]:
+    """Probabilities renormalised over the classes an application uses (all when `classes` is None),
+    in the model's order: what the model believes given that the speech shows one of them."""
+    if not classes:
+        return probabilities
+    if unknown := sorted(set(classes) - set(probabilities)):
+        raise ConfigError(f"Unknown emotion(s) {', '.join(unknown)}; choose from {', '.join(probabilities)}")
+    total = sum(probabilities[label] for label in classes)
+    return {label: p / total for label, p in probabilities.items() if label in classes}
+
+
+def judged(probabilities: Mapping[str, float], classes: tuple[str, ...] | None, uncertain_below: float) -> dict:
+    """A reading as `ser predict` prints it and `ser serve` answers it: its emotion, confidence,
+    uncertainty and probabilities over `classes` (all the model's when None), renormalised
+    (`over_classes`; the calibrated threshold, fitted over all the classes, applies to the renormalised
+    confidence), and its `arousal`, read from all the model's probabilities, so that a choice of
+    classes does not move it."""
+    level = arousal(probabilities)
+    chosen = over_classes(dict(probabilities), classes)
+    emotion = max(chosen, key=chosen.get)
+    return {"emotion": emotion, "confidence": round(chosen[emotion], 6), "uncertain": bool(chosen[emotion] < uncertain_below),
+            "arousal": None if level is None else round(level, 6),
+            "probabilities": {k: round(v, 6) for k, v in chosen.items()}}
+
+
 class TopEmotion:
-    """The most probable emotion of anything with `probabilities`, and its probability."""
+    """The most probable emotion of anything with `probabilities`, its probability, and how aroused
+    the voice sounds."""
 
     probabilities: Mapping[str, float]
 
@@ -30,6 +74,10 @@ class TopEmotion:
     @property
     def confidence(self) -> float:
         return self.probabilities[self.emotion]
+
+    @property
+    def arousal(self) -> float | None:
+        return arousal(self.probabilities)
 
 
 @dataclass(frozen=True)
@@ -142,10 +190,13 @@ class Analysis:
     def is_uncertain(self) -> bool:
         return self.confidence < self.uncertain_below
 
+    @property
+    def arousal(self) -> float | None:
+        return arousal(self.probabilities)
+
 
 def segment_rows(file: str, analysis) -> list[dict]:
     """One dict per speech segment: what `--segments` prints, and what `ser serve` answers."""
     return [{"file": file, "segment": i, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
-             "speaker": s.speaker, "emotion": s.emotion, "confidence": round(s.confidence, 6), "uncertain": s.uncertain,
-             "probabilities": {k: round(v, 6) for k, v in s.probabilities.items()}}
+             "speaker": s.speaker, **judged(s.probabilities, None, 0.0), "uncertain": s.uncertain}
             for i, s in enumerate(analysis.segments, start=1)]

@@ -17,10 +17,15 @@ from . import plots
 from ..io.audio import DEFAULT_LIMITS
 from ..serving.inference import SerModel
 from ..serving.profile import VoiceProfile
-from ..serving.results import UNCERTAIN, Analysis, speaker_summaries, speaking_time_shares
+from ..serving.results import UNCERTAIN, Analysis, arousal_word, speaker_summaries, speaking_time_shares
 from .common import Result, analyze_named, audio_mime_type, feature_name, figure, headline, uncertainty_note
 
 
+# Worded from bench/results/arousal.md: in every language never heard that has both levels, arousal was
+# read right well above chance while the emotion often was not.
+AROUSAL_NOTE = ("How activated the voice sounds: high for happy, angry, fearful and surprised, low for neutral, "
+                "calm and sad (disgust counts for neither). In languages the model never heard it is read right far "
+                "more often than chance, where the emotion is often near it (the Metrics page).")
 SIGNAL_TOGGLE = "Show the signal: waveform, mel spectrogram and what the model sees"
 WINDOWS_TOGGLE = "Show the emotion over time"
 
@@ -59,7 +64,7 @@ def segments_table(analysis: Analysis) -> pd.DataFrame:
     return pd.DataFrame([
         {"segment": i, "start_s": round(s.start_s, 2), "end_s": round(s.end_s, 2), "speaker": s.speaker,
          "emotion": s.emotion,
-         "confidence": s.confidence, "uncertain": s.uncertain,
+         "confidence": s.confidence, "uncertain": s.uncertain, "arousal": s.arousal,
          **{label: s.probabilities[label] for label in analysis.labels}}
         for i, s in enumerate(analysis.segments, start=1)
     ])
@@ -74,6 +79,7 @@ def speakers_table(analysis: Analysis) -> pd.DataFrame:
         rows.append({"speaker": summary.speaker, "speaking time (s)": round(summary.speech_s, 1),
                      "share": f"{summary.share:.0%}",
                      "summary": headline(summary.emotion, summary.confidence, summary.uncertain),
+                     "arousal": "–" if summary.arousal is None else f"{arousal_word(summary.arousal)} ({summary.arousal:.2f})",
                      "speaking time by emotion": mix})
     return pd.DataFrame(rows)
 
@@ -121,6 +127,10 @@ def show_result(model: SerModel, result: Result, key: str, player: bool = True) 
             st.caption("Mean probability over the speech, each segment weighted by its duration; every emotion shown."
                        if analysis.segments else "Mean probability over the analysis windows; every emotion shown.")
         st.html(plots.emotion_bars(analysis.probabilities))
+        if (level := analysis.arousal) is not None and speakers <= 1:
+            st.markdown(f"**Arousal: {arousal_word(level)}** ({level:.2f})")
+            st.html(plots.arousal_gauge(level))
+            st.caption(AROUSAL_NOTE)
     with report:
         st.subheader("Input quality")
         # A Markdown table, not st.table: st.table's Arrow decoding made a session's browser fetch and
@@ -183,6 +193,7 @@ def segment_timeline_view(result: Result, key: str) -> None:
     # A table, not an expander: Upload shows each of several files inside an expander already.
     table = segments_table(analysis)
     event = st.dataframe(table.style.format("{:.1%}", subset=["confidence", *analysis.labels])
+                         .format("{:.2f}", subset=["arousal"], na_rep="–")
                          .format("{:.2f}", subset=["start_s", "end_s"]), hide_index=True,
                          height=min(400, 38 + 35 * len(table)), key=f"{key}-segments-table",
                          on_select="rerun", selection_mode="single-row")

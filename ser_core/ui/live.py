@@ -11,6 +11,7 @@ from ..io.levels import SILENCE_DBFS
 from ..serving.inference import SerModel
 from ..serving.live import LiveClassifier
 from ..serving.profile import VoiceProfile
+from ..serving.results import arousal
 from .common import headline, uncertainty_note
 
 LEVEL_METER_FLOOR_DBFS = SILENCE_DBFS  # the meter's empty end; the live speech threshold sits above it
@@ -63,6 +64,8 @@ def show_live(classifier: LiveClassifier) -> None:
         if latest.uncertain:
             st.caption(uncertainty_note(classifier.reader.uncertain_below))
         st.html(plots.emotion_bars(latest.probabilities))
+        if (level := arousal(latest.probabilities)) is not None:
+            st.html(plots.arousal_gauge(level))
     if state.history:
         st.markdown(f"**Emotion over the last {LIVE_TIMELINE_S:g} s** (grey: pauses)")
         st.plotly_chart(

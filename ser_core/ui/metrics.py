@@ -135,6 +135,34 @@ def lolo_view(path: Path = LOLO_FILE) -> None:
     st.plotly_chart(plots.grouped_uar(lolo_uars(results["rows"], key), "held-out language"), key="lolo")
 
 
+AROUSAL_FILE = REPO_ROOT / "bench" / "results" / "arousal.json"
+AROUSAL_AXIS = "corpus of a language never heard"
+
+
+def arousal_uars(never_heard: dict) -> dict[str, dict[str, float]]:
+    """Reading → held-out corpus (with its language) → UAR: arousal's two levels beside the emotion."""
+    from ..training.corpora import CORPUS_NAMES, LANGUAGE_NAMES
+
+    names = {corpus: f"{CORPUS_NAMES[corpus]} ({LANGUAGE_NAMES[r['language']]})" for corpus, r in never_heard.items()}
+    return {"arousal, high or low (chance 50%)": {names[c]: r["arousal_uar"] for c, r in never_heard.items()
+                                                   if r["arousal_uar"] is not None},
+            "the emotion (chance 100% / its classes)": {names[c]: r["emotion_uar"] for c, r in never_heard.items()}}
+
+
+def arousal_view(path: Path = AROUSAL_FILE) -> None:
+    """How aroused the voice sounds against the emotion, in languages never heard (bench/arousal.py)."""
+    results = read_json(path)
+    if not results or not results.get("never_heard"):
+        return
+    st.subheader("What holds in a language it never heard: arousal")
+    st.caption("Every answer carries how aroused the voice sounds, high (happy, angry, fearful, surprised) or low "
+               "(neutral, calm, sad), read from the same probabilities. Here the default's recipe trained without "
+               "each language, one clip at a time, as above; disgust clips left out of arousal, and a corpus with "
+               "one level has no arousal bar. From bench/arousal.py.")
+    st.plotly_chart(plots.grouped_uar(arousal_uars(results["never_heard"]), AROUSAL_AXIS, colour_title="reading"),
+                    key="arousal")
+
+
 SEGMENTS_FILE = REPO_ROOT / "bench" / "results" / "segments.json"
 LOLO_CONVERSATIONS_FILE = REPO_ROOT / "bench" / "results" / "lolo_conversations.json"
 READINGS = {"uar_unadapted": "as heard", "uar_adapted": "each speaker against their own voice",
@@ -216,6 +244,7 @@ def benchmark_view(path: Path = BENCHMARK_FILE) -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 
     lolo_view()
+    arousal_view()
     conversations_view()
     generalisation_view(results)
 

@@ -71,6 +71,19 @@ def emotion_bars(probabilities: Mapping[str, float]) -> str:
     return f'<div class="ser-bars" style="padding:0.25rem 0 0.75rem">{"".join(rows)}</div>'
 
 
+def arousal_gauge(level: float) -> str:
+    """How aroused the voice sounds (`results.arousal`, 0 to 1) as a marker on a low-to-high track,
+    plain HTML as the bars are."""
+    return (f'<div class="ser-arousal" data-arousal="{level:.6f}" title="arousal {level:.2f}" '
+            'style="display:flex;align-items:center;gap:0.5rem;padding:0 0 0.75rem">'
+            '<span style="flex:0 0 6.5rem;text-align:right;font-size:0.875rem">low arousal</span>'
+            '<span style="flex:1;position:relative;height:0.5rem;border-radius:0.25rem;'
+            'background:linear-gradient(90deg,#7f9fc9,#e8e8e8 50%,#e07b5f)">'
+            f'<span style="position:absolute;left:calc({100 * level:.2f}% - 0.45rem);top:-0.3rem;width:0.9rem;'
+            'height:0.9rem;border-radius:50%;background:#333;border:2px solid white"></span></span>'
+            '<span style="flex:0 0 5.5rem;font-size:0.875rem">high arousal</span></div>')
+
+
 def waveform_envelope(samples: np.ndarray, sample_rate: int, points: int = WAVEFORM_POINTS):
     """(times, lower, upper): the min and max of each of `points` buckets, so peaks stay visible."""
     n_buckets = min(points, len(samples))

@@ -30,20 +30,21 @@ def result_record(result: Result) -> dict:
         "emotion": analysis.emotion,
         "confidence": round(analysis.confidence, 6),
         "uncertain": analysis.is_uncertain,
+        "arousal": rounded(analysis.arousal),
         "duration_s": round(analysis.audio.duration_s, 3),
         "original_sample_rate": analysis.audio.original_sample_rate,
         "channels": analysis.audio.channels,
         "probabilities": {label: round(p, 6) for label, p in analysis.probabilities.items()},
         "segments": [
             {"start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "speaker": s.speaker, "emotion": s.emotion,
-             "confidence": round(s.confidence, 6), "uncertain": s.uncertain,
+             "confidence": round(s.confidence, 6), "uncertain": s.uncertain, "arousal": rounded(s.arousal),
              "probabilities": {k: round(v, 6) for k, v in s.probabilities.items()}}
             for s in analysis.segments or ()
         ],
         "speakers": [
             {"speaker": summary.speaker, "speech_s": round(summary.speech_s, 3), "share": round(summary.share, 6),
              "emotion": summary.emotion, "confidence": round(summary.confidence, 6), "uncertain": summary.uncertain,
-             "speaking_time_by_emotion": {k: round(v, 6) for k, v in summary.shares.items()}}
+             "arousal": rounded(summary.arousal), "speaking_time_by_emotion": {k: round(v, 6) for k, v in summary.shares.items()}}
             for summary in speaker_summaries(analysis.segments or (), analysis.labels, analysis.uncertain_below)
         ],
         "adaptation": analysis.adaptation,
@@ -56,16 +57,21 @@ def result_record(result: Result) -> dict:
     }
 
 
+def rounded(value: float | None, digits: int = 6) -> float | None:
+    return None if value is None else round(value, digits)
+
+
 def summary_rows(results: Sequence[Result], labels: Sequence[str]) -> list[dict]:
     """One flat row per file: the summary table and the CSV download."""
     rows = []
     for result in results:
-        row = {"file": result.name, "emotion": None, "confidence": None, "uncertain": None, "duration_s": None,
+        row = {"file": result.name, "emotion": None, "confidence": None, "uncertain": None, "arousal": None, "duration_s": None,
                "speech_s": None, "segments": None, "speakers": None, "language": None}
         if result.analysis is not None:
             analysis = result.analysis
             row.update(emotion=analysis.emotion, confidence=round(analysis.confidence, 4),
-                       uncertain=analysis.is_uncertain, duration_s=round(analysis.audio.duration_s, 2))
+                       uncertain=analysis.is_uncertain, arousal=rounded(analysis.arousal, 4),
+                       duration_s=round(analysis.audio.duration_s, 2))
             if analysis.segments is not None:
                 row.update(speech_s=round(sum(s.duration_s for s in analysis.segments), 2),
                            segments=len(analysis.segments), speakers=len({s.speaker for s in analysis.segments}))

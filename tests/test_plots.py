@@ -93,3 +93,20 @@ def test_names_are_escaped():
     drawn = spans(timeline)  # no attribute or element broken by a name
     assert drawn[0]["data-speaker"] == "<script>x</script>" and drawn[1]["data-emotion"] == 'a"b'
     assert drawn[0]["title"].startswith("0.0–1.0 s, <script>x</script>: <b>joy</b> 70%")
+
+
+def test_each_segments_arousal_is_a_strip_under_the_waveform_at_its_times():
+    segments = [Segment(0.0, 2.0, {"angry": 0.9, "sad": 0.1}, False, "S1"),
+                Segment(3.0, 4.0, {"angry": 0.2, "calm": 0.8}, False, "S1"),
+                Segment(5.0, 6.0, {"disgust": 1.0}, False, "S1")]  # neither level: no arousal, nothing drawn
+    timeline = plots.segment_timeline(np.zeros(10 * SR, np.float32), SR, segments)
+    strip = re.findall(r'class="ser-arousal-span" data-segment="(\d)" data-arousal="([0-9.]+)" title="([^"]*)" '
+                       r'style="[^"]*left:([0-9.]+)%;width:([0-9.]+)%;[^"]*background:(#[0-9a-f]{6})', timeline)
+    assert [(int(i), float(a)) for i, a, *_ in strip] == [(0, pytest.approx(0.9)), (1, pytest.approx(0.2))]
+    for (_, level, title, left, width, colour), segment in zip(strip, segments):
+        assert (float(left), float(width)) == pytest.approx((10 * segment.start_s, 10 * segment.duration_s))
+        assert colour == plots.arousal_color(float(level)) and title.endswith(f"arousal {float(level):.2f}")
+    assert [s["title"].splitlines()[1] for s in spans(timeline)[:2]] == ["arousal 0.90", "arousal 0.20"]
+    # The strip's colours are the gauge's: low, the middle and high at 0, 0.5 and 1.
+    assert [plots.arousal_color(v) for v in (0.0, 0.5, 1.0)] == list(plots.AROUSAL_SCALE)
+    assert plots.AROUSAL_SCALE[0] in plots.arousal_gauge(0.3) and plots.AROUSAL_SCALE[2] in plots.arousal_gauge(0.3)

@@ -71,6 +71,17 @@ def emotion_bars(probabilities: Mapping[str, float]) -> str:
     return f'<div class="ser-bars" style="padding:0.25rem 0 0.75rem">{"".join(rows)}</div>'
 
 
+AROUSAL_SCALE = ("#7f9fc9", "#e8e8e8", "#e07b5f")  # low, the middle (0.5), high
+
+
+def arousal_color(level: float) -> str:
+    """The colour of `level` (0 to 1) on the arousal track's low-middle-high scale."""
+    low, high = (AROUSAL_SCALE[0], AROUSAL_SCALE[1]) if level < 0.5 else (AROUSAL_SCALE[1], AROUSAL_SCALE[2])
+    t = 2 * level if level < 0.5 else 2 * level - 1
+    mix = [round(int(low[i:i + 2], 16) * (1 - t) + int(high[i:i + 2], 16) * t) for i in (1, 3, 5)]
+    return "#" + "".join(f"{v:02x}" for v in mix)
+
+
 def arousal_gauge(level: float) -> str:
     """How aroused the voice sounds (`results.arousal`, 0 to 1) as a marker on a low-to-high track,
     plain HTML as the bars are."""
@@ -78,7 +89,7 @@ def arousal_gauge(level: float) -> str:
             'style="display:flex;align-items:center;gap:0.5rem;padding:0 0 0.75rem">'
             '<span style="flex:0 0 6.5rem;text-align:right;font-size:0.875rem">low arousal</span>'
             '<span style="flex:1;position:relative;height:0.5rem;border-radius:0.25rem;'
-            'background:linear-gradient(90deg,#7f9fc9,#e8e8e8 50%,#e07b5f)">'
+            f'background:linear-gradient(90deg,{AROUSAL_SCALE[0]},{AROUSAL_SCALE[1]} 50%,{AROUSAL_SCALE[2]})">'
             f'<span style="position:absolute;left:calc({100 * level:.2f}% - 0.45rem);top:-0.3rem;width:0.9rem;'
             'height:0.9rem;border-radius:50%;background:#333;border:2px solid white"></span></span>'
             '<span style="flex:0 0 5.5rem;font-size:0.875rem">high arousal</span></div>')
@@ -116,8 +127,9 @@ def _time_step(duration_s: float, most: int = 10) -> float:
 def segment_timeline(samples: np.ndarray, sample_rate: int, segments: Sequence, height: int = 200,
                      points: int = TIMELINE_POINTS) -> str:
     """The waveform with each speech segment as a span coloured by its top emotion (pale when the
-    model is uncertain), one lane per speaker when several spoke, a time axis and a legend, as HTML.
-    Hovering a span shows its title: times, speaker, emotion and confidence, then every probability.
+    model is uncertain), one lane per speaker when several spoke, a strip under it with each segment's
+    arousal on the arousal track's colours, a time axis and a legend, as HTML. Hovering a span shows
+    its title: times, speaker, emotion and confidence, arousal, then every probability.
     Not plotly, like `emotion_bars`: this timeline is the first chart a conversation's upload shows,
     and plotly's bundle there cost a session's browser 1.6 s of CPU (bench/load_test.py at K=8: each
     of the three actions that timed out came 1-2 actions after its session's first timeline).
@@ -127,12 +139,20 @@ def segment_timeline(samples: np.ndarray, sample_rate: int, segments: Sequence, 
     speakers = list(dict.fromkeys(s.speaker for s in segments))  # lanes top to bottom in order of first appearance
     lanes = len(speakers) > 1
     lane = 100.0 / len(speakers) if lanes else 100.0  # % of the height
-    shapes = []
+    shapes, strip = [], []
     for i, s in enumerate(segments):
         top = lane * speakers.index(s.speaker) if lanes else 0.0
         probabilities = "\n".join(f"{k}: {v:.0%}" for k, v in sorted(s.probabilities.items(), key=lambda kv: -kv[1]))
+        level = s.arousal
+        arousal = "" if level is None else f"\narousal {level:.2f}"
         title = (f"{s.start_s:.1f}–{s.end_s:.1f} s" + (f", {s.speaker}" if s.speaker else "")
-                 + f": {s.emotion} {s.confidence:.0%}" + (" (uncertain)" if s.uncertain else "") + "\n" + probabilities)
+                 + f": {s.emotion} {s.confidence:.0%}" + (" (uncertain)" if s.uncertain else "") + arousal + "\n"
+                 + probabilities)
+        if level is not None:
+            strip.append(f'<div class="ser-arousal-span" data-segment="{i}" data-arousal="{level:.6f}" '
+                         f'title="{s.start_s:.1f}–{s.end_s:.1f} s: arousal {level:.2f}" style="position:absolute;'
+                         f'left:{100 * s.start_s / duration_s:.3f}%;width:{100 * s.duration_s / duration_s:.3f}%;'
+                         f'top:0;bottom:0;background:{arousal_color(level)}"></div>')
         shapes.append(
             f'<div class="ser-span" data-segment="{i}" data-speaker="{html.escape(s.speaker)}" '
             f'data-emotion="{html.escape(s.emotion)}" data-start="{s.start_s:.3f}" data-end="{s.end_s:.3f}" '
@@ -156,13 +176,17 @@ def segment_timeline(samples: np.ndarray, sample_rate: int, segments: Sequence, 
                   'height:100%;pointer-events:none">')
     plot = (f'<div class="ser-plot" style="position:relative;height:{height}px;border:1px solid #dddddd;'
             f'overflow:hidden">{"".join(shapes)}</div>')
+    arousal_row = (f'<div class="ser-arousal-strip" style="position:relative;height:0.8rem;margin-top:2px;'
+                   f'border:1px solid #dddddd">{"".join(strip)}</div>')
     step = _time_step(duration_s)
     ticks = "".join(
         f'<span style="position:absolute;left:{100 * t / duration_s:.3f}%;transform:translateX(-50%)">{t:g}</span>'
         for t in np.arange(0.0, duration_s + 1e-9, step))
     axis = f'<div style="position:relative;height:1.1rem;font-size:0.75rem">{ticks}</div>'
-    names = "".join(f'<div style="height:{height / len(speakers):.2f}px;display:flex;align-items:center;'
-                    f'justify-content:flex-end">{html.escape(name)}</div>' for name in speakers) if lanes else ""
+    # The speakers' names beside their lanes (an empty block the plot's height for one voice), then the strip's.
+    names = "".join(f'<div style="height:{(height + 2) / len(speakers):.2f}px;display:flex;align-items:center;'
+                    f'justify-content:flex-end">{html.escape(name) if lanes else ""}</div>' for name in speakers)
+    names += '<div style="height:0.8rem;margin-top:4px;text-align:right;font-size:0.7rem;line-height:0.8rem">arousal</div>'
     gutter = f'<div class="ser-lanes" style="flex:0 0 2.5rem;font-size:0.8rem;padding-right:0.3rem">{names}</div>'
     emotions = list(dict.fromkeys(s.emotion for s in segments))  # in order of appearance
     legend = "".join(f'<span style="display:inline-flex;align-items:center;gap:0.25rem;margin-right:0.8rem">'
@@ -171,7 +195,7 @@ def segment_timeline(samples: np.ndarray, sample_rate: int, segments: Sequence, 
     if any(s.uncertain for s in segments):
         legend += '<span style="color:#666666">paler: uncertain</span>'
     return (f'<div class="ser-timeline" style="font-size:0.8rem">'
-            f'<div style="display:flex">{gutter}<div style="flex:1;min-width:0">{plot}{axis}'
+            f'<div style="display:flex">{gutter}<div style="flex:1;min-width:0">{plot}{arousal_row}{axis}'
             f'<div style="text-align:center;font-size:0.75rem;color:#666666">time (s)</div></div></div>'
             f'<div class="ser-legend" style="padding:0.3rem 0 0 2.8rem">{legend}</div></div>')
 

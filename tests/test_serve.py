@@ -31,6 +31,7 @@ from test_catalogue import CASES, IDS, LIMITS  # noqa: E402
 from ser_core.errors import AudioTooLargeError, AudioTooLongError, SerError  # noqa: E402
 from ser_core.serving.http import MAX_BATCH_FILES, OPENAPI, ModelRegistry, ServeConfig, create_app  # noqa: E402
 from ser_core.serving.pool import AnalysisPool  # noqa: E402
+from ser_core.serving.results import arousal  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")  # httpx2 is not out yet
 MODEL = "seed-cnn-speaker"
@@ -453,11 +454,12 @@ def test_stream_sends_readings_as_audio_arrives(client):
         assert reading["type"] == "reading" and not reading["pause"]
         assert reading["emotion"] == max(reading["probabilities"], key=reading["probabilities"].get)
         assert isinstance(reading["uncertain"], bool) and reading["speech_s"] > 0
+        assert reading["arousal"] == pytest.approx(arousal(reading["probabilities"]), abs=1e-5)
         for _ in range(4):  # 4 s of silence, longer than the model's window: the next readings are pauses
             ws.send_bytes(np.zeros((48000, 2), "<i2").tobytes())
         while not (reading := ws.receive_json())["pause"]:
             pass
-        assert reading["probabilities"] is None and reading["emotion"] is None
+        assert reading["probabilities"] is None and reading["emotion"] is None and reading["arousal"] is None
 
 
 def test_stream_readings_over_the_classes_of_the_first_message(client):

@@ -36,7 +36,8 @@ def home_model_summary(model: SerModel) -> None:
         st.markdown(f"**Languages it has heard:** {', '.join(languages)}. Speech in any other language is "
                     "one it has never heard: expect it to be read less well (the Metrics page shows how well "
                     "models of this recipe did on each language left out of their training); every file's result says "
-                    "which language it sounds like, and warns when it is one of those. For such speech, "
+                    "which language it sounds like, and warns when it is one of those. How aroused the voice "
+                    "sounds, under every result's bars, holds far better there than the emotion. For such speech, "
                     "the Upload page can read several files together, or a recording against itself (its "
                     "sidebar): without labels, both read it better on languages left out of training.")
     st.page_link("pages/metrics.py", label="All metrics", icon=":material/bar_chart:")

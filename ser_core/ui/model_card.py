@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from ..labels import HIGH_AROUSAL, LOW_AROUSAL
 from ..serving.inference import LITERT_FILE, METADATA_FILE
 from .common import data_description, feature_name, heard_languages, read_json
 from .metrics import LOLO_FILE
@@ -116,6 +117,9 @@ def model_card_view(directory: Path) -> None:
             f"{calibration.get('fitted_on', 'validation split')}). Below {calibration['uncertain_below']:.0%} "
             "confidence the app says *uncertain* instead of naming an emotion."
         )
+    st.markdown(f"**Arousal** is read from the same probabilities, nothing trained for it: the probability of "
+                f"{', '.join(HIGH_AROUSAL)} over that of those or {', '.join(LOW_AROUSAL)} (disgust counts for "
+                "neither).")
 
     if metadata.get("data"):
         st.subheader("Data")

@@ -47,14 +47,15 @@ from ser_core.training.train import ENSEMBLES, RECIPES, SEED_REPLICATES, cached_
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def fold(clips, name: str, language: str, reuse: bool, reference: tuple[str, float] | None = None) -> dict:
+def fold(clips, name: str, language: str, reuse: bool, reference: tuple[str, float] | None = None,
+         cut: bool = True) -> dict:
     out, fingerprint = recipe_fold(clips, name, language, reuse)
     head = None
     if reference is not None:  # its fold model trained (or reused) as its own row's is
         head = (fold_model(clips, reference[0], language, reuse), reference[1])
         fingerprint += f"+reference:{recipe_id(*RECIPES[reference[0]])}@{reference[1]}"
     val_uar = json.loads((out / "metadata.json").read_text()).get("validation", {}).get("label_set_uar")
-    return {**readings(clips, out, language, head), "val_uar": val_uar, "recipe_id": fingerprint}
+    return {**readings(clips, out, language, head, cut), "val_uar": val_uar, "recipe_id": fingerprint}
 
 
 def recipe_fold(clips, name: str, language: str, reuse: bool) -> tuple[Path, str]:
@@ -96,12 +97,14 @@ def assembled(out: Path, protocol: str, members: dict[str, Path]) -> bool:
         (m["recipe"], m["weights_sha256"]) for m in stored.get("members", [])]
 
 
-def readings(clips, fold_dir: Path, language: str, reference: tuple[Path, float] | None = None) -> dict:
+def readings(clips, fold_dir: Path, language: str, reference: tuple[Path, float] | None = None,
+             cut: bool = True) -> dict:
     """The fold model on the held-out clips, read one clip at a time as recorded (`uar`), and adapted
     with the model's adaptation settings (no labels used): each corpus as one batch (`batch_uar`), and
     each speaker against a profile of all of that speaker's clips (`speaker_uar`, transductive; clips of
     unknown speakers as their corpus's batch); each clip's top class among its corpus's (`known_uar`);
-    and each clip cut at its speech, one at a time (`cut_uar`)."""
+    and, unless not `cut` (a head reading inputs the speech-cut copies lack), each clip cut at its speech,
+    one at a time (`cut_uar`)."""
     from ser_core.training.corpora import UNKNOWN_SPEAKER
 
     model = load_model(fold_dir)
@@ -136,21 +139,22 @@ def readings(clips, fold_dir: Path, language: str, reference: tuple[Path, float]
             for i, guess in zip(members, read_against_all([data.features[i] for i in members])):
                 per_speaker[i] = guess
         labels = [c.emotion for c in data.clips]
-        cut = cached_inputs(model, data.clips, speech_cut=1)  # held-out clips: no fold model trained on them
-        cut_labels, as_cut = [c.emotion for c in cut.clips], read(cut.features)
         per_corpus[corpus] = {"one_clip": label_uar(labels, as_recorded), "batch": label_uar(labels, guesses),
-                              "speaker": label_uar(labels, per_speaker), "known_classes": label_uar(labels, of_its_classes),
-                              "speech_cut": label_uar(cut_labels, as_cut)}
-        cut_truth += cut_labels
-        cut_plain += as_cut
+                              "speaker": label_uar(labels, per_speaker), "known_classes": label_uar(labels, of_its_classes)}
+        if cut:
+            copies = cached_inputs(model, data.clips, speech_cut=1)  # held-out clips: no fold model trained on them
+            cut_labels, as_cut = [c.emotion for c in copies.clips], read(copies.features)
+            per_corpus[corpus]["speech_cut"] = label_uar(cut_labels, as_cut)
+            cut_truth += cut_labels
+            cut_plain += as_cut
         truth += labels
         plain += as_recorded
         known += of_its_classes
         batch += guesses
         by_speaker += per_speaker
     return {"uar": label_uar(truth, plain), "batch_uar": label_uar(truth, batch), "speaker_uar": label_uar(truth, by_speaker),
-            "known_uar": label_uar(truth, known), "cut_uar": label_uar(cut_truth, cut_plain), "n_test": len(truth),
-            "per_corpus": per_corpus}
+            "known_uar": label_uar(truth, known), **({"cut_uar": label_uar(cut_truth, cut_plain)} if cut else {}),
+            "n_test": len(truth), "per_corpus": per_corpus}
 
 
 def row(folds: dict) -> dict:

@@ -7,16 +7,22 @@ Inputs per analysis window, beside the float32 block-3 embedding every emo-whisp
 - `blocks`: the pooled (mean + std) outputs of the encoder's stem and blocks 1-2 (`WhisperLayers`, numpy,
   float32), concatenated with block 3's: 4 × 1,024 inputs to the whisper-head;
 - `wsum`: the same four layers read SUPERB-style: each standardised, one learned weight per layer, summed,
-  then the whisper-head's hidden layer.
+  then the whisper-head's hidden layer;
+- the blocks above the cut, which the product reads only to guess the language: `b6`, the pooled top
+  block (block 6 through the final LayerNorm, what CTranslate2's whole encoder returns) alone; `b35`,
+  block 5 (raw residual stream) beside block 3; `deep`, blocks 4, 5 and 6 beside block 3 (4 × 1,024).
 Each is compared with `f32` (block 3 alone, emo-whisper-f32's head) on the same clips: a seeded sample of at
-most `--cap` clips per corpus (the extra inputs cost about 0.11 s per clip on one idle core, 0.3 s on the
-shared 2-core box: all 30,000 clips would take hours). Folds as bench/lolo.py's (`fold`, same training code,
+most `--cap` clips per corpus (the lower blocks and eGeMAPS cost about 0.11 s per clip on one idle core,
+0.3 s on the shared 2-core box: all 30,000 clips would take hours; the upper blocks are computed two
+corpora at a time, about 4 min for the sample). Folds as bench/lolo.py's (`fold`, same training code,
 the three readings); seeds 42 (+ the speaker protocol: validation UAR on the original five corpora), 1, 2.
 
-    python bench/lolo_inputs.py --variants f32 gemaps blocks wsum --seeds 42 1 2
+    python bench/lolo_inputs.py --variants f32 gemaps blocks wsum b6 b35 deep --seeds 42 1 2
 updates bench/results/lolo_inputs.json (variants and seeds not run are kept) and rewrites lolo_inputs.md.
-Extra inputs are cached in ~/.cache/ser/lolo_inputs/<corpus>-cap<N>.pkl. Needs opensmile==2.6.0 (as
-`make bench` installs for compare_models.py's baseline); nothing of it is served.
+Extra inputs are cached in ~/.cache/ser/lolo_inputs/<corpus>-cap<N>.pkl (lower blocks and eGeMAPS) and
+<corpus>-cap<N>-deep.pkl (upper blocks). `gemaps` needs opensmile==2.6.0 (as `make bench` installs for
+compare_models.py's baseline); nothing of it is served. These heads read no speech-cut copies, so the
+folds have no cut-at-speech reading.
 """
 
 from __future__ import annotations
@@ -42,7 +48,8 @@ from ser_core.training.embeddings import embed_clips
 ROOT = Path(__file__).resolve().parent.parent
 OLD_CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")  # the speaker protocol's validation reading
 BASE_RECIPE = "emo-whisper-f32"
-VARIANTS = ("f32", "gemaps", "blocks", "wsum")
+VARIANTS = ("f32", "gemaps", "blocks", "wsum", "b6", "b35", "deep")
+LOWER, UPPER = ("gemaps", "blocks", "wsum"), ("b6", "b35", "deep")  # the variants that read each extra table
 EGEMAPS_SIZE = 88
 
 
@@ -57,7 +64,7 @@ def sample(clips, cap: int) -> list:
     return out
 
 
-def extra_inputs(clips, cap: int) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+def lower_inputs(clips, cap: int) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
     """(corpus, clip id) → per window: stem + blocks 1-2 pooled (float16, 3 × 1,024), eGeMAPS (88).
     One process on one thread; each corpus cached once done."""
     import opensmile
@@ -101,12 +108,60 @@ def extra_inputs(clips, cap: int) -> dict[tuple[str, str], tuple[np.ndarray, np.
     return table
 
 
-def head_inputs(variant: str, block3: np.ndarray, blocks: np.ndarray, smile: np.ndarray) -> np.ndarray:
+def upper_corpus(job: tuple[str, list, int]) -> None:
+    """One corpus's clips' blocks 4, 5 and 6 pooled per window (float16, 3 × 1,024), cached; one thread."""
+    from ser_core.errors import SerError
+    from ser_core.frontend.encoder import content_frames, pooled_statistics, whisper_model_bytes
+    from ser_core.frontend.features import compute, frame_windows, window_starts
+    from ser_core.frontend.whisper_layers import WhisperLayers
+    from ser_core.io.audio import load_audio
+
+    corpus, clips, cap = job
+    path = default_cache_dir().parent / "lolo_inputs" / f"{corpus}-cap{cap}-deep.pkl"
+    if path.exists():
+        return
+    threadpool_limits(1)
+    features = training.RECIPES[BASE_RECIPE][0]
+    encoder = WhisperLayers.from_model_bytes(whisper_model_bytes())
+    rows = {}
+    for clip in clips:
+        try:
+            samples = load_audio(clip.path, features.sample_rate).samples
+        except SerError:
+            continue
+        log_mel = compute(frame_windows(samples, features, window_starts(len(samples), features)), features)
+        lengths = content_frames(log_mel)
+        rows[clip.clip_id] = np.stack([pooled_statistics(encoder(log_mel[i:i + 1, :, :lengths[i]])[4:7, 0]).reshape(-1)
+                                       for i in range(len(log_mel))]).astype(np.float16)
+    path.write_bytes(pickle.dumps(rows))
+
+
+def upper_inputs(clips, cap: int) -> dict[tuple[str, str], np.ndarray]:
+    """(corpus, clip id) → per window: blocks 4, 5 and 6 pooled, two corpora at a time."""
+    from multiprocessing import Pool
+
+    corpora = sorted({c.corpus for c in clips})
+    (default_cache_dir().parent / "lolo_inputs").mkdir(parents=True, exist_ok=True)
+    with Pool(2) as pool:
+        pool.map(upper_corpus, [(k, [c for c in clips if c.corpus == k], cap) for k in corpora])
+    table = {}
+    for corpus in corpora:
+        rows = pickle.loads((default_cache_dir().parent / "lolo_inputs" / f"{corpus}-cap{cap}-deep.pkl").read_bytes())
+        table.update({(corpus, clip_id): row for clip_id, row in rows.items()})
+    return table
+
+
+def head_inputs(variant: str, block3: np.ndarray, lower: tuple[np.ndarray, np.ndarray] | None,
+                upper: np.ndarray | None) -> np.ndarray:
     if variant == "f32":
         return block3
     if variant == "gemaps":
-        return np.concatenate([block3, smile], axis=1)
-    return np.concatenate([blocks.astype(np.float32), block3], axis=1)  # stem, block 1, block 2, block 3
+        return np.concatenate([block3, lower[1]], axis=1)
+    if variant in ("blocks", "wsum"):
+        return np.concatenate([lower[0].astype(np.float32), block3], axis=1)  # stem, block 1, block 2, block 3
+    upper = upper.astype(np.float32)  # blocks 4, 5, 6
+    return {"b6": upper[:, 2048:], "b35": np.concatenate([block3, upper[:, 1024:2048]], axis=1),
+            "deep": np.concatenate([block3, upper], axis=1)}[variant]
 
 
 def build_whisper_wsum(input_shape: tuple[int, ...], n_classes: int, hidden: int = 256, dropout: float = 0.3,
@@ -125,16 +180,15 @@ def build_whisper_wsum(input_shape: tuple[int, ...], n_classes: int, hidden: int
     return keras.Model(inputs, outputs, name="whisper_wsum")
 
 
-def use_inputs(variant: str, block3: dict, extra: dict) -> None:
+def use_inputs(variant: str, block3: dict, lower: dict, upper: dict) -> None:
     """Training and bench/lolo.py's readings take their inputs from `model_inputs`: pointed here at the
     sampled clips' tables, so that everything else (splits, head, calibration, readings) is unchanged."""
 
     def model_inputs(parts, params, cache_root=None, encoder_layers=None, compute_type=None, fused=False):
         out = {}
         for name, part in parts.items():
-            kept = [c for c in part if (c.corpus, c.clip_id) in extra and (c.corpus, c.clip_id) in block3]
-            out[name] = ClipFeatures(kept, [head_inputs(variant, block3[c.corpus, c.clip_id], *extra[c.corpus, c.clip_id])
-                                            for c in kept], [])
+            keys = [(c.corpus, c.clip_id) for c in part]
+            out[name] = ClipFeatures(list(part), [head_inputs(variant, block3[k], lower.get(k), upper.get(k)) for k in keys], [])
         return out
 
     training.model_inputs = model_inputs
@@ -187,11 +241,13 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "lolo_inputs"))
     args = parser.parse_args()
     clips = sample(list(find_clips(args.data)), args.cap)
-    extra = extra_inputs(clips, args.cap)
+    # Every variant on the same clips: those every table computed (a clip that fails to decode has none).
+    lower = lower_inputs(clips, args.cap) if set(args.variants) & set(LOWER) else {}
+    upper = upper_inputs(clips, args.cap) if set(args.variants) & set(UPPER) else {}
     features, base = training.RECIPES[BASE_RECIPE]
     embedded = embed_clips(clips, features, None, layers=base.encoder_layers, compute_type=base.encoder_compute_type)
     block3 = {(c.corpus, c.clip_id): f for c, f in zip(embedded.clips, embedded.features)}
-    clips = [c for c in clips if (c.corpus, c.clip_id) in extra]
+    clips = [c for c in clips if (c.corpus, c.clip_id) in block3 and all((c.corpus, c.clip_id) in t for t in (lower, upper) if t)]
     architectures.ARCHITECTURES["whisper-wsum"] = build_whisper_wsum
     out = Path(args.out)
     results = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {"rows": {}}
@@ -201,9 +257,9 @@ def main() -> None:
             params = dataclasses.replace(base, seed=seed, **({"architecture": "whisper-wsum"} if variant == "wsum" else {}))
             name = f"lolo-inputs-{variant}-s{seed}"
             training.RECIPES[name] = (features, params)
-            use_inputs(variant, block3, extra)
-            folds = {lang: lolo.fold(clips, name, lang, reuse=False) for lang in LANGUAGES}
-            row = lolo.row(folds)
+            use_inputs(variant, block3, lower, upper)
+            folds = {lang: lolo.fold(clips, name, lang, reuse=False, cut=False) for lang in LANGUAGES}
+            row = {**lolo.row(folds), "provenance": results["provenance"]}  # rows of earlier runs keep theirs
             if seed == 42:
                 row["speaker_val_uar"] = speaker_protocol(clips, name, features, params)
             results["rows"][f"{variant}/{seed}"] = row

@@ -3,7 +3,9 @@ default never heard and on the test speakers of the languages it heard.
 
 Never heard: the default's recipe's leave-one-language-out fold models (bench/lolo.py's, seed 42;
 reused from its cache, trained when missing), each held-out clip read one at a time as recorded, as
-bench/lolo.py's one-clip reading. Heard: the shipped default's probabilities for its speaker-protocol
+bench/lolo.py's one-clip reading; and each held-out corpus read as one batch of files (every clip
+against the mean of all, with the fold of the default's reference head mixed in at the default's
+weight, as `ser predict --adapt batch` reads with the default and bench/lolo.py's `--reference` row). Heard: the shipped default's probabilities for its speaker-protocol
 test clips (`predictions.csv`, written when it was trained and tested).
 Score: UAR over two levels, high (happy, angry, fearful, surprised; BAVED's high arousal) and low
 (neutral, calm, sad; BAVED's low arousal and its neutral), chance 50; disgust clips are left out (the
@@ -28,7 +30,8 @@ import lolo
 from provenance import provenance
 from report import write_results
 from ser_core.labels import HIGH_AROUSAL, LOW_AROUSAL
-from ser_core.serving.inference import load_model
+from ser_core.serving.inference import REFERENCE_FIELD, load_model
+from ser_core.serving.profile import profile_from_windows
 from ser_core.serving.results import arousal, arousal_word
 from ser_core.serving.shipped import follow_pointer
 from ser_core.training.corpora import CORPUS_NAMES, LANGUAGE_NAMES, LANGUAGES, find_clips
@@ -63,16 +66,24 @@ def scores(labels: list[str], probabilities: list[dict[str, float]]) -> dict:
             "valence_uar": label_uar(valence_truth, valence_read) if len(set(valence_truth)) == 2 else None}
 
 
-def never_heard(clips, recipe: str) -> dict:
+def never_heard(clips, recipe: str, reference: tuple[str, float]) -> dict:
+    """Per held-out corpus: one clip at a time, and the corpus read as one batch (`batch_` scores)."""
     out = {}
     for language in LANGUAGES:
         fold_dir, _ = lolo.recipe_fold(clips, recipe, language, reuse=True)
         model = load_model(fold_dir)
+        model.reference = (load_model(lolo.fold_model(clips, reference[0], language, reuse=True)), reference[1])
         for corpus in held_out_corpora(language):
             data = cached_inputs(model, [c for c in clips if c.corpus == corpus])
-            if data.clips:
-                probabilities = [dict(zip(model.labels, model.predict_cached(w).mean(axis=0).tolist())) for w in data.features]
-                out[corpus] = {"language": language, **scores([c.emotion for c in data.clips], probabilities)}
+            if not data.clips:
+                continue
+            labels = [c.emotion for c in data.clips]
+            one = [dict(zip(model.labels, model.predict_cached(w).mean(axis=0).tolist())) for w in data.features]
+            profile = profile_from_windows(model, np.concatenate([model.representation(w) for w in data.features]),
+                                           len(data.features))
+            batch = [dict(zip(model.labels, model.predict_against(w, profile).mean(axis=0).tolist())) for w in data.features]
+            out[corpus] = {"language": language, **scores(labels, one),
+                           **{f"batch_{k}": v for k, v in scores(labels, batch).items() if k.endswith("uar")}}
         print(language, flush=True)
     return out
 
@@ -98,20 +109,26 @@ def markdown(results: dict) -> str:
              "the corpus has (chance: 100 / classes), and, not offered by the product, valence read the same way "
              "(happy, calm, surprised against angry, sad, fearful, disgust; chance 50).", "",
              f"Languages never heard: the default's recipe (`{results['recipe']}`) trained without the language "
-             "(leave one language out, seed 42), one clip at a time.", "",
-             "| language | corpus | clips | arousal UAR % | emotion UAR % | classes | valence UAR % |",
-             "|---|---|---|---|---|---|---|"]
+             "(leave one language out, seed 42), one clip at a time, and each corpus read as one batch of files "
+             f"(against their mean, the fold of `{results['reference'][0]}` mixed in at {results['reference'][1]:g}, "
+             "as `--adapt batch` reads with the default).", "",
+             "| language | corpus | clips | arousal UAR % | emotion UAR % | classes | valence UAR % | batch: arousal | "
+             "batch: emotion |", "|---|---|---|---|---|---|---|---|---|"]
     rows = results["never_heard"]
     for corpus, r in rows.items():
         lines.append(f"| {LANGUAGE_NAMES[r['language']]} | {CORPUS_NAMES[corpus]} | {r['clips']} | {pct(r['arousal_uar'])} | "
-                     f"{pct(r['emotion_uar'])} | {r['classes']} | {pct(r['valence_uar'])} |")
+                     f"{pct(r['emotion_uar'])} | {r['classes']} | {pct(r['valence_uar'])} | {pct(r['batch_arousal_uar'])} | "
+                     f"{pct(r['batch_emotion_uar'])} |")
     per_language = {}
     for r in rows.values():
         per_language.setdefault(r["language"], []).append(r)
-    arousal_means = [np.mean([r["arousal_uar"] for r in rs if r["arousal_uar"] is not None])
-                     for rs in per_language.values() if any(r["arousal_uar"] is not None for r in rs)]
-    lines += ["", f"Over the {len(arousal_means)} languages with both levels (each language the mean of its corpora): "
-              f"arousal mean {pct(np.mean(arousal_means))}, lowest {pct(min(arousal_means))}.", "",
+    means = {key: [np.mean([r[key] for r in rs if r[key] is not None])
+                   for rs in per_language.values() if any(r[key] is not None for r in rs)]
+             for key in ("arousal_uar", "batch_arousal_uar")}
+    lines += ["", f"Over the {len(means['arousal_uar'])} languages with both levels (each language the mean of its "
+              f"corpora): arousal mean {pct(np.mean(means['arousal_uar']))}, lowest {pct(min(means['arousal_uar']))}; "
+              f"read as a batch, mean {pct(np.mean(means['batch_arousal_uar']))}, lowest "
+              f"{pct(min(means['batch_arousal_uar']))}.", "",
               f"Languages heard: the shipped default (`{results['model']}`) on its speaker-protocol test speakers.", "",
               "| language | corpus | clips | arousal UAR % | emotion UAR % | classes | valence UAR % |",
              "|---|---|---|---|---|---|---|"]
@@ -127,10 +144,14 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "arousal"))
     args = parser.parse_args()
     model_dir = follow_pointer(ROOT / "models" / "default")
-    recipe = json.loads((model_dir / "metadata.json").read_text())["recipe"]
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    # The default's reference head, named by its shipped directory (RECIPE-PROTOCOL), and its weight.
+    shipped_reference = load_model(model_dir.parent / metadata[REFERENCE_FIELD]["model"]).metadata["recipe"]
+    reference = (shipped_reference, float(metadata[REFERENCE_FIELD]["weight"]))
     clips = list(find_clips(args.data))
-    results = {"provenance": provenance(model_dir), "recipe": recipe, "model": model_dir.name,
-               "never_heard": never_heard(clips, recipe), "heard": heard(model_dir)}
+    results = {"provenance": provenance(model_dir), "recipe": metadata["recipe"], "reference": list(reference),
+               "model": model_dir.name, "never_heard": never_heard(clips, metadata["recipe"], reference),
+               "heard": heard(model_dir)}
     write_results(Path(args.out), results, markdown(results))
 
 

@@ -643,6 +643,11 @@ def test_benchmark_charts_can_be_read():
     assert len(emotion["x"]) == len(arousal) and len(levels["x"]) == sum(r["arousal_uar"] is not None for r in arousal.values())
     heights = np.frombuffer(base64.b64decode(levels["y"]["bdata"]), levels["y"]["dtype"])  # plotly's binary array
     assert sorted(heights) == pytest.approx(sorted(100 * r["arousal_uar"] for r in arousal.values() if r["arousal_uar"]))
+    at.radio(key="arousal-reading").set_value("the batch at hand").run()
+    levels = {chart["layout"]["xaxis"]["title"]["text"]: chart for chart in charts(at)}[metrics_ui.AROUSAL_AXIS]["data"][0]
+    heights = np.frombuffer(base64.b64decode(levels["y"]["bdata"]), levels["y"]["dtype"])
+    assert sorted(heights) == pytest.approx(sorted(100 * r["batch_arousal_uar"] for r in arousal.values()
+                                                   if r["batch_arousal_uar"]))
     adaptation = by_axis["clips in each speaker's profile"]
     assert adaptation["layout"]["yaxis"]["range"] == [0, 100]
     assert all(trace["text"] == [f"{uar:.1f}" for uar in trace["y"]] for trace in adaptation["data"])  # differences in numbers

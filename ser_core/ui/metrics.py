@@ -139,14 +139,16 @@ AROUSAL_FILE = REPO_ROOT / "bench" / "results" / "arousal.json"
 AROUSAL_AXIS = "corpus of a language never heard"
 
 
-def arousal_uars(never_heard: dict) -> dict[str, dict[str, float]]:
-    """Reading → held-out corpus (with its language) → UAR: arousal's two levels beside the emotion."""
+def arousal_uars(never_heard: dict, prefix: str = "") -> dict[str, dict[str, float]]:
+    """Reading → held-out corpus (with its language) → UAR: arousal's two levels beside the emotion, one
+    clip at a time (or with `prefix` "batch_", each corpus read as one batch)."""
     from ..training.corpora import CORPUS_NAMES, LANGUAGE_NAMES
 
     names = {corpus: f"{CORPUS_NAMES[corpus]} ({LANGUAGE_NAMES[r['language']]})" for corpus, r in never_heard.items()}
-    return {"arousal, high or low (chance 50%)": {names[c]: r["arousal_uar"] for c, r in never_heard.items()
-                                                   if r["arousal_uar"] is not None},
-            "the emotion (chance 100% / its classes)": {names[c]: r["emotion_uar"] for c, r in never_heard.items()}}
+    return {"arousal, high or low (chance 50%)": {names[c]: r[f"{prefix}arousal_uar"] for c, r in never_heard.items()
+                                                   if r[f"{prefix}arousal_uar"] is not None},
+            "the emotion (chance 100% / its classes)": {names[c]: r[f"{prefix}emotion_uar"]
+                                                        for c, r in never_heard.items()}}
 
 
 def arousal_view(path: Path = AROUSAL_FILE) -> None:
@@ -159,8 +161,12 @@ def arousal_view(path: Path = AROUSAL_FILE) -> None:
                "(neutral, calm, sad), read from the same probabilities. Here the default's recipe trained without "
                "each language, one clip at a time, as above; disgust clips left out of arousal, and a corpus with "
                "one level has no arousal bar. From bench/arousal.py.")
-    st.plotly_chart(plots.grouped_uar(arousal_uars(results["never_heard"]), AROUSAL_AXIS, colour_title="reading"),
-                    key="arousal")
+    reading = st.radio("Reading", ["one clip at a time", "the batch at hand"], horizontal=True, key="arousal-reading",
+                       help="The batch at hand: each held-out corpus read against the mean of its own clips "
+                            "(`ser predict --adapt batch`), no labels used.")
+    prefix = "" if reading == "one clip at a time" else "batch_"
+    st.plotly_chart(plots.grouped_uar(arousal_uars(results["never_heard"], prefix), AROUSAL_AXIS,
+                                      colour_title="reading"), key="arousal")
 
 
 SEGMENTS_FILE = REPO_ROOT / "bench" / "results" / "segments.json"

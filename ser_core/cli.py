@@ -207,7 +207,7 @@ def _analyses(args):
 
 def cmd_predict_segments(args) -> int:
     """One row per speech segment: file, segment number, start, end, speaker, emotion, confidence,
-    uncertain, probabilities."""
+    uncertain, arousal, probabilities."""
     from .serving.results import judged, segment_rows
 
     results, failures = [], 0

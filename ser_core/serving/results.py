@@ -24,8 +24,7 @@ def arousal(probabilities: Mapping[str, float]) -> float | None:
     fearful, surprised): the probability of a high-arousal emotion over that of an emotion of either group
     (`labels.HIGH_AROUSAL`, `LOW_AROUSAL`; disgust counts for neither). In languages the model never
     heard it is read right far more often than chance, where the emotion is often near it
-    (bench/results/arousal.md). None when the
-    probabilities give neither group any weight."""
+    (bench/results/arousal.md). None when the probabilities give neither group any weight."""
     high = sum(probabilities.get(label, 0.0) for label in HIGH_AROUSAL)
     low = sum(probabilities.get(label, 0.0) for label in LOW_AROUSAL)
     return high / (high + low) if high + low > 0 else None

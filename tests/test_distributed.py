@@ -21,6 +21,7 @@ from ser_core.distributed.inputs import list_inputs
 from ser_core.distributed.outputs import prediction_schema, write_rows
 from ser_core.distributed.ray import predict_rows
 from ser_core.serving.batch import map_local
+from ser_core.serving.results import arousal
 from ser_core.training.shards import FeatureShards, import_feature_shards, read_feature_shards
 
 # The light shipped model: the engine is under test, and its answers are bit-for-bit reproducible
@@ -134,6 +135,7 @@ def test_ray_rows_equal_the_local_path(ray_local, audio_dir, tmp_path):
             assert ray_probabilities == pytest.approx(probabilities, abs=1e-6)
             assert tuple(row["warnings"]) == warnings
             assert row["emotion"] == max(probabilities, key=probabilities.get)
+            assert row["arousal"] == pytest.approx(arousal(probabilities), abs=1e-6)
             assert len(row["window_probabilities"]) == row["n_windows"] == len(row["window_start_s"])
     bad = {Path(r["path"]).name for r in rows if r["error"]}
     assert bad == {"corrupt.wav", "silent.wav", "missing.wav"}

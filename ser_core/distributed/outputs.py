@@ -17,15 +17,15 @@ if TYPE_CHECKING:
 
 def prediction_row(path: str, analysis: "Analysis | None", error: str | None, labels: Sequence[str],
                    timeline: bool = False) -> dict:
-    """One output row (see `prediction_schema`): probabilities, top emotion, uncertain flag."""
-    row: dict = {"path": path, "emotion": None, "confidence": None, "uncertain": None,
+    """One output row (see `prediction_schema`): probabilities, top emotion, uncertain flag, arousal."""
+    row: dict = {"path": path, "emotion": None, "confidence": None, "uncertain": None, "arousal": None,
                 **{f"p_{label}": None for label in labels}, "duration_s": None, "n_windows": None,
                 "warnings": [], "error": error}
     if timeline:
         row["window_start_s"] = row["window_probabilities"] = None
     if analysis is not None:
         row.update(emotion=analysis.emotion, confidence=analysis.confidence, uncertain=analysis.is_uncertain,
-                   duration_s=analysis.audio.duration_s, n_windows=len(analysis.window_times_s),
+                   arousal=analysis.arousal, duration_s=analysis.audio.duration_s, n_windows=len(analysis.window_times_s),
                    warnings=list(analysis.audio.warnings), error=None)
         row.update({f"p_{label}": p for label, p in analysis.probabilities.items()})
         if timeline:
@@ -43,6 +43,7 @@ def prediction_schema(labels: Sequence[str], timeline: bool = False, metadata: d
     | emotion | string | top emotion; null when `error` |
     | confidence | double | its calibrated probability |
     | uncertain | bool | confidence below the model's `uncertain_below` (fitted on validation) |
+    | arousal | double | how aroused the voice sounds, 0 low to 1 high (`serving.results.arousal`); null without either level |
     | p_LABEL | double | one column per label, in the model's order: mean over windows |
     | duration_s | double | decoded duration |
     | n_windows | int32 | analysis windows covering the audio |
@@ -56,7 +57,7 @@ def prediction_schema(labels: Sequence[str], timeline: bool = False, metadata: d
     import pyarrow as pa
 
     fields = [("path", pa.string()), ("emotion", pa.string()), ("confidence", pa.float64()),
-              ("uncertain", pa.bool_()), *((f"p_{label}", pa.float64()) for label in labels),
+              ("uncertain", pa.bool_()), ("arousal", pa.float64()), *((f"p_{label}", pa.float64()) for label in labels),
               ("duration_s", pa.float64()), ("n_windows", pa.int32()), ("warnings", pa.list_(pa.string())),
               ("error", pa.string())]
     if timeline:

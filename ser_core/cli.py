@@ -254,10 +254,12 @@ def cmd_predict(args) -> int:
         return cmd_predict_segments(args)
     if args.profile or args.speaker_column or args.adapt == "batch":
         return _report_predictions(args, _adapted_outcomes(args))
-    if args.speakers or args.speaker_adaptation or args.adapt == "recording":
-        return _report_predictions(args, ((file, analysis and analysis.probabilities, warnings, error)
-                                          for file, analysis, warnings, error in _analyses(args)))
     workers = args.workers or (1 if len(args.files) < 16 else os.cpu_count())
+    # In this process, every file's analysis at hand: what the speaker options need, and, where one
+    # worker would read the files anyway, what --language guesses from instead of decoding them again.
+    if args.speakers or args.speaker_adaptation or args.adapt == "recording" or (args.language and workers == 1):
+        return _report_predictions(args, ((file, analysis and analysis.probabilities, warnings, error, analysis)
+                                          for file, analysis, warnings, error in _analyses(args)))
     return _report_predictions(args, predict_files(args.files, resolve_model(args.model), workers, args.backend))
 
 
@@ -345,17 +347,19 @@ def _emotion_list(text: str) -> tuple[str, ...]:
 
 
 def _report_predictions(args, predictions) -> int:
-    """Print (file, probabilities, warnings, error) results as text, JSON or CSV; errors to stderr."""
+    """Print (file, probabilities, warnings, error[, analysis]) results as text, JSON or CSV; errors to
+    stderr. A file's analysis, when given, is what --language guesses from."""
     from .serving.results import judged
 
     labels = None
     results, failures = [], 0
     uncertain_below = _uncertain_below(args.model)
-    for file, probabilities, warnings, error in predictions:
+    for file, probabilities, warnings, error, *analysis in predictions:
         if _report(file, warnings, error):
             failures += 1
             continue
-        result = {"file": file, **judged(probabilities, args.classes, uncertain_below), **_language(args, file)}
+        result = {"file": file, **judged(probabilities, args.classes, uncertain_below),
+                  **_language(args, file, *analysis)}
         labels = list(result["probabilities"])
         results.append(result)
     if args.format == "json":

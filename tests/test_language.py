@@ -126,6 +126,20 @@ def test_ser_predict_language_reports_and_warns(synthesised):
     assert row.split(",")[-3] == "it" and row.endswith("False")
 
 
+def test_ser_predict_language_guesses_from_each_files_own_analysis(synthesised, monkeypatch, capsys):
+    """A few files are read in this process by one worker anyway: the guess reads each file's analysis,
+    never decoding the file a second time."""
+    import ser_core.frontend.language
+    from ser_core.cli import main
+
+    def decoded_again(*_):
+        raise AssertionError("the file was decoded a second time for its language")
+
+    monkeypatch.setattr(ser_core.frontend.language, "guess_file", decoded_again)
+    assert main(["predict", str(synthesised["it"]), str(synthesised["es"]), "--language", "--json"]) == 0
+    assert [r["language"]["code"] for r in json.loads(capsys.readouterr().out)] == ["it", "es"]
+
+
 def test_the_api_says_the_language_when_asked(synthesised):
     from test_serve import client_for
 

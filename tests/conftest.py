@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import io
 import os
+import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
@@ -133,6 +134,16 @@ def webrtc_loaded_before_tensorflow():
     with a segfault when it is imported after TensorFlow. The app imports it before any model loads
     (ser_core.ui); tests that train a model in-process and then run a page need the same order."""
     import pylibsrtp  # noqa: F401
+
+
+@pytest.fixture(autouse=True)
+def main_module_kept():
+    """Streamlit's AppTest leaves `sys.modules["__main__"]` pointing at the temporary script it ran, and
+    a process pool started later in the same pytest process (ser predict --workers 2) then re-runs that
+    script in each worker, which dies (`__args` is not defined there): put the real one back."""
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 def train_tiny(tiny_dataset: Path, work: Path, recipe_name: str, epochs: int) -> Path:

@@ -208,17 +208,15 @@ def _analyses(args):
 def cmd_predict_segments(args) -> int:
     """One row per speech segment: file, segment number, start, end, speaker, emotion, confidence,
     uncertain, arousal, probabilities."""
-    from .serving.results import judged, segment_rows
+    from .serving.results import segment_rows
 
     results, failures = [], 0
-    uncertain_below = _uncertain_below(args.model)
     for file, analysis, warnings, error in _analyses(args):
         if _report(file, warnings, error):
             failures += 1
             continue
-        rows, language = segment_rows(file, analysis), _language(args, file, analysis)
-        results.extend({**row, **judged(segment.probabilities, args.classes, uncertain_below), **language}
-                       if args.classes else {**row, **language} for row, segment in zip(rows, analysis.segments))
+        language = _language(args, file, analysis)
+        results.extend({**row, **language} for row in segment_rows(file, analysis, args.classes))
     if args.format == "json":
         print(json.dumps(results, indent=2))
     elif args.format == "csv":

@@ -245,10 +245,7 @@ def analysis_json(name: str, model, analysis, segments: bool, classes: tuple[str
            "duration_s": round(analysis.audio.duration_s, 3), "warnings": list(analysis.audio.warnings),
            "adaptation": analysis.adaptation}
     if segments:
-        rows = segment_rows(name, analysis)
-        out["segments"] = rows if not classes else [
-            {**row, **judged(segment.probabilities, classes, analysis.uncertain_below)}
-            for row, segment in zip(rows, analysis.segments)]
+        out["segments"] = segment_rows(name, analysis, classes)
     if language:
         out["language"] = guess_analysis(analysis, heard_codes(model.metadata)).to_dict()
     return out

@@ -144,7 +144,7 @@ def no_speech_error(audio: Audio) -> NoVoiceActivityError:
 
 
 @dataclass(frozen=True)
-class Analysis:
+class Analysis(TopEmotion):
     """Everything one prediction computed, for display: the app draws its plots from this."""
 
     audio: Audio
@@ -177,25 +177,13 @@ class Analysis:
         return {label: float(p) for label, p in zip(self.labels, mean)}
 
     @property
-    def emotion(self) -> str:
-        probabilities = self.probabilities
-        return max(probabilities, key=probabilities.get)
-
-    @property
-    def confidence(self) -> float:
-        return max(self.probabilities.values())
-
-    @property
     def is_uncertain(self) -> bool:
         return self.confidence < self.uncertain_below
 
-    @property
-    def arousal(self) -> float | None:
-        return arousal(self.probabilities)
 
-
-def segment_rows(file: str, analysis) -> list[dict]:
-    """One dict per speech segment: what `--segments` prints, and what `ser serve` answers."""
+def segment_rows(file: str, analysis, classes: tuple[str, ...] | None = None) -> list[dict]:
+    """One dict per speech segment: what `--segments` prints, and what `ser serve` answers; with
+    `classes`, each segment judged over those (`judged`, as `--classes`)."""
     return [{"file": file, "segment": i, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3),
-             "speaker": s.speaker, **judged(s.probabilities, None, 0.0), "uncertain": s.uncertain}
+             "speaker": s.speaker, **judged(s.probabilities, classes, analysis.uncertain_below)}
             for i, s in enumerate(analysis.segments, start=1)]

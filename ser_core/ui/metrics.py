@@ -119,6 +119,13 @@ def lolo_uars(rows: dict, reading: str = "uar") -> dict[str, dict[str, float]]:
             for name, r in rows.items()}
 
 
+def batch_reading(key: str) -> bool:
+    """The reader's choice of leave-one-language-out reading: one clip at a time (False) or the batch at hand."""
+    return st.radio("Reading", ["one clip at a time", "the batch at hand"], horizontal=True, key=key,
+                    help="The batch at hand: each held-out corpus read against the mean of its own clips "
+                         "(`ser predict --adapt batch`), no labels used.") == "the batch at hand"
+
+
 def lolo_view(path: Path = LOLO_FILE) -> None:
     """Leave one language out (bench/lolo.py): what the default model is chosen on."""
     results = read_json(path)
@@ -128,10 +135,7 @@ def lolo_view(path: Path = LOLO_FILE) -> None:
     st.caption("For each language: the recipe trained on the corpora of every other language, tested on every clip "
                "of that one (UAR over the labels it has; BAVED's arousal levels count any emotion of the level). "
                "The default model is chosen on these numbers, never on test clips.")
-    reading = st.radio("Reading", ["one clip at a time", "the batch at hand"], horizontal=True, key="lolo-reading",
-                       help="The batch at hand: each held-out corpus read against the mean of its own clips "
-                            "(`ser predict --adapt batch`), no labels used.")
-    key = "uar" if reading == "one clip at a time" else "batch_uar"
+    key = "batch_uar" if batch_reading("lolo-reading") else "uar"
     st.plotly_chart(plots.grouped_uar(lolo_uars(results["rows"], key), "held-out language"), key="lolo")
 
 
@@ -161,10 +165,7 @@ def arousal_view(path: Path = AROUSAL_FILE) -> None:
                "(neutral, calm, sad), read from the same probabilities. Here the default's recipe trained without "
                "each language, one clip at a time, as above; disgust clips left out of arousal, and a corpus with "
                "one level has no arousal bar. From bench/arousal.py.")
-    reading = st.radio("Reading", ["one clip at a time", "the batch at hand"], horizontal=True, key="arousal-reading",
-                       help="The batch at hand: each held-out corpus read against the mean of its own clips "
-                            "(`ser predict --adapt batch`), no labels used.")
-    prefix = "" if reading == "one clip at a time" else "batch_"
+    prefix = "batch_" if batch_reading("arousal-reading") else ""
     st.plotly_chart(plots.grouped_uar(arousal_uars(results["never_heard"], prefix), AROUSAL_AXIS,
                                       colour_title="reading"), key="arousal")
 

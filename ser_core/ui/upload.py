@@ -14,7 +14,7 @@ import streamlit as st
 from ..errors import SerError
 from ..serving.inference import SerModel
 from ..serving.profile import VoiceProfile
-from ..serving.results import speaker_summaries
+from ..serving.results import judged, speaker_summaries
 from ..serving.segments import DEFAULT_SPEAKERS, SpeakerOptions
 from .analysis import show_result
 from .common import Result, analyze_named, files_read_together
@@ -25,27 +25,24 @@ def result_record(result: Result) -> dict:
     if result.analysis is None:
         return {"file": result.name, "error": result.error}
     analysis = result.analysis
+    uncertain_below = analysis.uncertain_below
     return {
         "file": result.name,
-        "emotion": analysis.emotion,
-        "confidence": round(analysis.confidence, 6),
-        "uncertain": analysis.is_uncertain,
-        "arousal": rounded(analysis.arousal),
+        # emotion, confidence, uncertain, arousal and probabilities, as `ser predict --json` gives them
+        **judged(analysis.probabilities, None, uncertain_below),
         "duration_s": round(analysis.audio.duration_s, 3),
         "original_sample_rate": analysis.audio.original_sample_rate,
         "channels": analysis.audio.channels,
-        "probabilities": {label: round(p, 6) for label, p in analysis.probabilities.items()},
         "segments": [
-            {"start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "speaker": s.speaker, "emotion": s.emotion,
-             "confidence": round(s.confidence, 6), "uncertain": s.uncertain, "arousal": rounded(s.arousal),
-             "probabilities": {k: round(v, 6) for k, v in s.probabilities.items()}}
+            {"start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "speaker": s.speaker,
+             **judged(s.probabilities, None, uncertain_below)}
             for s in analysis.segments or ()
         ],
         "speakers": [
             {"speaker": summary.speaker, "speech_s": round(summary.speech_s, 3), "share": round(summary.share, 6),
-             "emotion": summary.emotion, "confidence": round(summary.confidence, 6), "uncertain": summary.uncertain,
-             "arousal": rounded(summary.arousal), "speaking_time_by_emotion": {k: round(v, 6) for k, v in summary.shares.items()}}
-            for summary in speaker_summaries(analysis.segments or (), analysis.labels, analysis.uncertain_below)
+             **judged(summary.probabilities, None, uncertain_below),
+             "speaking_time_by_emotion": {k: round(v, 6) for k, v in summary.shares.items()}}
+            for summary in speaker_summaries(analysis.segments or (), analysis.labels, uncertain_below)
         ],
         "adaptation": analysis.adaptation,
         "language": result.language.to_dict() if result.language is not None else None,
@@ -57,10 +54,6 @@ def result_record(result: Result) -> dict:
     }
 
 
-def rounded(value: float | None, digits: int = 6) -> float | None:
-    return None if value is None else round(value, digits)
-
-
 def summary_rows(results: Sequence[Result], labels: Sequence[str]) -> list[dict]:
     """One flat row per file: the summary table and the CSV download."""
     rows = []
@@ -70,7 +63,7 @@ def summary_rows(results: Sequence[Result], labels: Sequence[str]) -> list[dict]
         if result.analysis is not None:
             analysis = result.analysis
             row.update(emotion=analysis.emotion, confidence=round(analysis.confidence, 4),
-                       uncertain=analysis.is_uncertain, arousal=rounded(analysis.arousal, 4),
+                       uncertain=analysis.is_uncertain, arousal=None if analysis.arousal is None else round(analysis.arousal, 4),
                        duration_s=round(analysis.audio.duration_s, 2))
             if analysis.segments is not None:
                 row.update(speech_s=round(sum(s.duration_s for s in analysis.segments), 2),

@@ -10,7 +10,9 @@ Inputs per analysis window, beside the float32 block-3 embedding every emo-whisp
   then the whisper-head's hidden layer;
 - the blocks above the cut, which the product reads only to guess the language: `b6`, the pooled top
   block (block 6 through the final LayerNorm, what CTranslate2's whole encoder returns) alone; `b35`,
-  block 5 (raw residual stream) beside block 3; `deep`, blocks 4, 5 and 6 beside block 3 (4 × 1,024).
+  block 5 (raw residual stream) beside block 3; `deep`, blocks 4, 5 and 6 beside block 3 (4 × 1,024);
+- `voice`: block 3 alone, as `f32`, the head also taught a copy of each training clip in a shifted
+  voice (`augment.voice_shift`, `TrainParams.voice_copies`).
 Each is compared with `f32` (block 3 alone, emo-whisper-f32's head) on the same clips: a seeded sample of at
 most `--cap` clips per corpus (the lower blocks and eGeMAPS cost about 0.11 s per clip on one idle core,
 0.3 s on the shared 2-core box: all 30,000 clips would take hours; the upper blocks are computed two
@@ -48,7 +50,7 @@ from ser_core.training.embeddings import embed_clips
 ROOT = Path(__file__).resolve().parent.parent
 OLD_CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")  # the speaker protocol's validation reading
 BASE_RECIPE = "emo-whisper-f32"
-VARIANTS = ("f32", "gemaps", "blocks", "wsum", "b6", "b35", "deep")
+VARIANTS = ("f32", "gemaps", "blocks", "wsum", "b6", "b35", "deep", "voice")
 LOWER, UPPER = ("gemaps", "blocks", "wsum"), ("b6", "b35", "deep")  # the variants that read each extra table
 EGEMAPS_SIZE = 88
 
@@ -153,7 +155,7 @@ def upper_inputs(clips, cap: int) -> dict[tuple[str, str], np.ndarray]:
 
 def head_inputs(variant: str, block3: np.ndarray, lower: tuple[np.ndarray, np.ndarray] | None,
                 upper: np.ndarray | None) -> np.ndarray:
-    if variant == "f32":
+    if variant in ("f32", "voice"):
         return block3
     if variant == "gemaps":
         return np.concatenate([block3, lower[1]], axis=1)
@@ -247,6 +249,9 @@ def main() -> None:
     features, base = training.RECIPES[BASE_RECIPE]
     embedded = embed_clips(clips, features, None, layers=base.encoder_layers, compute_type=base.encoder_compute_type)
     block3 = {(c.corpus, c.clip_id): f for c, f in zip(embedded.clips, embedded.features)}
+    if "voice" in args.variants:  # every clip's voice copy once, before the folds each take their share
+        embed_clips(clips, features, 1, layers=base.encoder_layers, compute_type=base.encoder_compute_type,
+                    desc="voice copies", copy="voice")
     clips = [c for c in clips if (c.corpus, c.clip_id) in block3 and all((c.corpus, c.clip_id) in t for t in (lower, upper) if t)]
     architectures.ARCHITECTURES["whisper-wsum"] = build_whisper_wsum
     out = Path(args.out)
@@ -254,7 +259,8 @@ def main() -> None:
     results.update({"cap": args.cap, "clips": len(clips), "provenance": provenance()})
     for seed in args.seeds:
         for variant in args.variants:
-            params = dataclasses.replace(base, seed=seed, **({"architecture": "whisper-wsum"} if variant == "wsum" else {}))
+            params = dataclasses.replace(base, seed=seed, **({"architecture": "whisper-wsum"} if variant == "wsum" else {}),
+                                         **({"voice_copies": 1} if variant == "voice" else {}))
             name = f"lolo-inputs-{variant}-s{seed}"
             training.RECIPES[name] = (features, params)
             use_inputs(variant, block3, lower, upper)

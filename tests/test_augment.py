@@ -9,8 +9,9 @@ from scipy.signal import welch
 
 from conftest import speech, voice
 from test_segments import FixedVad
-from ser_core.training.augment import (COPIES, INT16_FULL_SCALE, PERTURBATIONS, SPEECH_CUT_MARGIN_S, add_noise,
-    augment, codec, coloured_noise, cut_at_speech, gain, reverb, spectral_tilt, telephone)
+from ser_core.training.augment import (COPIES, INT16_FULL_SCALE, PERTURBATIONS, SPEECH_CUT_MARGIN_S,
+    VOICE_SHIFT_SEMITONES, add_noise, augment, codec, coloured_noise, cut_at_speech, gain, reverb, spectral_tilt,
+    telephone, voice_shift)
 from ser_core.io.levels import active_level_dbfs
 
 SR = 16000
@@ -250,4 +251,25 @@ def test_the_detector_cuts_a_clip_at_its_speech():
 
 
 def test_every_kind_of_copy_has_a_name_and_the_random_chain_keeps_its_own():
-    assert COPIES["augment"] is augment and COPIES["speechcut"] is cut_at_speech
+    assert COPIES["augment"] is augment and COPIES["speechcut"] is cut_at_speech and COPIES["voice"] is voice_shift
+
+
+def test_a_voice_copy_moves_the_pitch_by_its_semitones_and_keeps_the_timing():
+    from ser_core.frontend.pitch import yin
+
+    steady = voice(2.0, SR, f0=150.0)
+    steady_f0 = np.median(yin(steady, 60.0, 600.0, SR)[4:-4])
+    # 1.5 s of voice between two quiet halves of a second: the speech stays where it was
+    onset = np.concatenate([np.zeros(SR // 2, np.float32), voice(1.5, SR, f0=150.0), np.zeros(SR // 2, np.float32)])
+    directions = set()
+    for seed in range(6):
+        out = voice_shift(steady, SR, np.random.default_rng(seed))
+        assert out.dtype == np.float32 and len(out) == len(steady)
+        semitones = 12 * np.log2(np.median(yin(out, 60.0, 600.0, SR)[4:-4]) / steady_f0)
+        assert VOICE_SHIFT_SEMITONES[0] - 0.15 <= abs(semitones) <= VOICE_SHIFT_SEMITONES[1] + 0.15
+        directions.add(np.sign(semitones))
+        moved = voice_shift(onset, SR, np.random.default_rng(seed))
+        loud = np.flatnonzero(np.abs(moved) > 0.1 * np.abs(moved).max())
+        assert abs(loud[0] / SR - 0.5) < 0.05 and abs(loud[-1] / SR - 2.0) < 0.05
+    assert directions == {-1.0, 1.0}  # up and down
+    assert voice_shift(steady, SR, np.random.default_rng(4)).tobytes() == voice_shift(steady, SR, np.random.default_rng(4)).tobytes()

@@ -170,6 +170,23 @@ def cut_at_speech(samples: np.ndarray, sr: int, rng: np.random.Generator, max_ma
     return samples[start:end]
 
 
+VOICE_SHIFT_SEMITONES = (1.0, 3.0)  # the least and most a voice copy is moved, up or down
+
+
+def voice_shift(samples: np.ndarray, sr: int, rng: np.random.Generator,
+                semitones: tuple[float, float] = VOICE_SHIFT_SEMITONES) -> np.ndarray:
+    """The clip as another voice might say it: pitch and formants moved together by a random
+    `semitones` up or down (a larger or smaller vocal tract and a lower or higher voice), its timing
+    kept (a phase-vocoder stretch, then a resampling: librosa's pitch shift). Speaking rate carries
+    emotion, so it is not touched; the corpora hold few voices (TESS two, SAVEE four)."""
+    import librosa
+
+    steps = float(rng.uniform(*semitones)) * (1.0 if rng.random() < 0.5 else -1.0)
+    shifted = librosa.effects.pitch_shift(np.asarray(samples, np.float32), sr=sr, n_steps=steps, res_type="soxr_hq")
+    return _same_length(shifted, len(samples))
+
+
 # Each kind of randomly perturbed training copy by its name, which keys its embedding cache
-# (`embeddings.embedding_cache`): a random chain of perturbations, or the clip cut at its speech.
-COPIES: dict[str, Perturbation] = {"augment": augment, "speechcut": cut_at_speech}
+# (`embeddings.embedding_cache`): a random chain of perturbations, the clip cut at its speech, or
+# the clip in a shifted voice.
+COPIES: dict[str, Perturbation] = {"augment": augment, "speechcut": cut_at_speech, "voice": voice_shift}

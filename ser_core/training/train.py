@@ -53,6 +53,7 @@ class TrainParams:
     # Encoder models: copies of each training clip cut at its speech with a random 0-0.4 s of its own audio
     # around it (augment.cut_at_speech), as a long recording's segments hold their sentences.
     speech_cut_copies: int = 0
+    voice_copies: int = 0  # encoder models: copies of each training clip in a shifted voice (augment.voice_shift)
     encoder_layers: int = ENCODER_LAYERS  # encoder models: how many of the encoder's blocks run (see encoder.WhisperEncoder)
     # Encoder models: CTranslate2's compute type. int8 products depend on the CPU (on an AMD EPYC the
     # int8 models' probabilities moved by up to 0.43 from those recorded on Intel CPUs); float32 gives
@@ -509,7 +510,8 @@ def train(
     data = model_inputs(parts, params, cache_root, train_params.encoder_layers, train_params.encoder_compute_type,
                         train_params.fused_blocks)
     copies = []
-    for kind, count in (("augment", train_params.augmented_copies), ("speechcut", train_params.speech_cut_copies)):
+    for kind, count in (("augment", train_params.augmented_copies), ("speechcut", train_params.speech_cut_copies),
+                        ("voice", train_params.voice_copies)):
         copies += [embed_clips(parts["train"], params, seed, cache_root, desc=f"{kind} copy {seed}",
                                layers=train_params.encoder_layers, compute_type=train_params.encoder_compute_type,
                                fused=train_params.fused_blocks, copy=kind)

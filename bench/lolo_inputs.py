@@ -11,6 +11,8 @@ Inputs per analysis window, beside the float32 block-3 embedding every emo-whisp
 - the blocks above the cut, which the product reads only to guess the language: `b6`, the pooled top
   block (block 6 through the final LayerNorm, what CTranslate2's whole encoder returns) alone; `b35`,
   block 5 (raw residual stream) beside block 3; `deep`, blocks 4, 5 and 6 beside block 3 (4 × 1,024);
+- `std`: block 3's spread over time alone (the pooled standard deviations, not the means): what a
+  clip's frames share, voice, channel and language as much as emotion, taken out;
 - `voice`: block 3 alone, as `f32`, the head also taught a copy of each training clip in a shifted
   voice (`augment.voice_shift`, `TrainParams.voice_copies`).
 Each is compared with `f32` (block 3 alone, emo-whisper-f32's head) on the same clips: a seeded sample of at
@@ -50,7 +52,7 @@ from ser_core.training.embeddings import embed_clips
 ROOT = Path(__file__).resolve().parent.parent
 OLD_CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")  # the speaker protocol's validation reading
 BASE_RECIPE = "emo-whisper-f32"
-VARIANTS = ("f32", "gemaps", "blocks", "wsum", "b6", "b35", "deep", "voice")
+VARIANTS = ("f32", "gemaps", "blocks", "wsum", "b6", "b35", "deep", "std", "voice")
 LOWER, UPPER = ("gemaps", "blocks", "wsum"), ("b6", "b35", "deep")  # the variants that read each extra table
 EGEMAPS_SIZE = 88
 
@@ -157,6 +159,8 @@ def head_inputs(variant: str, block3: np.ndarray, lower: tuple[np.ndarray, np.nd
                 upper: np.ndarray | None) -> np.ndarray:
     if variant in ("f32", "voice"):
         return block3
+    if variant == "std":
+        return block3[:, block3.shape[1] // 2:]  # pooled as mean, then standard deviation
     if variant == "gemaps":
         return np.concatenate([block3, lower[1]], axis=1)
     if variant in ("blocks", "wsum"):

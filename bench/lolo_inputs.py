@@ -14,14 +14,17 @@ Inputs per analysis window, beside the float32 block-3 embedding every emo-whisp
 - `std`: block 3's spread over time alone (the pooled standard deviations, not the means): what a
   clip's frames share, voice, channel and language as much as emotion, taken out;
 - `voice`: block 3 alone, as `f32`, the head also taught a copy of each training clip in a shifted
-  voice (`augment.voice_shift`, `TrainParams.voice_copies`).
+  voice (`augment.voice_shift`, `TrainParams.voice_copies`);
+- `wd`, `drop`, `drop7`: block 3 alone, the head regularised harder: weight decay 1e-2 (the recipe's
+  1e-3), or dropout 0.5 on its standardised inputs and on its hidden layer (the recipe's 0.1 and 0.3),
+  or 0.7 on its inputs and 0.5 on its hidden layer.
 Each is compared with `f32` (block 3 alone, emo-whisper-f32's head) on the same clips: a seeded sample of at
 most `--cap` clips per corpus (the lower blocks and eGeMAPS cost about 0.11 s per clip on one idle core,
 0.3 s on the shared 2-core box: all 30,000 clips would take hours; the upper blocks are computed two
 corpora at a time, about 4 min for the sample). Folds as bench/lolo.py's (`fold`, same training code,
 the three readings); seeds 42 (+ the speaker protocol: validation UAR on the original five corpora), 1, 2.
 
-    python bench/lolo_inputs.py --variants f32 gemaps blocks wsum b6 b35 deep --seeds 42 1 2
+    python bench/lolo_inputs.py --variants f32 gemaps blocks wsum b6 b35 deep std voice wd drop --seeds 42 1 2
 updates bench/results/lolo_inputs.json (variants and seeds not run are kept) and rewrites lolo_inputs.md.
 Extra inputs are cached in ~/.cache/ser/lolo_inputs/<corpus>-cap<N>.pkl (lower blocks and eGeMAPS) and
 <corpus>-cap<N>-deep.pkl (upper blocks). `gemaps` needs opensmile==2.6.0 (as `make bench` installs for
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import pickle
 from pathlib import Path
@@ -52,7 +56,10 @@ from ser_core.training.embeddings import embed_clips
 ROOT = Path(__file__).resolve().parent.parent
 OLD_CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")  # the speaker protocol's validation reading
 BASE_RECIPE = "emo-whisper-f32"
-VARIANTS = ("f32", "gemaps", "blocks", "wsum", "b6", "b35", "deep", "std", "voice")
+VARIANTS = ("f32", "gemaps", "blocks", "wsum", "b6", "b35", "deep", "std", "voice", "wd", "drop", "drop7")
+# What a variant changes in the base recipe's training, beside its inputs
+VARIANT_PARAMS = {"wsum": {"architecture": "whisper-wsum"}, "voice": {"voice_copies": 1}, "wd": {"weight_decay": 1e-2},
+                  "drop": {"architecture": "whisper-head-drop"}, "drop7": {"architecture": "whisper-head-drop7"}}
 LOWER, UPPER = ("gemaps", "blocks", "wsum"), ("b6", "b35", "deep")  # the variants that read each extra table
 EGEMAPS_SIZE = 88
 
@@ -157,7 +164,7 @@ def upper_inputs(clips, cap: int) -> dict[tuple[str, str], np.ndarray]:
 
 def head_inputs(variant: str, block3: np.ndarray, lower: tuple[np.ndarray, np.ndarray] | None,
                 upper: np.ndarray | None) -> np.ndarray:
-    if variant in ("f32", "voice"):
+    if variant in ("f32", "voice", "wd", "drop", "drop7"):
         return block3
     if variant == "std":
         return block3[:, block3.shape[1] // 2:]  # pooled as mean, then standard deviation
@@ -184,6 +191,19 @@ def build_whisper_wsum(input_shape: tuple[int, ...], n_classes: int, hidden: int
     x = layers.Dense(hidden, activation="gelu", name="hidden")(layers.Dropout(0.1)(x))
     outputs = layers.Dense(n_classes, activation="softmax", name="emotion")(layers.Dropout(dropout)(x))
     return keras.Model(inputs, outputs, name="whisper_wsum")
+
+
+def build_whisper_head_drop(input_shape: tuple[int, ...], n_classes: int, inputs_dropout: float = 0.5,
+                            hidden_dropout: float = 0.5):
+    """The whisper-head with more dropout on its standardised inputs and on its hidden layer."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=input_shape, name="embedding")
+    x = layers.Dropout(inputs_dropout)(layers.Normalization(axis=-1, name="standardise")(inputs))
+    x = layers.Dropout(hidden_dropout)(layers.Dense(256, activation="gelu", name="hidden")(x))
+    outputs = layers.Dense(n_classes, activation="softmax", name="emotion")(x)
+    return keras.Model(inputs, outputs, name="whisper_head")
 
 
 def use_inputs(variant: str, block3: dict, lower: dict, upper: dict) -> None:
@@ -258,13 +278,14 @@ def main() -> None:
                     desc="voice copies", copy="voice")
     clips = [c for c in clips if (c.corpus, c.clip_id) in block3 and all((c.corpus, c.clip_id) in t for t in (lower, upper) if t)]
     architectures.ARCHITECTURES["whisper-wsum"] = build_whisper_wsum
+    architectures.ARCHITECTURES["whisper-head-drop"] = build_whisper_head_drop
+    architectures.ARCHITECTURES["whisper-head-drop7"] = functools.partial(build_whisper_head_drop, inputs_dropout=0.7)
     out = Path(args.out)
     results = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {"rows": {}}
     results.update({"cap": args.cap, "clips": len(clips), "provenance": provenance()})
     for seed in args.seeds:
         for variant in args.variants:
-            params = dataclasses.replace(base, seed=seed, **({"architecture": "whisper-wsum"} if variant == "wsum" else {}),
-                                         **({"voice_copies": 1} if variant == "voice" else {}))
+            params = dataclasses.replace(base, seed=seed, **VARIANT_PARAMS.get(variant, {}))
             name = f"lolo-inputs-{variant}-s{seed}"
             training.RECIPES[name] = (features, params)
             use_inputs(variant, block3, lower, upper)

@@ -16,8 +16,8 @@ Inputs per analysis window, beside the float32 block-3 embedding every emo-whisp
 - `voice`: block 3 alone, as `f32`, the head also taught a copy of each training clip in a shifted
   voice (`augment.voice_shift`, `TrainParams.voice_copies`);
 - `wd`, `drop`, `drop7`: block 3 alone, the head regularised harder: weight decay 1e-2 (the recipe's
-  1e-3), or dropout 0.5 on its standardised inputs and on its hidden layer (the recipe's 0.1 and 0.3),
-  or 0.7 on its inputs and 0.5 on its hidden layer.
+  1e-3), or dropout 0.5 on its standardised inputs and on its hidden layer (the recipe's 0.1 and 0.3;
+  `model.WHISPER_HEAD_DROPOUT`), or 0.7 on its inputs and 0.5 on its hidden layer.
 Each is compared with `f32` (block 3 alone, emo-whisper-f32's head) on the same clips: a seeded sample of at
 most `--cap` clips per corpus (the lower blocks and eGeMAPS cost about 0.11 s per clip on one idle core,
 0.3 s on the shared 2-core box: all 30,000 clips would take hours; the upper blocks are computed two
@@ -59,7 +59,8 @@ BASE_RECIPE = "emo-whisper-f32"
 VARIANTS = ("f32", "gemaps", "blocks", "wsum", "b6", "b35", "deep", "std", "voice", "wd", "drop", "drop7")
 # What a variant changes in the base recipe's training, beside its inputs
 VARIANT_PARAMS = {"wsum": {"architecture": "whisper-wsum"}, "voice": {"voice_copies": 1}, "wd": {"weight_decay": 1e-2},
-                  "drop": {"architecture": "whisper-head-drop"}, "drop7": {"architecture": "whisper-head-drop7"}}
+                  "drop": {"architecture": architectures.WHISPER_HEAD_DROPOUT},
+                  "drop7": {"architecture": "whisper-head-drop7"}}
 LOWER, UPPER = ("gemaps", "blocks", "wsum"), ("b6", "b35", "deep")  # the variants that read each extra table
 EGEMAPS_SIZE = 88
 
@@ -193,19 +194,6 @@ def build_whisper_wsum(input_shape: tuple[int, ...], n_classes: int, hidden: int
     return keras.Model(inputs, outputs, name="whisper_wsum")
 
 
-def build_whisper_head_drop(input_shape: tuple[int, ...], n_classes: int, inputs_dropout: float = 0.5,
-                            hidden_dropout: float = 0.5):
-    """The whisper-head with more dropout on its standardised inputs and on its hidden layer."""
-    import keras
-    from keras import layers
-
-    inputs = keras.Input(shape=input_shape, name="embedding")
-    x = layers.Dropout(inputs_dropout)(layers.Normalization(axis=-1, name="standardise")(inputs))
-    x = layers.Dropout(hidden_dropout)(layers.Dense(256, activation="gelu", name="hidden")(x))
-    outputs = layers.Dense(n_classes, activation="softmax", name="emotion")(x)
-    return keras.Model(inputs, outputs, name="whisper_head")
-
-
 def use_inputs(variant: str, block3: dict, lower: dict, upper: dict) -> None:
     """Training and bench/lolo.py's readings take their inputs from `model_inputs`: pointed here at the
     sampled clips' tables, so that everything else (splits, head, calibration, readings) is unchanged."""
@@ -278,8 +266,8 @@ def main() -> None:
                     desc="voice copies", copy="voice")
     clips = [c for c in clips if (c.corpus, c.clip_id) in block3 and all((c.corpus, c.clip_id) in t for t in (lower, upper) if t)]
     architectures.ARCHITECTURES["whisper-wsum"] = build_whisper_wsum
-    architectures.ARCHITECTURES["whisper-head-drop"] = build_whisper_head_drop
-    architectures.ARCHITECTURES["whisper-head-drop7"] = functools.partial(build_whisper_head_drop, inputs_dropout=0.7)
+    architectures.ARCHITECTURES["whisper-head-drop7"] = functools.partial(architectures.build_whisper_head, dropout=0.5,
+                                                                           inputs_dropout=0.7)
     out = Path(args.out)
     results = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else {"rows": {}}
     results.update({"cap": args.cap, "clips": len(clips), "provenance": provenance()})

@@ -62,3 +62,17 @@ def test_encoder_model_refuses_other_encoder_weights(trained_encoder_model, tmp_
     (copy / "metadata.json").write_text(json.dumps(metadata))
     with pytest.raises(ModelError, match="other encoder weights"):
         load_model(copy)
+
+
+def test_the_dropout_head_is_the_whisper_head_with_more_dropout():
+    from ser_core.training.model import build
+
+    plain, heavier = build("whisper-head", (12,), len(LABELS)), build("whisper-head-dropout", (12,), len(LABELS))
+    rates = lambda m: [layer.rate for layer in m.layers if layer.__class__.__name__ == "Dropout"]  # noqa: E731
+    assert rates(plain) == [0.1, 0.3] and rates(heavier) == [0.5, 0.5]
+    assert [w.shape for w in plain.get_weights()] == [w.shape for w in heavier.get_weights()]
+    heavier.set_weights(plain.get_weights())
+    x = np.random.default_rng(0).normal(size=(5, 12)).astype(np.float32)
+    # dropout acts only in training: served, the two read the same weights the same way
+    np.testing.assert_allclose(heavier(x, training=False), plain(x, training=False), atol=1e-6)
+    assert not np.allclose(heavier(x, training=True), plain(x, training=False), atol=1e-3)

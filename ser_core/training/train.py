@@ -235,6 +235,14 @@ for _name in ("emo-whisper-f32", "emo-whisper-balanced", "emo-whisper-spaces", "
 for _name in ("emo-whisper-ens-diverse", "emo-whisper-ens-diverse-plus-cut", "emo-whisper-ens-diverse-dann"):
     for _seed in SEED_REPLICATES:
         ENSEMBLES[f"{_name}-seed{_seed}"] = tuple(f"{member}-seed{_seed}" for member in ENSEMBLES[_name])
+# The default's three with more dropout in each head (model.WHISPER_HEAD_DROPOUT), from seeds 42 and 1.
+for _name in ("emo-whisper-f32", "emo-whisper-balanced", "emo-whisper-spaces"):
+    for _suffix, _seed in (("", 42), ("-seed1", 1)):
+        RECIPES[f"{_name}-dropout{_suffix}"] = (WHISPER_FEATURES, dataclasses.replace(
+            RECIPES[_name][1], architecture="whisper-head-dropout", seed=_seed))
+ENSEMBLES["emo-whisper-ens-diverse-dropout"] = ("emo-whisper-f32-dropout", "emo-whisper-balanced-dropout",
+                                                "emo-whisper-spaces-dropout")
+ENSEMBLES["emo-whisper-ens-diverse-dropout-seed1"] = tuple(f"{m}-seed1" for m in ENSEMBLES["emo-whisper-ens-diverse-dropout"])
 # The same three on the fused blocks.
 ENSEMBLES["emo-whisper-ens-blocks"] = ("emo-whisper-blocks", "emo-whisper-blocks-balanced", "emo-whisper-blocks-spaces")
 

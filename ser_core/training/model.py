@@ -14,7 +14,8 @@ EMO_TDNN = "emo-tdnn"
 EMO_CNN = "emo-cnn"
 WHISPER_HEAD = "whisper-head"
 # The same head with dropout 0.5 on its standardised inputs and on its hidden layer: on bench/lolo_inputs.py's
-# sample it lifted languages never heard on average and lowered the lowest (docs/evaluation.md).
+# sample it lifted languages never heard on average and lowered the lowest; on the full data, as the
+# default's three heads, it lowered both (train.py, emo-whisper-ens-diverse-dropout; docs/evaluation.md).
 WHISPER_HEAD_DROPOUT = "whisper-head-dropout"
 WHISPER_LINEAR = "whisper-linear"
 

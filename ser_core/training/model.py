@@ -6,7 +6,6 @@ Only standard Keras layers are used, so saved models load with `safe_mode=True` 
 from __future__ import annotations
 
 import functools
-
 from typing import Callable
 
 SEED_CNN = "seed-cnn"

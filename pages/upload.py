@@ -13,7 +13,8 @@ model = common.served_model()
 if model is not None:
     profile = common.voice_profile()
     speakers = common.speaker_options()
+    classes = common.emotion_choice(model.labels)
     files = st.file_uploader("Audio files", type=common.UPLOAD_TYPES, accept_multiple_files=True, key="uploads")
     if files:
         together = common.read_together_switch(len(files), profile, speakers)
-        upload.uploads_view(model, files, profile, speakers, together)
+        upload.uploads_view(model, files, profile, speakers, together, classes)

@@ -20,7 +20,7 @@ import numpy as np
 
 from conftest import missing, speech, wav_bytes
 from ser_core.serving.inference import load_model
-from ser_core.serving.results import arousal_word
+from ser_core.serving.results import arousal_word, judged, speaker_summaries
 from ser_core.ui import common, upload
 
 APP = "../app.py"
@@ -708,3 +708,61 @@ def test_uncertain_has_a_colour_of_its_own():
     closest_pair = min(np.linalg.norm(a - b) for a, b in combinations(emotions.values(), 2))
     uncertain = cielab(plots.color(UNCERTAIN))
     assert min(np.linalg.norm(uncertain - lab) for lab in emotions.values()) >= closest_pair
+
+
+def test_upload_reads_among_the_emotions_kept_in_the_sidebar(served):
+    """The sidebar's emotions: every view and download of a file over those only, renormalised, as
+    `ser predict --classes`; arousal from all of them; no second analysis; fewer than two refused."""
+    at = run("pages/upload.py")
+    labels = load_model(served).labels
+    assert at.multiselect(key=common.CLASSES_KEY).value == list(labels)
+    at.file_uploader[0].set_value([("talk.wav", wav_bytes(talk(1.0, (4.0, 4), 2.0, (2.0, 5), 1.0)), "audio/wav"),
+                                   ("one.wav", wav_bytes(speech(3.0, f0=200)), "audio/wav")]).run()
+    assert_clean(at)
+    gauges = lambda: [float(re.search(r'data-arousal="([0-9.]+)"', e.proto.body)[1])  # noqa: E731
+                      for e in at.get("html") if 'class="ser-arousal"' in e.proto.body]
+    before = gauges()
+    [(_, whole), _] = at.session_state[common.ANALYSES_KEY].items()
+
+    kept = ["angry", "happy", "sad", "neutral"]
+    at.multiselect(key=common.CLASSES_KEY).set_value(kept).run()
+    assert_clean(at)
+    assert len(at.session_state[common.ANALYSES_KEY]) == 2  # read again among them, not analysed again
+    assert_emotion_bars(at, kept)
+    assert gauges() == pytest.approx(before, abs=1e-6)
+    assert any("only the 4 emotions kept in the sidebar" in caption.value for caption in at.caption)
+    summary = at.dataframe[0].value
+    assert {"calm", "fearful", "disgust", "surprised"}.isdisjoint(summary.columns) and set(kept) <= set(summary.columns)
+    expected = judged(whole.probabilities, tuple(kept), whole.uncertain_below)
+    assert summary.loc[0, "emotion"] == expected["emotion"]
+    assert summary.loc[0, "arousal"] == pytest.approx(whole.arousal, abs=1e-4)
+    [table] = [d.value for d in at.dataframe[1:] if "start_s" in d.value.columns][:1]
+    assert set(kept) <= set(table.columns) and "calm" not in table.columns
+
+    at.multiselect(key=common.CLASSES_KEY).set_value(["angry"]).run()
+    assert_clean(at)
+    assert "Keep two emotions or more" in at.sidebar.warning[0].value
+    assert_emotion_bars(at, labels)
+
+
+def test_the_download_of_a_file_read_among_chosen_emotions_is_ser_predict_classes(served):
+    model = load_model(served)
+    whole = model.analyze(wav_bytes(talk(0.5, (3.0, 4), 1.5, (2.0, 5))))
+    kept = ("sad", "angry", "happy", "neutral")
+    [record] = json.loads(json.dumps([upload.result_record(common.Result("a.wav", b"", whole.over_classes(kept), None))]))
+    assert record == {**record, **judged(whole.probabilities, kept, whole.uncertain_below)}
+    for row, segment in zip(record["segments"], whole.segments, strict=True):
+        expected = judged(segment.probabilities, kept, whole.uncertain_below)
+        assert {k: row[k] for k in expected} == expected
+    for row, speaker in zip(record["speakers"], speaker_summaries(whole.segments, whole.labels, whole.uncertain_below),
+                            strict=True):
+        assert row["arousal"] == pytest.approx(speaker.arousal, abs=1e-6) and set(row["probabilities"]) == set(kept)
+    assert all(set(w["probabilities"]) == set(kept) for w in record["windows"])
+
+
+def test_record_reads_among_the_emotions_kept_in_the_sidebar(served):
+    at = run("pages/record.py")
+    at.multiselect(key=common.CLASSES_KEY).set_value(["sad", "neutral", "angry"]).run()
+    at.audio_input[0].set_value(("recording.wav", wav_bytes(speech(3.0)), "audio/wav")).run()
+    assert_clean(at)
+    assert_emotion_bars(at, ["neutral", "sad", "angry"])

@@ -256,7 +256,7 @@ def test_record_from_the_microphone(page):
     open_page(page, "/Record")
     recorder = page.get_by_test_id("stAudioInput")
     waveform = recorder.get_by_test_id("stAudioInputWaveSurfer")
-    page.get_by_role("button", name="Record").click()
+    page.get_by_role("button", name="Record", exact=True).click()
     page.get_by_role("button", name="Stop recording").wait_for()
     # While it records, the live waveform (redrawn every 10 ms) gives way to a steady note; the timer runs.
     assert waveform.is_hidden()

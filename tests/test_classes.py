@@ -52,3 +52,38 @@ def test_the_api_and_the_cli_answer_over_the_chosen_classes(trained_model, tmp_p
         assert row["emotion"] == max(row["probabilities"], key=row["probabilities"].get)
     assert main(["predict", str(path), "--model", str(trained_model), "--classes", "sad,bored"]) != 0
     assert "Unknown emotion(s) bored" in capsys.readouterr().err
+
+
+def test_an_analysis_read_over_chosen_classes_is_what_ser_predict_classes_answers(trained_model):
+    """`Analysis.over_classes` (the app's sidebar choice): the file, each segment, each speaker and each
+    window over the chosen emotions, as `judged(..., classes)` reads them; arousal from all of them."""
+    from ser_core.serving.results import judged, speaker_summaries
+
+    model = load_model(trained_model)
+    clip = np.concatenate([speech(3.0, seed=1), np.zeros(32000, np.float32), speech(3.0, seed=2, f0=220)])
+    whole = model.analyze(clip, sr=16000)
+    chosen = ("sad", "angry", "neutral", "happy")
+    read = whole.over_classes(chosen)
+    assert read.labels == ("neutral", "happy", "sad", "angry")  # the model's order
+    expected = judged(whole.probabilities, chosen, whole.uncertain_below)
+    assert read.probabilities == pytest.approx(expected["probabilities"], abs=1e-6)
+    assert (read.emotion, read.is_uncertain) == (expected["emotion"], expected["uncertain"])
+    assert read.arousal == pytest.approx(whole.arousal) and read.all_probabilities == pytest.approx(whole.probabilities)
+    assert len(read.segments) == len(whole.segments) == 2
+    for before, after in zip(whole.segments, read.segments):
+        expected = judged(before.probabilities, chosen, whole.uncertain_below)
+        assert after.probabilities == pytest.approx(expected["probabilities"], abs=1e-6)
+        assert (after.emotion, after.uncertain) == (expected["emotion"], expected["uncertain"])
+        assert (after.start_s, after.end_s, after.speaker) == (before.start_s, before.end_s, before.speaker)
+        assert after.arousal == pytest.approx(before.arousal)
+    speakers = speaker_summaries(read.segments, read.labels, read.uncertain_below)
+    for summary, over_all in zip(speakers, speaker_summaries(whole.segments, whole.labels, whole.uncertain_below),
+                                 strict=True):
+        assert summary.probabilities == pytest.approx(over_classes(dict(over_all.probabilities), chosen))
+        assert summary.arousal == pytest.approx(over_all.arousal) and summary.speech_s == over_all.speech_s
+    columns = [whole.labels.index(label) for label in read.labels]
+    np.testing.assert_allclose(read.window_probabilities, whole.window_probabilities[:, columns]
+                               / whole.window_probabilities[:, columns].sum(axis=1, keepdims=True), rtol=1e-6)
+    assert whole.over_classes(None) is whole and whole.over_classes(whole.labels) is whole
+    with pytest.raises(ConfigError, match="Unknown emotion.*bored"):
+        whole.over_classes(("sad", "bored"))

@@ -6,7 +6,7 @@ and those that show one (the CLI, the HTTP API, the app) import it; it imports n
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -35,13 +35,17 @@ def arousal_word(level: float) -> str:
     return "high" if level >= 0.5 else "low"
 
 
+def check_classes(classes: Sequence[str], labels: Sequence[str]) -> None:
+    if unknown := sorted(set(classes) - set(labels)):
+        raise ConfigError(f"Unknown emotion(s) {', '.join(unknown)}; choose from {', '.join(labels)}")
+
+
 def over_classes(probabilities: dict[str, float], classes: tuple[str, ...] | None) -> dict[str, float]:
     """Probabilities renormalised over the classes an application uses (all when `classes` is None),
     in the model's order: what the model believes given that the speech shows one of them."""
     if not classes:
         return probabilities
-    if unknown := sorted(set(classes) - set(probabilities)):
-        raise ConfigError(f"Unknown emotion(s) {', '.join(unknown)}; choose from {', '.join(probabilities)}")
+    check_classes(classes, list(probabilities))
     total = sum(probabilities[label] for label in classes)
     return {label: p / total for label, p in probabilities.items() if label in classes}
 
@@ -62,9 +66,11 @@ def judged(probabilities: Mapping[str, float], classes: tuple[str, ...] | None, 
 
 class TopEmotion:
     """The most probable emotion of anything with `probabilities`, its probability, and how aroused
-    the voice sounds."""
+    the voice sounds. Read over chosen classes (`Analysis.over_classes`), `all_probabilities` keeps the
+    model's over all its classes, which arousal is read from, as `judged` reads it."""
 
     probabilities: Mapping[str, float]
+    all_probabilities: Mapping[str, float] | None = None
 
     @property
     def emotion(self) -> str:
@@ -76,7 +82,7 @@ class TopEmotion:
 
     @property
     def arousal(self) -> float | None:
-        return arousal(self.probabilities)
+        return arousal(self.all_probabilities if self.all_probabilities is not None else self.probabilities)
 
 
 @dataclass(frozen=True)
@@ -88,6 +94,7 @@ class Segment(TopEmotion):
     probabilities: Mapping[str, float]
     uncertain: bool
     speaker: str = ""  # "S1", "S2", … in order of first appearance, when voices were told apart
+    all_probabilities: Mapping[str, float] | None = None  # read over chosen classes: the model's over all
 
     @property
     def duration_s(self) -> float:
@@ -122,6 +129,7 @@ class SpeakerSummary(TopEmotion):
     probabilities: Mapping[str, float]  # duration-weighted over their segments
     shares: Mapping[str, float]  # their speaking time by top emotion (`speaking_time_shares`)
     uncertain: bool
+    all_probabilities: Mapping[str, float] | None = None  # read over chosen classes: the model's over all
 
 
 def speaker_summaries(segments: Sequence[Segment], labels: Sequence[str], uncertain_below: float
@@ -132,10 +140,14 @@ def speaker_summaries(segments: Sequence[Segment], labels: Sequence[str], uncert
     for speaker in dict.fromkeys(s.speaker for s in segments):
         theirs = [s for s in segments if s.speaker == speaker]
         speech_s = sum(s.duration_s for s in theirs)
-        probabilities = weighted_probabilities(theirs, labels)
+        every = None  # segments read over chosen classes: their speaker's mean over all, then over those
+        if theirs[0].all_probabilities is not None:
+            every = weighted_probabilities([replace(s, probabilities=s.all_probabilities) for s in theirs],
+                                           list(theirs[0].all_probabilities))
+        probabilities = weighted_probabilities(theirs, labels) if every is None else over_classes(every, tuple(labels))
         out.append(SpeakerSummary(speaker, speech_s, speech_s / total if total else 0.0, probabilities,
                                   speaking_time_shares(theirs, labels),
-                                  max(probabilities.values()) < uncertain_below))
+                                  max(probabilities.values()) < uncertain_below, every))
     return out
 
 
@@ -158,6 +170,8 @@ class Analysis(TopEmotion):
     segments: tuple[Segment, ...] | None = None
     # The detector's speech regions (the segments are these joined into utterances), for display.
     speech_regions: tuple[tuple[float, float], ...] | None = None
+    # Read over chosen classes (`over_classes`): the mean over all the model's classes (None without speech).
+    all_probabilities: Mapping[str, float] | None = None
 
     @property
     def adaptation_refused(self) -> bool:
@@ -168,7 +182,10 @@ class Analysis(TopEmotion):
     @property
     def probabilities(self) -> dict[str, float]:
         """The duration-weighted mean over the speech segments (raises `NoVoiceActivityError` when
-        there are none), or the mean over the fixed windows."""
+        there are none), or the mean over the fixed windows; read over chosen classes, that mean over
+        all the model's classes renormalised over them (as `ser predict --classes`)."""
+        if self.all_probabilities is not None:
+            return over_classes(dict(self.all_probabilities), self.labels)
         if self.segments is not None:
             if not self.segments:
                 raise no_speech_error(self.audio)
@@ -179,6 +196,32 @@ class Analysis(TopEmotion):
     @property
     def is_uncertain(self) -> bool:
         return self.confidence < self.uncertain_below
+
+    def over_classes(self, classes: Sequence[str] | None) -> Analysis:
+        """This analysis read over `classes` only, the emotions an application's recordings can hold
+        (all the model's when None or all of them), as `ser predict --classes` and the API's `classes`
+        read: the file, each segment, each window and each speaker's probabilities renormalised over
+        them, each emotion and its uncertainty judged among them; arousal still read from all the
+        model's classes, so that the choice does not move it. In languages the model never heard,
+        naming the emotions a corpus has lifts UAR the most of any reading (docs/evaluation.md). Of an
+        analysis over all the model's classes."""
+        if not classes or set(classes) >= set(self.labels):
+            return self
+        check_classes(classes, self.labels)
+        keep = tuple(label for label in self.labels if label in set(classes))
+        columns = [self.labels.index(label) for label in keep]
+        windows = self.window_probabilities[:, columns]
+        windows = windows / np.maximum(windows.sum(axis=1, keepdims=True), np.finfo(np.float64).tiny)
+        segments = None
+        if self.segments is not None:
+            segments = []
+            for s in self.segments:
+                chosen = over_classes(dict(s.probabilities), keep)
+                segments.append(replace(s, probabilities=chosen, all_probabilities=s.probabilities,
+                                        uncertain=max(chosen.values()) < self.uncertain_below))
+            segments = tuple(segments)
+        every = None if self.segments == () else self.probabilities  # no speech: nothing to keep
+        return replace(self, labels=keep, window_probabilities=windows, segments=segments, all_probabilities=every)
 
 
 def segment_rows(file: str, analysis, classes: tuple[str, ...] | None = None) -> list[dict]:

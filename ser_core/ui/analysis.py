@@ -85,11 +85,12 @@ def speakers_table(analysis: Analysis) -> pd.DataFrame:
 
 
 def analysis_view(model: SerModel, name: str, audio: bytes, key: str, profile: VoiceProfile | None = None,
-                  player: bool = True) -> None:
-    """Analyse `audio` (relative to the voice `profile`, if any) and show everything about it;
-    errors become one `st.error`. `player=False` where the input widget plays the audio itself."""
+                  player: bool = True, classes: tuple[str, ...] | None = None) -> None:
+    """Analyse `audio` (relative to the voice `profile`, if any; among `classes`, all when None) and
+    show everything about it; errors become one `st.error`. `player=False` where the input widget
+    plays the audio itself."""
     with st.spinner(f"Analysing {name}…"):
-        result = analyze_named(model, name, audio, profile)
+        result = analyze_named(model, name, audio, profile, classes=classes)
     show_result(model, result, key, player)
 
 
@@ -111,12 +112,14 @@ def show_result(model: SerModel, result: Result, key: str, player: bool = True) 
     params = model.params
 
     speakers = len({s.speaker for s in analysis.segments or ()})
+    shown = ("every emotion shown" if analysis.all_probabilities is None else
+             f"only the {len(analysis.labels)} emotions kept in the sidebar, renormalised (arousal from all)")
     bars, report = st.columns([3, 2])
     with bars:
         if speakers > 1:
             # A mean over everyone in a conversation describes no one: each speaker has their own.
             st.subheader(f"{speakers} speakers: each one's summary is below")
-            st.caption("Mean probability over everyone's speech, for reference only; every emotion shown. Voices "
+            st.caption(f"Mean probability over everyone's speech, for reference only; {shown}. Voices "
                        "are told apart by their voice prints, and one voice across strong emotions is now and then "
                        "heard as two: if fewer people speak, say how many (the Upload page's sidebar, \"Speakers in "
                        "each recording\").")
@@ -124,8 +127,8 @@ def show_result(model: SerModel, result: Result, key: str, player: bool = True) 
             st.subheader(headline(analysis.emotion, analysis.confidence, analysis.is_uncertain))
             if analysis.is_uncertain:
                 st.caption(uncertainty_note(analysis.uncertain_below))
-            st.caption("Mean probability over the speech, each segment weighted by its duration; every emotion shown."
-                       if analysis.segments else "Mean probability over the analysis windows; every emotion shown.")
+            st.caption(f"Mean probability over the speech, each segment weighted by its duration; {shown}."
+                       if analysis.segments else f"Mean probability over the analysis windows; {shown}.")
         st.html(plots.emotion_bars(analysis.probabilities))
         if (level := analysis.arousal) is not None and speakers <= 1:
             st.markdown(f"**Arousal: {arousal_word(level)}** ({level:.2f})")

@@ -232,6 +232,26 @@ def speaker_options() -> SpeakerOptions:
     return SpeakerOptions(count=count, adapt=adapt == "speaker", recording=adapt == "recording")
 
 
+CLASSES_KEY = "emotion-classes"
+
+
+def emotion_choice(labels: tuple[str, ...]) -> tuple[str, ...] | None:
+    """The sidebar's choice of the emotions the recordings can hold (drawn here: call once per page):
+    None for all of `labels`, as at first; fewer than two chosen are refused with a note and all read."""
+    kept = [label for label in st.session_state.get(CLASSES_KEY, labels) if label in labels]
+    st.session_state[CLASSES_KEY] = kept  # a choice made with another model keeps only the emotions this one has
+    chosen = st.sidebar.multiselect(
+        "Emotions your recordings can hold", list(labels), key=CLASSES_KEY,
+        help="If your recordings can only hold some of the emotions (a task with four, say), keep those: each "
+             "reading is then made among them, renormalised, as `ser predict --classes` does; how aroused "
+             "the voice sounds is still read from all of them. In languages the model never heard this "
+             "helps most (Home lists those it heard).")
+    if len(chosen) < 2:
+        st.sidebar.warning("Keep two emotions or more: every emotion is read.")
+        return None
+    return None if len(chosen) == len(labels) else tuple(chosen)
+
+
 TOGETHER_KEY = "read-together"
 BATCH_PROFILE_KEY = "batch-profile"
 
@@ -270,6 +290,7 @@ ANALYSES_KEY = "analyses"  # this session's analyses (or the error each gave), b
 LANGUAGES_KEY = "languages"  # the language each kept analysis's speech sounds like, by the same keys
 KEPT_ANALYSES = 16  # per session, oldest dropped first: a rerun redraws, it never analyses again
 FIGURES_KEY = "figures"
+OVER_CLASSES_KEY = "analyses-over-classes"  # analyses read over the sidebar's emotions
 KEPT_FIGURES = 64
 QUICK_ANSWER_AFTER_S = 3.0  # a longer expected wait shows the light model's answer meanwhile
 QUICK_ANSWER_MAX_S = 30.0  # audio the light model reads in a few ms per second on the page's own thread
@@ -363,11 +384,24 @@ def quick_answer(model: SerModel, audio: bytes) -> str:
 def figure(analysis: Analysis, name: str, build: Callable[[], "go.Figure"]) -> "go.Figure":
     """`build()`, once per analysis and figure in this session: a rerun (a click, a toggle) draws the
     figures again without computing them again."""
-    kept = st.session_state.setdefault(FIGURES_KEY, {})
+    return _kept_for(analysis, name, build, FIGURES_KEY, KEPT_FIGURES)
+
+
+def over_chosen_classes(analysis: Analysis, classes: tuple[str, ...] | None) -> Analysis:
+    """`analysis.over_classes(classes)`, once per analysis and choice in this session: the same object
+    on every rerun, so that its figures are not drawn again (`figure`)."""
+    if classes is None:
+        return analysis
+    return _kept_for(analysis, classes, lambda: analysis.over_classes(classes), OVER_CLASSES_KEY, KEPT_ANALYSES)
+
+
+def _kept_for(analysis: Analysis, name, build: Callable[[], T], store: str, limit: int) -> T:
+    """`build()` kept in the session's `store` by analysis and `name` (at most `limit`, oldest dropped)."""
+    kept = st.session_state.setdefault(store, {})
     entry = kept.get((id(analysis), name))
     if entry is None or entry[0] is not analysis:  # an id is reused once its analysis is gone
         entry = kept[(id(analysis), name)] = (analysis, build())
-        while len(kept) > KEPT_FIGURES:
+        while len(kept) > limit:
             kept.pop(next(iter(kept)))
     return entry[1]
 
@@ -393,10 +427,11 @@ class Result:
 
 
 def analyze_named(model: SerModel, name: str, audio: bytes, profile: VoiceProfile | None = None,
-                  speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> Result:
+                  speakers: SpeakerOptions = DEFAULT_SPEAKERS, classes: tuple[str, ...] | None = None) -> Result:
+    """`classes`: the emotions the recording can hold (`Analysis.over_classes`), all when None."""
     try:
         analysis, language = _analysed(model, audio, profile, speakers)
-        return Result(name, audio, analysis, None, language=language)
+        return Result(name, audio, over_chosen_classes(analysis, classes), None, language=language)
     except SerError as error:
         return Result(name, audio, None, str(error), isinstance(error, NoSpeechError))
 

@@ -26,21 +26,28 @@ def result_record(result: Result) -> dict:
         return {"file": result.name, "error": result.error}
     analysis = result.analysis
     uncertain_below = analysis.uncertain_below
+
+    def reading(x) -> dict:
+        """emotion, confidence, uncertain, arousal and probabilities, as `ser predict --json` gives them
+        (with `--classes` where the sidebar kept fewer emotions: arousal from all)."""
+        if x.all_probabilities is None:
+            return judged(x.probabilities, None, uncertain_below)
+        return judged(x.all_probabilities, analysis.labels, uncertain_below)
+
     return {
         "file": result.name,
-        # emotion, confidence, uncertain, arousal and probabilities, as `ser predict --json` gives them
-        **judged(analysis.probabilities, None, uncertain_below),
+        **reading(analysis),
         "duration_s": round(analysis.audio.duration_s, 3),
         "original_sample_rate": analysis.audio.original_sample_rate,
         "channels": analysis.audio.channels,
         "segments": [
             {"start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "speaker": s.speaker,
-             **judged(s.probabilities, None, uncertain_below)}
+             **reading(s)}
             for s in analysis.segments or ()
         ],
         "speakers": [
             {"speaker": summary.speaker, "speech_s": round(summary.speech_s, 3), "share": round(summary.share, 6),
-             **judged(summary.probabilities, None, uncertain_below),
+             **reading(summary),
              "speaking_time_by_emotion": {k: round(v, 6) for k, v in summary.shares.items()}}
             for summary in speaker_summaries(analysis.segments or (), analysis.labels, uncertain_below)
         ],
@@ -87,10 +94,11 @@ def rows_csv(rows: Sequence[dict]) -> str:
 
 
 def uploads_view(model: SerModel, files: Sequence, profile: VoiceProfile | None = None,
-                 speakers: SpeakerOptions = DEFAULT_SPEAKERS, together: bool = False) -> None:
+                 speakers: SpeakerOptions = DEFAULT_SPEAKERS, together: bool = False,
+                 classes: tuple[str, ...] | None = None) -> None:
     """Uploaded files: analyse each (relative to the voice `profile`, if any, or with `together` to the
-    mean of all the files, and to each speaker's own voice as `speakers` says); a summary table when
-    several, downloads, then each file's view."""
+    mean of all the files, and to each speaker's own voice as `speakers` says; among `classes`, all
+    when None); a summary table when several, downloads, then each file's view."""
     if together and profile is None:
         try:
             with st.spinner(f"Reading the {len(files)} files together…"):
@@ -103,11 +111,11 @@ def uploads_view(model: SerModel, files: Sequence, profile: VoiceProfile | None 
     # page waiting 3 s: 0.37 s of Chromium CPU with it, 0.18 s without).
     for number, file in enumerate(files, start=1):
         with st.spinner(f"Analysing {file.name} ({number} of {len(files)})…"):
-            results.append(analyze_named(model, file.name, file.getvalue(), profile, speakers))
+            results.append(analyze_named(model, file.name, file.getvalue(), profile, speakers, classes))
     failed = sum(result.error is not None for result in results)
     st.caption(f"Analysed {len(files) - failed} of {len(files)} file(s)")
 
-    labels = model.labels
+    labels = tuple(label for label in model.labels if classes is None or label in classes)
     rows = summary_rows(results, labels)
     if len(results) > 1:
         st.subheader("Summary")

@@ -17,10 +17,11 @@ if model is not None:
                 f"{model.params.window_s:g} seconds; pauses are shown as pauses. The chart keeps the last "
                 f"{live.LIVE_TIMELINE_S:g} seconds.")
     classifier = live.live_classifier(model, common.voice_profile())
+    classes = common.emotion_choice(model.labels)
     stream = live.live_microphone(classifier)
     if not stream.state.playing:
         classifier.stop()
 
     # Redraw only this part, twice a second, while audio flows; the rest of the page stays put.
-    st.fragment(run_every=0.5 if stream.state.playing else None)(live.show_live)(classifier)
+    st.fragment(run_every=0.5 if stream.state.playing else None)(live.show_live)(classifier, classes)
     st.caption("The microphone needs HTTPS unless the app runs on localhost.")

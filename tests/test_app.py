@@ -766,3 +766,31 @@ def test_record_reads_among_the_emotions_kept_in_the_sidebar(served):
     at.audio_input[0].set_value(("recording.wav", wav_bytes(speech(3.0)), "audio/wav")).run()
     assert_clean(at)
     assert_emotion_bars(at, ["neutral", "sad", "angry"])
+
+
+def test_live_reads_among_the_emotions_kept_in_the_sidebar(served):
+    """The Live view's bars, headline and timeline over the kept emotions; its arousal from all."""
+    from ser_core.serving.live import LiveClassifier
+
+    classifier = LiveClassifier(load_model(served), clock=lambda: 0.0, background=False)
+    classifier.push(speech(3.0, level_db=-15.0), 16000)
+    latest = classifier.classify()
+    assert latest is not None and not latest.pause
+
+    def page(classifier, classes):
+        from ser_core.ui import live
+
+        live.show_live(classifier, classes)
+
+    kept = ("neutral", "sad", "angry")
+    at = AppTest.from_function(page, args=(classifier, kept), default_timeout=TIMEOUT_S).run()
+    assert_clean(at)
+    assert_emotion_bars(at, kept)
+    expected = judged(latest.probabilities, kept, classifier.reader.uncertain_below)
+    assert at.subheader[0].value == common.headline(expected["emotion"], expected["confidence"], expected["uncertain"])
+    [gauge] = [e.proto.body for e in at.get("html") if 'class="ser-arousal"' in e.proto.body]
+    assert float(re.search(r'data-arousal="([0-9.]+)"', gauge)[1]) == pytest.approx(expected["arousal"], abs=1e-3)
+    [timeline] = charts(at)
+    assert [trace["name"] for trace in timeline["data"]] == list(kept)
+    at = AppTest.from_function(page, args=(classifier, None), default_timeout=TIMEOUT_S).run()
+    assert_emotion_bars(at, load_model(served).labels)

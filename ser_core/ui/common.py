@@ -249,7 +249,7 @@ def emotion_choice(labels: tuple[str, ...]) -> tuple[str, ...] | None:
     if len(chosen) < 2:
         st.sidebar.warning("Keep two emotions or more: every emotion is read.")
         return None
-    return None if len(chosen) == len(labels) else tuple(chosen)
+    return None if len(chosen) == len(labels) else tuple(label for label in labels if label in chosen)  # the model's order
 
 
 TOGETHER_KEY = "read-together"

@@ -11,7 +11,7 @@ from ..io.levels import SILENCE_DBFS
 from ..serving.inference import SerModel
 from ..serving.live import LiveClassifier
 from ..serving.profile import VoiceProfile
-from ..serving.results import arousal
+from ..serving.results import judged, over_classes
 from .common import headline, uncertainty_note
 
 LEVEL_METER_FLOOR_DBFS = SILENCE_DBFS  # the meter's empty end; the live speech threshold sits above it
@@ -42,8 +42,9 @@ def live_microphone(classifier: LiveClassifier) -> WebRtcStreamerContext:
     )
 
 
-def show_live(classifier: LiveClassifier) -> None:
-    """The classifier's current state: level meter, latest reading, and the recent timeline."""
+def show_live(classifier: LiveClassifier, classes: tuple[str, ...] | None = None) -> None:
+    """The classifier's current state: level meter, latest reading, and the recent timeline, among
+    `classes` (all the model's when None; arousal from all of them, as `judged` reads it)."""
     state = classifier.snapshot()
     level = state.level_dbfs
     fill = min(1.0, max(0.0, (level - LEVEL_METER_FLOOR_DBFS) / -LEVEL_METER_FLOOR_DBFS))
@@ -60,17 +61,20 @@ def show_live(classifier: LiveClassifier) -> None:
                if latest.level_dbfs < classifier.speech_threshold_dbfs else "held no voice")
         st.info(f"Pause — the last {classifier.model.params.window_s:g} s {why}; pauses are not classified.")
     else:
-        st.subheader(headline(latest.emotion, latest.confidence, latest.uncertain))
-        if latest.uncertain:
+        reading = judged(latest.probabilities, classes, classifier.reader.uncertain_below)
+        st.subheader(headline(reading["emotion"], reading["confidence"], reading["uncertain"]))
+        if reading["uncertain"]:
             st.caption(uncertainty_note(classifier.reader.uncertain_below))
-        st.html(plots.emotion_bars(latest.probabilities))
-        if (level := arousal(latest.probabilities)) is not None:
-            st.html(plots.arousal_gauge(level))
+        st.html(plots.emotion_bars(reading["probabilities"]))
+        if reading["arousal"] is not None:
+            st.html(plots.arousal_gauge(reading["arousal"]))
     if state.history:
         st.markdown(f"**Emotion over the last {LIVE_TIMELINE_S:g} s** (grey: pauses)")
         st.plotly_chart(
-            plots.live_timeline([r.time_s for r in state.history], [r.probabilities for r in state.history],
-                                classifier.model.labels, span_s=LIVE_TIMELINE_S),
+            plots.live_timeline([r.time_s for r in state.history],
+                                [None if r.probabilities is None else over_classes(dict(r.probabilities), classes)
+                                 for r in state.history],
+                                classes or classifier.model.labels, span_s=LIVE_TIMELINE_S),
             key="live-timeline",
         )
     st.caption(f"{state.audio_s:.1f} s of audio received; {len(state.history)} readings kept.")

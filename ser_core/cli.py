@@ -285,7 +285,7 @@ def _language(args, file: str, analysis=None) -> dict:
         with native_stderr_silenced():
             guess = guess_file(file, _heard_codes(args.model))
     if guess.unheard:
-        print(f"{file}: warning: {guess.sentence(adapted=args.adapt is not None)}", file=sys.stderr)
+        print(f"{file}: warning: {guess.sentence(adapted=args.adapt is not None, classes_named=bool(args.classes))}", file=sys.stderr)
     return {"language": guess.to_dict()}
 
 

@@ -63,6 +63,12 @@ def test_only_a_sure_guess_of_a_language_never_heard_warns(guess, sure, unheard,
     assert guess.to_dict()["heard_in_training"] is guess.heard
     # Once a reading is adapted to a batch or a recording, the advice to do so is left out
     assert ("files together" in guess.sentence()) is guess.unheard and "files together" not in guess.sentence(True)
+    # The same for naming the emotions the recordings can hold (the sidebar, --classes), the advice put first
+    keep = "keeping only the emotions your recordings can hold helps most"
+    assert (keep in guess.sentence()) is guess.unheard and keep not in guess.sentence(classes_named=True)
+    if guess.unheard:
+        assert guess.sentence().index(keep) < guess.sentence().index("files together")
+        assert guess.sentence(True, True).endswith("far less so.") and "helps too" in guess.sentence()
 
 
 @pytest.mark.parametrize("seconds", [1.5, 3.01, 29.99, 40.0])
@@ -118,6 +124,11 @@ def test_ser_predict_language_reports_and_warns(synthesised):
     (result,) = json.loads(run.stdout)
     assert result["language"]["code"] == "it" and result["language"]["heard_in_training"] is False
     assert "warning: Sounds like Italian" in run.stderr and "never heard" in run.stderr
+    assert "emotions your recordings can hold" in run.stderr
+    named = subprocess.run([sys.executable, "-m", "ser_core.cli", "predict", str(synthesised["it"]), "--language",
+                            "--classes", "angry,happy,sad,neutral"], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert "never heard" in named.stderr and "emotions your recordings can hold" not in named.stderr  # advice taken
     csv = subprocess.run([sys.executable, "-m", "ser_core.cli", "predict", str(synthesised["it"]), "--language", "--csv",
                           "--segments"], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -108,7 +108,7 @@ def show_result(model: SerModel, result: Result, key: str, player: bool = True) 
         (st.warning if analysis.adaptation_refused else st.info)(analysis.adaptation)
     if result.language is not None and result.language.code:
         adapted = bool(analysis.adaptation) and not analysis.adaptation_refused
-        (st.warning if result.language.unheard else st.caption)(result.language.sentence(adapted))
+        (st.warning if result.language.unheard else st.caption)(result.language.sentence(adapted, analysis.all_probabilities is not None))
     params = model.params
 
     speakers = len({s.speaker for s in analysis.segments or ()})

@@ -101,10 +101,12 @@ class Segment(TopEmotion):
         return self.end_s - self.start_s
 
 
-def weighted_probabilities(segments: Sequence[Segment], labels: Sequence[str]) -> dict[str, float]:
-    """The duration-weighted mean of the segments' probabilities."""
+def weighted_probabilities(segments: Sequence[Segment], labels: Sequence[str], over_all: bool = False) -> dict[str, float]:
+    """The duration-weighted mean of the segments' probabilities (`over_all`: of their
+    `all_probabilities`, the model's over all its classes, where they were read over chosen ones)."""
     weights = np.array([s.duration_s for s in segments])
-    rows = np.array([[s.probabilities[label] for label in labels] for s in segments])
+    rows = np.array([[(s.all_probabilities if over_all else s.probabilities)[label] for label in labels]
+                     for s in segments])
     mean = weights @ rows / weights.sum()
     return {label: float(p) for label, p in zip(labels, mean)}
 
@@ -141,10 +143,11 @@ def speaker_summaries(segments: Sequence[Segment], labels: Sequence[str], uncert
         theirs = [s for s in segments if s.speaker == speaker]
         speech_s = sum(s.duration_s for s in theirs)
         every = None  # segments read over chosen classes: their speaker's mean over all, then over those
-        if theirs[0].all_probabilities is not None:
-            every = weighted_probabilities([replace(s, probabilities=s.all_probabilities) for s in theirs],
-                                           list(theirs[0].all_probabilities))
-        probabilities = weighted_probabilities(theirs, labels) if every is None else over_classes(every, tuple(labels))
+        if theirs[0].all_probabilities is None:
+            probabilities = weighted_probabilities(theirs, labels)
+        else:
+            every = weighted_probabilities(theirs, list(theirs[0].all_probabilities), over_all=True)
+            probabilities = over_classes(every, tuple(labels))
         out.append(SpeakerSummary(speaker, speech_s, speech_s / total if total else 0.0, probabilities,
                                   speaking_time_shares(theirs, labels),
                                   max(probabilities.values()) < uncertain_below, every))
@@ -208,7 +211,8 @@ class Analysis(TopEmotion):
         if not classes or set(classes) >= set(self.labels):
             return self
         check_classes(classes, self.labels)
-        keep = tuple(label for label in self.labels if label in set(classes))
+        chosen_set = set(classes)
+        keep = tuple(label for label in self.labels if label in chosen_set)
         columns = [self.labels.index(label) for label in keep]
         windows = self.window_probabilities[:, columns]
         windows = windows / np.maximum(windows.sum(axis=1, keepdims=True), np.finfo(np.float64).tiny)

@@ -13,7 +13,9 @@ language as its reference head (`SerModel.predict_against`, as the default names
 a row of its own, named after both, whose batch and voice-profile readings mix the two.
 Beside them, not a reading of the model alone: `known_uar`, each clip's argmax over the classes its
 corpus has (what `ser predict --classes` gives an application that uses fewer emotions; it uses which
-classes a corpus has, never a clip's label), never what the default is chosen on. And one more plain
+classes a corpus has, never a clip's label), and `known_batch_uar`, the same over the batch reading
+(`ser predict --adapt batch --classes`: both things a user can tell about their recordings); never
+what the default is chosen on. And one more plain
 reading, `cut_uar`: every held-out clip cut at its speech with a random 0-0.4 s of its own audio
 (`augment.cut_at_speech`, the cached copy of seed 1), a sentence as a long recording's segment holds
 it: whether reading segments instead of whole files costs a language unheard in training anything.
@@ -102,7 +104,8 @@ def readings(clips, fold_dir: Path, language: str, reference: tuple[Path, float]
     """The fold model on the held-out clips, read one clip at a time as recorded (`uar`), and adapted
     with the model's adaptation settings (no labels used): each corpus as one batch (`batch_uar`), and
     each speaker against a profile of all of that speaker's clips (`speaker_uar`, transductive; clips of
-    unknown speakers as their corpus's batch); each clip's top class among its corpus's (`known_uar`);
+    unknown speakers as their corpus's batch); each clip's top class among its corpus's, one clip at a
+    time (`known_uar`) and read with its batch (`known_batch_uar`);
     and, unless not `cut` (a head reading inputs the speech-cut copies lack), each clip cut at its speech,
     one at a time (`cut_uar`)."""
     from ser_core.training.corpora import UNKNOWN_SPEAKER
@@ -110,18 +113,21 @@ def readings(clips, fold_dir: Path, language: str, reference: tuple[Path, float]
     model = load_model(fold_dir)
     if reference is not None:
         model.reference = (load_model(reference[0]), reference[1])
-    truth, plain, batch, by_speaker, known, per_corpus = [], [], [], [], [], {}
+    truth, plain, batch, by_speaker, known, known_batch, per_corpus = [], [], [], [], [], [], {}
     cut_truth, cut_plain = [], []
+
+    def top(probabilities, classes):
+        """The top class among `classes`."""
+        return model.labels[int(np.where(np.isin(model.labels, classes), probabilities, -1).argmax())]
 
     def read(windows, classes=model.labels):
         """Each clip's top class among `classes`."""
-        allowed = np.isin(model.labels, classes)
-        return [model.labels[int(np.where(allowed, model.predict_cached(w).mean(axis=0), -1).argmax())] for w in windows]
+        return [top(model.predict_cached(w).mean(axis=0), classes) for w in windows]
 
-    def read_against_all(windows):
-        """Each clip's top class read against the mean of all of these clips (`predict_against`)."""
+    def read_against_all(windows, classes=model.labels):
+        """Each clip's top class among `classes`, read against the mean of all of these clips (`predict_against`)."""
         profile = profile_from_windows(model, np.concatenate([model.representation(w) for w in windows]), len(windows))
-        return [model.labels[int(model.predict_against(w, profile).mean(axis=0).argmax())] for w in windows]
+        return [top(model.predict_against(w, profile).mean(axis=0), classes) for w in windows]
 
     for corpus in held_out_corpora(language):
         data = cached_inputs(model, [c for c in clips if c.corpus == corpus])
@@ -130,6 +136,7 @@ def readings(clips, fold_dir: Path, language: str, reference: tuple[Path, float]
         as_recorded = read(data.features)
         of_its_classes = read(data.features, corpus_labels(corpus))
         guesses = read_against_all(data.features)
+        of_its_classes_together = read_against_all(data.features, corpus_labels(corpus))
         per_speaker = list(guesses)
         groups: dict[str, list[int]] = {}
         for i, clip in enumerate(data.clips):
@@ -140,7 +147,8 @@ def readings(clips, fold_dir: Path, language: str, reference: tuple[Path, float]
                 per_speaker[i] = guess
         labels = [c.emotion for c in data.clips]
         per_corpus[corpus] = {"one_clip": label_uar(labels, as_recorded), "batch": label_uar(labels, guesses),
-                              "speaker": label_uar(labels, per_speaker), "known_classes": label_uar(labels, of_its_classes)}
+                              "speaker": label_uar(labels, per_speaker), "known_classes": label_uar(labels, of_its_classes),
+                              "known_classes_batch": label_uar(labels, of_its_classes_together)}
         if cut:
             copies = cached_inputs(model, data.clips, speech_cut=1)  # held-out clips: no fold model trained on them
             cut_labels, as_cut = [c.emotion for c in copies.clips], read(copies.features)
@@ -150,10 +158,11 @@ def readings(clips, fold_dir: Path, language: str, reference: tuple[Path, float]
         truth += labels
         plain += as_recorded
         known += of_its_classes
+        known_batch += of_its_classes_together
         batch += guesses
         by_speaker += per_speaker
     return {"uar": label_uar(truth, plain), "batch_uar": label_uar(truth, batch), "speaker_uar": label_uar(truth, by_speaker),
-            "known_uar": label_uar(truth, known), **({"cut_uar": label_uar(cut_truth, cut_plain)} if cut else {}),
+            "known_uar": label_uar(truth, known), "known_batch_uar": label_uar(truth, known_batch), **({"cut_uar": label_uar(cut_truth, cut_plain)} if cut else {}),
             "n_test": len(truth), "per_corpus": per_corpus}
 
 
@@ -166,6 +175,7 @@ def row(folds: dict) -> dict:
             "mean_batch_uar": summary("batch_uar", np.mean), "min_batch_uar": summary("batch_uar", np.min),
             "mean_speaker_uar": summary("speaker_uar", np.mean), "min_speaker_uar": summary("speaker_uar", np.min),
             "mean_known_uar": summary("known_uar", np.mean), "min_known_uar": summary("known_uar", np.min),
+            "mean_known_batch_uar": summary("known_batch_uar", np.mean), "min_known_batch_uar": summary("known_batch_uar", np.min),
             "mean_cut_uar": summary("cut_uar", np.mean), "min_cut_uar": summary("cut_uar", np.min)}
 
 
@@ -207,12 +217,13 @@ def markdown(results: dict) -> str:
              "batch: each held-out corpus read as one batch of files; voice profile: each speaker read against a "
              "profile of all of their clips, transductive; known classes, not a reading of the model alone: each "
              "clip's top class among those its corpus has, as `ser predict --classes` gives an application that "
-             "uses fewer emotions, never what the default is chosen on; cut at speech: each clip cut at its "
+             "uses fewer emotions, never what the default is chosen on; known classes, batch: the same over the "
+             "batch reading, `--adapt batch --classes`; cut at speech: each clip cut at its "
              "speech with a random 0-0.4 s of its own audio, as a long recording's segment holds a sentence):", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results["rows"].items():
         for reading, key in (("one clip", ""), ("batch", "batch_"), ("voice profile", "speaker_"), ("known classes", "known_"),
-                             ("cut at speech", "cut_")):
+                             ("known classes, batch", "known_batch_"), ("cut at speech", "cut_")):
             if not any(f"{key}uar" in fold for fold in r["folds"].values()):
                 continue  # a row measured before the reading existed
             cells = [pct(r["folds"][language].get(f"{key}uar")) if language in r["folds"] else "–" for language in LANGUAGES]

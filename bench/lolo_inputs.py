@@ -15,6 +15,10 @@ Inputs per analysis window, beside the float32 block-3 embedding every emo-whisp
   clip's frames share, voice, channel and language as much as emotion, taken out;
 - `voice`: block 3 alone, as `f32`, the head also taught a copy of each training clip in a shifted
   voice (`augment.voice_shift`, `TrainParams.voice_copies`);
+- `print`: block 3 beside a voice print of the window (Resemblyzer's speaker encoder, as who-spoke-when
+  reads it: the mean of its unit prints of 1.2 s partials 0.65 s apart, made unit again; 256 values):
+  a network trained on thousands of speakers of many languages, whose prints carry how a voice sounds
+  (pitch, energy, tension) with no words in them;
 - `wd`, `drop`, `drop7`: block 3 alone, the head regularised harder: weight decay 1e-2 (the recipe's
   1e-3), or dropout 0.5 on its standardised inputs and on its hidden layer (the recipe's 0.1 and 0.3;
   `model.WHISPER_HEAD_DROPOUT`), or 0.7 on its inputs and 0.5 on its hidden layer.
@@ -24,11 +28,11 @@ most `--cap` clips per corpus (the lower blocks and eGeMAPS cost about 0.11 s pe
 corpora at a time, about 4 min for the sample). Folds as bench/lolo.py's (`fold`, same training code,
 the three readings); seeds 42 (+ the speaker protocol: validation UAR on the original five corpora), 1, 2.
 
-    python bench/lolo_inputs.py --variants f32 gemaps blocks wsum b6 b35 deep std voice wd drop --seeds 42 1 2
+    python bench/lolo_inputs.py --variants f32 gemaps blocks wsum b6 b35 deep std voice wd drop drop7 print --seeds 42 1 2
 updates bench/results/lolo_inputs.json (variants and seeds not run are kept) and rewrites lolo_inputs.md.
-Extra inputs are cached in ~/.cache/ser/lolo_inputs/<corpus>-cap<N>.pkl (lower blocks and eGeMAPS) and
-<corpus>-cap<N>-deep.pkl (upper blocks). `gemaps` needs opensmile==2.6.0 (as `make bench` installs for
-compare_models.py's baseline); nothing of it is served. These heads read no speech-cut copies, so the
+Extra inputs are cached in ~/.cache/ser/lolo_inputs/<corpus>-cap<N>.pkl (lower blocks and eGeMAPS),
+<corpus>-cap<N>-deep.pkl (upper blocks) and <corpus>-cap<N>-print.pkl (voice prints). `gemaps` needs
+opensmile==2.6.0 (as `make bench` installs for compare_models.py's baseline); nothing of it is served. These heads read no speech-cut copies, so the
 folds have no cut-at-speech reading.
 """
 
@@ -56,12 +60,12 @@ from ser_core.training.embeddings import embed_clips
 ROOT = Path(__file__).resolve().parent.parent
 OLD_CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")  # the speaker protocol's validation reading
 BASE_RECIPE = "emo-whisper-f32"
-VARIANTS = ("f32", "gemaps", "blocks", "wsum", "b6", "b35", "deep", "std", "voice", "wd", "drop", "drop7")
+VARIANTS = ("f32", "gemaps", "blocks", "wsum", "b6", "b35", "deep", "std", "voice", "wd", "drop", "drop7", "print")
 # What a variant changes in the base recipe's training, beside its inputs
 VARIANT_PARAMS = {"wsum": {"architecture": "whisper-wsum"}, "voice": {"voice_copies": 1}, "wd": {"weight_decay": 1e-2},
                   "drop": {"architecture": architectures.WHISPER_HEAD_DROPOUT},
                   "drop7": {"architecture": "whisper-head-drop7"}}
-LOWER, UPPER = ("gemaps", "blocks", "wsum"), ("b6", "b35", "deep")  # the variants that read each extra table
+LOWER, UPPER, PRINTS = ("gemaps", "blocks", "wsum"), ("b6", "b35", "deep"), ("print",)  # the variants that read each extra table
 EGEMAPS_SIZE = 88
 
 
@@ -120,51 +124,85 @@ def lower_inputs(clips, cap: int) -> dict[tuple[str, str], tuple[np.ndarray, np.
     return table
 
 
-def upper_corpus(job: tuple[str, list, int]) -> None:
-    """One corpus's clips' blocks 4, 5 and 6 pooled per window (float16, 3 × 1,024), cached; one thread."""
-    from ser_core.errors import SerError
+def upper_reader(features):
+    """Audio → per window: blocks 4, 5 and 6 pooled (float16, 3 × 1,024)."""
     from ser_core.frontend.encoder import content_frames, pooled_statistics, whisper_model_bytes
     from ser_core.frontend.features import compute, frame_windows, window_starts
     from ser_core.frontend.whisper_layers import WhisperLayers
+
+    encoder = WhisperLayers.from_model_bytes(whisper_model_bytes())
+
+    def read(samples: np.ndarray) -> np.ndarray:
+        log_mel = compute(frame_windows(samples, features, window_starts(len(samples), features)), features)
+        lengths = content_frames(log_mel)
+        return np.stack([pooled_statistics(encoder(log_mel[i:i + 1, :, :lengths[i]])[4:7, 0]).reshape(-1)
+                         for i in range(len(log_mel))]).astype(np.float16)
+    return read
+
+
+def print_reader(features):
+    """Audio → per window: its voice print (float32, 256), the mean of the unit prints of 1.2 s partials
+    0.65 s apart over the window's audio, made unit again."""
+    from ser_core.frontend.features import frame_windows, window_starts
+    from ser_core.serving.speakers import HOP, PARTIAL_FRAMES, SpeakerEncoder
+
+    encoder, partial, step = SpeakerEncoder(), PARTIAL_FRAMES * HOP, round(0.65 * features.sample_rate)
+
+    def read(samples: np.ndarray) -> np.ndarray:
+        starts = window_starts(len(samples), features)
+        prints = []
+        for window, start in zip(frame_windows(samples, features, starts), starts):
+            length = max(1, min(len(samples) - start, features.window_samples))
+            pieces = [window[at:min(at + partial, length)] for at in range(0, max(1, length - partial + 1), step)]
+            mean = encoder.embed(pieces).mean(axis=0)
+            prints.append(mean / max(np.linalg.norm(mean), 1e-12))
+        return np.stack(prints).astype(np.float32)
+    return read
+
+
+READERS = {"deep": upper_reader, "print": print_reader}  # the tables computed two corpora at a time
+
+
+def corpus_table(job: tuple[str, str, list, int]) -> None:
+    """One corpus's clips through one of `READERS`, cached as <corpus>-cap<N>-<table>.pkl; one thread."""
+    from ser_core.errors import SerError
     from ser_core.io.audio import load_audio
 
-    corpus, clips, cap = job
-    path = default_cache_dir().parent / "lolo_inputs" / f"{corpus}-cap{cap}-deep.pkl"
+    table, corpus, clips, cap = job
+    path = default_cache_dir().parent / "lolo_inputs" / f"{corpus}-cap{cap}-{table}.pkl"
     if path.exists():
         return
     threadpool_limits(1)
     features = training.RECIPES[BASE_RECIPE][0]
-    encoder = WhisperLayers.from_model_bytes(whisper_model_bytes())
+    read = READERS[table](features)
     rows = {}
     for clip in clips:
         try:
-            samples = load_audio(clip.path, features.sample_rate).samples
+            rows[clip.clip_id] = read(load_audio(clip.path, features.sample_rate).samples)
         except SerError:
             continue
-        log_mel = compute(frame_windows(samples, features, window_starts(len(samples), features)), features)
-        lengths = content_frames(log_mel)
-        rows[clip.clip_id] = np.stack([pooled_statistics(encoder(log_mel[i:i + 1, :, :lengths[i]])[4:7, 0]).reshape(-1)
-                                       for i in range(len(log_mel))]).astype(np.float16)
     path.write_bytes(pickle.dumps(rows))
 
 
-def upper_inputs(clips, cap: int) -> dict[tuple[str, str], np.ndarray]:
-    """(corpus, clip id) → per window: blocks 4, 5 and 6 pooled, two corpora at a time."""
+def two_at_a_time(table: str, clips, cap: int) -> dict[tuple[str, str], np.ndarray]:
+    """(corpus, clip id) → per window: one of `READERS`' tables, two corpora at a time."""
     from multiprocessing import Pool
 
     corpora = sorted({c.corpus for c in clips})
     (default_cache_dir().parent / "lolo_inputs").mkdir(parents=True, exist_ok=True)
     with Pool(2) as pool:
-        pool.map(upper_corpus, [(k, [c for c in clips if c.corpus == k], cap) for k in corpora])
-    table = {}
+        pool.map(corpus_table, [(table, k, [c for c in clips if c.corpus == k], cap) for k in corpora])
+    out = {}
     for corpus in corpora:
-        rows = pickle.loads((default_cache_dir().parent / "lolo_inputs" / f"{corpus}-cap{cap}-deep.pkl").read_bytes())
-        table.update({(corpus, clip_id): row for clip_id, row in rows.items()})
-    return table
+        rows = pickle.loads((default_cache_dir().parent / "lolo_inputs" / f"{corpus}-cap{cap}-{table}.pkl").read_bytes())
+        out.update({(corpus, clip_id): row for clip_id, row in rows.items()})
+    return out
 
 
 def head_inputs(variant: str, block3: np.ndarray, lower: tuple[np.ndarray, np.ndarray] | None,
-                upper: np.ndarray | None) -> np.ndarray:
+                upper: np.ndarray | None, prints: np.ndarray | None = None) -> np.ndarray:
+    if variant == "print":
+        return np.concatenate([block3, prints], axis=1)
     if variant in ("f32", "voice", "wd", "drop", "drop7"):
         return block3
     if variant == "std":
@@ -194,7 +232,7 @@ def build_whisper_wsum(input_shape: tuple[int, ...], n_classes: int, hidden: int
     return keras.Model(inputs, outputs, name="whisper_wsum")
 
 
-def use_inputs(variant: str, block3: dict, lower: dict, upper: dict) -> None:
+def use_inputs(variant: str, block3: dict, lower: dict, upper: dict, prints: dict) -> None:
     """Training and bench/lolo.py's readings take their inputs from `model_inputs`: pointed here at the
     sampled clips' tables, so that everything else (splits, head, calibration, readings) is unchanged."""
 
@@ -202,7 +240,8 @@ def use_inputs(variant: str, block3: dict, lower: dict, upper: dict) -> None:
         out = {}
         for name, part in parts.items():
             keys = [(c.corpus, c.clip_id) for c in part]
-            out[name] = ClipFeatures(list(part), [head_inputs(variant, block3[k], lower.get(k), upper.get(k)) for k in keys], [])
+            out[name] = ClipFeatures(list(part), [head_inputs(variant, block3[k], lower.get(k), upper.get(k), prints.get(k))
+                                                           for k in keys], [])
         return out
 
     training.model_inputs = model_inputs
@@ -257,14 +296,15 @@ def main() -> None:
     clips = sample(list(find_clips(args.data)), args.cap)
     # Every variant on the same clips: those every table computed (a clip that fails to decode has none).
     lower = lower_inputs(clips, args.cap) if set(args.variants) & set(LOWER) else {}
-    upper = upper_inputs(clips, args.cap) if set(args.variants) & set(UPPER) else {}
+    upper = two_at_a_time("deep", clips, args.cap) if set(args.variants) & set(UPPER) else {}
+    prints = two_at_a_time("print", clips, args.cap) if set(args.variants) & set(PRINTS) else {}
     features, base = training.RECIPES[BASE_RECIPE]
     embedded = embed_clips(clips, features, None, layers=base.encoder_layers, compute_type=base.encoder_compute_type)
     block3 = {(c.corpus, c.clip_id): f for c, f in zip(embedded.clips, embedded.features)}
     if "voice" in args.variants:  # every clip's voice copy once, before the folds each take their share
         embed_clips(clips, features, 1, layers=base.encoder_layers, compute_type=base.encoder_compute_type,
                     desc="voice copies", copy="voice")
-    clips = [c for c in clips if (c.corpus, c.clip_id) in block3 and all((c.corpus, c.clip_id) in t for t in (lower, upper) if t)]
+    clips = [c for c in clips if (c.corpus, c.clip_id) in block3 and all((c.corpus, c.clip_id) in t for t in (lower, upper, prints) if t)]
     architectures.ARCHITECTURES["whisper-wsum"] = build_whisper_wsum
     architectures.ARCHITECTURES["whisper-head-drop7"] = functools.partial(architectures.build_whisper_head, dropout=0.5,
                                                                            inputs_dropout=0.7)
@@ -276,7 +316,7 @@ def main() -> None:
             params = dataclasses.replace(base, seed=seed, **VARIANT_PARAMS.get(variant, {}))
             name = f"lolo-inputs-{variant}-s{seed}"
             training.RECIPES[name] = (features, params)
-            use_inputs(variant, block3, lower, upper)
+            use_inputs(variant, block3, lower, upper, prints)
             folds = {lang: lolo.fold(clips, name, lang, reuse=False, cut=False) for lang in LANGUAGES}
             row = {**lolo.row(folds), "provenance": results["provenance"]}  # rows of earlier runs keep theirs
             if seed == 42:

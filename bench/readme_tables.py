@@ -88,7 +88,9 @@ def summary_table(root: Path = ROOT) -> str:
         f"{validation_uar(meta)}%) | [models](docs/models.md) |",
         f"| languages it never heard: leave one language out, mean UAR over {languages} languages, one clip at a time "
         f"| **{pct(lolo['mean_uar'])}%** (lowest {pct(lolo['min_uar'])}%, {lowest.title()}; "
-        f"{pct(lolo['mean_batch_uar'])}% reading a batch of files together{seeds}) "
+        f"{pct(lolo['mean_batch_uar'])}% reading a batch of files together{seeds}"
+        + (f"; {pct(lolo['mean_known_batch_uar'])}% (lowest {pct(lolo['min_known_batch_uar'])}%) read together among only "
+           "the emotions each corpus holds, as `--adapt batch --classes`" if lolo.get("mean_known_batch_uar") else "") + ") "
         "| [evaluation](docs/evaluation.md), [lolo.md](bench/results/lolo.md) |",
         f"| the same, how aroused the voice sounds (high or low, chance 50%), mean UAR over the {len(arousal)} of them "
         f"with both levels | **{pct(sum(arousal.values()) / len(arousal))}%** (lowest {pct(min(arousal.values()))}%, "
@@ -275,7 +277,7 @@ def lolo_means_table(root: Path = ROOT) -> str:
 
 
 LOLO_READINGS = (("one clip", ""), ("batch", "batch_"), ("voice profile", "speaker_"), ("known classes", "known_"),
-                 ("cut at speech", "cut_"))
+                 ("known classes, batch", "known_batch_"), ("cut at speech", "cut_"))
 
 
 def lolo_table(root: Path = ROOT) -> str:
@@ -290,7 +292,8 @@ def lolo_table(root: Path = ROOT) -> str:
              "language and tested on all its clips. One clip: as `ser predict` reads a file. Batch: each held-out corpus read "
              "as one batch of files (`--adapt batch`). Voice profile: each speaker read against a profile of all of "
              "their clips (transductive). Known classes (not what the default is chosen on): each clip's top class "
-             "among those its corpus has (`--classes`, the API's `classes`, the app's sidebar on Record, Live and Upload). Cut at speech: each clip cut at its speech with a random "
+             "among those its corpus has (`--classes`, the API's `classes`, the app's sidebar on Record, Live and Upload); "
+             "with batch, over the batch reading (`--adapt batch --classes`). Cut at speech: each clip cut at its speech with a random "
              "0-0.4 s of its own audio, as a long recording's utterance. A dash: not measured on every language. "
              "Every fold of every row, and every seed: [bench/results/lolo.md](../bench/results/lolo.md).", "",
              "| recipe (seed 42) | " + " | ".join(reading for reading, _ in LOLO_READINGS) + " |",

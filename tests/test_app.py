@@ -22,6 +22,7 @@ from conftest import missing, speech, wav_bytes
 from ser_core.serving.inference import load_model
 from ser_core.serving.results import arousal_word, judged, speaker_summaries
 from ser_core.ui import common, upload
+from ser_core.ui.metrics import LOLO_FILE, LOLO_READINGS
 
 APP = "../app.py"
 PAGES = ["pages/home.py", "pages/record.py", "pages/live.py", "pages/upload.py", "pages/my_voice.py",
@@ -613,6 +614,12 @@ def test_the_shipped_default_model_card(shipped):
     assert any(line.startswith("CTranslate2 ") for line in serving)
     validation = f"Validation UAR: {metadata['validation']['label_set_uar']:.1%} on {metadata['validation']['n_scored']:,}"
     assert any(validation in m.value for m in at.markdown)
+    # its recipe left out of each language, every reading bench/lolo.py measured for it, as lolo.json holds them
+    lolo_row = json.loads(LOLO_FILE.read_text())["rows"][metadata["recipe"]]
+    lolo = next(t.value for t in at.table if "English" in t.value.columns)
+    assert list(lolo.index) == [reading for reading, key in LOLO_READINGS.items() if key in lolo_row["folds"]["english"]]
+    assert lolo.loc["the batch, among the emotions its corpus holds", "Turkish"] == \
+        f"{lolo_row['folds']['turkish']['known_batch_uar']:.1%}"
 
 
 # --- charts --------------------------------------------------------------------------------------------

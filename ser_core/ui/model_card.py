@@ -11,7 +11,7 @@ import streamlit as st
 from ..labels import HIGH_AROUSAL, LOW_AROUSAL
 from ..serving.inference import LITERT_FILE, METADATA_FILE
 from .common import data_description, feature_name, heard_languages, read_json
-from .metrics import LOLO_FILE
+from .metrics import LOLO_FILE, LOLO_READINGS
 
 
 def installed(package: str) -> str:
@@ -72,8 +72,8 @@ def model_card_view(directory: Path) -> None:
         from ..training.corpora import LANGUAGE_NAMES
 
         st.markdown("Its recipe with each language left out of training (UAR on all of that language's clips):")
-        st.table(pd.DataFrame({LANGUAGE_NAMES[language]: {"one clip at a time": f"{fold['uar']:.1%}",
-                                                          "the batch at hand": f"{fold['batch_uar']:.1%}"}
+        st.table(pd.DataFrame({LANGUAGE_NAMES[language]: {reading: f"{fold[key]:.1%}" for reading, key in LOLO_READINGS.items()
+                                                          if key in fold}
                                for language, fold in lolo_row["folds"].items()}))
 
     st.subheader("Features")

@@ -752,6 +752,36 @@ def test_upload_reads_among_the_emotions_kept_in_the_sidebar(served):
     assert_emotion_bars(at, labels)
 
 
+def test_uploads_read_together_among_kept_emotions_are_ser_predict_adapt_batch_classes(served, tmp_path):
+    """The two things a user can say that help most in a language never heard, together in the app: the
+    files read together and only the emotions they can hold kept. Each file's answer is what
+    `ser predict --adapt batch --classes` gives for the same files (bench/lolo.py's `known_batch_uar`)."""
+    from ser_core.serving.batch import predict_adapted
+
+    files = {"one.wav": wav_bytes(speech(3.0, f0=120)), "two.wav": wav_bytes(speech(3.0, f0=220, seed=2)),
+             "three.wav": wav_bytes(speech(2.5, f0=170, seed=3))}
+    kept = ("angry", "happy", "sad", "neutral")
+    at = run("pages/upload.py")
+    at.file_uploader[0].set_value([(name, data, "audio/wav") for name, data in files.items()]).run()
+    at.toggle(key=common.TOGETHER_KEY).set_value(True).run()
+    at.multiselect(key=common.CLASSES_KEY).set_value(list(kept)).run()
+    assert_clean(at)
+    model = load_model(served)
+    paths = []
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+    summary = at.dataframe[0].value
+    for row, (_, probabilities, _, error) in zip(summary.itertuples(), predict_adapted(model, paths), strict=True):
+        assert error is None
+        expected = judged(probabilities, kept, model.uncertain_below)
+        assert row.emotion == expected["emotion"]
+        assert [getattr(row, label) for label in kept] == pytest.approx([expected["probabilities"][label] for label in kept], abs=1e-3)
+    # and read together is not each file alone
+    alone = judged(model.analyze(files["one.wav"]).probabilities, kept, model.uncertain_below)["probabilities"]
+    assert [summary.loc[0, label] for label in kept] != pytest.approx([alone[label] for label in kept], abs=1e-3)
+
+
 def test_the_download_of_a_file_read_among_chosen_emotions_is_ser_predict_classes(served):
     model = load_model(served)
     whole = model.analyze(wav_bytes(talk(0.5, (3.0, 4), 1.5, (2.0, 5))))

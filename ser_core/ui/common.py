@@ -245,7 +245,7 @@ def emotion_choice(labels: tuple[str, ...]) -> tuple[str, ...] | None:
         help="If your recordings can only hold some of the emotions (a task with four, say), keep those: each "
              "reading is then made among them, renormalised, as `ser predict --classes` does; how aroused "
              "the voice sounds is still read from all of them. In languages the model never heard this "
-             "helps most (Home lists those it heard).")
+             "helps most (Home lists those it heard), and more with several files read together (Upload).")
     if len(chosen) < 2:
         st.sidebar.warning("Keep two emotions or more: every emotion is read.")
         return None

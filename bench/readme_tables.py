@@ -292,7 +292,7 @@ def lolo_table(root: Path = ROOT) -> str:
              "language and tested on all its clips. One clip: as `ser predict` reads a file. Batch: each held-out corpus read "
              "as one batch of files (`--adapt batch`). Voice profile: each speaker read against a profile of all of "
              "their clips (transductive). Known classes (not what the default is chosen on): each clip's top class "
-             "among those its corpus has (`--classes`, the API's `classes`, the app's sidebar on Record, Live and Upload); "
+             "among those its corpus has (`--classes`, the API's `classes`, the app's sidebar on Home, Record, Live and Upload); "
              "with batch, over the batch reading (`--adapt batch --classes`). Cut at speech: each clip cut at its speech with a random "
              "0-0.4 s of its own audio, as a long recording's utterance. A dash: not measured on every language. "
              "Every fold of every row, and every seed: [bench/results/lolo.md](../bench/results/lolo.md).", "",

@@ -1,5 +1,5 @@
 """Home: what ser does, which model is serving and how well it does on held-out test data, and a
-quick try with one file."""
+quick try with one file, read among the emotions kept in the sidebar."""
 
 import streamlit as st
 
@@ -22,9 +22,10 @@ st.caption(
 model = common.served_model()
 if model is not None:
     profile = common.voice_profile()
+    classes = common.emotion_choice(model.labels)
     home.home_model_summary(model)
 
     st.subheader("Quick try")
     upload = st.file_uploader("One audio file", type=common.UPLOAD_TYPES, key="quick-try")
     if upload is not None:
-        analysis.analysis_view(model, upload.name, upload.getvalue(), key="quick-try", profile=profile)
+        analysis.analysis_view(model, upload.name, upload.getvalue(), key="quick-try", profile=profile, classes=classes)

@@ -797,6 +797,17 @@ def test_the_download_of_a_file_read_among_chosen_emotions_is_ser_predict_classe
     assert all(set(w["probabilities"]) == set(kept) for w in record["windows"])
 
 
+def test_home_quick_try_reads_among_the_emotions_kept_in_the_sidebar(served):
+    """The first page a user meets has the choice too, and a choice made there holds on Record."""
+    at = run("pages/home.py")
+    at.multiselect(key=common.CLASSES_KEY).set_value(["happy", "sad", "angry"]).run()
+    at.file_uploader(key="quick-try").set_value(("try.wav", wav_bytes(speech(3.0)), "audio/wav")).run()
+    assert_clean(at)
+    assert_emotion_bars(at, ["happy", "sad", "angry"])
+    at.switch_page("pages/record.py").run()
+    assert at.multiselect(key=common.CLASSES_KEY).value == ["happy", "sad", "angry"]
+
+
 def test_record_reads_among_the_emotions_kept_in_the_sidebar(served):
     at = run("pages/record.py")
     at.multiselect(key=common.CLASSES_KEY).set_value(["sad", "neutral", "angry"]).run()

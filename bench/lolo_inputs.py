@@ -21,7 +21,10 @@ Inputs per analysis window, beside the float32 block-3 embedding every emo-whisp
   (pitch, energy, tension) with no words in them;
 - `wd`, `drop`, `drop7`: block 3 alone, the head regularised harder: weight decay 1e-2 (the recipe's
   1e-3), or dropout 0.5 on its standardised inputs and on its hidden layer (the recipe's 0.1 and 0.3;
-  `model.WHISPER_HEAD_DROPOUT`), or 0.7 on its inputs and 0.5 on its hidden layer.
+  `model.WHISPER_HEAD_DROPOUT`), or 0.7 on its inputs and 0.5 on its hidden layer;
+- `ep4`, `ep8`: block 3 alone, the head trained for at most 4 or 8 epochs (its learning rate's cosine
+  decay over those; the recipe's 40 stop early, on validation speakers of the languages it hears, after
+  12-23): whether what it learns late fits the corpora it hears and not the languages it does not.
 Each is compared with `f32` (block 3 alone, emo-whisper-f32's head) on the same clips: a seeded sample of at
 most `--cap` clips per corpus (the lower blocks and eGeMAPS cost about 0.11 s per clip on one idle core,
 0.3 s on the shared 2-core box: all 30,000 clips would take hours; the upper blocks are computed two
@@ -60,11 +63,13 @@ from ser_core.training.embeddings import embed_clips
 ROOT = Path(__file__).resolve().parent.parent
 OLD_CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")  # the speaker protocol's validation reading
 BASE_RECIPE = "emo-whisper-f32"
-VARIANTS = ("f32", "gemaps", "blocks", "wsum", "b6", "b35", "deep", "std", "voice", "wd", "drop", "drop7", "print")
+VARIANTS = ("f32", "gemaps", "blocks", "wsum", "b6", "b35", "deep", "std", "voice", "wd", "drop", "drop7", "print",
+            "ep4", "ep8")
 # What a variant changes in the base recipe's training, beside its inputs
 VARIANT_PARAMS = {"wsum": {"architecture": "whisper-wsum"}, "voice": {"voice_copies": 1}, "wd": {"weight_decay": 1e-2},
                   "drop": {"architecture": architectures.WHISPER_HEAD_DROPOUT},
-                  "drop7": {"architecture": "whisper-head-drop7"}}
+                  "drop7": {"architecture": "whisper-head-drop7"},
+                  "ep4": {"epochs": 4, "patience": 4}, "ep8": {"epochs": 8, "patience": 8}}
 LOWER, UPPER, PRINTS = ("gemaps", "blocks", "wsum"), ("b6", "b35", "deep"), ("print",)  # the variants that read each extra table
 EGEMAPS_SIZE = 88
 
@@ -203,7 +208,7 @@ def head_inputs(variant: str, block3: np.ndarray, lower: tuple[np.ndarray, np.nd
                 upper: np.ndarray | None, prints: np.ndarray | None = None) -> np.ndarray:
     if variant == "print":
         return np.concatenate([block3, prints], axis=1)
-    if variant in ("f32", "voice", "wd", "drop", "drop7"):
+    if variant in ("f32", "voice", "wd", "drop", "drop7", "ep4", "ep8"):
         return block3
     if variant == "std":
         return block3[:, block3.shape[1] // 2:]  # pooled as mean, then standard deviation

@@ -129,7 +129,8 @@ def lolo_uars(rows: dict, reading: str = "uar") -> dict[str, dict[str, float]]:
 
 
 def batch_reading(key: str) -> bool:
-    """The reader's choice of leave-one-language-out reading: one clip at a time (False) or the batch at hand."""
+    """The reader's choice of reading for a chart of languages never heard (arousal's): one clip at a time
+    (False) or the batch at hand."""
     return st.radio("Reading", ["one clip at a time", "the batch at hand"], horizontal=True, key=key,
                     help="The batch at hand: each held-out corpus read against the mean of its own clips "
                          "(`ser predict --adapt batch`), no labels used.") == "the batch at hand"

@@ -22,6 +22,11 @@ Inputs per analysis window, beside the float32 block-3 embedding every emo-whisp
 - `wd`, `drop`, `drop7`: block 3 alone, the head regularised harder: weight decay 1e-2 (the recipe's
   1e-3), or dropout 0.5 on its standardised inputs and on its hidden layer (the recipe's 0.1 and 0.3;
   `model.WHISPER_HEAD_DROPOUT`), or 0.7 on its inputs and 0.5 on its hidden layer;
+- `energy`: block 3 pooled with each frame weighted by its loudness (the energy of its log-mel frames)
+  instead of evenly: its mean and spread over the speech more than over the quiet around it, which
+  acted corpora's files hold in amounts that differ by emotion (docs/evaluation.md, the quiet cue);
+  `energy-sqrt`, weighted by the square root of that energy (louder frames count less above the rest);
+  `both`, the energy-weighted pooling beside block 3's even one (2 × 1,024 inputs);
 - `ep4`, `ep8`: block 3 alone, the head trained for at most 4 or 8 epochs (its learning rate's cosine
   decay over those; the recipe's 40 stop early, on validation speakers of the languages it hears, after
   12-23): whether what it learns late fits the corpora it hears and not the languages it does not.
@@ -29,7 +34,10 @@ Each is compared with `f32` (block 3 alone, emo-whisper-f32's head) on the same 
 most `--cap` clips per corpus (the lower blocks and eGeMAPS cost about 0.11 s per clip on one idle core,
 0.3 s on the shared 2-core box: all 30,000 clips would take hours; the upper blocks are computed two
 corpora at a time, about 4 min for the sample). Folds as bench/lolo.py's (`fold`, same training code,
-the three readings); seeds 42 (+ the speaker protocol: validation UAR on the original five corpora), 1, 2.
+the three readings); seeds 42 (+ the speaker protocol: validation UAR on the original five corpora, the
+clips as they are and cut at their speech, `augment.cut_at_speech` seed 1, for heads whose inputs have
+cut copies: `f32`, `energy`), 1, 2. `--speaker-readings` reads seed 42's saved speaker-protocol heads
+again (trained only where none is saved): what rows measured before the cut reading existed lack.
 
     python bench/lolo_inputs.py --variants f32 gemaps blocks wsum b6 b35 deep std voice wd drop drop7 print --seeds 42 1 2
 updates bench/results/lolo_inputs.json (variants and seeds not run are kept) and rewrites lolo_inputs.md.
@@ -64,13 +72,15 @@ ROOT = Path(__file__).resolve().parent.parent
 OLD_CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")  # the speaker protocol's validation reading
 BASE_RECIPE = "emo-whisper-f32"
 VARIANTS = ("f32", "gemaps", "blocks", "wsum", "b6", "b35", "deep", "std", "voice", "wd", "drop", "drop7", "print",
-            "ep4", "ep8")
+            "ep4", "ep8", "energy", "energy-sqrt", "both")
 # What a variant changes in the base recipe's training, beside its inputs
 VARIANT_PARAMS = {"wsum": {"architecture": "whisper-wsum"}, "voice": {"voice_copies": 1}, "wd": {"weight_decay": 1e-2},
                   "drop": {"architecture": architectures.WHISPER_HEAD_DROPOUT},
                   "drop7": {"architecture": "whisper-head-drop7"},
                   "ep4": {"epochs": 4, "patience": 4}, "ep8": {"epochs": 8, "patience": 8}}
 LOWER, UPPER, PRINTS = ("gemaps", "blocks", "wsum"), ("b6", "b35", "deep"), ("print",)  # the variants that read each extra table
+WEIGHTED = {"energy": "energy", "both": "energy", "energy-sqrt": "energy-sqrt"}  # variant → its weighted pooling's table
+CUT_COPIES = ("f32", "energy", "energy-sqrt")  # the variants whose inputs have copies cut at speech (the speaker protocol's cut reading)
 EGEMAPS_SIZE = 88
 
 
@@ -165,13 +175,42 @@ def print_reader(features):
     return read
 
 
-READERS = {"deep": upper_reader, "print": print_reader}  # the tables computed two corpora at a time
+def energy_reader(features, exponent: float = 1.0):
+    """Audio → per window: block 3's frames pooled as a loudness-weighted mean and standard deviation
+    (float32, 2 × 512), each frame weighted by the power of its two log-mel frames (raised to `exponent`)."""
+    from ser_core.frontend.encoder import BlocksEncoder, content_frames
+    from ser_core.frontend.features import extract
+
+    encoder = BlocksEncoder(3)  # block 3 through the final LayerNorm: what emo-whisper-f32 reads
+
+    def read(samples: np.ndarray) -> np.ndarray:
+        log_mel = extract(samples, features)[1]
+        pooled = []
+        for window, length in zip(log_mel, content_frames(log_mel)):
+            frames = encoder.layers(window[None, :, :length], max_layer=3)[3, 0]
+            power = (10.0 ** (4.0 * window[:, :length] - 4.0)).mean(axis=0)  # Whisper's (log10 + 4) / 4 undone
+            weights = (power.reshape(len(frames), 2).mean(axis=1) + 1e-10) ** exponent
+            weights /= weights.sum()
+            mean = weights @ frames
+            pooled.append(np.concatenate([mean, np.sqrt(weights @ (frames - mean) ** 2)]))
+        return np.stack(pooled).astype(np.float32)
+    return read
+
+
+# The tables computed two corpora at a time; "<table>-cut" reads each clip's copy cut at its speech
+# (`augment.cut_at_speech`, seed 1, as training's speech-cut copies) instead.
+READERS = {"deep": upper_reader, "print": print_reader, "energy": energy_reader,
+           "energy-sqrt": functools.partial(energy_reader, exponent=0.5)}
 
 
 def corpus_table(job: tuple[str, str, list, int]) -> None:
-    """One corpus's clips through one of `READERS`, cached as <corpus>-cap<N>-<table>.pkl; one thread."""
+    """One corpus's clips (or their copies cut at speech, for a "-cut" table) through one of `READERS`,
+    cached as <corpus>-cap<N>-<table>.pkl; one thread."""
     from ser_core.errors import SerError
     from ser_core.io.audio import load_audio
+
+    from ser_core.training.augment import cut_at_speech
+    from ser_core.training.embeddings import clip_rng
 
     table, corpus, clips, cap = job
     path = default_cache_dir().parent / "lolo_inputs" / f"{corpus}-cap{cap}-{table}.pkl"
@@ -179,13 +218,15 @@ def corpus_table(job: tuple[str, str, list, int]) -> None:
         return
     threadpool_limits(1)
     features = training.RECIPES[BASE_RECIPE][0]
-    read = READERS[table](features)
+    reader, cut = table.removesuffix("-cut"), table.endswith("-cut")
+    read = READERS[reader](features)
     rows = {}
     for clip in clips:
         try:
-            rows[clip.clip_id] = read(load_audio(clip.path, features.sample_rate).samples)
+            samples = load_audio(clip.path, features.sample_rate).samples
         except SerError:
             continue
+        rows[clip.clip_id] = read(cut_at_speech(samples, features.sample_rate, clip_rng(clip.clip_id, 1)) if cut else samples)
     path.write_bytes(pickle.dumps(rows))
 
 
@@ -205,9 +246,13 @@ def two_at_a_time(table: str, clips, cap: int) -> dict[tuple[str, str], np.ndarr
 
 
 def head_inputs(variant: str, block3: np.ndarray, lower: tuple[np.ndarray, np.ndarray] | None,
-                upper: np.ndarray | None, prints: np.ndarray | None = None) -> np.ndarray:
+                upper: np.ndarray | None, prints: np.ndarray | None = None, energy: np.ndarray | None = None) -> np.ndarray:
     if variant == "print":
         return np.concatenate([block3, prints], axis=1)
+    if variant in ("energy", "energy-sqrt"):
+        return energy
+    if variant == "both":
+        return np.concatenate([block3, energy], axis=1)
     if variant in ("f32", "voice", "wd", "drop", "drop7", "ep4", "ep8"):
         return block3
     if variant == "std":
@@ -237,7 +282,7 @@ def build_whisper_wsum(input_shape: tuple[int, ...], n_classes: int, hidden: int
     return keras.Model(inputs, outputs, name="whisper_wsum")
 
 
-def use_inputs(variant: str, block3: dict, lower: dict, upper: dict, prints: dict) -> None:
+def use_inputs(variant: str, block3: dict, lower: dict, upper: dict, prints: dict, energy: dict) -> None:
     """Training and bench/lolo.py's readings take their inputs from `model_inputs`: pointed here at the
     sampled clips' tables, so that everything else (splits, head, calibration, readings) is unchanged."""
 
@@ -245,39 +290,52 @@ def use_inputs(variant: str, block3: dict, lower: dict, upper: dict, prints: dic
         out = {}
         for name, part in parts.items():
             keys = [(c.corpus, c.clip_id) for c in part]
-            out[name] = ClipFeatures(list(part), [head_inputs(variant, block3[k], lower.get(k), upper.get(k), prints.get(k))
+            out[name] = ClipFeatures(list(part), [head_inputs(variant, block3[k], lower.get(k), upper.get(k), prints.get(k),
+                                                                       energy.get(k))
                                                            for k in keys], [])
         return out
 
     training.model_inputs = model_inputs
 
 
-def speaker_protocol(clips, name: str, features, params) -> float:
-    """Trained on the speaker split of every sampled corpus; UAR on the original five's validation speakers."""
+def speaker_protocol(clips, name: str, variant: str, features, params, energy_cut: dict, reuse: bool = False) -> dict:
+    """Trained on the speaker split of every sampled corpus (with `reuse`, its saved head read again if there is one);
+    UAR on the original five's validation speakers, and for `CUT_COPIES` on those clips cut at their speech."""
     from ser_core.serving.inference import load_model
     from ser_core.training.evaluate import evaluate
     from ser_core.training.splits import assign
 
     out_dir = default_cache_dir().parent / "lolo_inputs" / f"{name}-speaker"
     split_file = ROOT / "models" / "splits" / "speaker.csv"
-    training.train(clips, split_file, "speaker", out_dir, features, params, verbose=0, recipe=name)
+    if not (reuse and (out_dir / "metadata.json").is_file()):
+        training.train(clips, split_file, "speaker", out_dir, features, params, verbose=0, recipe=name)
     model = load_model(out_dir)
     val = assign([c for c in clips if c.corpus in OLD_CORPORA], split_file)["val"]
-    return evaluate(model, training.cached_inputs(model, val), "validation")[0]["balanced_accuracy"]
+    uar = lambda data: evaluate(model, data, "validation")[0]["balanced_accuracy"]  # noqa: E731
+    readings = {"speaker_val_uar": uar(training.cached_inputs(model, val))}
+    if variant == "f32":
+        readings["speaker_val_cut_uar"] = uar(embed_clips(val, features, 1, layers=params.encoder_layers,
+                                                          compute_type=params.encoder_compute_type, copy="speechcut"))
+    elif variant in CUT_COPIES:  # a weighted pooling alone
+        readings["speaker_val_cut_uar"] = uar(ClipFeatures(val, [energy_cut[(c.corpus, c.clip_id)] for c in val], []))
+    return readings
 
 
 def markdown(results: dict) -> str:
     pct = lambda v: "–" if v is None else f"{100 * v:.1f}"
-    head = ["inputs", "seed", "reading", *(LANGUAGE_NAMES[lang] for lang in LANGUAGES), "mean", "lowest", "speaker val"]
+    head = ["inputs", "seed", "reading", *(LANGUAGE_NAMES[lang] for lang in LANGUAGES), "mean", "lowest", "speaker val",
+            "speaker val, cut at speech"]
     lines = [f"Leave one language out on a sample of at most {results['cap']} clips per corpus "
              f"({results['clips']} clips), UAR %; speaker val: validation UAR on the original five corpora "
-             "(speaker protocol, same sample):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+             "(speaker protocol, same sample), the clips as they are and cut at their speech (a dash: not "
+             "measured for those inputs):", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for key, r in results["rows"].items():
         variant, seed = key.split("/")
         for reading, prefix in (("one clip", ""), ("batch", "batch_")):
             cells = [pct(r["folds"][lang].get(f"{prefix}uar")) if lang in r["folds"] else "–" for lang in LANGUAGES]
             lines.append(f"| {variant} | {seed} | {reading} | " + " | ".join(cells) + f" | {pct(r[f'mean_{prefix}uar'])} | "
-                         f"{pct(r[f'min_{prefix}uar'])} | {pct(r.get('speaker_val_uar')) if not prefix else ''} |")
+                         f"{pct(r[f'min_{prefix}uar'])} | {pct(r.get('speaker_val_uar')) if not prefix else ''} | "
+                         f"{pct(r.get('speaker_val_cut_uar')) if not prefix else ''} |")
     lines += ["", "Averaged over seeds (one clip; batch), per language then mean and lowest of those averages:", "",
               "| inputs | seeds | reading | " + " | ".join(LANGUAGE_NAMES[lang] for lang in LANGUAGES) + " | mean | lowest |",
               "|" + "---|" * (len(LANGUAGES) + 5)]
@@ -296,6 +354,8 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--seeds", nargs="+", type=int, default=[42])
     parser.add_argument("--cap", type=int, default=1000, help="clips per corpus")
+    parser.add_argument("--speaker-readings", action="store_true",
+                        help="read seed 42's saved speaker-protocol heads again (trained where none is saved); no folds")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "lolo_inputs"))
     args = parser.parse_args()
     clips = sample(list(find_clips(args.data)), args.cap)
@@ -303,13 +363,15 @@ def main() -> None:
     lower = lower_inputs(clips, args.cap) if set(args.variants) & set(LOWER) else {}
     upper = two_at_a_time("deep", clips, args.cap) if set(args.variants) & set(UPPER) else {}
     prints = two_at_a_time("print", clips, args.cap) if set(args.variants) & set(PRINTS) else {}
+    weighted = {table: (two_at_a_time(table, clips, args.cap), two_at_a_time(f"{table}-cut", clips, args.cap))
+                for table in {WEIGHTED[v] for v in args.variants if v in WEIGHTED}}  # (as they are, cut at speech)
     features, base = training.RECIPES[BASE_RECIPE]
     embedded = embed_clips(clips, features, None, layers=base.encoder_layers, compute_type=base.encoder_compute_type)
     block3 = {(c.corpus, c.clip_id): f for c, f in zip(embedded.clips, embedded.features)}
     if "voice" in args.variants:  # every clip's voice copy once, before the folds each take their share
         embed_clips(clips, features, 1, layers=base.encoder_layers, compute_type=base.encoder_compute_type,
                     desc="voice copies", copy="voice")
-    clips = [c for c in clips if (c.corpus, c.clip_id) in block3 and all((c.corpus, c.clip_id) in t for t in (lower, upper, prints) if t)]
+    clips = [c for c in clips if (c.corpus, c.clip_id) in block3 and all((c.corpus, c.clip_id) in t for t in (lower, upper, prints, *(t for pair in weighted.values() for t in pair)) if t)]
     architectures.ARCHITECTURES["whisper-wsum"] = build_whisper_wsum
     architectures.ARCHITECTURES["whisper-head-drop7"] = functools.partial(architectures.build_whisper_head, dropout=0.5,
                                                                            inputs_dropout=0.7)
@@ -321,11 +383,18 @@ def main() -> None:
             params = dataclasses.replace(base, seed=seed, **VARIANT_PARAMS.get(variant, {}))
             name = f"lolo-inputs-{variant}-s{seed}"
             training.RECIPES[name] = (features, params)
-            use_inputs(variant, block3, lower, upper, prints)
+            energy, energy_cut = weighted.get(WEIGHTED.get(variant), ({}, {}))
+            use_inputs(variant, block3, lower, upper, prints, energy)
+            if args.speaker_readings:  # seed 42's saved speaker-protocol head, read again
+                if seed == 42:
+                    results["rows"][f"{variant}/{seed}"].update(speaker_protocol(clips, name, variant, features, params,
+                                                                                 energy_cut, reuse=True))
+                    out.with_suffix(".json").write_text(json.dumps(results, indent=2))
+                continue
             folds = {lang: lolo.fold(clips, name, lang, reuse=False, cut=False) for lang in LANGUAGES}
             row = {**lolo.row(folds), "provenance": results["provenance"]}  # rows of earlier runs keep theirs
             if seed == 42:
-                row["speaker_val_uar"] = speaker_protocol(clips, name, features, params)
+                row.update(speaker_protocol(clips, name, variant, features, params, energy_cut))
             results["rows"][f"{variant}/{seed}"] = row
             out.with_suffix(".json").write_text(json.dumps(results, indent=2))
             print(variant, seed, f"{100 * row['mean_uar']:.1f} / {100 * row['min_uar']:.1f}", flush=True)

@@ -78,9 +78,11 @@ VARIANT_PARAMS = {"wsum": {"architecture": "whisper-wsum"}, "voice": {"voice_cop
                   "drop": {"architecture": architectures.WHISPER_HEAD_DROPOUT},
                   "drop7": {"architecture": "whisper-head-drop7"},
                   "ep4": {"epochs": 4, "patience": 4}, "ep8": {"epochs": 8, "patience": 8}}
-LOWER, UPPER, PRINTS = ("gemaps", "blocks", "wsum"), ("b6", "b35", "deep"), ("print",)  # the variants that read each extra table
-WEIGHTED = {"energy": "energy", "both": "energy", "energy-sqrt": "energy-sqrt"}  # variant → its weighted pooling's table
-CUT_COPIES = ("f32", "energy", "energy-sqrt")  # the variants whose inputs have copies cut at speech (the speaker protocol's cut reading)
+# The variants that read each extra table; for a weighted pooling, the table each reads
+LOWER, UPPER, PRINTS = ("gemaps", "blocks", "wsum"), ("b6", "b35", "deep"), ("print",)
+WEIGHTED = {"energy": "energy", "both": "energy", "energy-sqrt": "energy-sqrt"}
+# The variants whose inputs have copies cut at speech: the speaker protocol's reading cut at speech
+CUT_COPIES = ("f32", "energy", "energy-sqrt")
 EGEMAPS_SIZE = 88
 
 
@@ -371,7 +373,8 @@ def main() -> None:
     if "voice" in args.variants:  # every clip's voice copy once, before the folds each take their share
         embed_clips(clips, features, 1, layers=base.encoder_layers, compute_type=base.encoder_compute_type,
                     desc="voice copies", copy="voice")
-    clips = [c for c in clips if (c.corpus, c.clip_id) in block3 and all((c.corpus, c.clip_id) in t for t in (lower, upper, prints, *(t for pair in weighted.values() for t in pair)) if t)]
+    tables = [lower, upper, prints, *(table for pair in weighted.values() for table in pair)]
+    clips = [c for c in clips if (c.corpus, c.clip_id) in block3 and all((c.corpus, c.clip_id) in t for t in tables if t)]
     architectures.ARCHITECTURES["whisper-wsum"] = build_whisper_wsum
     architectures.ARCHITECTURES["whisper-head-drop7"] = functools.partial(architectures.build_whisper_head, dropout=0.5,
                                                                            inputs_dropout=0.7)

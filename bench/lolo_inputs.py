@@ -288,7 +288,7 @@ def use_inputs(variant: str, block3: dict, lower: dict, upper: dict, prints: dic
     """Training and bench/lolo.py's readings take their inputs from `model_inputs`: pointed here at the
     sampled clips' tables, so that everything else (splits, head, calibration, readings) is unchanged."""
 
-    def model_inputs(parts, params, cache_root=None, encoder_layers=None, compute_type=None, fused=False):
+    def model_inputs(parts, params, cache_root=None, encoder_layers=None, compute_type=None, fused=False, pooling="even"):
         out = {}
         for name, part in parts.items():
             keys = [(c.corpus, c.clip_id) for c in part]

@@ -39,6 +39,10 @@ def test_each_kind_of_copy_has_its_own_cache_and_the_older_caches_keep_their_nam
     augmented = embedding_cache(features, 1, tmp_path, layers, compute).dir
     cut = embedding_cache(features, 1, tmp_path, layers, compute, copy="speechcut").dir
     assert len({clean, augmented, cut}) == 3
+    # pooled by loudness: caches of their own, clean and cut alike
+    loud = {embedding_cache(features, seed, tmp_path, layers, compute, copy=copy, pooling="loudness").dir
+            for seed, copy in ((None, "augment"), (1, "speechcut"))}
+    assert len(loud) == 2 and loud.isdisjoint({clean, augmented, cut})
     # the augmented copies' caches built before speech-cut copies existed are still found where they were
     from ser_core.frontend.encoder import WEIGHTS_SHA256
     from ser_core.training.embeddings import EMBEDDING_VERSION

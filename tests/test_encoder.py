@@ -17,7 +17,7 @@ import pytest
 from conftest import voice
 from ser_core.frontend import encoder as encoder_module
 from ser_core.frontend.encoder import (ENCODER_DIM, MIN_CONTENT_FRAMES, EncoderWeightsError, content_frames, embed,
-    pooled_statistics, shared_encoder, whisper_model_bytes)
+    loudness_weights, pooled_statistics, shared_encoder, weighted_statistics, whisper_model_bytes)
 from ser_core.frontend.features import compute
 from ser_core.training.train import RECIPES, WHISPER_FEATURES
 
@@ -149,6 +149,42 @@ def test_pooled_statistics_are_mean_and_std_over_time():
     assert pooled.shape == (2, 16)
     np.testing.assert_allclose(pooled[:, :8], frames.mean(axis=1), rtol=1e-6)
     np.testing.assert_allclose(pooled[:, 8:], frames.std(axis=1), rtol=1e-6)
+
+
+def test_weighted_statistics_with_equal_weights_are_the_even_pooling():
+    frames = np.random.default_rng(1).normal(1.0, 3.0, size=(3, 40, 8)).astype(np.float32)
+    np.testing.assert_allclose(weighted_statistics(frames, np.full((3, 40), 1 / 40)), pooled_statistics(frames), rtol=1e-4)
+    # all the weight on one frame: its values, no spread
+    weights = np.zeros((3, 40))
+    weights[:, 7] = 1.0
+    np.testing.assert_allclose(weighted_statistics(frames, weights), np.concatenate([frames[:, 7], np.zeros((3, 8))], axis=1),
+                               atol=1e-6)
+
+
+def test_loudness_weights_sum_to_one_and_barely_count_the_quiet():
+    """A window of 1 s of -60 dBFS room noise, then 1.5 s of voice: each encoder frame's weight is the
+    square root of its power, so the quiet second weighs far less than the voice."""
+    quiet = (0.001 * np.random.default_rng(2).standard_normal(SR)).astype(np.float32)
+    log_mel = whisper_windows(np.concatenate([quiet, voice(1.5, seed=4)]))
+    n_frames = int(content_frames(log_mel)[0]) // 2
+    weights = loudness_weights(log_mel, n_frames)
+    assert weights.shape == (1, n_frames) and weights.sum() == pytest.approx(1.0) and np.all(weights > 0)
+    assert weights[0, :45].sum() < 0.1 * weights[0, 55:].sum()  # the first 0.9 s against the voice
+
+
+def test_loudness_pooling_weighs_the_speech_not_the_quiet_around_it(encoder):
+    """Pooled by loudness, a voice with 1 s of quiet room noise on either side embeds closer to the
+    same voice alone than pooled evenly: the quiet that acted corpora's files hold in amounts that
+    differ by emotion counts for little (`encoder.POOLINGS`)."""
+    spoken = voice(1.5, seed=4)
+    quiet = (0.001 * np.random.default_rng(3).standard_normal(SR)).astype(np.float32)
+    windows = whisper_windows(spoken, np.concatenate([quiet, spoken, quiet]))
+    even, loud = embed(encoder, windows), embed(encoder, windows, pooling="loudness")
+    assert loud.shape == even.shape == (2, 2 * ENCODER_DIM) and np.all(np.isfinite(loud))
+    assert cosine(loud[0], loud[1]) > cosine(even[0], even[1])
+    assert cosine(loud[0], even[0]) < 0.9999  # a pooling of its own
+    with pytest.raises(ValueError, match="pooling"):
+        embed(encoder, windows, pooling="max")
 
 
 @pytest.mark.parametrize("chosen, expected", [(None, encoder_module.MKL_INSTRUCTIONS), ("AVX512", "AVX512")])

@@ -76,3 +76,29 @@ def test_the_dropout_head_is_the_whisper_head_with_more_dropout():
     # dropout acts only in training: served, the two read the same weights the same way
     np.testing.assert_allclose(heavier(x, training=False), plain(x, training=False), atol=1e-6)
     assert not np.allclose(heavier(x, training=True), plain(x, training=False), atol=1e-3)
+
+
+def test_a_head_trained_on_loudness_pooling_is_served_with_it(tiny_dataset, tmp_path):
+    """`TrainParams.pooling`: a head trained on frames pooled by loudness records it in its front end,
+    and served it pools the same way: it reproduces its test predictions, which the even pooling does not."""
+    import shutil
+
+    from conftest import train_tiny
+
+    out = train_tiny(tiny_dataset, tmp_path, "emo-whisper-f32-loud", epochs=2)
+    front_end = json.loads((out / "metadata.json").read_text())["front_end"]
+    assert front_end["pooling_weights"] == "loudness" and "loudness" in front_end["pooling"]
+    rows = list(csv.DictReader((out / "predictions.csv").open()))[:4]
+
+    def served(directory):
+        model = load_model(directory)
+        return [[model.predict(tiny_dataset / row["path"], segmented=False)[k] for k in LABELS] for row in rows]
+
+    recorded = [[float(row[k]) for k in LABELS] for row in rows]
+    np.testing.assert_allclose(served(out), recorded, atol=1e-4)  # float32 encoder: the same to rounding
+    even = tmp_path / "even"
+    shutil.copytree(out, even)
+    metadata = json.loads((even / "metadata.json").read_text())
+    del metadata["front_end"]["pooling_weights"]
+    (even / "metadata.json").write_text(json.dumps(metadata))
+    assert np.abs(np.array(served(even)) - np.array(recorded)).max() > 1e-3

@@ -144,7 +144,8 @@ class SerModel:
         sibling = load_model(directory, backend, threads)
         ours, theirs = self.metadata.get("front_end", {}), sibling.metadata.get("front_end", {})
         same = (sibling.params == self.params and sibling.labels == self.labels and all(
-            ours.get(k) == theirs.get(k) for k in ("sha256", "compute_type", "layers", "fused_blocks", "pooling", "embedding_version")))
+            ours.get(k) == theirs.get(k) for k in ("sha256", "compute_type", "layers", "fused_blocks", "pooling", "pooling_weights",
+                                                 "embedding_version")))
         if not same or any(sibling.metadata.get(f) is not None for f in (REFERENCE_FIELD, UTTERANCES_FIELD)):
             raise ModelError(f"{spec['model']} cannot be {self.directory.name}'s {field} model: it reads other "
                              "windows or labels, or names a sibling of its own.")
@@ -364,7 +365,7 @@ class EncoderModel(SerModel):
         from ..frontend.encoder import embed
 
         self._check_features(features)
-        return embed(self.encoder, features)
+        return embed(self.encoder, features, pooling=self.front_end.get("pooling_weights", "even"))
 
     def to_cached(self, features: np.ndarray) -> np.ndarray:
         """Whisper log-mel windows → pooled embeddings: the encoder is the expensive, frozen part."""

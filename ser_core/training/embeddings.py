@@ -6,6 +6,8 @@ the feature parameters, EMBEDDING_VERSION and the augmentation (None, or a kind 
 `augment.COPIES` with its seed: "augment1", "speechcut1"); it lives under ~/.cache/ser (or
 $SER_CACHE_DIR), never in the repository.
 
+Embeddings pooled by loudness (`encoder.POOLINGS`, `TrainParams.pooling`) are cached apart ("-loudness").
+
 Heads that read the encoder's blocks fused (`TrainParams.fused_blocks`) take, beside block k's
 embedding, the pooled stem and blocks 1…k−1: cached apart (`lower=True`, "-lower" in the cache name),
 so the block-k cache every other head reads is reused as it is.
@@ -30,16 +32,18 @@ EMBEDDING_VERSION = 1  # of encoder.embed and the augmentation chain: bump to re
 
 def embedding_cache(params: FeatureParams, augmentation: int | None, cache_root: Path | None = None,
                     layers: int = ENCODER_LAYERS, compute_type: str = "int8", lower: bool = False,
-                    copy: str = "augment") -> FeatureCache:
+                    copy: str = "augment", pooling: str = "even") -> FeatureCache:
     """`augmentation`: None (the clips as they are) or the seed of a copy of kind `copy` (`augment.COPIES`).
-    `lower`: the pooled stem and blocks 1…layers−1 (numpy, float32) instead of block `layers`'s."""
+    `lower`: the pooled stem and blocks 1…layers−1 (numpy, float32) instead of block `layers`'s.
+    `pooling`: how frames are pooled over time (`encoder.POOLINGS`)."""
     from ..frontend.encoder import WEIGHTS_SHA256
 
     kind = "clean" if augmentation is None else f"{copy}{augmentation}"
     depth = "" if layers == ENCODER_LAYERS else f"-l{layers}"
     precision = "-float32-lower" if lower else "" if compute_type == "int8" else f"-{compute_type}"
     root = (Path(cache_root or default_cache_dir()).parent / "embeddings"
-            / f"{WEIGHTS_SHA256[:12]}{depth}{precision}-e{EMBEDDING_VERSION}-{kind}")
+            / f"{WEIGHTS_SHA256[:12]}{depth}{precision}{'' if pooling == 'even' else '-' + pooling}"
+              f"-e{EMBEDDING_VERSION}-{kind}")
     return FeatureCache(params, root)
 
 
@@ -50,7 +54,7 @@ def clip_rng(clip_id: str, seed: int) -> np.random.Generator:
 
 def clip_embeddings(clip: Clip, params: FeatureParams, augmentation: int | None, cache: FeatureCache,
                     layers: int = ENCODER_LAYERS, compute_type: str = "int8", lower: bool = False,
-                    copy: str = "augment") -> np.ndarray:
+                    copy: str = "augment", pooling: str = "even") -> np.ndarray:
     from ..frontend.encoder import embed, shared_blocks_encoder, shared_encoder
     from .augment import COPIES
 
@@ -61,16 +65,16 @@ def clip_embeddings(clip: Clip, params: FeatureParams, augmentation: int | None,
         samples = COPIES[copy](samples, params.sample_rate, clip_rng(clip.clip_id, augmentation))
     log_mel = extract(samples, params)[1]
     encoder = shared_blocks_encoder(layers - 1, cut=False) if lower else shared_encoder(compute_type, 1, layers)
-    embeddings = embed(encoder, log_mel)
+    embeddings = embed(encoder, log_mel, pooling=pooling)
     cache.put(clip.path, embeddings)
     return embeddings
 
 
 def _worker(args) -> tuple[np.ndarray | None, str]:
-    clip, params, augmentation, cache_root, layers, compute_type, lower, copy = args
+    clip, params, augmentation, cache_root, layers, compute_type, lower, copy, pooling = args
     try:
-        cache = embedding_cache(params, augmentation, cache_root, layers, compute_type, lower, copy)
-        return clip_embeddings(clip, params, augmentation, cache, layers, compute_type, lower, copy), ""
+        cache = embedding_cache(params, augmentation, cache_root, layers, compute_type, lower, copy, pooling)
+        return clip_embeddings(clip, params, augmentation, cache, layers, compute_type, lower, copy, pooling), ""
     except SerError as error:
         return None, str(error)
 
@@ -87,19 +91,22 @@ def embed_clips(
     lower: bool = False,
     fused: bool = False,
     copy: str = "augment",
+    pooling: str = "even",
 ) -> ClipFeatures:
     """Pooled embeddings (n_windows, 1024) for every clip, from the cache where present; clips that
     cannot be decoded or are silent are skipped with their reason. Each worker runs one
     single-threaded encoder: on 2 cores, two processes beat one process with two threads. `lower`:
     the pooled stem and blocks 1…layers−1 instead, (n_windows, (layers) × 1024), see `embedding_cache`;
     `fused`: those and block `layers`'s side by side, (n_windows, (layers + 1) × 1024), from both caches.
-    `copy`: the kind of copy `augmentation` seeds (`augment.COPIES`)."""
+    `copy`: the kind of copy `augmentation` seeds (`augment.COPIES`); `pooling`: `encoder.POOLINGS`."""
     if fused:
+        if pooling != "even":
+            raise ValueError("the fused blocks are pooled evenly only")
         top = embed_clips(clips, params, augmentation, cache_root, workers, desc, layers, compute_type, copy=copy)
         below = embed_clips(top.clips, params, augmentation, cache_root, workers, f"{desc}, lower blocks", layers,
                             compute_type, lower=True, copy=copy)
         tops = {id(clip): f for clip, f in zip(top.clips, top.features)}
         return ClipFeatures(below.clips, [np.concatenate([f, tops[id(clip)]], axis=1)
                                           for clip, f in zip(below.clips, below.features)], top.skipped + below.skipped)
-    jobs = [(clip, params, augmentation, cache_root, layers, compute_type, lower, copy) for clip in clips]
+    jobs = [(clip, params, augmentation, cache_root, layers, compute_type, lower, copy, pooling) for clip in clips]
     return map_clips(clips, _worker, jobs, workers, desc)

@@ -77,6 +77,10 @@ class TrainParams:
     # encoder_layers), one float32 pass through the first k blocks (encoder.embed_blocks): the lower
     # layers carry more of how something is said (bench/results/lolo_inputs.md).
     fused_blocks: bool = False
+    # Encoder models: how a window's frames are pooled over time (`encoder.POOLINGS`): "even", or
+    # "loudness", each frame weighted by the square root of its loudness (the quiet around acted speech,
+    # which differs by emotion, counts for little).
+    pooling: str = "even"
     # Encoder models (whisper-head): a corpus classifier on the head's hidden layer whose gradient,
     # reversed and scaled by this weight, trains the hidden layer to hide which corpus a clip comes from
     # (model.with_adversary; training only, not saved). 0: off.
@@ -144,6 +148,11 @@ RECIPES["emo-whisper-linear-adapt"] = (WHISPER_FEATURES, dataclasses.replace(REC
 # randomly perturbed copy of every training clip, as emo-whisper had (`-aug`, ser_core.training.augment).
 RECIPES["emo-whisper-f32"] = (WHISPER_FEATURES, dataclasses.replace(
     RECIPES["emo-whisper"][1], encoder_compute_type="float32", augmented_copies=0))
+# Block 3's frames pooled by loudness (`TrainParams.pooling`): on bench/lolo_inputs.py's sample it read
+# languages never heard better and heard speakers two points worse, and clips cut at their speech nearly
+# as well as whole ones (docs/evaluation.md); for the full-data runs that decide (bench/lolo.py, a
+# recording's utterances in bench/segments.py).
+RECIPES["emo-whisper-f32-loud"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1], pooling="loudness"))
 RECIPES["emo-whisper-spaces"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1], label_spaces=True))
 RECIPES["emo-whisper-balanced"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1],
                                                                          balanced_sources=True))
@@ -465,13 +474,13 @@ def _calibrate(out_dir: Path, val: ClipFeatures) -> None:
 
 def model_inputs(parts: dict[str, list[Clip]], params: FeatureParams, cache_root: Path | None = None,
                  encoder_layers: int = ENCODER_LAYERS, compute_type: str = "int8",
-                 fused: bool = False) -> dict[str, ClipFeatures]:
+                 fused: bool = False, pooling: str = "even") -> dict[str, ClipFeatures]:
     """What each split's clips give the trainable part of a model: feature windows for the
     spectrogram CNNs, pooled encoder embeddings for encoder models (with `fused`, the stem's and
-    every block's up to `encoder_layers`, side by side). Cached on disk either way."""
+    every block's up to `encoder_layers`, side by side; pooled as `pooling` says). Cached on disk either way."""
     if params.kind == "whisper":
         return {name: embed_clips(part, params, None, cache_root, desc=f"embeddings ({name})", layers=encoder_layers,
-                                  compute_type=compute_type, fused=fused)
+                                  compute_type=compute_type, fused=fused, pooling=pooling)
                 for name, part in parts.items()}
     return {name: extract_clips(part, params, cache_root, desc=f"features ({name})") for name, part in parts.items()}
 
@@ -482,21 +491,24 @@ def cached_inputs(model, clips: list[Clip], speech_cut: int | None = None) -> Cl
     (`augment.cut_at_speech`, as training's `speech_cut_copies` reads them)."""
     front_end = getattr(model, "front_end", None) or {}
     encoder = {"layers": front_end.get("layers", ENCODER_LAYERS), "compute_type": front_end.get("compute_type", "int8"),
-               "fused": bool(front_end.get("fused_blocks"))}
+               "fused": bool(front_end.get("fused_blocks")), "pooling": front_end.get("pooling_weights", "even")}
     if speech_cut is not None:
         return embed_clips(clips, model.params, speech_cut, desc="embeddings (cut at speech)", copy="speechcut", **encoder)
     return model_inputs({"clips": clips}, model.params, encoder_layers=encoder["layers"],
-                        compute_type=encoder["compute_type"], fused=encoder["fused"])["clips"]
+                        compute_type=encoder["compute_type"], fused=encoder["fused"], pooling=encoder["pooling"])["clips"]
 
 
-def encoder_front_end(layers: int, compute_type: str = "int8", fused: bool = False) -> dict:
-    """What an encoder model's metadata records of its frozen front end (checked when it loads)."""
+def encoder_front_end(layers: int, compute_type: str = "int8", fused: bool = False, pooling: str = "even") -> dict:
+    """What an encoder model's metadata records of its frozen front end (checked when it loads); a
+    pooling other than even is named in "pooling_weights" (`EncoderModel.prepare` reads it)."""
     from ..frontend.encoder import WEIGHTS_SHA256, WEIGHTS_SOURCE, cpu_vendor
 
     return {"encoder": "whisper-base", "source": WEIGHTS_SOURCE, "sha256": WEIGHTS_SHA256, "compute_type": compute_type,
             "layers": layers, "embedding_version": EMBEDDING_VERSION,
             **({"pooling": "mean+std over time of the stem and of each block, side by side", "fused_blocks": True}
-               if fused else {"pooling": "mean+std over time"}),
+               if fused else {"pooling": "mean+std over time"} if pooling == "even" else
+               {"pooling": "mean+std over time, each frame weighted by the square root of its loudness",
+                "pooling_weights": pooling}),
             **({"cpu_vendor": cpu_vendor()} if compute_type == "int8" else {})}  # int8 products depend on it
 
 
@@ -519,13 +531,13 @@ def train(
         sizes = {k: len(v) for k, v in parts.items()}
         raise ManifestError(f"{split_file} leaves a split empty for this data: {sizes}")
     data = model_inputs(parts, params, cache_root, train_params.encoder_layers, train_params.encoder_compute_type,
-                        train_params.fused_blocks)
+                        train_params.fused_blocks, train_params.pooling)
     copies = []
     for kind, count in (("augment", train_params.augmented_copies), ("speechcut", train_params.speech_cut_copies),
                         ("voice", train_params.voice_copies)):
         copies += [embed_clips(parts["train"], params, seed, cache_root, desc=f"{kind} copy {seed}",
                                layers=train_params.encoder_layers, compute_type=train_params.encoder_compute_type,
-                               fused=train_params.fused_blocks, copy=kind)
+                               fused=train_params.fused_blocks, copy=kind, pooling=train_params.pooling)
                    for seed in range(1, count + 1)]
     if train_params.speaker_normalised:
         target = np.concatenate(data["train"].features).mean(axis=0)
@@ -567,7 +579,7 @@ def train(
     if params.kind == "whisper":
         # Pooled embeddings: the head standardises them itself (a Normalization layer fitted here).
         normalizer, front_end = None, encoder_front_end(train_params.encoder_layers, train_params.encoder_compute_type,
-                                                        train_params.fused_blocks)
+                                                        train_params.fused_blocks, train_params.pooling)
         front_end["speaker_normalised"] = train_params.speaker_normalised
         input_shape = x_train.shape[1:]
         model = build(train_params.architecture, input_shape, len(LABELS))
@@ -671,7 +683,8 @@ def train_ensemble(clips: list[Clip], split_file: Path, protocol: str, out_dir: 
     features, params = RECIPES[members[0]]
     if any(RECIPES[m][0] != features or RECIPES[m][1].encoder_layers != params.encoder_layers
            or RECIPES[m][1].encoder_compute_type != params.encoder_compute_type
-           or RECIPES[m][1].fused_blocks != params.fused_blocks for m in members):
+           or RECIPES[m][1].fused_blocks != params.fused_blocks or RECIPES[m][1].pooling != params.pooling
+           for m in members):
         raise ManifestError(f"{name}: its members must share one front end")
     heads = []
     for i, recipe in enumerate(members):
@@ -698,7 +711,7 @@ def train_ensemble(clips: list[Clip], split_file: Path, protocol: str, out_dir: 
     (out_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2))
     parts = assign(clips, split_file, held_out)
     data = model_inputs({"val": parts["val"], "test": parts["test"]}, features, None, params.encoder_layers,
-                        params.encoder_compute_type, params.fused_blocks)
+                        params.encoder_compute_type, params.fused_blocks, params.pooling)
     return finalize(out_dir, data["val"], data["test"], protocol)
 
 

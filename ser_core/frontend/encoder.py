@@ -162,9 +162,10 @@ def pooled_statistics(frames: np.ndarray) -> np.ndarray:
 # How a window's encoder frames are pooled over time: "even", every frame alike (what every shipped
 # model reads), or "loudness", each frame weighted by the square root of its loudness, so that the
 # quiet around the speech counts for little. Acted corpora hold different amounts of quiet before and
-# after different emotions, and an even pooling learns it: on bench/lolo_inputs.py's sample, validation
-# clips cut at their speech read 9.4 points below the whole clips with even pooling, 2.0 with loudness
-# weighting (`energy-sqrt`; docs/evaluation.md).
+# after different emotions, and an even pooling learns it: on bench/lolo_inputs.py's capped sample,
+# validation clips cut at their speech read 9.4 points below the whole clips with even pooling, 2.0 with
+# loudness weighting (`energy-sqrt`); on the full data the loudness-pooled head (emo-whisper-f32-loud) did
+# not beat the even one (docs/evaluation.md), so no shipped model uses it.
 POOLINGS = ("even", "loudness")
 
 

@@ -148,10 +148,10 @@ RECIPES["emo-whisper-linear-adapt"] = (WHISPER_FEATURES, dataclasses.replace(REC
 # randomly perturbed copy of every training clip, as emo-whisper had (`-aug`, ser_core.training.augment).
 RECIPES["emo-whisper-f32"] = (WHISPER_FEATURES, dataclasses.replace(
     RECIPES["emo-whisper"][1], encoder_compute_type="float32", augmented_copies=0))
-# Block 3's frames pooled by loudness (`TrainParams.pooling`): on bench/lolo_inputs.py's sample it read
-# languages never heard better and heard speakers two points worse, and clips cut at their speech nearly
-# as well as whole ones (docs/evaluation.md); for the full-data runs that decide (bench/lolo.py, a
-# recording's utterances in bench/segments.py).
+# Block 3's frames pooled by loudness (`TrainParams.pooling`): on bench/lolo_inputs.py's capped sample it
+# read languages never heard better, heard speakers two points worse and clips cut at their speech nearly
+# as well as whole ones; on the full data (bench/lolo.py, three seeds) level with emo-whisper-f32 on
+# average, lower at the lowest language (docs/evaluation.md). Not kept.
 RECIPES["emo-whisper-f32-loud"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1], pooling="loudness"))
 RECIPES["emo-whisper-spaces"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1], label_spaces=True))
 RECIPES["emo-whisper-balanced"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1],
@@ -238,7 +238,7 @@ ENSEMBLES["emo-whisper-ens-diverse-plus-cut"] = ("emo-whisper-f32", "emo-whisper
 # shipped: 33.0 / 20.6), -plus-cut 31.1 / 15.9: its lowest falls, so it does not read files.
 SEED_REPLICATES = (1, 2, 3, 4)
 for _name in ("emo-whisper-f32", "emo-whisper-balanced", "emo-whisper-spaces", "emo-whisper-f32-cut", "emo-whisper-dann",
-              "emo-whisper-dann-strong", "emo-whisper-sann"):
+              "emo-whisper-dann-strong", "emo-whisper-sann", "emo-whisper-f32-loud"):
     for _seed in SEED_REPLICATES:
         RECIPES[f"{_name}-seed{_seed}"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES[_name][1], seed=_seed))
 for _name in ("emo-whisper-ens-diverse", "emo-whisper-ens-diverse-plus-cut", "emo-whisper-ens-diverse-dann"):

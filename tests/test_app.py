@@ -22,6 +22,7 @@ from conftest import missing, speech, wav_bytes
 from ser_core.serving.inference import load_model
 from ser_core.serving.results import arousal_word, judged, speaker_summaries
 from ser_core.ui import common, upload
+from ser_core.training.corpora import LANGUAGE_NAMES
 from ser_core.ui.metrics import LOLO_FILE, LOLO_READINGS
 
 APP = "../app.py"
@@ -623,6 +624,28 @@ def test_the_shipped_default_model_card(shipped):
 
 
 # --- charts --------------------------------------------------------------------------------------------
+
+
+def test_the_metrics_page_draws_each_leave_one_language_out_reading():
+    """Each reading of the radio draws lolo.json's folds under it: the default's recipe's bars are its
+    folds' numbers, and a recipe measured before a reading existed has no bars under that reading."""
+    def page():
+        from ser_core.ui import metrics
+
+        metrics.lolo_view()
+
+    rows = json.loads(LOLO_FILE.read_text())["rows"]
+    recipe = "emo-whisper-ens-diverse"
+    at = AppTest.from_function(page, default_timeout=TIMEOUT_S).run()
+    for reading, key in LOLO_READINGS.items():
+        at.radio(key="lolo-reading").set_value(reading).run()
+        assert_clean(at)
+        [chart] = charts(at)
+        drawn = {trace["name"]: dict(zip(trace["x"], np.frombuffer(base64.b64decode(trace["y"]["bdata"]), trace["y"]["dtype"])))
+                 for trace in chart["data"]}  # plotly's binary arrays
+        measured = {LANGUAGE_NAMES[language]: 100 * fold[key] for language, fold in rows[recipe]["folds"].items()}
+        assert {k: drawn[recipe][k] for k in measured} == pytest.approx(measured)
+        assert set(drawn) == {name for name, r in rows.items() if all(key in f for f in r["folds"].values())}
 
 
 def test_benchmark_charts_can_be_read():

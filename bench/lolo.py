@@ -116,34 +116,33 @@ def readings(clips, fold_dir: Path, language: str, reference: tuple[Path, float]
     truth, plain, batch, by_speaker, known, known_batch, per_corpus = [], [], [], [], [], [], {}
     cut_truth, cut_plain = [], []
 
-    def top(probabilities, classes):
-        """The top class among `classes`."""
-        return model.labels[int(np.where(np.isin(model.labels, classes), probabilities, -1).argmax())]
+    def top(probabilities: np.ndarray, classes=model.labels) -> list[str]:
+        """Each clip's top class among `classes`, from its probabilities (clips × the model's labels)."""
+        return [model.labels[i] for i in np.where(np.isin(model.labels, classes), probabilities, -1).argmax(axis=1)]
 
-    def read(windows, classes=model.labels):
-        """Each clip's top class among `classes`."""
-        return [top(model.predict_cached(w).mean(axis=0), classes) for w in windows]
+    def read(windows) -> np.ndarray:
+        """Each clip's probabilities, read one clip at a time."""
+        return np.stack([model.predict_cached(w).mean(axis=0) for w in windows])
 
-    def read_against_all(windows, classes=model.labels):
-        """Each clip's top class among `classes`, read against the mean of all of these clips (`predict_against`)."""
+    def read_against_all(windows) -> np.ndarray:
+        """Each clip's probabilities read against the mean of all of these clips (`predict_against`)."""
         profile = profile_from_windows(model, np.concatenate([model.representation(w) for w in windows]), len(windows))
-        return [top(model.predict_against(w, profile).mean(axis=0), classes) for w in windows]
+        return np.stack([model.predict_against(w, profile).mean(axis=0) for w in windows])
 
     for corpus in held_out_corpora(language):
         data = cached_inputs(model, [c for c in clips if c.corpus == corpus])
         if not data.clips:
             continue
-        as_recorded = read(data.features)
-        of_its_classes = read(data.features, corpus_labels(corpus))
-        guesses = read_against_all(data.features)
-        of_its_classes_together = read_against_all(data.features, corpus_labels(corpus))
+        alone, together = read(data.features), read_against_all(data.features)
+        as_recorded, of_its_classes = top(alone), top(alone, corpus_labels(corpus))
+        guesses, of_its_classes_together = top(together), top(together, corpus_labels(corpus))
         per_speaker = list(guesses)
         groups: dict[str, list[int]] = {}
         for i, clip in enumerate(data.clips):
             if clip.speaker != UNKNOWN_SPEAKER:
                 groups.setdefault(clip.speaker, []).append(i)
         for members in groups.values():
-            for i, guess in zip(members, read_against_all([data.features[i] for i in members])):
+            for i, guess in zip(members, top(read_against_all([data.features[i] for i in members]))):
                 per_speaker[i] = guess
         labels = [c.emotion for c in data.clips]
         per_corpus[corpus] = {"one_clip": label_uar(labels, as_recorded), "batch": label_uar(labels, guesses),
@@ -151,7 +150,7 @@ def readings(clips, fold_dir: Path, language: str, reference: tuple[Path, float]
                               "known_classes_batch": label_uar(labels, of_its_classes_together)}
         if cut:
             copies = cached_inputs(model, data.clips, speech_cut=1)  # held-out clips: no fold model trained on them
-            cut_labels, as_cut = [c.emotion for c in copies.clips], read(copies.features)
+            cut_labels, as_cut = [c.emotion for c in copies.clips], top(read(copies.features))
             per_corpus[corpus]["speech_cut"] = label_uar(cut_labels, as_cut)
             cut_truth += cut_labels
             cut_plain += as_cut
@@ -162,7 +161,8 @@ def readings(clips, fold_dir: Path, language: str, reference: tuple[Path, float]
         batch += guesses
         by_speaker += per_speaker
     return {"uar": label_uar(truth, plain), "batch_uar": label_uar(truth, batch), "speaker_uar": label_uar(truth, by_speaker),
-            "known_uar": label_uar(truth, known), "known_batch_uar": label_uar(truth, known_batch), **({"cut_uar": label_uar(cut_truth, cut_plain)} if cut else {}),
+            "known_uar": label_uar(truth, known), "known_batch_uar": label_uar(truth, known_batch),
+            **({"cut_uar": label_uar(cut_truth, cut_plain)} if cut else {}),
             "n_test": len(truth), "per_corpus": per_corpus}
 
 

@@ -180,7 +180,7 @@ def print_reader(features):
 def energy_reader(features, exponent: float = 1.0):
     """Audio → per window: block 3's frames pooled as a loudness-weighted mean and standard deviation
     (float32, 2 × 512), each frame weighted by the power of its two log-mel frames (raised to `exponent`)."""
-    from ser_core.frontend.encoder import BlocksEncoder, content_frames
+    from ser_core.frontend.encoder import BlocksEncoder, content_frames, loudness_weights, weighted_statistics
     from ser_core.frontend.features import extract
 
     encoder = BlocksEncoder(3)  # block 3 through the final LayerNorm: what emo-whisper-f32 reads
@@ -189,12 +189,8 @@ def energy_reader(features, exponent: float = 1.0):
         log_mel = extract(samples, features)[1]
         pooled = []
         for window, length in zip(log_mel, content_frames(log_mel)):
-            frames = encoder.layers(window[None, :, :length], max_layer=3)[3, 0]
-            power = (10.0 ** (4.0 * window[:, :length] - 4.0)).mean(axis=0)  # Whisper's (log10 + 4) / 4 undone
-            weights = (power.reshape(len(frames), 2).mean(axis=1) + 1e-10) ** exponent
-            weights /= weights.sum()
-            mean = weights @ frames
-            pooled.append(np.concatenate([mean, np.sqrt(weights @ (frames - mean) ** 2)]))
+            frames = encoder.layers(window[None, :, :length], max_layer=3)[3]
+            pooled.append(weighted_statistics(frames, loudness_weights(window[None], frames.shape[1], exponent))[0])
         return np.stack(pooled).astype(np.float32)
     return read
 

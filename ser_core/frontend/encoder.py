@@ -169,12 +169,12 @@ def pooled_statistics(frames: np.ndarray) -> np.ndarray:
 POOLINGS = ("even", "loudness")
 
 
-def loudness_weights(log_mel: np.ndarray, n_frames: int) -> np.ndarray:
+def loudness_weights(log_mel: np.ndarray, n_frames: int, exponent: float = 0.5) -> np.ndarray:
     """Whisper log-mel windows (n, 80, 2 × n_frames) → (n, n_frames) weights summing to 1 per window:
-    the square root of each encoder frame's power (its two log-mel frames' mean power over the bands,
-    Whisper's (log10 + 4) / 4 scale undone)."""
+    each encoder frame's power (its two log-mel frames' mean power over the bands, Whisper's
+    (log10 + 4) / 4 scale undone) raised to `exponent`, the square root for the "loudness" pooling."""
     power = (10.0 ** (4.0 * log_mel[:, :, : 2 * n_frames].astype(np.float64) - 4.0)).mean(axis=1)
-    weights = np.sqrt(power.reshape(len(log_mel), n_frames, 2).mean(axis=2) + 1e-10)
+    weights = (power.reshape(len(log_mel), n_frames, 2).mean(axis=2) + 1e-10) ** exponent
     return weights / weights.sum(axis=1, keepdims=True)
 
 

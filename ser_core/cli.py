@@ -256,7 +256,8 @@ def cmd_predict(args) -> int:
     # In this process, every file's analysis at hand: what the speaker options need, and, where one
     # worker would read the files anyway, what --language guesses from instead of decoding them again.
     if args.speakers or args.speaker_adaptation or args.adapt == "recording" or (args.language and workers == 1):
-        return _report_predictions(args, ((file, analysis and analysis.probabilities, warnings, error, analysis)
+        return _report_predictions(args, ((file, analysis and analysis.probabilities, warnings, error,
+                                           analysis.voices if analysis else (), analysis)
                                           for file, analysis, warnings, error in _analyses(args)))
     return _report_predictions(args, predict_files(args.files, resolve_model(args.model), workers, args.backend))
 
@@ -345,19 +346,23 @@ def _emotion_list(text: str) -> tuple[str, ...]:
 
 
 def _report_predictions(args, predictions) -> int:
-    """Print (file, probabilities, warnings, error[, analysis]) results as text, JSON or CSV; errors to
-    stderr. A file's analysis, when given, is what --language guesses from."""
-    from .serving.results import judged
+    """Print (file, probabilities, warnings, error, voices[, analysis]) results as text, JSON or CSV;
+    errors to stderr. A file's analysis, when given, is what --language guesses from. A file in which
+    two or more voices were told apart (`Analysis.voices`) is answered per speaker too: in JSON a
+    `speakers` list, in text each speaker instead of the mean over everyone, which describes no one."""
+    from .serving.results import judged, speaker_rows
 
     labels = None
     results, failures = [], 0
     uncertain_below = _uncertain_below(args.model)
-    for file, probabilities, warnings, error, *analysis in predictions:
+    for file, probabilities, warnings, error, voices, *analysis in predictions:
         if _report(file, warnings, error):
             failures += 1
             continue
         result = {"file": file, **judged(probabilities, args.classes, uncertain_below),
                   **_language(args, file, *analysis)}
+        if voices:
+            result["speakers"] = speaker_rows(voices, args.classes, uncertain_below)
         labels = list(result["probabilities"])
         results.append(result)
     if args.format == "json":
@@ -371,7 +376,11 @@ def _report_predictions(args, predictions) -> int:
                              *(f"{p:.4f}" for p in r["probabilities"].values()), *_language_cells(r)])
     else:
         for r in results:
-            print(f"{r['file']}: {_guess(r)} ({r['confidence']:.0%}){_arousal_text(r)}{_language_text(r)}")
+            reading = (f"{_guess(r)} ({r['confidence']:.0%}){_arousal_text(r)}" if "speakers" not in r else
+                       f"{len(r['speakers'])} speakers: " + "; ".join(
+                           f"{s['speaker']} ({s['share']:.0%} of the speech) {_guess(s)} ({s['confidence']:.0%})"
+                           f"{_arousal_text(s)}" for s in r["speakers"]))
+            print(f"{r['file']}: {reading}{_language_text(r)}")
     return 1 if failures else 0
 
 
@@ -397,7 +406,7 @@ def _predict_ray(args) -> int:
         rows = predict_rows(files, model_dir, backend=args.backend, timeline=args.timeline,
                             actors=args.actors, ship_model=bool(args.address))
         as_results = ((r["path"], None if r["error"] else {label: r[f"p_{label}"] for label in labels},
-                       tuple(r.get("warnings") or ()), r["error"]) for r in rows)
+                       tuple(r.get("warnings") or ()), r["error"], ()) for r in rows)
         if not args.out:
             return _report_predictions(args, as_results)
         failures = 0

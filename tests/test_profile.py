@@ -95,7 +95,7 @@ def test_transductive_batch_adaptation_per_speaker(trained_model, tmp_path):
     outcomes = predict_adapted(model, paths, speakers=["a", "a", "b", "b", "b"])
     assert [o[0] for o in outcomes] == paths and outcomes[-1][1] is None and outcomes[-1][3]
     plain = [model.predict(p) for p in paths[:4]]  # by utterance, as predict_adapted reads
-    for (_, adapted, _, error), unadapted in zip(outcomes[:4], plain):
+    for (_, adapted, _, error, _), unadapted in zip(outcomes[:4], plain):
         assert error is None and abs(sum(adapted.values()) - 1) < 1e-5
         assert adapted != unadapted  # each speaker's files were read relative to that speaker
 
@@ -113,7 +113,7 @@ def test_predict_adapt_batch_reads_every_file_against_all_of_them(trained_model,
     printed = json.loads(capsys.readouterr().out)
     model = load_model(trained_model)
     expected = predict_adapted(model, paths)  # one group: the batch's own mean
-    for path, (_, probabilities, _, _) in zip(paths, expected):
+    for path, (_, probabilities, *_) in zip(paths, expected):
         row = next(r for r in printed if r["file"] == path)
         assert row["probabilities"] == pytest.approx(probabilities, abs=1e-6)
     assert [r["probabilities"] for r in printed] != [model.predict(p) for p in paths]

@@ -147,6 +147,10 @@ def test_speaker_options_are_ser_predicts(client, tmp_path):
         api = client.post(f"/v1/analyze?filename=talk.wav&{query}", content=talk).json()
         assert [row["speaker"] for row in api["segments"]] == [row["speaker"] for row in json.loads(cli.stdout)]
         assert len({row["speaker"] for row in api["segments"]}) == count
+        # the whole file per speaker too, where there is more than one, as `ser predict --json` answers it
+        per_file = json.loads(ser_predict("talk.wav", "--json", *flags, cwd=tmp_path).stdout)[0]
+        assert api.get("speakers") == per_file.get("speakers")
+        assert [s["speaker"] for s in api.get("speakers", [])] == ([] if count == 1 else ["S1", "S2"])
     for count in ("0", "two", "-1"):
         refused = client.post(f"/v1/analyze?speakers={count}", content=talk)
         assert refused.status_code == 422

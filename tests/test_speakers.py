@@ -300,6 +300,20 @@ def test_cli_speaker_options(tmp_path, capsys):
     assert main(["predict", str(talk), "--json", "--speakers", "2", "--model", model]) == 0
     [per_file] = json.loads(capsys.readouterr().out)
     assert set(per_file) >= {"emotion", "confidence", "uncertain"}
+    # Two voices: each one's answer beside the mean over everyone, which describes no one.
+    first, second = per_file["speakers"]
+    assert (first["speaker"], second["speaker"]) == ("S1", "S2")
+    assert first["share"] + second["share"] == pytest.approx(1.0, abs=1e-3)
+    assert first["speech_s"] > 1.5 and second["speech_s"] > 1.5
+    for voice in (first, second):
+        assert voice["emotion"] == max(voice["probabilities"], key=voice["probabilities"].get)
+        assert sum(voice["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert main(["predict", str(talk), "--speakers", "2", "--model", model]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{talk}: 2 speakers: S1 ({first['share']:.0%} of the speech) ")
+    assert f"; S2 ({second['share']:.0%} of the speech) " in line
+    assert main(["predict", str(talk), "--json", "--speakers", "1", "--model", model]) == 0
+    assert "speakers" not in json.loads(capsys.readouterr().out)[0]  # one voice: the file's answer is theirs
 
 
 def test_the_timeline_has_a_lane_per_speaker_and_each_speaker_a_summary():
@@ -319,6 +333,18 @@ def test_the_timeline_has_a_lane_per_speaker_and_each_speaker_a_summary():
     assert first.shares == pytest.approx({"happy": 0.5, "sad": 0.0, UNCERTAIN: 0.5})
     assert first.emotion == "happy" and first.confidence == pytest.approx(0.725) and not first.uncertain
     assert (second.speaker, second.emotion, second.share) == ("S2", "sad", pytest.approx(0.2))
+
+    from ser_core.serving.results import Analysis, speaker_rows
+
+    def analysis(of):
+        return Analysis(None, np.zeros(0), np.zeros((0, 2)), np.zeros(0), labels, 0.5, segments=tuple(of))
+
+    assert analysis(segments).voices == (first, second)
+    assert analysis([s for s in segments if s.speaker == "S1"]).voices == ()  # one voice: the file's answer
+    rows = speaker_rows(analysis(segments).voices, None, 0.5)
+    assert rows[0] == {"speaker": "S1", "speech_s": 4.0, "share": 0.8, "emotion": "happy", "confidence": 0.725,
+                       "uncertain": False, "arousal": rows[0]["arousal"], "probabilities": {"happy": 0.725, "sad": 0.275}}
+    assert speaker_rows(analysis(segments).voices, ("sad",), 0.5)[0]["emotion"] == "sad"
 
 
 def test_without_the_encoder_package_voices_are_not_told_apart(monkeypatch):

@@ -167,6 +167,6 @@ def test_batch_prediction_in_worker_processes_matches_in_process(trained_model, 
     parallel = list(predict_files(paths, trained_model, workers=2))
     assert [r[0] for r in parallel] == [str(p) for p in paths]
     assert parallel[2][1] is None and "not an audio file" in parallel[2][3]
-    for (_, a, _, _), (_, b, _, _) in zip(serial, parallel):
+    for (_, a, *_), (_, b, *_) in zip(serial, parallel):
         if a is not None:
             np.testing.assert_allclose(list(a.values()), list(b.values()), atol=1e-6)

@@ -24,12 +24,14 @@ from ..io.audio import Audio, load_audio
 
 if TYPE_CHECKING:
     from .profile import VoiceProfile
-    from .results import Analysis
+    from .results import Analysis, SpeakerSummary
 
 Row = Any  # what a batch function returns per item: a dict, `predict_files`' `Result`, …
 BatchFn = Callable[[list], list[Row]]  # a batch of items → one row per item
 ErrorRow = Callable[[Any, str], Row]  # (item, message) → its row
-Result = tuple[str, "dict[str, float] | None", "tuple[str, ...]", "str | None"]
+# (path, probabilities, input warnings, error message, each speaker's summary where two or more
+# voices were told apart: `Analysis.voices`)
+Result = tuple[str, "dict[str, float] | None", "tuple[str, ...]", "str | None", "tuple[SpeakerSummary, ...]"]
 Analyzed = tuple["Analysis | None", "str | None"]
 
 FILES_PER_BATCH = 16  # files per worker task or Ray actor call
@@ -151,21 +153,21 @@ class _Predictor:
 
 
 def _predict_chunk(model, paths: list[str]) -> list[Result]:
-    """(path, probabilities, input warnings, error message) per path."""
-    return [(path, None, (), error) if analysis is None
-            else (path, analysis.probabilities, analysis.audio.warnings, None)
+    """(path, probabilities, input warnings, error message, voices) per path."""
+    return [(path, None, (), error, ()) if analysis is None
+            else (path, analysis.probabilities, analysis.audio.warnings, None, analysis.voices)
             for path, (analysis, error) in zip(paths, analyze_chunk(model, paths))]
 
 
 def _error_result(path: str, message: str) -> Result:
-    return path, None, (), message
+    return path, None, (), message, ()
 
 
 def predict_files(
     paths: Iterable[str | Path], model_dir: str | Path, workers: int | None = None, backend: str = "auto"
 ) -> Iterator[Result]:
-    """(path, probabilities, input warnings, error message) per path, in order, on `workers`
-    processes (default: one per core)."""
+    """(path, probabilities, input warnings, error message, voices) per path (`Result`), in order, on
+    `workers` processes (default: one per core)."""
     from .inference import METADATA_FILE, MODEL_FILE
 
     if not (Path(model_dir) / METADATA_FILE).is_file() or not (Path(model_dir) / MODEL_FILE).is_file():
@@ -184,7 +186,7 @@ def _restore(saved: dict[str, str | None]) -> None:
 
 def predict_adapted(model, paths: Sequence[str], speakers: Sequence[str] | None = None,
                     profile: "VoiceProfile | None" = None):
-    """(path, probabilities, warnings, error) per path, like `predict_files` (by utterance), each
+    """(path, probabilities, warnings, error, voices) per path, like `predict_files` (by utterance), each
     file read against a reference: with `profile`, that one profile for every file; with `speakers`
     (one id per path), `mean_profile` of that speaker's files; else `batch_profile` of all the files
     (transductive: no labels; speech found in fewer than two is a `ProfileError`). The files are read as the
@@ -212,7 +214,7 @@ def predict_adapted(model, paths: Sequence[str], speakers: Sequence[str] | None 
                 except ProfileError:
                     reference = None  # none of the speaker's files is readable: each one's error says why
             for i, (analysis, error) in zip(members, analyze_chunk(model, files, profile=reference)):
-                results[i] = ((paths[i], None, (), error) if analysis is None
-                              else (paths[i], analysis.probabilities, analysis.audio.warnings, None))
+                results[i] = ((paths[i], None, (), error, ()) if analysis is None
+                              else (paths[i], analysis.probabilities, analysis.audio.warnings, None, analysis.voices))
             progress.update(len(members))
     return results

@@ -35,7 +35,7 @@ from ..errors import AudioTooLargeError, AudioTooLongError, ConfigError, ModelEr
 from ..frontend.language import MIN_SPEECH_S, SURE_ABOVE, guess_analysis, heard_codes
 from ..io.audio import AudioLimits
 from .pool import AnalysisPool, PoolFull
-from .results import judged, over_classes, segment_rows
+from .results import judged, over_classes, segment_rows, speaker_rows
 from .segments import DEFAULT_SPEAKERS, SpeakerOptions, speaker_count
 from .threads import process_cores
 
@@ -244,6 +244,8 @@ def analysis_json(name: str, model, analysis, segments: bool, classes: tuple[str
     out = {"file": name, "model": model_name, **judged(analysis.probabilities, classes, analysis.uncertain_below),
            "duration_s": round(analysis.audio.duration_s, 3), "warnings": list(analysis.audio.warnings),
            "adaptation": analysis.adaptation}
+    if analysis.voices:  # two or more voices told apart: each speaker's answer, as `ser predict --json`
+        out["speakers"] = speaker_rows(analysis.voices, classes, analysis.uncertain_below)
     if segments:
         out["segments"] = segment_rows(name, analysis, classes)
     if language:
@@ -730,6 +732,14 @@ OPENAPI = {
                 "warnings": {"type": "array", "items": {"type": "string"}},
                 "adaptation": {"type": "string", "description": "what the reading was adapted to, in a sentence "
                                                                 "(empty when it was not)"},
+                "speakers": {"type": "array", "description": "only where two or more voices were told apart: each "
+                                                             "speaker's answer (the mean over everyone describes no one)",
+                             "items": {"type": "object", "properties": {
+                                 "speaker": {"type": "string"}, "speech_s": {"type": "number"},
+                                 "share": {"type": "number", "description": "of the speaking time"},
+                                 "emotion": {"type": "string"}, "confidence": {"type": "number"},
+                                 "uncertain": {"type": "boolean"}, "arousal": _AROUSAL,
+                                 "probabilities": _PROBABILITIES}}},
                 "segments": {"type": "array", "items": {"$ref": "#/components/schemas/Segment"}},
                 "language": {"type": "object", "description": "with language=true: what language the speech sounds "
                                                               "like (Whisper's code and name, its probability), whether "

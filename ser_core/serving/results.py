@@ -200,6 +200,15 @@ class Analysis(TopEmotion):
     def is_uncertain(self) -> bool:
         return self.confidence < self.uncertain_below
 
+    @property
+    def voices(self) -> tuple[SpeakerSummary, ...]:
+        """Each speaker's summary (`speaker_summaries`) where two or more voices were told apart, else
+        none: the mean over everyone in a conversation describes no one, so `ser predict` and the API
+        answer per speaker beside it, as the app does."""
+        if not self.segments or len({s.speaker for s in self.segments}) < 2:
+            return ()
+        return tuple(speaker_summaries(self.segments, self.labels, self.uncertain_below))
+
     def over_classes(self, classes: Sequence[str] | None) -> Analysis:
         """This analysis read over `classes` only, the emotions an application's recordings can hold
         (all the model's when None or all of them), as `ser predict --classes` and the API's `classes`
@@ -226,6 +235,14 @@ class Analysis(TopEmotion):
             segments = tuple(segments)
         every = None if self.segments == () else self.probabilities  # no speech: nothing to keep
         return replace(self, labels=keep, window_probabilities=windows, segments=segments, all_probabilities=every)
+
+
+def speaker_rows(voices: Sequence[SpeakerSummary], classes: tuple[str, ...] | None, uncertain_below: float
+                 ) -> list[dict]:
+    """What `ser predict --json` and the API answer per speaker (`Analysis.voices`): speech in s, share
+    of the speaking time, and their duration-weighted reading judged as a file's is (`judged`)."""
+    return [{"speaker": v.speaker, "speech_s": round(v.speech_s, 3), "share": round(v.share, 4),
+             **judged(v.probabilities, classes, uncertain_below)} for v in voices]
 
 
 def segment_rows(file: str, analysis, classes: tuple[str, ...] | None = None) -> list[dict]:

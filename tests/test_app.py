@@ -795,7 +795,7 @@ def test_uploads_read_together_among_kept_emotions_are_ser_predict_adapt_batch_c
         (tmp_path / name).write_bytes(data)
         paths.append(str(tmp_path / name))
     summary = at.dataframe[0].value
-    for row, (_, probabilities, _, error) in zip(summary.itertuples(), predict_adapted(model, paths), strict=True):
+    for row, (_, probabilities, _, error, _) in zip(summary.itertuples(), predict_adapted(model, paths), strict=True):
         assert error is None
         expected = judged(probabilities, kept, model.uncertain_below)
         assert row.emotion == expected["emotion"]

@@ -72,12 +72,14 @@ ROOT = Path(__file__).resolve().parent.parent
 OLD_CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")  # the speaker protocol's validation reading
 BASE_RECIPE = "emo-whisper-f32"
 VARIANTS = ("f32", "gemaps", "blocks", "wsum", "b6", "b35", "deep", "std", "voice", "wd", "drop", "drop7", "print",
-            "ep4", "ep8", "energy", "energy-sqrt", "both")
+            "ep4", "ep8", "energy", "energy-sqrt", "both", "dann", "cdann")
 # What a variant changes in the base recipe's training, beside its inputs
 VARIANT_PARAMS = {"wsum": {"architecture": "whisper-wsum"}, "voice": {"voice_copies": 1}, "wd": {"weight_decay": 1e-2},
                   "drop": {"architecture": architectures.WHISPER_HEAD_DROPOUT},
                   "drop7": {"architecture": "whisper-head-drop7"},
-                  "ep4": {"epochs": 4, "patience": 4}, "ep8": {"epochs": 8, "patience": 8}}
+                  "ep4": {"epochs": 4, "patience": 4}, "ep8": {"epochs": 8, "patience": 8},
+                  "dann": {"corpus_adversarial": 0.3},
+                  "cdann": {"corpus_adversarial": 0.3, "adversary_conditional": True}}
 # The variants that read each extra table; for a weighted pooling, the table each reads
 LOWER, UPPER, PRINTS = ("gemaps", "blocks", "wsum"), ("b6", "b35", "deep"), ("print",)
 WEIGHTED = {"energy": "energy", "both": "energy", "energy-sqrt": "energy-sqrt"}
@@ -251,7 +253,7 @@ def head_inputs(variant: str, block3: np.ndarray, lower: tuple[np.ndarray, np.nd
         return energy
     if variant == "both":
         return np.concatenate([block3, energy], axis=1)
-    if variant in ("f32", "voice", "wd", "drop", "drop7", "ep4", "ep8"):
+    if variant in ("f32", "voice", "wd", "drop", "drop7", "ep4", "ep8", "dann", "cdann"):
         return block3
     if variant == "std":
         return block3[:, block3.shape[1] // 2:]  # pooled as mean, then standard deviation

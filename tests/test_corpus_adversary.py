@@ -93,3 +93,20 @@ def test_a_speaker_adversary_groups_clips_by_speaker_and_skips_unknown_ones(tiny
     out = train_tiny(tiny_dataset, tmp_path / "sann", "emo-whisper-sann", epochs=2)
     assert json.loads((out / METADATA_FILE).read_text())["train_params"]["speaker_adversarial"] == 0.3
     assert list(load_model(out).labels) == list(LABELS)
+
+
+def test_a_conditional_adversary_reads_the_hidden_layer_by_emotion():
+    """`conditional` (CDAN): the corpus classifier reads each hidden unit once per emotion, weighted by the
+    head's own softmax; the head's output is unchanged, and the reversal still turns the gradient."""
+    import tensorflow as tf
+
+    head = build("whisper-head", (6,), len(LABELS))
+    trained = with_adversary(head, groups=3, weight=0.3, conditional=True)
+    x = tf.constant(np.random.default_rng(1).normal(size=(5, 6)), tf.float32)
+    np.testing.assert_allclose(trained(x, training=False)[:, :len(LABELS)], head(x, training=False), atol=1e-6)
+    hidden_units = head.get_layer("hidden").units
+    product = trained.get_layer("hidden_by_emotion")
+    assert product.output.shape[-1] == hidden_units * len(LABELS)
+    probe = tf.keras.Model(head.input, [head.get_layer("hidden").output, head.output, product.output])
+    h, p, m = (np.asarray(v) for v in probe(x, training=False))
+    np.testing.assert_allclose(m, (h[:, :, None] * p[:, None, :]).reshape(5, -1), atol=1e-6)

@@ -156,14 +156,17 @@ def build_whisper_linear(input_shape: tuple[int, ...], n_classes: int, l2: float
     return keras.Model(inputs, outputs, name="whisper_linear")
 
 
-def with_adversary(head, groups: int, weight: float, hidden: int = 128, of: str = "corpus"):
+def with_adversary(head, groups: int, weight: float, hidden: int = 128, of: str = "corpus", conditional: bool = False):
     """A training-only view of `head` (a whisper-head): beside its emotion softmax, a softmax over the
     `groups` its clips come from (`of`: their corpora, or their speakers), read from its hidden layer
     through a gradient reversal (Ganin et al., "Domain-adversarial training of neural networks", JMLR
     2016). The classifier learns to tell the groups apart; the reversed gradient, scaled by `weight`,
     teaches the hidden layer to make that hard, so the emotion is read from what the groups share. One
     output, the two softmaxes side by side (`train.adversarial_loss` reads them); `head` itself,
-    emotion only, is what is saved."""
+    emotion only, is what is saved. `conditional`: the classifier reads the hidden layer multiplied by
+    the head's emotion softmax (each hidden unit once per emotion: Long et al., "Conditional adversarial
+    domain adaptation", NeurIPS 2018), so what is hidden is the group within each emotion, not the groups'
+    different mixes of emotions."""
     import keras
     from keras import layers, ops
 
@@ -173,7 +176,13 @@ def with_adversary(head, groups: int, weight: float, hidden: int = 128, of: str 
         def call(self, x):
             return ops.stop_gradient((1.0 + weight) * x) - weight * x
 
-    x = GradientReversal(name="gradient_reversal")(head.get_layer("hidden").output)
+    x = head.get_layer("hidden").output
+    if conditional:
+        emotion = head.output
+        x = layers.Lambda(lambda pair: ops.reshape(pair[0][:, :, None] * ops.stop_gradient(pair[1])[:, None, :],
+                                                   (-1, pair[0].shape[-1] * pair[1].shape[-1])),
+                          name="hidden_by_emotion")([x, emotion])
+    x = GradientReversal(name="gradient_reversal")(x)
     x = layers.Dense(hidden, activation="relu", name=f"{of}_hidden")(x)
     group = layers.Dense(groups, activation="softmax", name=of)(x)
     return keras.Model(head.input, layers.Concatenate(name=f"emotion_and_{of}")([head.output, group]),

@@ -88,6 +88,8 @@ class TrainParams:
     # The same adversary telling the training speakers apart instead of the corpora (a clip of an
     # unknown speaker teaches it nothing): the emotion read from what voices share. 0: off.
     speaker_adversarial: float = 0.0
+    # The adversary reads the hidden layer multiplied by the emotion softmax (conditional, model.with_adversary).
+    adversary_conditional: bool = False
 
 
 def recorded_train_params(metadata: dict) -> dict:
@@ -598,7 +600,8 @@ def train(
     if adversary is not None:
         from .model import with_adversary
 
-        trained = with_adversary(model, groups_train.shape[1], adversary[1], of=adversary[0])
+        trained = with_adversary(model, groups_train.shape[1], adversary[1], of=adversary[0],
+                                 conditional=train_params.adversary_conditional)
         loss = adversarial_loss(emotion_loss)
         metrics = [keras.metrics.MeanMetricWrapper(emotion_part(set_accuracy), name="accuracy"),
                    keras.metrics.MeanMetricWrapper(emotion_part(emotion_loss), name="emotion_loss")]

@@ -166,7 +166,8 @@ def with_adversary(head, groups: int, weight: float, hidden: int = 128, of: str 
     emotion only, is what is saved. `conditional`: the classifier reads the hidden layer multiplied by
     the head's emotion softmax (each hidden unit once per emotion: Long et al., "Conditional adversarial
     domain adaptation", NeurIPS 2018), so what is hidden is the group within each emotion, not the groups'
-    different mixes of emotions."""
+    different mixes of emotions. The softmax only weighs: the reversed gradient reaches the hidden layer
+    alone (reaching the softmax too, it collapsed heard speakers' validation: docs/evaluation.md)."""
     import keras
     from keras import layers, ops
 
@@ -178,10 +179,9 @@ def with_adversary(head, groups: int, weight: float, hidden: int = 128, of: str 
 
     x = head.get_layer("hidden").output
     if conditional:
-        emotion = head.output
         x = layers.Lambda(lambda pair: ops.reshape(pair[0][:, :, None] * ops.stop_gradient(pair[1])[:, None, :],
                                                    (-1, pair[0].shape[-1] * pair[1].shape[-1])),
-                          name="hidden_by_emotion")([x, emotion])
+                          name="hidden_by_emotion")([x, head.output])
     x = GradientReversal(name="gradient_reversal")(x)
     x = layers.Dense(hidden, activation="relu", name=f"{of}_hidden")(x)
     group = layers.Dense(groups, activation="softmax", name=of)(x)

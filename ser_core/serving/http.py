@@ -244,8 +244,8 @@ def analysis_json(name: str, model, analysis, segments: bool, classes: tuple[str
     out = {"file": name, "model": model_name, **judged(analysis.probabilities, classes, analysis.uncertain_below),
            "duration_s": round(analysis.audio.duration_s, 3), "warnings": list(analysis.audio.warnings),
            "adaptation": analysis.adaptation}
-    if analysis.voices:  # two or more voices told apart: each speaker's answer, as `ser predict --json`
-        out["speakers"] = speaker_rows(analysis.voices, classes, analysis.uncertain_below)
+    if voices := analysis.voices:  # two or more voices told apart: each speaker's answer, as `ser predict --json`
+        out["speakers"] = speaker_rows(voices, classes, analysis.uncertain_below)
     if segments:
         out["segments"] = segment_rows(name, analysis, classes)
     if language:

@@ -182,16 +182,15 @@ def _analyses(args):
     from .io.audio import load_audio
     from .serving.inference import load_model_quietly, native_stderr_silenced
     from .serving.profile import VoiceProfile, batch_profile
-    from .serving.segments import SpeakerOptions
 
     if args.speaker_column:
         from .errors import ConfigError
 
         raise ConfigError("--speaker-column goes without --segments, --speakers and --speaker-adaptation")
     model = load_model_quietly(str(resolve_model(args.model)), args.backend)
-    speakers = SpeakerOptions(count=args.speakers, adapt=args.speaker_adaptation, recording=args.adapt == "recording")
     profile = (VoiceProfile.from_json(Path(args.profile).read_bytes()) if args.profile
                else batch_profile(model, args.files) if args.adapt == "batch" else None)
+    speakers = _speaker_options(args)
     for file in args.files:
         try:
             with native_stderr_silenced():  # decoders (libmpg123) print their own complaints to fd 2
@@ -203,6 +202,13 @@ def _analyses(args):
         # the input's and the analysis's own warnings, and why a reading asked for was not adapted
         refused = (analysis.adaptation,) if analysis.adaptation_refused else ()
         yield file, analysis, (*analysis.audio.warnings, *refused), None
+
+
+def _speaker_options(args):
+    """How each file's voices are found and used: --speakers, --speaker-adaptation, --adapt recording."""
+    from .serving.segments import SpeakerOptions
+
+    return SpeakerOptions(count=args.speakers, adapt=args.speaker_adaptation, recording=args.adapt == "recording")
 
 
 def cmd_predict_segments(args) -> int:
@@ -237,10 +243,13 @@ def cmd_predict_segments(args) -> int:
 
 def cmd_predict(args) -> int:
     if args.engine == "ray":
-        if args.classes or args.language:
+        local_only = [option for option, given in (("--classes", args.classes), ("--language", args.language),
+                                                   ("--segments", args.segments), ("--adapt batch", args.adapt == "batch"),
+                                                   ("--speaker-column", args.speaker_column)) if given]
+        if local_only:
             from .errors import ConfigError
 
-            raise ConfigError(f"{'--classes' if args.classes else '--language'} goes with the local engine")
+            raise ConfigError(f"{local_only[0]} goes with the local engine")
         return _predict_ray(args)
     if args.out or args.timeline or args.address or args.actors:
         from .errors import ConfigError
@@ -260,6 +269,13 @@ def cmd_predict(args) -> int:
                                            analysis.voices if analysis else (), analysis)
                                           for file, analysis, warnings, error in _analyses(args)))
     return _report_predictions(args, predict_files(args.files, resolve_model(args.model), workers, args.backend))
+
+
+def _speakers_cell(result: dict) -> str:
+    """--csv's `speakers` column: where two or more voices were told apart, JSON of each speaker's
+    reading without their probabilities (--json has them); else empty."""
+    return json.dumps([{k: v for k, v in s.items() if k != "probabilities"} for s in result["speakers"]]
+                      ) if "speakers" in result else ""
 
 
 def _uncertain_below(model: str) -> float:
@@ -349,7 +365,8 @@ def _report_predictions(args, predictions) -> int:
     """Print (file, probabilities, warnings, error, voices[, analysis]) results as text, JSON or CSV;
     errors to stderr. A file's analysis, when given, is what --language guesses from. A file in which
     two or more voices were told apart (`Analysis.voices`) is answered per speaker too: in JSON a
-    `speakers` list, in text each speaker instead of the mean over everyone, which describes no one."""
+    `speakers` list, in CSV a `speakers` column, in text each speaker instead of the mean over
+    everyone, which describes no one."""
     from .serving.results import judged, speaker_rows
 
     labels = None
@@ -369,11 +386,12 @@ def _report_predictions(args, predictions) -> int:
         print(json.dumps(results, indent=2))
     elif args.format == "csv":
         writer = csv.writer(sys.stdout)
-        writer.writerow(["file", "emotion", "confidence", "uncertain", "arousal", *(labels or []),
+        writer.writerow(["file", "emotion", "confidence", "uncertain", "arousal", *(labels or []), "speakers",
                          *LANGUAGE_COLUMNS * args.language])
         for r in results:
             writer.writerow([r["file"], r["emotion"], f"{r['confidence']:.4f}", r["uncertain"], _arousal_cell(r),
-                             *(f"{p:.4f}" for p in r["probabilities"].values()), *_language_cells(r)])
+                             *(f"{p:.4f}" for p in r["probabilities"].values()), _speakers_cell(r),
+                             *_language_cells(r)])
     else:
         for r in results:
             reading = (f"{_guess(r)} ({r['confidence']:.0%}){_arousal_text(r)}" if "speakers" not in r else
@@ -390,8 +408,9 @@ def _predict_ray(args) -> int:
     """Files, folders, manifests or lists in (local or URIs); a Parquet/CSV table with --out, else
     the same printout as the local engine."""
     from .distributed.inputs import list_inputs
-    from .distributed.outputs import prediction_schema, write_rows
+    from .distributed.outputs import prediction_schema, speakers_from_records, write_rows
     from .distributed.ray import check_ray, model_summary, predict_rows, ray_session
+    from .serving.profile import VoiceProfile
 
     from .errors import ManifestError
 
@@ -403,10 +422,12 @@ def _predict_ray(args) -> int:
     summary = model_summary(model_dir, args.backend)  # a bad model directory fails before Ray starts
     labels = json.loads(summary["labels"])
     with ray_session(args.address):
-        rows = predict_rows(files, model_dir, backend=args.backend, timeline=args.timeline,
-                            actors=args.actors, ship_model=bool(args.address))
+        profile = VoiceProfile.from_json(Path(args.profile).read_bytes()) if args.profile else None
+        rows = predict_rows(files, model_dir, backend=args.backend, timeline=args.timeline, actors=args.actors,
+                            ship_model=bool(args.address), profile=profile, speakers=_speaker_options(args))
         as_results = ((r["path"], None if r["error"] else {label: r[f"p_{label}"] for label in labels},
-                       tuple(r.get("warnings") or ()), r["error"], ()) for r in rows)
+                       tuple(r.get("warnings") or ()), r["error"], speakers_from_records(r["speakers"], labels))
+                      for r in rows)
         if not args.out:
             return _report_predictions(args, as_results)
         failures = 0

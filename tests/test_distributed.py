@@ -248,3 +248,59 @@ def test_actors_that_cannot_start_fail_the_job_with_one_message(ray_local):
 
     with pytest.raises(ModelError, match="keep failing"):
         list(map_files([f"f{i}" for i in range(8)], Broken(), batch_size=2, actors=1, max_restarts=0))
+
+
+def test_ray_engine_answers_each_speaker_and_takes_the_speaker_options(ray_local, tmp_path, capsys):
+    """A file of two voices: with --speakers 2 the Ray engine reads it as the local engine does (the
+    option reaches every actor) and answers per speaker, in its printout and in the table's `speakers`
+    column; one voice leaves the column empty. Options only the local engine has are refused."""
+    import csv
+    import json
+
+    from ser_core.cli import main
+
+    pause = np.zeros(16000, np.float32)
+    talk = tmp_path / "talk.wav"
+    talk.write_bytes(wav_bytes(np.concatenate([pause, speech(2.0, f0=100, seed=1), pause,
+                                               speech(2.0, f0=240, seed=2), pause]), 16000))
+    model = ["--model", str(MODEL)]
+    assert main(["predict", str(talk), "--speakers", "2", "--json", *model]) == 0
+    local = capsys.readouterr().out
+    assert main(["predict", str(talk), "--speakers", "2", "--json", "--engine", "ray", *model]) == 0
+    assert capsys.readouterr().out == local
+    [per_file] = json.loads(local)
+    assert [s["speaker"] for s in per_file["speakers"]] == ["S1", "S2"]
+    for option in (["--csv"], []):  # the CSV column and the text line too
+        assert main(["predict", str(talk), "--speakers", "2", *option, *model]) == 0
+        local = capsys.readouterr().out
+        assert main(["predict", str(talk), "--speakers", "2", *option, "--engine", "ray", *model]) == 0
+        assert capsys.readouterr().out == local
+
+    assert main(["predict", str(talk), "--speakers", "2", "--engine", "ray", "--out", str(tmp_path / "t.parquet"),
+                 *model]) == 0
+    import pyarrow.parquet as pq
+
+    [voices] = pq.read_table(tmp_path / "t.parquet").column("speakers").to_pylist()
+    labels = json_labels()
+    for voice, printed in zip(voices, per_file["speakers"]):
+        assert (voice["speaker"], voice["emotion"], voice["uncertain"]) == (printed["speaker"], printed["emotion"],
+                                                                         printed["uncertain"])
+        assert voice["share"] == pytest.approx(printed["share"], abs=1e-4)
+        assert dict(zip(labels, voice["probabilities"])) == pytest.approx(printed["probabilities"], abs=1e-6)
+    assert main(["predict", str(talk), "--speakers", "1", "--engine", "ray", "--out", str(tmp_path / "t.csv"),
+                 *model]) == 0
+    with open(tmp_path / "t.csv") as f:
+        [row] = list(csv.DictReader(f))
+    assert json.loads(row["speakers"]) == [] and row["emotion"]
+    capsys.readouterr()
+
+    # --adapt recording reaches the actors too: a file too short to be read against itself says so
+    assert main(["predict", str(talk), "--adapt", "recording", *model]) == 0
+    local = capsys.readouterr()
+    assert "warning: Not adapted to the recording" in local.err
+    assert main(["predict", str(talk), "--adapt", "recording", "--engine", "ray", *model]) == 0
+    assert capsys.readouterr() == local
+
+    for name, option in (("--segments", []), ("--adapt batch", []), ("--classes", ["angry,sad"])):
+        assert main(["predict", str(talk), *name.split(), *option, "--engine", "ray", *model]) == 2
+        assert capsys.readouterr().err == f"ser: {name} goes with the local engine\n"

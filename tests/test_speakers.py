@@ -4,6 +4,8 @@ voice in the recording."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import pickle
 import re
@@ -312,8 +314,14 @@ def test_cli_speaker_options(tmp_path, capsys):
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{talk}: 2 speakers: S1 ({first['share']:.0%} of the speech) ")
     assert f"; S2 ({second['share']:.0%} of the speech) " in line
+    assert main(["predict", str(talk), "--csv", "--speakers", "2", "--model", model]) == 0
+    [row] = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert json.loads(row["speakers"]) == [{k: v for k, v in s.items() if k != "probabilities"}
+                                           for s in (first, second)]
     assert main(["predict", str(talk), "--json", "--speakers", "1", "--model", model]) == 0
     assert "speakers" not in json.loads(capsys.readouterr().out)[0]  # one voice: the file's answer is theirs
+    assert main(["predict", str(talk), "--csv", "--speakers", "1", "--model", model]) == 0
+    assert list(csv.DictReader(io.StringIO(capsys.readouterr().out)))[0]["speakers"] == ""
 
 
 def test_the_timeline_has_a_lane_per_speaker_and_each_speaker_a_summary():

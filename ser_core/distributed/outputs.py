@@ -12,26 +12,53 @@ from typing import TYPE_CHECKING, Iterable, Iterator, Sequence
 from .inputs import is_uri, open_filesystem
 
 if TYPE_CHECKING:
-    from ..serving.results import Analysis
+    from ..serving.results import Analysis, SpeakerSummary
 
 
 def prediction_row(path: str, analysis: "Analysis | None", error: str | None, labels: Sequence[str],
                    timeline: bool = False) -> dict:
-    """One output row (see `prediction_schema`): probabilities, top emotion, uncertain flag, arousal."""
+    """One output row (see `prediction_schema`): probabilities, top emotion, uncertain flag, arousal,
+    and each speaker's reading where two or more voices were told apart."""
     row: dict = {"path": path, "emotion": None, "confidence": None, "uncertain": None, "arousal": None,
-                **{f"p_{label}": None for label in labels}, "duration_s": None, "n_windows": None,
+                **{f"p_{label}": None for label in labels}, "speakers": [], "duration_s": None, "n_windows": None,
                 "warnings": [], "error": error}
     if timeline:
         row["window_start_s"] = row["window_probabilities"] = None
     if analysis is not None:
+        # as `ser predict` reports them: the input's warnings, and why a reading asked for was not adapted
+        refused = [analysis.adaptation] if analysis.adaptation_refused else []
         row.update(emotion=analysis.emotion, confidence=analysis.confidence, uncertain=analysis.is_uncertain,
                    arousal=analysis.arousal, duration_s=analysis.audio.duration_s, n_windows=len(analysis.window_times_s),
-                   warnings=list(analysis.audio.warnings), error=None)
+                   warnings=[*analysis.audio.warnings, *refused], error=None, speakers=speaker_records(analysis))
         row.update({f"p_{label}": p for label, p in analysis.probabilities.items()})
         if timeline:
             row["window_start_s"] = [float(t) for t in analysis.window_times_s]
             row["window_probabilities"] = analysis.window_probabilities.tolist()
     return row
+
+
+def speaker_records(analysis: "Analysis") -> list[dict]:
+    """The `speakers` column: per speaker (`Analysis.voices`), unrounded, probabilities in label order."""
+    return [{"speaker": v.speaker, "speech_s": v.speech_s, "share": v.share, "emotion": v.emotion,
+             "confidence": v.confidence, "uncertain": v.uncertain, "arousal": v.arousal,
+             "probabilities": [v.probabilities[label] for label in analysis.labels]} for v in analysis.voices]
+
+
+def speakers_from_records(records: Sequence[dict], labels: Sequence[str]) -> tuple["SpeakerSummary", ...]:
+    """`speaker_records` back into what `ser predict` prints from (`results.speaker_rows` reads each
+    speaker's name, speech, share and probabilities; their speaking time by emotion is not in the table)."""
+    from ..serving.results import SpeakerSummary
+
+    return tuple(SpeakerSummary(r["speaker"], r["speech_s"], r["share"], dict(zip(labels, r["probabilities"])),
+                                {}, r["uncertain"]) for r in records)
+
+
+def _speaker_type():
+    import pyarrow as pa
+
+    return pa.struct([("speaker", pa.string()), ("speech_s", pa.float64()), ("share", pa.float64()),
+                      ("emotion", pa.string()), ("confidence", pa.float64()), ("uncertain", pa.bool_()),
+                      ("arousal", pa.float64()), ("probabilities", pa.list_(pa.float64()))])
 
 
 def prediction_schema(labels: Sequence[str], timeline: bool = False, metadata: dict | None = None):
@@ -45,6 +72,7 @@ def prediction_schema(labels: Sequence[str], timeline: bool = False, metadata: d
     | uncertain | bool | confidence below the model's `uncertain_below` (fitted on validation) |
     | arousal | double | how aroused the voice sounds, 0 low to 1 high (`serving.results.arousal`); null without either level |
     | p_LABEL | double | one column per label, in the model's order: mean over windows |
+    | speakers | list<struct> | where two or more voices were told apart, one per speaker ("S1", … by first appearance): speaker, speech_s, share of the speaking time, emotion, confidence, uncertain, arousal, probabilities (label order); else empty |
     | duration_s | double | decoded duration |
     | n_windows | int32 | analysis windows covering the audio |
     | warnings | list<string> | input warnings (clipping, telephone band, …) |
@@ -58,8 +86,8 @@ def prediction_schema(labels: Sequence[str], timeline: bool = False, metadata: d
 
     fields = [("path", pa.string()), ("emotion", pa.string()), ("confidence", pa.float64()),
               ("uncertain", pa.bool_()), ("arousal", pa.float64()), *((f"p_{label}", pa.float64()) for label in labels),
-              ("duration_s", pa.float64()), ("n_windows", pa.int32()), ("warnings", pa.list_(pa.string())),
-              ("error", pa.string())]
+              ("speakers", pa.list_(_speaker_type())), ("duration_s", pa.float64()), ("n_windows", pa.int32()),
+              ("warnings", pa.list_(pa.string())), ("error", pa.string())]
     if timeline:
         fields += [("window_start_s", pa.list_(pa.float64())), ("window_probabilities", pa.list_(pa.list_(pa.float64())))]
     return pa.schema(fields, metadata={f"ser.{k}": str(v) for k, v in (metadata or {}).items()})

@@ -12,12 +12,16 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 from ..serving.batch import FILES_PER_BATCH, Row, analyze_chunk
 from .engine import MapStats, map_files
 from .inputs import is_uri, load_source
 from .outputs import prediction_row
+
+if TYPE_CHECKING:
+    from ..serving.profile import VoiceProfile
+    from ..serving.segments import SpeakerOptions
 
 
 @contextlib.contextmanager
@@ -72,12 +76,16 @@ def _model_files(directory: Path) -> dict[str, bytes]:
 class Predictor:
     """Factory for one model per actor. With `model_files` (the directory's files as bytes, sent
     once through Ray's object store) the actor loads the model from a copy, for cluster nodes that do
-    not have `model_dir`; otherwise it loads `model_dir` where it runs."""
+    not have `model_dir`; otherwise it loads `model_dir` where it runs. Every file is read against
+    `profile` when given, its voices found and used as `speakers` says (`ser predict --profile`,
+    `--speakers`, `--speaker-adaptation`, `--adapt recording`)."""
 
     model_dir: str
     backend: str = "auto"
     timeline: bool = False
     model_files: object = None  # ObjectRef of dict[str, bytes], or None
+    profile: "VoiceProfile | None" = None
+    speakers: "SpeakerOptions | None" = None
 
     def __call__(self) -> "_PredictTask":
         return _PredictTask(self)
@@ -96,12 +104,13 @@ class _PredictTask:
                 (Path(directory) / name).parent.mkdir(parents=True, exist_ok=True)
                 (Path(directory) / name).write_bytes(data)
         self.model = load_model_quietly(directory, spec.backend)
-        self.timeline = spec.timeline
+        self.spec = spec
 
     def __call__(self, items: list[str]) -> list[Row]:
         rate = self.model.params.sample_rate
-        analyzed = analyze_chunk(self.model, items, lambda item: load_source(item, rate))
-        return [prediction_row(item, analysis, error, self.model.labels, self.timeline)
+        analyzed = analyze_chunk(self.model, items, lambda item: load_source(item, rate), self.spec.profile,
+                                 self.spec.speakers)
+        return [prediction_row(item, analysis, error, self.model.labels, self.spec.timeline)
                 for item, (analysis, error) in zip(items, analyzed)]
 
 
@@ -115,13 +124,16 @@ def predict_rows(
     ship_model: bool = False,
     batch_size: int = FILES_PER_BATCH,
     stats: MapStats | None = None,
+    profile: "VoiceProfile | None" = None,
+    speakers: "SpeakerOptions | None" = None,
 ) -> Iterator[Row]:
     """Prediction rows for files on the connected Ray instance (see `ray_session`), in input order.
-    Actors get absolute paths (their working directory is not ours); rows name the inputs as given."""
+    Actors get absolute paths (their working directory is not ours); rows name the inputs as given.
+    `profile` and `speakers` as `Predictor`'s."""
     import ray
 
     model_files = ray.put(_model_files(Path(model_dir))) if ship_model else None
-    predictor = Predictor(str(Path(model_dir).resolve()), backend, timeline, model_files)
+    predictor = Predictor(str(Path(model_dir).resolve()), backend, timeline, model_files, profile, speakers)
     sources = [str(source) for source in sources]
     absolute = [source if is_uri(source) else os.path.abspath(source) for source in sources]
     rows = map_files(absolute, predictor, batch_size=batch_size, actors=actors, stats=stats)

@@ -25,6 +25,7 @@ from ..io.audio import Audio, load_audio
 if TYPE_CHECKING:
     from .profile import VoiceProfile
     from .results import Analysis, SpeakerSummary
+    from .segments import SpeakerOptions
 
 Row = Any  # what a batch function returns per item: a dict, `predict_files`' `Result`, …
 BatchFn = Callable[[list], list[Row]]  # a batch of items → one row per item
@@ -104,20 +105,24 @@ def map_local(items: Sequence, factory: Callable[[], BatchFn], batch_size: int =
 
 
 def analyze_chunk(model, sources: list, load: Callable[[object], Audio] | None = None,
-                  profile: "VoiceProfile | None" = None) -> list[Analyzed]:
+                  profile: "VoiceProfile | None" = None, speakers: "SpeakerOptions | None" = None
+                  ) -> list[Analyzed]:
     """(analysis, error message) per source, in order: errors are data, not exceptions. Decoded files
     go through the model together (one feature batch, one forward pass), gathered until they hold a
     minute of audio: a folder of long recordings never sits in memory at once. `load` turns a source
     into `Audio` (default: `load_audio` of a path or bytes at the model's rate); with `profile`, each
-    file is read against it."""
+    file is read against it; `speakers` says how each file's voices are found and used (default:
+    `segments.DEFAULT_SPEAKERS`)."""
     from .inference import native_stderr_silenced
+    from .segments import DEFAULT_SPEAKERS
 
     load = load or (lambda source: load_audio(source, model.params.sample_rate))
     results: list[Analyzed] = []
     pending: dict[int, Audio] = {}  # index in results → decoded audio awaiting the model
 
     def flush() -> None:
-        for i, analysis in zip(pending, model.analyze_many(list(pending.values()), profile=profile)):
+        for i, analysis in zip(pending, model.analyze_many(list(pending.values()), profile=profile,
+                                                                speakers=speakers or DEFAULT_SPEAKERS)):
             try:  # by utterance: a file in which no speech is found has no probabilities
                 analysis.probabilities
                 results[i] = (analysis, None)

@@ -323,6 +323,21 @@ def test_cli_speaker_options(tmp_path, capsys):
     assert main(["predict", str(talk), "--csv", "--speakers", "1", "--model", model]) == 0
     assert list(csv.DictReader(io.StringIO(capsys.readouterr().out)))[0]["speakers"] == ""
 
+    # With files read together (or against a profile) the speaker options still hold: they used to be dropped.
+    other = tmp_path / "other.wav"
+    other.write_bytes(wav_bytes(np.concatenate([pause, speech(3.0, f0=150, seed=3), pause])))
+    for count, voices in (("2", ["S1", "S2"]), ("1", [])):
+        assert main(["predict", str(talk), str(other), "--adapt", "batch", "--speakers", count, "--json",
+                     "--model", model]) == 0
+        together = json.loads(capsys.readouterr().out)[0]
+        assert [s["speaker"] for s in together.get("speakers", [])] == voices
+        assert main(["predict", str(talk), "--speakers", count, "--json", "--model", model]) == 0
+        assert together["probabilities"] != json.loads(capsys.readouterr().out)[0]["probabilities"]  # read together
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"path,speaker\n{talk},a\n{other},a\n")
+    assert main(["predict", str(manifest), "--speaker-column", "speaker", "--speakers", "2", "--model", model]) == 2
+    assert "--speaker-column goes without" in capsys.readouterr().err
+
 
 def test_the_timeline_has_a_lane_per_speaker_and_each_speaker_a_summary():
     from ser_core.serving.results import UNCERTAIN, Segment, speaker_summaries

@@ -161,6 +161,29 @@ def test_speaker_options_are_ser_predicts(client, tmp_path):
     assert {"speakers", "speaker_adaptation"} <= set(names)
 
 
+def test_a_misspelt_option_is_refused_not_ignored(client):
+    """A query parameter the route does not take, or a flag that is neither true nor false, is a 422
+    sentence before the upload is read: `speaker=2` used to be ignored and the voices found by clustering,
+    `speaker_adaptation=maybe` read as true."""
+    talk = wav_bytes(speech(2.0, SR, f0=120, seed=1), SR)
+    misspelt = client.post("/v1/analyze?filename=a.wav&speaker=2", content=talk)
+    assert misspelt.status_code == 422
+    assert misspelt.json()["error"].startswith("Unknown query parameter 'speaker': /v1/analyze takes segments, model, ")
+    names = [parameter["name"] for parameter in OPENAPI["paths"]["/v1/analyze"]["post"]["parameters"]]
+    assert misspelt.json()["error"].endswith(f"{', '.join(names)}.") and "filename" in names
+    batch_only = client.post("/v1/analyze?together=false", content=talk)
+    assert batch_only.status_code == 422 and batch_only.json()["error"].startswith("Unknown query parameter 'together'")
+    assert client.post("/v1/analyze/batch?filename=a.wav", files=batch_parts({"a.wav": talk})).status_code == 422
+    for flag in ("speaker_adaptation", "segments", "language"):
+        odd = client.post(f"/v1/analyze?{flag}=maybe", content=talk)
+        assert odd.status_code == 422 and odd.json()["error"] == f"{flag} must be true or false, not 'maybe'."
+    together = client.post("/v1/analyze/batch?together=nah", files=batch_parts({"a.wav": talk}))
+    assert together.status_code == 422 and together.json()["error"] == "together must be true or false, not 'nah'."
+    for value, segmented in (("TRUE", True), ("yes", True), ("1", True), ("0", False), ("No", False)):
+        answer = client.post(f"/v1/analyze?segments={value}", content=talk).json()
+        assert ("segments" in answer) == segmented, value
+
+
 def batch_parts(named: dict[str, bytes]) -> list:
     return [("files", (name, data, "audio/wav")) for name, data in named.items()]
 

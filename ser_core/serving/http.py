@@ -211,10 +211,26 @@ def classes_option(text: str | None) -> tuple[str, ...] | None:
     return tuple(name.strip() for name in text.lower().split(",") if name.strip()) if text else None
 
 
+FLAG_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
 def query_flag(query, name: str, default: bool) -> bool:
-    """`name=true|false` (also 1/0, yes/no); absent: `default`."""
+    """`name=true|false` (also 1/0, yes/no); absent: `default`; anything else is a 422, not a guess."""
     text = query.get(name)
-    return default if text is None else text.strip().lower() not in ("0", "false", "no")
+    if text is None:
+        return default
+    if text.strip().lower() not in FLAG_VALUES:
+        raise ApiError(422, f"{name} must be true or false, not {text!r}.")
+    return FLAG_VALUES[text.strip().lower()]
+
+
+def check_query(query, route: str) -> None:
+    """A query parameter `route` does not take (its OpenAPI `parameters`) is a 422 naming those it does:
+    a misspelt option (`speaker=2`) would otherwise be ignored and the recording read without it."""
+    known = [parameter["name"] for parameter in OPENAPI["paths"][route]["post"]["parameters"]]
+    unknown = [name for name in query.keys() if name not in known]
+    if unknown:
+        raise ApiError(422, f"Unknown query parameter {unknown[0]!r}: {route} takes {', '.join(known)}.")
 
 
 def speaker_options(query) -> SpeakerOptions:
@@ -448,11 +464,12 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
             raise ApiError(504, f"The analysis took longer than the {config.timeout_s:g} s allowed; "
                                 "send a shorter recording or retry later.") from None
 
-    def options(request) -> tuple[str | None, bool, tuple[str, ...] | None, SpeakerOptions, bool]:
+    def options(request, route: str) -> tuple[str | None, bool, tuple[str, ...] | None, SpeakerOptions, bool]:
         """The query options both analysis routes take (model, segments, classes, speakers, language), checked
-        before the upload is read: an unknown emotion or speaker count is a 422 at once."""
+        before the upload is read: an unknown parameter, emotion or speaker count is a 422 at once."""
         authorize(request.headers)
         check_ready()
+        check_query(request.query_params, route)
         model_name = request.query_params.get("model")
         classes = classes_option(request.query_params.get("classes"))
         check_classes(registry.labels(model_name), classes)
@@ -460,7 +477,7 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
                 speaker_options(request.query_params), query_flag(request.query_params, "language", False))
 
     async def analyze(request):
-        model_name, segments, classes, speakers, language = options(request)
+        model_name, segments, classes, speakers, language = options(request, "/v1/analyze")
         filename = request.query_params.get("filename", "audio")
 
         def work(body: bytes, content_type: str, threads: int) -> dict:
@@ -471,7 +488,7 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
         return await answer(request, work)
 
     async def analyze_batch(request):
-        model_name, segments, classes, speakers, language = options(request)
+        model_name, segments, classes, speakers, language = options(request, "/v1/analyze/batch")
         together = query_flag(request.query_params, "together", True)
         if together and speakers.recording:
             raise ApiError(422, "Read the files together or each recording against its own speech, not both: "

@@ -259,14 +259,14 @@ def cmd_predict(args) -> int:
 
     if args.segments:
         return cmd_predict_segments(args)
-    speaker_options = args.speakers or args.speaker_adaptation or args.adapt == "recording"
-    if (args.profile or args.speaker_column or args.adapt == "batch") and not speaker_options:
+    speakers_asked = args.speakers or args.speaker_adaptation or args.adapt == "recording"
+    if (args.profile or args.speaker_column or args.adapt == "batch") and not speakers_asked:
         return _report_predictions(args, _adapted_outcomes(args))
     workers = args.workers or (1 if len(args.files) < 16 else os.cpu_count())
-    # In this process, every file's analysis at hand: what the speaker options need (with --profile or
-    # --adapt batch too), and, where one worker would read the files anyway, what --language guesses
-    # from instead of decoding them again.
-    if speaker_options or args.profile or args.speaker_column or args.adapt == "batch" or (args.language and workers == 1):
+    # In this process, every file's analysis at hand: what the speaker options need (`_analyses` reads
+    # --profile and --adapt batch too), and, where one worker would read the files anyway, what
+    # --language guesses from instead of decoding them again.
+    if speakers_asked or (args.language and workers == 1):
         return _report_predictions(args, ((file, analysis and analysis.probabilities, warnings, error,
                                            analysis.voices if analysis else (), analysis)
                                           for file, analysis, warnings, error in _analyses(args)))

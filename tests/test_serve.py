@@ -500,6 +500,20 @@ def test_stream_readings_over_the_classes_of_the_first_message(client):
         assert reading["confidence"] == reading["probabilities"][reading["emotion"]] == max(reading["probabilities"].values())
 
 
+@pytest.mark.parametrize("end", ['{"type": "end"}', '{ "type" : "end" }\n'])
+def test_stream_ends_on_the_end_message_however_it_is_spaced(client, end):
+    from starlette.websockets import WebSocketDisconnect
+
+    with client.websocket_connect("/v1/stream") as ws:
+        ws.send_json({"sample_rate": 16000})
+        ws.send_bytes(pcm16(speech(1.0, 16000)).tobytes())
+        ws.send_text(end)
+        with pytest.raises(WebSocketDisconnect) as closed:
+            while ws.receive_json()["type"] == "reading":  # readings already on their way, then the close
+                pass
+        assert closed.value.code == 1000
+
+
 @pytest.mark.parametrize("first, later, phrase", [
     ("hello", None, "first message must be JSON"),
     (json.dumps({"sample_rate": 300}), None, "not one this stream takes"),
@@ -507,6 +521,9 @@ def test_stream_readings_over_the_classes_of_the_first_message(client):
     (json.dumps({"sample_rate": 16000}), b"\x01\x02\x03", "whole 16-bit frames"),
     (json.dumps({"sample_rate": 16000, "classes": ["angry", "bored"]}), None, "Unknown emotion(s) bored; choose from"),
     (json.dumps({"sample_rate": 16000, "classes": "angry,sad"}), None, '"classes" must be a list of emotion names'),
+    (json.dumps({"sample_rate": 16000, "speakers": 2}), None,  # a setting the stream does not take is not ignored
+     "Unknown setting 'speakers' in the first message: it takes sample_rate, channels, model, classes, api_key."),
+    (json.dumps([16000]), None, "first message must be JSON with the sample rate"),
 ])
 def test_stream_refusals_are_one_json_sentence_and_a_close(client, first, later, phrase):
     from starlette.websockets import WebSocketDisconnect

@@ -50,6 +50,7 @@ MAX_BATCH_FILES = 32
 STREAM_INTERVAL_S = 0.5  # a reading twice a second, as the Live page
 MAX_STREAM_MESSAGE = 1 << 20  # one PCM message: 1 MiB, 11 s of 48 kHz mono
 STREAM_RATES = (8000, 192000)
+STREAM_SETTINGS = ("sample_rate", "channels", "model", "classes", "api_key")  # what the first message may hold
 
 
 def default_workers() -> int:
@@ -593,6 +594,14 @@ class AccessLog:
 # --- the live stream -------------------------------------------------------------------------------
 
 
+def is_end_message(text: str | None) -> bool:
+    """Whether a stream's text message is `{"type": "end"}`, however it is spaced."""
+    try:
+        return json.loads(text or "") == {"type": "end"}
+    except ValueError:
+        return False
+
+
 def reading_json(reading, classes: tuple[str, ...] | None, uncertain_below: float) -> dict:
     """A live reading; over `classes` when the stream asked for them (`judged`). A pause has no emotion."""
     level = reading.level_dbfs
@@ -631,6 +640,8 @@ async def run_stream(websocket, config: ServeConfig, registry: ModelRegistry, st
         sample_rate, channels = int(settings["sample_rate"]), int(settings.get("channels", 1))
     except (ValueError, KeyError, TypeError):
         return await refuse('The first message must be JSON with the sample rate, such as {"sample_rate": 48000}.')
+    if unknown := [name for name in settings if name not in STREAM_SETTINGS]:  # a misspelt one is not ignored
+        return await refuse(f"Unknown setting {unknown[0]!r} in the first message: it takes {', '.join(STREAM_SETTINGS)}.")
     if not STREAM_RATES[0] <= sample_rate <= STREAM_RATES[1] or not 1 <= channels <= 8:
         return await refuse(f"A sample rate of {sample_rate} Hz with {channels} channels is not one this stream takes "
                             f"({STREAM_RATES[0]}-{STREAM_RATES[1]} Hz, 1-8 channels).")
@@ -671,7 +682,7 @@ async def run_stream(websocket, config: ServeConfig, registry: ModelRegistry, st
                 break
             data = message.get("bytes")
             if data is None:
-                if (message.get("text") or "").strip() in ('{"type": "end"}', '{"type":"end"}'):
+                if is_end_message(message.get("text")):
                     break
                 return await refuse("After the first message, send audio as binary 16-bit PCM messages.")
             if len(data) > MAX_STREAM_MESSAGE or len(data) % (2 * channels):

@@ -641,7 +641,8 @@ async def run_stream(websocket, config: ServeConfig, registry: ModelRegistry, st
     except (ValueError, KeyError, TypeError):
         return await refuse('The first message must be JSON with the sample rate, such as {"sample_rate": 48000}.')
     if unknown := [name for name in settings if name not in STREAM_SETTINGS]:  # a misspelt one is not ignored
-        return await refuse(f"Unknown setting {unknown[0]!r} in the first message: it takes {', '.join(STREAM_SETTINGS)}.")
+        return await refuse(f"Unknown setting {unknown[0]!r} in the first message: it takes "
+                            f"{', '.join(STREAM_SETTINGS)}.")
     if not STREAM_RATES[0] <= sample_rate <= STREAM_RATES[1] or not 1 <= channels <= 8:
         return await refuse(f"A sample rate of {sample_rate} Hz with {channels} channels is not one this stream takes "
                             f"({STREAM_RATES[0]}-{STREAM_RATES[1]} Hz, 1-8 channels).")

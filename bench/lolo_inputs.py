@@ -27,6 +27,11 @@ Inputs per analysis window, beside the float32 block-3 embedding every emo-whisp
   acted corpora's files hold in amounts that differ by emotion (docs/evaluation.md, the quiet cue);
   `energy-sqrt`, weighted by the square root of that energy (louder frames count less above the rest);
   `both`, the energy-weighted pooling beside block 3's even one (2 × 1,024 inputs);
+- `eq`, `eq-half`: block 3 pooled evenly, read from a log-mel whose long-term spectrum is levelled
+  before the encoder: each clip's (the mean of its louder half of frames) moved fully or half-way to a
+  reference (the sample's, the mean over corpora of their clips'), one fixed per-band gain over the
+  whole clip, as an equaliser would; microphones, rooms and each corpus's recording chain colour the
+  spectrum, and a head can learn a corpus's colour with its classes;
 - `ep4`, `ep8`: block 3 alone, the head trained for at most 4 or 8 epochs (its learning rate's cosine
   decay over those; the recipe's 40 stop early, on validation speakers of the languages it hears, after
   12-23): whether what it learns late fits the corpora it hears and not the languages it does not.
@@ -72,7 +77,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OLD_CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")  # the speaker protocol's validation reading
 BASE_RECIPE = "emo-whisper-f32"
 VARIANTS = ("f32", "gemaps", "blocks", "wsum", "b6", "b35", "deep", "std", "voice", "wd", "drop", "drop7", "print",
-            "ep4", "ep8", "energy", "energy-sqrt", "both", "dann", "cdann")
+            "ep4", "ep8", "energy", "energy-sqrt", "both", "dann", "cdann", "eq", "eq-half")
 # What a variant changes in the base recipe's training, beside its inputs
 VARIANT_PARAMS = {"wsum": {"architecture": "whisper-wsum"}, "voice": {"voice_copies": 1}, "wd": {"weight_decay": 1e-2},
                   "drop": {"architecture": architectures.WHISPER_HEAD_DROPOUT},
@@ -80,11 +85,11 @@ VARIANT_PARAMS = {"wsum": {"architecture": "whisper-wsum"}, "voice": {"voice_cop
                   "ep4": {"epochs": 4, "patience": 4}, "ep8": {"epochs": 8, "patience": 8},
                   "dann": {"corpus_adversarial": 0.3},
                   "cdann": {"corpus_adversarial": 0.3, "adversary_conditional": True}}
-# The variants that read each extra table; for a weighted pooling, the table each reads
+# The variants that read each extra table; for block 3 read another way, the table each reads
 LOWER, UPPER, PRINTS = ("gemaps", "blocks", "wsum"), ("b6", "b35", "deep"), ("print",)
-WEIGHTED = {"energy": "energy", "both": "energy", "energy-sqrt": "energy-sqrt"}
+OWN_BLOCK3 = {"energy": "energy", "both": "energy", "energy-sqrt": "energy-sqrt", "eq": "eq", "eq-half": "eq-half"}
 # The variants whose inputs have copies cut at speech: the speaker protocol's reading cut at speech
-CUT_COPIES = ("f32", "energy", "energy-sqrt")
+CUT_COPIES = ("f32", "energy", "energy-sqrt", "eq", "eq-half")
 EGEMAPS_SIZE = 88
 
 
@@ -197,10 +202,62 @@ def energy_reader(features, exponent: float = 1.0):
     return read
 
 
+def louder_spectrum(log_mel: np.ndarray) -> np.ndarray:
+    """Whisper log-mel windows (n, 80, frames) → the mean of the louder half of their content frames (80)."""
+    from ser_core.frontend.encoder import content_frames
+
+    frames = np.concatenate([window[:, :length] for window, length in zip(log_mel, content_frames(log_mel))], axis=1)
+    loudness = frames.mean(axis=0)
+    return frames[:, loudness >= np.median(loudness)].mean(axis=1)
+
+
+def reference_spectrum(clips, cap: int) -> np.ndarray:
+    """The `eq` variants' reference long-term spectrum: per corpus the mean of its clips' `louder_spectrum`,
+    then the mean over corpora (each corpus alike); cached as reference-cap<N>.npy."""
+    from ser_core.errors import SerError
+    from ser_core.frontend.features import extract
+    from ser_core.io.audio import load_audio
+
+    path = default_cache_dir().parent / "lolo_inputs" / f"reference-cap{cap}.npy"
+    if not path.is_file():
+        features = training.RECIPES[BASE_RECIPE][0]
+        per_corpus = []
+        for corpus in sorted({c.corpus for c in clips}):
+            spectra = []
+            for clip in (c for c in clips if c.corpus == corpus):
+                try:
+                    spectra.append(louder_spectrum(extract(load_audio(clip.path, features.sample_rate).samples, features)[1]))
+                except SerError:
+                    continue
+            per_corpus.append(np.mean(spectra, axis=0))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, np.mean(per_corpus, axis=0))
+    return np.load(path)
+
+
+def equalised_reader(features, strength: float = 1.0, cap: int = 1000):
+    """Audio → per window: block 3 pooled evenly (float32, 2 × 512) from the clip's log-mel with its
+    `louder_spectrum` moved `strength` of the way to `reference_spectrum` (one gain per band, every
+    content frame of every window)."""
+    from ser_core.frontend.encoder import BlocksEncoder, content_frames, pooled_statistics
+    from ser_core.frontend.features import extract
+
+    encoder = BlocksEncoder(3)
+    reference = np.load(default_cache_dir().parent / "lolo_inputs" / f"reference-cap{cap}.npy")
+
+    def read(samples: np.ndarray) -> np.ndarray:
+        log_mel = extract(samples, features)[1]
+        gain = (strength * (reference - louder_spectrum(log_mel)))[:, None].astype(np.float32)
+        return np.stack([pooled_statistics(encoder.layers(window[None, :, :length] + gain, max_layer=3)[3])[0]
+                         for window, length in zip(log_mel, content_frames(log_mel))]).astype(np.float32)
+    return read
+
+
 # The tables computed two corpora at a time; "<table>-cut" reads each clip's copy cut at its speech
 # (`augment.cut_at_speech`, seed 1, as training's speech-cut copies) instead.
 READERS = {"deep": upper_reader, "print": print_reader, "energy": energy_reader,
-           "energy-sqrt": functools.partial(energy_reader, exponent=0.5)}
+           "energy-sqrt": functools.partial(energy_reader, exponent=0.5), "eq": equalised_reader,
+           "eq-half": functools.partial(equalised_reader, strength=0.5)}
 
 
 def corpus_table(job: tuple[str, str, list, int]) -> None:
@@ -219,7 +276,7 @@ def corpus_table(job: tuple[str, str, list, int]) -> None:
     threadpool_limits(1)
     features = training.RECIPES[BASE_RECIPE][0]
     reader, cut = table.removesuffix("-cut"), table.endswith("-cut")
-    read = READERS[reader](features)
+    read = READERS[reader](features, **({"cap": cap} if reader.startswith("eq") else {}))  # eq: the sample's reference
     rows = {}
     for clip in clips:
         try:
@@ -249,7 +306,7 @@ def head_inputs(variant: str, block3: np.ndarray, lower: tuple[np.ndarray, np.nd
                 upper: np.ndarray | None, prints: np.ndarray | None = None, energy: np.ndarray | None = None) -> np.ndarray:
     if variant == "print":
         return np.concatenate([block3, prints], axis=1)
-    if variant in ("energy", "energy-sqrt"):
+    if variant in ("energy", "energy-sqrt", "eq", "eq-half"):
         return energy
     if variant == "both":
         return np.concatenate([block3, energy], axis=1)
@@ -363,8 +420,10 @@ def main() -> None:
     lower = lower_inputs(clips, args.cap) if set(args.variants) & set(LOWER) else {}
     upper = two_at_a_time("deep", clips, args.cap) if set(args.variants) & set(UPPER) else {}
     prints = two_at_a_time("print", clips, args.cap) if set(args.variants) & set(PRINTS) else {}
+    if {"eq", "eq-half"} & set(args.variants):
+        reference_spectrum(clips, args.cap)
     weighted = {table: (two_at_a_time(table, clips, args.cap), two_at_a_time(f"{table}-cut", clips, args.cap))
-                for table in {WEIGHTED[v] for v in args.variants if v in WEIGHTED}}  # (as they are, cut at speech)
+                for table in {OWN_BLOCK3[v] for v in args.variants if v in OWN_BLOCK3}}  # (as they are, cut at speech)
     features, base = training.RECIPES[BASE_RECIPE]
     embedded = embed_clips(clips, features, None, layers=base.encoder_layers, compute_type=base.encoder_compute_type)
     block3 = {(c.corpus, c.clip_id): f for c, f in zip(embedded.clips, embedded.features)}
@@ -384,7 +443,7 @@ def main() -> None:
             params = dataclasses.replace(base, seed=seed, **VARIANT_PARAMS.get(variant, {}))
             name = f"lolo-inputs-{variant}-s{seed}"
             training.RECIPES[name] = (features, params)
-            energy, energy_cut = weighted.get(WEIGHTED.get(variant), ({}, {}))
+            energy, energy_cut = weighted.get(OWN_BLOCK3.get(variant), ({}, {}))
             use_inputs(variant, block3, lower, upper, prints, energy)
             if args.speaker_readings:  # seed 42's saved speaker-protocol head, read again
                 if seed == 42:

@@ -6,6 +6,9 @@ Inputs per analysis window, beside the float32 block-3 embedding every emo-whisp
   of the window's audio brought to the front end's -26 dBFS;
 - `blocks`: the pooled (mean + std) outputs of the encoder's stem and blocks 1-2 (`WhisperLayers`, numpy,
   float32), concatenated with block 3's: 4 × 1,024 inputs to the whisper-head;
+- `b2`, `b12`, `lower`: the lower blocks without block 3: block 2 alone, blocks 1-2, the stem and
+  blocks 1-2 (the layers nearer the sound than block 3, further from the words); `b23`, block 2 beside
+  block 3;
 - `wsum`: the same four layers read SUPERB-style: each standardised, one learned weight per layer, summed,
   then the whisper-head's hidden layer;
 - the blocks above the cut, which the product reads only to guess the language: `b6`, the pooled top
@@ -47,7 +50,9 @@ again (trained only where none is saved): what rows measured before the cut read
     python bench/lolo_inputs.py --variants f32 gemaps blocks wsum b6 b35 deep std voice wd drop drop7 print --seeds 42 1 2
 updates bench/results/lolo_inputs.json (variants and seeds not run are kept) and rewrites lolo_inputs.md.
 Extra inputs are cached in ~/.cache/ser/lolo_inputs/<corpus>-cap<N>.pkl (lower blocks and eGeMAPS),
-<corpus>-cap<N>-deep.pkl (upper blocks) and <corpus>-cap<N>-print.pkl (voice prints). `gemaps` needs
+<corpus>-cap<N>-deep.pkl (upper blocks), <corpus>-cap<N>-print.pkl (voice prints), -stems.pkl (the stem
+and blocks 1-2 without eGeMAPS), -<table>[-cut].pkl (block 3 read another way: `energy*`, `eq*`; the eq
+reference spectrum in reference-cap<N>.npy). `gemaps` needs
 opensmile==2.6.0 (as `make bench` installs for compare_models.py's baseline); nothing of it is served. These heads read no speech-cut copies, so the
 folds have no cut-at-speech reading.
 """
@@ -77,7 +82,8 @@ ROOT = Path(__file__).resolve().parent.parent
 OLD_CORPORA = ("ravdess", "cremad", "savee", "tess", "ased")  # the speaker protocol's validation reading
 BASE_RECIPE = "emo-whisper-f32"
 VARIANTS = ("f32", "gemaps", "blocks", "wsum", "b6", "b35", "deep", "std", "voice", "wd", "drop", "drop7", "print",
-            "ep4", "ep8", "energy", "energy-sqrt", "both", "dann", "cdann", "eq", "eq-half")
+            "ep4", "ep8", "energy", "energy-sqrt", "both", "dann", "cdann", "eq", "eq-half", "b2", "b12", "lower",
+            "b23")
 # What a variant changes in the base recipe's training, beside its inputs
 VARIANT_PARAMS = {"wsum": {"architecture": "whisper-wsum"}, "voice": {"voice_copies": 1}, "wd": {"weight_decay": 1e-2},
                   "drop": {"architecture": architectures.WHISPER_HEAD_DROPOUT},
@@ -88,6 +94,7 @@ VARIANT_PARAMS = {"wsum": {"architecture": "whisper-wsum"}, "voice": {"voice_cop
 # The variants that read each extra table; for block 3 read another way, the table each reads
 LOWER, UPPER, PRINTS = ("gemaps", "blocks", "wsum"), ("b6", "b35", "deep"), ("print",)
 OWN_BLOCK3 = {"energy": "energy", "both": "energy", "energy-sqrt": "energy-sqrt", "eq": "eq", "eq-half": "eq-half"}
+STEMS = ("b2", "b12", "lower", "b23")  # the lower blocks, from their own table (no eGeMAPS)
 # The variants whose inputs have copies cut at speech: the speaker protocol's reading cut at speech
 CUT_COPIES = ("f32", "energy", "energy-sqrt", "eq", "eq-half")
 EGEMAPS_SIZE = 88
@@ -107,8 +114,6 @@ def sample(clips, cap: int) -> list:
 def lower_inputs(clips, cap: int) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
     """(corpus, clip id) → per window: stem + blocks 1-2 pooled (float16, 3 × 1,024), eGeMAPS (88).
     One process on one thread; each corpus cached once done."""
-    import opensmile
-
     from ser_core.errors import SerError
     from ser_core.frontend.encoder import content_frames, pooled_statistics, whisper_model_bytes
     from ser_core.frontend.features import compute, frame_windows, normalise_level, window_starts
@@ -125,6 +130,8 @@ def lower_inputs(clips, cap: int) -> dict[tuple[str, str], tuple[np.ndarray, np.
         path = cache / f"{corpus}-cap{cap}.pkl"
         if not path.exists():
             if encoder is None:
+                import opensmile  # only to compute the table: a cached one is read without it
+
                 smile = opensmile.Smile(opensmile.FeatureSet.eGeMAPSv02, opensmile.FeatureLevel.Functionals)
                 encoder = WhisperLayers.from_model_bytes(whisper_model_bytes())
             rows = {}
@@ -182,6 +189,16 @@ def print_reader(features):
             prints.append(mean / max(np.linalg.norm(mean), 1e-12))
         return np.stack(prints).astype(np.float32)
     return read
+
+
+def stems_reader(features):
+    """Audio → per window: the stem and blocks 1-2 pooled (float16, 3 × 1,024), the lower table's
+    blocks without its eGeMAPS, two corpora at a time."""
+    from ser_core.frontend.encoder import BlocksEncoder, embed
+    from ser_core.frontend.features import extract
+
+    encoder = BlocksEncoder(2)
+    return lambda samples: embed(encoder, extract(samples, features)[1]).astype(np.float16)
 
 
 def energy_reader(features, exponent: float = 1.0):
@@ -255,7 +272,7 @@ def equalised_reader(features, strength: float = 1.0, cap: int = 1000):
 
 # The tables computed two corpora at a time; "<table>-cut" reads each clip's copy cut at its speech
 # (`augment.cut_at_speech`, seed 1, as training's speech-cut copies) instead.
-READERS = {"deep": upper_reader, "print": print_reader, "energy": energy_reader,
+READERS = {"deep": upper_reader, "print": print_reader, "stems": stems_reader, "energy": energy_reader,
            "energy-sqrt": functools.partial(energy_reader, exponent=0.5), "eq": equalised_reader,
            "eq-half": functools.partial(equalised_reader, strength=0.5)}
 
@@ -303,7 +320,8 @@ def two_at_a_time(table: str, clips, cap: int) -> dict[tuple[str, str], np.ndarr
 
 
 def head_inputs(variant: str, block3: np.ndarray, lower: tuple[np.ndarray, np.ndarray] | None,
-                upper: np.ndarray | None, prints: np.ndarray | None = None, energy: np.ndarray | None = None) -> np.ndarray:
+                upper: np.ndarray | None, prints: np.ndarray | None = None, energy: np.ndarray | None = None,
+                stems: np.ndarray | None = None) -> np.ndarray:
     if variant == "print":
         return np.concatenate([block3, prints], axis=1)
     if variant in ("energy", "energy-sqrt", "eq", "eq-half"):
@@ -318,6 +336,10 @@ def head_inputs(variant: str, block3: np.ndarray, lower: tuple[np.ndarray, np.nd
         return np.concatenate([block3, lower[1]], axis=1)
     if variant in ("blocks", "wsum"):
         return np.concatenate([lower[0].astype(np.float32), block3], axis=1)  # stem, block 1, block 2, block 3
+    if variant == "b23":
+        return np.concatenate([stems.astype(np.float32)[:, 2048:], block3], axis=1)
+    if variant in STEMS:  # the stems table holds the stem, block 1, block 2 (1,024 each)
+        return stems.astype(np.float32)[:, {"b2": 2048, "b12": 1024, "lower": 0}[variant]:]
     upper = upper.astype(np.float32)  # blocks 4, 5, 6
     return {"b6": upper[:, 2048:], "b35": np.concatenate([block3, upper[:, 1024:2048]], axis=1),
             "deep": np.concatenate([block3, upper], axis=1)}[variant]
@@ -339,7 +361,7 @@ def build_whisper_wsum(input_shape: tuple[int, ...], n_classes: int, hidden: int
     return keras.Model(inputs, outputs, name="whisper_wsum")
 
 
-def use_inputs(variant: str, block3: dict, lower: dict, upper: dict, prints: dict, energy: dict) -> None:
+def use_inputs(variant: str, block3: dict, lower: dict, upper: dict, prints: dict, energy: dict, stems: dict) -> None:
     """Training and bench/lolo.py's readings take their inputs from `model_inputs`: pointed here at the
     sampled clips' tables, so that everything else (splits, head, calibration, readings) is unchanged."""
 
@@ -348,7 +370,7 @@ def use_inputs(variant: str, block3: dict, lower: dict, upper: dict, prints: dic
         for name, part in parts.items():
             keys = [(c.corpus, c.clip_id) for c in part]
             out[name] = ClipFeatures(list(part), [head_inputs(variant, block3[k], lower.get(k), upper.get(k), prints.get(k),
-                                                                       energy.get(k))
+                                                                       energy.get(k), stems.get(k))
                                                            for k in keys], [])
         return out
 
@@ -420,6 +442,7 @@ def main() -> None:
     lower = lower_inputs(clips, args.cap) if set(args.variants) & set(LOWER) else {}
     upper = two_at_a_time("deep", clips, args.cap) if set(args.variants) & set(UPPER) else {}
     prints = two_at_a_time("print", clips, args.cap) if set(args.variants) & set(PRINTS) else {}
+    stems = two_at_a_time("stems", clips, args.cap) if set(args.variants) & set(STEMS) else {}
     if {"eq", "eq-half"} & set(args.variants):
         reference_spectrum(clips, args.cap)
     weighted = {table: (two_at_a_time(table, clips, args.cap), two_at_a_time(f"{table}-cut", clips, args.cap))
@@ -430,7 +453,7 @@ def main() -> None:
     if "voice" in args.variants:  # every clip's voice copy once, before the folds each take their share
         embed_clips(clips, features, 1, layers=base.encoder_layers, compute_type=base.encoder_compute_type,
                     desc="voice copies", copy="voice")
-    tables = [lower, upper, prints, *(table for pair in weighted.values() for table in pair)]
+    tables = [lower, upper, prints, stems, *(table for pair in weighted.values() for table in pair)]
     clips = [c for c in clips if (c.corpus, c.clip_id) in block3 and all((c.corpus, c.clip_id) in t for t in tables if t)]
     architectures.ARCHITECTURES["whisper-wsum"] = build_whisper_wsum
     architectures.ARCHITECTURES["whisper-head-drop7"] = functools.partial(architectures.build_whisper_head, dropout=0.5,
@@ -444,7 +467,7 @@ def main() -> None:
             name = f"lolo-inputs-{variant}-s{seed}"
             training.RECIPES[name] = (features, params)
             energy, energy_cut = weighted.get(OWN_BLOCK3.get(variant), ({}, {}))
-            use_inputs(variant, block3, lower, upper, prints, energy)
+            use_inputs(variant, block3, lower, upper, prints, energy, stems)
             if args.speaker_readings:  # seed 42's saved speaker-protocol head, read again
                 if seed == 42:
                     results["rows"][f"{variant}/{seed}"].update(speaker_protocol(clips, name, variant, features, params,

@@ -294,6 +294,21 @@ def test_ray_engine_answers_each_speaker_and_takes_the_speaker_options(ray_local
     assert json.loads(row["speakers"]) == [] and row["emotion"]
     capsys.readouterr()
 
+    # A voice profile reaches the actors: every file read against it, as the local engine reads it
+    from ser_core.serving.inference import load_model
+    from ser_core.serving.profile import batch_profile
+
+    other = tmp_path / "other.wav"
+    other.write_bytes(wav_bytes(np.concatenate([pause, speech(3.0, f0=150, seed=3), pause]), 16000))
+    (tmp_path / "profile.json").write_text(batch_profile(load_model(MODEL), [str(talk), str(other)]).to_json())
+    assert main(["predict", str(talk), "--json", *model]) == 0
+    plain = json.loads(capsys.readouterr().out)[0]
+    against = ["--profile", str(tmp_path / "profile.json"), "--json", *model]
+    assert main(["predict", str(talk), *against]) == 0
+    local = capsys.readouterr().out
+    assert main(["predict", str(talk), *against, "--engine", "ray"]) == 0
+    assert capsys.readouterr().out == local and json.loads(local)[0]["probabilities"] != plain["probabilities"]
+
     # --adapt recording reaches the actors too: a file too short to be read against itself says so
     assert main(["predict", str(talk), "--adapt", "recording", *model]) == 0
     local = capsys.readouterr()

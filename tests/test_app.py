@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import io
 import json
 import re
@@ -239,6 +240,25 @@ def test_upload_reads_the_whole_recording_against_itself_on_request(served):
     assert {k[3].recording for k in at.session_state[common.ANALYSES_KEY]} == {False, True}
 
 
+def test_several_uploads_answer_a_conversation_per_speaker(served):
+    """Two voices in one of several files: the summary table, the CSV and the file's expander name each
+    speaker's reading (as `ser predict` prints it), not only the mean over everyone."""
+    at = run("pages/upload.py")
+    at.selectbox(key=common.SPEAKER_COUNT_KEY).set_value(2).run()
+    conversation = wav_bytes(talk(1.0, (4.0, 4), 2.0, (2.0, 5), 1.0))
+    at.file_uploader[0].set_value([("talk.wav", conversation, "audio/wav"),
+                                   ("other.wav", wav_bytes(talk(1.0, (3.0, 6), 1.0)), "audio/wav")]).run()
+    assert_clean(at)
+    analysis = at.session_state[common.ANALYSES_KEY][next(k for k in at.session_state[common.ANALYSES_KEY]
+                                                          if k[0] == hashlib.sha256(conversation).hexdigest())]
+    first, second = analysis.voices
+    said = upload.each_speaker(analysis)
+    assert said == (f"S1 ({first.share:.0%}): {common.headline(first.emotion, first.confidence, first.uncertain)}; "
+                    f"S2 ({second.share:.0%}): {common.headline(second.emotion, second.confidence, second.uncertain)}")
+    assert list(at.dataframe[0].value["each_speaker"]) == [said, ""]  # the other file: one voice
+    assert at.expander[0].label == f"talk.wav — {said}"
+
+
 def test_music_or_noise_alone_says_no_speech(served):
     at = run("pages/upload.py")
     tone = (0.2 * np.sin(2 * np.pi * 330 * np.arange(5 * 16000) / 16000)).astype(np.float32)
@@ -401,6 +421,7 @@ def test_results_export_is_csv_and_json(served):
     assert [row["file"] for row in table] == ["a.wav", "b.wav"]
     assert table[0]["emotion"] == good.analysis.emotion and table[1]["error"]
     assert table[0]["segments"] == "2" and 4.5 < float(table[0]["speech_s"]) < 6.0
+    assert table[0]["each_speaker"] == "" and table[1]["each_speaker"] == ""  # one voice: the file's answer is theirs
     records = json.loads(json.dumps([upload.result_record(good), upload.result_record(bad)]))
     assert len(records[0]["windows"]) == len(good.analysis.window_times_s)
     assert [(s["emotion"], s["uncertain"]) for s in records[0]["segments"]] == [

@@ -17,7 +17,7 @@ from ..serving.profile import VoiceProfile
 from ..serving.results import judged, speaker_summaries
 from ..serving.segments import DEFAULT_SPEAKERS, SpeakerOptions
 from .analysis import show_result
-from .common import Result, analyze_named, files_read_together
+from .common import Result, analyze_named, files_read_together, headline
 
 
 def result_record(result: Result) -> dict:
@@ -61,12 +61,21 @@ def result_record(result: Result) -> dict:
     }
 
 
+def each_speaker(analysis) -> str:
+    """Where two or more voices were told apart, each one's share of the speech and reading in a line
+    ("S1 (55%): Happy · 61%; S2 (45%): Uncertain (angry? 34%)"), as `ser predict` prints it: the mean
+    over everyone describes no one. Empty for one voice."""
+    return "; ".join(f"{v.speaker} ({v.share:.0%}): {headline(v.emotion, v.confidence, v.uncertain)}"
+                     for v in analysis.voices)
+
+
 def summary_rows(results: Sequence[Result], labels: Sequence[str]) -> list[dict]:
-    """One flat row per file: the summary table and the CSV download."""
+    """One flat row per file: the summary table and the CSV download (the file's mean, and each
+    speaker's reading where there are several)."""
     rows = []
     for result in results:
         row = {"file": result.name, "emotion": None, "confidence": None, "uncertain": None, "arousal": None, "duration_s": None,
-               "speech_s": None, "segments": None, "speakers": None, "language": None}
+               "speech_s": None, "segments": None, "speakers": None, "each_speaker": None, "language": None}
         if result.analysis is not None:
             analysis = result.analysis
             row.update(emotion=analysis.emotion, confidence=round(analysis.confidence, 4),
@@ -74,7 +83,8 @@ def summary_rows(results: Sequence[Result], labels: Sequence[str]) -> list[dict]
                        duration_s=round(analysis.audio.duration_s, 2))
             if analysis.segments is not None:
                 row.update(speech_s=round(sum(s.duration_s for s in analysis.segments), 2),
-                           segments=len(analysis.segments), speakers=len({s.speaker for s in analysis.segments}))
+                           segments=len(analysis.segments), speakers=len({s.speaker for s in analysis.segments}),
+                           each_speaker=each_speaker(analysis))
             if result.language is not None and result.language.sure:
                 row["language"] = result.language.name + (" (never heard)" if result.language.unheard else "")
             row.update({label: round(p, 4) for label, p in analysis.probabilities.items()})
@@ -135,6 +145,7 @@ def uploads_view(model: SerModel, files: Sequence, profile: VoiceProfile | None 
         if len(results) == 1:
             show_result(model, result, key=f"upload-{index}")
             continue
-        outcome = result.analysis.emotion if result.analysis is not None else "could not be analysed"
+        outcome = ("could not be analysed" if result.analysis is None
+                   else each_speaker(result.analysis) or result.analysis.emotion)
         with st.expander(f"{result.name} — {outcome}", expanded=index == 0):
             show_result(model, result, key=f"upload-{index}")

@@ -246,10 +246,11 @@ def cmd_predict(args) -> int:
         local_only = [option for option, given in (("--classes", args.classes), ("--language", args.language),
                                                    ("--segments", args.segments), ("--adapt batch", args.adapt == "batch"),
                                                    ("--speaker-column", args.speaker_column)) if given]
-        if local_only:
+        if local_only or (args.timeline and not args.out):
             from .errors import ConfigError
 
-            raise ConfigError(f"{local_only[0]} goes with the local engine")
+            raise ConfigError(f"{local_only[0]} goes with the local engine" if local_only else
+                              "--timeline goes with --out: the printout has no per-window columns")
         return _predict_ray(args)
     if args.out or args.timeline or args.address or args.actors:
         from .errors import ConfigError

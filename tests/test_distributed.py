@@ -319,3 +319,5 @@ def test_ray_engine_answers_each_speaker_and_takes_the_speaker_options(ray_local
     for name, option in (("--segments", []), ("--adapt batch", []), ("--classes", ["angry,sad"])):
         assert main(["predict", str(talk), *name.split(), *option, "--engine", "ray", *model]) == 2
         assert capsys.readouterr().err == f"ser: {name} goes with the local engine\n"
+    assert main(["predict", str(talk), "--timeline", "--engine", "ray", *model]) == 2  # no table to hold it
+    assert capsys.readouterr().err == "ser: --timeline goes with --out: the printout has no per-window columns\n"

@@ -245,7 +245,8 @@ def cmd_predict(args) -> int:
     if args.engine == "ray":
         local_only = [option for option, given in (("--classes", args.classes), ("--language", args.language),
                                                    ("--segments", args.segments), ("--adapt batch", args.adapt == "batch"),
-                                                   ("--speaker-column", args.speaker_column)) if given]
+                                                   ("--speaker-column", args.speaker_column),
+                                                   ("--workers (Ray's are --actors)", args.workers)) if given]
         if local_only or (args.timeline and not args.out):
             from .errors import ConfigError
 

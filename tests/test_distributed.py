@@ -316,8 +316,10 @@ def test_ray_engine_answers_each_speaker_and_takes_the_speaker_options(ray_local
     assert main(["predict", str(talk), "--adapt", "recording", "--engine", "ray", *model]) == 0
     assert capsys.readouterr() == local
 
-    for name, option in (("--segments", []), ("--adapt batch", []), ("--classes", ["angry,sad"])):
+    for name, option, said in (("--segments", [], "--segments"), ("--adapt batch", [], "--adapt batch"),
+                               ("--classes", ["angry,sad"], "--classes"),
+                               ("--workers", ["2"], "--workers (Ray's are --actors)")):
         assert main(["predict", str(talk), *name.split(), *option, "--engine", "ray", *model]) == 2
-        assert capsys.readouterr().err == f"ser: {name} goes with the local engine\n"
+        assert capsys.readouterr().err == f"ser: {said} goes with the local engine\n"
     assert main(["predict", str(talk), "--timeline", "--engine", "ray", *model]) == 2  # no table to hold it
     assert capsys.readouterr().err == "ser: --timeline goes with --out: the printout has no per-window columns\n"

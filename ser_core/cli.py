@@ -462,6 +462,10 @@ def cmd_embed(args) -> int:
 
     if args.model not in RECIPES:
         raise ModelError(f"Unknown model {args.model!r}; choose one of {', '.join(RECIPES)}")
+    if args.engine != "ray" and (args.address or args.actors):
+        from .errors import ConfigError
+
+        raise ConfigError("--address and --actors go with --engine ray")
     files = (list_inputs(args.data) if any(is_uri(d) for d in args.data)
              else [str(clip.path.resolve()) for clip in _clips(args.data)])
     out = args.out if is_uri(args.out) else str(Path(args.out).resolve())

@@ -190,6 +190,8 @@ def test_cli_embed_on_ray_writes_the_shards_the_local_engine_writes(ray_local, a
         assert main(["embed", "--data", str(tmp_path / "m.csv"), "--model", "emo-cnn", "--engine", engine,
                      "--batch-size", "4", "--out", str(tmp_path / engine)]) == 0
     assert "6 clips" in capsys.readouterr().err
+    assert main(["embed", "--data", str(tmp_path / "m.csv"), "--actors", "2", "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err == "ser: --address and --actors go with --engine ray\n"  # not ignored
     params = RECIPES["emo-cnn"][0]
     local = {p: f for p, _, _, f in read_feature_shards(tmp_path / "local", params)}
     ray = {p: f for p, _, _, f in read_feature_shards(tmp_path / "ray", params)}

@@ -199,9 +199,7 @@ def _analyses(args):
         except SerError as error:
             yield file, None, (), str(error)
             continue
-        # the input's and the analysis's own warnings, and why a reading asked for was not adapted
-        refused = (analysis.adaptation,) if analysis.adaptation_refused else ()
-        yield file, analysis, (*analysis.audio.warnings, *refused), None
+        yield file, analysis, analysis.warnings, None
 
 
 def _speaker_options(args):
@@ -257,7 +255,7 @@ def cmd_predict(args) -> int:
         from .errors import ConfigError
 
         raise ConfigError("--out, --timeline, --address and --actors go with --engine ray")
-    from .serving.batch import predict_files
+    from .serving.batch import as_result, predict_files
 
     if args.segments:
         return cmd_predict_segments(args)
@@ -269,9 +267,8 @@ def cmd_predict(args) -> int:
     # --profile and --adapt batch too), and, where one worker would read the files anyway, what
     # --language guesses from instead of decoding them again.
     if speakers_asked or (args.language and workers == 1):
-        return _report_predictions(args, ((file, analysis and analysis.probabilities, warnings, error,
-                                           analysis.voices if analysis else (), analysis)
-                                          for file, analysis, warnings, error in _analyses(args)))
+        return _report_predictions(args, ((*as_result(file, analysis, error), analysis)
+                                          for file, analysis, _, error in _analyses(args)))
     return _report_predictions(args, predict_files(args.files, resolve_model(args.model), workers, args.backend))
 
 

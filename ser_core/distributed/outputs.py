@@ -25,11 +25,9 @@ def prediction_row(path: str, analysis: "Analysis | None", error: str | None, la
     if timeline:
         row["window_start_s"] = row["window_probabilities"] = None
     if analysis is not None:
-        # as `ser predict` reports them: the input's warnings, and why a reading asked for was not adapted
-        refused = [analysis.adaptation] if analysis.adaptation_refused else []
         row.update(emotion=analysis.emotion, confidence=analysis.confidence, uncertain=analysis.is_uncertain,
                    arousal=analysis.arousal, duration_s=analysis.audio.duration_s, n_windows=len(analysis.window_times_s),
-                   warnings=[*analysis.audio.warnings, *refused], error=None, speakers=speaker_records(analysis))
+                   warnings=list(analysis.warnings), error=None, speakers=speaker_records(analysis))
         row.update({f"p_{label}": p for label, p in analysis.probabilities.items()})
         if timeline:
             row["window_start_s"] = [float(t) for t in analysis.window_times_s]

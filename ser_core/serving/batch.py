@@ -157,15 +157,20 @@ class _Predictor:
         return functools.partial(_predict_chunk, load_model_quietly(self.model_dir, self.backend))
 
 
+def as_result(path: str, analysis: "Analysis | None", error: str | None) -> Result:
+    """A file's `Result` from its analysis, or from the error that left it without one."""
+    if analysis is None:
+        return path, None, (), error, ()
+    return path, analysis.probabilities, analysis.warnings, None, analysis.voices
+
+
 def _predict_chunk(model, paths: list[str]) -> list[Result]:
     """(path, probabilities, input warnings, error message, voices) per path."""
-    return [(path, None, (), error, ()) if analysis is None
-            else (path, analysis.probabilities, analysis.audio.warnings, None, analysis.voices)
-            for path, (analysis, error) in zip(paths, analyze_chunk(model, paths))]
+    return [as_result(path, analysis, error) for path, (analysis, error) in zip(paths, analyze_chunk(model, paths))]
 
 
 def _error_result(path: str, message: str) -> Result:
-    return path, None, (), message, ()
+    return as_result(path, None, message)
 
 
 def predict_files(
@@ -219,7 +224,6 @@ def predict_adapted(model, paths: Sequence[str], speakers: Sequence[str] | None 
                 except ProfileError:
                     reference = None  # none of the speaker's files is readable: each one's error says why
             for i, (analysis, error) in zip(members, analyze_chunk(model, files, profile=reference)):
-                results[i] = ((paths[i], None, (), error, ()) if analysis is None
-                              else (paths[i], analysis.probabilities, analysis.audio.warnings, None, analysis.voices))
+                results[i] = as_result(paths[i], analysis, error)
             progress.update(len(members))
     return results

@@ -220,9 +220,10 @@ def query_flag(query, name: str, default: bool) -> bool:
     text = query.get(name)
     if text is None:
         return default
-    if text.strip().lower() not in FLAG_VALUES:
+    value = FLAG_VALUES.get(text.strip().lower())
+    if value is None:
         raise ApiError(422, f"{name} must be true or false, not {text!r}.")
-    return FLAG_VALUES[text.strip().lower()]
+    return value
 
 
 def check_query(query, route: str) -> None:

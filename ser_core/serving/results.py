@@ -201,6 +201,12 @@ class Analysis(TopEmotion):
         return self.confidence < self.uncertain_below
 
     @property
+    def warnings(self) -> tuple[str, ...]:
+        """What a user is warned of: the input's warnings, and why a reading asked for was not adapted
+        (`adaptation_refused`), as `ser predict` prints them and the Ray engine's rows hold them."""
+        return (*self.audio.warnings, *((self.adaptation,) if self.adaptation_refused else ()))
+
+    @property
     def voices(self) -> tuple[SpeakerSummary, ...]:
         """Each speaker's summary (`speaker_summaries`) where two or more voices were told apart, else
         none: the mean over everyone in a conversation describes no one, so `ser predict` and the API

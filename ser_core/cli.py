@@ -50,7 +50,14 @@ def _split_file(args, clips) -> Path:
 
 
 def cmd_split(args) -> int:
-    _split_file(args, _clips(args.data))
+    from .training.splits import assign
+
+    clips = _clips(args.data)
+    parts = assign(clips, _split_file(args, clips))
+    if empty := [name for name, part in parts.items() if not part]:
+        sizes = ", ".join(f"{name} {len(part)}" for name, part in parts.items())
+        print(f"warning: these clips leave {' and '.join(empty)} empty ({sizes}): too few speakers to hold any "
+              "back; `ser train` needs all three", file=sys.stderr)
     return 0
 
 
@@ -69,7 +76,10 @@ def cmd_train(args) -> int:
     train_params = dataclasses.replace(train_params, **{k: v for k, v in overrides.items() if v is not None})
     if args.model in ENSEMBLES and (args.epochs or args.batch_size):
         raise ModelError(f"{args.model} trains its members with their own recipes: drop --epochs and --batch-size")
-    if (args.protocol in ("loco", "lolo")) != bool(args.held_out):
+    if args.protocol in ("loco", "lolo") and not args.held_out:
+        raise ModelError(f"--protocol {args.protocol} needs --held-out: the "
+                         f"{'corpus' if args.protocol == 'loco' else 'language'} to test on, trained without it")
+    if args.held_out and args.protocol not in ("loco", "lolo"):
         raise ModelError("--held-out goes with --protocol loco (a corpus) or lolo (a language), and only with them")
     allowed = LANGUAGES if args.protocol == "lolo" else CORPUS_NAMES
     if args.protocol in ("loco", "lolo") and args.held_out not in allowed:
@@ -98,15 +108,20 @@ def cmd_evaluate(args) -> int:
     model_dir = resolve_model(args.model)
     protocol = f"manifest:{Path(args.manifest).name}"
     if args.adapt:
-        from .training.evaluate import evaluate_adaptation
+        from .training.evaluate import ONE_EMOTION, evaluate_adaptation
         from .training.train import cached_inputs
 
         model = load_model_quietly(model_dir, args.backend)
         data = cached_inputs(model, read_manifest(args.manifest))
+        _say_skipped(data.skipped)
         results = evaluate_adaptation(model, data)
         for k, r in results.items():
-            print(f"profile from {k:>11} clips: UAR {r['adapted']:.1%} adapted, {r['unadapted']:.1%} without "
-                  f"({r['n_scored']} clips scored)", file=sys.stderr)
+            source = (f"{ONE_EMOTION} clips only" if k == "one_emotion" else "1 clip" if k == "1" else f"{k} clips")
+            if r["n_scored"]:
+                print(f"profile from {source:>18}: UAR {r['adapted']:.1%} adapted, {r['unadapted']:.1%} without "
+                      f"({r['n_scored']} clips scored)", file=sys.stderr)
+            else:
+                print(f"profile from {source:>18}: not measured (no speaker has clips left to score)", file=sys.stderr)
         text = json.dumps(results, indent=2)
     elif args.perturb:
         from .training.augment import PERTURBATIONS
@@ -123,6 +138,7 @@ def cmd_evaluate(args) -> int:
         model = load_model_quietly(model_dir, args.backend)
         data = cached_inputs(model, read_manifest(args.manifest))
         metrics, _, _ = evaluate(model, data, protocol=protocol)
+        _say_skipped(data.skipped, metrics["skipped_unknown_labels"])
         text = json.dumps(metrics, indent=2)
     if args.out:
         Path(args.out).write_text(text)
@@ -131,12 +147,29 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def _say_skipped(unreadable, unknown_labels: dict[str, int] | None = None) -> None:
+    """One stderr line per clip that could not be read, and one for the labels the model does not read:
+    the metrics were measured without them."""
+    for path, reason in unreadable:
+        print(f"{path}: skipped: {reason}", file=sys.stderr)
+    if unknown_labels:
+        counts = ", ".join(f"{label} ({n})" for label, n in sorted(unknown_labels.items()))
+        print(f"skipped {sum(unknown_labels.values())} clips labelled with emotions this model does not read: {counts}",
+              file=sys.stderr)
+
+
 def cmd_export(args) -> int:
     from .serving.inference import native_stderr_silenced
     from .training.export import export_litert
 
+    from .errors import ModelError
+    from .serving.inference import MODEL_FILE
+
+    directory = resolve_model(args.model)
+    if not (directory / MODEL_FILE).is_file():
+        raise ModelError(f"{directory} has no {MODEL_FILE} to export (a model trained by `ser train` has one).")
     with native_stderr_silenced():
-        out = export_litert(args.model)
+        out = export_litert(directory)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
@@ -146,7 +179,6 @@ def _adapted_outcomes(args):
     from .errors import ManifestError
     from .serving.inference import load_model_quietly
     from .serving.batch import predict_adapted
-    from .serving.profile import VoiceProfile
     from .training.corpora import read_manifest
 
     model = load_model_quietly(resolve_model(args.model), args.backend)
@@ -162,7 +194,20 @@ def _adapted_outcomes(args):
         return predict_adapted(model, paths, speakers=[r[args.speaker_column] for r in rows])
     if args.adapt == "batch":  # every file read against the mean of all of them
         return predict_adapted(model, args.files)
-    return predict_adapted(model, args.files, profile=VoiceProfile.from_json(Path(args.profile).read_bytes()))
+    return predict_adapted(model, args.files, profile=_saved_profile(args.profile))
+
+
+def _saved_profile(path: str):
+    """--profile: a voice profile saved from the app (a sentence, not a traceback, for a path that
+    cannot be read)."""
+    from .errors import ConfigError
+    from .serving.profile import VoiceProfile
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as error:
+        raise ConfigError(f"Cannot read the voice profile {path}: {error.strerror}.") from None
+    return VoiceProfile.from_json(data)
 
 
 def _report(file: str, warnings, error: str | None) -> bool:
@@ -181,14 +226,14 @@ def _analyses(args):
     file is read against (--profile, --adapt batch)."""
     from .io.audio import load_audio
     from .serving.inference import load_model_quietly, native_stderr_silenced
-    from .serving.profile import VoiceProfile, batch_profile
+    from .serving.profile import batch_profile
 
     if args.speaker_column:
         from .errors import ConfigError
 
         raise ConfigError("--speaker-column goes without --segments, --speakers and --speaker-adaptation")
     model = load_model_quietly(str(resolve_model(args.model)), args.backend)
-    profile = (VoiceProfile.from_json(Path(args.profile).read_bytes()) if args.profile
+    profile = (_saved_profile(args.profile) if args.profile
                else batch_profile(model, args.files) if args.adapt == "batch" else None)
     speakers = _speaker_options(args)
     for file in args.files:
@@ -357,9 +402,24 @@ def _speaker_count(text: str) -> int:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of 1 or more, not {text!r}")
+    return value
+
+
 def _emotion_list(text: str) -> tuple[str, ...]:
-    """--classes: "Angry, happy,sad" → ("angry", "happy", "sad")."""
-    return tuple(name.strip() for name in text.lower().split(",") if name.strip())
+    """--classes: "Angry, happy,sad" → ("angry", "happy", "sad") (`named_classes`)."""
+    from .serving.results import named_classes
+
+    try:
+        return named_classes(text)
+    except SerError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _report_predictions(args, predictions) -> int:
@@ -378,7 +438,7 @@ def _report_predictions(args, predictions) -> int:
             failures += 1
             continue
         result = {"file": file, **judged(probabilities, args.classes, uncertain_below),
-                  **_language(args, file, *analysis)}
+                  **_language(args, file, *analysis), "warnings": list(warnings)}
         if voices:
             result["speakers"] = speaker_rows(voices, args.classes, uncertain_below)
         labels = list(result["probabilities"])
@@ -411,7 +471,6 @@ def _predict_ray(args) -> int:
     from .distributed.inputs import list_inputs
     from .distributed.outputs import prediction_schema, speakers_from_records, write_rows
     from .distributed.ray import check_ray, model_summary, predict_rows, ray_session
-    from .serving.profile import VoiceProfile
 
     from .errors import ManifestError
 
@@ -423,7 +482,7 @@ def _predict_ray(args) -> int:
     summary = model_summary(model_dir, args.backend)  # a bad model directory fails before Ray starts
     labels = json.loads(summary["labels"])
     with ray_session(args.address):
-        profile = VoiceProfile.from_json(Path(args.profile).read_bytes()) if args.profile else None
+        profile = _saved_profile(args.profile) if args.profile else None
         rows = predict_rows(files, model_dir, backend=args.backend, timeline=args.timeline, actors=args.actors,
                             ship_model=bool(args.address), profile=profile, speakers=_speaker_options(args))
         as_results = ((r["path"], None if r["error"] else {label: r[f"p_{label}"] for label in labels},
@@ -495,7 +554,7 @@ def _add_ray_options(p: argparse.ArgumentParser) -> None:
                    help="ray: actors on a Ray cluster (pip install -r requirements-ray.txt)")
     p.add_argument("--address", help="with --engine ray: join a running cluster (auto, HOST:6379, "
                    "ray://HOST:10001); default: a local Ray instance on this machine's cores")
-    p.add_argument("--actors", type=int, help="with --engine ray: actors, one core each (default: all cores)")
+    p.add_argument("--actors", type=_positive_int, help="with --engine ray: actors, one core each (default: all cores)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -511,8 +570,13 @@ def parser() -> argparse.ArgumentParser:
                                   ("train", cmd_train, "train a model and write its directory")):
         t = sub.add_parser(name, help=help_text)
         t.add_argument("--data", nargs="+", required=True, help="corpus folders, or one manifest CSV")
-        t.add_argument("--protocol", choices=("random", "speaker", "loco", "lolo"), required=True,
-                       help="loco / lolo: leave one corpus / language out (--held-out), built on the speaker split")
+        if name == "train":
+            t.add_argument("--protocol", choices=("random", "speaker", "loco", "lolo"), required=True,
+                           help="loco / lolo: leave one corpus / language out (--held-out), built on the speaker split")
+        else:  # leaving a corpus or language out needs no file of its own: `ser train --protocol loco` reads this one
+            t.add_argument("--protocol", choices=("random", "speaker"), required=True,
+                           help="speaker: no speaker in two splits; random: 80/20 by file (loco and lolo training "
+                                "reads the speaker split)")
         t.add_argument("--split-file", help="default: models/splits/PROTOCOL.csv (made if missing)")
         t.add_argument("--seed", type=int, default=42)
         if name == "train":
@@ -546,7 +610,7 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("files", nargs="+")
     pr.add_argument("--model", help=MODEL_HELP)
     pr.add_argument("--backend", choices=("auto", "litert", "keras"), default="auto")
-    pr.add_argument("--workers", type=int, help="processes (default: 1 for a few files, else one per core)")
+    pr.add_argument("--workers", type=_positive_int, help="processes (default: 1 for a few files, else one per core)")
     adapt = pr.add_mutually_exclusive_group()
     adapt.add_argument("--profile", help="a voice profile JSON (made in the app's My voice page): every file is that speaker")
     adapt.add_argument("--speaker-column", metavar="COLUMN",
@@ -606,6 +670,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader stopped early (`ser predict … | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush cannot fail again
+        return 1
 
 
 if __name__ == "__main__":

@@ -71,6 +71,12 @@ def test_telephone_band_and_overs_are_warned_about():
     loud = load_audio(wav_bytes(CLIP * 18, SR, "FLOAT"))  # float WAV peaking at 1.8
     assert any("above full scale" in w for w in loud.warnings)
     assert np.max(np.abs(loud.samples)) <= 1.0 + 1e-3
+    # Beyond full scale is not clipped: a float file or array peaking at 1.8 (or holding integer-scale
+    # values) was never cut at 1.0, so only samples at its own peak would be clipping.
+    assert not any("clipped" in w for w in loud.warnings)
+    assert not any("clipped" in w for w in to_mono_float32(CLIP * 30000, SR, SR).warnings)
+    flat_topped = np.clip(CLIP * 40, -1.5, 1.5)  # clipped at its own ceiling, 1.5
+    assert any("clipped" in w for w in to_mono_float32(flat_topped, SR, SR).warnings)
 
 
 @pytest.mark.parametrize(
@@ -110,6 +116,10 @@ def test_byte_cap_and_missing_path(tmp_path):
         load_audio(wav_bytes(CLIP, SR), limits=AudioLimits(max_bytes=1000))
     with pytest.raises(AudioFileNotFoundError):
         load_audio(tmp_path / "nope.wav")
+    with pytest.raises(NotAudioError, match="is a folder"):
+        load_audio(tmp_path)
+    with pytest.raises(TypeError, match="path, bytes or a binary file object.*not a tuple"):
+        load_audio((CLIP, SR))
 
 
 def test_arrays_are_accepted_channels_first_or_last_and_as_integers():

@@ -22,6 +22,16 @@ def test_probabilities_are_renormalised_over_the_chosen_classes_in_the_models_or
     assert over_classes(probabilities, None) is probabilities
     with pytest.raises(ConfigError, match="Unknown emotion.*bored"):
         over_classes(probabilities, ("sad", "bored"))
+    assert over_classes(probabilities, ("sad", "neutral", "sad")) == chosen  # a name given twice counts once
+
+
+def test_a_users_list_of_emotions_names_each_once_and_at_least_two():
+    from ser_core.serving.results import named_classes
+
+    assert named_classes("Angry, happy,sad,angry") == ("angry", "happy", "sad")
+    for text in ("angry", "angry,angry", "", " , ,"):
+        with pytest.raises(ConfigError, match="Name two emotions or more"):
+            named_classes(text)
 
 
 def test_the_api_and_the_cli_answer_over_the_chosen_classes(trained_model, tmp_path, capsys):
@@ -52,6 +62,12 @@ def test_the_api_and_the_cli_answer_over_the_chosen_classes(trained_model, tmp_p
         assert row["emotion"] == max(row["probabilities"], key=row["probabilities"].get)
     assert main(["predict", str(path), "--model", str(trained_model), "--classes", "sad,bored"]) != 0
     assert "Unknown emotion(s) bored" in capsys.readouterr().err
+    assert main(["predict", str(path), "--json", "--model", str(trained_model), "--classes", "sad,angry,sad"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["probabilities"] == pytest.approx(
+        over_classes(whole["probabilities"], ("sad", "angry")), abs=1e-5)
+    with pytest.raises(SystemExit):  # argparse's refusal, one line on stderr
+        main(["predict", str(path), "--model", str(trained_model), "--classes", "angry"])
+    assert "Name two emotions or more" in capsys.readouterr().err
 
 
 def test_an_analysis_read_over_chosen_classes_is_what_ser_predict_classes_answers(trained_model):

@@ -4,6 +4,7 @@ line on stderr with a non-zero exit, never a traceback."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,97 @@ def test_an_ensemble_refuses_epochs_its_members_recipes_set(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1 and err[0].startswith("ser: ") and "--epochs" in err[0]
     assert not (tmp_path / "out").exists()
+
+
+# --- a user's mistakes: one sentence each, never a traceback ----------------------------------------
+
+
+def _one_line(err: str, *words: str) -> None:
+    lines = [line for line in err.strip().splitlines() if "it/s]" not in line]  # progress bars aside
+    assert len(lines) == 1 and "Traceback" not in err and all(w in lines[0] for w in words), err
+
+
+def test_predict_options_that_cannot_be_used_are_refused_with_a_sentence(tmp_path, capsys):
+    from conftest import speech, wav_bytes
+
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(wav_bytes(speech(2.0), 16000))
+    assert main(["predict", str(clip), "--profile", str(tmp_path / "nope.json")]) == 2
+    _one_line(capsys.readouterr().err, "Cannot read the voice profile", "nope.json", "No such file")
+    assert main(["predict", str(clip), "--segments", "--profile", str(tmp_path)]) == 2
+    _one_line(capsys.readouterr().err, "Cannot read the voice profile", "Is a directory")
+    for workers in ("0", "-1", "two"):
+        with pytest.raises(SystemExit) as exited:
+            main(["predict", str(clip), str(clip), "--workers", workers])
+        assert exited.value.code == 2
+        assert "--workers: must be a whole number of 1 or more" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path)]) == 1  # a folder is named as one, not as missing
+    _one_line(capsys.readouterr().err, "is a folder")
+
+
+def test_export_takes_a_shipped_name_or_directory_and_says_what_is_missing(tmp_path, capsys):
+    assert main(["export", "--model", "emo-nonexistent"]) == 2
+    _one_line(capsys.readouterr().err, "No model", "emo-cnn-speaker")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "metadata.json").write_text("{}")
+    assert main(["export", "--model", str(tmp_path / "model")]) == 2
+    _one_line(capsys.readouterr().err, "has no model.keras to export")
+
+
+def test_a_closed_pipe_ends_the_printout_quietly(tmp_path):
+    """`ser predict … --json | head -1`: the reader leaves early; no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+
+    from conftest import speech, wav_bytes
+
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(wav_bytes(speech(2.0), 16000))
+    run = subprocess.Popen([sys.executable, "-m", "ser_core.cli", "predict", str(clip), str(clip), "--json",
+                            "--model", "emo-cnn-speaker"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    run.stdout.close()  # before anything is printed: every write finds no reader
+    err = run.stderr.read().decode()
+    assert run.wait(timeout=300) == 1 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_split_takes_the_protocols_it_writes_and_warns_of_an_empty_part(tmp_path, capsys, tiny_dataset):
+    rows = (tiny_dataset / "manifest.csv").read_text().splitlines()
+    two_speakers = [rows[0], *(r for r in rows[1:] if r.split(",")[3] in ("spk0", "spk1"))]
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("\n".join(r if r == rows[0] else f"{tiny_dataset}/{r}" for r in two_speakers) + "\n")
+    with pytest.raises(SystemExit):  # loco and lolo read the speaker split: no file of their own
+        main(["split", "--data", str(manifest), "--protocol", "loco", "--split-file", str(tmp_path / "s.csv")])
+    capsys.readouterr()
+    assert main(["split", "--data", str(manifest), "--protocol", "speaker", "--split-file", str(tmp_path / "s.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: these clips leave" in err and "empty" in err and "`ser train` needs all three" in err
+
+
+def test_evaluate_adapting_to_speakers_scores_what_it_can_and_says_what_it_cannot(tmp_path, capsys, tiny_dataset,
+                                                                                 trained_model):
+    """`ser evaluate --adapt speaker` on speakers with few clips, a label the model does not read, and
+    without a speaker column; `ser evaluate` on files that cannot be read."""
+    rows = (tiny_dataset / "manifest.csv").read_text().splitlines()
+    few = [rows[0], *(r for r in rows[1:] if r.split(",")[3] in ("spk0", "spk1") and r.endswith("t0"))]
+    few.append(few[1].replace(",neutral,", ",contempt,").replace("_neutral_0", "_neutral_1"))
+    manifest = tmp_path / "few.csv"
+    manifest.write_text("\n".join(r if r == rows[0] else f"{tiny_dataset}/{r}" for r in few) + "\n")
+    assert main(["evaluate", "--manifest", str(manifest), "--model", str(trained_model), "--adapt", "speaker"]) == 0
+    captured = capsys.readouterr()
+    results = json.loads(captured.out)
+    assert results["10"]["n_scored"] == 0 and results["10"]["adapted"] is None  # 8 clips a speaker: none left
+    assert results["all"]["n_scored"] == 16 and results["3"]["n_scored"] == 10
+    assert re.search(r"profile from +10 clips: not measured", captured.err) and "Traceback" not in captured.err
+    no_speakers = tmp_path / "no-speakers.csv"
+    no_speakers.write_text("path,emotion\n" + "".join(f"{tiny_dataset}/s0_angry_{t}.wav,angry\n" for t in (0, 1)))
+    assert main(["evaluate", "--manifest", str(no_speakers), "--model", str(trained_model), "--adapt", "speaker"]) == 2
+    _one_line(capsys.readouterr().err, "speaker column")
+    missing = tmp_path / "missing.csv"
+    missing.write_text("path,emotion\nnope1.wav,angry\nnope2.wav,sad\n")
+    assert main(["evaluate", "--manifest", str(missing), "--model", str(trained_model)]) == 2
+    _one_line(capsys.readouterr().err, "None of the 2 clips could be read", "nope1.wav")
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text(manifest.read_text() + "nope1.wav,angry,synthetic,spk9,nope1,t0\n")
+    assert main(["evaluate", "--manifest", str(mixed), "--model", str(trained_model)]) == 0
+    err = capsys.readouterr().err
+    assert "nope1.wav: skipped:" in err and "skipped 1 clips labelled with emotions this model does not read: contempt (1)" in err

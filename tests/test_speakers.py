@@ -215,6 +215,8 @@ def test_each_speaker_is_read_against_their_own_voice(model, monkeypatch):
     assert [s.speaker for s in adapted.segments] == ["S1", "S2", "S1", "S1"]
     assert adapted.segments[1].probabilities == pytest.approx(plain.segments[1].probabilities)
     assert "S1 read against their own voice in this recording (12 s)" in adapted.adaptation
+    # S2's too brief a voice is said to be read as heard, a warning in every output
+    assert "S2 not adapted: 3 s of speech, 10 s needed" in adapted.adaptation and adapted.adaptation_refused
     times = plain.window_times_s
     # S2's windows: they start with the context heard before its segment
     second = (times >= 5.0 - CONTEXT_BEFORE_S - 1e-6) & (times < 8.0)

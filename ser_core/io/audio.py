@@ -112,6 +112,8 @@ def _read_source(source: AudioSource, limits: AudioLimits) -> tuple[bytes, str]:
     """Return the raw bytes and a name for messages, checking the byte limit first."""
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
+        if path.is_dir():
+            raise NotAudioError(f"{path} is a folder")
         if not path.is_file():
             raise AudioFileNotFoundError(str(path))
         size = path.stat().st_size
@@ -122,11 +124,14 @@ def _read_source(source: AudioSource, limits: AudioLimits) -> tuple[bytes, str]:
         name = path.name
     elif isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), "audio"
-    else:
+    elif hasattr(source, "read"):
         data, name = source.read(limits.max_bytes + 1), getattr(source, "name", "audio")
         if not isinstance(data, (bytes, bytearray)):
             raise NotAudioError("the upload could not be read as bytes")
         data = bytes(data)
+    else:
+        raise TypeError(f"Audio is read from a path, bytes or a binary file object (or a numpy array with its "
+                        f"sample rate, `sr=`), not a {type(source).__name__}.")
     if len(data) > limits.max_bytes:
         raise AudioTooLargeError(len(data), limits.max_bytes)
     return data, str(name)
@@ -251,7 +256,8 @@ class _MonoStream:
         self._out: list[np.ndarray] = []
         self.n_in = 0
         self.peak = 0.0
-        self._clipped = 0
+        self._clipped = 0  # samples at full scale
+        self._at_peak = 0  # samples at the signal's own peak, where float audio beyond full scale would be clipped
         self._result: np.ndarray | None = None
 
     def push(self, block: np.ndarray) -> None:
@@ -267,8 +273,10 @@ class _MonoStream:
             raise NonFiniteAudioError()
         if len(block):
             magnitude = np.abs(block)
-            self.peak = max(self.peak, float(magnitude.max()))
             self._clipped += int(np.count_nonzero(magnitude >= CLIPPED_LEVEL))
+            if (block_peak := float(magnitude.max())) > self.peak:  # a new ceiling: what sat at the old one no longer does
+                self.peak, self._at_peak = block_peak, 0
+            self._at_peak += int(np.count_nonzero(magnitude >= CLIPPED_LEVEL * self.peak))
         self.n_in += len(block)
         self._out.append(self._resampler.resample_chunk(block, last=last) if self._resampler else block)
 
@@ -282,7 +290,10 @@ class _MonoStream:
 
     @property
     def clipped_share(self) -> float:
-        return self._clipped / self.n_in if self.n_in else 0.0
+        """Share of samples at the ceiling: full scale, or for float audio running beyond it (samples as
+        integers, say) its own peak, since nothing clipped it at 1.0."""
+        clipped = self._clipped if self.peak <= 1.0 else self._at_peak
+        return clipped / self.n_in if self.n_in else 0.0
 
 
 def _soundfile_blocks(data: bytes, limits: AudioLimits, deadline: _Deadline) -> Iterator:

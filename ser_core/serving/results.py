@@ -40,14 +40,26 @@ def check_classes(classes: Sequence[str], labels: Sequence[str]) -> None:
         raise ConfigError(f"Unknown emotion(s) {', '.join(unknown)}; choose from {', '.join(labels)}")
 
 
+def named_classes(text: str) -> tuple[str, ...]:
+    """A user's list of emotions, `"Angry, happy,sad"` → ("angry", "happy", "sad"), as `ser predict
+    --classes` and the API's `classes` read it: a name given twice counts once; fewer than two names
+    are refused, since over one emotion every reading would be that emotion at 100%."""
+    names = tuple(dict.fromkeys(name.strip() for name in text.lower().split(",") if name.strip()))
+    if len(names) < 2:
+        raise ConfigError(f"Name two emotions or more (comma-separated), not {text!r}: over "
+                          f"{'one' if names else 'none'} there is nothing to choose between.")
+    return names
+
+
 def over_classes(probabilities: dict[str, float], classes: tuple[str, ...] | None) -> dict[str, float]:
     """Probabilities renormalised over the classes an application uses (all when `classes` is None),
     in the model's order: what the model believes given that the speech shows one of them."""
     if not classes:
         return probabilities
     check_classes(classes, list(probabilities))
-    total = sum(probabilities[label] for label in classes)
-    return {label: p / total for label, p in probabilities.items() if label in classes}
+    chosen = {label: p for label, p in probabilities.items() if label in classes}  # a name given twice counts once
+    total = sum(chosen.values())
+    return {label: p / total for label, p in chosen.items()}
 
 
 def judged(probabilities: Mapping[str, float], classes: tuple[str, ...] | None, uncertain_below: float) -> dict:

@@ -357,7 +357,9 @@ def predict_by_speaker(model: "SerModel", features: np.ndarray, window_bounds: n
                     probabilities[rows] = model.predict_against(cached[rows], own, own_voice_settings(model),
                                                                 OWN_VOICE_REFERENCE_WEIGHT)
                     notes.append(f"{name} read against their own voice in this recording ({speech_s[name]:.0f} s).")
-                else:
+                else:  # said, so that an adaptation asked for is never silently not made
                     probabilities[rows] = model.predict_cached(cached[rows])
+                    notes.append(f"{name} not adapted: {speech_s[name]:.0f} s of speech, {MIN_SPEAKER_SPEECH_S:.0f} s "
+                                 "needed to read a voice against itself.")
             adaptations.append(" ".join(notes))
     return probabilities, adaptations

@@ -37,10 +37,14 @@ def evaluate(model: SerModel, data: ClipFeatures, protocol: str) -> tuple[dict, 
     for clip in data.clips:
         if not scorable(clip):
             unknown[clip.emotion] = unknown.get(clip.emotion, 0) + 1
+    if not data.clips and data.skipped:
+        path, reason = data.skipped[0]
+        raise ManifestError(f"None of the {len(data.skipped)} clips could be read (the first, {path}: {reason}).")
     data = ClipFeatures([data.clips[i] for i in known], [data.features[i] for i in known], data.skipped)
     single = [i for i, clip in enumerate(data.clips) if clip.emotion in model.labels]
     if not single:
-        raise ManifestError(f"No clip with a label this model knows ({', '.join(model.labels)}) could be read.")
+        raise ManifestError(f"No clip has one emotion this model knows ({', '.join(model.labels)}); "
+                            f"the labels read were {', '.join(sorted(unknown)) or 'none'}.")
     probabilities = clip_probabilities(model, data)
     y_true = [model.labels.index(data.clips[i].emotion) for i in single]
     metrics = {"protocol": protocol, **compute_metrics(y_true, probabilities[single], model.labels,
@@ -152,7 +156,8 @@ ONE_EMOTION = "angry"  # the one-sided profile measured: a speaker recorded only
 def evaluate_adaptation(model: SerModel, data: ClipFeatures, ks: tuple[int | None, ...] = (1, 3, 10, None),
                         seed: int = 0, prior_windows: float | None = None, strength: float | None = None) -> dict:
     """UAR with and without a voice profile per speaker, built from k of that speaker's clips (None:
-    all of them, scored transductively). With k clips the profile's clips are not scored, and the
+    all of them, scored transductively), over the clips with one emotion the model knows and a
+    speaker; None (n_scored 0) where no speaker has more than k clips. With k clips the profile's clips are not scored, and the
     unadapted UAR is taken on the same scored clips. Labels are never used to build a profile, except
     to pick the one-sided profile (`one_emotion`): only that speaker's angry clips, scored on the rest.
     Clips are read against the profile as the product reads them (`SerModel.predict_against`, with the
@@ -161,6 +166,12 @@ def evaluate_adaptation(model: SerModel, data: ClipFeatures, ks: tuple[int | Non
     from ..serving.profile import profile_from_windows
     from .metrics import compute_metrics, label_uar
 
+    # A clip counts with one emotion the model knows and a speaker to build a profile from.
+    usable = [i for i, clip in enumerate(data.clips) if clip.emotion in model.labels and clip.speaker]
+    if not usable:
+        raise ManifestError("No clip has both one emotion this model knows and a speaker: adapting to each "
+                            "speaker needs the manifest's speaker column (or file names the corpus loaders recognise).")
+    data = ClipFeatures([data.clips[i] for i in usable], [data.features[i] for i in usable], data.skipped)
     by_speaker: dict[tuple[str, str], list[int]] = {}
     for i, clip in enumerate(data.clips):
         by_speaker.setdefault((clip.corpus, clip.speaker), []).append(i)
@@ -171,6 +182,8 @@ def evaluate_adaptation(model: SerModel, data: ClipFeatures, ks: tuple[int | Non
     settings = (default_prior if prior_windows is None else prior_windows, default_strength if strength is None else strength)
 
     def scores(scored: list[int], adapted: dict[int, np.ndarray]) -> dict:
+        if not scored:  # no speaker has more clips than the profile takes (or no angry clip and others)
+            return {"n_scored": 0, "adapted": None, "unadapted": None, "per_corpus": {}}
         order = sorted(scored)
         with_profile = np.stack([adapted[i] for i in order])
         metrics = lambda p: compute_metrics(y[order], p, model.labels, [corpora[i] for i in order])

@@ -30,7 +30,13 @@ def _clips(sources: list[str]):
 def cmd_manifest(args) -> int:
     from .training.corpora import find_clips, write_manifest
 
-    n = write_manifest(find_clips(args.dirs), args.out)
+    clips = list(find_clips(args.dirs))
+    if not clips:  # an empty manifest would only fail later, further from the cause
+        from .errors import ManifestError
+
+        raise ManifestError(f"No clip of a known corpus under {', '.join(args.dirs)}: the loaders recognise the "
+                            "layouts in the README's Data table (any other CSV with path,emotion works as a manifest).")
+    n = write_manifest(clips, args.out)
     print(f"{n} clips → {args.out}", file=sys.stderr)
     return 0
 

@@ -111,6 +111,17 @@ def test_duration_cap_is_read_from_the_header_before_decoding():
         load_audio(pyav_bytes(voice(10.0, SR), SR, "webm", "libopus"), limits=limits)
 
 
+def test_a_dc_offset_is_taken_out_and_said():
+    plain = to_mono_float32(CLIP, SR, SR)
+    offset = to_mono_float32(CLIP + 0.3, SR, SR)
+    np.testing.assert_allclose(offset.samples, plain.samples - plain.samples.mean(), atol=1e-5)
+    assert any("+0.30 off zero" in w for w in offset.warnings)
+    assert not any("full scale" in w for w in offset.warnings)  # the offset, not the voice, ran past 1.0
+    mild = to_mono_float32(CLIP + 0.04, SR, SR)  # as SAVEE's clips, which the models learned
+    np.testing.assert_allclose(mild.samples, CLIP + 0.04, atol=1e-6)
+    assert mild.warnings == ()
+
+
 def test_byte_cap_and_missing_path(tmp_path):
     with pytest.raises(AudioTooLargeError):
         load_audio(wav_bytes(CLIP, SR), limits=AudioLimits(max_bytes=1000))

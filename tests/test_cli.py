@@ -102,6 +102,14 @@ def test_predict_options_that_cannot_be_used_are_refused_with_a_sentence(tmp_pat
     _one_line(capsys.readouterr().err, "is a folder")
 
 
+def test_a_manifest_of_nothing_is_not_written(tmp_path, capsys):
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "audio" / "my-recording.wav").write_bytes(b"RIFF")
+    assert main(["manifest", str(tmp_path / "audio"), "--out", str(tmp_path / "m.csv")]) == 2
+    _one_line(capsys.readouterr().err, "No clip of a known corpus")
+    assert not (tmp_path / "m.csv").exists()
+
+
 def test_export_takes_a_shipped_name_or_directory_and_says_what_is_missing(tmp_path, capsys):
     assert main(["export", "--model", "emo-nonexistent"]) == 2
     _one_line(capsys.readouterr().err, "No model", "emo-cnn-speaker")

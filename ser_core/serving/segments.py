@@ -303,6 +303,11 @@ def own_voice_settings(model: "SerModel") -> tuple[float, float]:
     return OWN_VOICE_PRIOR_WINDOWS, OWN_VOICE_STRENGTH
 
 
+def listed(words: Sequence[str]) -> str:
+    """["S1", "S2", "S3"] → "S1, S2 and S3"."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 def predict_by_speaker(model: "SerModel", features: np.ndarray, window_bounds: np.ndarray,
                        spans: Sequence[Sequence[tuple[float, float]]], speakers: Sequence[Sequence[str]],
                        profile: "VoiceProfile | None" = None, whole_recording: bool = False
@@ -334,7 +339,7 @@ def predict_by_speaker(model: "SerModel", features: np.ndarray, window_bounds: n
             if profile is not None and profile.fits(model) and windows:
                 users = min(windows, key=lambda n: float(np.linalg.norm(
                     representation[windows[n]].mean(axis=0) - profile.mean)))
-            notes = []
+            notes, brief = [], []  # brief: the voices heard too briefly to be read against themselves
             for name, rows in windows.items():
                 if profile is not None and (name == users or users is None):
                     # The user's own profile (or the sentence saying why it cannot be used).
@@ -357,9 +362,11 @@ def predict_by_speaker(model: "SerModel", features: np.ndarray, window_bounds: n
                     probabilities[rows] = model.predict_against(cached[rows], own, own_voice_settings(model),
                                                                 OWN_VOICE_REFERENCE_WEIGHT)
                     notes.append(f"{name} read against their own voice in this recording ({speech_s[name]:.0f} s).")
-                else:  # said, so that an adaptation asked for is never silently not made
+                else:
                     probabilities[rows] = model.predict_cached(cached[rows])
-                    notes.append(f"{name} not adapted: {speech_s[name]:.0f} s of speech, {MIN_SPEAKER_SPEECH_S:.0f} s "
-                                 "needed to read a voice against itself.")
+                    brief.append(name)
+            if brief:  # said, so that an adaptation asked for is never silently not made
+                notes.append(f"{listed(brief)} not adapted: {listed([f'{speech_s[n]:.0f}' for n in brief])} s of speech, "
+                             f"{MIN_SPEAKER_SPEECH_S:.0f} s needed to read a voice against itself.")
             adaptations.append(" ".join(notes))
     return probabilities, adaptations

@@ -285,8 +285,8 @@ def cmd_predict_segments(args) -> int:
                              *(f"{p:.4f}" for p in r["probabilities"].values()), *_language_cells(r)])
     else:
         for r in results:
-            print(f"{r['file']} {r['start_s']:.2f}–{r['end_s']:.2f} s {r['speaker']}: {_guess(r)} "
-                  f"({r['confidence']:.0%}){_arousal_text(r)}{_language_text(r)}")
+            print(f"{r['file']} {r['start_s']:.2f}–{r['end_s']:.2f} s {r['speaker']}: {_reading(r)}"
+                  f"{_arousal_text(r)}{_language_text(r)}")
     return 1 if failures else 0
 
 
@@ -382,9 +382,11 @@ def _language_text(row: dict) -> str:
     return f" · sounds like {language['name']}{heard}"
 
 
-def _guess(row: dict) -> str:
-    """A result's emotion as the app words it: a guess under the uncertainty threshold says so."""
-    return f"uncertain ({row['emotion']}?)" if row["uncertain"] else row["emotion"]
+def _reading(row: dict) -> str:
+    """A result's emotion and confidence as the app words them: "angry (55%)", or under the
+    uncertainty threshold "uncertain (fearful? 37%)"."""
+    return (f"uncertain ({row['emotion']}? {row['confidence']:.0%})" if row["uncertain"]
+            else f"{row['emotion']} ({row['confidence']:.0%})")
 
 
 def _arousal_cell(row: dict) -> str:
@@ -461,9 +463,9 @@ def _report_predictions(args, predictions) -> int:
                              *_language_cells(r)])
     else:
         for r in results:
-            reading = (f"{_guess(r)} ({r['confidence']:.0%}){_arousal_text(r)}" if "speakers" not in r else
+            reading = (f"{_reading(r)}{_arousal_text(r)}" if "speakers" not in r else
                        f"{len(r['speakers'])} speakers: " + "; ".join(
-                           f"{s['speaker']} ({s['share']:.0%} of the speech) {_guess(s)} ({s['confidence']:.0%})"
+                           f"{s['speaker']} ({s['share']:.0%} of the speech) {_reading(s)}"
                            f"{_arousal_text(s)}" for s in r["speakers"]))
             print(f"{r['file']}: {reading}{_language_text(r)}")
     return 1 if failures else 0

@@ -30,6 +30,18 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def format_size(n_bytes: int) -> str:
+    """293 KiB, 4.5 MiB, 200 MiB: a size in the unit a person would use, to about three figures, so that
+    a limit below 1 MiB does not read as 0 MiB and one of 4.5 MiB not as 4."""
+    value, unit = float(n_bytes), "bytes"
+    for scale, name in ((2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
+        if n_bytes >= scale:
+            value, unit = n_bytes / scale, name
+            break
+    text = f"{value:.{2 if value < 10 else 1 if value < 100 else 0}f}"
+    return f"{text.rstrip('0').rstrip('.') if '.' in text else text} {unit}"
+
+
 class AudioError(SerError):
     """The input cannot be turned into usable audio."""
 
@@ -62,9 +74,10 @@ class AudioTooLongError(AudioError):
 
 class AudioTooLargeError(AudioError):
     def __init__(self, n_bytes: int, maximum_bytes: int):
-        super().__init__(
-            f"The file is too large: {n_bytes / 2**20:.1f} MiB, at most {maximum_bytes / 2**20:.0f} MiB allowed."
-        )
+        size, limit = format_size(n_bytes), format_size(maximum_bytes)
+        if size == limit:  # just over the limit, the two round alike: "4 MiB, at most 4 MiB" would read as no refusal
+            size, limit = f"{n_bytes:,} bytes", f"{maximum_bytes:,} bytes"
+        super().__init__(f"The file is too large: {size}, at most {limit} allowed.")
 
 
 class DecodeTimeoutError(AudioError):

@@ -132,7 +132,7 @@ def test_files_read_together_share_the_batch_profile_the_cli_reads_them_against(
     windows = np.concatenate([model.representation(model.to_cached(extract_windows(model, c))) for c in clips])
     np.testing.assert_allclose(profile.mean, windows.mean(axis=0), atol=1e-5)
     assert VoiceProfile.from_json(profile.to_json()).batch
-    assert model.analyze(clips[0], profile=profile).adaptation == "Adapted to all 3 files read together (their mean; no labels used)."
+    assert model.analyze(clips[0], profile=profile).adaptation == "Adapted to the 3 files in which speech was found, read together (their mean; no labels used)."
     with pytest.raises(ProfileError, match="at least two files"):
         batch_profile(model, [clips[0], b"not audio", noise])
 

@@ -29,9 +29,11 @@ from conftest import ROOT, speech, wav_bytes  # noqa: E402
 from test_catalogue import CASES, IDS, LIMITS  # noqa: E402
 
 from ser_core.errors import AudioTooLargeError, AudioTooLongError, SerError  # noqa: E402
-from ser_core.serving.http import MAX_BATCH_FILES, OPENAPI, ModelRegistry, ServeConfig, create_app  # noqa: E402
+from ser_core.serving.http import (  # noqa: E402
+    MAX_BATCH_FILES, OPENAPI, ModelRegistry, ServeConfig, create_app)
 from ser_core.serving.pool import AnalysisPool  # noqa: E402
 from ser_core.serving.results import arousal  # noqa: E402
+from ser_core.serving.segments import MAX_SPEAKERS  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")  # httpx2 is not out yet
 MODEL = "seed-cnn-speaker"
@@ -132,6 +134,12 @@ def test_classes_renormalise_as_ser_predict_classes(client, clip_wav, tmp_path):
     assert refused.status_code == 422 and unknown.returncode != 0
     assert refused.json()["error"].startswith("Unknown emotion(s) bored; choose from neutral, calm")
     assert f"ser: {refused.json()['error']}" in unknown.stderr  # the CLI's sentence
+    twice = client.post("/v1/analyze?segments=false&classes=sad,angry,sad", content=clip_wav).json()
+    once = client.post("/v1/analyze?segments=false&classes=sad,angry", content=clip_wav).json()
+    assert twice["probabilities"] == once["probabilities"] and sum(once["probabilities"].values()) == pytest.approx(1.0)
+    for one in ("angry", "angry,angry", ",,"):
+        single = client.post(f"/v1/analyze?classes={one}", content=clip_wav)
+        assert single.status_code == 422 and single.json()["error"].startswith("Name two emotions or more")
 
 
 def test_speaker_options_are_ser_predicts(client, tmp_path):
@@ -154,9 +162,10 @@ def test_speaker_options_are_ser_predicts(client, tmp_path):
     for count in ("0", "two", "-1"):
         refused = client.post(f"/v1/analyze?speakers={count}", content=talk)
         assert refused.status_code == 422
-        assert refused.json()["error"] == f"The number of speakers must be a whole number from 1, not {count!r}."
+        assert refused.json()["error"] == (f"The number of speakers must be a whole number from 1 to {MAX_SPEAKERS}, "
+                                           f"not {count!r}.")
     cli = ser_predict("talk.wav", "--speakers", "0", cwd=tmp_path)
-    assert cli.returncode != 0 and "The number of speakers must be a whole number from 1, not '0'." in cli.stderr
+    assert cli.returncode != 0 and f"The number of speakers must be a whole number from 1 to {MAX_SPEAKERS}, not '0'." in cli.stderr
     names = [parameter["name"] for parameter in OPENAPI["paths"]["/v1/analyze"]["post"]["parameters"]]
     assert {"speakers", "speaker_adaptation"} <= set(names)
 
@@ -184,6 +193,28 @@ def test_a_misspelt_option_is_refused_not_ignored(client):
         assert ("segments" in answer) == segmented, value
 
 
+def test_an_empty_or_repeated_parameter_is_refused(client):
+    """`speakers=` used to read as absent (the voices found by clustering) while `segments=` was a 422,
+    and `segments=true&segments=false` used the last: each is now a 422 naming the parameter, before
+    the upload is read. So is a speaker count no conversation holds."""
+    talk = wav_bytes(speech(2.0, SR, f0=120, seed=1), SR)
+    for name in ("speakers", "model", "classes", "segments", "filename", "adapt"):
+        for query in (f"{name}=", f"{name}=%20", name):
+            empty = client.post(f"/v1/analyze?{query}", content=talk)
+            assert empty.status_code == 422 and empty.json()["error"] == f"{name}= has no value.", query
+    batch = client.post("/v1/analyze/batch?together=", files=batch_parts({"a.wav": talk, "b.wav": talk}))
+    assert batch.status_code == 422 and batch.json()["error"] == "together= has no value."
+    twice = client.post("/v1/analyze?segments=true&segments=false", content=talk)
+    assert twice.status_code == 422 and twice.json()["error"] == "segments is given 2 times; give it once."
+    assert client.post("/v1/analyze?model=a&speakers=2&model=b", content=talk).json()["error"].startswith("model is given")
+    many = client.post("/v1/analyze?speakers=99999", content=talk)
+    assert many.status_code == 422
+    assert many.json()["error"] == f"The number of speakers must be a whole number from 1 to {MAX_SPEAKERS}, not '99999'."
+    assert client.post(f"/v1/analyze?speakers={MAX_SPEAKERS}", content=talk).status_code == 200
+    speakers = next(p for p in OPENAPI["paths"]["/v1/analyze"]["post"]["parameters"] if p["name"] == "speakers")
+    assert speakers["schema"]["maximum"] == MAX_SPEAKERS
+
+
 def batch_parts(named: dict[str, bytes]) -> list:
     return [("files", (name, data, "audio/wav")) for name, data in named.items()]
 
@@ -205,7 +236,7 @@ def test_a_batch_is_read_together_as_ser_predict_adapt_batch(client, tmp_path):
     assert response.status_code == 200
     answer = response.json()
     assert answer["read_together"] and answer["model"] == MODEL
-    assert answer["adaptation"] == "Adapted to all 3 files read together (their mean; no labels used)."
+    assert answer["adaptation"] == "Adapted to the 3 files in which speech was found, read together (their mean; no labels used)."
     assert [f["file"] for f in answer["files"]] == [*clips, "notes.wav", "room.wav"]
     for read in answer["files"][:3]:
         assert read["probabilities"] == pytest.approx(printed[read["file"]]["probabilities"], abs=1e-5)
@@ -327,7 +358,19 @@ def test_malformed_requests_get_sentences(client, clip_wav):
     assert no_file.status_code == 422 and "part named 'file'" in no_file.json()["error"]
     no_boundary = client.post("/v1/analyze", content=clip_wav, headers={"content-type": "multipart/form-data"})
     assert no_boundary.status_code == 422 and "boundary" in no_boundary.json()["error"]
-    assert client.get("/v1/analyze").status_code == 405
+
+
+def test_unknown_routes_and_methods_get_json_refusals(client):
+    """Starlette's own 404 and 405 were plain text; every refusal is the documented JSON, 405 with `Allow`."""
+    for response, status, sentence in (
+            (client.get("/v1/nope"), 404, "There is no /v1/nope: the routes are listed at /docs."),
+            (client.get("/v1/analyze"), 405, "/v1/analyze does not take GET; it takes POST."),
+            (client.delete("/v1/models"), 405, "/v1/models does not take DELETE; it takes ")):
+        body = response.json()
+        assert response.status_code == body["status"] == status and body["error"].startswith(sentence)
+        assert body["request_id"] == response.headers["x-request-id"]
+    assert client.get("/v1/analyze").headers["allow"] == "POST"
+    assert set(client.delete("/v1/models").headers["allow"].split(", ")) == {"GET", "HEAD"}
 
 
 def test_a_body_over_the_byte_limit_is_refused_while_streaming(client):
@@ -335,6 +378,24 @@ def test_a_body_over_the_byte_limit_is_refused_while_streaming(client):
     chunks = (bytes(2**20) for _ in range(8))
     response = client.post("/v1/analyze", content=chunks)
     assert response.status_code == 413 and "larger than the 4 MiB allowed" in response.json()["error"]
+
+
+def test_byte_limits_under_a_mib_read_right():
+    """A 300000-byte limit read "at most 0 MiB allowed"; both refusals (the Content-Length's and the
+    streamed body's) now name it in KiB. A file just over the limit is named to the byte."""
+    small = client_for(replace(CONFIG, limits=replace(LIMITS, max_bytes=300_000)))
+    try:
+        declared = small.post("/v1/analyze", content=bytes(400_000))
+        assert declared.status_code == 413
+        assert declared.json()["error"] == "The file is too large: 391 KiB, at most 293 KiB allowed."
+        streamed = small.post("/v1/analyze", content=(bytes(100_000) for _ in range(4)))
+        assert streamed.status_code == 413
+        assert streamed.json()["error"] == "The upload is larger than the 293 KiB allowed."
+    finally:
+        small.__exit__(None, None, None)
+    assert str(AudioTooLargeError(int(4.5 * 2**20) + 1, int(4.5 * 2**20))) == \
+        "The file is too large: 4,718,593 bytes, at most 4,718,592 bytes allowed."
+    assert str(AudioTooLargeError(60 * 2**20, 50 * 2**20)) == "The file is too large: 60 MiB, at most 50 MiB allowed."
 
 
 # --- limits, keys, CORS, logs ------------------------------------------------------------------------
@@ -370,8 +431,9 @@ def test_limits_come_from_flags_then_the_environment_then_the_api_defaults(monke
     assert config_from_args(parser.parse_args([])).limits.max_bytes == 1000
     assert config_from_args(parser.parse_args(["--max-bytes", "2000"])).limits.max_bytes == 2000
     assert config_from_args(parser.parse_args(["--queue", "0"])).capacity == config_from_args(parser.parse_args([])).workers
-    for bad in (["--workers", "0"], ["--timeout", "-1"], ["--queue", "-1"]):
-        with pytest.raises(ConfigError, match="must be positive"):
+    for bad, said in ((["--workers", "0"], "must be positive"), (["--timeout", "-1"], "must be positive"),
+                      (["--queue", "-1"], "must be 0 or more"), (["--port", "99999"], "from 1 to 65535")):
+        with pytest.raises(ConfigError, match=said):
             config_from_args(parser.parse_args(bad))
 
 
@@ -393,6 +455,53 @@ def test_a_slow_request_times_out_with_504_and_frees_its_slot(monkeypatch):
         while client.app.state.pool.in_flight:  # the analysis itself runs to its end
             assert time.monotonic() < deadline
             time.sleep(0.1)
+    finally:
+        client.__exit__(None, None, None)
+
+
+def slow_upload(client, data: bytes, chunks: int, pause_s: float) -> tuple[int, dict, dict]:
+    """(status, headers, body) of a raw upload of `data` sent in `chunks` pieces `pause_s` apart, as a client on a
+    slow line sends it: driven on the test client's event loop, since its own requests arrive whole."""
+    import asyncio
+
+    size = -(-len(data) // chunks)
+    pieces = [data[i : i + size] for i in range(0, len(data), size)]
+    sent: list[dict] = []
+
+    async def receive():
+        if not pieces:
+            await asyncio.Event().wait()  # the body is complete: nothing more comes
+        await asyncio.sleep(pause_s)
+        piece = pieces.pop(0)
+        return {"type": "http.request", "body": piece, "more_body": bool(pieces)}
+
+    async def send(message):
+        sent.append(message)
+
+    async def request():
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+                 "path": "/v1/analyze", "raw_path": b"/v1/analyze", "query_string": b"", "root_path": "",
+                 "headers": [(b"host", b"testserver"), (b"content-length", str(len(data)).encode())],
+                 "client": ("127.0.0.1", 50000), "server": ("testserver", 80)}
+        await client.app(scope, receive, send)
+
+    client.portal.call(request)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], {k.decode(): v.decode() for k, v in start["headers"]}, json.loads(body)
+
+
+def test_a_slow_upload_times_out_with_408_not_504(clip_wav):
+    """One deadline from the first byte, so that a client trickling bytes holds no connection for long;
+    but while the body is still arriving no analysis has run, so the answer is 408, not 504."""
+    client = client_for(replace(CONFIG, timeout_s=1.5))
+    try:
+        status, headers, body = slow_upload(client, clip_wav, chunks=8, pause_s=0.3)  # 2.4 s for the whole body
+        assert status == body["status"] == 408 and headers["connection"] == "close"
+        assert body["error"] == ("The upload did not arrive within the 1.5 s allowed; send it over a faster connection, "
+                                 "or a smaller file.")
+        status, _, body = slow_upload(client, clip_wav, chunks=2, pause_s=0.01)  # in time: analysed
+        assert status == 200 and body["duration_s"] == 3.0
     finally:
         client.__exit__(None, None, None)
 
@@ -426,6 +535,14 @@ def test_api_keys(tmp_path, clip_wav):
         with client.websocket_connect("/v1/stream") as ws:
             ws.send_json({"sample_rate": SR})
             assert "API key" in ws.receive_json()["error"]
+        for key in (5, ["first-key"], {"key": "first-key"}):  # used to crash the handler with keys configured
+            with client.websocket_connect("/v1/stream") as ws:
+                ws.send_json({"sample_rate": SR, "api_key": key})
+                assert ws.receive_json()["error"] == '"api_key" must be the key as a string.'
+        with client.websocket_connect("/v1/stream") as ws:
+            ws.send_json({"sample_rate": SR, "api_key": "first-key"})
+            ws.send_bytes(pcm16(speech(1.0, SR)).tobytes())
+            assert ws.receive_json()["type"] == "reading"
     finally:
         client.__exit__(None, None, None)
 
@@ -437,6 +554,48 @@ def test_cors_is_off_unless_origins_are_given(client, clip_wav):
     try:
         response = allowed.post("/v1/analyze", content=clip_wav, headers=origin)
         assert response.headers["access-control-allow-origin"] == "https://app.example.org"
+        # a page may read the headers the docs point it to: the request id, and when to retry
+        exposed = {name.strip().lower() for name in response.headers["access-control-expose-headers"].split(",")}
+        assert {"x-request-id", "retry-after"} <= exposed
+        preflight = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization"}
+        assert allowed.options("/v1/analyze", headers={**origin, **preflight}).status_code == 200
+        refused = allowed.options("/v1/analyze", headers={"Origin": "https://evil.example", **preflight})
+        body = refused.json()  # Starlette's was plain text: "Disallowed CORS origin"
+        assert refused.status_code == body["status"] == 400 and body["request_id"] == refused.headers["x-request-id"]
+        assert body["error"].startswith("Pages on https://evil.example may not call this API")
+        method = allowed.options("/v1/analyze", headers={**origin, "Access-Control-Request-Method": "DELETE"})
+        assert method.status_code == 400 and "GET and POST" in method.json()["error"]
+    finally:
+        allowed.__exit__(None, None, None)
+
+
+def test_a_stream_from_another_origin_is_refused_unless_allowed(client):
+    """CORS does not cover WebSockets: without this check any page a user visits could stream to the server.
+    A refused page gets the sentence (a refusal before the handshake would show the browser only 1006)."""
+    from starlette.websockets import WebSocketDisconnect
+
+    def opens(server, headers: dict) -> bool:
+        with server.websocket_connect("/v1/stream", headers=headers) as ws:
+            ws.send_json({"sample_rate": SR})
+            ws.send_bytes(pcm16(speech(1.0, SR)).tobytes())
+            message = ws.receive_json()
+            if message["type"] == "reading":
+                return True
+            assert message["error"] == (f"Pages on {headers['origin']} may not open a stream: the server takes "
+                                        "streams from its own origin and those given with --cors-origin.")
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_json()
+            assert closed.value.code == 1008
+            return False
+
+    assert opens(client, {})  # no Origin: not a browser
+    assert opens(client, {"origin": "http://testserver"})  # the server's own page (the Host header's host and port)
+    for other in ("https://app.example.org", "http://testserver.evil.example", "null"):
+        assert not opens(client, {"origin": other}), other
+    allowed = client_for(replace(CONFIG, cors_origins=("https://app.example.org",)))
+    try:
+        assert opens(allowed, {"origin": "https://app.example.org"})
+        assert not opens(allowed, {"origin": "https://evil.example"})
     finally:
         allowed.__exit__(None, None, None)
 
@@ -521,9 +680,23 @@ def test_stream_ends_on_the_end_message_however_it_is_spaced(client, end):
     (json.dumps({"sample_rate": 16000}), b"\x01\x02\x03", "whole 16-bit frames"),
     (json.dumps({"sample_rate": 16000, "classes": ["angry", "bored"]}), None, "Unknown emotion(s) bored; choose from"),
     (json.dumps({"sample_rate": 16000, "classes": "angry,sad"}), None, '"classes" must be a list of emotion names'),
+    (json.dumps({"sample_rate": 16000, "classes": ["angry"]}), None, "Name two emotions or more"),
     (json.dumps({"sample_rate": 16000, "speakers": 2}), None,  # a setting the stream does not take is not ignored
      "Unknown setting 'speakers' in the first message: it takes sample_rate, channels, model, classes, api_key."),
     (json.dumps([16000]), None, "first message must be JSON with the sample rate"),
+    # values of another type used to crash the handler (a traceback and close 1006, no sentence)
+    ('{"sample_rate": 1e999}', None, '"sample_rate" must be a whole number'),
+    ('{"sample_rate": Infinity}', None, '"sample_rate" must be a whole number'),
+    ('{"sample_rate": NaN}', None, '"sample_rate" must be a whole number'),
+    ('{"sample_rate": "16000"}', None, '"sample_rate" must be a whole number'),
+    ('{"sample_rate": true}', None, '"sample_rate" must be a whole number'),
+    ('{"sample_rate": 16000.5}', None, '"sample_rate" must be a whole number'),
+    ('{"sample_rate": 16000, "channels": 1e999}', None, '"channels" must be a whole number'),
+    ('{"sample_rate": 16000, "channels": null}', None, '"channels" must be a whole number'),
+    (json.dumps({"sample_rate": 16000, "model": ["x"]}), None, '"model" must be a name from /v1/models, as a string.'),
+    (json.dumps({"sample_rate": 16000, "model": {"a": 1}}), None, '"model" must be a name from /v1/models'),
+    (json.dumps({"sample_rate": 16000, "model": ""}), None, '"model" must be a name from /v1/models'),
+    (json.dumps({"sample_rate": 16000, "api_key": 5}), None, '"api_key" must be the key as a string.'),
 ])
 def test_stream_refusals_are_one_json_sentence_and_a_close(client, first, later, phrase):
     from starlette.websockets import WebSocketDisconnect
@@ -537,6 +710,79 @@ def test_stream_refusals_are_one_json_sentence_and_a_close(client, first, later,
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_json()
         assert closed.value.code == 1008
+
+
+def test_stream_access_log_counts_what_was_sent_and_how_it_closed(client, caplog, monkeypatch):
+    """A stream's line has the bytes of the readings sent (it was always 0) and its close code, also when
+    the handler failed (uvicorn then drops the connection: 1006)."""
+    from starlette.websockets import WebSocketDisconnect
+
+    from ser_core.serving.live import LiveClassifier
+
+    def stream_records() -> list[dict]:
+        return [json.loads(r.getMessage()) for r in caplog.records
+                if r.name == "ser.serve.access" and '"/v1/stream"' in r.getMessage()]
+
+    with caplog.at_level(logging.INFO, logger="ser.serve.access"):
+        with client.websocket_connect("/v1/stream") as ws:
+            ws.send_json({"sample_rate": SR})
+            ws.send_bytes(pcm16(speech(1.0, SR)).tobytes())
+            sent = len(json.dumps(ws.receive_json(), separators=(",", ":")))
+            ws.send_text('{"type": "end"}')
+            with pytest.raises(WebSocketDisconnect):
+                while True:  # readings on their way, then the server's close
+                    ws.receive_json()
+    record = stream_records()[-1]
+    assert record["status"] == 101 and record["close_code"] == 1000 and record["bytes_out"] >= sent > 0
+    assert record["bytes_in"] == len('{"sample_rate":16000}') + 2 * SR + len('{"type": "end"}')
+
+    def fails(self, samples, sample_rate):
+        raise RuntimeError("a bug in the handler")
+
+    monkeypatch.setattr(LiveClassifier, "push", fails)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ser.serve.access"), pytest.raises(RuntimeError, match="a bug"):
+        with client.websocket_connect("/v1/stream") as ws:
+            ws.send_json({"sample_rate": SR})
+            ws.send_bytes(pcm16(speech(1.0, SR)).tobytes())
+            ws.receive_json()
+    assert stream_records()[-1]["close_code"] == 1006
+
+
+def strict(schema):
+    """`schema` with every object that lists its properties closed to others: an answer's key the schema
+    does not describe fails validation (the schema itself stays open, for clients' sake)."""
+    if isinstance(schema, dict):
+        closed = {key: strict(value) for key, value in schema.items()}
+        if "properties" in schema and "additionalProperties" not in schema:
+            closed["additionalProperties"] = False
+        return closed
+    return [strict(item) for item in schema] if isinstance(schema, list) else schema
+
+
+def test_answers_are_what_the_openapi_schema_describes(client):
+    """Real answers (two speakers, segments, language, a batch with a refused file) validate against
+    the schema closed to undescribed keys: a segment's `speaker` was answered but not described."""
+    from jsonschema import Draft202012Validator
+
+    def validate(answer: dict, name: str) -> None:
+        validator = Draft202012Validator({**strict(OPENAPI), "$ref": f"#/components/schemas/{name}"})
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(answer)]
+        assert errors == [], errors
+
+    pause = np.zeros(SR, np.float32)
+    talk = wav_bytes(np.concatenate([pause, speech(2.0, SR, f0=100, seed=1), pause, speech(2.0, SR, f0=240, seed=2),
+                                     pause]), SR)
+    analysis = client.post("/v1/analyze?speakers=2&language=true&speaker_adaptation=true", content=talk).json()
+    assert {"segments", "speakers", "language"} <= set(analysis) and analysis["segments"][0]["speaker"] == "S1"
+    validate(analysis, "Analysis")
+    clips = {f"{i}.wav": wav_bytes(speech(3.0, SR, f0=f0, seed=i), SR) for i, f0 in enumerate((110, 240))}
+    batch = client.post("/v1/analyze/batch", files=batch_parts({**clips, "c.wav": b"x"})).json()
+    assert batch["adaptation"] and batch["files"][2]["status"] == 422
+    validate(batch, "Batch")
+    validate(client.post("/v1/analyze?speakers=99", content=talk).json(), "Error")
+    with pytest.raises(AssertionError):  # the check has teeth
+        validate({**analysis, "segments": [{**analysis["segments"][0], "voice": "S1"}]}, "Analysis")
 
 
 def test_openapi_schema_and_docs_page(client):

@@ -31,12 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AudioTooLargeError, AudioTooLongError, ConfigError, ModelError, SerError
+from ..errors import AudioTooLargeError, AudioTooLongError, ConfigError, ModelError, SerError, format_size
 from ..frontend.language import MIN_SPEECH_S, SURE_ABOVE, guess_analysis, heard_codes
 from ..io.audio import AudioLimits
 from .pool import AnalysisPool, PoolFull
-from .results import judged, over_classes, segment_rows, speaker_rows
-from .segments import DEFAULT_SPEAKERS, SpeakerOptions, speaker_count
+from .results import judged, named_classes, over_classes, segment_rows, speaker_rows
+from .segments import DEFAULT_SPEAKERS, MAX_SPEAKERS, SpeakerOptions, speaker_count
 from .threads import process_cores
 
 logger = logging.getLogger("ser.serve")
@@ -208,8 +208,9 @@ class ModelRegistry:
 
 
 def classes_option(text: str | None) -> tuple[str, ...] | None:
-    """`classes=Angry, happy,sad` → ("angry", "happy", "sad"), as `ser predict --classes` reads it."""
-    return tuple(name.strip() for name in text.lower().split(",") if name.strip()) if text else None
+    """`classes=Angry, happy,sad` → ("angry", "happy", "sad"), as `ser predict --classes` reads it
+    (`named_classes`: each once, two or more); absent: None, every emotion."""
+    return None if text is None else named_classes(text)
 
 
 FLAG_VALUES = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -228,21 +229,30 @@ def query_flag(query, name: str, default: bool) -> bool:
 
 def check_query(query, route: str) -> None:
     """A query parameter `route` does not take (its OpenAPI `parameters`) is a 422 naming those it does:
-    a misspelt option (`speaker=2`) would otherwise be ignored and the recording read without it."""
+    a misspelt option (`speaker=2`) would otherwise be ignored and the recording read without it. So is
+    one given twice (which would be a guess at which one was meant) or without a value (`speakers=`,
+    which would otherwise read as absent)."""
     known = [parameter["name"] for parameter in OPENAPI["paths"][route]["post"]["parameters"]]
     unknown = [name for name in query.keys() if name not in known]
     if unknown:
         raise ApiError(422, f"Unknown query parameter {unknown[0]!r}: {route} takes {', '.join(known)}.")
+    for name in query.keys():
+        values = query.getlist(name)
+        if len(values) > 1:
+            raise ApiError(422, f"{name} is given {len(values)} times; give it once.")
+        if not values[0].strip():
+            raise ApiError(422, f"{name}= has no value.")
 
 
 def speaker_options(query) -> SpeakerOptions:
     """`speakers=N` (the recording holds N voices; absent: found by clustering), `speaker_adaptation=true`
     and `adapt=recording`, as `ser predict --speakers N --speaker-adaptation --adapt recording`."""
-    count = query.get("speakers")
+    text = query.get("speakers")
+    count = speaker_count(text) if text is not None else None
     adapt = query.get("adapt")
     if adapt not in (None, "recording"):
         raise ApiError(422, f"adapt must be 'recording' (each recording read against its own speech), not {adapt!r}.")
-    return SpeakerOptions(count=speaker_count(count) if count else None,
+    return SpeakerOptions(count=count,
                           adapt=query_flag(query, "speaker_adaptation", DEFAULT_SPEAKERS.adapt),
                           recording=adapt == "recording")
 
@@ -352,6 +362,8 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
     from contextlib import asynccontextmanager
 
     from starlette.applications import Starlette
+    from starlette.datastructures import Headers
+    from starlette.exceptions import HTTPException
     from starlette.middleware import Middleware
     from starlette.middleware.cors import CORSMiddleware
     from starlette.responses import HTMLResponse, JSONResponse
@@ -390,7 +402,7 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
         async for chunk in request.stream():
             size += len(chunk)
             if size > cap:
-                raise ApiError(413, f"The upload is larger than the {config.limits.max_bytes / 2**20:.0f} MiB allowed.")
+                raise ApiError(413, f"The upload is larger than the {format_size(config.limits.max_bytes)} allowed.")
             chunks.append(chunk)
         return b"".join(chunks)
 
@@ -448,12 +460,16 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
 
     async def answer(request, work) -> JSONResponse:
         """`work(body, content type, threads)` run in the analysis pool on the request's body: refused
-        with 429 when the pool is full, with 504 past the timeout."""
+        with 429 when the pool is full, and past the timeout with 408 while the body is still arriving
+        or 504 once the analysis runs. One deadline for both, from the first byte, so that a client
+        sending a byte at a time (slow loris) holds its connection no longer than an analysis may run."""
         if pool.in_flight >= pool.capacity:  # a request the pool could not take is refused before its body
             raise too_busy(pool.in_flight, pool.retry_after_s())
+        uploading = True
         try:
             async with asyncio.timeout(config.timeout_s):
                 body = await read_body(request)
+                uploading = False
                 content_type = request.headers.get("content-type", "")
                 try:
                     job = pool.submit(lambda threads: work(body, content_type, threads))
@@ -463,6 +479,10 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
                 # running analysis goes on to its end and only then frees its place.
                 return JSONResponse(await asyncio.wrap_future(job.future))
         except TimeoutError:
+            if uploading:  # the rest of the body is never read: the connection cannot carry another request
+                raise ApiError(408, f"The upload did not arrive within the {config.timeout_s:g} s allowed; "
+                                    "send it over a faster connection, or a smaller file.",
+                               {"Connection": "close"}) from None
             raise ApiError(504, f"The analysis took longer than the {config.timeout_s:g} s allowed; "
                                 "send a shorter recording or retry later.") from None
 
@@ -529,21 +549,51 @@ def create_app(config: ServeConfig, registry: ModelRegistry | None = None):
     async def ser_error(request, error: SerError):
         return error_response(audio_error_status(error), str(error), request.state.request_id)
 
+    async def no_route(request, error: HTTPException):
+        """Starlette's own refusals (no such route, a method the route does not take) as every other: JSON."""
+        if error.status_code == 404:
+            message = f"There is no {request.url.path}: the routes are listed at /docs."
+        elif error.status_code == 405:
+            message = f"{request.url.path} does not take {request.method}; it takes {error.headers['Allow']}."
+        else:
+            message = f"{error.detail}."
+        return error_response(error.status_code, message, request.state.request_id, error.headers)
+
     async def unexpected(request, error: Exception):
         logger.exception("request %s failed", request.state.request_id)
         return error_response(500, "The server failed on this request; it has been logged.", request.state.request_id)
 
+    class JsonCorsMiddleware(CORSMiddleware):
+        """Starlette's CORS, whose refused preflight (a plain-text 400) is answered as every other refusal."""
+
+        async def __call__(self, scope, receive, send):
+            headers = Headers(scope=scope) if scope["type"] == "http" else None
+            if not (headers and scope["method"] == "OPTIONS" and "origin" in headers
+                    and "access-control-request-method" in headers):  # not a preflight: Starlette's own way
+                return await super().__call__(scope, receive, send)
+            response = self.preflight_response(headers)
+            if response.status_code == 400:
+                origin = headers["origin"]
+                message = (f"Pages on {origin} may not call this API: it takes cross-origin requests from the "
+                           "origins given with --cors-origin." if not self.is_allowed_origin(origin) else
+                           "The browser asked to send a method or header this API does not take: it takes GET and "
+                           "POST with the Authorization and Content-Type headers.")
+                cors = {k: v for k, v in response.headers.items() if k.startswith("access-control-") or k == "vary"}
+                response = error_response(400, message, scope["state"]["request_id"], cors)
+            await response(scope, receive, send)
+
     middleware = [Middleware(AccessLog)]
     if config.cors_origins:
-        middleware.append(Middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
-                                     allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"]))
+        middleware.append(Middleware(JsonCorsMiddleware, allow_origins=list(config.cors_origins),
+                                     allow_methods=["GET", "POST"], allow_headers=["Authorization", "Content-Type"],
+                                     expose_headers=["X-Request-ID", "Retry-After"]))  # headers the docs point to
     app = Starlette(
         routes=[Route("/v1/analyze", analyze, methods=["POST"]),
                 Route("/v1/analyze/batch", analyze_batch, methods=["POST"]), WebSocketRoute("/v1/stream", stream),
                 Route("/v1/models", models), Route("/healthz", healthz), Route("/readyz", readyz),
                 Route("/openapi.json", openapi), Route("/docs", docs)],
         middleware=middleware, lifespan=lifespan,
-        exception_handlers={ApiError: api_error, SerError: ser_error, Exception: unexpected},
+        exception_handlers={ApiError: api_error, SerError: ser_error, HTTPException: no_route, Exception: unexpected},
     )
     app.state.registry, app.state.pool, app.state.config = registry, pool, config
     return app
@@ -565,25 +615,36 @@ class AccessLog:
         record = {"request_id": request_id, "method": scope.get("method", "WS"), "path": scope["path"],
                   "status": None, "bytes_in": 0, "bytes_out": 0}
 
+        def size(message) -> int:
+            """Bytes of an HTTP body chunk or a WebSocket message (text counted as its UTF-8)."""
+            data = message.get("body") or message.get("bytes") or message.get("text") or b""
+            return len(data.encode() if isinstance(data, str) else data)
+
         async def counting_receive():
             message = await receive()
-            record["bytes_in"] += len(message.get("body") or message.get("bytes") or message.get("text") or b"")
+            record["bytes_in"] += size(message)
+            if message["type"] == "websocket.disconnect":  # the client closed first: its code
+                record.setdefault("close_code", message.get("code", 1005))
             return message
 
         async def tagged_send(message):
             if message["type"] == "http.response.start":
                 record["status"] = message["status"]
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
-            elif message["type"] == "http.response.body":
-                record["bytes_out"] += len(message.get("body", b""))
+            elif message["type"] in ("http.response.body", "websocket.send"):
+                record["bytes_out"] += size(message)
             elif message["type"] == "websocket.accept":
                 record["status"] = 101
             elif message["type"] == "websocket.close":
-                record["close_code"] = message.get("code", 1000)
+                record.setdefault("close_code", message.get("code", 1000))
             await send(message)
 
         try:
             await self.app(scope, counting_receive, tagged_send)
+        except Exception:
+            if scope["type"] == "websocket" and record["status"] == 101:
+                record.setdefault("close_code", 1006)  # uvicorn drops the connection without a close frame
+            raise
         finally:
             client = scope.get("client")
             if record["status"] is None and scope["type"] == "http":
@@ -615,6 +676,66 @@ def reading_json(reading, classes: tuple[str, ...] | None, uncertain_below: floa
     return out
 
 
+class StreamRefused(Exception):
+    """A stream's first message refused, with the sentence the client gets before close code 1008."""
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """A stream's first message, checked (`parse`)."""
+
+    sample_rate: int
+    channels: int
+    model: str | None
+    classes: tuple[str, ...] | None
+    api_key: str | None
+
+    @classmethod
+    def parse(cls, text: str | None) -> StreamSettings:
+        """Every setting of its type, and nothing else: a value of another type (a rate of 1e999, a model
+        named by a list, a key that is a number) is refused with a sentence instead of failing later."""
+        try:
+            settings = json.loads(text or "")
+        except ValueError:
+            settings = None
+        if not isinstance(settings, dict) or "sample_rate" not in settings:
+            raise StreamRefused('The first message must be JSON with the sample rate, such as {"sample_rate": 48000}.')
+        if unknown := [name for name in settings if name not in STREAM_SETTINGS]:  # a misspelt one is not ignored
+            raise StreamRefused(f"Unknown setting {unknown[0]!r} in the first message: it takes "
+                                f"{', '.join(STREAM_SETTINGS)}.")
+        sample_rate, channels = settings["sample_rate"], settings.get("channels", 1)
+        for name, value in (("sample_rate", sample_rate), ("channels", channels)):
+            whole = (isinstance(value, int) and not isinstance(value, bool)) or (
+                isinstance(value, float) and value.is_integer())  # False for infinity and NaN
+            if not whole:
+                raise StreamRefused(f'"{name}" must be a whole number, such as {{"sample_rate": 48000, "channels": 1}}.')
+        sample_rate, channels = int(sample_rate), int(channels)
+        if not STREAM_RATES[0] <= sample_rate <= STREAM_RATES[1] or not 1 <= channels <= 8:
+            raise StreamRefused(f"A sample rate of {sample_rate} Hz with {channels} channels is not one this stream "
+                                f"takes ({STREAM_RATES[0]}-{STREAM_RATES[1]} Hz, 1-8 channels).")
+        if "model" in settings and not (isinstance(settings["model"], str) and settings["model"].strip()):
+            raise StreamRefused('"model" must be a name from /v1/models, as a string.')
+        if not isinstance(settings.get("api_key", ""), str):
+            raise StreamRefused('"api_key" must be the key as a string.')
+        classes = settings.get("classes")
+        if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
+            raise StreamRefused('"classes" must be a list of emotion names, such as ["angry", "happy", "sad", "neutral"].')
+        return cls(sample_rate, channels, settings.get("model"), classes_option(",".join(classes)) if classes else None,
+                   settings.get("api_key"))
+
+
+def origin_allowed(origin: str | None, host: str | None, cors_origins: tuple[str, ...]) -> bool:
+    """Whether a WebSocket may be opened from a page on `origin`: the server's own origin (its host and
+    port as the Host header names them) or one given with --cors-origin. Browsers send an Origin on
+    every WebSocket and cannot forge it, and CORS does not apply to WebSockets, so this is the only
+    check that keeps other sites' pages off the stream; clients without an Origin are not browsers."""
+    from urllib.parse import urlsplit
+
+    if origin is None or origin in cors_origins or "*" in cors_origins:
+        return True
+    return bool(host) and urlsplit(origin).netloc.lower() == host.lower()
+
+
 async def run_stream(websocket, config: ServeConfig, registry: ModelRegistry, streams: dict) -> None:
     """The first message is JSON (`sample_rate`, optional `channels`, `model`, `classes`, `api_key`); every
     later one is binary 16-bit little-endian PCM, channels interleaved. The server sends a reading
@@ -624,12 +745,16 @@ async def run_stream(websocket, config: ServeConfig, registry: ModelRegistry, st
 
     from .live import LiveClassifier
 
-    await websocket.accept()
+    await websocket.accept()  # before any check: refused before the handshake, a browser sees no sentence, only 1006
 
     async def refuse(message: str, code: int = 1008) -> None:
         await websocket.send_json({"type": "error", "error": message})
         await websocket.close(code)
 
+    origin = websocket.headers.get("origin")
+    if not origin_allowed(origin, websocket.headers.get("host"), config.cors_origins):
+        return await refuse(f"Pages on {origin} may not open a stream: the server takes streams from its own origin "
+                            "and those given with --cors-origin.")
     try:
         first = await asyncio.wait_for(websocket.receive(), timeout=config.timeout_s)
     except TimeoutError:
@@ -637,29 +762,19 @@ async def run_stream(websocket, config: ServeConfig, registry: ModelRegistry, st
     if first["type"] == "websocket.disconnect":
         return
     try:
-        settings = json.loads(first.get("text") or "")
-        sample_rate, channels = int(settings["sample_rate"]), int(settings.get("channels", 1))
-    except (ValueError, KeyError, TypeError):
-        return await refuse('The first message must be JSON with the sample rate, such as {"sample_rate": 48000}.')
-    if unknown := [name for name in settings if name not in STREAM_SETTINGS]:  # a misspelt one is not ignored
-        return await refuse(f"Unknown setting {unknown[0]!r} in the first message: it takes "
-                            f"{', '.join(STREAM_SETTINGS)}.")
-    if not STREAM_RATES[0] <= sample_rate <= STREAM_RATES[1] or not 1 <= channels <= 8:
-        return await refuse(f"A sample rate of {sample_rate} Hz with {channels} channels is not one this stream takes "
-                            f"({STREAM_RATES[0]}-{STREAM_RATES[1]} Hz, 1-8 channels).")
-    offered = settings.get("api_key") or bearer_token(websocket.headers.get("authorization"))
+        settings = StreamSettings.parse(first.get("text"))
+    except (StreamRefused, SerError) as refused:  # SerError: emotions named once or fewer (`named_classes`)
+        return await refuse(str(refused))
+    sample_rate, channels, classes = settings.sample_rate, settings.channels, settings.classes
+    offered = settings.api_key or bearer_token(websocket.headers.get("authorization"))
     if not key_allowed(config.api_keys, offered):
         return await refuse("This server needs an API key: send it as 'api_key' in the first message.")
     if not registry.ready:
         return await refuse("The model is still loading; retry in a few seconds.", 1013)
     if streams["open"] >= config.stream_capacity:
         return await refuse(f"Too many streams open ({streams['open']}); retry later.", 1013)
-    classes = settings.get("classes")
-    if classes is not None and not (isinstance(classes, list) and all(isinstance(c, str) for c in classes)):
-        return await refuse('"classes" must be a list of emotion names, such as ["angry", "happy", "sad", "neutral"].')
-    classes = classes_option(",".join(classes)) if classes else None
     try:
-        model = await asyncio.get_running_loop().run_in_executor(None, registry.get, settings.get("model"))
+        model = await asyncio.get_running_loop().run_in_executor(None, registry.get, settings.model)
         check_classes(model.labels, classes)
     except SerError as error:
         return await refuse(str(error))
@@ -716,6 +831,9 @@ _AROUSAL = {"type": ["number", "null"], "minimum": 0, "maximum": 1,
                            "whatever `classes` chose; high from 0.5. In languages the model never heard it is read "
                            "right far more often than chance, where the emotion is often near it (bench/results/arousal.md)"}
 _PROBABILITIES = {"type": "object", "additionalProperties": {"type": "number"}}
+_JUDGED = ["emotion", "confidence", "uncertain", "arousal", "probabilities"]  # every reading's (`results.judged`)
+_SPEAKER = {"type": "string", "description": 'who spoke: "S1", "S2", … in order of first appearance; "" where '
+                                             "voices are not told apart (the speaker model is not installed)"}
 _ANALYSIS_PARAMETERS = [
     {"name": "segments", "in": "query", "schema": {"type": "boolean", "default": True},
      "description": "include the per-segment rows"},
@@ -724,7 +842,7 @@ _ANALYSIS_PARAMETERS = [
      "description": "comma-separated emotions the application uses: probabilities renormalised over them "
                     "(as `ser predict --classes`), the model's uncertainty threshold applied to the "
                     "renormalised confidence; an unknown name is a 422"},
-    {"name": "speakers", "in": "query", "schema": {"type": "integer", "minimum": 1},
+    {"name": "speakers", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_SPEAKERS},
      "description": "how many people speak in the recording, when you know (as `ser predict --speakers`); "
                     "absent: found by grouping the utterances by voice"},
     {"name": "speaker_adaptation", "in": "query", "schema": {"type": "boolean", "default": False},
@@ -749,23 +867,28 @@ OPENAPI = {
                                                "description": "One sentence for the person who sent the audio"},
                                      "status": {"type": "integer"}, "request_id": {"type": "string"}}},
             "Segment": {"type": "object", "description": "One row of `ser predict --json --segments`",
+                        "required": ["file", "segment", "start_s", "end_s", "speaker", *_JUDGED],
                         "properties": {"file": {"type": "string"}, "segment": {"type": "integer"},
                                        "start_s": {"type": "number"}, "end_s": {"type": "number"},
+                                       "speaker": _SPEAKER,
                                        "emotion": {"type": "string"}, "confidence": {"type": "number"},
                                        "uncertain": {"type": "boolean"}, "arousal": _AROUSAL,
                                        "probabilities": _PROBABILITIES}},
-            "Analysis": {"type": "object", "properties": {
+            "Analysis": {"type": "object", "required": ["file", "model", *_JUDGED, "duration_s", "warnings", "adaptation"],
+                         "properties": {
                 "file": {"type": "string"}, "model": {"type": "string"}, "emotion": {"type": "string"},
                 "confidence": {"type": "number"},
                 "uncertain": {"type": "boolean", "description": "confidence below the model's calibrated threshold"},
                 "arousal": _AROUSAL, "probabilities": _PROBABILITIES, "duration_s": {"type": "number"},
-                "warnings": {"type": "array", "items": {"type": "string"}},
+                "warnings": {"type": "array", "items": {"type": "string"},
+                             "description": "the sentences `ser predict` prints as `warning:` lines"},
                 "adaptation": {"type": "string", "description": "what the reading was adapted to, in a sentence "
                                                                 "(empty when it was not)"},
                 "speakers": {"type": "array", "description": "only where two or more voices were told apart: each "
                                                              "speaker's answer (the mean over everyone describes no one)",
-                             "items": {"type": "object", "properties": {
-                                 "speaker": {"type": "string"}, "speech_s": {"type": "number"},
+                             "items": {"type": "object", "required": ["speaker", "speech_s", "share", *_JUDGED],
+                                       "properties": {
+                                 "speaker": _SPEAKER, "speech_s": {"type": "number"},
                                  "share": {"type": "number", "description": "of the speaking time"},
                                  "emotion": {"type": "string"}, "confidence": {"type": "number"},
                                  "uncertain": {"type": "boolean"}, "arousal": _AROUSAL,
@@ -776,11 +899,12 @@ OPENAPI = {
                                                               "the model heard it in training, whether the guess is sure "
                                                               f"(probability {SURE_ABOVE:g} or more), the seconds of speech "
                                                               f"it read (no guess under {MIN_SPEECH_S:g} s: code empty)",
+                             "required": ["code", "name", "probability", "heard_in_training", "sure", "speech_s"],
                              "properties": {"code": {"type": "string"}, "name": {"type": "string"},
                                             "probability": {"type": "number"},
                                             "heard_in_training": {"type": ["boolean", "null"]},
                                             "sure": {"type": "boolean"}, "speech_s": {"type": "number"}}}}},
-            "Batch": {"type": "object", "properties": {
+            "Batch": {"type": "object", "required": ["model", "read_together", "adaptation", "files"], "properties": {
                 "model": {"type": "string"}, "read_together": {"type": "boolean"},
                 "adaptation": {"type": "string", "description": "what reading together did, in a sentence"},
                 "files": {"type": "array", "items": {"oneOf": [
@@ -803,7 +927,7 @@ OPENAPI = {
                 "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
             "responses": {"200": {"description": "The analysis", "content": {
                               "application/json": {"schema": {"$ref": "#/components/schemas/Analysis"}}}},
-                          **dict.fromkeys(("401", "404", "413", "422", "429", "503", "504"), _ERROR)}}},
+                          **dict.fromkeys(("401", "404", "408", "413", "422", "429", "503", "504"), _ERROR)}}},
         "/v1/analyze/batch": {"post": {
             "summary": "Several recordings, read together: each against the mean of all of them",
             "description": f"One multipart part named `files` per file (at most {MAX_BATCH_FILES}; together within one upload's "
@@ -818,14 +942,16 @@ OPENAPI = {
                                                            "items": {"type": "string", "format": "binary"}}}}}}},
             "responses": {"200": {"description": "Each file's analysis or refusal", "content": {
                               "application/json": {"schema": {"$ref": "#/components/schemas/Batch"}}}},
-                          **dict.fromkeys(("401", "404", "413", "422", "429", "503", "504"), _ERROR)}}},
+                          **dict.fromkeys(("401", "404", "408", "413", "422", "429", "503", "504"), _ERROR)}}},
         "/v1/stream": {"get": {
             "summary": "WebSocket: live readings twice a second",
             "description": 'Upgrade to a WebSocket. First message: JSON {"sample_rate": 48000, "channels": 1, '
                            '"model": NAME, "classes": [EMOTION, ...], "api_key": KEY}; then binary 16-bit '
                            'little-endian PCM. Server messages: '
-                           '{"type": "reading", ...} or {"type": "error", "error": SENTENCE} followed by close code '
-                           '1008 (1013: busy, retry later).',
+                           '{"type": "reading", ...} (`time_s`: wall-clock seconds since the first audio; each reading '
+                           'of the latest window) or {"type": "error", "error": SENTENCE} followed by close code '
+                           '1008 (1013: busy, retry later; 1009 from uvicorn: a message over its size limit). A page '
+                           'on an origin other than the server\'s own or one given with --cors-origin is refused (1008).',
             "responses": {"101": {"description": "Switching protocols"}}}},
         "/v1/models": {"get": {"summary": "The models a request may name",
                                "responses": {"200": {"description": "Models"}, "401": _ERROR}}},
@@ -866,7 +992,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=default_workers(),
                    help="analyses at once (default: one per core and one more)")
     p.add_argument("--queue", type=int, help="analyses waiting beyond the workers before 429 (default: 2 per worker)")
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (504 after)")
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request, from its first byte: 408 while the upload is still arriving, 504 after")
     p.add_argument("--max-bytes", type=int,
                    help=f"largest upload (default: SER_MAX_BYTES or {SERVE_MAX_BYTES // 2**20} MiB)")
     p.add_argument("--max-duration", type=float,
@@ -885,7 +1011,9 @@ def config_from_args(args) -> ServeConfig:
     for name, value in (("--workers", args.workers), ("--queue", args.queue), ("--max-streams", args.max_streams),
                         ("--timeout", args.timeout), ("--max-bytes", args.max_bytes), ("--max-duration", args.max_duration)):
         if value is not None and (value < 0 or (value == 0 and name != "--queue")):
-            raise ConfigError(f"{name} must be positive, not {value}.")
+            raise ConfigError(f"{name} must be {'0 or more' if name == '--queue' else 'positive'}, not {value}.")
+    if not 1 <= args.port <= 65535:
+        raise ConfigError(f"--port must be from 1 to 65535, not {args.port}.")
     env = AudioLimits.from_env()
     limits = replace(
         env,

@@ -288,7 +288,8 @@ class SerModel:
             return ("The voice profile was made for another model's representation, so this prediction "
                     "is not adapted: build the profile again with this model.")
         if profile.batch:
-            return f"Adapted to all {profile.clips} files read together (their mean; no labels used)."
+            return (f"Adapted to the {profile.clips} files in which speech was found, read together (their mean; "
+                    "no labels used).")
         return f"Adapted to your voice profile ({profile.speech_seconds:.0f} s of speech)."
 
     @property

@@ -96,15 +96,20 @@ class SpeakerOptions:
 DEFAULT_SPEAKERS = SpeakerOptions()
 
 
+# A count far beyond any conversation is a typo (22 for 2) that would leave every utterance a speaker
+# of its own; the app offers up to 8.
+MAX_SPEAKERS = 20
+
+
 def speaker_count(text: str) -> int:
     """How many speakers a user says a recording holds (`ser predict --speakers`, the API's
-    `speakers=`), as a whole number from 1."""
+    `speakers=`), as a whole number from 1 to `MAX_SPEAKERS`."""
     try:
         count = int(str(text).strip())
     except ValueError:
         count = 0
-    if count < 1:
-        raise ConfigError(f"The number of speakers must be a whole number from 1, not {text!r}.")
+    if not 1 <= count <= MAX_SPEAKERS:
+        raise ConfigError(f"The number of speakers must be a whole number from 1 to {MAX_SPEAKERS}, not {text!r}.")
     return count
 
 

@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -240,6 +241,98 @@ def test_upload_reads_the_whole_recording_against_itself_on_request(served):
     assert {k[3].recording for k in at.session_state[common.ANALYSES_KEY]} == {False, True}
 
 
+def test_the_sidebar_settings_hold_on_every_page(served):
+    """What the user sets in the sidebar stays set when they leave a page and come back, directly or
+    through a page without the setting: the speakers, the reading, the emotions, the voice profile's
+    switch, and reading several files together."""
+    from ser_core.serving.profile import build_profile
+
+    at = run("pages/upload.py")
+    at.session_state[common.PROFILE_KEY] = build_profile(load_model(served), [wav_bytes(speech(12.0))]).to_json()
+    at.run()
+    at.selectbox(key=common.SPEAKER_COUNT_KEY).set_value(2).run()
+    at.sidebar.radio(key=common.ADAPTATION_KEY).set_value("speaker").run()
+    at.multiselect(key=common.CLASSES_KEY).set_value(["angry", "happy", "sad"]).run()
+    at.sidebar.toggle(key=common.USE_PROFILE_KEY).set_value(False).run()
+    for away in ("pages/metrics.py", "pages/record.py", "pages/home.py"):
+        at.switch_page(away).run()
+        assert_clean(at)
+        if away != "pages/metrics.py":  # drawn on every page that serves a model
+            assert at.multiselect(key=common.CLASSES_KEY).value == ["angry", "happy", "sad"], away
+            assert at.sidebar.toggle(key=common.USE_PROFILE_KEY).value is False, away
+        at.switch_page("pages/upload.py").run()
+        assert_clean(at)
+        assert at.selectbox(key=common.SPEAKER_COUNT_KEY).value == 2, away
+        assert at.sidebar.radio(key=common.ADAPTATION_KEY).value == "speaker", away
+        assert at.multiselect(key=common.CLASSES_KEY).value == ["angry", "happy", "sad"], away
+        assert at.sidebar.toggle(key=common.USE_PROFILE_KEY).value is False, away
+    # The switch to read files together: the files are gone with the page, the choice is not.
+    del at.session_state[common.PROFILE_KEY]  # a profile in use holds the switch off
+    at.sidebar.radio(key=common.ADAPTATION_KEY).set_value("none").run()
+    files = [("one.wav", wav_bytes(speech(3.0, f0=120)), "audio/wav"),
+             ("two.wav", wav_bytes(speech(3.0, f0=220, seed=2)), "audio/wav")]
+    at.file_uploader[0].set_value(files).run()
+    at.toggle(key=common.TOGETHER_KEY).set_value(True).run()
+    at.switch_page("pages/home.py").run()
+    at.switch_page("pages/upload.py").run()
+    at.file_uploader[0].set_value(files).run()
+    assert_clean(at)
+    assert at.toggle(key=common.TOGETHER_KEY).value is True
+    assert any("read together" in i.value for i in at.info)
+
+
+def test_a_rerun_never_analyses_again_what_the_page_shows(served, monkeypatch):
+    """More files than the session's usual cache (`KEPT_ANALYSES`): each is analysed once, and a click
+    that reruns the page only redraws them."""
+    from ser_core.serving.inference import SerModel
+
+    analysed = []
+    analyze = SerModel.analyze
+
+    def counted(self, audio, *args, **kwargs):
+        analysed.append(hashlib.sha256(audio).hexdigest())
+        return analyze(self, audio, *args, **kwargs)
+
+    monkeypatch.setattr(SerModel, "analyze", counted)
+    files = [(f"clip{i}.wav", wav_bytes(speech(1.0, f0=100 + 10 * i, seed=i)), "audio/wav")
+             for i in range(common.KEPT_ANALYSES + 2)]
+    at = run("pages/upload.py")
+    at.file_uploader[0].set_value(files).run()
+    assert not at.exception
+    assert len(at.expander) == len(files) and len(analysed) == len(set(analysed)) == len(files)
+    at.run()
+    at.toggle(key="upload-0-signal").set_value(True).run()
+    assert not at.exception
+    assert len(analysed) == len(files)  # redrawn, not analysed again
+    at.multiselect(key=common.CLASSES_KEY).set_value(["angry", "happy", "sad"]).run()
+    at.multiselect(key=common.CLASSES_KEY).set_value(["angry", "happy", "sad", "neutral"]).run()
+    assert len(analysed) == len(files)  # read again among other emotions, not analysed again
+
+
+def test_upload_says_why_a_reading_asked_for_was_not_made(served, monkeypatch):
+    """Where each speaker was to be read against their own voice and none spoke long enough, the
+    analysis says so (`Analysis.adaptation`): the file's view shows it as a warning, in its expander."""
+    import dataclasses
+
+    from ser_core.serving.inference import SerModel
+
+    note = "Not adapted: no speaker spoke for 20 s, which each speaker's own voice needs."
+    analyze = SerModel.analyze
+
+    def refused(self, audio, *args, speakers=None, **kwargs):
+        analysis = analyze(self, audio, *args, speakers=speakers, **kwargs)
+        return dataclasses.replace(analysis, adaptation=note) if speakers is not None and speakers.adapt else analysis
+
+    monkeypatch.setattr(SerModel, "analyze", refused)
+    at = run("pages/upload.py")
+    at.sidebar.radio(key=common.ADAPTATION_KEY).set_value("speaker").run()
+    at.file_uploader[0].set_value([("talk.wav", wav_bytes(talk(1.0, (4.0, 4), 2.0, (2.0, 5), 1.0)), "audio/wav"),
+                                   ("one.wav", wav_bytes(speech(3.0, f0=200)), "audio/wav")]).run()
+    assert_clean(at)
+    assert [w.value for w in at.warning if w.value == note] == [note, note]  # each file's view
+    assert not any(i.value == note for i in at.info)
+
+
 def test_several_uploads_answer_a_conversation_per_speaker(served):
     """Two voices in one of several files: the summary table, the CSV and the file's expander name each
     speaker's reading (as `ser predict` prints it), not only the mean over everyone."""
@@ -275,12 +368,18 @@ def test_several_uploads_get_a_summary_and_a_bad_one_an_error(served):
         ("two.flac", wav_bytes(speech(3.0, f0=220), fmt="FLAC"), "audio/flac"),
     ]).run()
     assert not at.exception
-    assert len(at.expander) == 3
     assert len(at.error) == 1
+    # Each file's expander says what it holds, as its view does, or why there is nothing.
+    one, _, two = at.session_state[common.ANALYSES_KEY].values()  # the broken file's: its error
+    assert [e.label for e in at.expander] == [
+        f"one.wav — {common.headline(one.emotion, one.confidence, one.is_uncertain)}",
+        "broken.wav — could not be analysed: this is not an audio file we can read, or it is corrupt",
+        f"two.flac — {common.headline(two.emotion, two.confidence, two.is_uncertain)}"]
     # What was analysed, said in a line: no st.status, whose icon spins from the start of every run.
     assert not at.status and "Analysed 2 of 3 file(s)" in [caption.value for caption in at.caption]
     summary = at.dataframe[0].value
     assert list(summary["file"]) == ["one.wav", "broken.wav", "two.flac"]
+    assert list(summary.columns[:3]) == ["file", "error", "emotion"]  # why a file failed, where it is seen
     assert summary["error"].tolist() == ["", at.error[0].value, ""]
     # Seconds with two decimals, counts whole, and the failed row empty but for its name and error.
     shown = shown_values(at.dataframe[0])
@@ -302,14 +401,15 @@ def test_uploads_can_be_read_together(served):
     assert not any(i.value.startswith("Adapted") for i in at.info)
     at.toggle(key=common.TOGETHER_KEY).set_value(True).run()
     assert_clean(at)
-    assert any(i.value == "Adapted to all 2 files read together (their mean; no labels used)." for i in at.info)
+    assert any(i.value == "Adapted to the 2 files in which speech was found, read together (their mean; no labels used)."
+               for i in at.info)
     assert bar_charts(at)[0] != alone
     assert at.session_state[common.BATCH_PROFILE_KEY][1].batch
     # Each recording read against itself (the sidebar) holds the switch: one reading or the other
     at.sidebar.radio(key=common.ADAPTATION_KEY).set_value("recording").run()
     assert_clean(at)
     assert at.toggle(key=common.TOGETHER_KEY).disabled
-    assert not any(i.value.startswith("Adapted to all") for i in at.info)
+    assert not any("read together" in i.value for i in at.info)
 
 
 def test_a_bad_file_is_an_error_and_the_next_file_works(served):
@@ -429,7 +529,7 @@ def test_results_export_is_csv_and_json(served):
     assert records[1] == {"file": "b.wav", "error": bad.error}
 
 
-def test_benchmark_table_is_shown_from_its_results_file(tmp_path):
+def test_benchmark_table_is_shown_from_its_results_file(tmp_path, shipped):
     row = {"n_test": 10, "accuracy": 0.5, "balanced_accuracy": 0.4, "macro_f1": 0.3, "parameters": 56040,
            "per_corpus": {"ravdess": {"accuracy": 0.5, "balanced_accuracy": 0.45, "n": 10}},
            "latency_ms_3s_clip": {"p50": 7.5, "p95": 9.0}}
@@ -446,7 +546,65 @@ def test_benchmark_table_is_shown_from_its_results_file(tmp_path):
     assert_clean(at)
     table = at.dataframe[0].value
     assert list(table["model"]) == ["seed-cnn", "egemaps-svm"]
+    # A results file without the default (nor its voice-profile run) says so.
+    assert f"The default, {common.model_name(shipped)}, is not in this benchmark's results" in at.caption[0].value
     assert list(table["UAR ravdess"]) == ["45.0%", "45.0%"] and list(table["p50 ms / 3 s clip"]) == ["7.5", "7.5"]
+
+
+def test_the_side_by_side_table_says_which_clips_it_pools(shipped):
+    """The committed benchmark pools the test clips of five corpora, some of which the CNNs never trained
+    on: each row carries the model's own test number beside the pooled one, the caption says why they
+    differ, and the default is there, from the voice-profile run that scored it on the same clips."""
+    from ser_core.ui import metrics
+
+    def page():
+        from ser_core.ui import metrics
+
+        metrics.benchmark_view()
+
+    results = json.loads(metrics.BENCHMARK_FILE.read_text())
+    at = AppTest.from_function(page, default_timeout=TIMEOUT_S).run()
+    assert_clean(at)
+    table = at.dataframe[0].value.set_index(["protocol", "model"])
+    cnn = json.loads((shipped.parent / "emo-cnn-speaker" / "metrics.json").read_text())
+    assert table.loc[("speaker", "emo-cnn"), "UAR"] == f"{results['protocols']['speaker']['emo-cnn']['balanced_accuracy']:.1%}"
+    assert table.loc[("speaker", "emo-cnn"), "UAR on its own test clips"] == \
+        f"{cnn['balanced_accuracy']:.1%} of {cnn['n_test']:,}"
+    default = table.loc[("speaker", f"{common.model_name(shipped)} (default)")]
+    unadapted = results["adapt"]["speaker"][common.model_name(shipped)]["all"]
+    assert unadapted["n_scored"] == results["protocols"]["speaker"]["emo-cnn"]["n_test"]  # the same clips
+    assert default["UAR"] == f"{unadapted['unadapted']:.1%}" and default["accuracy"] == "—"
+    assert default["UAR ased"] == f"{unadapted['per_corpus']['ased']['unadapted']:.1%}"
+    caption = at.caption[0].value
+    assert "the same test clips of ASED, CREMA-D, RAVDESS, SAVEE and TESS" in caption
+    assert f"{results['protocols']['speaker']['emo-cnn']['n_test']:,} of the speaker split" in caption
+    assert "seed-cnn, emo-cnn and emo-tdnn never trained on ASED" in caption
+    assert f"The default, {common.model_name(shipped)}, has no row of its own" in caption
+
+
+def test_the_metrics_page_counts_the_test_clips_one_way(shipped):
+    """The default's test split holds clips labelled with a set of emotions (BAVED's arousal levels):
+    wherever the split's size is shown beside the number of clips the test numbers count, it says which
+    clips those are; the per-corpus UAR over sets of emotions is a percentage like its neighbours."""
+    metrics = json.loads((shipped / "metrics.json").read_text())
+    metadata = json.loads((shipped / "metadata.json").read_text())
+    test_clips = metadata["data"]["test"]["clips"]
+    assert metrics["n_test"] < metrics["n_scored"] == test_clips
+    counted = (f"test {test_clips:,} ({metrics['n_test']:,} with one emotion, as the test numbers count them; "
+               f"{test_clips - metrics['n_test']:,} labelled with a set of emotions, from BAVED, ")
+    at = run("pages/metrics.py")
+    assert_clean(at)
+    assert at.selectbox(key="metrics-model").value == shipped
+    assert any(f"{metrics['n_test']:,} clips" in m.value for m in at.markdown)  # the headline
+    assert counted in at.table[0].value.loc["Data", "This model"]
+    [per_corpus] = [d for d in at.dataframe if "UAR with sets of emotions" in d.value.columns]
+    shown = shown_values(per_corpus).set_index(per_corpus.value.index)
+    assert shown.loc["baved", "UAR with sets of emotions"] == f"{metrics['per_corpus']['baved']['label_set_uar']:.1%}"
+    assert "label_set_uar" not in per_corpus.value.columns
+    at = run("pages/model_card.py")
+    assert_clean(at)
+    assert any(counted in m.value for m in at.markdown)
+    assert any(c.value.startswith(f"Of the test clips: {metrics['n_test']:,} with one emotion") for c in at.caption)
 
 
 @pytest.fixture
@@ -468,7 +626,15 @@ def two_models(trained_model, tmp_path, monkeypatch):
     return root
 
 
+def analysed_by(at: AppTest) -> set[str]:
+    """The model directories this session's analyses were made with."""
+    return {Path(key[1]).name for key in at.session_state[common.ANALYSES_KEY]}
+
+
 def test_the_model_picker_serves_the_chosen_model_on_every_page(two_models):
+    """A model picked on one page is the one every page shows and serves, reached directly from a page
+    with the picker (each page's picker is a new widget to Streamlit) or through Metrics and the Model
+    card, which preselect it in their own pickers."""
     at = run()
     assert_clean(at)
     picker = at.sidebar.selectbox[0]
@@ -482,14 +648,46 @@ def test_the_model_picker_serves_the_chosen_model_on_every_page(two_models):
     picker.select(picker.options[1]).run()
     assert_clean(at)
     assert any("**tiny-b**" in m.value for m in at.markdown)
-    at.switch_page("pages/metrics.py").run()  # no picker here ...
-    assert not at.sidebar.selectbox
+    tiny_b = str((two_models / "tiny-b").resolve())
+
+    def assert_serves_tiny_b(page):
+        at.switch_page(page).run()
+        assert_clean(at)
+        assert at.sidebar.selectbox(key=common.PICKER_KEY).value == tiny_b, page
+        assert "random file split" in at.sidebar.caption[0].value, page  # tiny-b's line, under the picker
+
+    for page in ("pages/upload.py", "pages/record.py", "pages/live.py", "pages/my_voice.py", "pages/home.py"):
+        assert_serves_tiny_b(page)
+    assert any("**tiny-b**" in m.value for m in at.markdown)  # Home's summary of the model served
+    assert_serves_tiny_b("pages/record.py")
+    at.audio_input[0].set_value(("recording.wav", wav_bytes(speech(3.0, seed=3)), "audio/wav")).run()
+    assert_clean(at)
+    assert analysed_by(at) == {"tiny-b"}
+    at.switch_page("pages/metrics.py").run()  # no sidebar picker here: its own, on the model served
+    assert_clean(at)
+    assert not at.sidebar.selectbox and at.selectbox(key="metrics-model").value == Path(tiny_b)
+    at.switch_page("pages/model_card.py").run()
+    assert at.selectbox(key="card-model").value == Path(tiny_b)
     at.switch_page("pages/upload.py").run()  # ... and the choice is still there
-    assert at.sidebar.selectbox[0].value == str((two_models / "tiny-b").resolve())
+    assert at.sidebar.selectbox[0].value == tiny_b
     at.file_uploader[0].set_value(("talk.wav", wav_bytes(speech(3.0, seed=4)), "audio/wav")).run()
     assert_clean(at)
-    analysed_by = [model.directory.name for model in [common.warm_model(at.sidebar.selectbox[0].value)]]
-    assert analysed_by == ["tiny-b"]
+    assert analysed_by(at) == {"tiny-b"}
+    # Picked back on another page, the default is served everywhere again.
+    at.sidebar.selectbox[0].select(str((two_models / "tiny-a").resolve())).run()
+    at.switch_page("pages/metrics.py").run()
+    assert at.selectbox(key="metrics-model").value == (two_models / "tiny-a").resolve()
+
+
+def test_metrics_preselect_the_default_where_the_served_model_has_no_test_results(two_models):
+    (two_models / "tiny-b" / "metrics.json").unlink()  # trained, never tested: not on the Metrics page
+    at = run()
+    at.sidebar.selectbox[0].select(str((two_models / "tiny-b").resolve())).run()
+    at.switch_page("pages/metrics.py").run()
+    assert_clean(at)
+    assert at.selectbox(key="metrics-model").value == (two_models / "tiny-a").resolve()
+    at.switch_page("pages/model_card.py").run()  # it has a model card
+    assert at.selectbox(key="card-model").value == (two_models / "tiny-b").resolve()
 
 
 def test_default_as_a_pointer_file_is_followed(two_models):
@@ -636,6 +834,7 @@ def test_the_shipped_default_model_card(shipped):
     assert any(line.startswith("CTranslate2 ") for line in serving)
     validation = f"Validation UAR: {metadata['validation']['label_set_uar']:.1%} on {metadata['validation']['n_scored']:,}"
     assert any(validation in m.value for m in at.markdown)
+    assert [c.value for c in at.code] == [metadata["weights_sha256"]]  # whole, where a table cell cut it
     # its recipe left out of each language, every reading bench/lolo.py measured for it, as lolo.json holds them
     lolo_row = json.loads(LOLO_FILE.read_text())["rows"][metadata["recipe"]]
     lolo = next(t.value for t in at.table if "English" in t.value.columns)
@@ -721,7 +920,11 @@ def test_conversations_are_on_the_metrics_page(tmp_path):
     assert [h.value for h in at.header] == ["Long recordings and conversations"]
     shown = {m.label: m.value for m in at.metric}
     assert shown["Utterances in the recording: UAR"] == f"{results['test']['by_utterance']['uar_per_segment']:.1%}"
-    assert shown["The same clips as files"] == f"{results['test']['one_by_one']['uar_by_utterance']:.1%}"
+    # Two benchmarks, each read alone as files, each named for what it is.
+    assert shown["The long recording's clips as files"] == f"{results['test']['one_by_one']['uar_by_utterance']:.1%}"
+    turns = f"The conversations' turns as files: {results['conversations']['test']['uar_one_by_one']:.1%}."
+    assert any(turns in caption.value for caption in at.caption)
+    assert not any("The same clips as files" in text.value for text in [*at.caption, *at.markdown])
     drawn = charts(at)
     readings, voices, languages = drawn
     assert [t["name"] for t in readings["data"]] == ["as heard", "each speaker against their own voice",

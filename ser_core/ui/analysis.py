@@ -102,10 +102,12 @@ def show_result(model: SerModel, result: Result, key: str, player: bool = True) 
         st.error(result.error)
         return
     analysis = result.analysis
-    for warning in analysis.audio.warnings:
+    # The input's warnings, and why a reading asked for in the sidebar (a voice profile, each speaker or
+    # the whole recording against their own speech) was not made; what a reading made did, as a note.
+    for warning in analysis.warnings:
         st.warning(warning)
-    if analysis.adaptation:
-        (st.warning if analysis.adaptation_refused else st.info)(analysis.adaptation)
+    if analysis.adaptation and not analysis.adaptation_refused:
+        st.info(analysis.adaptation)
     if result.language is not None and result.language.code:
         adapted = bool(analysis.adaptation) and not analysis.adaptation_refused
         (st.warning if result.language.unheard else st.caption)(result.language.sentence(adapted, analysis.all_probabilities is not None))

@@ -25,12 +25,12 @@ from ..serving.shipped import MODELS_ROOT, follow_pointer, resolve_model
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
+T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 # What the browser's audio player is told each upload is; a wrong type can leave it silent.
 AUDIO_MIME_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "ogg": "audio/ogg", "opus": "audio/ogg",
                     "mp3": "audio/mpeg", "m4a": "audio/mp4", "webm": "audio/webm"}
 UPLOAD_TYPES = list(AUDIO_MIME_TYPES)
-SERVED_KEY = "served-model"  # the picker's choice, kept while pages without the picker are shown
 PICKER_KEY = "model-picker"
 
 
@@ -132,14 +132,16 @@ def models_help(directories: list[Path]) -> str:
 
 
 def choose_model_directory(required_file: str, key: str) -> Path | None:
-    """A model picker, the default model preselected; None (after saying why) when there is none."""
+    """A model picker, the model the sidebar serves preselected (the default where that one lacks
+    `required_file`); None (after saying why) when there is none."""
     directories = model_directories(required_file)
     if not directories:
         st.info(f"No model directory with {required_file} yet under {models_root()}. Train one with "
                 "`ser train` (see the README); its test results appear here.")
         return None
-    default = follow_pointer(model_directory())
-    index = next((i for i, d in enumerate(directories) if d == default), 0)
+    served, default = Path(served_directory()).resolve(), follow_pointer(model_directory())
+    index = next((i for i, d in enumerate(directories) if d == served),
+                 next((i for i, d in enumerate(directories) if d == default), 0))
     chosen = st.selectbox("Model", directories, index=index, key=key, format_func=model_label,
                           help=models_help(directories))
     st.caption(model_description(chosen))
@@ -158,19 +160,50 @@ def warm_model(directory: str) -> SerModel:
     return model
 
 
+# --- sidebar choices that hold on every page ------------------------------------------------------
+
+
+def _chosen_key(key: str) -> str:
+    return f"{key}-chosen"
+
+
+def chosen(key: str, default: T) -> T:
+    """What the user last chose in the widget `key`, on any page; `default` until they choose."""
+    return st.session_state.get(_chosen_key(key), default)
+
+
+def choose(key: str, value) -> None:
+    """Choose `value` for the widget `key` on the user's behalf (the next time it is drawn)."""
+    st.session_state[_chosen_key(key)] = value
+
+
+def held(key: str, value) -> dict:
+    """The widget arguments that make the widget `key` show `value` (the caller's `chosen(key, …)`,
+    made valid) and keep what the user chooses in it. Another page's script draws a new widget (its
+    id names the page), which starts from its default and drops the old one's value, so the choice
+    lives under a key of its own, written by the widget's `on_change`, and is given to the widget
+    before it is drawn, on every run. Pass no default value (`index`, `value`) beside it."""
+    st.session_state[key] = value
+    return {"key": key, "on_change": lambda: choose(key, st.session_state[key])}
+
+
+def served_directory() -> str:
+    """The model the sidebar's picker serves: the user's choice, else the default model."""
+    return chosen(PICKER_KEY, str(follow_pointer(model_directory())))
+
+
 def picked_directory() -> Path:
     """The sidebar's model picker (every directory under models/ with metadata.json); the choice
     holds on every page that serves a model, and across the pages that do not."""
     default = str(follow_pointer(model_directory()))
     options = [str(d) for d in model_directories(METADATA_FILE)] or [default]
-    chosen = st.session_state.get(SERVED_KEY, default)
-    if st.session_state.get(PICKER_KEY) not in options:  # first visit, or back from another page
-        st.session_state[PICKER_KEY] = chosen if chosen in options else (default if default in options else options[0])
-    chosen = st.sidebar.selectbox("Model", options, key=PICKER_KEY, format_func=lambda d: model_label(Path(d)),
-                                  help=models_help([Path(d) for d in options]))
-    st.sidebar.caption(model_description(Path(chosen)))
-    st.session_state[SERVED_KEY] = chosen
-    return Path(chosen)
+    picked = served_directory()
+    if picked not in options:  # a model directory gone since it was chosen
+        picked = default if default in options else options[0]
+    picked = st.sidebar.selectbox("Model", options, format_func=lambda d: model_label(Path(d)),
+                                  help=models_help([Path(d) for d in options]), **held(PICKER_KEY, picked))
+    st.sidebar.caption(model_description(Path(picked)))
+    return Path(picked)
 
 
 def served_model() -> SerModel | None:
@@ -198,8 +231,7 @@ def voice_profile() -> VoiceProfile | None:
     text = st.session_state.get(PROFILE_KEY)
     if text is None:
         return None
-    st.session_state.setdefault(USE_PROFILE_KEY, True)
-    use = st.sidebar.toggle("Use my voice profile", key=USE_PROFILE_KEY,
+    use = st.sidebar.toggle("Use my voice profile", **held(USE_PROFILE_KEY, chosen(USE_PROFILE_KEY, True)),
                             help="Read predictions relative to the voice recorded on the My voice page. "
                                  "Switch off to compare with the unadapted prediction.")
     return VoiceProfile.from_json(text) if use else None
@@ -217,11 +249,13 @@ def speaker_options() -> SpeakerOptions:
     """The sidebar's speaker settings (drawn here: call once per page): how many speakers the
     recordings hold, when the user knows, and what the utterances are read against: as heard, each
     speaker against their own voice, or everything against the whole recording."""
-    count = st.sidebar.selectbox("Speakers in each recording", SPEAKER_COUNTS, key=SPEAKER_COUNT_KEY,
+    count = st.sidebar.selectbox("Speakers in each recording", SPEAKER_COUNTS,
+                                 **held(SPEAKER_COUNT_KEY, chosen(SPEAKER_COUNT_KEY, None)),
                                  format_func=lambda n: "Find them" if n is None else str(n),
                                  help="Who spoke when is found by grouping the utterances by voice. If you know "
                                       "how many people speak, say so: their voices are then grouped into that many.")
-    adapt = st.sidebar.radio("Read the utterances", list(ADAPTATIONS), key=ADAPTATION_KEY, format_func=ADAPTATIONS.get,
+    adapt = st.sidebar.radio("Read the utterances", list(ADAPTATIONS), format_func=ADAPTATIONS.get,
+                             **held(ADAPTATION_KEY, chosen(ADAPTATION_KEY, "none")),
                              help="Each speaker: everyone who talks long enough is read against their own voice in "
                                   "the recording (your voice profile still goes to the voice nearest to it). The whole "
                                   "recording: every utterance against the mean of all its speech, for a language "
@@ -238,18 +272,18 @@ CLASSES_KEY = "emotion-classes"
 def emotion_choice(labels: tuple[str, ...]) -> tuple[str, ...] | None:
     """The sidebar's choice of the emotions the recordings can hold (drawn here: call once per page):
     None for all of `labels`, as at first; fewer than two chosen are refused with a note and all read."""
-    kept = [label for label in st.session_state.get(CLASSES_KEY, labels) if label in labels]
-    st.session_state[CLASSES_KEY] = kept  # a choice made with another model keeps only the emotions this one has
-    chosen = st.sidebar.multiselect(
-        "Emotions your recordings can hold", list(labels), key=CLASSES_KEY,
+    # A choice made with another model keeps only the emotions this one has.
+    kept = [label for label in chosen(CLASSES_KEY, labels) if label in labels]
+    picked = st.sidebar.multiselect(
+        "Emotions your recordings can hold", list(labels), **held(CLASSES_KEY, kept),
         help="If your recordings can only hold some of the emotions (a task with four, say), keep those: each "
              "reading is then made among them, renormalised, as `ser predict --classes` does; how aroused "
              "the voice sounds is still read from all of them. In languages the model never heard this "
              "helps most (Home lists those it heard), and more with several files read together (Upload).")
-    if len(chosen) < 2:
+    if len(picked) < 2:
         st.sidebar.warning("Keep two emotions or more: every emotion is read.")
         return None
-    return None if len(chosen) == len(labels) else tuple(label for label in labels if label in chosen)  # the model's order
+    return None if len(picked) == len(labels) else tuple(label for label in labels if label in picked)  # the model's order
 
 
 TOGETHER_KEY = "read-together"
@@ -262,8 +296,8 @@ def read_together_switch(files: int, profile: VoiceProfile | None, speakers: Spe
     so does each recording read against itself (the sidebar), as the API refuses both at once."""
     if files < 2:
         return False
-    held = profile is not None or speakers.recording
-    together = st.toggle("Read the files together", key=TOGETHER_KEY, disabled=held,
+    refused = profile is not None or speakers.recording
+    together = st.toggle("Read the files together", **held(TOGETHER_KEY, chosen(TOGETHER_KEY, False)), disabled=refused,
                          help="Each file is read against the mean of all the files (no labels used). It helps "
                               "when the files share what the model has not heard, such as a language or a room, "
                               "and hold a mix of emotions: on languages the models never heard, reading each "
@@ -271,7 +305,7 @@ def read_together_switch(files: int, profile: VoiceProfile | None, speakers: Spe
                               "points over five training seeds (Metrics, unheard languages). Files that all carry "
                               "one emotion lose it. Off while your voice profile is in use or each recording is "
                               "read against itself (sidebar).")
-    return together and not held
+    return together and not refused
 
 
 def files_read_together(model: SerModel, contents: list[bytes]) -> VoiceProfile:
@@ -285,10 +319,11 @@ def files_read_together(model: SerModel, contents: list[bytes]) -> VoiceProfile:
     return kept[1]
 
 
-T = TypeVar("T")
 ANALYSES_KEY = "analyses"  # this session's analyses (or the error each gave), by content and settings
 LANGUAGES_KEY = "languages"  # the language each kept analysis's speech sounds like, by the same keys
-KEPT_ANALYSES = 16  # per session, oldest dropped first: a rerun redraws, it never analyses again
+# Per session, the least recently shown dropped first: a rerun redraws, it never analyses again. At
+# least this many, and never fewer than a page shows at once (`batch`).
+KEPT_ANALYSES = 16
 FIGURES_KEY = "figures"
 OVER_CLASSES_KEY = "analyses-over-classes"  # analyses read over the sidebar's emotions
 KEPT_FIGURES = 64
@@ -306,13 +341,21 @@ def analyze(model: SerModel, audio: bytes, profile: VoiceProfile | None = None,
     return _analysed(model, audio, profile, speakers)[0]
 
 
-def _analysed(model: SerModel, audio: bytes, profile: VoiceProfile | None,
-              speakers: SpeakerOptions) -> tuple[Analysis, LanguageGuess | None]:
-    """`analyze`'s analysis and, guessed in the same pool job, the language its speech sounds like."""
+def kept_analyses(batch: int) -> int:
+    """How many analyses a session keeps while a page shows `batch` of them."""
+    return max(KEPT_ANALYSES, batch)
+
+
+def _analysed(model: SerModel, audio: bytes, profile: VoiceProfile | None, speakers: SpeakerOptions,
+              batch: int = 1) -> tuple[Analysis, LanguageGuess | None]:
+    """`analyze`'s analysis and, guessed in the same pool job, the language its speech sounds like;
+    `batch`: how many recordings the page shows with this one."""
     key = (hashlib.sha256(audio).hexdigest(), str(model.directory), profile.to_json() if profile else None, speakers)
     kept = st.session_state.setdefault(ANALYSES_KEY, {})
     languages = st.session_state.setdefault(LANGUAGES_KEY, {})
-    if key not in kept:
+    if key in kept:
+        kept[key] = kept.pop(key)  # shown again: the last to be dropped
+    else:
         def work(threads: int) -> tuple[Analysis, LanguageGuess]:
             analysis = model.with_threads(threads).analyze(audio, profile=profile, speakers=speakers)
             return analysis, guess_analysis(analysis, heard_codes(model.metadata))
@@ -323,7 +366,7 @@ def _analysed(model: SerModel, audio: bytes, profile: VoiceProfile | None,
             raise  # the server is full now: not this recording's answer, the next rerun tries again
         except SerError as error:
             kept[key] = error
-        while len(kept) > KEPT_ANALYSES:
+        while len(kept) > kept_analyses(batch):
             languages.pop(next(iter(kept)), None)
             kept.pop(next(iter(kept)))
     if isinstance(kept[key], SerError):
@@ -387,22 +430,25 @@ def figure(analysis: Analysis, name: str, build: Callable[[], "go.Figure"]) -> "
     return _kept_for(analysis, name, build, FIGURES_KEY, KEPT_FIGURES)
 
 
-def over_chosen_classes(analysis: Analysis, classes: tuple[str, ...] | None) -> Analysis:
+def over_chosen_classes(analysis: Analysis, classes: tuple[str, ...] | None, batch: int = 1) -> Analysis:
     """`analysis.over_classes(classes)`, once per analysis and choice in this session: the same object
     on every rerun, so that its figures are not drawn again (`figure`)."""
     if classes is None:
         return analysis
-    return _kept_for(analysis, classes, lambda: analysis.over_classes(classes), OVER_CLASSES_KEY, KEPT_ANALYSES)
+    return _kept_for(analysis, classes, lambda: analysis.over_classes(classes), OVER_CLASSES_KEY, kept_analyses(batch))
 
 
 def _kept_for(analysis: Analysis, name, build: Callable[[], T], store: str, limit: int) -> T:
-    """`build()` kept in the session's `store` by analysis and `name` (at most `limit`, oldest dropped)."""
+    """`build()` kept in the session's `store` by analysis and `name` (at most `limit`, the least recently
+    used dropped)."""
     kept = st.session_state.setdefault(store, {})
-    entry = kept.get((id(analysis), name))
+    key = (id(analysis), name)
+    entry = kept.pop(key, None)  # put back last: the last to be dropped
     if entry is None or entry[0] is not analysis:  # an id is reused once its analysis is gone
-        entry = kept[(id(analysis), name)] = (analysis, build())
-        while len(kept) > limit:
-            kept.pop(next(iter(kept)))
+        entry = (analysis, build())
+    kept[key] = entry
+    while len(kept) > limit:
+        kept.pop(next(iter(kept)))
     return entry[1]
 
 
@@ -427,11 +473,13 @@ class Result:
 
 
 def analyze_named(model: SerModel, name: str, audio: bytes, profile: VoiceProfile | None = None,
-                  speakers: SpeakerOptions = DEFAULT_SPEAKERS, classes: tuple[str, ...] | None = None) -> Result:
-    """`classes`: the emotions the recording can hold (`Analysis.over_classes`), all when None."""
+                  speakers: SpeakerOptions = DEFAULT_SPEAKERS, classes: tuple[str, ...] | None = None,
+                  batch: int = 1) -> Result:
+    """`classes`: the emotions the recording can hold (`Analysis.over_classes`), all when None; `batch`:
+    how many recordings the page shows with this one, all kept for the next rerun."""
     try:
-        analysis, language = _analysed(model, audio, profile, speakers)
-        return Result(name, audio, over_chosen_classes(analysis, classes), None, language=language)
+        analysis, language = _analysed(model, audio, profile, speakers, batch)
+        return Result(name, audio, over_chosen_classes(analysis, classes, batch), None, language=language)
     except SerError as error:
         return Result(name, audio, None, str(error), isinstance(error, NoSpeechError))
 
@@ -488,12 +536,38 @@ def heard_languages(metadata: dict | None) -> list[str]:
     return languages_of(((metadata or {}).get("data", {}).get("train", {}).get("per_corpus", {})))
 
 
-def data_description(metadata: dict | None) -> str:
-    """'RAVDESS + TESS, 11,550 clips (train 8,000 / val 1,000 / test 2,550)' from metadata.json."""
+def data_description(metadata: dict | None, metrics: dict | None = None) -> str:
+    """'RAVDESS + TESS, 11,550 clips (train 8,000 / val 1,000 / test 2,550)' from metadata.json; with
+    the model's metrics.json, what of the test split its numbers count (`scored_test_clips`)."""
     data = (metadata or {}).get("data")
     if not data:
         return "not recorded"
     corpora = sorted({corpus for split in data.values() for corpus in split.get("per_corpus", {})})
     total = sum(split["clips"] for split in data.values())
-    splits = " / ".join(f"{name} {split['clips']:,}" for name, split in data.items())
+    scored = scored_test_clips(metadata, metrics)
+    splits = " / ".join(f"{name} {split['clips']:,}" + (f" ({scored})" if name == "test" and scored else "")
+                        for name, split in data.items())
     return f"{' + '.join(corpora)}, {total:,} clips ({splits})"
+
+
+def scored_test_clips(metadata: dict | None, metrics: dict | None) -> str:
+    """Where a test split holds more clips than the test numbers count, which do: '4,912 with one
+    emotion, as the test numbers count them; 633 labelled with a set of emotions, from BAVED, scored
+    as such by the label-set UAR'; "" where the two agree or either is unknown."""
+    test = ((metadata or {}).get("data") or {}).get("test")
+    if not test or not metrics or metrics.get("n_test", test["clips"]) >= test["clips"]:
+        return ""
+    from ..training.corpora import CORPUS_NAMES
+
+    single, scored = metrics["n_test"], metrics.get("n_scored", metrics["n_test"])
+    note = f"{single:,} with one emotion, as the test numbers count them"
+    if scored > single:
+        counted = metrics.get("per_corpus", {})
+        sets = {CORPUS_NAMES.get(corpus, corpus): n - counted.get(corpus, {}).get("n", 0)
+                for corpus, n in test.get("per_corpus", {}).items()}
+        sets = {name: n for name, n in sets.items() if n > 0}
+        where = ", ".join(sets) if len(sets) == 1 else ", ".join(f"{name} {n:,}" for name, n in sets.items())
+        note += f"; {scored - single:,} labelled with a set of emotions, from {where}, scored as such by the label-set UAR"
+    if test["clips"] > scored:
+        note += f"; {test['clips'] - scored:,} not scored (unreadable, or an emotion the model does not know)"
+    return note

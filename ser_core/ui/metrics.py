@@ -10,7 +10,8 @@ import streamlit as st
 
 from . import plots
 from ..serving.inference import METADATA_FILE, METRICS_FILE
-from .common import REPO_ROOT, data_description, percent, read_json
+from ..serving.shipped import MODELS_ROOT
+from .common import REPO_ROOT, data_description, follow_pointer, model_directory, model_name, percent, read_json
 
 HISTORY_FILE = "history.json"
 
@@ -31,7 +32,7 @@ def comparison_table(metrics: dict, metadata: dict | None) -> pd.DataFrame:
     protocol = metrics.get("protocol", "not recorded") + (f" (split file {split_file})" if split_file else "")
     rows = {
         "Protocol": (ORIGINAL["protocol"], protocol),
-        "Data": (ORIGINAL["data"], data_description(metadata)),
+        "Data": (ORIGINAL["data"], data_description(metadata, metrics)),
         "Test clips": ("≈20% of the clips", f"{metrics['n_test']:,}"),
         "Accuracy": (percent(ORIGINAL["accuracy"]), percent(metrics["accuracy"])),
         "Balanced accuracy (UAR)": ("not published", percent(metrics["balanced_accuracy"])),
@@ -47,9 +48,13 @@ def per_class_table(metrics: dict) -> pd.DataFrame:
     return pd.DataFrame.from_dict(metrics["per_class"], orient="index")[["precision", "recall", "f1", "support"]]
 
 
+PER_CORPUS_COLUMNS = {"balanced_accuracy": "balanced accuracy (UAR)", "n": "test clips",
+                      "label_set_uar": "UAR with sets of emotions"}
+
+
 def per_corpus_table(metrics: dict) -> pd.DataFrame:
     table = pd.DataFrame.from_dict(metrics["per_corpus"], orient="index")
-    return table.rename(columns={"balanced_accuracy": "balanced accuracy (UAR)", "n": "test clips"})
+    return table.rename(columns=PER_CORPUS_COLUMNS)
 
 
 def metrics_view(directory: Path) -> None:
@@ -85,8 +90,13 @@ def metrics_view(directory: Path) -> None:
     st.dataframe(per_class_table(metrics).style.format("{:.1%}", subset=["precision", "recall", "f1"]))
     if metrics.get("per_corpus"):
         st.subheader("Per corpus")
-        st.dataframe(per_corpus_table(metrics).style.format(
-            "{:.1%}", subset=["accuracy", "balanced accuracy (UAR)"]))
+        table = per_corpus_table(metrics)
+        rates = [c for c in ("accuracy", "balanced accuracy (UAR)", "UAR with sets of emotions") if c in table]
+        st.dataframe(table.style.format("{:.1%}", subset=rates))
+        if "UAR with sets of emotions" in table:
+            st.caption("UAR with sets of emotions: every test clip, those labelled with a set of emotions (BAVED's "
+                       "arousal levels) counted right when the answer is one of the set; the other columns count the "
+                       "clips with one emotion.")
 
     if metrics.get("reliability"):
         st.subheader("Calibration")
@@ -188,6 +198,9 @@ def arousal_view(path: Path = AROUSAL_FILE) -> None:
 
 SEGMENTS_FILE = REPO_ROOT / "bench" / "results" / "segments.json"
 LOLO_CONVERSATIONS_FILE = REPO_ROOT / "bench" / "results" / "lolo_conversations.json"
+# Two benchmarks, each with its clips read alone as files: the long recording's, and the conversations'.
+RECORDING_AS_FILES = "The long recording's clips as files"
+TURNS_AS_FILES = "The conversations' turns as files"
 READINGS = {"uar_unadapted": "as heard", "uar_adapted": "each speaker against their own voice",
             "uar_whole_recording": "the whole recording against itself"}
 
@@ -208,7 +221,9 @@ def conversations_view(segments_path: Path = SEGMENTS_FILE, lolo_path: Path = LO
     cost = results["cost_per_hour"]
     columns = st.columns(4)
     columns[0].metric("Utterances in the recording: UAR", percent(test["by_utterance"]["uar_per_segment"]))
-    columns[1].metric("The same clips as files", percent(test["one_by_one"]["uar_by_utterance"]))
+    columns[1].metric(RECORDING_AS_FILES, percent(test["one_by_one"]["uar_by_utterance"]),
+                      help="The long recording's clips, each analysed alone as a file: what the utterances "
+                           "in the recording are read against.")
     columns[2].metric("Boundary error (median)", f"{test['by_utterance']['boundary_error_s_median']:.2f} s")
     columns[3].metric("Voice prints + grouping, per hour", f"{cost['speaker_embeddings_and_clustering_s']:.1f} s")
     who = conversations["attribution"]  # by how many people speak: "1", "2", …
@@ -216,7 +231,7 @@ def conversations_view(segments_path: Path = SEGMENTS_FILE, lolo_path: Path = LO
     readings = {name: {people[n]: conversations[key][f"uar_{n}_speakers"] for n in who}
                 for key, name in READINGS.items() if key in conversations}
     st.plotly_chart(plots.grouped_uar(readings, "conversation", colour_title="reading"), key="conversation-readings")
-    st.caption(f"Per-turn UAR by how many people speak. The same clips as files: "
+    st.caption(f"Per-turn UAR by how many people speak. {TURNS_AS_FILES}: "
                f"{percent(conversations['uar_one_by_one'])}. Reading each voice, or the whole recording, against "
                "itself is off by default (the sidebar of the Upload page turns either on).")
     given = conversations["attribution_speakers_given"]
@@ -244,26 +259,97 @@ def conversations_view(segments_path: Path = SEGMENTS_FILE, lolo_path: Path = LO
                    "recording against itself helps most here, where the model never heard the language.")
 
 
+def own_test(name: str, protocol: str) -> tuple[dict, list[str]] | None:
+    """A benchmarked model's own test numbers (metrics.json) and the corpora it trained on, from its
+    shipped directory; None for a model that ships none (the eGeMAPS baseline)."""
+    directory = MODELS_ROOT / f"{name}-{protocol}"
+    metrics, metadata = read_json(directory / METRICS_FILE), read_json(directory / METADATA_FILE)
+    if metrics is None or metadata is None:
+        return None
+    return metrics, sorted(((metadata.get("data") or {}).get("train") or {}).get("per_corpus", {}))
+
+
+def default_on_the_same_clips(results: dict) -> tuple[str, dict] | None:
+    """The default model's name and row of the speaker protocol, where the benchmark ran it on the
+    protocol's test clips without a row for it: the voice-profile run scores every test clip unadapted
+    beside adapted (its "all" profile), which is that row's UAR and UAR per corpus."""
+    name = model_name(follow_pointer(model_directory()))
+    pooled = results["protocols"].get("speaker", {})
+    unadapted = (results.get("adapt", {}).get("speaker", {}).get(name) or {}).get("all")
+    if name in pooled or not pooled or not unadapted or \
+            unadapted["n_scored"] != next(iter(pooled.values()))["n_test"]:
+        return None
+    return name, {"n_test": unadapted["n_scored"], "balanced_accuracy": unadapted["unadapted"],
+                  "per_corpus": {c: {"balanced_accuracy": r["unadapted"]} for c, r in unadapted["per_corpus"].items()}}
+
+
+def benchmark_row(protocol: str, name: str, r: dict, label: str | None = None) -> dict:
+    """One model's row of the side-by-side table, named `label` (else `name`); what the benchmark did
+    not measure reads "—"."""
+    corpus_uar = {f"UAR {c}": percent(v["balanced_accuracy"]) for c, v in sorted(r["per_corpus"].items())}
+    own = own_test(name, protocol)
+    return {"protocol": protocol, "model": label or name, "accuracy": percent(r.get("accuracy")),
+            "UAR": percent(r["balanced_accuracy"]),
+            "UAR on its own test clips": f"{percent(own[0]['balanced_accuracy'])} of {own[0]['n_test']:,}" if own else "—",
+            "macro-F1": percent(r.get("macro_f1")), **corpus_uar,
+            "parameters": f"{r['parameters']:,}" if r.get("parameters") else "—",
+            "p50 ms / 3 s clip": f"{r['latency_ms_3s_clip']['p50']:.1f}" if "latency_ms_3s_clip" in r else "—"}
+
+
+def pooled_clips_note(results: dict, default: tuple[str, dict] | None) -> str:
+    """Which clips the side-by-side table pools, and why a model's UAR there is not its own test number."""
+    from ..training.corpora import CORPUS_NAMES
+
+    def listing(names: list[str]) -> str:
+        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+    def corpora_names(corpora: set[str]) -> str:
+        return listing([CORPUS_NAMES.get(c, c) for c in sorted(corpora)])
+
+    splits, pooled, unheard, more = [], set(), {}, {}
+    for protocol, models in results["protocols"].items():
+        corpora = set().union(*(r["per_corpus"] for r in models.values()))
+        pooled |= corpora
+        splits.append(f"{next(iter(models.values()))['n_test']:,} of the {protocol} split")
+        for name in [*models, *([default[0]] if default and protocol == "speaker" else [])]:
+            own = own_test(name, protocol)
+            if own and corpora - set(own[1]):
+                unheard.setdefault(corpora_names(corpora - set(own[1])), {})[name] = None  # each name once, in order
+            if own and set(own[1]) - corpora:
+                more[name] = len(set(own[1]) - corpora)
+    reasons = [f"{listing(list(models))} never trained on {corpora}: it counts against them here, not in their own test"
+               for corpora, models in unheard.items()]
+    reasons += [f"{name}'s own test adds {n} corpora this pool lacks" for name, n in more.items()]
+    default_name = model_name(follow_pointer(model_directory()))
+    if default is not None:
+        about_default = (f" The default, {default_name}, has no row of its own in this benchmark: its row is its "
+                         "reading of the same clips in the benchmark's voice-profile run (unadapted), where accuracy, "
+                         "macro-F1 and speed were not measured.")
+    elif not any(default_name in models for models in results["protocols"].values()):
+        about_default = (f" The default, {default_name}, is not in this benchmark's results: its own test numbers "
+                         "are at the top of this page.")
+    else:
+        about_default = ""
+    why = f": {'; '.join(reasons)}" if reasons else ""
+    return (f"From bench/compare_models.py: every model on the same test clips of {corpora_names(pooled)} "
+            f"({' and '.join(splits)}). That pool is not each model's own test set, so its UAR here can differ from "
+            f"its own test number (beside it){why}.{about_default} UAR per corpus: TESS (two speakers, split by "
+            "word) makes pooled numbers look good; read the other corpora.")
+
+
 def benchmark_view(path: Path = BENCHMARK_FILE) -> None:
     """The side-by-side benchmark (bench/compare_models.py): every model on the same test clips."""
     results = read_json(path)
     if not results:
         return
     st.header("Side by side on the same test clips")
-    st.caption(
-        "From bench/compare_models.py: the original seed-cnn, emo-cnn (and the emo-tdnn experiment), the "
-        "encoder model emo-whisper and a classical eGeMAPS + SVM baseline, each on the committed split files' "
-        "test clips. UAR per corpus: TESS (two speakers, split by word) makes pooled numbers look good; read "
-        "the other corpora."
-    )
+    default = default_on_the_same_clips(results)
+    st.caption(pooled_clips_note(results, default))
     rows = []
     for protocol, models in results["protocols"].items():
-        for name, r in models.items():
-            corpus_uar = {f"UAR {c}": percent(v["balanced_accuracy"]) for c, v in sorted(r["per_corpus"].items())}
-            rows.append({"protocol": protocol, "model": name, "accuracy": percent(r["accuracy"]),
-                         "UAR": percent(r["balanced_accuracy"]), "macro-F1": percent(r["macro_f1"]), **corpus_uar,
-                         "parameters": f"{r['parameters']:,}" if r.get("parameters") else "—",
-                         "p50 ms / 3 s clip": f"{r['latency_ms_3s_clip']['p50']:.1f}" if "latency_ms_3s_clip" in r else "—"})
+        rows += [benchmark_row(protocol, name, r) for name, r in models.items()]
+        if protocol == "speaker" and default is not None:
+            rows.append(benchmark_row(protocol, *default, label=f"{default[0]} (default)"))
     st.dataframe(pd.DataFrame(rows), hide_index=True)
 
     lolo_view()

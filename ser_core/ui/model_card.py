@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from ..labels import HIGH_AROUSAL, LOW_AROUSAL
-from ..serving.inference import LITERT_FILE, METADATA_FILE
-from .common import data_description, feature_name, heard_languages, read_json
+from ..serving.inference import LITERT_FILE, METADATA_FILE, METRICS_FILE
+from .common import data_description, feature_name, heard_languages, read_json, scored_test_clips
 from .metrics import LOLO_FILE, LOLO_READINGS
 
 
@@ -40,6 +40,7 @@ def model_card_view(directory: Path) -> None:
     metadata = read_json(directory / METADATA_FILE)
     if metadata is None:
         return
+    metrics = read_json(directory / METRICS_FILE)
     params = metadata.get("feature_params", {})
     training = metadata.get("training", {})
     st.subheader("Overview")
@@ -49,12 +50,17 @@ def model_card_view(directory: Path) -> None:
         "Parameters": f"{metadata.get('param_count', 0):,} ({metadata.get('trainable_param_count', 0):,} trainable)",
         "Labels": ", ".join(metadata.get("labels", [])),
         "Created": metadata.get("created"),
-        "Weights SHA-256": metadata.get("weights_sha256"),
     }, orient="index", columns=["value"]).astype(str))
+    if metadata.get("weights_sha256"):
+        # Beside the table, not in it: a table cell cuts the 64 hex digits to its width, and a hash is
+        # there to be checked whole.
+        st.markdown("**Weights SHA-256**")
+        st.code(metadata["weights_sha256"], language=None, wrap_lines=True)
 
     st.subheader("Evaluation protocol")
     st.markdown(f"Protocol **{metadata.get('protocol', 'not recorded')}**, split file "
-                f"`{metadata.get('split_file', 'not recorded')}`. Data: {data_description(metadata)}.")
+                f"`{metadata.get('split_file', 'not recorded')}`. Data: "
+                f"{data_description(metadata, metrics)}.")
     languages = heard_languages(metadata)
     if languages:
         st.markdown(f"Languages of its training speech: **{', '.join(languages)}**.")
@@ -129,6 +135,9 @@ def model_card_view(directory: Path) -> None:
                     **{f"clips from {corpus}": n for corpus, n in values.get("per_corpus", {}).items()}}
             for split, values in metadata["data"].items()
         }).fillna(0).astype(int))
+        scored = scored_test_clips(metadata, metrics)
+        if scored:
+            st.caption(f"Of the test clips: {scored}.")
 
     st.subheader("Serving")
     st.table(serving_table(directory, metadata))

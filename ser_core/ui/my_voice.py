@@ -8,7 +8,7 @@ import streamlit as st
 from ..errors import SerError
 from ..serving.inference import SerModel
 from ..serving.profile import MIN_SPEECH_SECONDS, VoiceProfile, build_profile
-from .common import PROFILE_KEY, USE_PROFILE_KEY
+from .common import PROFILE_KEY, USE_PROFILE_KEY, choose
 
 # What the page asks for; a profile from less speech than MIN_SPEECH_SECONDS carries a note that says so.
 ADVICE = f"{MIN_SPEECH_SECONDS:g}-30 seconds"
@@ -54,7 +54,7 @@ def build_view(model: SerModel) -> None:
                 return
             status.update(label="Voice profile ready", state="complete")
         st.session_state[PROFILE_KEY] = profile.to_json()
-        st.session_state[USE_PROFILE_KEY] = True
+        choose(USE_PROFILE_KEY, True)  # a new profile is there to be used
         st.rerun()
 
 
@@ -68,7 +68,7 @@ def load_view() -> None:
             return
         if st.button("Use this profile"):
             st.session_state[PROFILE_KEY] = profile.to_json()
-            st.session_state[USE_PROFILE_KEY] = True
+            choose(USE_PROFILE_KEY, True)  # a new profile is there to be used
             st.rerun()
 
 
@@ -87,6 +87,5 @@ def profile_view(model: SerModel) -> None:
     download.download_button("Download my profile (JSON)", profile.to_json(), file_name="voice-profile.json",
                              mime="application/json")
     if forget.button("Forget my profile"):
-        for key in (PROFILE_KEY, USE_PROFILE_KEY):
-            st.session_state.pop(key, None)
+        del st.session_state[PROFILE_KEY]
         st.rerun()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import Sequence
 
 import numpy as np
@@ -69,6 +70,22 @@ def each_speaker(analysis) -> str:
                      for v in analysis.voices)
 
 
+def why_not(error: str) -> str:
+    """A failed file's reason in a few words, for its expander's title: the error's first clause
+    ("no speech found", "the audio is too long"); the whole message is inside."""
+    reason = re.split(r"[:;(]", error, maxsplit=1)[0].strip().rstrip(".")
+    return reason[:1].lower() + reason[1:]
+
+
+def outcome(result: Result) -> str:
+    """What a file's expander says it holds: each speaker's reading where there are several, else the
+    file's headline as its view shows it, or why there is none."""
+    if result.analysis is None:
+        return f"could not be analysed: {why_not(result.error)}"
+    analysis = result.analysis
+    return each_speaker(analysis) or headline(analysis.emotion, analysis.confidence, analysis.is_uncertain)
+
+
 def summary_rows(results: Sequence[Result], labels: Sequence[str]) -> list[dict]:
     """One flat row per file: the summary table and the CSV download (the file's mean, and each
     speaker's reading where there are several)."""
@@ -121,7 +138,8 @@ def uploads_view(model: SerModel, files: Sequence, profile: VoiceProfile | None 
     # page waiting 3 s: 0.37 s of Chromium CPU with it, 0.18 s without).
     for number, file in enumerate(files, start=1):
         with st.spinner(f"Analysing {file.name} ({number} of {len(files)})…"):
-            results.append(analyze_named(model, file.name, file.getvalue(), profile, speakers, classes))
+            results.append(analyze_named(model, file.name, file.getvalue(), profile, speakers, classes,
+                                         batch=len(files)))
     failed = sum(result.error is not None for result in results)
     st.caption(f"Analysed {len(files) - failed} of {len(files)} file(s)")
 
@@ -130,8 +148,10 @@ def uploads_view(model: SerModel, files: Sequence, profile: VoiceProfile | None 
     if len(results) > 1:
         st.subheader("Summary")
         # Whole numbers stay whole beside a failed file's missing values (Int64), seconds get two
-        # decimals (not pandas' six), and a failed row is blank but for its name and its error.
+        # decimals (not pandas' six), and a failed row is blank but for its name and its error: the
+        # error next to the name, where it is seen, when a file failed (the CSV keeps its column order).
         table = pd.DataFrame(rows).astype({"segments": "Int64", "speakers": "Int64"})
+        table = table[["file", "error", *table.columns.drop(["file", "error"])]] if failed else table.drop(columns="error")
         st.dataframe(table.style.format(precision=2).format("{:.1%}", subset=["confidence", *labels]),
                      hide_index=True, placeholder="")
     csv_column, json_column = st.columns(2)
@@ -145,7 +165,5 @@ def uploads_view(model: SerModel, files: Sequence, profile: VoiceProfile | None 
         if len(results) == 1:
             show_result(model, result, key=f"upload-{index}")
             continue
-        outcome = ("could not be analysed" if result.analysis is None
-                   else each_speaker(result.analysis) or result.analysis.emotion)
-        with st.expander(f"{result.name} — {outcome}", expanded=index == 0):
+        with st.expander(f"{result.name} — {outcome(result)}", expanded=index == 0):
             show_result(model, result, key=f"upload-{index}")

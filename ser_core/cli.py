@@ -70,7 +70,9 @@ def cmd_split(args) -> int:
 def cmd_train(args) -> int:
     import dataclasses
 
-    from .errors import ModelError
+    from .errors import ModelError, require_extra
+
+    require_extra("ser train", "train", "tensorflow", "keras", "sklearn")
     from .frontend.features import default_cache_dir
     from .training.corpora import CORPUS_NAMES, LANGUAGES
     from .training.train import ENSEMBLES, RECIPES, train, train_ensemble
@@ -107,6 +109,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from .errors import require_extra
+
+    require_extra("ser evaluate", "train", "sklearn")  # the metrics (and the perturbations' filters)
     from .serving.inference import load_model_quietly
     from .training.corpora import read_manifest
     from .training.evaluate import CLEAN, evaluate, evaluate_perturbed
@@ -160,7 +165,8 @@ def _say_skipped(unreadable, unknown_labels: dict[str, int] | None = None) -> No
         print(f"{path}: skipped: {reason}", file=sys.stderr)
     if unknown_labels:
         counts = ", ".join(f"{label} ({n})" for label, n in sorted(unknown_labels.items()))
-        print(f"skipped {sum(unknown_labels.values())} clips labelled with emotions this model does not read: {counts}",
+        n = sum(unknown_labels.values())
+        print(f"skipped {n} clip{'s' * (n != 1)} labelled with emotions this model does not read: {counts}",
               file=sys.stderr)
 
 
@@ -168,9 +174,10 @@ def cmd_export(args) -> int:
     from .serving.inference import native_stderr_silenced
     from .training.export import export_litert
 
-    from .errors import ModelError
+    from .errors import ModelError, require_extra
     from .serving.inference import MODEL_FILE
 
+    require_extra("ser export", "train", "tensorflow", "keras")
     directory = resolve_model(args.model)
     if not (directory / MODEL_FILE).is_file():
         raise ModelError(f"{directory} has no {MODEL_FILE} to export (a model trained by `ser train` has one).")
@@ -510,12 +517,15 @@ def _predict_ray(args) -> int:
 
         schema = prediction_schema(labels, args.timeline, {**summary, "engine": "ray"})
         n = write_rows(reported(rows), args.out, schema)
-    print(f"{n} files, {failures} errors → {args.out}", file=sys.stderr)
+    print(f"{n} file{'s' * (n != 1)}, {failures} error{'s' * (failures != 1)} → {args.out}", file=sys.stderr)
     return 1 if failures else 0
 
 
 def cmd_embed(args) -> int:
     """The training feature cache as Parquet shards, on Ray or in this process."""
+    from .errors import require_extra
+
+    require_extra("ser embed", "train,ray", "sklearn", "pyarrow")  # the recipes; Parquet
     from .distributed.engine import map_files
     from .distributed.inputs import is_uri, list_inputs
     from .distributed.ray import check_ray, ray_session
@@ -559,7 +569,7 @@ def _import_features(folder: str, feature_params) -> None:
 
 def _add_ray_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="ray: actors on a Ray cluster (pip install -r requirements-ray.txt)")
+                   help="ray: actors on a Ray cluster (pip install 'ser[ray]')")
     p.add_argument("--address", help="with --engine ray: join a running cluster (auto, HOST:6379, "
                    "ray://HOST:10001); default: a local Ray instance on this machine's cores")
     p.add_argument("--actors", type=_positive_int, help="with --engine ray: actors, one core each (default: all cores)")
@@ -588,7 +598,9 @@ def parser() -> argparse.ArgumentParser:
         t.add_argument("--split-file", help="default: models/splits/PROTOCOL.csv (made if missing)")
         t.add_argument("--seed", type=int, default=42)
         if name == "train":
-            t.add_argument("--model", default="seed-cnn")
+            t.add_argument("--model", default="seed-cnn",
+                           help="the recipe (default: seed-cnn, the original project's MFCC CNN; the shipped default "
+                                "is emo-whisper-ens-diverse: docs/models.md)")
             t.add_argument("--out", required=True)
             t.add_argument("--epochs", type=int, help="default: the model's recipe")
             t.add_argument("--batch-size", type=int, help="default: the model's recipe")

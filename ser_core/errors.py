@@ -22,12 +22,13 @@ def _rebuild(cls, message, state):
 
 
 def format_duration(seconds: float) -> str:
-    """3.2 s, 12.5 min, 2.0 h: a duration in the unit a person would use for it."""
+    """3.2 s, 12.5 min, 2 h 1 min: a duration in the units a person would use for it."""
     if seconds < 120:
         return f"{seconds:.1f} s"
     if seconds < 2 * 3600:
         return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 def format_size(n_bytes: int) -> str:
@@ -67,9 +68,10 @@ class AudioTooLongError(AudioError):
         if still_decoding:
             super().__init__(f"The audio is too long: longer than the {format_duration(maximum_s)} allowed.")
         else:
-            super().__init__(
-                f"The audio is too long: {format_duration(duration_s)}, at most {format_duration(maximum_s)} allowed."
-            )
+            length, limit = format_duration(duration_s), format_duration(maximum_s)
+            if length == limit:  # just over the limit, the two round alike
+                length, limit = f"{duration_s:,.0f} s", f"{maximum_s:,.0f} s"
+            super().__init__(f"The audio is too long: {length}, at most {limit} allowed.")
 
 
 class AudioTooLargeError(AudioError):
@@ -116,6 +118,22 @@ class NoVoiceActivityError(NoSpeechError):
 
 class ConfigError(SerError):
     """A setting (such as an environment variable) has a value ser_core cannot use."""
+
+
+class ExtraMissingError(ConfigError):
+    """A command whose packages come with an extra, run where it is not installed (a wheel alone)."""
+
+    def __init__(self, what: str, extras: str):
+        super().__init__(f"{what} needs its extra: pip install 'ser[{extras}]'.")
+
+
+def require_extra(what: str, extras: str, *modules: str) -> None:
+    """`ExtraMissingError` unless every one of `modules` can be imported: one sentence naming the extra
+    instead of a ModuleNotFoundError's traceback, before any work starts."""
+    import importlib.util
+
+    if any(importlib.util.find_spec(module) is None for module in modules):
+        raise ExtraMissingError(what, extras)
 
 
 class ModelError(SerError):

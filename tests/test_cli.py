@@ -175,4 +175,52 @@ def test_evaluate_adapting_to_speakers_scores_what_it_can_and_says_what_it_canno
     mixed.write_text(manifest.read_text() + "nope1.wav,angry,synthetic,spk9,nope1,t0\n")
     assert main(["evaluate", "--manifest", str(mixed), "--model", str(trained_model)]) == 0
     err = capsys.readouterr().err
-    assert "nope1.wav: skipped:" in err and "skipped 1 clips labelled with emotions this model does not read: contempt (1)" in err
+    assert "nope1.wav: skipped: File not found" in err
+    assert "skipped 1 clip labelled with emotions this model does not read: contempt (1)" in err
+
+
+def test_a_command_whose_extra_is_missing_names_the_extra(tmp_path, capsys, monkeypatch):
+    """A wheel installed without extras (tests/test_package.py runs the real one): one sentence naming
+    the extra instead of a ModuleNotFoundError."""
+    import importlib.util
+
+    from conftest import speech, wav_bytes
+
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("sklearn", "keras") else found(name, *a))
+    (tmp_path / "labels.csv").write_text("path,emotion\nclip.wav,angry\n")
+    assert main(["evaluate", "--manifest", str(tmp_path / "labels.csv")]) == 2
+    _one_line(capsys.readouterr().err, "ser evaluate needs its extra: pip install 'ser[train]'.")
+    assert main(["train", "--data", str(tmp_path / "labels.csv"), "--protocol", "speaker", "--out", str(tmp_path / "o")]) == 2
+    _one_line(capsys.readouterr().err, "ser train needs its extra: pip install 'ser[train]'.")
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(wav_bytes(speech(2.0), 16000))
+    assert main(["predict", str(clip), "--backend", "keras", "--model", "emo-cnn-speaker"]) == 2
+    _one_line(capsys.readouterr().err, "The Keras backend needs its extra: pip install 'ser[train]'.")
+
+
+def test_the_python_api_takes_classes_as_the_cli_writes_them():
+    from conftest import speech
+    from ser_core import load_model
+
+    model = load_model("emo-cnn-speaker")
+    clip = speech(2.0)
+    assert model.predict(clip, sr=16000, classes="Angry, happy") == model.predict(clip, sr=16000, classes=("angry", "happy"))
+
+
+def test_a_model_that_reads_voices_against_a_profile_warns_without_one(tmp_path, capsys):
+    from conftest import speech, wav_bytes
+
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(wav_bytes(speech(2.0), 16000))
+    assert main(["predict", str(clip), "--json", "--model", "emo-whisper-adapt-speaker"]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["warnings"] and result["warnings"][0].startswith("Not adapted: this model reads each voice against")
+
+
+def test_durations_just_over_the_limit_do_not_read_as_the_limit():
+    from ser_core.errors import AudioTooLongError, format_duration
+
+    assert format_duration(7260) == "2 h 1 min" and format_duration(7200) == "2 h"
+    assert str(AudioTooLongError(7260, 7200)) == "The audio is too long: 2 h 1 min, at most 2 h allowed."
+    assert str(AudioTooLongError(7210, 7200)) == "The audio is too long: 7,210 s, at most 7,200 s allowed."

@@ -267,3 +267,14 @@ def test_the_wheel_installs_without_tensorflow_and_predicts_from_any_directory(t
 
     serve = run([str(venv / "bin" / "ser"), "serve"], work)  # the base install has no HTTP server
     assert serve.returncode == 2 and serve.stderr.strip() == "ser: ser serve needs its extra: pip install 'ser[serve]'."
+    # So does every command whose packages come with an extra: one sentence naming it, no traceback.
+    (work / "labels.csv").write_text("path,emotion\nclip.wav,angry\n")
+    for command, extras in ((["train", "--data", "labels.csv", "--protocol", "speaker", "--out", "mine"], "train"),
+                            (["evaluate", "--manifest", "labels.csv"], "train"),
+                            (["embed", "--data", "labels.csv", "--out", "shards"], "train,ray"),
+                            (["export", "--model", "seed-cnn"], "train")):
+        refused = run([str(venv / "bin" / "ser"), *command], work)
+        assert refused.returncode == 2 and refused.stderr.strip() == (
+            f"ser: ser {command[0]} needs its extra: pip install 'ser[{extras}]'."), refused.stderr
+    keras = run([str(venv / "bin" / "ser"), "predict", "clip.wav", "--backend", "keras"], work)
+    assert keras.returncode != 0 and "Traceback" not in keras.stderr and "pip install 'ser[train]'" in keras.stderr

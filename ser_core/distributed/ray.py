@@ -158,5 +158,6 @@ def check_ray() -> None:
     except ImportError:
         from ..errors import ConfigError
 
-        raise ConfigError("--engine ray needs Ray: pip install -r requirements-ray.txt (or -e .[ray])") from None
+        raise ConfigError("--engine ray needs Ray: pip install 'ser[ray]' (in a checkout: pip install -r "
+                          "requirements-ray.txt)") from None
 

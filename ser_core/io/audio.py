@@ -134,7 +134,7 @@ def _read_source(source: AudioSource, limits: AudioLimits) -> tuple[bytes, str]:
         data = bytes(data)
     else:
         raise TypeError(f"Audio is read from a path, bytes or a binary file object (or a numpy array with its "
-                        f"sample rate, `sr=`), not a {type(source).__name__}.")
+                        f"sample rate, `sr=`), not a value of type {type(source).__name__}.")
     if len(data) > limits.max_bytes:
         raise AudioTooLargeError(len(data), limits.max_bytes)
     return data, str(name)

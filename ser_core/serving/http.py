@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AudioTooLargeError, AudioTooLongError, ConfigError, ModelError, SerError, format_size
+from ..errors import (AudioTooLargeError, AudioTooLongError, ConfigError, ModelError, SerError, format_size,
+                      require_extra)
 from ..frontend.language import MIN_SPEECH_S, SURE_ABOVE, guess_analysis, heard_codes
 from ..io.audio import AudioLimits
 from .pool import AnalysisPool, PoolFull
@@ -988,7 +989,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="the model served when a request names none: a shipped name or a directory "
                    "(default: SER_MODEL, else the shipped default)")
     p.add_argument("--host", default="127.0.0.1", help="127.0.0.1 (default) or 0.0.0.0 behind a proxy")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="default: 8000")
     p.add_argument("--workers", type=int, default=default_workers(),
                    help="analyses at once (default: one per core and one more)")
     p.add_argument("--queue", type=int, help="analyses waiting beyond the workers before 429 (default: 2 per worker)")
@@ -1027,12 +1028,9 @@ def config_from_args(args) -> ServeConfig:
 
 
 def cmd_serve(args) -> int:
-    try:
-        import python_multipart  # noqa: F401
-        import starlette  # noqa: F401
-        import uvicorn
-    except ImportError:
-        raise ConfigError("ser serve needs its extra: pip install 'ser[serve]'.") from None
+    require_extra("ser serve", "serve", "python_multipart", "starlette", "uvicorn")
+    import uvicorn
+
     from .speakers import INSTALL_COMMAND, encoder_installed
 
     config = config_from_args(args)

@@ -17,7 +17,7 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -63,6 +63,9 @@ class _KerasRunner:
     """The reference path: the saved Keras model (imports TensorFlow, about 9 s)."""
 
     def __init__(self, path: Path):
+        from ..errors import require_extra
+
+        require_extra("The Keras backend", "train", "keras", "tensorflow")  # LiteRT, the default, needs no extra
         import keras
 
         self._model = keras.models.load_model(path, safe_mode=True, compile=False)
@@ -316,9 +319,10 @@ class SerModel:
         return self.analyze_audio(audio, segmented, vad, profile, speakers)
 
     def predict(self, source: AudioSource | np.ndarray, sr: int | None = None, segmented: bool = True,
-                profile: "VoiceProfile | None" = None, classes: tuple[str, ...] | None = None) -> dict[str, float]:
+                profile: "VoiceProfile | None" = None, classes: Sequence[str] | str | None = None) -> dict[str, float]:
         """Label → probability: over the speech segments weighted by duration (or over fixed windows);
-        with `classes`, over those emotions only (`over_classes`)."""
+        with `classes` (names, or "angry,happy,sad" as `--classes` takes them), over those emotions only
+        (`over_classes`)."""
         return over_classes(self.analyze(source, sr, segmented=segmented, profile=profile).probabilities, classes)
 
 
@@ -389,8 +393,12 @@ class EncoderModel(SerModel):
 
     def adaptation_note(self, profile: "VoiceProfile | None") -> str:
         if profile is None and self.speaker_normalised:
-            return ("This model reads each voice against a voice profile and has none: build one on the "
-                    "My voice page (or pick a model trained on voices as recorded).")
+            # Said as a refusal ("not adapted"), so that every output warns of it: the model's numbers
+            # were measured with each voice read against itself.
+            return ("Not adapted: this model reads each voice against a voice profile and was given none, so its "
+                    "reading is not what its numbers describe: build one on the My voice page (--profile), read "
+                    "files together (--adapt batch) or a recording against itself (--adapt recording), or pick "
+                    "a model trained on voices as recorded.")
         return super().adaptation_note(profile)
 
     @property

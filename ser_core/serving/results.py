@@ -51,9 +51,12 @@ def named_classes(text: str) -> tuple[str, ...]:
     return names
 
 
-def over_classes(probabilities: dict[str, float], classes: tuple[str, ...] | None) -> dict[str, float]:
-    """Probabilities renormalised over the classes an application uses (all when `classes` is None),
-    in the model's order: what the model believes given that the speech shows one of them."""
+def over_classes(probabilities: dict[str, float], classes: Sequence[str] | str | None) -> dict[str, float]:
+    """Probabilities renormalised over the classes an application uses (all when `classes` is None;
+    names, or one string of them as `--classes` takes it), in the model's order: what the model
+    believes given that the speech shows one of them."""
+    if isinstance(classes, str):
+        classes = named_classes(classes)
     if not classes:
         return probabilities
     check_classes(classes, list(probabilities))
@@ -227,7 +230,7 @@ class Analysis(TopEmotion):
             return ()
         return tuple(speaker_summaries(self.segments, self.labels, self.uncertain_below))
 
-    def over_classes(self, classes: Sequence[str] | None) -> Analysis:
+    def over_classes(self, classes: Sequence[str] | str | None) -> Analysis:
         """This analysis read over `classes` only, the emotions an application's recordings can hold
         (all the model's when None or all of them), as `ser predict --classes` and the API's `classes`
         read: the file, each segment, each window and each speaker's probabilities renormalised over
@@ -235,6 +238,8 @@ class Analysis(TopEmotion):
         model's classes, so that the choice does not move it. In languages the model never heard,
         naming the emotions a corpus has lifts UAR the most of any reading (docs/evaluation.md). Of an
         analysis over all the model's classes."""
+        if isinstance(classes, str):
+            classes = named_classes(classes)
         if not classes or set(classes) >= set(self.labels):
             return self
         check_classes(classes, self.labels)

@@ -62,7 +62,8 @@ def cmd_split(args) -> int:
     parts = assign(clips, _split_file(args, clips))
     if empty := [name for name, part in parts.items() if not part]:
         sizes = ", ".join(f"{name} {len(part)}" for name, part in parts.items())
-        print(f"warning: these clips leave {' and '.join(empty)} empty ({sizes}): too few speakers to hold any "
+        too_few = "clips" if args.protocol == "random" else "speakers"  # a random split goes by file
+        print(f"warning: these clips leave {' and '.join(empty)} empty ({sizes}): too few {too_few} to hold any "
               "back; `ser train` needs all three", file=sys.stderr)
     return 0
 
@@ -124,13 +125,13 @@ def cmd_evaluate(args) -> int:
 
         model = load_model_quietly(model_dir, args.backend)
         data = cached_inputs(model, read_manifest(args.manifest))
-        _say_skipped(data.skipped)
         results = evaluate_adaptation(model, data)
+        _say_skipped(data.skipped)
         for k, r in results.items():
             source = (f"{ONE_EMOTION} clips only" if k == "one_emotion" else "1 clip" if k == "1" else f"{k} clips")
             if r["n_scored"]:
                 print(f"profile from {source:>18}: UAR {r['adapted']:.1%} adapted, {r['unadapted']:.1%} without "
-                      f"({r['n_scored']} clips scored)", file=sys.stderr)
+                      f"({r['n_scored']} clip{'s' * (r['n_scored'] != 1)} scored)", file=sys.stderr)
             else:
                 print(f"profile from {source:>18}: not measured (no speaker has clips left to score)", file=sys.stderr)
         text = json.dumps(results, indent=2)

@@ -171,6 +171,8 @@ def test_evaluate_adapting_to_speakers_scores_what_it_can_and_says_what_it_canno
     missing.write_text("path,emotion\nnope1.wav,angry\nnope2.wav,sad\n")
     assert main(["evaluate", "--manifest", str(missing), "--model", str(trained_model)]) == 2
     _one_line(capsys.readouterr().err, "None of the 2 clips could be read", "nope1.wav")
+    assert main(["evaluate", "--manifest", str(missing), "--model", str(trained_model), "--adapt", "speaker"]) == 2
+    _one_line(capsys.readouterr().err, "None of the 2 clips could be read", "nope1.wav")
     mixed = tmp_path / "mixed.csv"
     mixed.write_text(manifest.read_text() + "nope1.wav,angry,synthetic,spk9,nope1,t0\n")
     assert main(["evaluate", "--manifest", str(mixed), "--model", str(trained_model)]) == 0

@@ -46,8 +46,8 @@ def named_classes(text: str) -> tuple[str, ...]:
     are refused, since over one emotion every reading would be that emotion at 100%."""
     names = tuple(dict.fromkeys(name.strip() for name in text.lower().split(",") if name.strip()))
     if len(names) < 2:
-        raise ConfigError(f"Name two emotions or more (comma-separated), not {text!r}: over "
-                          f"{'one' if names else 'none'} there is nothing to choose between.")
+        raise ConfigError(f"Name two emotions or more, not {text!r}: over {'one' if names else 'none'} "
+                          "there is nothing to choose between.")
     return names
 
 

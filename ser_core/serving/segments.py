@@ -163,6 +163,12 @@ def analyze_segments(model: "SerModel", audios: Sequence[Audio], params: VadPara
     # "" is `name_speakers`'s answer without the speaker model: the user is told how to add it
     audios = [dataclasses.replace(audio, warnings=(*audio.warnings, NOT_INSTALLED)) if "" in voices else audio
               for audio, voices in zip(audios, names)]
+    if speakers.count is not None:  # more voices asked for than there are utterances to hold them: said
+        audios = [dataclasses.replace(audio, warnings=(
+                      *audio.warnings, f"{speakers.count} speakers were asked for, and only {len(voices)} "
+                                       f"utterance{'s' * (len(voices) != 1)} found: each is a voice of its own."))
+                  if 1 < speakers.count > len(voices) and voices else audio
+                  for audio, voices in zip(audios, names)]
     return classify_segments(model, audios, spans, profile, regions, names, adapt_to_speakers=speakers.adapt,
                              adapt_to_recording=speakers.recording)
 

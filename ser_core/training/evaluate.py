@@ -27,6 +27,14 @@ def clip_probabilities(model: SerModel, data: ClipFeatures) -> np.ndarray:
     return clip_means(window_probabilities, [len(f) for f in data.features])
 
 
+def check_readable(data: ClipFeatures) -> None:
+    """Refuse a set of clips none of which could be read, naming the first reason (not the labels)."""
+    if not data.clips and data.skipped:
+        path, reason = data.skipped[0]
+        first = reason if path in reason else f"{path}: {reason}"
+        raise ManifestError(f"None of the {len(data.skipped)} clips could be read (the first: {first}).")
+
+
 def evaluate(model: SerModel, data: ClipFeatures, protocol: str) -> tuple[dict, list[Clip], np.ndarray]:
     """Metrics on the clips whose label the model knows; other labels are counted and skipped. Clips
     labelled with a set of classes (BAVED's arousal levels) are scored only by `label_set_uar`: UAR
@@ -37,9 +45,7 @@ def evaluate(model: SerModel, data: ClipFeatures, protocol: str) -> tuple[dict, 
     for clip in data.clips:
         if not scorable(clip):
             unknown[clip.emotion] = unknown.get(clip.emotion, 0) + 1
-    if not data.clips and data.skipped:
-        path, reason = data.skipped[0]
-        raise ManifestError(f"None of the {len(data.skipped)} clips could be read (the first, {path}: {reason}).")
+    check_readable(data)
     data = ClipFeatures([data.clips[i] for i in known], [data.features[i] for i in known], data.skipped)
     single = [i for i, clip in enumerate(data.clips) if clip.emotion in model.labels]
     if not single:
@@ -166,6 +172,7 @@ def evaluate_adaptation(model: SerModel, data: ClipFeatures, ks: tuple[int | Non
     from ..serving.profile import profile_from_windows
     from .metrics import compute_metrics, label_uar
 
+    check_readable(data)
     # A clip counts with one emotion the model knows and a speaker to build a profile from.
     usable = [i for i, clip in enumerate(data.clips) if clip.emotion in model.labels and clip.speaker]
     if not usable:

@@ -24,4 +24,4 @@ if model is not None:
         st.markdown("**Record again** to replace it:")
     my_voice.build_view(model)
     st.divider()
-    my_voice.load_view()
+    my_voice.load_view(model)

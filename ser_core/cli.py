@@ -211,6 +211,16 @@ def _adapted_outcomes(args):
     return predict_adapted(model, args.files, profile=_saved_profile(args.profile))
 
 
+def _adaptation_asked(args) -> bool:
+    return bool(args.profile or args.adapt or args.speaker_column or args.speaker_adaptation)
+
+
+def _note_adaptation(file: str, adaptation: str, warnings) -> None:
+    """A stderr note of an adaptation made (one that could not be made is already among the warnings)."""
+    if adaptation and adaptation not in warnings:
+        print(f"{file}: note: {adaptation}", file=sys.stderr)
+
+
 def _saved_profile(path: str):
     """--profile: a voice profile saved from the app (a sentence, not a traceback, for a path that
     cannot be read)."""
@@ -279,6 +289,8 @@ def cmd_predict_segments(args) -> int:
             failures += 1
             continue
         language = _language(args, file, analysis)
+        if _adaptation_asked(args):
+            _note_adaptation(file, analysis.adaptation, warnings)
         results.extend({**row, **language} for row in segment_rows(file, analysis, args.classes))
     if args.format == "json":
         print(json.dumps(results, indent=2))
@@ -439,7 +451,7 @@ def _emotion_list(text: str) -> tuple[str, ...]:
 
 
 def _report_predictions(args, predictions) -> int:
-    """Print (file, probabilities, warnings, error, voices[, analysis]) results as text, JSON or CSV;
+    """Print (file, probabilities, warnings, error, voices, adaptation[, analysis]) results as text, JSON or CSV;
     errors to stderr. A file's analysis, when given, is what --language guesses from. A file in which
     two or more voices were told apart (`Analysis.voices`) is answered per speaker too: in JSON a
     `speakers` list, in CSV a `speakers` column, in text each speaker instead of the mean over
@@ -449,12 +461,15 @@ def _report_predictions(args, predictions) -> int:
     labels = None
     results, failures = [], 0
     uncertain_below = _uncertain_below(args.model)
-    for file, probabilities, warnings, error, voices, *analysis in predictions:
+    for file, probabilities, warnings, error, voices, adaptation, *analysis in predictions:
         if _report(file, warnings, error):
             failures += 1
             continue
         result = {"file": file, **judged(probabilities, args.classes, uncertain_below),
                   **_language(args, file, *analysis), "warnings": list(warnings)}
+        if _adaptation_asked(args):  # what it did, made or not (one not made is a warning too)
+            result["adaptation"] = adaptation
+            _note_adaptation(file, adaptation, warnings)
         if voices:
             result["speakers"] = speaker_rows(voices, args.classes, uncertain_below)
         labels = list(result["probabilities"])
@@ -502,7 +517,8 @@ def _predict_ray(args) -> int:
         rows = predict_rows(files, model_dir, backend=args.backend, timeline=args.timeline, actors=args.actors,
                             ship_model=bool(args.address), profile=profile, speakers=_speaker_options(args))
         as_results = ((r["path"], None if r["error"] else {label: r[f"p_{label}"] for label in labels},
-                       tuple(r.get("warnings") or ()), r["error"], speakers_from_records(r["speakers"], labels))
+                       tuple(r.get("warnings") or ()), r["error"], speakers_from_records(r["speakers"], labels),
+                       r["adaptation"] or "")
                       for r in rows)
         if not args.out:
             return _report_predictions(args, as_results)

@@ -736,6 +736,21 @@ def test_my_voice_refuses_a_broken_profile_file(served):
         "Predictions go on without a voice profile.")
 
 
+def test_my_voice_refuses_a_profile_made_with_another_model(served):
+    """Loading one used to say "Your voice profile is on" and, under it, that it was not used."""
+    import numpy as np
+
+    from ser_core.serving.profile import VoiceProfile
+
+    other = VoiceProfile(representation="another-model", mean=np.zeros(4, np.float32), windows=4, clips=1,
+                         seconds=12.0, speech_seconds=11.0, level_dbfs=-20.0)
+    at = run("pages/my_voice.py")
+    at.file_uploader[1].set_value(("profile.json", other.to_json().encode(), "application/json")).run()
+    assert not at.exception
+    assert any("made with another model" in e.value for e in at.error)
+    assert not any(b.label == "Use this profile" for b in at.button) and not at.success
+
+
 def test_my_voice_warns_of_a_short_profile_and_keeps_it_through_a_bad_file(served):
     """9 s of speech makes a profile, with a warning that the page asked for 10-30 s; a broken profile
     file loaded afterwards is refused, and the profile in use stays in use (and the page says so)."""
@@ -1019,7 +1034,7 @@ def test_uploads_read_together_among_kept_emotions_are_ser_predict_adapt_batch_c
         (tmp_path / name).write_bytes(data)
         paths.append(str(tmp_path / name))
     summary = at.dataframe[0].value
-    for row, (_, probabilities, _, error, _) in zip(summary.itertuples(), predict_adapted(model, paths), strict=True):
+    for row, (_, probabilities, _, error, *_) in zip(summary.itertuples(), predict_adapted(model, paths), strict=True):
         assert error is None
         expected = judged(probabilities, kept, model.uncertain_below)
         assert row.emotion == expected["emotion"]

@@ -128,7 +128,7 @@ def test_ray_rows_equal_the_local_path(ray_local, audio_dir, tmp_path):
     rows = list(predict_rows(files, MODEL, timeline=True, ship_model=True, stats=stats))
     assert stats.actors == 2 and stats.replaced_actors == 0
     assert [r["path"] for r in rows] == files
-    for (path, probabilities, warnings, error, _), row in zip(local, rows):
+    for (path, probabilities, warnings, error, *_), row in zip(local, rows):
         assert row["error"] == error
         if error is None:
             ray_probabilities = {k[2:]: v for k, v in row.items() if k.startswith("p_")}

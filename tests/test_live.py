@@ -135,6 +135,33 @@ def test_worker_classifies_twice_a_second_while_frames_arrive_then_stops(model):
         time.sleep(0.05)
 
 
+def test_no_reading_is_made_without_new_audio(model):
+    """Once frames stop (STOP, a closed tab), the worker reads nothing more while it waits to end:
+    reading the same window again showed an emotion nobody was voicing for a few seconds."""
+    classifier = LiveClassifier(model, idle_stop_s=2.0)
+    frames = browser_frames(speech(2.0, level_db=-15.0))
+    started = time.monotonic()
+    for number, frame in enumerate(frames):
+        classifier.push_frame(frame)
+        time.sleep(max(0.0, started + (number + 1) * 0.02 - time.monotonic()))
+    time.sleep(classifier.interval_s + 0.1)  # a reading of the last frames may still come
+    after_audio = len(classifier.snapshot().history)
+    assert after_audio >= 2
+    time.sleep(1.2)  # still within idle_stop_s: the worker runs, but reads nothing
+    assert classifier.running and len(classifier.snapshot().history) == after_audio
+    classifier.stop()
+
+
+def test_the_live_chart_breaks_where_readings_stopped():
+    from ser_core.ui.plots import live_timeline
+
+    reading = {"neutral": 0.2, "angry": 0.8}
+    fig = live_timeline([0.5, 1.0, 1.5, 6.0, 6.5], [reading, reading, None, reading, reading], ["neutral", "angry"])
+    angry = next(trace for trace in fig.data if trace.name == "angry")
+    assert list(angry.x) == [0.5, 1.0, 1.5, 3.75, 6.0, 6.5]  # a break between 1.5 s and 6 s
+    assert list(angry.y) == [0.8, 0.8, None, None, 0.8, 0.8] and angry.connectgaps is False
+
+
 def test_pushing_and_reading_from_different_threads(model):
     """A counter signal at the model's rate: any torn read shows up as a break in the count."""
     classifier = LiveClassifier(model, idle_stop_s=0.2)

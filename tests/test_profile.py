@@ -95,9 +95,10 @@ def test_transductive_batch_adaptation_per_speaker(trained_model, tmp_path):
     outcomes = predict_adapted(model, paths, speakers=["a", "a", "b", "b", "b"])
     assert [o[0] for o in outcomes] == paths and outcomes[-1][1] is None and outcomes[-1][3]
     plain = [model.predict(p) for p in paths[:4]]  # by utterance, as predict_adapted reads
-    for (_, adapted, _, error, _), unadapted in zip(outcomes[:4], plain):
+    for (_, adapted, _, error, _, adaptation), unadapted in zip(outcomes[:4], plain):
         assert error is None and abs(sum(adapted.values()) - 1) < 1e-5
         assert adapted != unadapted  # each speaker's files were read relative to that speaker
+        assert adaptation.startswith("Adapted")  # what `ser predict --speaker-column --json` says
 
 
 def test_predict_adapt_batch_reads_every_file_against_all_of_them(trained_model, tmp_path, capsys):

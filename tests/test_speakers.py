@@ -298,6 +298,9 @@ def test_cli_speaker_options(tmp_path, capsys):
     assert main(["predict", str(talk), "--segments", "--json", "--speakers", "2", "--speaker-adaptation",
                  "--model", model]) == 0
     assert [r["speaker"] for r in json.loads(capsys.readouterr().out)] == ["S1", "S2"]
+    assert main(["predict", str(talk), "--json", "--speaker-adaptation", "--model", model]) == 0
+    [result] = json.loads(capsys.readouterr().out)
+    assert "not adapted" in result["adaptation"] and result["adaptation"] in result["warnings"]
     assert main(["predict", str(talk), "--json", "--speakers", "5", "--model", model]) == 0  # more than there are
     [result] = json.loads(capsys.readouterr().out)
     assert "5 speakers were asked for, and only 2 utterances found: each is a voice of its own." in result["warnings"]

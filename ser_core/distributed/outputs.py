@@ -21,13 +21,14 @@ def prediction_row(path: str, analysis: "Analysis | None", error: str | None, la
     and each speaker's reading where two or more voices were told apart."""
     row: dict = {"path": path, "emotion": None, "confidence": None, "uncertain": None, "arousal": None,
                 **{f"p_{label}": None for label in labels}, "speakers": [], "duration_s": None, "n_windows": None,
-                "warnings": [], "error": error}
+                "warnings": [], "adaptation": None, "error": error}
     if timeline:
         row["window_start_s"] = row["window_probabilities"] = None
     if analysis is not None:
         row.update(emotion=analysis.emotion, confidence=analysis.confidence, uncertain=analysis.is_uncertain,
                    arousal=analysis.arousal, duration_s=analysis.audio.duration_s, n_windows=len(analysis.window_times_s),
-                   warnings=list(analysis.warnings), error=None, speakers=speaker_records(analysis))
+                   warnings=list(analysis.warnings), adaptation=analysis.adaptation, error=None,
+                   speakers=speaker_records(analysis))
         row.update({f"p_{label}": p for label, p in analysis.probabilities.items()})
         if timeline:
             row["window_start_s"] = [float(t) for t in analysis.window_times_s]
@@ -74,6 +75,7 @@ def prediction_schema(labels: Sequence[str], timeline: bool = False, metadata: d
     | duration_s | double | decoded duration |
     | n_windows | int32 | analysis windows covering the audio |
     | warnings | list<string> | input warnings (clipping, telephone band, …) |
+    | adaptation | string | what the reading was adapted to (--profile, --speaker-adaptation, --adapt recording), or why not; empty without |
     | error | string | why the file could not be used; null otherwise |
     | window_start_s | list<double> | with --timeline: start of each window |
     | window_probabilities | list<list<double>> | with --timeline: per window, per label |
@@ -85,7 +87,7 @@ def prediction_schema(labels: Sequence[str], timeline: bool = False, metadata: d
     fields = [("path", pa.string()), ("emotion", pa.string()), ("confidence", pa.float64()),
               ("uncertain", pa.bool_()), ("arousal", pa.float64()), *((f"p_{label}", pa.float64()) for label in labels),
               ("speakers", pa.list_(_speaker_type())), ("duration_s", pa.float64()), ("n_windows", pa.int32()),
-              ("warnings", pa.list_(pa.string())), ("error", pa.string())]
+              ("warnings", pa.list_(pa.string())), ("adaptation", pa.string()), ("error", pa.string())]
     if timeline:
         fields += [("window_start_s", pa.list_(pa.float64())), ("window_probabilities", pa.list_(pa.list_(pa.float64())))]
     return pa.schema(fields, metadata={f"ser.{k}": str(v) for k, v in (metadata or {}).items()})

@@ -31,8 +31,8 @@ Row = Any  # what a batch function returns per item: a dict, `predict_files`' `R
 BatchFn = Callable[[list], list[Row]]  # a batch of items → one row per item
 ErrorRow = Callable[[Any, str], Row]  # (item, message) → its row
 # (path, probabilities, input warnings, error message, each speaker's summary where two or more
-# voices were told apart: `Analysis.voices`)
-Result = tuple[str, "dict[str, float] | None", "tuple[str, ...]", "str | None", "tuple[SpeakerSummary, ...]"]
+# voices were told apart: `Analysis.voices`, what the reading was adapted to: `Analysis.adaptation`)
+Result = tuple[str, "dict[str, float] | None", "tuple[str, ...]", "str | None", "tuple[SpeakerSummary, ...]", str]
 Analyzed = tuple["Analysis | None", "str | None"]
 
 FILES_PER_BATCH = 16  # files per worker task or Ray actor call
@@ -160,12 +160,12 @@ class _Predictor:
 def as_result(path: str, analysis: "Analysis | None", error: str | None) -> Result:
     """A file's `Result` from its analysis, or from the error that left it without one."""
     if analysis is None:
-        return path, None, (), error, ()
-    return path, analysis.probabilities, analysis.warnings, None, analysis.voices
+        return path, None, (), error, (), ""
+    return path, analysis.probabilities, analysis.warnings, None, analysis.voices, analysis.adaptation
 
 
 def _predict_chunk(model, paths: list[str]) -> list[Result]:
-    """(path, probabilities, input warnings, error message, voices) per path."""
+    """A `Result` per path."""
     return [as_result(path, analysis, error) for path, (analysis, error) in zip(paths, analyze_chunk(model, paths))]
 
 
@@ -176,7 +176,7 @@ def _error_result(path: str, message: str) -> Result:
 def predict_files(
     paths: Iterable[str | Path], model_dir: str | Path, workers: int | None = None, backend: str = "auto"
 ) -> Iterator[Result]:
-    """(path, probabilities, input warnings, error message, voices) per path (`Result`), in order, on
+    """(path, probabilities, input warnings, error message, voices, adaptation) per path (`Result`), in order, on
     `workers` processes (default: one per core)."""
     from .inference import METADATA_FILE, MODEL_FILE
 
@@ -196,8 +196,8 @@ def _restore(saved: dict[str, str | None]) -> None:
 
 def predict_adapted(model, paths: Sequence[str], speakers: Sequence[str] | None = None,
                     profile: "VoiceProfile | None" = None):
-    """(path, probabilities, warnings, error, voices) per path, like `predict_files` (by utterance), each
-    file read against a reference: with `profile`, that one profile for every file; with `speakers`
+    """`Result`s (path, probabilities, warnings, error, voices, adaptation) per path, like `predict_files`
+    (by utterance), each file read against a reference: with `profile`, that one profile for every file; with `speakers`
     (one id per path), `mean_profile` of that speaker's files; else `batch_profile` of all the files
     (transductive: no labels; speech found in fewer than two is a `ProfileError`). The files are read as the
     app and the API read them with a profile."""

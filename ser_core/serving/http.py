@@ -712,8 +712,8 @@ class StreamSettings:
                 raise StreamRefused(f'"{name}" must be a whole number, such as {{"sample_rate": 48000, "channels": 1}}.')
         sample_rate, channels = int(sample_rate), int(channels)
         if not STREAM_RATES[0] <= sample_rate <= STREAM_RATES[1] or not 1 <= channels <= 8:
-            raise StreamRefused(f"A sample rate of {sample_rate} Hz with {channels} channels is not one this stream "
-                                f"takes ({STREAM_RATES[0]}-{STREAM_RATES[1]} Hz, 1-8 channels).")
+            raise StreamRefused(f"A sample rate of {sample_rate} Hz with {channels} channel{'s' * (channels != 1)} is "
+                                f"not one this stream takes ({STREAM_RATES[0]}-{STREAM_RATES[1]} Hz, 1-8 channels).")
         if "model" in settings and not (isinstance(settings["model"], str) and settings["model"].strip()):
             raise StreamRefused('"model" must be a name from /v1/models, as a string.')
         if not isinstance(settings.get("api_key", ""), str):

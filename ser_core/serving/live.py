@@ -163,6 +163,7 @@ class LiveClassifier:
         self._history: deque[LiveReading] = deque(maxlen=max(1, round(history_s / interval_s)))
         self._started_at: float | None = None
         self._last_push_at = float("-inf")
+        self._read_total = 0  # the buffer's `total` when the worker last read it
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -272,6 +273,11 @@ class LiveClassifier:
                     if self._worker is threading.current_thread():
                         self._worker = None
                     return
+                # No audio since the last reading (the stream stopped, the tab went away): reading the
+                # same window again would show an emotion nobody is voicing.
+                fresh, self._read_total = self._buffer.total != self._read_total, self._buffer.total
+            if not fresh:
+                continue
             try:
                 self.classify()
             except Exception:  # a failed window must not end the stream's classifications

@@ -51,7 +51,10 @@ def show_live(classifier: LiveClassifier, classes: tuple[str, ...] | None = None
     st.progress(fill, text=f"Input level: {level:.0f} dBFS" if np.isfinite(level) else "Input level: silent")
 
     latest = state.latest
-    if latest is None:
+    if latest is not None and not state.receiving:  # stopped: the last reading is history, not what is heard
+        st.info(f"Stopped: no audio since {state.audio_s:.1f} s. Readings stop with the audio; the last ones "
+                "stay in the chart below. Press START to go on.")
+    elif latest is None:
         if state.receiving:
             st.info("Listening… the first reading comes once half a second of audio has arrived.")
         else:

@@ -58,13 +58,18 @@ def build_view(model: SerModel) -> None:
         st.rerun()
 
 
-def load_view() -> None:
+def load_view(model: SerModel) -> None:
+    """A saved profile loaded, if it is one and fits the served model (else the reason, and nothing changes)."""
     saved = st.file_uploader("Load a saved profile (JSON)", type=["json"], key="voice-profile-json")
     if saved is not None:
         try:
             profile = VoiceProfile.from_json(saved.getvalue())
         except SerError as error:
             st.error(f"{error} {without_change_note()}")
+            return
+        if not profile.fits(model):
+            st.error("This profile was made with another model, so the model picked now cannot read your voice "
+                     f"against it: pick that model in the sidebar, or build the profile again here. {without_change_note()}")
             return
         if st.button("Use this profile"):
             st.session_state[PROFILE_KEY] = profile.to_json()
@@ -75,11 +80,12 @@ def load_view() -> None:
 def profile_view(model: SerModel) -> None:
     """The current profile: what it captured, whether it fits the served model, download, forget."""
     profile = VoiceProfile.from_json(st.session_state[PROFILE_KEY])
-    st.success("Your voice profile is on: Record, Live, Upload and Home read your voice against it. On those "
-               "pages, the sidebar switch \"Use my voice profile\" turns it off to compare.")
-    if not profile.fits(model):
+    if profile.fits(model):
+        st.success("Your voice profile is on: Record, Live, Upload and Home read your voice against it. On those "
+                   "pages, the sidebar switch \"Use my voice profile\" turns it off to compare.")
+    else:  # made before another model was picked in the sidebar
         st.warning("This profile was made with another model: with the model picked now, predictions are not "
-                   "adapted. Build it again with this model to use it.")
+                   "adapted. Pick that model again, or build the profile again with this one.")
     for note in profile.notes:  # each is a reason to record again
         st.warning(note)
     st.table(profile_summary(profile))

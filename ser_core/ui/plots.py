@@ -264,17 +264,28 @@ def emotion_timeline(times_s: np.ndarray, probabilities: np.ndarray, labels: Seq
     return _layout(fig, height, legend=dict(orientation="h", y=-0.3))
 
 
+LIVE_GAP_S = 1.0  # readings come every 0.5 s while audio arrives: a longer silence between them is a stop
+
+
 def live_timeline(times_s: Sequence[float], probabilities: Sequence[Mapping[str, float] | None],
                   labels: Sequence[str], span_s: float = 30.0, height: int = 280) -> go.Figure:
-    """The last `span_s` of live readings; pauses (no voice: `None`) are grey bands, the lines break there."""
+    """The last `span_s` of live readings; pauses (no voice: `None`) are grey bands, the lines break there,
+    and where no reading came for more than `LIVE_GAP_S` (the stream stopped)."""
     fig = go.Figure()
     paused = [t for t, p in zip(times_s, probabilities) if p is None]
     if paused:
         fig.add_trace(go.Bar(x=paused, y=[1.0] * len(paused), width=0.5, name="pause", marker_color="#d9d9d9",
                              marker_line_width=0, hovertemplate="pause at %{x:.1f} s<extra></extra>"))
+    times, readings = [], []
+    for i, (t, p) in enumerate(zip(times_s, probabilities)):
+        if i and t - times_s[i - 1] > LIVE_GAP_S:  # a point of no value between: the line breaks
+            times.append((t + times_s[i - 1]) / 2)
+            readings.append(None)
+        times.append(t)
+        readings.append(p)
     for label in labels:
-        values = [None if p is None else p[label] for p in probabilities]
-        fig.add_trace(go.Scatter(x=list(times_s), y=values, mode="lines", name=label,
+        values = [None if p is None else p[label] for p in readings]
+        fig.add_trace(go.Scatter(x=times, y=values, mode="lines", name=label,
                                  line=dict(color=color(label)), connectgaps=False))
     end = max(times_s[-1] if len(times_s) else 0.0, span_s)
     fig.update_xaxes(title="time (s)", range=[end - span_s, end])

@@ -40,6 +40,11 @@ def check_classes(classes: Sequence[str], labels: Sequence[str]) -> None:
         raise ConfigError(f"Unknown emotion(s) {', '.join(unknown)}; choose from {', '.join(labels)}")
 
 
+def listed(words: Sequence[str]) -> str:
+    """["S1", "S2", "S3"] → "S1, S2 and S3": names in a sentence."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 def named_classes(text: str) -> tuple[str, ...]:
     """A user's list of emotions, `"Angry, happy,sad"` → ("angry", "happy", "sad"), as `ser predict
     --classes` and the API's `classes` read it: a name given twice counts once; fewer than two names

@@ -36,7 +36,7 @@ from ..frontend.features import FeatureParams, extract_many
 from ..frontend.vad import DEFAULT_VAD, SileroVad, VadParams, find_regions, utterances
 from ..io.audio import Audio
 from ..io.levels import frame_power, power_db
-from .results import Analysis, Segment
+from .results import Analysis, Segment, listed
 
 if TYPE_CHECKING:
     from .inference import SerModel
@@ -312,11 +312,6 @@ def own_voice_settings(model: "SerModel") -> tuple[float, float]:
     if getattr(model, "speaker_normalised", False):
         return model.adaptation_settings
     return OWN_VOICE_PRIOR_WINDOWS, OWN_VOICE_STRENGTH
-
-
-def listed(words: Sequence[str]) -> str:
-    """["S1", "S2", "S3"] → "S1, S2 and S3"."""
-    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
 
 
 def predict_by_speaker(model: "SerModel", features: np.ndarray, window_bounds: np.ndarray,

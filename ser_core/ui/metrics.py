@@ -298,13 +298,11 @@ def benchmark_row(protocol: str, name: str, r: dict, label: str | None = None) -
 
 def pooled_clips_note(results: dict, default: tuple[str, dict] | None) -> str:
     """Which clips the side-by-side table pools, and why a model's UAR there is not its own test number."""
+    from ..serving.results import listed
     from ..training.corpora import CORPUS_NAMES
 
-    def listing(names: list[str]) -> str:
-        return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
-
     def corpora_names(corpora: set[str]) -> str:
-        return listing([CORPUS_NAMES.get(c, c) for c in sorted(corpora)])
+        return listed([CORPUS_NAMES.get(c, c) for c in sorted(corpora)])
 
     splits, pooled, unheard, more = [], set(), {}, {}
     for protocol, models in results["protocols"].items():
@@ -317,7 +315,7 @@ def pooled_clips_note(results: dict, default: tuple[str, dict] | None) -> str:
                 unheard.setdefault(corpora_names(corpora - set(own[1])), {})[name] = None  # each name once, in order
             if own and set(own[1]) - corpora:
                 more[name] = len(set(own[1]) - corpora)
-    reasons = [f"{listing(list(models))} never trained on {corpora}: it counts against them here, not in their own test"
+    reasons = [f"{listed(list(models))} never trained on {corpora}: it counts against them here, not in their own test"
                for corpora, models in unheard.items()]
     reasons += [f"{name}'s own test adds {n} corpora this pool lacks" for name, n in more.items()]
     default_name = model_name(follow_pointer(model_directory()))

@@ -61,8 +61,9 @@ def timeline_csv(analysis: Analysis) -> str:
 
 
 def segments_table(analysis: Analysis) -> pd.DataFrame:
+    """One row per segment, as `ser predict --segments --csv` writes them (times to the millisecond)."""
     return pd.DataFrame([
-        {"segment": i, "start_s": round(s.start_s, 2), "end_s": round(s.end_s, 2), "speaker": s.speaker,
+        {"segment": i, "start_s": round(s.start_s, 3), "end_s": round(s.end_s, 3), "speaker": s.speaker,
          "emotion": s.emotion,
          "confidence": s.confidence, "uncertain": s.uncertain, "arousal": s.arousal,
          **{label: s.probabilities[label] for label in analysis.labels}}
@@ -212,5 +213,6 @@ def segment_timeline_view(result: Result, key: str) -> None:
         audio = analysis.audio
         span = audio.samples[int(segment.start_s * audio.sample_rate):int(np.ceil(segment.end_s * audio.sample_rate))]
         st.audio(span, sample_rate=audio.sample_rate, autoplay=True)
-    st.download_button("Download the segments (CSV)", table.to_csv(index=False),
+    with_file = table.assign(file=result.name)[["file", *table]]  # the columns of `ser predict --segments --csv`
+    st.download_button("Download the segments (CSV)", with_file.to_csv(index=False),
                        file_name=f"{Path(result.name).stem}-segments.csv", mime="text/csv", key=f"{key}-segments-csv")

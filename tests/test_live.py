@@ -211,3 +211,31 @@ def test_without_background_no_worker_starts_and_classify_still_reads(model):
     assert not classifier.running
     reading = classifier.classify()
     assert reading is not None and not reading.pause and not classifier.running
+
+
+def test_a_window_with_speech_is_read_whole_or_as_its_speech_joined(model):
+    """`WINDOW_READING` (chosen in bench/live_reading.py): the whole window, its pause included, is what
+    the model reads; "speech" reads only the regions voice activity detection heard, joined."""
+    from ser_core.frontend.features import extract
+    from ser_core.serving.live import WINDOW_READING
+
+    assert WINDOW_READING == "window"
+    sr = model.params.sample_rate
+    audio = np.concatenate([speech(1.2, sr, level_db=-15.0, seed=3), np.zeros(sr, np.float32),
+                            speech(1.2, sr, level_db=-15.0, seed=4)])
+
+    def read(window_reading):
+        live = LiveClassifier(model, clock=lambda: 0.0, background=False, window_reading=window_reading)
+        live.push(audio, sr)
+        return live, live.classify()
+
+    live, whole = read("window")
+    window = live.window()
+    expected = live.reader.predict_windows(extract(window, live.reader.params)[1])[0].mean(axis=0)
+    np.testing.assert_allclose(list(whole.probabilities.values()), expected, atol=1e-6)
+    live, joined = read("speech")
+    expected = live.reader.predict_windows(extract(live.speech(window), live.reader.params)[1])[0].mean(axis=0)
+    np.testing.assert_allclose(list(joined.probabilities.values()), expected, atol=1e-6)
+    assert whole.speech_s == joined.speech_s < len(window) / sr  # the same speech heard, read two ways
+    with pytest.raises(ValueError, match="window_reading"):
+        LiveClassifier(model, window_reading="words")

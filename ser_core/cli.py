@@ -172,11 +172,9 @@ def _say_skipped(unreadable, unknown_labels: dict[str, int] | None = None) -> No
 
 
 def cmd_export(args) -> int:
-    from .serving.inference import native_stderr_silenced
-    from .training.export import export_litert
-
     from .errors import ModelError, require_extra
-    from .serving.inference import MODEL_FILE
+    from .serving.inference import MODEL_FILE, native_stderr_silenced
+    from .training.export import export_litert
 
     require_extra("ser export", "train", "tensorflow", "keras")
     directory = resolve_model(args.model)

@@ -304,8 +304,13 @@ class FeatureCache:
         # Name and bytes, not location or mtime: a corpus copied, moved or unpacked again keeps its
         # cache (an hour of encoder time for five corpora); an edited file gets a new entry, and the
         # name keeps apart identical files whose augmentation is seeded by their clip id.
+        from ..io.audio import AudioFileNotFoundError
+
         ident = hashlib.sha1(path.name.encode() + b"\0")
-        ident.update(path.read_bytes())
+        try:
+            ident.update(path.read_bytes())
+        except (FileNotFoundError, IsADirectoryError):  # said as `ser predict` says it, not as an OSError
+            raise AudioFileNotFoundError(str(path)) from None
         return self.dir / f"{ident.hexdigest()}.npy"
 
     def get(self, path: Path) -> np.ndarray | None:

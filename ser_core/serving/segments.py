@@ -167,7 +167,7 @@ def analyze_segments(model: "SerModel", audios: Sequence[Audio], params: VadPara
         audios = [dataclasses.replace(audio, warnings=(
                       *audio.warnings, f"{speakers.count} speakers were asked for, and only {len(voices)} "
                                        f"utterance{'s' * (len(voices) != 1)} found: each is a voice of its own."))
-                  if 1 < speakers.count > len(voices) and voices else audio
+                  if 0 < len(voices) < speakers.count else audio
                   for audio, voices in zip(audios, names)]
     return classify_segments(model, audios, spans, profile, regions, names, adapt_to_speakers=speakers.adapt,
                              adapt_to_recording=speakers.recording)

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from ..errors import SerError
 from ..frontend.features import FeatureCache, FeatureParams, default_cache_dir, extract
-from ..io.audio import AudioFileNotFoundError, load_audio
+from ..io.audio import load_audio
 from ..serving.batch import each, map_local
 from .corpora import Clip, corpus_labels, taught_as
 
@@ -39,8 +39,6 @@ class ClipFeatures:
 
 
 def clip_features(path: Path, params: FeatureParams, cache: FeatureCache) -> np.ndarray:
-    if not Path(path).is_file():  # said as `ser predict` says it, before the cache reads the file for its key
-        raise AudioFileNotFoundError(str(path))
     if (cached := cache.get(path)) is not None:
         return cached
     features = extract(load_audio(path, params.sample_rate).samples, params)[1]

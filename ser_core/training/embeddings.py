@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import SerError
 from ..frontend.encoder import ENCODER_LAYERS
 from ..frontend.features import FeatureCache, FeatureParams, default_cache_dir, extract
-from ..io.audio import AudioFileNotFoundError, load_audio
+from ..io.audio import load_audio
 from .corpora import Clip
 from .dataset import ClipFeatures, map_clips
 
@@ -58,8 +58,6 @@ def clip_embeddings(clip: Clip, params: FeatureParams, augmentation: int | None,
     from ..frontend.encoder import embed, shared_blocks_encoder, shared_encoder
     from .augment import COPIES
 
-    if not Path(clip.path).is_file():  # said as `ser predict` says it, before the cache reads the file for its key
-        raise AudioFileNotFoundError(str(clip.path))
     if (cached := cache.get(clip.path)) is not None:
         return cached
     samples = load_audio(clip.path, params.sample_rate).samples

@@ -379,6 +379,7 @@ BLOCKS = {
     "encoder-layers": encoder_layers_table, "loco-probe": loco_probe_table, "scaling-table": scaling_table,
     "fuzz-table": fuzz_table, "compare-table": include("compare_models.md"), "lolo-table": lolo_table,
     "segments-table": include("segments.md"), "lolo-conversations-table": include("lolo_conversations.md"),
+    "turn-taking-table": include("turn_taking.md"),
     "live-reading-table": include("live_reading.md"), "serve-load-table": include("serve_load.md"),
     "cold-start-table": include("cold_start.md"), "load-test-table": include("load_test.md"),
     "ray-table": include("ray_batch.md"), "package-size-table": include("package_size.md"),

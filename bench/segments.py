@@ -47,10 +47,10 @@ from ser_core.labels import LABELS
 from ser_core.serving.inference import load_model
 from ser_core.training.corpora import read_manifest
 import ser_core.serving.segments
-from ser_core.frontend.vad import DEFAULT_VAD, VadParams, find_regions, shared_vad, speech_segments
+from ser_core.frontend.vad import DEFAULT_VAD, VadParams, find_regions, find_regions_and_turns, shared_vad, utterances
 import ser_core.serving.speakers as speakers_module
-from ser_core.serving.segments import (DEFAULT_SPEAKERS, SpeakerOptions, classify_segments,
-                                       find_speech, join_same_voice, name_speakers)
+from ser_core.serving.segments import (DEFAULT_SPEAKERS, SpeakerOptions, classify_segments, find_pieces,
+                                       find_speech, find_utterances, name_speakers, voice_parts)
 from ser_core.serving.speakers import cluster, shared_encoder
 from ser_core.training.splits import assign
 
@@ -211,11 +211,21 @@ def per_segment_labels(segments, truth) -> tuple[list[str], list[str], int]:
     return true, predicted, outside
 
 
+class GivenProbabilities:
+    """The voice detector's answer computed once, given back to the product's pipeline."""
+
+    def __init__(self, probabilities: list[np.ndarray]):
+        self.given = probabilities
+
+    def probabilities_many(self, samples: list[np.ndarray]) -> list[np.ndarray]:
+        assert len(samples) == len(self.given)
+        return self.given
+
+
 def by_utterance(model, audio, probabilities, truth, params: VadParams, adapt: bool = False) -> dict:
     """The product's pipeline on given detector probabilities: pieces, voices, joining within a voice
     (and each voice read against itself when `adapt`)."""
-    pieces = speech_segments(probabilities, audio.duration_s, params)
-    spans, names = join_same_voice(pieces, name_speakers([audio], [pieces])[0], params.max_segment_s)
+    _, [spans], [names] = find_utterances([audio], params, GivenProbabilities([probabilities]))
     [analysis] = classify_segments(model, [audio], [spans], speakers=[names], adapt_to_speakers=adapt)
     segments = analysis.segments
     rows = np.array([[s.probabilities[label] for label in LABELS] for s in segments])
@@ -386,7 +396,7 @@ def pieces_and_prints(material, params: VadParams) -> list[tuple[list, np.ndarra
     """Per conversation, the pieces of speech before any joining by voice, and their voice prints."""
     out = []
     for m in material:
-        spans = speech_segments(m["vad"], m["audio"].duration_s, params)
+        _, [spans] = find_pieces([m["audio"]], params, GivenProbabilities([m["vad"]]))
         samples = m["audio"].samples
         out.append((spans, shared_encoder().embed([samples[round(a * SR) : round(b * SR)] for a, b in spans])))
     return out
@@ -727,7 +737,9 @@ def main() -> None:
         grid = []
         for values in itertools.product(*GRID.values()):
             setting = dict(zip(GRID, values))
-            params = dataclasses.replace(unjoined, **setting, neg_threshold=setting["threshold"] - 0.15)
+            # voices told apart on the regions themselves, as when these settings were first chosen
+            params = dataclasses.replace(unjoined, **setting, neg_threshold=setting["threshold"] - 0.15,
+                                         turn_pause_s=setting["min_silence_s"])
             scores = by_utterance(model, val_audio, val_probabilities, val_truth, params)
             grid.append({**setting, "uar_per_clip": scores["uar_per_clip"],
                          "boundary_error_s_mean": scores["boundary_error_s_mean"], "segments": scores["segments"]})
@@ -764,6 +776,8 @@ def main() -> None:
     if args.validation_only:
         return
     results["settings"] = {**chosen, **context}
+    results["voice_change"] = {name: getattr(speakers_module, name) for name in
+                               ("VOICE_CHANGE_DISTANCE", "VOICE_CHANGE_WINDOW_S", "VOICE_CHANGE_MIN_SIDE_S")}
     with Settings(**results["settings"]):
         measure(model, vad, parts, params, results)
         if args.part == "all":
@@ -820,10 +834,13 @@ def timing(model, vad, parts, params: VadParams, results: dict) -> None:
 
     # Cost per hour: the test recording repeated to one hour.
     hour = as_audio(hour_of(samples))
-    hour_spans, vad_hour_s = timed(lambda: speech_segments(vad.probabilities(hour.samples), hour.duration_s, params))
+    [(regions, cut)], vad_hour_s = timed(lambda: find_regions_and_turns([hour], params, vad))
     # The speaker encoder's first call loads its weights: not part of an hour's cost.
     shared_encoder()
-    _, speakers_hour_s = timed(lambda: name_speakers([hour], [hour_spans]))
+    # Voices: each region cut where its voice changes, then the pieces grouped by voice.
+    hour_spans, parts_s = timed(lambda: utterances(voice_parts(hour, regions, cut), params))
+    _, naming_s = timed(lambda: name_speakers([hour], [hour_spans]))
+    speakers_hour_s = parts_s + naming_s
     _, segmented_s = timed(lambda: model.analyze_many([hour], vad=params))
     _, windows_s = timed(lambda: model.analyze_many([hour], segmented=False))
     results["cost_per_hour"] = {"vad_and_segmentation_s": vad_hour_s, "speaker_embeddings_and_clustering_s":
@@ -914,7 +931,7 @@ def markdown(r: dict) -> str:
                                                 f"{pct(g['uar_per_clip'])}; {pct(g['uar_per_segment'])}"
                                                 for g in v["context_grid"])
               + f". Chosen: {v['context']['CONTEXT_BEFORE_S']} s before, {v['context']['CONTEXT_AFTER_S']} s after "
-              f"(shipped defaults match: {v['context_shipped_defaults_match']}).",
+              f"(shipped defaults match: {v['context'] == {k: getattr(ser_core.serving.segments, k) for k in v['context']}}).",
               "", "Settings measured with: " + ", ".join(f"{k} {val}" for k, val in r["settings"].items()) + "."]
     lines += ["", f"VAD settings chosen on a {r['validation']['minutes']:.1f} min validation recording "
               f"(grid of {len(r['validation']['grid'])}): threshold {chosen['threshold']}, min silence "
@@ -922,7 +939,12 @@ def markdown(r: dict) -> str:
               f"boundary error {chosen['boundary_error_s_mean']:.3f} s).",
               f"Utterances: bursts under {r['validation']['vad_params']['min_utterance_s']} s joined to their "
               "neighbour (the validation recording's utterance grid); the joining gaps chosen on conversations "
-              "(the conversations' section).", ""]
+              "(the conversations' section).",
+              f"Each speech region cut where its voice changes: at pauses of {r['validation']['vad_params']['turn_pause_s']} s "
+              f"under {r['validation']['vad_params']['turn_threshold']}, where the voice prints of up to "
+              f"{r['voice_change']['VOICE_CHANGE_WINDOW_S']} s of speech either side lie "
+              f"{r['voice_change']['VOICE_CHANGE_DISTANCE']} or more apart (chosen by bench/turn_taking.py on "
+              "conversations whose turns follow within 0.3 s; the detector's own regions in the VAD grid above).", ""]
     return "\n".join(lines)
 
 

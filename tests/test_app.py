@@ -207,7 +207,12 @@ def test_upload_takes_the_number_of_speakers_from_the_sidebar(served):
     count = at.selectbox(key=common.SPEAKER_COUNT_KEY)
     assert count.value is None and count.options[:3] == ["Find them", "1", "2"]
     count.set_value(2).run()
-    at.file_uploader[0].set_value(("talk.wav", wav_bytes(talk(1.0, (4.0, 4), 2.0, (2.0, 5), 1.0)), "audio/wav")).run()
+    # Two synthetic voices, each speaking without a pause between words: the speaker model tells them
+    # apart over a whole utterance, not word by word (their words are cut apart at turn pauses).
+    room = lambda seconds: (np.random.default_rng(0).standard_normal(int(seconds * 16000)) * 3e-4).astype(np.float32)  # noqa: E731
+    two_voices = np.concatenate([room(1.0), speech(4.0, seed=4, pause_chance=0), room(2.0),
+                                 speech(2.0, seed=5, pause_chance=0), room(1.0)])
+    at.file_uploader[0].set_value(("talk.wav", wav_bytes(two_voices), "audio/wav")).run()
     assert_clean(at)
     [(key, analysis)] = at.session_state[common.ANALYSES_KEY].items()
     assert key[3].count == 2 and [s.speaker for s in analysis.segments] == ["S1", "S2"]
@@ -919,10 +924,11 @@ def test_benchmark_charts_can_be_read():
 
 
 def test_conversations_are_on_the_metrics_page(tmp_path):
-    """bench/segments.py's and bench/lolo_conversations.py's committed results as the Metrics page draws them:
-    utterances against the same clips as files, who spoke when, and each reading of the conversations,
-    in languages heard and never heard; a results file without its timings draws nothing."""
-    from ser_core.ui.metrics import LOLO_CONVERSATIONS_FILE, SEGMENTS_FILE
+    """bench/segments.py's, bench/turn_taking.py's and bench/lolo_conversations.py's committed results as
+    the Metrics page draws them: utterances against the same clips as files, who spoke when, turns that
+    follow quickly, and each reading of the conversations, in languages heard and never heard; a results
+    file without its timings draws nothing."""
+    from ser_core.ui.metrics import LOLO_CONVERSATIONS_FILE, SEGMENTS_FILE, TURN_TAKING_FILE
 
     def page(segments_path):
         from ser_core.ui import metrics
@@ -941,13 +947,20 @@ def test_conversations_are_on_the_metrics_page(tmp_path):
     assert any(turns in caption.value for caption in at.caption)
     assert not any("The same clips as files" in text.value for text in [*at.caption, *at.markdown])
     drawn = charts(at)
-    readings, voices, languages = drawn
+    readings, voices, quick, languages = drawn
     assert [t["name"] for t in readings["data"]] == ["as heard", "each speaker against their own voice",
                                                      "the whole recording against itself"]
     assert list(readings["data"][0]["x"]) == ["1 speaker", "2 speakers", "3 speakers", "4 speakers"]
     assert len(voices["data"]) == 3 and voices["layout"]["yaxis"]["range"][0] == 0
     lolo = json.loads(LOLO_CONVERSATIONS_FILE.read_text())
     assert len(languages["data"][0]["x"]) == len(lolo["languages"])
+    # Turns that follow quickly (bench/turn_taking.py): before and now, side by side.
+    turns = json.loads(TURN_TAKING_FILE.read_text())
+    assert [t["name"] for t in quick["data"]] == ["the detector's regions (before)", "regions cut where the voice changes (now)"]
+    now = quick["data"][1]["y"]  # plotly's binary array
+    assert list(np.frombuffer(base64.b64decode(now["bdata"]), now["dtype"])) == pytest.approx([100 * turns["test"]["Q"][turns["chosen"]][key]
+                                                         for key in ("uar", "attribution_2_to_4", "right_count")])
+    assert any(f"files: {turns['test']['Q']['one_by_one_uar']:.1%}" in c.value for c in at.caption)
 
     partial = tmp_path / "segments.json"
     partial.write_text(json.dumps({k: v for k, v in results.items() if k != "cost_per_hour"}))

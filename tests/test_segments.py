@@ -4,6 +4,7 @@ classified, and recordings without a voice refused with a sentence."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import sys
 
@@ -119,6 +120,32 @@ def test_hysteresis_pauses_short_bursts_padding_and_long_splits():
     # Padding stops halfway to the neighbour.
     close = speech_regions(frames((0.9, 1.0), (0.0, 0.32), (0.9, 1.0)), 2.32, VadParams(speech_pad_s=1.0))
     assert close[0][1] == pytest.approx(close[1][0]) and close[0][0] == 0.0 and close[1][1] == pytest.approx(2.32)
+
+
+def test_speech_is_cut_at_turn_pauses_without_losing_any():
+    """Inside one region (a dip of one frame is no pause to the detector) the speech is cut in the
+    middle of every dip of `turn_pause_s`, where the next speaker may take over; the pieces cover the
+    region exactly, a piece too short to be a region of its own included."""
+    from ser_core.frontend.vad import cut_at_turns
+
+    params = VadParams(speech_pad_s=0.1, turn_pause_s=0.03, turn_threshold=0.5)
+    p = frames((0.0, 1.0), (0.9, 0.096), (0.1, 0.032), (0.9, 2.0), (0.45, 0.064), (0.9, 1.5), (0.0, 1.0), (0.9, 1.0),
+               (0.0, 1.0))
+    duration = len(p) * FRAME_S
+    regions = speech_regions(p, duration, params)
+    assert len(regions) == 2  # the dips are inside the first region
+    pieces = cut_at_turns(regions, p, duration, params)
+    assert len(pieces) == 4 and pieces[-1] == regions[1]
+    assert pieces[0][0] == regions[0][0] and pieces[2][1] == regions[0][1]
+    assert all(b == c for (_, b), (c, _) in zip(pieces[:2], pieces[1:3]))  # no speech between them dropped
+    lengths = [round(s / FRAME_S) for s in (1.0, 0.096, 0.032, 2.0, 0.064)]  # frames of the first runs
+    assert pieces[0][1] == pytest.approx((sum(lengths[:2]) + 0.5) * FRAME_S)  # the middle of the one-frame dip
+    assert pieces[1][1] == pytest.approx((sum(lengths[:4]) + 1) * FRAME_S)  # and of the shallow two-frame dip
+    assert pieces[0][1] - pieces[0][0] < params.min_speech_s  # kept, though shorter than a region may be
+    # A dip above `turn_threshold` is no turn pause; cut only at the detector's own pause (`at_turns`
+    # never lengthens it), the pieces are the regions themselves.
+    assert len(cut_at_turns(regions, p, duration, dataclasses.replace(params, turn_threshold=0.35))) == 3
+    assert cut_at_turns(regions, p, duration, dataclasses.replace(params, turn_pause_s=0.3)) == regions
 
 
 def test_utterances_join_pauses_inside_a_sentence_and_absorb_short_bursts():

@@ -60,7 +60,16 @@ class VadParams:
 
     threshold: float = 0.5  # a 32 ms frame at or above this starts (or continues) speech
     neg_threshold: float = 0.35  # speech ends only once frames fall below this ...
-    min_silence_s: float = 0.3  # ... for this long: shorter pauses stay inside one utterance
+    min_silence_s: float = 0.3  # ... for this long: shorter pauses stay inside one region
+    # Turns in a conversation can follow each other within a tenth of a second, well inside one region:
+    # where the probability stays under `turn_threshold` for `turn_pause_s` (`at_turns`), the next
+    # speaker may take over, and a region is cut there where its voice changes
+    # (`serving.speakers.split_at_voice_changes`). The detector's probability lags a short pause
+    # (between two actors' turns 0.1 s apart it often dips only to 0.5-0.7), so a single 32 ms frame
+    # under 0.9 may be one. Chosen on validation conversations whose turns follow 0.05-0.3 s apart
+    # (bench/turn_taking.py, bench/results/turn_taking.md).
+    turn_pause_s: float = 0.03
+    turn_threshold: float = 0.9
     min_speech_s: float = 0.25  # shorter bursts (a click, a cough) are dropped
     speech_pad_s: float = 0.1  # added before and after each segment, never past the neighbours
     max_segment_s: float = 10.0  # longer speech is split into equal parts no longer than this
@@ -84,6 +93,13 @@ class VadParams:
         """The second look: a lower threshold, and bursts down to two frames kept."""
         return dataclasses.replace(self, threshold=self.soft_threshold, neg_threshold=self.soft_threshold - 0.1,
                                    min_speech_s=2 * FRAME_S)
+
+    def at_turns(self) -> "VadParams":
+        """The detector cutting at every pause of `turn_pause_s` under `turn_threshold`: where the
+        pieces voices are told apart on are cut."""
+        level = max(self.neg_threshold, self.turn_threshold)
+        return dataclasses.replace(self, min_silence_s=min(self.min_silence_s, self.turn_pause_s),
+                                   neg_threshold=level, threshold=max(self.threshold, level))
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -389,11 +405,35 @@ def find_regions(audios: "Sequence[Audio]", params: VadParams = DEFAULT_VAD, vad
                  ) -> list[list[tuple[float, float]]]:
     """Per recording, its speech regions [(start_s, end_s)] as the detector heard them; a short clip
     in which none is found gets a second, softer look (`VadParams.softer`)."""
+    return [regions for regions, _ in find_regions_and_turns(audios, params, vad)]
+
+
+def find_regions_and_turns(audios: "Sequence[Audio]", params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None
+                           ) -> list[tuple[list[tuple[float, float]], list[tuple[float, float]]]]:
+    """Per recording, (its speech regions, the same speech cut at every pause of `turn_pause_s`
+    (`cut_at_turns`)), from one pass of the detector; a short clip in which no speech is found
+    gets a second, softer look (`VadParams.softer`) for both."""
     probabilities = (vad or shared_vad()).probabilities_many([vad_samples(audio) for audio in audios])
     found = []
     for p, audio in zip(probabilities, audios):
-        regions = speech_regions(p, audio.duration_s, params)
+        heard = params
+        regions = speech_regions(p, audio.duration_s, heard)
         if not regions and audio.duration_s <= params.soft_max_clip_s:
-            regions = speech_regions(p, audio.duration_s, params.softer())
-        found.append(regions)
+            heard = params.softer()
+            regions = speech_regions(p, audio.duration_s, heard)
+        found.append((regions, cut_at_turns(regions, p, audio.duration_s, heard)))
     return found
+
+
+def cut_at_turns(regions: list[tuple[float, float]], probabilities: np.ndarray, duration_s: float,
+                 params: VadParams = DEFAULT_VAD) -> list[tuple[float, float]]:
+    """`regions` (`speech_regions` with `params`) cut in the middle of every pause of `turn_pause_s`
+    under `turn_threshold` inside them (`VadParams.at_turns`): the same speech, none dropped, in more
+    pieces."""
+    finer = speech_regions(probabilities, duration_s, dataclasses.replace(params.at_turns(), min_speech_s=0.0))
+    cuts = [(b + c) / 2 for (_, b), (c, _) in zip(finer, finer[1:])]  # the padding stops halfway: the pause's middle
+    pieces = []
+    for a, b in regions:
+        edges = [a, *(x for x in cuts if a + 1e-6 < x < b - 1e-6), b]
+        pieces += list(zip(edges[:-1], edges[1:]))
+    return pieces

@@ -35,9 +35,10 @@ def _resonator(x: np.ndarray, frequency: float, bandwidth: float, sr: int) -> np
     return lfilter([1 - r], [1, -2 * r * np.cos(2 * np.pi * frequency / sr), r * r], x)
 
 
-def speech(seconds: float = 3.0, sr: int = 16000, f0: float = 140.0, level_db: float = -20.0, seed: int = 0):
+def speech(seconds: float = 3.0, sr: int = 16000, f0: float = 140.0, level_db: float = -20.0, seed: int = 0,
+           pause_chance: float = 0.15):
     """Speech-like syllables: a noise burst (consonant), then a glottal pulse train through the
-    formants of a random vowel, with short pauses now and then. Voice activity detection (Silero)
+    formants of a random vowel, with short pauses now and then (after a syllable, at `pause_chance`). Voice activity detection (Silero)
     hears this as speech, which it does not for `voice`'s plain harmonics."""
     from scipy.signal import butter, lfilter
 
@@ -61,7 +62,7 @@ def speech(seconds: float = 3.0, sr: int = 16000, f0: float = 140.0, level_db: f
         take = min(len(syllable), n - position)
         out[position : position + take] += syllable[:take]
         position += len(syllable)
-        if rng.random() < 0.15:  # a short pause between words
+        if rng.random() < pause_chance:  # a short pause between words
             position += int(rng.uniform(0.05, 0.2) * sr)
     out += 0.003 * rng.standard_normal(n)
     return (out / np.max(np.abs(out)) * 10 ** (level_db / 20)).astype(np.float32)

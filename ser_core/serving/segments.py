@@ -8,8 +8,9 @@ there (a short one zero-padded at the end). Any other segment's speech in that s
 that no neighbouring utterance speaks into it, and so is any 50 ms louder than `CONTEXT_MAX_DBFS`
 (noise, music): only quiet room tone stays. Chosen on the validation recording of bench/segments.py
 (191 validation clips between room noise, loud noise and music; per-clip UAR on the detector's
-segments; before/after in s), with the default model (bench/results/segments.md): 0/0 69.4; 0.2/0.3
-77.3; 0.35/0 75.0; 0.35/0.3 79.4; 0.5/0.3 78.9. With the previous default (emo-whisper-ens), a segment
+segments; before/after in s), with the default model (bench/results/segments.md), regions cut where
+their voice changes: 0/0 73.2; 0.2/0.3 79.6; 0.35/0 77.5; 0.35/0.3 81.4; 0.5/0.3 82.2 (before that cut,
+0.35/0.3 and 0.5/0.3 tied at 81.7 and the shorter was kept). With the previous default (emo-whisper-ens), a segment
 centred in a window filled with its surroundings, as before, scored 70.1, and the same clips cut at
 their speech and classified alone 75.9 against 80.7 as whole files: the rest of the gap to files is
 mostly the corpora's own silence around each sentence, which a recording made of them does not hold.
@@ -33,7 +34,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..frontend.features import FeatureParams, extract_many
-from ..frontend.vad import DEFAULT_VAD, SileroVad, VadParams, find_regions, utterances
+from ..frontend.vad import DEFAULT_VAD, SileroVad, VadParams, find_regions_and_turns, utterances
 from ..io.audio import Audio
 from ..io.levels import frame_power, power_db
 from .results import Analysis, Segment, listed
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from .inference import SerModel
     from .profile import VoiceProfile
 
-CONTEXT_BEFORE_S = 0.35  # of the recording heard before a segment's speech (the module docstring says why)
+CONTEXT_BEFORE_S = 0.5  # of the recording heard before a segment's speech (the module docstring says why)
 CONTEXT_AFTER_S = 0.3  # and after it
 CONTEXT_MAX_DBFS = -45.0  # around a segment, louder 50 ms frames are silenced (-35: 75.2 vs 76.2, emo-cnn)
 CONTEXT_FRAME_S = 0.05
@@ -113,17 +114,40 @@ def speaker_count(text: str) -> int:
     return count
 
 
+def find_pieces(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None,
+                speakers: SpeakerOptions = DEFAULT_SPEAKERS
+                ) -> tuple[list[list[tuple[float, float]]], list[list[tuple[float, float]]]]:
+    """Per recording: its speech regions, and the pieces of speech its voices are told apart on.
+
+    A region is cut where its voice changes (`voice_parts`: turns that follow within the detector's
+    pause share a region), then joined across the shortest pauses and short bursts absorbed
+    (`utterances`, with `params`)."""
+    heard = find_regions_and_turns(audios, params, vad)
+    return ([regions for regions, _ in heard],
+            [utterances(voice_parts(audio, regions, cut, speakers), params) for audio, (regions, cut) in zip(audios, heard)])
+
+
+def voice_parts(audio: Audio, regions: list[tuple[float, float]], cut: list[tuple[float, float]],
+                speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> list[tuple[float, float]]:
+    """A recording's speech `regions`, each cut where its voice changes between the pieces `cut` at turn
+    pauses (`speakers.split_at_voice_changes`); the regions as they are for one voice (as the user
+    says) or without the speaker model."""
+    from .speakers import encoder_installed, split_at_voice_changes
+
+    if speakers.count == 1 or len(cut) == len(regions) or not encoder_installed():
+        return regions
+    return split_at_voice_changes(audio.samples, audio.sample_rate, regions, cut)
+
+
 def find_utterances(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None,
                     speakers: SpeakerOptions = DEFAULT_SPEAKERS
                     ) -> tuple[list[list[tuple[float, float]]], list[list[tuple[float, float]]], list[list[str]]]:
     """Per recording: its speech regions, its utterances [(start_s, end_s)] and who spoke each.
 
-    The regions are joined across the shortest pauses and short bursts absorbed (`utterances`, with
-    `params`); those pieces are told apart by voice (`name_speakers`); then neighbouring pieces of
-    one voice less than `SAME_VOICE_GAP_S` apart are one utterance. Joining only within a voice
-    keeps a sentence whole across its pauses without running one speaker's turn into the next's."""
-    regions = find_regions(audios, params, vad)
-    pieces = [utterances(r, params) for r in regions]
+    The pieces of speech (`find_pieces`) are told apart by voice (`name_speakers`); then neighbouring
+    pieces of one voice less than `SAME_VOICE_GAP_S` apart are one utterance. Joining only within a
+    voice keeps a sentence whole across its pauses without running one speaker's turn into the next's."""
+    regions, pieces = find_pieces(audios, params, vad, speakers)
     joined = [join_same_voice(clip, names, params.max_segment_s)
               for clip, names in zip(pieces, name_speakers(audios, pieces, speakers))]
     return regions, [spans for spans, _ in joined], [names for _, names in joined]

@@ -198,6 +198,7 @@ def arousal_view(path: Path = AROUSAL_FILE) -> None:
 
 SEGMENTS_FILE = REPO_ROOT / "bench" / "results" / "segments.json"
 LOLO_CONVERSATIONS_FILE = REPO_ROOT / "bench" / "results" / "lolo_conversations.json"
+TURN_TAKING_FILE = REPO_ROOT / "bench" / "results" / "turn_taking.json"
 # Two benchmarks, each with its clips read alone as files: the long recording's, and the conversations'.
 RECORDING_AS_FILES = "The long recording's clips as files"
 TURNS_AS_FILES = "The conversations' turns as files"
@@ -205,7 +206,8 @@ READINGS = {"uar_unadapted": "as heard", "uar_adapted": "each speaker against th
             "uar_whole_recording": "the whole recording against itself"}
 
 
-def conversations_view(segments_path: Path = SEGMENTS_FILE, lolo_path: Path = LOLO_CONVERSATIONS_FILE) -> None:
+def conversations_view(segments_path: Path = SEGMENTS_FILE, lolo_path: Path = LOLO_CONVERSATIONS_FILE,
+                       turns_path: Path = TURN_TAKING_FILE) -> None:
     """Long recordings and conversations (bench/segments.py, bench/lolo_conversations.py): utterances
     against the same clips one by one, who spoke when, and what reading each voice or the whole
     recording against itself does, in languages the model heard and in languages it never heard."""
@@ -243,6 +245,7 @@ def conversations_view(segments_path: Path = SEGMENTS_FILE, lolo_path: Path = LO
     st.caption("Turns given to the right speaker (under the best match of the voices found to the people), "
                "without and with the number of speakers given, and the conversations in which the right number "
                "was found without it.")
+    quick_turns_view(turns_path)
     lolo = read_json(lolo_path)
     if lolo and lolo.get("languages"):
         from ..training.corpora import LANGUAGE_NAMES
@@ -257,6 +260,26 @@ def conversations_view(segments_path: Path = SEGMENTS_FILE, lolo_path: Path = LO
         st.caption(f"From bench/lolo_conversations.py: per-turn UAR in conversations of {lolo['turns_per_speaker']} "
                    "turns per speaker, read by the default's recipe trained without the language. Reading the "
                    "recording against itself helps most here, where the model never heard the language.")
+
+
+def quick_turns_view(path: Path = TURN_TAKING_FILE) -> None:
+    """Conversations whose turns follow within 0.05-0.3 s (bench/turn_taking.py): told apart on the
+    detector's regions (before) and on pieces cut at turn pauses (now), on test speakers."""
+    results = read_json(path)
+    if not results or "test" not in results:
+        return
+    quick = results["test"]["Q"]
+    measures = {"per-turn UAR": "uar", "turns to the right voice (2-4 speakers)": "attribution_2_to_4",
+                "right number of speakers found": "right_count"}
+    rows = {label: {measure: quick[variant][key] for measure, key in measures.items()}
+            for label, variant in (("the detector's regions (before)", results["regions"]),
+                                   ("regions cut where the voice changes (now)", results["chosen"]))}
+    st.subheader("Turns that follow quickly")
+    st.plotly_chart(plots.grouped_uar(rows, "measure", y_title="%", colour_title="voices told apart on"),
+                    key="conversation-quick-turns")
+    st.caption(f"From bench/turn_taking.py: {results['test_conversations']['Q']} conversations of 1-4 test speakers "
+               "whose turns follow 0.05-0.3 s apart, inside one region of the voice detector. The same turns as "
+               f"files: {percent(quick['one_by_one_uar'])}.")
 
 
 def own_test(name: str, protocol: str) -> tuple[dict, list[str]] | None:

@@ -1,0 +1,234 @@
+"""Turns that follow quickly: where a speech region is cut before voices are told apart, measured.
+
+In conversation the next speaker often starts within a tenth of a second, inside what the detector
+hears as one speech region (it ends a region only after `VadParams.min_silence_s`, 0.3 s, under
+`neg_threshold`), and voices are told apart piece by piece. So each region is cut where its voice
+changes (`speakers.split_at_voice_changes`): at the dips of `VadParams.turn_pause_s` under
+`turn_threshold`, where the mean voice prints of the speech either side lie far enough apart. This
+bench chooses those settings on validation speakers and measures the choice once on test speakers,
+beside the regions themselves (how voices were told apart before). Cutting at every dip and leaving the
+pieces to the clustering (tried first) split sentences among voices in a long recording of many voices.
+
+Material, all built as bench/segments.py builds its conversations (speakers of one corpus, one clip a
+turn, trimmed to its speech, room noise between turns, no overlap):
+- quick conversations: 1-4 speakers (10 conversations each, 10 turns a speaker), 0.05-0.3 s between turns;
+- the conversations of bench/segments.py (0.3-2 s between turns) and its short ones (3 and 5 turns a
+  speaker), which the choice must not cost;
+- bench/segments.py's validation recording (191 clips of many speakers, 0.8-3 s apart), read by utterance,
+  and its clips one by one, each an acted sentence that must stay one segment.
+Rule (written before the run, /work/runs/s33/rule.md K4): the best attribution on the quick
+conversations of 2-4 speakers, among the settings that keep the mean over the other three sets of
+(attribution + right number of speakers) / 2 within a point of the regions', their per-turn UAR and the
+long recording's per-clip UAR within half a point, and lose no more than one sentence.
+
+    python bench/turn_taking.py                  (nice -n 10; about 40 min on 2 cores)
+    python bench/turn_taking.py --markdown-only  the markdown again from the stored json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import itertools
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+import segments as S
+from provenance import provenance
+from ser_core.frontend.vad import DEFAULT_VAD, shared_vad
+from ser_core.serving.inference import load_model
+from ser_core.serving.segments import find_speech
+import ser_core.serving.speakers as speakers_module
+from ser_core.serving.speakers import shared_encoder
+from ser_core.training.corpora import read_manifest
+from ser_core.training.splits import assign
+
+ROOT = Path(__file__).resolve().parent.parent
+# Where a turn may start: one 32 ms frame under the threshold (0.9: any dip at all; 0.5: below where
+# speech starts); where the voice changes there: the distance between the two sides' mean prints, the
+# speech each side is read from (s). "regions": the detector's own regions, as voices were told apart before.
+THRESHOLD_GRID = (0.5, 0.9)
+DISTANCE_GRID = (0.25, 0.3, 0.35, 0.4)
+WINDOW_GRID = (1.0, 2.0)
+TURN_PAUSE_S = 0.03
+REGIONS = "regions"
+QUICK_GAP_S = (0.05, 0.3)
+QUICK_SIZES = (1, 2, 3, 4)
+QUICK_PER_SIZE = 10
+SEEDS = {"val": 51, "test": 52}  # bench/segments.py uses 11-35
+
+
+def quick_conversations(vad, clips, split: str) -> list[dict]:
+    """`S.conversation_material`, with 0.05-0.3 s of room noise between turns."""
+    seed = SEEDS[split]
+    material = []
+    for index, turns in enumerate(S.conversations(clips, split, seed, sizes=QUICK_SIZES, per_size=QUICK_PER_SIZE)):
+        samples, placed, originals = S.lay_out(turns, np.random.default_rng(seed * 1000 + index),
+                                               lambda rng: S.noise(rng.uniform(*QUICK_GAP_S), rng, -60.0),
+                                               lambda rng: S.noise(0.5, rng, -60.0))
+        material.append({"corpus": turns[0].corpus, "audio": S.as_audio(samples), "originals": originals,
+                         "truth": [(a, b, clip.emotion, clip.speaker) for a, b, clip in placed],
+                         "vad": vad.probabilities(samples)})
+    return material
+
+
+def key(threshold: float, distance: float, window: float) -> str:
+    return f"{threshold}/{distance}/{window}"
+
+
+def shipped() -> str:
+    return key(DEFAULT_VAD.turn_threshold, speakers_module.VOICE_CHANGE_DISTANCE, speakers_module.VOICE_CHANGE_WINDOW_S)
+
+
+@contextlib.contextmanager
+def applied(variant: str):
+    """The detector's settings and the voice-change settings `variant` names ("threshold/distance/window",
+    or the regions themselves)."""
+    if variant == REGIONS:
+        yield dataclasses.replace(DEFAULT_VAD, turn_pause_s=DEFAULT_VAD.min_silence_s,
+                                  turn_threshold=DEFAULT_VAD.neg_threshold)
+        return
+    threshold, distance, window = map(float, variant.split("/"))
+    with S.Settings(VOICE_CHANGE_DISTANCE=distance, VOICE_CHANGE_WINDOW_S=window):
+        yield dataclasses.replace(DEFAULT_VAD, turn_pause_s=TURN_PAUSE_S, turn_threshold=threshold)
+
+
+def scored(model, material, variant: str) -> dict:
+    """The product's pipeline (`S.read_conversations`) as `variant` says."""
+    with applied(variant) as params:
+        r = S.read_conversations(model, material, params, False)
+    attributions = r["attribution"]
+    multi = [a["accuracy"] for a in attributions if a["speakers"] > 1]
+    return {"uar": r["uar"], **{k: v for k, v in r.items() if k.startswith("uar_")},
+            "attribution": float(np.mean([a["accuracy"] for a in attributions])),
+            "attribution_2_to_4": float(np.mean(multi)),
+            "right_count": float(np.mean([a["found"] == a["speakers"] for a in attributions])),
+            "by_size": S.summarise_attribution(attributions),
+            "segments": r["segments"], "segments_spanning_turns": r["segments_spanning_turns"]}
+
+
+def choose(grid: dict[str, dict]) -> str:
+    """The rule (module docstring)."""
+    before = grid[REGIONS]
+    allowed = [v for v, row in grid.items()
+               if row["others"] >= before["others"] - 0.01 and row["S"]["uar"] >= before["S"]["uar"] - 0.005
+               and row["sentences_whole"] >= before["sentences_whole"] - 1
+               and row["long_recording_uar"] >= before["long_recording_uar"] - 0.005]
+    return max(allowed, key=lambda v: round(grid[v]["Q"]["attribution_2_to_4"], 3))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "corpora" / "manifest.csv"))
+    parser.add_argument("--model", default=str(ROOT / "models" / "default"))
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "turn_taking"))
+    parser.add_argument("--markdown-only", action="store_true", help="write the markdown from the stored json")
+    args = parser.parse_args()
+    out = Path(args.out)
+    if args.markdown_only:
+        out.with_suffix(".md").write_text(markdown(json.loads(out.with_suffix(".json").read_text())))
+        return
+    started = time.time()
+    model = load_model(args.model)
+    vad = shared_vad()
+    parts = assign(read_manifest(args.data), ROOT / model.metadata["split_file"])
+    variants = [REGIONS, *(key(*v) for v in itertools.product(THRESHOLD_GRID, DISTANCE_GRID, WINDOW_GRID))]
+
+    val = {"Q": quick_conversations(vad, parts["val"], "val"),
+           "S": S.conversation_material(vad, parts["val"], "val", 11),
+           **{f"short{t}": S.conversation_material(vad, parts["val"], "val", 20 + t, sizes=S.SHORT_SIZES,
+                                                   per_size=S.SHORT_PER_SIZE, turns_per_speaker=t)
+              for t in S.SHORT_TURNS}}
+    # bench/segments.py's validation recording: its clips are the sentences that must stay whole
+    long_samples, long_truth, sentences = S.build_recording(S.pick_clips(parts["val"], np.random.default_rng(1)), seed=1)
+    long_audio, long_probabilities = S.as_audio(long_samples), vad.probabilities(long_samples)
+    grid: dict[str, dict] = {}
+    with S.memoised_front_ends(model, shared_encoder()):
+        for variant in variants:
+            row = {name: scored(model, material, variant) for name, material in val.items()}
+            row["others"] = float(np.mean([(row[k]["attribution"] + row[k]["right_count"]) / 2
+                                           for k in val if k != "Q"]))
+            with applied(variant) as params:
+                row["sentences_whole"] = sum(len(x) == 1 for x in find_speech(sentences, params))
+                row["long_recording_uar"] = S.by_utterance(model, long_audio, long_probabilities, long_truth,
+                                                           params)["uar_per_clip"]
+            grid[variant] = row
+            print(variant, {k: (v["uar"], v["attribution_2_to_4"]) if isinstance(v, dict) else v for k, v in row.items()},
+                  flush=True)
+        chosen = choose(grid)
+
+        test = {"Q": quick_conversations(vad, parts["test"], "test"),
+                "S": S.conversation_material(vad, parts["test"], "test", 12)}
+        measured = {name: {v: scored(model, material, v) for v in (chosen, REGIONS)} for name, material in test.items()}
+    for name, material in test.items():
+        true = [t[2] for m in material for t in m["truth"]]
+        alone = [a.emotion if a.segments else "missed" for m in material for a in model.analyze_many(m["originals"])]
+        measured[name]["one_by_one_uar"] = S.uar(true, alone)
+    results = {"provenance": provenance(args.model), "model": model.metadata.get("name"),
+               "validation": {"grid": grid, "sentences": len(sentences),
+                              "conversations": {k: len(v) for k, v in val.items()}},
+               "chosen": chosen, "regions": REGIONS, "turn_pause_s": TURN_PAUSE_S,
+               "test": measured, "test_conversations": {k: len(v) for k, v in test.items()},
+               "minutes": (time.time() - started) / 60}
+    out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+    out.with_suffix(".md").write_text(markdown(results))
+    print(markdown(results))
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def markdown(r: dict) -> str:
+    """The results as bench/results/turn_taking.md; whether the shipped defaults are the choice is read
+    from the code as it stands."""
+    before, chosen = r["regions"], r["chosen"]
+    name = lambda v: "the regions themselves (before)" if v == before else v  # noqa: E731
+    lines = ["# Turns that follow quickly (`python bench/turn_taking.py`)", "",
+             f"Model `{r['model']}`; conversations built as in bench/segments.py: speakers of one corpus, one clip a "
+             f"turn, no overlap. Quick conversations: {QUICK_PER_SIZE} each of {', '.join(map(str, QUICK_SIZES))} "
+             f"speakers, {QUICK_GAP_S[0]}-{QUICK_GAP_S[1]} s of room noise between turns. Each speech region is cut "
+             f"where its voice changes: at dips of {r['turn_pause_s']} s under the detector's `turn_threshold`, where "
+             "the mean voice prints of up to `VOICE_CHANGE_WINDOW_S` of speech either side lie "
+             "`VOICE_CHANGE_DISTANCE` or more apart (written threshold/distance/window); before, voices were told "
+             f"apart on the detector's regions ({DEFAULT_VAD.min_silence_s} s under {DEFAULT_VAD.neg_threshold}).",
+             "", "## Test speakers, measured once", "",
+             "| conversations | regions cut at | per-turn UAR % | the same clips one by one, as files | "
+             "attribution, 2-4 speakers | right number found | segments touching 2+ turns |",
+             "|---|---|---|---|---|---|---|"]
+    titles = {"Q": "quick (0.05-0.3 s between turns)", "S": "bench/segments.py's (0.3-2 s)"}
+    for part, title in titles.items():
+        m = r["test"][part]
+        for variant in (before, chosen):
+            row = m[variant]
+            lines.append(f"| {title} | {name(variant)} | {pct(row['uar'])} | {pct(m['one_by_one_uar'])} | "
+                         f"{pct(row['attribution_2_to_4'])} | {pct(row['right_count'])} | "
+                         f"{row['segments_spanning_turns']} of {row['segments']} |")
+    q = r["test"]["Q"]
+    lines += ["", "Attribution by number of speakers (test, quick conversations), before → now: " + "; ".join(
+        f"{size}: {pct(q[before]['by_size'][size]['accuracy'])} → {pct(q[chosen]['by_size'][size]['accuracy'])}"
+        for size in q[chosen]["by_size"]) + ".",
+        "", "## Chosen on validation speakers", "",
+        "| regions cut at | quick: per-turn UAR % | quick: attribution, 2-4 speakers | quick: right number | "
+        "others: (attribution + right number) / 2 | others: per-turn UAR (10 turns a speaker) | "
+        "long recording: per-clip UAR | sentences kept whole |",
+        "|---|---|---|---|---|---|---|---|"]
+    for variant, row in r["validation"]["grid"].items():
+        lines.append(f"| {name(variant)}{' (chosen)' if variant == chosen else ''} | {pct(row['Q']['uar'])} | "
+                     f"{pct(row['Q']['attribution_2_to_4'])} | {pct(row['Q']['right_count'])} | {pct(row['others'])} | "
+                     f"{pct(row['S']['uar'])} | {pct(row['long_recording_uar'])} | "
+                     f"{row['sentences_whole']} of {r['validation']['sentences']} |")
+    lines += ["", "Others: bench/segments.py's validation conversations (10 turns a speaker) and its short ones "
+              "(3 and 5); the long recording: its validation recording (many voices, a sentence each, 0.8-3 s "
+              "apart). Rule: the best quick attribution among the settings that keep the others within a point "
+              "of the regions', their per-turn UAR and the long recording's within half a point, and lose no more "
+              f"than one sentence. Shipped defaults ({shipped()}) match the choice: {shipped() == chosen}.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -15,7 +15,7 @@ be and still be one utterance (for any voice, and within one voice), and speaker
 attribution, the number of speakers found and per-turn UAR are measured once on test speakers.
 
 How much of the recording a segment is heard with (`CONTEXT_BEFORE_S`, `CONTEXT_AFTER_S`) is chosen on
-the validation recording too. The clips are also scored one by one as they lie in the recording (cut at
+the validation recording and the validation conversations together. The clips are also scored one by one as they lie in the recording (cut at
 their speech), which tells what segmentation costs from what the corpora's own silence around each
 clip is worth.
 
@@ -752,15 +752,20 @@ def main() -> None:
     # conversations (the shortest bursts' rule, `min_utterance_s`, stays as chosen on the validation
     # recording's utterance grid), then measured on test conversations.
     detector = dataclasses.replace(detector, min_utterance_s=DEFAULT_VAD.min_utterance_s)
-    # How much of the recording around a segment the model hears: per-clip UAR on the validation recording.
+    # How much of the recording around a segment the model hears: the best mean of the validation
+    # recording's per-clip UAR and the validation conversations' per-turn UAR (the recording alone once
+    # chose a context that cost the conversations three points).
     context_grid = []
+    val_conversations = conversation_material(vad, parts["val"], "val", 11)
     for before, after in CONTEXT_GRID:
         with Settings(CONTEXT_BEFORE_S=before, CONTEXT_AFTER_S=after):
             scores = by_utterance(model, val_audio, val_probabilities, val_truth, detector)
+            turns = read_conversations(model, val_conversations, detector, False)["uar"]
         context_grid.append({"before_s": before, "after_s": after, "uar_per_clip": scores["uar_per_clip"],
-                             "uar_per_segment": scores["uar_per_segment"]})
+                             "uar_per_segment": scores["uar_per_segment"], "uar_per_turn": turns})
         print(context_grid[-1], flush=True)
-    best_context = max(context_grid, key=lambda g: (round(g["uar_per_clip"], 3), -g["before_s"] - g["after_s"]))
+    best_context = max(context_grid, key=lambda g: (round((g["uar_per_clip"] + g["uar_per_turn"]) / 2, 3),
+                                                    -g["before_s"] - g["after_s"]))
     context = {"CONTEXT_BEFORE_S": best_context["before_s"], "CONTEXT_AFTER_S": best_context["after_s"]}
     shipped_context = {name: getattr(ser_core.serving.segments, name) for name in context}
     results["validation"].update(context_grid=context_grid, context=context,
@@ -926,10 +931,11 @@ def markdown(r: dict) -> str:
     lines += conversation_markdown(r["conversations"])
     chosen = r["validation"]["chosen"]
     v = r["validation"]
-    lines += ["", "How much of the recording a segment is heard with, chosen on the validation recording (per-clip "
-              "UAR; per segment): " + ", ".join(f"{g['before_s']} s before and {g['after_s']} s after: "
-                                                f"{pct(g['uar_per_clip'])}; {pct(g['uar_per_segment'])}"
-                                                for g in v["context_grid"])
+    lines += ["", "How much of the recording a segment is heard with, chosen on validation by the mean of the "
+              "recording's per-clip UAR and the conversations' per-turn UAR (the recording per clip; per segment; "
+              "conversations per turn): " + ", ".join(f"{g['before_s']} s before and {g['after_s']} s after: "
+                                                     f"{pct(g['uar_per_clip'])}; {pct(g['uar_per_segment'])}; "
+                                                     f"{pct(g['uar_per_turn'])}" for g in v["context_grid"])
               + f". Chosen: {v['context']['CONTEXT_BEFORE_S']} s before, {v['context']['CONTEXT_AFTER_S']} s after "
               f"(shipped defaults match: {v['context'] == {k: getattr(ser_core.serving.segments, k) for k in v['context']}}).",
               "", "Settings measured with: " + ", ".join(f"{k} {val}" for k, val in r["settings"].items()) + "."]

@@ -8,9 +8,10 @@ there (a short one zero-padded at the end). Any other segment's speech in that s
 that no neighbouring utterance speaks into it, and so is any 50 ms louder than `CONTEXT_MAX_DBFS`
 (noise, music): only quiet room tone stays. Chosen on the validation recording of bench/segments.py
 (191 validation clips between room noise, loud noise and music; per-clip UAR on the detector's
-segments; before/after in s), with the default model (bench/results/segments.md), regions cut where
-their voice changes: 0/0 73.2; 0.2/0.3 79.6; 0.35/0 77.5; 0.35/0.3 81.4; 0.5/0.3 82.2 (before that cut,
-0.35/0.3 and 0.5/0.3 tied at 81.7 and the shorter was kept). With the previous default (emo-whisper-ens), a segment
+segments; before/after in s), with the default model, regions cut where their voice changes: 0/0
+73.2; 0.2/0.3 79.6; 0.35/0 77.5; 0.35/0.3 81.4; 0.5/0.3 82.2; and on validation conversations (per-turn
+UAR) 0.35/0.3 80.7 against 77.7 for 0.5/0.3: the best mean of the two is chosen (bench/results/segments.md).
+With the previous default (emo-whisper-ens), a segment
 centred in a window filled with its surroundings, as before, scored 70.1, and the same clips cut at
 their speech and classified alone 75.9 against 80.7 as whole files: the rest of the gap to files is
 mostly the corpora's own silence around each sentence, which a recording made of them does not hold.
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from .inference import SerModel
     from .profile import VoiceProfile
 
-CONTEXT_BEFORE_S = 0.5  # of the recording heard before a segment's speech (the module docstring says why)
+CONTEXT_BEFORE_S = 0.35  # of the recording heard before a segment's speech (the module docstring says why)
 CONTEXT_AFTER_S = 0.3  # and after it
 CONTEXT_MAX_DBFS = -45.0  # around a segment, louder 50 ms frames are silenced (-35: 75.2 vs 76.2, emo-cnn)
 CONTEXT_FRAME_S = 0.05

@@ -134,8 +134,9 @@ def test_speech_is_cut_at_turn_pauses_without_losing_any():
     duration = len(p) * FRAME_S
     regions = speech_regions(p, duration, params)
     assert len(regions) == 2  # the dips are inside the first region
-    pieces = cut_at_turns(regions, p, duration, params)
-    assert len(pieces) == 4 and pieces[-1] == regions[1]
+    first, second = cut_at_turns(regions, p, duration, params)  # each region's pieces
+    assert len(first) == 3 and second == [regions[1]]
+    pieces = first
     assert pieces[0][0] == regions[0][0] and pieces[2][1] == regions[0][1]
     assert all(b == c for (_, b), (c, _) in zip(pieces[:2], pieces[1:3]))  # no speech between them dropped
     lengths = [round(s / FRAME_S) for s in (1.0, 0.096, 0.032, 2.0, 0.064)]  # frames of the first runs
@@ -144,8 +145,8 @@ def test_speech_is_cut_at_turn_pauses_without_losing_any():
     assert pieces[0][1] - pieces[0][0] < params.min_speech_s  # kept, though shorter than a region may be
     # A dip above `turn_threshold` is no turn pause; cut only at the detector's own pause (`at_turns`
     # never lengthens it), the pieces are the regions themselves.
-    assert len(cut_at_turns(regions, p, duration, dataclasses.replace(params, turn_threshold=0.35))) == 3
-    assert cut_at_turns(regions, p, duration, dataclasses.replace(params, turn_pause_s=0.3)) == regions
+    assert [len(r) for r in cut_at_turns(regions, p, duration, dataclasses.replace(params, turn_threshold=0.35))] == [2, 1]
+    assert cut_at_turns(regions, p, duration, dataclasses.replace(params, turn_pause_s=0.3)) == [[r] for r in regions]
 
 
 def test_utterances_join_pauses_inside_a_sentence_and_absorb_short_bursts():

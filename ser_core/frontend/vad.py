@@ -405,35 +405,44 @@ def find_regions(audios: "Sequence[Audio]", params: VadParams = DEFAULT_VAD, vad
                  ) -> list[list[tuple[float, float]]]:
     """Per recording, its speech regions [(start_s, end_s)] as the detector heard them; a short clip
     in which none is found gets a second, softer look (`VadParams.softer`)."""
-    return [regions for regions, _ in find_regions_and_turns(audios, params, vad)]
+    return [_heard_regions(p, audio.duration_s, params)[0] for p, audio in zip(_probabilities(audios, vad), audios)]
 
 
 def find_regions_and_turns(audios: "Sequence[Audio]", params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None
-                           ) -> list[tuple[list[tuple[float, float]], list[tuple[float, float]]]]:
-    """Per recording, (its speech regions, the same speech cut at every pause of `turn_pause_s`
-    (`cut_at_turns`)), from one pass of the detector; a short clip in which no speech is found
-    gets a second, softer look (`VadParams.softer`) for both."""
-    probabilities = (vad or shared_vad()).probabilities_many([vad_samples(audio) for audio in audios])
+                           ) -> list[tuple[list[tuple[float, float]], list[list[tuple[float, float]]]]]:
+    """Per recording, (its speech regions, each region's pieces cut at turn pauses (`cut_at_turns`)),
+    from one pass of the detector."""
     found = []
-    for p, audio in zip(probabilities, audios):
-        heard = params
-        regions = speech_regions(p, audio.duration_s, heard)
-        if not regions and audio.duration_s <= params.soft_max_clip_s:
-            heard = params.softer()
-            regions = speech_regions(p, audio.duration_s, heard)
+    for p, audio in zip(_probabilities(audios, vad), audios):
+        regions, heard = _heard_regions(p, audio.duration_s, params)
         found.append((regions, cut_at_turns(regions, p, audio.duration_s, heard)))
     return found
 
 
+def _probabilities(audios: "Sequence[Audio]", vad: SileroVad | None) -> list[np.ndarray]:
+    return (vad or shared_vad()).probabilities_many([vad_samples(audio) for audio in audios])
+
+
+def _heard_regions(probabilities: np.ndarray, duration_s: float, params: VadParams = DEFAULT_VAD
+                  ) -> tuple[list[tuple[float, float]], VadParams]:
+    """(the speech regions, the settings that found them): a short clip in which `params` find none
+    gets a second, softer look (`VadParams.softer`)."""
+    regions = speech_regions(probabilities, duration_s, params)
+    if regions or duration_s > params.soft_max_clip_s:
+        return regions, params
+    softer = params.softer()
+    return speech_regions(probabilities, duration_s, softer), softer
+
+
 def cut_at_turns(regions: list[tuple[float, float]], probabilities: np.ndarray, duration_s: float,
-                 params: VadParams = DEFAULT_VAD) -> list[tuple[float, float]]:
-    """`regions` (`speech_regions` with `params`) cut in the middle of every pause of `turn_pause_s`
-    under `turn_threshold` inside them (`VadParams.at_turns`): the same speech, none dropped, in more
-    pieces."""
+                 params: VadParams = DEFAULT_VAD) -> list[list[tuple[float, float]]]:
+    """Each of `regions` (`speech_regions` with `params`) as its pieces: cut in the middle of every pause
+    of `turn_pause_s` under `turn_threshold` inside it (`VadParams.at_turns`), the same speech, none
+    dropped."""
     finer = speech_regions(probabilities, duration_s, dataclasses.replace(params.at_turns(), min_speech_s=0.0))
     cuts = [(b + c) / 2 for (_, b), (c, _) in zip(finer, finer[1:])]  # the padding stops halfway: the pause's middle
     pieces = []
     for a, b in regions:
         edges = [a, *(x for x in cuts if a + 1e-6 < x < b - 1e-6), b]
-        pieces += list(zip(edges[:-1], edges[1:]))
+        pieces.append(list(zip(edges[:-1], edges[1:])))
     return pieces

@@ -128,16 +128,16 @@ def find_pieces(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: S
             [utterances(voice_parts(audio, regions, cut, speakers), params) for audio, (regions, cut) in zip(audios, heard)])
 
 
-def voice_parts(audio: Audio, regions: list[tuple[float, float]], cut: list[tuple[float, float]],
+def voice_parts(audio: Audio, regions: list[tuple[float, float]], cut: list[list[tuple[float, float]]],
                 speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> list[tuple[float, float]]:
-    """A recording's speech `regions`, each cut where its voice changes between the pieces `cut` at turn
+    """A recording's speech `regions`, each cut where its voice changes between its pieces `cut` at turn
     pauses (`speakers.split_at_voice_changes`); the regions as they are for one voice (as the user
     says) or without the speaker model."""
     from .speakers import encoder_installed, split_at_voice_changes
 
-    if speakers.count == 1 or len(cut) == len(regions) or not encoder_installed():
+    if speakers.count == 1 or all(len(pieces) == 1 for pieces in cut) or not encoder_installed():
         return regions
-    return split_at_voice_changes(audio.samples, audio.sample_rate, regions, cut)
+    return split_at_voice_changes(audio.samples, audio.sample_rate, cut)
 
 
 def find_utterances(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None,

@@ -396,36 +396,37 @@ def voice_changes(prints: np.ndarray, seconds: np.ndarray, distance: float | Non
     return [i for i in range(1, n) if apart[i] >= distance]
 
 
-def split_at_voice_changes(samples: np.ndarray, sample_rate: int, regions: Sequence[tuple[float, float]],
-                           pieces: Sequence[tuple[float, float]], encoder: SpeakerEncoder | None = None
-                           ) -> list[tuple[float, float]]:
-    """Speech `regions`, each cut where its voice changes (`voice_changes`) between its `pieces` (the
-    regions cut at turn pauses, in order, covering them exactly)."""
-    if sample_rate != SAMPLE_RATE:
-        import soxr
-
-        samples = soxr.resample(samples, sample_rate, SAMPLE_RATE).astype(np.float32)
-    inside = [[(a, b) for a, b in pieces if start <= a and b <= end] for start, end in regions]
-    several = [region_pieces for region_pieces in inside if len(region_pieces) > 1]
+def split_at_voice_changes(samples: np.ndarray, sample_rate: int, pieces: Sequence[Sequence[tuple[float, float]]],
+                           encoder: SpeakerEncoder | None = None) -> list[tuple[float, float]]:
+    """Speech regions, each given as its `pieces` cut at turn pauses (in order, covering it exactly),
+    each cut where its voice changes (`voice_changes`)."""
+    samples = at_sample_rate(samples, sample_rate)
+    judged = [region for region in pieces if len(region) > 1]
     prints = iter((encoder or shared_encoder()).embed(
-        [samples[round(a * SAMPLE_RATE) : round(b * SAMPLE_RATE)] for region_pieces in several for a, b in region_pieces]))
+        [samples[round(a * SAMPLE_RATE) : round(b * SAMPLE_RATE)] for region in judged for a, b in region]))
     out = []
-    for (start, end), region_pieces in zip(regions, inside):
+    for region in pieces:
         changes = []
-        if len(region_pieces) > 1:
-            region_prints = np.stack([next(prints) for _ in region_pieces])
-            changes = [region_pieces[k][0] for k in voice_changes(region_prints, [b - a for a, b in region_pieces])]
-        bounds = [start, *changes, end]
+        if len(region) > 1:
+            region_prints = np.stack([next(prints) for _ in region])
+            changes = [region[k][0] for k in voice_changes(region_prints, [b - a for a, b in region])]
+        bounds = [region[0][0], *changes, region[-1][1]]
         out.extend(zip(bounds[:-1], bounds[1:]))
     return out
+
+
+def at_sample_rate(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    """A recording at the speaker encoder's 16 kHz."""
+    if sample_rate == SAMPLE_RATE:
+        return samples
+    import soxr
+
+    return soxr.resample(samples, sample_rate, SAMPLE_RATE).astype(np.float32)
 
 
 def speakers_of(samples: np.ndarray, sample_rate: int, spans: Sequence[tuple[float, float]],
                 n_speakers: int | None = None, encoder: SpeakerEncoder | None = None) -> list[str]:
     """A recording's pieces of speech [(start_s, end_s)] → who spoke each ("S1", …)."""
-    if sample_rate != SAMPLE_RATE:
-        import soxr
-
-        samples = soxr.resample(samples, sample_rate, SAMPLE_RATE).astype(np.float32)
+    samples = at_sample_rate(samples, sample_rate)
     pieces = [samples[round(a * SAMPLE_RATE) : round(b * SAMPLE_RATE)] for a, b in spans]
     return cluster((encoder or shared_encoder()).embed(pieces), n_speakers, durations=[b - a for a, b in spans])

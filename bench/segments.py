@@ -949,7 +949,8 @@ def markdown(r: dict) -> str:
               f"Each speech region cut where its voice changes: at pauses of {r['validation']['vad_params']['turn_pause_s']} s "
               f"under {r['validation']['vad_params']['turn_threshold']}, where the voice prints of up to "
               f"{r['voice_change']['VOICE_CHANGE_WINDOW_S']} s of speech either side lie "
-              f"{r['voice_change']['VOICE_CHANGE_DISTANCE']} or more apart (chosen by bench/turn_taking.py on "
+              f"{r['voice_change']['VOICE_CHANGE_DISTANCE']} or more apart, each side holding "
+              f"{r['voice_change']['VOICE_CHANGE_MIN_SIDE_S']} s of speech at least (chosen by bench/turn_taking.py on "
               "conversations whose turns follow within 0.3 s; the detector's own regions in the VAD grid above).", ""]
     return "\n".join(lines)
 

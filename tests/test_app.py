@@ -954,10 +954,13 @@ def test_conversations_are_on_the_metrics_page(tmp_path):
     assert len(voices["data"]) == 3 and voices["layout"]["yaxis"]["range"][0] == 0
     lolo = json.loads(LOLO_CONVERSATIONS_FILE.read_text())
     assert len(languages["data"][0]["x"]) == len(lolo["languages"])
-    # Turns that follow quickly (bench/turn_taking.py): before and now, side by side.
+    # Turns that follow quickly (bench/turn_taking.py): before, any earlier setting measured beside, and now.
     turns = json.loads(TURN_TAKING_FILE.read_text())
-    assert [t["name"] for t in quick["data"]] == ["the detector's regions (before)", "regions cut where the voice changes (now)"]
-    now = quick["data"][1]["y"]  # plotly's binary array
+    earlier = [v for v in turns["test"]["Q"] if v not in (turns["regions"], turns["chosen"], "one_by_one_uar")]
+    assert [t["name"] for t in quick["data"]] == ["the detector's regions (before)",
+                                                  *(f"cut where the voice changes, earlier setting {v}" for v in earlier),
+                                                  "regions cut where the voice changes (now)"]
+    now = quick["data"][-1]["y"]  # plotly's binary array
     assert list(np.frombuffer(base64.b64decode(now["bdata"]), now["dtype"])) == pytest.approx([100 * turns["test"]["Q"][turns["chosen"]][key]
                                                          for key in ("uar", "attribution_2_to_4", "right_count")])
     assert any(f"files: {turns['test']['Q']['one_by_one_uar']:.1%}" in c.value for c in at.caption)

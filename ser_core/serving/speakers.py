@@ -63,13 +63,16 @@ REFINE_ROUNDS = 10  # pieces moved to the nearest group's mean: settles in two o
 # where the voice changes (`voice_changes`): between the pieces cut at turn pauses (`VadParams.at_turns`),
 # where the mean prints of the `VOICE_CHANGE_WINDOW_S` of speech either side lie `VOICE_CHANGE_DISTANCE`
 # (cosine) or more apart, each side with `VOICE_CHANGE_MIN_SIDE_S` of speech at least. Chosen on
-# validation conversations whose turns follow 0.05-0.3 s apart, without costing bench/segments.py's
-# conversations, its long recording of many voices or its sentences (bench/turn_taking.py: attribution
-# with 2-4 speakers 77.8 against 60.9 on the regions, the long recording 81.4 against 81.7). Cutting at
-# every pause and leaving the pieces to the clustering split sentences among voices there (73.0).
+# validation by bench/turn_taking.py: the best mean of the per-turn UAR of conversations whose turns
+# follow 0.05-0.3 s apart and the per-segment UAR of a long recording of many voices, among the settings
+# that keep most of the cut's attribution gain and cost no other conversations or sentences. Prints of
+# half a second either side (session 33's 1.0 s window, 0.5 s sides) took an emotion's change inside
+# one actor's sentence for a new voice and split 39 of 191 sentences there (74.6 per segment against
+# 82.9 uncut); 0.75 s sides read from up to 2 s split 20 (80.1) and keep the turns (attribution 77.6
+# against 77.8). Cutting at every pause and leaving the pieces to the clustering split more (73.0 per clip).
 VOICE_CHANGE_DISTANCE = 0.3
-VOICE_CHANGE_WINDOW_S = 1.0
-VOICE_CHANGE_MIN_SIDE_S = 0.5
+VOICE_CHANGE_WINDOW_S = 2.0
+VOICE_CHANGE_MIN_SIDE_S = 0.75
 
 RESEMBLYZER_VERSION = "0.1.4"  # as pinned in requirements-nodeps.txt
 # No extra can install it: it declares torch, which pip would pull in (hundreds of MB, never imported).

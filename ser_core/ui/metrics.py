@@ -264,16 +264,20 @@ def conversations_view(segments_path: Path = SEGMENTS_FILE, lolo_path: Path = LO
 
 def quick_turns_view(path: Path = TURN_TAKING_FILE) -> None:
     """Conversations whose turns follow within 0.05-0.3 s (bench/turn_taking.py): told apart on the
-    detector's regions (before) and on pieces cut at turn pauses (now), on test speakers."""
+    detector's regions (before), on pieces cut at turn pauses (now) and as any earlier setting measured
+    beside them cut them, on test speakers."""
     results = read_json(path)
     if not results or "test" not in results:
         return
     quick = results["test"]["Q"]
     measures = {"per-turn UAR": "uar", "turns to the right voice (2-4 speakers)": "attribution_2_to_4",
                 "right number of speakers found": "right_count"}
-    rows = {label: {measure: quick[variant][key] for measure, key in measures.items()}
-            for label, variant in (("the detector's regions (before)", results["regions"]),
-                                   ("regions cut where the voice changes (now)", results["chosen"]))}
+    # Settings measured beside the choice (an earlier choice) are drawn between before and now.
+    earlier = [v for v in quick if v not in (results["regions"], results["chosen"], "one_by_one_uar")]
+    labelled = [("the detector's regions (before)", results["regions"]),
+                *((f"cut where the voice changes, earlier setting {v}", v) for v in earlier),
+                ("regions cut where the voice changes (now)", results["chosen"])]
+    rows = {label: {measure: quick[variant][key] for measure, key in measures.items()} for label, variant in labelled}
     st.subheader("Turns that follow quickly")
     st.plotly_chart(plots.grouped_uar(rows, "measure", y_title="%", colour_title="voices told apart on"),
                     key="conversation-quick-turns")

@@ -15,7 +15,9 @@ turn, trimmed to its speech, room noise between turns, no overlap):
 - the conversations of bench/segments.py (0.3-2 s between turns) and its short ones (3 and 5 turns a
   speaker), which the choice must not cost;
 - bench/segments.py's validation recording (191 clips of many speakers, 0.8-3 s apart), read by utterance,
-  and its clips one by one, each an acted sentence that must stay one segment.
+  and its clips one by one, each an acted sentence that must stay one segment;
+- measured only, on test speakers: overlapping conversations of 2-4 speakers, each turn starting
+  0.1-0.5 s before the last one ends (the product does not separate voices spoken at once).
 Rule (session 34, /work/runs/s34/rule.md M2-M3; session 33's read quick attribution first and the long
 recording per clip only, and its choice split 39 of the 191 validation sentences there, costing 8.3 points per
 segment): among the settings that keep the mean over the other three sets of (attribution + right number of
@@ -26,6 +28,7 @@ per-segment UAR: the emotion of each turn and of each sentence, which the cut tr
 
     python bench/turn_taking.py                  (nice -n 10; about 40 min on 2 cores)
     python bench/turn_taking.py --markdown-only  the markdown again from the stored json
+    python bench/turn_taking.py --overlapping-only  the overlapping conversations for the stored choice
 """
 
 from __future__ import annotations
@@ -67,6 +70,11 @@ SHOWN = 12  # validation rows in the markdown, by score
 SESSION_33 = "0.9/0.3/1.0/0.5"  # the setting chosen before the long recording's segments were read
 QUICK_ATTRIBUTION_GAIN = 0.10  # what a setting must keep of the cut's purpose: attribution over the regions'
 SEEDS = {"val": 51, "test": 52}  # bench/segments.py uses 11-35
+# Overlapping talk, measured only (the product does not separate voices spoken at once): each turn but
+# the first starts this far before the last one ends, at most half the shorter turn.
+OVERLAP_S = (0.1, 0.5)
+OVERLAP_SIZES = (2, 3, 4)
+OVERLAP_SEED = 53
 
 
 def quick_conversations(vad, clips, split: str) -> list[dict]:
@@ -81,6 +89,41 @@ def quick_conversations(vad, clips, split: str) -> list[dict]:
                          "truth": [(a, b, clip.emotion, clip.speaker) for a, b, clip in placed],
                          "vad": vad.probabilities(samples)})
     return material
+
+
+def overlapping_conversations(vad, clips) -> list[dict]:
+    """Test speakers' conversations of 2-4 speakers (`QUICK_PER_SIZE` each), each turn but the first
+    starting `OVERLAP_S` before the last one ends, both voices summed there, over room noise."""
+    material = []
+    for index, turns in enumerate(S.conversations(clips, "test", OVERLAP_SEED, sizes=OVERLAP_SIZES,
+                                                  per_size=QUICK_PER_SIZE)):
+        rng = np.random.default_rng(OVERLAP_SEED * 1000 + index)
+        originals = [S.load_audio(clip.path, S.SR) for clip in turns]
+        speech = [audio.samples[slice(*S.level_trim(audio.samples))] for audio in originals]
+        starts, position = [], round(0.5 * S.SR)
+        for i, piece in enumerate(speech):
+            if i:
+                ahead = min(rng.uniform(*OVERLAP_S) * S.SR, 0.5 * min(len(piece), len(speech[i - 1])))
+                position = starts[-1] + len(speech[i - 1]) - round(ahead)
+            starts.append(position)
+        samples = S.noise((starts[-1] + len(speech[-1])) / S.SR + 0.5, rng, -60.0)
+        for start, piece in zip(starts, speech):
+            samples[start : start + len(piece)] += piece
+        material.append({"corpus": turns[0].corpus, "audio": S.as_audio(samples), "originals": originals,
+                         "truth": [(start / S.SR, (start + len(piece)) / S.SR, clip.emotion, clip.speaker)
+                                   for start, piece, clip in zip(starts, speech, turns)],
+                         "vad": vad.probabilities(samples)})
+    return material
+
+
+def measure_overlapping(model, vad, clips, variants) -> dict:
+    """The overlapping conversations read as each of `variants` cuts them, and their turns as files."""
+    material = overlapping_conversations(vad, clips)
+    with S.memoised_front_ends(model, shared_encoder()):
+        out = {v: scored(model, material, v) for v in variants}
+    true = [t[2] for m in material for t in m["truth"]]
+    alone = [a.emotion if a.segments else "missed" for m in material for a in model.analyze_many(m["originals"])]
+    return {**out, "one_by_one_uar": S.uar(true, alone), "conversations": len(material)}
 
 
 def key(threshold: float, distance: float, window: float, min_side: float) -> str:
@@ -146,10 +189,19 @@ def main() -> None:
     parser.add_argument("--model", default=str(ROOT / "models" / "default"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "turn_taking"))
     parser.add_argument("--markdown-only", action="store_true", help="write the markdown from the stored json")
+    parser.add_argument("--overlapping-only", action="store_true",
+                        help="measure the overlapping conversations for the stored choice, add them to the json")
     args = parser.parse_args()
     out = Path(args.out)
-    if args.markdown_only:
-        out.with_suffix(".md").write_text(markdown(json.loads(out.with_suffix(".json").read_text())))
+    if args.markdown_only or args.overlapping_only:
+        results = json.loads(out.with_suffix(".json").read_text())
+        if args.overlapping_only:
+            model = load_model(args.model)
+            parts = assign(read_manifest(args.data), ROOT / model.metadata["split_file"])
+            results["overlapping"] = measure_overlapping(model, shared_vad(), parts["test"],
+                                                         [results["regions"], results["chosen"]])
+            out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+        out.with_suffix(".md").write_text(markdown(results))
         return
     started = time.time()
     model = load_model(args.model)
@@ -190,11 +242,13 @@ def main() -> None:
         true = [t[2] for m in material for t in m["truth"]]
         alone = [a.emotion if a.segments else "missed" for m in material for a in model.analyze_many(m["originals"])]
         measured[name]["one_by_one_uar"] = S.uar(true, alone)
+    overlapping = measure_overlapping(model, vad, parts["test"], [chosen, REGIONS])
     results = {"provenance": provenance(args.model), "model": model.metadata.get("name"),
                "validation": {"grid": grid, "sentences": len(sentences),
                               "conversations": {k: len(v) for k, v in val.items()}},
                "chosen": chosen, "regions": REGIONS, "turn_pause_s": TURN_PAUSE_S,
                "test": measured, "test_conversations": {k: len(v) for k, v in test.items()},
+               "overlapping": overlapping,
                "minutes": (time.time() - started) / 60}
     out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
     out.with_suffix(".md").write_text(markdown(results))
@@ -238,7 +292,23 @@ def markdown(r: dict) -> str:
     lines += ["", "Attribution by number of speakers (test, quick conversations), before → now: " + "; ".join(
         f"{size}: {pct(q[before]['by_size'][size]['accuracy'])} → {pct(q[chosen]['by_size'][size]['accuracy'])}"
         for size in q[chosen]["by_size"]) + ".",
-        "", "## Chosen on validation speakers", "",
+        ""]
+    if "overlapping" in r:  # results from before session 34 have none
+        o = r["overlapping"]
+        lines += ["## Overlapping talk, measured only", "",
+                  f"{o['conversations']} conversations of {', '.join(map(str, OVERLAP_SIZES))} test speakers built as the "
+                  f"quick ones, each turn but the first starting {OVERLAP_S[0]}-{OVERLAP_S[1]} s before the last one "
+                  "ends (both voices at once there, at most half the shorter turn). The product does not separate "
+                  "voices spoken at once: each stretch goes to one speaker and one segment.", "",
+                  "| regions cut at | per-turn UAR % | the same clips one by one, as files | attribution, 2-4 speakers | "
+                  "right number found | segments touching 2+ turns |", "|---|---|---|---|---|---|"]
+        for variant in (before, chosen):
+            row = o[variant]
+            lines.append(f"| {name(variant)} | {pct(row['uar'])} | {pct(o['one_by_one_uar'])} | "
+                         f"{pct(row['attribution_2_to_4'])} | {pct(row['right_count'])} | "
+                         f"{row['segments_spanning_turns']} of {row['segments']} |")
+        lines.append("")
+    lines += ["## Chosen on validation speakers", "",
         "| regions cut at | quick: per-turn UAR % | quick: attribution, 2-4 speakers | quick: right number | "
         "others: (attribution + right number) / 2 | others: per-turn UAR (10 turns a speaker) | "
         "long recording: per-clip UAR | long recording: per-segment UAR | long recording: clips split | "

@@ -26,7 +26,7 @@ half a point, lose no more than one sentence, and lift quick attribution (2-4 sp
 over the regions', the best mean of the quick conversations' per-turn UAR and the long recording's
 per-segment UAR: the emotion of each turn and of each sentence, which the cut trades.
 
-    python bench/turn_taking.py                  (nice -n 10; about 40 min on 2 cores)
+    python bench/turn_taking.py                  (nice -n 10; about 20 min on 2 cores)
     python bench/turn_taking.py --markdown-only  the markdown again from the stored json
     python bench/turn_taking.py --overlapping-only  the overlapping conversations for the stored choice
 """

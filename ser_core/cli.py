@@ -667,7 +667,8 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--language", action="store_true",
                     help="say which language each file sounds like, and warn when the model never heard it")
     pr.add_argument("--speakers", type=_speaker_count, metavar="N",
-                    help="the recordings hold N voices (default: found by clustering the utterances' voice prints)")
+                    help="the recordings hold N voices (default: found by clustering the utterances' voice prints; "
+                         "voices heard at once are not separated: overlapping talk goes to one of them)")
     pr.add_argument("--speaker-adaptation", action=argparse.BooleanOptionalAction, default=False,
                     help="read each speaker with enough speech against their own voice in the recording (off by "
                          "default: on validation conversations it did not gain the 4 points of per-turn UAR "

@@ -253,14 +253,15 @@ def speaker_options() -> SpeakerOptions:
                                  **held(SPEAKER_COUNT_KEY, chosen(SPEAKER_COUNT_KEY, None)),
                                  format_func=lambda n: "Find them" if n is None else str(n),
                                  help="Who spoke when is found by grouping the utterances by voice. If you know "
-                                      "how many people speak, say so: their voices are then grouped into that many.")
+                                      "how many people speak, say so: their voices are then grouped into that many. "
+                                      "Voices heard at once are not separated: overlapping talk goes to one of them.")
     adapt = st.sidebar.radio("Read the utterances", list(ADAPTATIONS), format_func=ADAPTATIONS.get,
                              **held(ADAPTATION_KEY, chosen(ADAPTATION_KEY, "none")),
                              help="Each speaker: everyone who talks long enough is read against their own voice in "
                                   "the recording (your voice profile still goes to the voice nearest to it). The whole "
                                   "recording: every utterance against the mean of all its speech, for a language "
                                   "the model never heard (Home lists those it heard): in conversations of languages "
-                                  "left out of training it gained five points on average, more than each speaker; "
+                                  "left out of training it gained nearly five points on average, more than each speaker; "
                                   "in languages it heard it costs. Both are off by default: neither passed what a "
                                   "default must (4 points gained, no single speaker more than a point worse).")
     return SpeakerOptions(count=count, adapt=adapt == "speaker", recording=adapt == "recording")

@@ -16,8 +16,8 @@ turn, trimmed to its speech, room noise between turns, no overlap):
   speaker), which the choice must not cost;
 - bench/segments.py's validation recording (191 clips of many speakers, 0.8-3 s apart), read by utterance,
   and its clips one by one, each an acted sentence that must stay one segment;
-- measured only, on test speakers: overlapping conversations of 2-4 speakers, each turn starting
-  0.1-0.5 s before the last one ends (the product does not separate voices spoken at once).
+- overlapping conversations of 2-4 speakers, each turn starting 0.1-0.5 s before the last one ends (the
+  product does not separate voices spoken at once): the second stage's.
 Rule (session 34, /work/runs/s34/rule.md M2-M3; session 33's read quick attribution first and the long
 recording per clip only, and its choice split 39 of the 191 validation sentences there, costing 8.3 points per
 segment): among the settings that keep the mean over the other three sets of (attribution + right number of
@@ -25,10 +25,14 @@ speakers) / 2 within a point of the regions', their per-turn UAR and the long re
 half a point, lose no more than one sentence, and lift quick attribution (2-4 speakers) by 10 points or more
 over the regions', the best mean of the quick conversations' per-turn UAR and the long recording's
 per-segment UAR: the emotion of each turn and of each sentence, which the cut trades.
+A second stage, on top of that choice, also cuts where the voice changes without a pause
+(`speakers.SLIDE_WINDOW_S`, `SLIDE_DISTANCE`; rule M5): scored with validation overlapping conversations
+(each turn starting 0.1-0.5 s before the last one ends) beside the two, allowed by the same conditions, and
+taken only if it beats the first stage's choice alone by a point.
 
     python bench/turn_taking.py                  (nice -n 10; about 20 min on 2 cores)
     python bench/turn_taking.py --markdown-only  the markdown again from the stored json
-    python bench/turn_taking.py --overlapping-only  the overlapping conversations for the stored choice
+    python bench/turn_taking.py --keep-first-stage  the first stage's grid and choice kept from the stored json
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import math
 import time
 from pathlib import Path
 
@@ -69,12 +74,19 @@ QUICK_PER_SIZE = 10
 SHOWN = 12  # validation rows in the markdown, by score
 SESSION_33 = "0.9/0.3/1.0/0.5"  # the setting chosen before the long recording's segments were read
 QUICK_ATTRIBUTION_GAIN = 0.10  # what a setting must keep of the cut's purpose: attribution over the regions'
+OTHERS = ("S", "short3", "short5")  # the sets a choice must not cost (attribution and right number)
 SEEDS = {"val": 51, "test": 52}  # bench/segments.py uses 11-35
 # Overlapping talk, measured only (the product does not separate voices spoken at once): each turn but
 # the first starts this far before the last one ends, at most half the shorter turn.
 OVERLAP_S = (0.1, 0.5)
 OVERLAP_SIZES = (2, 3, 4)
-OVERLAP_SEED = 53
+OVERLAP_SEEDS = {"val": 54, "test": 53}
+# The second stage: cuts where the voice changes without a pause (`speakers.SLIDE_WINDOW_S`, `SLIDE_DISTANCE`),
+# on top of the first stage's choice; "none" is the first stage's choice alone. A sliding setting replaces it
+# only for `SLIDE_MIN_GAIN` of score (rule M5, written before the scratch run that found it).
+SLIDE_GRID = ("none", "1.0/0.35", "1.0/0.45", "1.0/0.55", "1.5/0.35", "1.5/0.45", "1.5/0.55")
+SLIDE_MIN_GAIN = 0.01
+SLIDE = "+slide "
 
 
 def quick_conversations(vad, clips, split: str) -> list[dict]:
@@ -91,13 +103,13 @@ def quick_conversations(vad, clips, split: str) -> list[dict]:
     return material
 
 
-def overlapping_conversations(vad, clips) -> list[dict]:
-    """Test speakers' conversations of 2-4 speakers (`QUICK_PER_SIZE` each), each turn but the first
-    starting `OVERLAP_S` before the last one ends, both voices summed there, over room noise."""
-    material = []
-    for index, turns in enumerate(S.conversations(clips, "test", OVERLAP_SEED, sizes=OVERLAP_SIZES,
+def overlapping_conversations(vad, clips, split: str) -> list[dict]:
+    """Conversations of 2-4 speakers (`QUICK_PER_SIZE` each), each turn but the first starting
+    `OVERLAP_S` before the last one ends, both voices summed there, over room noise."""
+    material, seed = [], OVERLAP_SEEDS[split]
+    for index, turns in enumerate(S.conversations(clips, split, seed, sizes=OVERLAP_SIZES,
                                                   per_size=QUICK_PER_SIZE)):
-        rng = np.random.default_rng(OVERLAP_SEED * 1000 + index)
+        rng = np.random.default_rng(seed * 1000 + index)
         originals = [S.load_audio(clip.path, S.SR) for clip in turns]
         speech = [audio.samples[slice(*S.level_trim(audio.samples))] for audio in originals]
         starts, position = [], round(0.5 * S.SR)
@@ -118,7 +130,7 @@ def overlapping_conversations(vad, clips) -> list[dict]:
 
 def measure_overlapping(model, vad, clips, variants) -> dict:
     """The overlapping conversations read as each of `variants` cuts them, and their turns as files."""
-    material = overlapping_conversations(vad, clips)
+    material = overlapping_conversations(vad, clips, "test")
     with S.memoised_front_ends(model, shared_encoder()):
         out = {v: scored(model, material, v) for v in variants}
     true = [t[2] for m in material for t in m["truth"]]
@@ -131,21 +143,27 @@ def key(threshold: float, distance: float, window: float, min_side: float) -> st
 
 
 def shipped() -> str:
-    return key(DEFAULT_VAD.turn_threshold, speakers_module.VOICE_CHANGE_DISTANCE, speakers_module.VOICE_CHANGE_WINDOW_S,
+    dips = key(DEFAULT_VAD.turn_threshold, speakers_module.VOICE_CHANGE_DISTANCE, speakers_module.VOICE_CHANGE_WINDOW_S,
                speakers_module.VOICE_CHANGE_MIN_SIDE_S)
+    sliding = f"{speakers_module.SLIDE_WINDOW_S}/{speakers_module.SLIDE_DISTANCE}"
+    return dips if speakers_module.SLIDE_WINDOW_S == math.inf else dips + SLIDE + sliding
 
 
 @contextlib.contextmanager
 def applied(variant: str):
     """The detector's settings and the voice-change settings `variant` names
-    ("threshold/distance/window/min side", or the regions themselves)."""
-    if variant == REGIONS:
-        yield dataclasses.replace(DEFAULT_VAD, turn_pause_s=DEFAULT_VAD.min_silence_s,
-                                  turn_threshold=DEFAULT_VAD.neg_threshold)
-        return
-    threshold, distance, window, min_side = map(float, variant.split("/"))
-    with S.Settings(VOICE_CHANGE_DISTANCE=distance, VOICE_CHANGE_WINDOW_S=window, VOICE_CHANGE_MIN_SIDE_S=min_side):
-        yield dataclasses.replace(DEFAULT_VAD, turn_pause_s=TURN_PAUSE_S, turn_threshold=threshold)
+    ("threshold/distance/window/min side", then "+slide window/distance" where the second stage cuts
+    without pauses too; or the regions themselves)."""
+    dips, _, sliding = variant.partition(SLIDE)
+    window, distance = map(float, sliding.split("/")) if sliding else (math.inf, speakers_module.SLIDE_DISTANCE)
+    with S.Settings(SLIDE_WINDOW_S=window, SLIDE_DISTANCE=distance):
+        if dips == REGIONS:
+            yield dataclasses.replace(DEFAULT_VAD, turn_pause_s=DEFAULT_VAD.min_silence_s,
+                                      turn_threshold=DEFAULT_VAD.neg_threshold)
+            return
+        threshold, distance, window, min_side = map(float, dips.split("/"))
+        with S.Settings(VOICE_CHANGE_DISTANCE=distance, VOICE_CHANGE_WINDOW_S=window, VOICE_CHANGE_MIN_SIDE_S=min_side):
+            yield dataclasses.replace(DEFAULT_VAD, turn_pause_s=TURN_PAUSE_S, turn_threshold=threshold)
 
 
 def scored(model, material, variant: str) -> dict:
@@ -183,25 +201,46 @@ def choose(grid: dict[str, dict]) -> str:
     return max(eligible(grid), key=lambda v: round(score(grid[v]), 4))
 
 
+def sliding_score(row: dict) -> float:
+    """The second stage's score: the first's, with the overlapping conversations' per-turn UAR beside."""
+    return (row["Q"]["uar"] + row["long_recording_uar_per_segment"] + row["O"]["uar"]) / 3
+
+
+def choose_sliding(regions: dict, rows: dict[str, dict], first: str) -> str:
+    """The second stage (module docstring): the best sliding setting allowed by the first stage's rule
+    (against the regions), if it beats the first stage's choice alone by `SLIDE_MIN_GAIN`."""
+    allowed = [v for v in eligible({REGIONS: regions, **rows}) if v != REGIONS and v != first]
+    best = max(allowed, key=lambda v: round(sliding_score(rows[v]), 4), default=first)
+    return best if sliding_score(rows[best]) >= sliding_score(rows[first]) + SLIDE_MIN_GAIN else first
+
+
+def validation_row(model, material: dict, variant: str, long: tuple, sentences) -> dict:
+    """One setting on the validation sets: each conversation set scored, the others' mean of
+    (attribution + right number) / 2, the sentences kept whole, the long recording per clip and segment."""
+    row = {name: scored(model, m, variant) for name, m in material.items()}
+    row["others"] = float(np.mean([(row[k]["attribution"] + row[k]["right_count"]) / 2 for k in OTHERS]))
+    with applied(variant) as params:
+        row["sentences_whole"] = sum(len(x) == 1 for x in find_speech(sentences, params))
+        recording = S.by_utterance(model, *long, params)
+    row["long_recording_uar"], row["long_recording_uar_per_segment"] = recording["uar_per_clip"], recording["uar_per_segment"]
+    row["long_recording_clips_split"] = recording["split_clips"]
+    print(variant, {k: (v["uar"], v["attribution_2_to_4"]) if isinstance(v, dict) else v for k, v in row.items()}, flush=True)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "corpora" / "manifest.csv"))
     parser.add_argument("--model", default=str(ROOT / "models" / "default"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "turn_taking"))
     parser.add_argument("--markdown-only", action="store_true", help="write the markdown from the stored json")
-    parser.add_argument("--overlapping-only", action="store_true",
-                        help="measure the overlapping conversations for the stored choice, add them to the json")
+    parser.add_argument("--keep-first-stage", action="store_true",
+                        help="keep the first stage's grid and choice (the dips) from the stored results")
     args = parser.parse_args()
     out = Path(args.out)
-    if args.markdown_only or args.overlapping_only:
-        results = json.loads(out.with_suffix(".json").read_text())
-        if args.overlapping_only:
-            model = load_model(args.model)
-            parts = assign(read_manifest(args.data), ROOT / model.metadata["split_file"])
-            results["overlapping"] = measure_overlapping(model, shared_vad(), parts["test"],
-                                                         [results["regions"], results["chosen"]])
-            out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
-        out.with_suffix(".md").write_text(markdown(results))
+    stored = json.loads(out.with_suffix(".json").read_text()) if out.with_suffix(".json").is_file() else None
+    if args.markdown_only:
+        out.with_suffix(".md").write_text(markdown(stored))
         return
     started = time.time()
     model = load_model(args.model)
@@ -217,34 +256,31 @@ def main() -> None:
               for t in S.SHORT_TURNS}}
     # bench/segments.py's validation recording: its clips are the sentences that must stay whole
     long_samples, long_truth, sentences = S.build_recording(S.pick_clips(parts["val"], np.random.default_rng(1)), seed=1)
-    long_audio, long_probabilities = S.as_audio(long_samples), vad.probabilities(long_samples)
-    grid: dict[str, dict] = {}
+    long = (S.as_audio(long_samples), vad.probabilities(long_samples), long_truth)
     with S.memoised_front_ends(model, shared_encoder()):
-        for variant in variants:
-            row = {name: scored(model, material, variant) for name, material in val.items()}
-            row["others"] = float(np.mean([(row[k]["attribution"] + row[k]["right_count"]) / 2
-                                           for k in val if k != "Q"]))
-            with applied(variant) as params:
-                row["sentences_whole"] = sum(len(x) == 1 for x in find_speech(sentences, params))
-                long = S.by_utterance(model, long_audio, long_probabilities, long_truth, params)
-            row["long_recording_uar"], row["long_recording_uar_per_segment"] = long["uar_per_clip"], long["uar_per_segment"]
-            row["long_recording_clips_split"] = long["split_clips"]
-            grid[variant] = row
-            print(variant, {k: (v["uar"], v["attribution_2_to_4"]) if isinstance(v, dict) else v for k, v in row.items()},
-                  flush=True)
-        chosen = choose(grid)
+        if args.keep_first_stage and stored is not None:
+            grid, first = stored["validation"]["grid"], stored["validation"].get("first_stage", stored["chosen"])
+        else:
+            grid = {variant: validation_row(model, val, variant, long, sentences) for variant in variants}
+            first = choose(grid)
+        # The second stage, on top of the first's choice, with overlapping conversations in the score.
+        val["O"] = overlapping_conversations(vad, parts["val"], "val")
+        sliding = {f"{first}{SLIDE}{s}" if s != "none" else first: None for s in SLIDE_GRID}
+        sliding = {variant: validation_row(model, val, variant, long, sentences) for variant in sliding}
+        chosen = choose_sliding(grid[REGIONS], sliding, first)
 
         test = {"Q": quick_conversations(vad, parts["test"], "test"),
                 "S": S.conversation_material(vad, parts["test"], "test", 12)}
-        measured = {name: {v: scored(model, material, v) for v in dict.fromkeys((chosen, REGIONS, SESSION_33))}
-                    for name, material in test.items()}
+        compared = tuple(dict.fromkeys((chosen, first, REGIONS, SESSION_33)))
+        measured = {name: {v: scored(model, material, v) for v in compared} for name, material in test.items()}
     for name, material in test.items():
         true = [t[2] for m in material for t in m["truth"]]
         alone = [a.emotion if a.segments else "missed" for m in material for a in model.analyze_many(m["originals"])]
         measured[name]["one_by_one_uar"] = S.uar(true, alone)
-    overlapping = measure_overlapping(model, vad, parts["test"], [chosen, REGIONS])
+    overlapping = measure_overlapping(model, vad, parts["test"], list(dict.fromkeys((REGIONS, first, chosen))))
     results = {"provenance": provenance(args.model), "model": model.metadata.get("name"),
-               "validation": {"grid": grid, "sentences": len(sentences),
+               "validation": {"grid": grid, "first_stage": first, "sliding": sliding, "sentences": len(sentences),
+                              "first_stage_kept": bool(args.keep_first_stage and stored is not None),
                               "conversations": {k: len(v) for k, v in val.items()}},
                "chosen": chosen, "regions": REGIONS, "turn_pause_s": TURN_PAUSE_S,
                "test": measured, "test_conversations": {k: len(v) for k, v in test.items()},
@@ -263,6 +299,7 @@ def markdown(r: dict) -> str:
     """The results as bench/results/turn_taking.md; whether the shipped defaults are the choice is read
     from the code as it stands."""
     before, chosen = r["regions"], r["chosen"]
+    first = r["validation"].get("first_stage", chosen)
     name = lambda v: ("the regions themselves (before)" if v == before  # noqa: E731
                       else f"{v} (session 33)" if v == SESSION_33 and v != chosen else v)
     lines = ["# Turns that follow quickly (`python bench/turn_taking.py`)", "",
@@ -281,7 +318,7 @@ def markdown(r: dict) -> str:
     titles = {"Q": "quick (0.05-0.3 s between turns)", "S": "bench/segments.py's (0.3-2 s)"}
     for part, title in titles.items():
         m = r["test"][part]
-        for variant in dict.fromkeys((before, SESSION_33, chosen)):
+        for variant in dict.fromkeys((before, SESSION_33, first, chosen)):
             if variant not in m:  # results from before session 34 measured the regions and the choice only
                 continue
             row = m[variant]
@@ -295,14 +332,15 @@ def markdown(r: dict) -> str:
         ""]
     if "overlapping" in r:  # results from before session 34 have none
         o = r["overlapping"]
-        lines += ["## Overlapping talk, measured only", "",
+        lines += ["## Overlapping talk, test speakers, measured once", "",
                   f"{o['conversations']} conversations of {', '.join(map(str, OVERLAP_SIZES))} test speakers built as the "
                   f"quick ones, each turn but the first starting {OVERLAP_S[0]}-{OVERLAP_S[1]} s before the last one "
-                  "ends (both voices at once there, at most half the shorter turn). The product does not separate "
-                  "voices spoken at once: each stretch goes to one speaker and one segment.", "",
+                  "ends (both voices at once there, at most half the shorter turn; the second stage read validation ones). "
+                  "The product does not separate voices spoken at once: it finds where the next voice takes over, and "
+                  "the stretch both speak goes to one of them.", "",
                   "| regions cut at | per-turn UAR % | the same clips one by one, as files | attribution, 2-4 speakers | "
                   "right number found | segments touching 2+ turns |", "|---|---|---|---|---|---|"]
-        for variant in (before, chosen):
+        for variant in (v for v in dict.fromkeys((before, first, chosen)) if v in o):
             row = o[variant]
             lines.append(f"| {name(variant)} | {pct(row['uar'])} | {pct(o['one_by_one_uar'])} | "
                          f"{pct(row['attribution_2_to_4'])} | {pct(row['right_count'])} | "
@@ -319,7 +357,7 @@ def markdown(r: dict) -> str:
     best = sorted((v for v in grid if v != before), key=lambda v: -score(grid[v]))[:SHOWN]
     for variant in [before, *best, *(v for v in (SESSION_33,) if v in grid and v not in best)]:
         row = grid[variant]
-        mark = " (chosen)" if variant == chosen else "" if variant in allowed or variant == before else " (not allowed)"
+        mark = " (chosen)" if variant == first else "" if variant in allowed or variant == before else " (not allowed)"
         lines.append(f"| {name(variant)}{mark} | {pct(row['Q']['uar'])} | "
                      f"{pct(row['Q']['attribution_2_to_4'])} | {pct(row['Q']['right_count'])} | {pct(row['others'])} | "
                      f"{pct(row['S']['uar'])} | {pct(row['long_recording_uar'])} | "
@@ -333,7 +371,27 @@ def markdown(r: dict) -> str:
               f"attribution by {100 * QUICK_ATTRIBUTION_GAIN:.0f} points or more over the regions', the best score: the mean "
               "of the quick per-turn UAR and the long recording's per-segment UAR (the emotion of each turn and of each "
               "sentence, which the cut trades). "
-              f"Shipped defaults ({shipped()}) match the choice: {shipped() == chosen}.", ""]
+              f"Chosen: {first}{' (kept from an earlier run)' if r['validation'].get('first_stage_kept') else ''}.", ""]
+    if "sliding" in r["validation"]:
+        rows = r["validation"]["sliding"]
+        allowed = eligible({before: grid[before], **rows})
+        lines += ["### Second stage: cuts without a pause", "",
+                  "| setting | quick: per-turn UAR % | quick: attribution, 2-4 speakers | overlapping: per-turn UAR | "
+                  "overlapping: attribution, 2-4 speakers | overlapping: right number | others | others: per-turn UAR | "
+                  "long recording: per clip | long recording: per segment | sentences kept whole | score |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for variant, row in rows.items():
+            mark = " (chosen)" if variant == chosen else "" if variant in allowed or variant == first else " (not allowed)"
+            lines.append(f"| {'no cut without a pause' if variant == first else variant.partition(SLIDE)[2] + ' (window s / distance)'}"
+                         f"{mark} | {pct(row['Q']['uar'])} | {pct(row['Q']['attribution_2_to_4'])} | {pct(row['O']['uar'])} | "
+                         f"{pct(row['O']['attribution_2_to_4'])} | {pct(row['O']['right_count'])} | {pct(row['others'])} | "
+                         f"{pct(row['S']['uar'])} | {pct(row['long_recording_uar'])} | "
+                         f"{pct(row['long_recording_uar_per_segment'])} | {row['sentences_whole']} of {r['validation']['sentences']} | "
+                         f"{pct(sliding_score(row))} |")
+        lines += ["", "Score: the mean of the quick and the overlapping conversations' per-turn UAR and the long "
+                  "recording's per-segment UAR; allowed by the first stage's conditions; a setting replaces the first "
+                  f"stage's choice alone only for {100 * SLIDE_MIN_GAIN:.0f} point of score or more.", ""]
+    lines += [f"Shipped defaults ({shipped()}) match the choice ({chosen}): {shipped() == chosen}.", ""]
     return "\n".join(lines)
 
 

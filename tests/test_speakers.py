@@ -166,6 +166,29 @@ def test_a_given_number_of_speakers_counts_voices_not_a_shout():
     assert len(set(cluster(prints, n_speakers=3, durations=seconds))) == 3
 
 
+def test_a_change_of_voice_without_a_pause_is_found_by_sliding_prints():
+    """Where one voice follows another with no pause (or over its end), there is no piece boundary to
+    judge: moments whose before and after prints lie far apart are cuts, the farthest first, none within
+    a window of another; the product's split finds the change between two synthetic voices sharing one
+    region, and leaves one voice of the same length whole."""
+    from ser_core.serving.speakers import SLIDE_DISTANCE, SLIDE_WINDOW_S, sliding_changes, split_at_voice_changes
+
+    times = np.arange(1.5, 6.6, 0.25)
+    apart = np.full(len(times), 0.1)
+    apart[times == 3.0], apart[times == 3.25], apart[times == 5.5] = 0.6, 0.5, SLIDE_DISTANCE
+    # 3.25 lies within a window of the farther 3.0; 5.5 is far enough away and just far enough apart.
+    assert sliding_changes(times, apart) == [3.0, 5.5]
+    assert sliding_changes(times, apart, distance=0.55) == [3.0]
+    assert sliding_changes(times, np.full(len(times), 0.1)) == []
+
+    low, high = speech(4.0, f0=90, seed=1, pause_chance=0), speech(4.0, f0=300, seed=2, pause_chance=0)
+    parts = split_at_voice_changes(np.concatenate([low, high]), SR, [[(0.0, 8.0)]])
+    assert len(parts) == 2 and parts[0][0] == 0.0 and parts[-1][1] == 8.0
+    assert abs(parts[0][1] - 4.0) <= SLIDE_WINDOW_S / 2
+    one = np.concatenate([low, speech(4.0, f0=90, seed=3, pause_chance=0)])
+    assert split_at_voice_changes(one, SR, [[(0.0, 8.0)]]) == [(0.0, 8.0)]
+
+
 def test_a_region_is_cut_where_its_voice_changes():
     """Between pieces cut at turn pauses, a change of voice is where the speech either side (up to the
     window) sounds like two voices; the voice of one speaker across its pauses is left whole, and a side

@@ -131,8 +131,9 @@ def find_pieces(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: S
 def voice_parts(audio: Audio, regions: list[tuple[float, float]], cut: list[list[tuple[float, float]]],
                 speakers: SpeakerOptions = DEFAULT_SPEAKERS) -> list[tuple[float, float]]:
     """A recording's speech `regions`, each cut where its voice changes between its pieces `cut` at turn
-    pauses (`speakers.split_at_voice_changes`); the regions as they are for one voice (as the user
-    says) or without the speaker model."""
+    pauses, and inside long parts where it changes without one (`speakers.split_at_voice_changes`); the
+    regions as they are for one voice (as the user says), without the speaker model, or where no region
+    has a turn pause at all (a file that is one utterance: what the benchmarks chose the cuts on)."""
     from .speakers import encoder_installed, split_at_voice_changes
 
     if speakers.count == 1 or all(len(pieces) == 1 for pieces in cut) or not encoder_installed():

@@ -30,7 +30,7 @@ A second stage, on top of that choice, also cuts where the voice changes without
 (each turn starting 0.1-0.5 s before the last one ends) beside the two, allowed by the same conditions, and
 taken only if it beats the first stage's choice alone by a point.
 
-    python bench/turn_taking.py                  (nice -n 10; about 20 min on 2 cores)
+    python bench/turn_taking.py                  (nice -n 10; about 30 min on 2 cores, 11 with the next line)
     python bench/turn_taking.py --markdown-only  the markdown again from the stored json
     python bench/turn_taking.py --keep-first-stage  the first stage's grid and choice kept from the stored json
 """
@@ -155,8 +155,9 @@ def applied(variant: str):
     ("threshold/distance/window/min side", then "+slide window/distance" where the second stage cuts
     without pauses too; or the regions themselves)."""
     dips, _, sliding = variant.partition(SLIDE)
-    window, distance = map(float, sliding.split("/")) if sliding else (math.inf, speakers_module.SLIDE_DISTANCE)
-    with S.Settings(SLIDE_WINDOW_S=window, SLIDE_DISTANCE=distance):
+    slide_window, slide_distance = (map(float, sliding.split("/")) if sliding
+                                    else (math.inf, speakers_module.SLIDE_DISTANCE))  # inf: no part is long enough
+    with S.Settings(SLIDE_WINDOW_S=slide_window, SLIDE_DISTANCE=slide_distance):
         if dips == REGIONS:
             yield dataclasses.replace(DEFAULT_VAD, turn_pause_s=DEFAULT_VAD.min_silence_s,
                                       turn_threshold=DEFAULT_VAD.neg_threshold)
@@ -265,8 +266,8 @@ def main() -> None:
             first = choose(grid)
         # The second stage, on top of the first's choice, with overlapping conversations in the score.
         val["O"] = overlapping_conversations(vad, parts["val"], "val")
-        sliding = {f"{first}{SLIDE}{s}" if s != "none" else first: None for s in SLIDE_GRID}
-        sliding = {variant: validation_row(model, val, variant, long, sentences) for variant in sliding}
+        sliding = {variant: validation_row(model, val, variant, long, sentences)
+                   for variant in (first if s == "none" else f"{first}{SLIDE}{s}" for s in SLIDE_GRID)}
         chosen = choose_sliding(grid[REGIONS], sliding, first)
 
         test = {"Q": quick_conversations(vad, parts["test"], "test"),

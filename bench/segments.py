@@ -51,7 +51,7 @@ from ser_core.frontend.vad import DEFAULT_VAD, VadParams, find_regions, find_reg
 import ser_core.serving.speakers as speakers_module
 from ser_core.serving.segments import (DEFAULT_SPEAKERS, SpeakerOptions, classify_segments, find_pieces,
                                        find_speech, find_utterances, name_speakers, voice_parts)
-from ser_core.serving.speakers import cluster, shared_encoder
+from ser_core.serving.speakers import cluster, prints_remembered, shared_encoder
 from ser_core.training.splits import assign
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +81,10 @@ ADAPTATION_GRID = {"min_speech_s": (5.0, 10.0, 20.0), "prior_windows": (4.0, 16.
                    "reference_weight": (0.0, 0.3, 1.0)}  # the last: with a model that names a reference head
 # (before, after) in s: how much of the recording a segment is heard with.
 CONTEXT_GRID = ((0.0, 0.0), (0.2, 0.3), (0.35, 0.0), (0.35, 0.3), (0.5, 0.3))
+# Continuous talk, where the speaker step costs most (cuts without a pause read every part longer than 3 s):
+# MONOLOGUES test speakers, MONOLOGUE_S each, timed at the shipped `SLIDE_STEP_S` and at session 34's.
+MONOLOGUES, MONOLOGUE_S, MONOLOGUE_SEED = 10, 60.0, 35
+SESSION_34_SLIDE_STEP_S = 0.25
 
 
 # --- material ---------------------------------------------------------------------------------------
@@ -677,6 +681,69 @@ def hour_of(block: np.ndarray) -> np.ndarray:
     return np.tile(block, int(np.ceil(3600 * SR / len(block))))[: 3600 * SR]
 
 
+def monologues(clips, seed: int, count: int = MONOLOGUES, seconds: float = MONOLOGUE_S) -> list[np.ndarray]:
+    """Continuous talk: `count` speakers (drawn by `seed`), each `seconds` of their clips trimmed to their
+    speech and laid back to back with no pause: the speaker step's dearest case, every part long."""
+    by_speaker = defaultdict(list)
+    for clip in clips:
+        by_speaker[(clip.corpus, clip.speaker)].append(clip)
+    rng = np.random.default_rng(seed)
+    speakers = sorted(by_speaker)
+    rng.shuffle(speakers)
+    talks = []
+    for speaker in speakers:
+        turns = list(by_speaker[speaker])
+        rng.shuffle(turns)
+        speech, heard = [], 0
+        for clip in turns:
+            samples = load_audio(clip.path, SR).samples
+            speech.append(samples[slice(*level_trim(samples))])
+            heard += len(speech[-1])
+            if heard >= seconds * SR:
+                talks.append(np.concatenate(speech)[: round(seconds * SR)].astype(np.float32))
+                break
+        if len(talks) == count:
+            break
+    return talks
+
+
+def continuous_talk_cost(vad, clips, params: VadParams) -> dict:
+    """Speaker embeddings + clustering on `monologues` of test speakers, scaled to an hour (the lower of
+    two timings): as shipped, and as session 34 read them (every `SESSION_34_SLIDE_STEP_S`, each print
+    read afresh); and how many voices each monologue was heard as."""
+    audios = [as_audio(talk) for talk in monologues(clips, MONOLOGUE_SEED)]
+    heard = find_regions_and_turns(audios, params, vad)
+    hours = sum(a.duration_s for a in audios) / 3600
+
+    def speaker_step(remember: bool) -> list[int]:
+        with prints_remembered() if remember else contextlib.nullcontext():
+            spans = [utterances(voice_parts(audio, regions, cut), params) for audio, (regions, cut) in zip(audios, heard)]
+            return [len(set(names)) for names in name_speakers(audios, spans)]
+
+    out = {"monologues": len(audios), "minutes": hours * 60}
+    for name, step, remember in (("shipped", speakers_module.SLIDE_STEP_S, True),
+                                 ("session_34", SESSION_34_SLIDE_STEP_S, False)):
+        with Settings(SLIDE_STEP_S=step):
+            timings = [timed(lambda: speaker_step(remember)) for _ in range(2)]
+        out[name] = {"slide_step_s": step, "prints_remembered": remember, "timings_s": [t / hours for _, t in timings],
+                     "speaker_embeddings_and_clustering_s": min(t for _, t in timings) / hours,
+                     "voices_found": timings[0][0]}
+    return out
+
+
+def continuous_talk_line(talk: dict) -> str:
+    now, before = talk["shipped"], talk["session_34"]
+    return (f"Continuous talk, where the speaker step costs most ({talk['monologues']} test speakers, "
+            f"{MONOLOGUE_S:.0f} s each of their clips back to back with no pause; the lower of two timings, "
+            f"{' and '.join(f'{x:.1f}' for x in now['timings_s'])}): speaker embeddings + clustering "
+            f"{now['speaker_embeddings_and_clustering_s']:.1f} s per hour, reading for a change of voice every "
+            f"{now['slide_step_s']} s with each stretch's print read once; "
+            f"{before['speaker_embeddings_and_clustering_s']:.1f} s as session 34 read it (every "
+            f"{before['slide_step_s']} s, each print afresh). Each monologue is one voice: heard as one in "
+            f"{sum(n == 1 for n in now['voices_found'])} of {len(now['voices_found'])} (voices found: "
+            f"{', '.join(map(str, now['voices_found']))}).")
+
+
 def odd_hour(model, name: str, samples: np.ndarray, params: VadParams) -> dict:
     audio = as_audio(samples)
     analysis, seconds = timed(lambda: model.analyze_many([audio], vad=params)[0])
@@ -843,8 +910,9 @@ def timing(model, vad, parts, params: VadParams, results: dict) -> None:
     # The speaker encoder's first call loads its weights: not part of an hour's cost.
     shared_encoder()
     # Voices: each region cut where its voice changes, then the pieces grouped by voice.
-    hour_spans, parts_s = timed(lambda: utterances(voice_parts(hour, regions, cut), params))
-    _, naming_s = timed(lambda: name_speakers([hour], [hour_spans]))
+    with prints_remembered():  # as `find_utterances` reads them
+        hour_spans, parts_s = timed(lambda: utterances(voice_parts(hour, regions, cut), params))
+        _, naming_s = timed(lambda: name_speakers([hour], [hour_spans]))
     speakers_hour_s = parts_s + naming_s
     _, segmented_s = timed(lambda: model.analyze_many([hour], vad=params))
     _, windows_s = timed(lambda: model.analyze_many([hour], segmented=False))
@@ -852,7 +920,8 @@ def timing(model, vad, parts, params: VadParams, results: dict) -> None:
                                 speakers_hour_s, "utterances_in_the_hour": len(hour_spans),
                                 "analysis_by_utterance_s": segmented_s,
                                 "analysis_fixed_windows_s": windows_s,
-                                "test_recording_vad_s": vad_s, "test_recording_minutes": audio.duration_s / 60}
+                                "test_recording_vad_s": vad_s, "test_recording_minutes": audio.duration_s / 60,
+                                "continuous_talk": continuous_talk_cost(vad, parts["test"], params)}
     print(results["cost_per_hour"], flush=True)
 
     rng = np.random.default_rng(7)
@@ -922,6 +991,7 @@ def markdown(r: dict) -> str:
         f"by fixed windows {c['analysis_fixed_windows_s']:.1f} s."
         + (f" {c['note']}" if "note" in c else ""),
         "",
+        *([continuous_talk_line(c["continuous_talk"]), ""] if "continuous_talk" in c else []),
         "| odd input | answer | segments | time (s) |",
         "|---|---|---|---|",
     ]

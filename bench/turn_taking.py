@@ -87,6 +87,10 @@ OVERLAP_SEEDS = {"val": 54, "test": 53}
 SLIDE_GRID = ("none", "1.0/0.35", "1.0/0.45", "1.0/0.55", "1.5/0.35", "1.5/0.45", "1.5/0.55")
 SLIDE_MIN_GAIN = 0.01
 SLIDE = "+slide "
+# How often the voice is compared (`speakers.SLIDE_STEP_S`) is set by its cost on continuous talk (session 35,
+# rule C1: the dearest cost of the speaker step, measured in bench/segments.py), so the grid is read at the
+# shipped step; session 34's step is read beside it for comparison, never a candidate ("window/distance/step").
+SESSION_34_SLIDE = "1.5/0.35/0.25"
 
 
 def quick_conversations(vad, clips, split: str) -> list[dict]:
@@ -149,15 +153,21 @@ def shipped() -> str:
     return dips if speakers_module.SLIDE_WINDOW_S == math.inf else dips + SLIDE + sliding
 
 
+def is_comparison(variant: str) -> bool:
+    """A second-stage row read at session 34's step: shown, never chosen."""
+    return variant.endswith(SLIDE + SESSION_34_SLIDE)
+
+
 @contextlib.contextmanager
 def applied(variant: str):
     """The detector's settings and the voice-change settings `variant` names
-    ("threshold/distance/window/min side", then "+slide window/distance" where the second stage cuts
-    without pauses too; or the regions themselves)."""
+    ("threshold/distance/window/min side", then "+slide window/distance[/step]" where the second stage
+    cuts without pauses too, at the shipped step unless named; or the regions themselves)."""
     dips, _, sliding = variant.partition(SLIDE)
-    slide_window, slide_distance = (map(float, sliding.split("/")) if sliding
-                                    else (math.inf, speakers_module.SLIDE_DISTANCE))  # inf: no part is long enough
-    with S.Settings(SLIDE_WINDOW_S=slide_window, SLIDE_DISTANCE=slide_distance):
+    slide_window, slide_distance, *step = (map(float, sliding.split("/")) if sliding
+                                           else (math.inf, speakers_module.SLIDE_DISTANCE))  # inf: no part is long enough
+    with S.Settings(SLIDE_WINDOW_S=slide_window, SLIDE_DISTANCE=slide_distance,
+                    SLIDE_STEP_S=step[0] if step else speakers_module.SLIDE_STEP_S):
         if dips == REGIONS:
             yield dataclasses.replace(DEFAULT_VAD, turn_pause_s=DEFAULT_VAD.min_silence_s,
                                       turn_threshold=DEFAULT_VAD.neg_threshold)
@@ -210,7 +220,7 @@ def sliding_score(row: dict) -> float:
 def choose_sliding(regions: dict, rows: dict[str, dict], first: str) -> str:
     """The second stage (module docstring): the best sliding setting allowed by the first stage's rule
     (against the regions), if it beats the first stage's choice alone by `SLIDE_MIN_GAIN`."""
-    allowed = [v for v in eligible({REGIONS: regions, **rows}) if v != REGIONS and v != first]
+    allowed = [v for v in eligible({REGIONS: regions, **rows}) if v not in (REGIONS, first) and not is_comparison(v)]
     best = max(allowed, key=lambda v: round(sliding_score(rows[v]), 4), default=first)
     return best if sliding_score(rows[best]) >= sliding_score(rows[first]) + SLIDE_MIN_GAIN else first
 
@@ -267,7 +277,7 @@ def main() -> None:
         # The second stage, on top of the first's choice, with overlapping conversations in the score.
         val["O"] = overlapping_conversations(vad, parts["val"], "val")
         sliding = {variant: validation_row(model, val, variant, long, sentences)
-                   for variant in (first if s == "none" else f"{first}{SLIDE}{s}" for s in SLIDE_GRID)}
+                   for variant in (first if s == "none" else f"{first}{SLIDE}{s}" for s in (*SLIDE_GRID, SESSION_34_SLIDE))}
         chosen = choose_sliding(grid[REGIONS], sliding, first)
 
         test = {"Q": quick_conversations(vad, parts["test"], "test"),
@@ -284,6 +294,7 @@ def main() -> None:
                               "first_stage_kept": bool(args.keep_first_stage and stored is not None),
                               "conversations": {k: len(v) for k, v in val.items()}},
                "chosen": chosen, "regions": REGIONS, "turn_pause_s": TURN_PAUSE_S,
+               "slide_step_s": speakers_module.SLIDE_STEP_S,
                "test": measured, "test_conversations": {k: len(v) for k, v in test.items()},
                "overlapping": overlapping,
                "minutes": (time.time() - started) / 60}
@@ -382,8 +393,10 @@ def markdown(r: dict) -> str:
                   "long recording: per clip | long recording: per segment | sentences kept whole | score |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for variant, row in rows.items():
-            mark = " (chosen)" if variant == chosen else "" if variant in allowed or variant == first else " (not allowed)"
-            lines.append(f"| {'no cut without a pause' if variant == first else variant.partition(SLIDE)[2] + ' (window s / distance)'}"
+            mark = (" (chosen)" if variant == chosen else " (session 34's step, for comparison)" if is_comparison(variant)
+                    else "" if variant in allowed or variant == first else " (not allowed)")
+            setting = variant.partition(SLIDE)[2]
+            lines.append(f"| {'no cut without a pause' if variant == first else setting + (' (window s / distance / step s)' if is_comparison(variant) else ' (window s / distance)')}"
                          f"{mark} | {pct(row['Q']['uar'])} | {pct(row['Q']['attribution_2_to_4'])} | {pct(row['O']['uar'])} | "
                          f"{pct(row['O']['attribution_2_to_4'])} | {pct(row['O']['right_count'])} | {pct(row['others'])} | "
                          f"{pct(row['S']['uar'])} | {pct(row['long_recording_uar'])} | "
@@ -391,7 +404,10 @@ def markdown(r: dict) -> str:
                          f"{pct(sliding_score(row))} |")
         lines += ["", "Score: the mean of the quick and the overlapping conversations' per-turn UAR and the long "
                   "recording's per-segment UAR; allowed by the first stage's conditions; a setting replaces the first "
-                  f"stage's choice alone only for {100 * SLIDE_MIN_GAIN:.0f} point of score or more.", ""]
+                  f"stage's choice alone only for {100 * SLIDE_MIN_GAIN:.0f} point of score or more."
+                  + (f" The voice is compared every {r['slide_step_s']} s (`SLIDE_STEP_S`, set by its cost on continuous "
+                     "talk: bench/segments.py); session 34's step is read beside for comparison." if "slide_step_s" in r else ""),
+                  ""]
     lines += [f"Shipped defaults ({shipped()}) match the choice ({chosen}): {shipped() == chosen}.", ""]
     return "\n".join(lines)
 

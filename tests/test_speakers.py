@@ -83,6 +83,34 @@ def test_a_partial_is_read_to_its_own_last_frame(monkeypatch):
     np.testing.assert_allclose(encoder.embed([speech(6.0, seed=5), short]), together, atol=1e-5)
 
 
+def test_inside_prints_remembered_a_partial_is_read_once_and_forgotten_after(monkeypatch):
+    """A piece printed to find a voice change and printed again to name its voice (one that starts at
+    the same moment: a print reads only its first 1.2 s) is read once inside the block, with the same
+    print; outside it, or on another thread, nothing is kept."""
+    import threading
+
+    from ser_core.serving.speakers import prints_remembered
+
+    encoder = SpeakerEncoder()
+    read: list[int] = []
+    real = encoder._embed_partials
+    monkeypatch.setattr(encoder, "_embed_partials", lambda partials: read.append(len(partials)) or real(partials))
+    recording = speech(6.0, seed=7)
+    pieces = [recording[: 2 * SR], recording[SR : 3 * SR]]
+    afresh = encoder.embed(pieces)
+    with prints_remembered():
+        first = encoder.embed(pieces)
+        # the same starts, longer stretches: the same first 1.2 s, so nothing new is read
+        again = encoder.embed([recording[: 4 * SR], recording[SR:], recording[: 2 * SR]])
+        elsewhere = threading.Thread(target=lambda: encoder.embed(pieces))
+        elsewhere.start()
+        elsewhere.join()
+    assert read == [2, 2, 0, 2]  # afresh, first, again (nothing), the other thread (its own)
+    np.testing.assert_allclose(first, afresh, atol=1e-6)
+    np.testing.assert_array_equal(again, first[[0, 1, 0]])
+    encoder.embed(pieces)
+    assert read[-1] == 2  # after the block, read afresh
+
 def test_clusters_are_named_by_first_appearance():
     a, b, c = np.eye(3)
     near = lambda v, k: (v + 0.05 * np.roll(v, k)) / np.linalg.norm(v + 0.05 * np.roll(v, k))  # noqa: E731

@@ -149,9 +149,12 @@ def find_utterances(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, va
     The pieces of speech (`find_pieces`) are told apart by voice (`name_speakers`); then neighbouring
     pieces of one voice less than `SAME_VOICE_GAP_S` apart are one utterance. Joining only within a
     voice keeps a sentence whole across its pauses without running one speaker's turn into the next's."""
-    regions, pieces = find_pieces(audios, params, vad, speakers)
-    joined = [join_same_voice(clip, names, params.max_segment_s)
-              for clip, names in zip(pieces, name_speakers(audios, pieces, speakers))]
+    from .speakers import prints_remembered
+
+    with prints_remembered():  # a piece is printed to cut at voice changes, and again to name its voice
+        regions, pieces = find_pieces(audios, params, vad, speakers)
+        named = name_speakers(audios, pieces, speakers)
+    joined = [join_same_voice(clip, names, params.max_segment_s) for clip, names in zip(pieces, named)]
     return regions, [spans for spans, _ in joined], [names for _, names in joined]
 
 

@@ -26,10 +26,13 @@ Speakers are named "S1", "S2", … in order of first appearance.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import importlib.util
 import io
 import pickle
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,10 +86,13 @@ VOICE_CHANGE_MIN_SIDE_S = 0.75
 # by bench/turn_taking.py's second stage on validation conversations with overlapping and quick turns,
 # without costing the other conversations, the sentences or the long recording: overlapping per-turn
 # UAR 63.0 against 57.5, quick 74.0 against 68.7; the long recording, whose sentences are shorter than
-# two windows, as it was.
+# two windows, as it was. The step is set by cost: in continuous talk every part is long, and read every
+# 0.25 s (session 34) the speaker step cost 19.7 s per hour of validation monologues (target 15); every
+# 0.5 s, 14.5 s, its score on the same validation conversations 72.2 against 72.4 (0.75 s: 13.9 s and
+# 71.7, beyond the half point allowed; session 35, rule C1; bench/segments.py times it on test monologues).
 SLIDE_WINDOW_S = 1.5
 SLIDE_DISTANCE = 0.35
-SLIDE_STEP_S = 0.25
+SLIDE_STEP_S = 0.5
 
 RESEMBLYZER_VERSION = "0.1.4"  # as pinned in requirements-nodeps.txt
 # No extra can install it: it declares torch, which pip would pull in (hundreds of MB, never imported).
@@ -238,10 +244,21 @@ class SpeakerEncoder:
 
     def embed(self, pieces: Sequence[np.ndarray]) -> np.ndarray:
         """16 kHz pieces of speech → (n, 256) unit-length voice prints, each from its first
-        `PARTIAL_FRAMES`, all in one batch, each batch read only as far as its longest partial."""
-        if not len(pieces):
+        `PARTIAL_FRAMES`, all in one batch, each batch read only as far as its longest partial. Inside
+        `prints_remembered`, a partial read before in the block is not read again."""
+        partials = [np.ascontiguousarray(samples[: PARTIAL_FRAMES * HOP], np.float32) for samples in pieces]
+        memory = getattr(_remembered, "prints", None)
+        if memory is None:
+            return self._embed_partials(partials)
+        keys = [(id(self), len(x), hashlib.sha1(x.tobytes()).digest()) for x in partials]
+        new = {k: x for k, x in zip(keys, partials) if k not in memory}
+        memory.update(zip(new, self._embed_partials(list(new.values()))))
+        return np.stack([memory[k] for k in keys]) if keys else np.zeros((0, HIDDEN), np.float32)
+
+    def _embed_partials(self, partials: Sequence[np.ndarray]) -> np.ndarray:
+        if not len(partials):
             return np.zeros((0, HIDDEN), np.float32)
-        mels = [self.mel_frames(samples[: PARTIAL_FRAMES * HOP])[:PARTIAL_FRAMES] for samples in pieces]
+        mels = [self.mel_frames(samples)[:PARTIAL_FRAMES] for samples in partials]
         lengths = np.array([max(1, len(m)) for m in mels])
         order = np.argsort(lengths)  # similar lengths share a batch
         prints = np.zeros((len(mels), HIDDEN), np.float32)
@@ -253,6 +270,27 @@ class SpeakerEncoder:
                 x[row, : len(mels[index])] = mels[index]
             prints[batch] = self._run(x, lengths[batch])
         return prints
+
+
+_remembered = threading.local()
+
+
+@contextlib.contextmanager
+def prints_remembered():
+    """Within this block, on this thread, each partial's print is read once (`SpeakerEncoder.embed`):
+    a recording's pieces are printed to find where its voice changes, then its utterances to name
+    their voices, and an utterance mostly starts where a piece or a window did. A print reads only its
+    stretch's first `PARTIAL_FRAMES`, so those are the same print (on bench/segments.py's continuous
+    talk, about half the utterances'). Prints stay in memory for the block only; nested blocks share
+    the outer one's."""
+    outer = getattr(_remembered, "prints", None)
+    if outer is None:
+        _remembered.prints = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _remembered.prints = None
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

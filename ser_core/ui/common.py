@@ -261,7 +261,7 @@ def speaker_options() -> SpeakerOptions:
                                   "the recording (your voice profile still goes to the voice nearest to it). The whole "
                                   "recording: every utterance against the mean of all its speech, for a language "
                                   "the model never heard (Home lists those it heard): in conversations of languages "
-                                  "left out of training it gained about four and a half points on average, more than each speaker; "
+                                  "left out of training it gained nearly five points on average, more than each speaker; "
                                   "in languages it heard it costs. Both are off by default: neither passed what a "
                                   "default must (4 points gained, no single speaker more than a point worse).")
     return SpeakerOptions(count=count, adapt=adapt == "speaker", recording=adapt == "recording")

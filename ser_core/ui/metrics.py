@@ -227,7 +227,11 @@ def conversations_view(segments_path: Path = SEGMENTS_FILE, lolo_path: Path = LO
                       help="The long recording's clips, each analysed alone as a file: what the utterances "
                            "in the recording are read against.")
     columns[2].metric("Boundary error (median)", f"{test['by_utterance']['boundary_error_s_median']:.2f} s")
-    columns[3].metric("Voice prints + grouping, per hour", f"{cost['speaker_embeddings_and_clustering_s']:.1f} s")
+    talk = cost.get("continuous_talk", {}).get("shipped")
+    columns[3].metric("Voice prints + grouping, per hour", f"{cost['speaker_embeddings_and_clustering_s']:.1f} s",
+                      help=None if talk is None else
+                      f"On the test recording. In continuous talk (sentences back to back with no pause, where "
+                      f"every part is read for a change of voice): {talk['speaker_embeddings_and_clustering_s']:.1f} s.")
     who = conversations["attribution"]  # by how many people speak: "1", "2", …
     people = {n: f"{n} speaker{'' if n == '1' else 's'}" for n in who}
     readings = {name: {people[n]: conversations[key][f"uar_{n}_speakers"] for n in who}

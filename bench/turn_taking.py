@@ -28,7 +28,9 @@ per-segment UAR: the emotion of each turn and of each sentence, which the cut tr
 A second stage, on top of that choice, also cuts where the voice changes without a pause
 (`speakers.SLIDE_WINDOW_S`, `SLIDE_DISTANCE`; rule M5): scored with validation overlapping conversations
 (each turn starting 0.1-0.5 s before the last one ends) beside the two, allowed by the same conditions, and
-taken only if it beats the first stage's choice alone by a point.
+taken only if it beats the first stage's choice alone by a point. It is read at the shipped step
+(`speakers.SLIDE_STEP_S`, set by its cost in continuous talk: session 35's rule C1), with session 34's
+quarter second beside it for comparison.
 
     python bench/turn_taking.py                  (nice -n 10; about 30 min on 2 cores, 11 with the next line)
     python bench/turn_taking.py --markdown-only  the markdown again from the stored json

@@ -89,7 +89,8 @@ VOICE_CHANGE_MIN_SIDE_S = 0.75
 # two windows, as it was. The step is set by cost: in continuous talk every part is long, and read every
 # 0.25 s (session 34) the speaker step cost 19.7 s per hour of validation monologues (target 15); every
 # 0.5 s, 14.5 s, its score on the same validation conversations 72.2 against 72.4 (0.75 s: 13.9 s and
-# 71.7, beyond the half point allowed; session 35, rule C1; bench/segments.py times it on test monologues).
+# 71.7, beyond the half point allowed; session 35, rule C1, one timing each: timings on two cores move by a
+# fifth between runs; bench/segments.py times both steps on test monologues in one run).
 SLIDE_WINDOW_S = 1.5
 SLIDE_DISTANCE = 0.35
 SLIDE_STEP_S = 0.5
@@ -256,6 +257,7 @@ class SpeakerEncoder:
         return np.stack([memory[k] for k in keys]) if keys else np.zeros((0, HIDDEN), np.float32)
 
     def _embed_partials(self, partials: Sequence[np.ndarray]) -> np.ndarray:
+        """`embed`'s work: partials (float32, at most `PARTIAL_FRAMES` long) → their unit prints."""
         if not len(partials):
             return np.zeros((0, HIDDEN), np.float32)
         mels = [self.mel_frames(samples)[:PARTIAL_FRAMES] for samples in partials]

@@ -47,11 +47,11 @@ from ser_core.labels import LABELS
 from ser_core.serving.inference import load_model
 from ser_core.training.corpora import read_manifest
 import ser_core.serving.segments
-from ser_core.frontend.vad import DEFAULT_VAD, VadParams, find_regions, find_regions_and_turns, shared_vad, utterances
+from ser_core.frontend.vad import DEFAULT_VAD, VadParams, find_regions, find_regions_and_turns, shared_vad
 import ser_core.serving.speakers as speakers_module
-from ser_core.serving.segments import (DEFAULT_SPEAKERS, SpeakerOptions, classify_segments, find_pieces,
-                                       find_speech, find_utterances, name_speakers, voice_parts)
-from ser_core.serving.speakers import cluster, prints_remembered, shared_encoder
+from ser_core.serving.segments import (DEFAULT_SPEAKERS, SpeakerOptions, classify_segments, find_speech,
+                                       find_utterances, name_speakers, pieces_of, voices_of)
+from ser_core.serving.speakers import cluster, shared_encoder
 from ser_core.training.splits import assign
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -400,7 +400,8 @@ def pieces_and_prints(material, params: VadParams) -> list[tuple[list, np.ndarra
     """Per conversation, the pieces of speech before any joining by voice, and their voice prints."""
     out = []
     for m in material:
-        _, [spans] = find_pieces([m["audio"]], params, GivenProbabilities([m["vad"]]))
+        [spans] = pieces_of([m["audio"]], find_regions_and_turns([m["audio"]], params, GivenProbabilities([m["vad"]])),
+                            params)
         samples = m["audio"].samples
         out.append((spans, shared_encoder().embed([samples[round(a * SR) : round(b * SR)] for a, b in spans])))
     return out
@@ -681,13 +682,14 @@ def hour_of(block: np.ndarray) -> np.ndarray:
     return np.tile(block, int(np.ceil(3600 * SR / len(block))))[: 3600 * SR]
 
 
-def monologues(clips, seed: int, count: int = MONOLOGUES, seconds: float = MONOLOGUE_S) -> list[np.ndarray]:
-    """Continuous talk: `count` speakers (drawn by `seed`), each `seconds` of their clips trimmed to their
-    speech and laid back to back with no pause: the speaker step's dearest case, every part long."""
+def monologues(clips) -> list[np.ndarray]:
+    """Continuous talk: `MONOLOGUES` speakers (drawn by `MONOLOGUE_SEED`), each `MONOLOGUE_S` of their
+    clips trimmed to their speech and laid back to back with no pause: the speaker step's dearest case,
+    every part long."""
     by_speaker = defaultdict(list)
     for clip in clips:
         by_speaker[(clip.corpus, clip.speaker)].append(clip)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(MONOLOGUE_SEED)
     speakers = sorted(by_speaker)
     rng.shuffle(speakers)
     talks = []
@@ -699,10 +701,10 @@ def monologues(clips, seed: int, count: int = MONOLOGUES, seconds: float = MONOL
             samples = load_audio(clip.path, SR).samples
             speech.append(samples[slice(*level_trim(samples))])
             heard += len(speech[-1])
-            if heard >= seconds * SR:
-                talks.append(np.concatenate(speech)[: round(seconds * SR)].astype(np.float32))
+            if heard >= MONOLOGUE_S * SR:
+                talks.append(np.concatenate(speech)[: round(MONOLOGUE_S * SR)].astype(np.float32))
                 break
-        if len(talks) == count:
+        if len(talks) == MONOLOGUES:
             break
     return talks
 
@@ -711,14 +713,14 @@ def continuous_talk_cost(vad, clips, params: VadParams) -> dict:
     """Speaker embeddings + clustering on `monologues` of test speakers, scaled to an hour (the lower of
     two timings): as shipped, and as session 34 read them (every `SESSION_34_SLIDE_STEP_S`, each print
     read afresh); and how many voices each monologue was heard as."""
-    audios = [as_audio(talk) for talk in monologues(clips, MONOLOGUE_SEED)]
+    audios = [as_audio(talk) for talk in monologues(clips)]
     heard = find_regions_and_turns(audios, params, vad)
     hours = sum(a.duration_s for a in audios) / 3600
 
     def speaker_step(remember: bool) -> list[int]:
-        with prints_remembered() if remember else contextlib.nullcontext():
-            spans = [utterances(voice_parts(audio, regions, cut), params) for audio, (regions, cut) in zip(audios, heard)]
-            return [len(set(names)) for names in name_speakers(audios, spans)]
+        if remember:
+            return [len(set(names)) for names in voices_of(audios, heard, params)[1]]
+        return [len(set(names)) for names in name_speakers(audios, pieces_of(audios, heard, params))]
 
     out = {"monologues": len(audios), "minutes": hours * 60}
     for name, step, remember in (("shipped", speakers_module.SLIDE_STEP_S, True),
@@ -910,10 +912,7 @@ def timing(model, vad, parts, params: VadParams, results: dict) -> None:
     # The speaker encoder's first call loads its weights: not part of an hour's cost.
     shared_encoder()
     # Voices: each region cut where its voice changes, then the pieces grouped by voice.
-    with prints_remembered():  # as `find_utterances` reads them
-        hour_spans, parts_s = timed(lambda: utterances(voice_parts(hour, regions, cut), params))
-        _, naming_s = timed(lambda: name_speakers([hour], [hour_spans]))
-    speakers_hour_s = parts_s + naming_s
+    ([hour_spans], _), speakers_hour_s = timed(lambda: voices_of([hour], [(regions, cut)], params))
     _, segmented_s = timed(lambda: model.analyze_many([hour], vad=params))
     _, windows_s = timed(lambda: model.analyze_many([hour], segmented=False))
     results["cost_per_hour"] = {"vad_and_segmentation_s": vad_hour_s, "speaker_embeddings_and_clustering_s":

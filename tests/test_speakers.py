@@ -111,6 +111,7 @@ def test_inside_prints_remembered_a_partial_is_read_once_and_forgotten_after(mon
     encoder.embed(pieces)
     assert read[-1] == 2  # after the block, read afresh
 
+
 def test_clusters_are_named_by_first_appearance():
     a, b, c = np.eye(3)
     near = lambda v, k: (v + 0.05 * np.roll(v, k)) / np.linalg.norm(v + 0.05 * np.roll(v, k))  # noqa: E731

@@ -115,17 +115,27 @@ def speaker_count(text: str) -> int:
     return count
 
 
-def find_pieces(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None,
-                speakers: SpeakerOptions = DEFAULT_SPEAKERS
-                ) -> tuple[list[list[tuple[float, float]]], list[list[tuple[float, float]]]]:
-    """Per recording: its speech regions, and the pieces of speech its voices are told apart on.
+def pieces_of(audios: Sequence[Audio], heard: Sequence[tuple[list[tuple[float, float]], list[list[tuple[float, float]]]]],
+              params: VadParams = DEFAULT_VAD, speakers: SpeakerOptions = DEFAULT_SPEAKERS
+              ) -> list[list[tuple[float, float]]]:
+    """Per recording, given its speech regions and their pieces cut at turn pauses (`heard`, from
+    `find_regions_and_turns`): the pieces of speech its voices are told apart on. A region is cut where
+    its voice changes (`voice_parts`: turns that follow within the detector's pause share a region),
+    then joined across the shortest pauses and short bursts absorbed (`utterances`, with `params`)."""
+    return [utterances(voice_parts(audio, regions, cut, speakers), params) for audio, (regions, cut) in zip(audios, heard)]
 
-    A region is cut where its voice changes (`voice_parts`: turns that follow within the detector's
-    pause share a region), then joined across the shortest pauses and short bursts absorbed
-    (`utterances`, with `params`)."""
-    heard = find_regions_and_turns(audios, params, vad)
-    return ([regions for regions, _ in heard],
-            [utterances(voice_parts(audio, regions, cut, speakers), params) for audio, (regions, cut) in zip(audios, heard)])
+
+def voices_of(audios: Sequence[Audio], heard: Sequence[tuple[list[tuple[float, float]], list[list[tuple[float, float]]]]],
+              params: VadParams = DEFAULT_VAD, speakers: SpeakerOptions = DEFAULT_SPEAKERS
+              ) -> tuple[list[list[tuple[float, float]]], list[list[str]]]:
+    """Per recording, its pieces of speech (`pieces_of`) and who spoke each (`name_speakers`): the
+    speaker step. A piece is printed to cut where the voice changes and again to name its voice; each
+    stretch's print is read once for both (`speakers.prints_remembered`)."""
+    from .speakers import prints_remembered
+
+    with prints_remembered():
+        pieces = pieces_of(audios, heard, params, speakers)
+        return pieces, name_speakers(audios, pieces, speakers)
 
 
 def voice_parts(audio: Audio, regions: list[tuple[float, float]], cut: list[list[tuple[float, float]]],
@@ -146,16 +156,13 @@ def find_utterances(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, va
                     ) -> tuple[list[list[tuple[float, float]]], list[list[tuple[float, float]]], list[list[str]]]:
     """Per recording: its speech regions, its utterances [(start_s, end_s)] and who spoke each.
 
-    The pieces of speech (`find_pieces`) are told apart by voice (`name_speakers`); then neighbouring
-    pieces of one voice less than `SAME_VOICE_GAP_S` apart are one utterance. Joining only within a
-    voice keeps a sentence whole across its pauses without running one speaker's turn into the next's."""
-    from .speakers import prints_remembered
-
-    with prints_remembered():  # a piece is printed to cut at voice changes, and again to name its voice
-        regions, pieces = find_pieces(audios, params, vad, speakers)
-        named = name_speakers(audios, pieces, speakers)
+    The pieces of speech are told apart by voice (`voices_of`); then neighbouring pieces of one voice
+    less than `SAME_VOICE_GAP_S` apart are one utterance. Joining only within a voice keeps a sentence
+    whole across its pauses without running one speaker's turn into the next's."""
+    heard = find_regions_and_turns(audios, params, vad)
+    pieces, named = voices_of(audios, heard, params, speakers)
     joined = [join_same_voice(clip, names, params.max_segment_s) for clip, names in zip(pieces, named)]
-    return regions, [spans for spans, _ in joined], [names for _, names in joined]
+    return [regions for regions, _ in heard], [spans for spans, _ in joined], [names for _, names in joined]
 
 
 def find_speech(audios: Sequence[Audio], params: VadParams = DEFAULT_VAD, vad: SileroVad | None = None,

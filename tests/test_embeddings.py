@@ -1,11 +1,14 @@
 """The embedding cache of a front end: a cheaper encoder path (fewer blocks, int8, half the frame rate)
 must never read or overwrite the teacher's cached embeddings, which every emo-whisper-f32 head and its
-LOLO folds were trained on."""
+LOLO folds were trained on; nor may one int8 arithmetic's embeddings stand for the other's."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 
+from ser_core.frontend.encoder import int8_arithmetic
+from ser_core.serving.batch import map_local
 from ser_core.training.embeddings import embedding_cache
 from ser_core.training.train import RECIPES, WHISPER_FEATURES
 
@@ -49,3 +52,27 @@ def test_each_kind_of_copy_has_its_own_cache_and_the_older_caches_keep_their_nam
 
     assert augmented.parent.name == f"{WEIGHTS_SHA256[:12]}-l3-float32-e{EMBEDDING_VERSION}-augment1"
     assert cut.parent.name == f"{WEIGHTS_SHA256[:12]}-l3-float32-e{EMBEDDING_VERSION}-speechcut1"
+
+
+def test_int8_embeddings_are_cached_by_the_arithmetic_that_computed_them(tmp_path):
+    features, layers, compute = front_end("emo-whisper-fast")
+    cache = embedding_cache(features, None, tmp_path, layers, compute).dir
+    assert f"-int8{int8_arithmetic()}-" in cache.parent.name
+
+
+class ReadVariable:
+    """A map_local factory whose rows say what a worker's environment holds."""
+
+    def __call__(self):
+        return lambda items: [{"item": item, "value": os.environ.get("SER_TEST_VARIABLE")} for item in items]
+
+
+def test_workers_start_with_the_environment_they_are_given_even_for_one_item():
+    """The other int8 back end's embeddings run in workers started with CT2_USE_MKL set (CTranslate2
+    reads it once, when it loads): a worker is spawned for a single item too, and the variable is
+    this process's again afterwards."""
+    assert "SER_TEST_VARIABLE" not in os.environ
+    rows = list(map_local(["a"], ReadVariable(), environment={"SER_TEST_VARIABLE": "1"}))
+    assert rows == [{"item": "a", "value": "1"}]
+    assert "SER_TEST_VARIABLE" not in os.environ
+    assert list(map_local(["a"], ReadVariable())) == [{"item": "a", "value": None}]

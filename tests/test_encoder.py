@@ -199,6 +199,16 @@ def test_the_encoder_takes_mkl_avx2_kernels_unless_the_user_chose_others(chosen,
     assert out.split() == [expected]
 
 
+def test_a_process_computes_one_int8_arithmetic_which_its_back_end_decides(monkeypatch):
+    """The probe names one of the two int8 arithmetics, and a fresh process on this process's back end
+    computes the same one; CT2_USE_MKL, when set, says which back end a process loads."""
+    assert encoder_module.int8_arithmetic() in encoder_module.INT8_ARITHMETICS
+    assert encoder_module.backend_arithmetic(encoder_module.process_backend()) == encoder_module.int8_arithmetic()
+    for backend, value in encoder_module.CT2_BACKENDS.items():
+        monkeypatch.setenv("CT2_USE_MKL", value)
+        assert encoder_module.process_backend() == backend
+
+
 # --- the encoder -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shape", [(1, 80, 201), (1, 80, 3002), (1, 64, 400), (80, 400)],

@@ -1,6 +1,6 @@
 """Training copies of each clip (`TrainParams.speech_cut_copies`, #22: cut at its speech; `voice_copies`,
-#21: in a shifted voice): embedded once into a cache of their own beside the clean one, for the training
-split only, and recorded with the model."""
+#21: in a shifted voice; `both_int8_arithmetics`, #21: from the other int8 arithmetic): embedded once into
+a cache of their own beside the clean one, for the training split only, and recorded with the model."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import train_tiny
+from ser_core.frontend import encoder
 from ser_core.serving.inference import METADATA_FILE
 from ser_core.training.corpora import read_manifest
 from ser_core.training.embeddings import embedding_cache
@@ -42,3 +43,29 @@ def test_a_recipe_with_copies_trains_on_cached_copies_of_its_training_clips(tiny
     assert not any(cache(1, other).dir.exists() for other in {"augment", "speechcut", "voice"} - {copy})
     # a copy is not the clip itself
     assert not all(np.allclose(copies.get(clip.path), clean.get(clip.path)) for clip in parts["train"])
+
+
+def test_a_head_taught_both_int8_arithmetics_reads_its_training_clips_from_both(tiny_dataset, tmp_path):
+    if len({encoder.backend_arithmetic(backend) for backend in encoder.CT2_BACKENDS}) < 2:
+        pytest.skip("this CPU computes one int8 arithmetic on both of CTranslate2's back ends")
+    out = train_tiny(tiny_dataset, tmp_path, "emo-whisper-fast", epochs=1)
+    front_end = json.loads((out / METADATA_FILE).read_text())["front_end"]
+    assert front_end["int8_trained_on"] == list(encoder.INT8_ARITHMETICS)
+    assert front_end["int8_arithmetic"] == encoder.int8_arithmetic()  # what its test predictions were read with
+
+    features, params = RECIPES["emo-whisper-fast"]
+    parts = assign(read_manifest(tiny_dataset / "manifest.csv"), tmp_path / "speaker.csv")
+    here = embedding_cache(features, None, tmp_path / "cache", params.encoder_layers, "int8")
+    other_arithmetic = next(a for a in encoder.INT8_ARITHMETICS if a != encoder.int8_arithmetic())
+    root = here.dir.parent  # .../embeddings/<weights>-l3-int8<arithmetic>-e1-clean
+    other = type(here)(features, root.with_name(root.name.replace(encoder.int8_arithmetic(), other_arithmetic)))
+    assert all(other.get(clip.path) is not None for clip in parts["train"])
+    assert not any(other.get(clip.path) is not None for clip in parts["val"] + parts["test"])
+    assert all(here.get(clip.path) is not None for clip in parts["train"] + parts["val"] + parts["test"])
+    assert not any(np.allclose(other.get(clip.path), here.get(clip.path), rtol=0.01) for clip in parts["train"])
+
+
+def test_both_int8_arithmetics_are_refused_where_both_back_ends_compute_one(tiny_dataset, tmp_path, monkeypatch):
+    monkeypatch.setattr(encoder, "backend_arithmetic", lambda backend: encoder.int8_arithmetic())
+    with pytest.raises(ValueError, match="both of CTranslate2's back ends"):
+        train_tiny(tiny_dataset, tmp_path, "emo-whisper-fast", epochs=1)

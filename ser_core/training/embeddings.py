@@ -6,6 +6,9 @@ the feature parameters, EMBEDDING_VERSION and the augmentation (None, or a kind 
 `augment.COPIES` with its seed: "augment1", "speechcut1"); it lives under ~/.cache/ser (or
 $SER_CACHE_DIR), never in the repository.
 
+int8 embeddings are cached by the int8 arithmetic that computed them (`encoder.int8_arithmetic`:
+"-int8coarse", "-int8precise"), which depends on the CPU and on CTranslate2's back end (`int8_backend`).
+
 Embeddings pooled by loudness (`encoder.POOLINGS`, `TrainParams.pooling`) are cached apart ("-loudness").
 
 Heads that read the encoder's blocks fused (`TrainParams.fused_blocks`) take, beside block k's
@@ -21,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SerError
-from ..frontend.encoder import ENCODER_LAYERS
+from ..frontend.encoder import CT2_BACKENDS, ENCODER_LAYERS
 from ..frontend.features import FeatureCache, FeatureParams, default_cache_dir, extract
 from ..io.audio import load_audio
 from .corpora import Clip
@@ -36,11 +39,12 @@ def embedding_cache(params: FeatureParams, augmentation: int | None, cache_root:
     """`augmentation`: None (the clips as they are) or the seed of a copy of kind `copy` (`augment.COPIES`).
     `lower`: the pooled stem and blocks 1…layers−1 (numpy, float32) instead of block `layers`'s.
     `pooling`: how frames are pooled over time (`encoder.POOLINGS`)."""
-    from ..frontend.encoder import WEIGHTS_SHA256
+    from ..frontend.encoder import WEIGHTS_SHA256, int8_arithmetic
 
     kind = "clean" if augmentation is None else f"{copy}{augmentation}"
     depth = "" if layers == ENCODER_LAYERS else f"-l{layers}"
-    precision = "-float32-lower" if lower else "" if compute_type == "int8" else f"-{compute_type}"
+    precision = ("-float32-lower" if lower else f"-int8{int8_arithmetic()}" if compute_type == "int8"
+                 else f"-{compute_type}")
     root = (Path(cache_root or default_cache_dir()).parent / "embeddings"
             / f"{WEIGHTS_SHA256[:12]}{depth}{precision}{'' if pooling == 'even' else '-' + pooling}"
               f"-e{EMBEDDING_VERSION}-{kind}")
@@ -92,13 +96,15 @@ def embed_clips(
     fused: bool = False,
     copy: str = "augment",
     pooling: str = "even",
+    int8_backend: str | None = None,
 ) -> ClipFeatures:
     """Pooled embeddings (n_windows, 1024) for every clip, from the cache where present; clips that
     cannot be decoded or are silent are skipped with their reason. Each worker runs one
     single-threaded encoder: on 2 cores, two processes beat one process with two threads. `lower`:
     the pooled stem and blocks 1…layers−1 instead, (n_windows, (layers) × 1024), see `embedding_cache`;
     `fused`: those and block `layers`'s side by side, (n_windows, (layers + 1) × 1024), from both caches.
-    `copy`: the kind of copy `augmentation` seeds (`augment.COPIES`); `pooling`: `encoder.POOLINGS`."""
+    `copy`: the kind of copy `augmentation` seeds (`augment.COPIES`); `pooling`: `encoder.POOLINGS`;
+    `int8_backend`: a key of `encoder.CT2_BACKENDS`, which the workers' CTranslate2 then runs on."""
     if fused:
         if pooling != "even":
             raise ValueError("the fused blocks are pooled evenly only")
@@ -109,4 +115,5 @@ def embed_clips(
         return ClipFeatures(below.clips, [np.concatenate([f, tops[id(clip)]], axis=1)
                                           for clip, f in zip(below.clips, below.features)], top.skipped + below.skipped)
     jobs = [(clip, params, augmentation, cache_root, layers, compute_type, lower, copy, pooling) for clip in clips]
-    return map_clips(clips, _worker, jobs, workers, desc)
+    environment = None if int8_backend is None else {"CT2_USE_MKL": CT2_BACKENDS[int8_backend]}
+    return map_clips(clips, _worker, jobs, workers, desc, environment)

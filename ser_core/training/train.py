@@ -59,6 +59,10 @@ class TrainParams:
     # int8 models' probabilities moved by up to 0.43 from those recorded on Intel CPUs); float32 gives
     # every CPU the same embeddings, to rounding.
     encoder_compute_type: str = "int8"
+    # int8 encoder models: every training clip's embedding from both of CTranslate2's int8 arithmetics
+    # (`encoder.INT8_ARITHMETICS`, this process's and a second copy from the other back end), so the
+    # head reads either as well, whichever the serving CPU computes.
+    both_int8_arithmetics: bool = False
     # Encoder models: every speaker's embeddings moved onto the training mean (their own mean taken
     # off) in training, validation and test alike; served with a voice profile (ser_core.serving.profile).
     speaker_normalised: bool = False
@@ -180,10 +184,12 @@ RECIPES["emo-whisper-linear-f32"] = (WHISPER_FEATURES, dataclasses.replace(
 # emo-whisper-f32's head on a cheaper path through the same blocks (#26): Whisper's log-mel every 20 ms
 # instead of 10 (the teacher's STFT frames, every second one: half the frames through the blocks) and
 # CTranslate2's int8, which on the AMD EPYC (AVX-512 VNNI) runs the cut encoder in half float32's time
-# (bench/speed.py's encoder options).
+# (bench/speed.py's encoder options). Taught both int8 arithmetics (session 36, #21): the first head,
+# trained on a Zen 4's precise int8 only, read coarse int8 3.9 points worse on validation
+# (bench/results/int8_arithmetic.md).
 WHISPER_HALF_RATE_FEATURES = dataclasses.replace(WHISPER_FEATURES, hop_length=320)
-RECIPES["emo-whisper-fast"] = (WHISPER_HALF_RATE_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1],
-                                                                               encoder_compute_type="int8"))
+RECIPES["emo-whisper-fast"] = (WHISPER_HALF_RATE_FEATURES, dataclasses.replace(
+    RECIPES["emo-whisper-f32"][1], encoder_compute_type="int8", both_int8_arithmetics=True))
 # emo-whisper-f32 reading embeddings with the 16 directions the training corpora differ along for the
 # same emotion taken out (ser_core.training.nuisance): what sounds like one corpus no longer says which classes.
 RECIPES["emo-whisper-nap"] = (WHISPER_FEATURES, dataclasses.replace(RECIPES["emo-whisper-f32"][1],
@@ -500,10 +506,24 @@ def cached_inputs(model, clips: list[Clip], speech_cut: int | None = None) -> Cl
                         compute_type=encoder["compute_type"], fused=encoder["fused"], pooling=encoder["pooling"])["clips"]
 
 
-def encoder_front_end(layers: int, compute_type: str = "int8", fused: bool = False, pooling: str = "even") -> dict:
+def other_int8_backend() -> str:
+    """The CTranslate2 back end this process does not run, checked to compute int8 the other way."""
+    from ..frontend.encoder import CT2_BACKENDS, backend_arithmetic, int8_arithmetic, process_backend
+
+    other = next(backend for backend in CT2_BACKENDS if backend != process_backend())
+    if backend_arithmetic(other) == int8_arithmetic():
+        raise ValueError(f"this CPU computes int8 {int8_arithmetic()} on both of CTranslate2's back ends, so a head "
+                         "cannot be taught both int8 arithmetics here (an AMD EPYC without AVX-512 can)")
+    return other
+
+
+def encoder_front_end(layers: int, compute_type: str = "int8", fused: bool = False, pooling: str = "even",
+                      both_int8_arithmetics: bool = False) -> dict:
     """What an encoder model's metadata records of its frozen front end (checked when it loads); a
-    pooling other than even is named in "pooling_weights" (`EncoderModel.prepare` reads it)."""
-    from ..frontend.encoder import WEIGHTS_SHA256, WEIGHTS_SOURCE, cpu_vendor
+    pooling other than even is named in "pooling_weights" (`EncoderModel.prepare` reads it). An int8
+    model records the int8 arithmetic its test predictions were read with ("int8_arithmetic") and
+    those its head was trained on ("int8_trained_on")."""
+    from ..frontend.encoder import INT8_ARITHMETICS, WEIGHTS_SHA256, WEIGHTS_SOURCE, int8_arithmetic
 
     return {"encoder": "whisper-base", "source": WEIGHTS_SOURCE, "sha256": WEIGHTS_SHA256, "compute_type": compute_type,
             "layers": layers, "embedding_version": EMBEDDING_VERSION,
@@ -511,7 +531,9 @@ def encoder_front_end(layers: int, compute_type: str = "int8", fused: bool = Fal
                if fused else {"pooling": "mean+std over time"} if pooling == "even" else
                {"pooling": "mean+std over time, each frame weighted by the square root of its loudness",
                 "pooling_weights": pooling}),
-            **({"cpu_vendor": cpu_vendor()} if compute_type == "int8" else {})}  # int8 products depend on it
+            **({"int8_arithmetic": int8_arithmetic(),
+                "int8_trained_on": list(INT8_ARITHMETICS) if both_int8_arithmetics else [int8_arithmetic()]}
+               if compute_type == "int8" else {})}
 
 
 def train(
@@ -535,6 +557,10 @@ def train(
     data = model_inputs(parts, params, cache_root, train_params.encoder_layers, train_params.encoder_compute_type,
                         train_params.fused_blocks, train_params.pooling)
     copies = []
+    if train_params.both_int8_arithmetics:
+        copies.append(embed_clips(parts["train"], params, None, cache_root, desc="embeddings (train, other int8 back end)",
+                                  layers=train_params.encoder_layers, compute_type="int8", pooling=train_params.pooling,
+                                  int8_backend=other_int8_backend()))
     for kind, count in (("augment", train_params.augmented_copies), ("speechcut", train_params.speech_cut_copies),
                         ("voice", train_params.voice_copies)):
         copies += [embed_clips(parts["train"], params, seed, cache_root, desc=f"{kind} copy {seed}",
@@ -581,7 +607,8 @@ def train(
     if params.kind == "whisper":
         # Pooled embeddings: the head standardises them itself (a Normalization layer fitted here).
         normalizer, front_end = None, encoder_front_end(train_params.encoder_layers, train_params.encoder_compute_type,
-                                                        train_params.fused_blocks, train_params.pooling)
+                                                        train_params.fused_blocks, train_params.pooling,
+                                                        train_params.both_int8_arithmetics)
         front_end["speaker_normalised"] = train_params.speaker_normalised
         input_shape = x_train.shape[1:]
         model = build(train_params.architecture, input_shape, len(LABELS))

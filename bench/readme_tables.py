@@ -386,7 +386,7 @@ BLOCKS = {
     "serve-soak-table": include("serve_soak.md"),
     "lolo-inputs-table": include("lolo_inputs.md"), "quiet-cue-table": include("quiet_cue.md"),
     "language-id-table": include("language_id.md"), "arousal-table": include("arousal.md"),
-    "int8-table": include("int8_arithmetic.md"),
+    "arithmetic-table": include("int8_arithmetic.md"),
 }
 BLOCK = re.compile(r"<!-- ([a-z-]+) -->\n.*?<!-- /\1 -->", re.S)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ser_core.frontend.encoder import INT8_ARITHMETICS, int8_arithmetic, recorded_int8_arithmetic, trained_int8_arithmetics
+from ser_core.frontend.encoder import int8_arithmetic, recorded_int8_arithmetic
 from ser_core.labels import LABELS
 from ser_core.serving.inference import sha256_file
 from ser_core.training.corpora import find_clips
@@ -154,10 +154,3 @@ def test_speaker_normalised_model_reproduces_its_test_predictions_with_a_profile
         agree += LABELS[int(np.argmax(probabilities))] == row["predicted"]
     assert agree >= 11
 
-
-def test_the_fast_model_was_taught_both_int8_arithmetics():
-    """emo-whisper-fast is the int8 model offered for speed, on whatever CPU: its head reads embeddings
-    of either int8 arithmetic (bench/results/int8_arithmetic.md), so it needs no kernel pin."""
-    front_end = json.loads((ROOT / "models" / "emo-whisper-fast-speaker" / "metadata.json").read_text())["front_end"]
-    assert trained_int8_arithmetics(front_end) == list(INT8_ARITHMETICS)
-    assert recorded_int8_arithmetic(front_end) in INT8_ARITHMETICS

@@ -48,12 +48,12 @@ def test_a_recipe_with_copies_trains_on_cached_copies_of_its_training_clips(tiny
 def test_a_head_taught_both_int8_arithmetics_reads_its_training_clips_from_both(tiny_dataset, tmp_path):
     if len({encoder.backend_arithmetic(backend) for backend in encoder.CT2_BACKENDS}) < 2:
         pytest.skip("this CPU computes one int8 arithmetic on both of CTranslate2's back ends")
-    out = train_tiny(tiny_dataset, tmp_path, "emo-whisper-fast", epochs=1)
+    out = train_tiny(tiny_dataset, tmp_path, "emo-whisper-fast-both", epochs=1)
     front_end = json.loads((out / METADATA_FILE).read_text())["front_end"]
     assert front_end["int8_trained_on"] == list(encoder.INT8_ARITHMETICS)
     assert front_end["int8_arithmetic"] == encoder.int8_arithmetic()  # what its test predictions were read with
 
-    features, params = RECIPES["emo-whisper-fast"]
+    features, params = RECIPES["emo-whisper-fast-both"]
     parts = assign(read_manifest(tiny_dataset / "manifest.csv"), tmp_path / "speaker.csv")
     here = embedding_cache(features, None, tmp_path / "cache", params.encoder_layers, "int8")
     other_arithmetic = next(a for a in encoder.INT8_ARITHMETICS if a != encoder.int8_arithmetic())
@@ -68,4 +68,4 @@ def test_a_head_taught_both_int8_arithmetics_reads_its_training_clips_from_both(
 def test_both_int8_arithmetics_are_refused_where_both_back_ends_compute_one(tiny_dataset, tmp_path, monkeypatch):
     monkeypatch.setattr(encoder, "backend_arithmetic", lambda backend: encoder.int8_arithmetic())
     with pytest.raises(ValueError, match="both of CTranslate2's back ends"):
-        train_tiny(tiny_dataset, tmp_path, "emo-whisper-fast", epochs=1)
+        train_tiny(tiny_dataset, tmp_path, "emo-whisper-fast-both", epochs=1)

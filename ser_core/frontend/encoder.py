@@ -34,12 +34,12 @@ ENCODER_DIM = 512
 # oneDNN on an AMD Zen 3 without AVX-512). A head trained on one arithmetic reads the other's embeddings
 # differently: on a Xeon's default kernels the Intel-trained heads' probabilities moved by up to 0.43
 # from those recorded; the first emo-whisper-fast (precise) read coarse embeddings 3.9 points worse on
-# validation, 0.4 on test (bench/results/int8_arithmetic.md). So int8 heads are now taught both
-# (`TrainParams.both_int8_arithmetics`: each training clip from both back ends, on a CPU whose back
-# ends differ) and say which in their metadata (`front_end["int8_trained_on"]`). The heads trained
-# before, on coarse embeddings only (emo-whisper and its int8 siblings), still need MKL held to its
-# AVX2 kernels on Intel, unless MKL_ENABLE_INSTRUCTIONS is set; the default (float32) and
-# emo-whisper-fast do not.
+# validation, 0.4 on test (bench/results/int8_arithmetic.md). A head can be taught both
+# (`TrainParams.both_int8_arithmetics`: each training clip from both back ends, on a CPU whose back ends
+# differ; recorded as `front_end["int8_trained_on"]`), but emo-whisper-fast taught both read test and
+# languages never heard worse on either arithmetic, so no shipped head is. The Intel-trained int8 heads
+# (emo-whisper and its int8 siblings, coarse) therefore keep MKL held to its AVX2 kernels on Intel,
+# unless MKL_ENABLE_INSTRUCTIONS is set; the default is float32, the same on every CPU.
 MKL_INSTRUCTIONS = "AVX2"
 INT8_ARITHMETICS = ("coarse", "precise")
 INT8_PRECISE_BELOW = 0.07  # the probe's relative error: 0.041 precise, 0.109 coarse

@@ -55,13 +55,13 @@ class TrainParams:
     speech_cut_copies: int = 0
     voice_copies: int = 0  # encoder models: copies of each training clip in a shifted voice (augment.voice_shift)
     encoder_layers: int = ENCODER_LAYERS  # encoder models: how many of the encoder's blocks run (see encoder.WhisperEncoder)
-    # Encoder models: CTranslate2's compute type. int8 products depend on the CPU (on an AMD EPYC the
-    # int8 models' probabilities moved by up to 0.43 from those recorded on Intel CPUs); float32 gives
-    # every CPU the same embeddings, to rounding.
+    # Encoder models: CTranslate2's compute type. int8 products come out two ways by CPU and back end
+    # (`encoder.INT8_ARITHMETICS`: the Intel-recorded int8 models' probabilities moved by up to 0.35 on
+    # the other); float32 gives every CPU the same embeddings, to rounding.
     encoder_compute_type: str = "int8"
     # int8 encoder models: every training clip's embedding from both of CTranslate2's int8 arithmetics
     # (`encoder.INT8_ARITHMETICS`, this process's and a second copy from the other back end), so the
-    # head reads either as well, whichever the serving CPU computes.
+    # head reads either, whichever the serving CPU computes (tried on emo-whisper-fast, not kept).
     both_int8_arithmetics: bool = False
     # Encoder models: every speaker's embeddings moved onto the training mean (their own mean taken
     # off) in training, validation and test alike; served with a voice profile (ser_core.serving.profile).

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ManifestError
+from ..errors import ConfigError, ManifestError
 from ..frontend.encoder import ENCODER_LAYERS
 from ..frontend.features import FeatureParams, Normalizer
 from ..labels import LABELS
@@ -517,7 +517,7 @@ def other_int8_backend() -> str:
 
     other = next(backend for backend in CT2_BACKENDS if backend != process_backend())
     if backend_arithmetic(other) == int8_arithmetic():
-        raise ValueError(f"this CPU computes int8 {int8_arithmetic()} on both of CTranslate2's back ends, so a head "
+        raise ConfigError(f"this CPU computes int8 {int8_arithmetic()} on both of CTranslate2's back ends, so a head "
                          "cannot be taught both int8 arithmetics here (an AMD EPYC without AVX-512 can)")
     return other
 
@@ -559,13 +559,14 @@ def train(
     if not parts["train"] or not parts["val"] or not parts["test"]:
         sizes = {k: len(v) for k, v in parts.items()}
         raise ManifestError(f"{split_file} leaves a split empty for this data: {sizes}")
+    other_backend = other_int8_backend() if train_params.both_int8_arithmetics else None  # refused before any work
     data = model_inputs(parts, params, cache_root, train_params.encoder_layers, train_params.encoder_compute_type,
                         train_params.fused_blocks, train_params.pooling)
     copies = []
-    if train_params.both_int8_arithmetics:
+    if other_backend is not None:
         copies.append(embed_clips(parts["train"], params, None, cache_root, desc="embeddings (train, other int8 back end)",
                                   layers=train_params.encoder_layers, compute_type="int8", pooling=train_params.pooling,
-                                  int8_backend=other_int8_backend()))
+                                  int8_backend=other_backend))
     for kind, count in (("augment", train_params.augmented_copies), ("speechcut", train_params.speech_cut_copies),
                         ("voice", train_params.voice_copies)):
         copies += [embed_clips(parts["train"], params, seed, cache_root, desc=f"{kind} copy {seed}",

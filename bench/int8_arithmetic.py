@@ -1,8 +1,8 @@
 """int8 encoder models read with each of CTranslate2's int8 arithmetics (`encoder.INT8_ARITHMETICS`).
 
 CTranslate2 computes int8 products one of two ways, depending on the CPU and its back end (MKL or
-oneDNN, `encoder.CT2_BACKENDS`): "precise" (4.1% from float32 on `encoder.int8_arithmetic`'s probe)
-or "coarse" (10.9%). A head trained on one arithmetic's embeddings sees the other's on a CPU that
+oneDNN, `encoder.CT2_BACKENDS`): "precise" or "coarse", by how far each lands from float32 on a fixed
+input (`encoder.int8_probe_error`, recorded as `probe_errors`). A head trained on one arithmetic's embeddings sees the other's on a CPU that
 computes the other. On a CPU whose two back ends compute the two arithmetics (an AMD EPYC without
 AVX-512: oneDNN coarse, MKL precise), every model given is read on the speaker protocol's
 validation and test clips (all corpora found) through each back end: UAR over each corpus's labels
@@ -21,21 +21,15 @@ from pathlib import Path
 
 from provenance import provenance
 from report import write_results
-from ser_core.frontend.encoder import CT2_BACKENDS, backend_arithmetic, trained_int8_arithmetics
+from ser_core.frontend.encoder import CT2_BACKENDS, arithmetic_of, backend_probe_error, trained_int8_arithmetics
 from ser_core.serving.inference import load_model
 from ser_core.training.corpora import find_clips
-from ser_core.training.embeddings import embed_clips
 from ser_core.training.evaluate import evaluate
 from ser_core.training.splits import assign
+from ser_core.training.train import cached_inputs
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = ("val", "test")
-
-
-def read_with(model, clips, backend: str):
-    front_end = model.front_end
-    return embed_clips(clips, model.params, desc=f"embeddings ({backend})", layers=front_end["layers"],
-                       compute_type="int8", pooling=front_end.get("pooling_weights", "even"), int8_backend=backend)
 
 
 def recorded_top(model_dir: Path) -> dict[tuple[str, str], str]:
@@ -51,7 +45,7 @@ def measure(model_dir: Path, label: str, parts: dict, arithmetics: dict[str, str
     rows = []
     for backend, arithmetic in arithmetics.items():
         for part in PARTS:
-            data = read_with(model, parts[part], backend)
+            data = cached_inputs(model, parts[part], int8_backend=backend)
             metrics, clips, probabilities = evaluate(model, data, "speaker")
             row = {"model": label, "trained_on": trained_int8_arithmetics(model.front_end), "part": part,
                    "arithmetic": arithmetic, "backend": backend, "clips": len(clips),
@@ -68,7 +62,9 @@ def measure(model_dir: Path, label: str, parts: dict, arithmetics: dict[str, str
 def markdown(results: dict) -> str:
     lines = ["**int8 arithmetics (`python bench/int8_arithmetic.py`)**", "",
              "Each int8 model read through both of CTranslate2's int8 arithmetics on "
-             f"{results['provenance']['cpu']} ({', '.join(f'{b}: {a}' for b, a in results['arithmetics'].items())}); "
+             f"{results['provenance']['cpu']} ("
+             + ", ".join(f"{b}: {a}, {100 * results['probe_errors'][b]:.1f}% from float32 on the probe"
+                         for b, a in results["arithmetics"].items()) + "); "
              "UAR % over each corpus's labels and accuracy %, speaker protocol, every corpus; on test, the share of "
              "clips whose top emotion is the one recorded in the model's predictions.csv:", "",
              "| model | trained on | arithmetic | validation UAR | test UAR | test accuracy | top emotion as recorded |",
@@ -89,12 +85,14 @@ def main() -> None:
                         help="model directories, each optionally DIR=LABEL (default label: its name)")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "int8_arithmetic"))
     args = parser.parse_args()
-    arithmetics = {backend: backend_arithmetic(backend) for backend in CT2_BACKENDS}
+    probe_errors = {backend: backend_probe_error(backend) for backend in CT2_BACKENDS}
+    arithmetics = {backend: arithmetic_of(error) for backend, error in probe_errors.items()}
     if len(set(arithmetics.values())) < 2:
         raise SystemExit(f"this CPU computes one int8 arithmetic on both back ends ({arithmetics}): "
                          "run on one whose back ends differ (an AMD EPYC without AVX-512)")
     models = [(Path(d), label or Path(d).name) for d, _, label in (m.partition("=") for m in args.models)]
-    results = {"provenance": provenance(*(d for d, _ in models)), "arithmetics": arithmetics, "rows": []}
+    results = {"provenance": provenance(*(d for d, _ in models)), "arithmetics": arithmetics,
+               "probe_errors": {backend: round(error, 4) for backend, error in probe_errors.items()}, "rows": []}
     parts = assign(list(find_clips(args.data)), ROOT / "models" / "splits" / "speaker.csv", None)
     for model_dir, label in models:
         results["rows"] += measure(model_dir, label, parts, arithmetics)

@@ -203,6 +203,8 @@ def test_a_process_computes_one_int8_arithmetic_which_its_back_end_decides(monke
     """The probe names one of the two int8 arithmetics, and a fresh process on this process's back end
     computes the same one; CT2_USE_MKL, when set, says which back end a process loads."""
     assert encoder_module.int8_arithmetic() in encoder_module.INT8_ARITHMETICS
+    error = encoder_module.int8_probe_error()
+    assert 0.0 < error < 0.5 and encoder_module.arithmetic_of(error) == encoder_module.int8_arithmetic()
     assert encoder_module.backend_arithmetic(encoder_module.process_backend()) == encoder_module.int8_arithmetic()
     for backend, value in encoder_module.CT2_BACKENDS.items():
         monkeypatch.setenv("CT2_USE_MKL", value)

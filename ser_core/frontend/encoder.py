@@ -42,7 +42,7 @@ ENCODER_DIM = 512
 # unless MKL_ENABLE_INSTRUCTIONS is set; the default is float32, the same on every CPU.
 MKL_INSTRUCTIONS = "AVX2"
 INT8_ARITHMETICS = ("coarse", "precise")
-INT8_PRECISE_BELOW = 0.07  # the probe's relative error: 0.041 precise, 0.109 coarse
+INT8_PRECISE_BELOW = 0.07  # `int8_probe_error` between the two (bench/results/int8_arithmetic.json)
 # CTranslate2 picks its CPU back end once per process, when it first loads, from CT2_USE_MKL (unset:
 # MKL on Intel CPUs, oneDNN on others): another back end means another process.
 CT2_BACKENDS = {"mkl": "1", "onednn": "0"}
@@ -143,13 +143,22 @@ def shared_encoder(compute_type: str = "int8", threads: int = 1, layers: int = E
 
 
 @functools.lru_cache(maxsize=1)
-def int8_arithmetic() -> str:
-    """Which of `INT8_ARITHMETICS` this process's CTranslate2 computes: a fixed random 4 s window through
-    three blocks in int8 and in float32 (which agrees across back ends to 1e-6), and how far apart."""
+def int8_probe_error() -> float:
+    """How far this process's CTranslate2 int8 lands from float32 (which agrees across back ends to
+    1e-6): a fixed random 4 s window through three blocks, the relative norm of the difference."""
     log_mel = np.random.default_rng(0).normal(-0.2, 0.4, (1, N_MELS, 400)).astype(np.float32)
     precise = shared_encoder("float32", 1, 3)(log_mel)
-    error = np.linalg.norm(shared_encoder("int8", 1, 3)(log_mel) - precise) / np.linalg.norm(precise)
-    return "precise" if error < INT8_PRECISE_BELOW else "coarse"
+    return float(np.linalg.norm(shared_encoder("int8", 1, 3)(log_mel) - precise) / np.linalg.norm(precise))
+
+
+def arithmetic_of(probe_error: float) -> str:
+    """The name in `INT8_ARITHMETICS` of the int8 arithmetic that lands `probe_error` from float32."""
+    return "precise" if probe_error < INT8_PRECISE_BELOW else "coarse"
+
+
+def int8_arithmetic() -> str:
+    """Which of `INT8_ARITHMETICS` this process's CTranslate2 computes (`int8_probe_error`)."""
+    return arithmetic_of(int8_probe_error())
 
 
 def recorded_int8_arithmetic(front_end: dict) -> str:
@@ -175,15 +184,20 @@ def process_backend() -> str:
     return "mkl" if cpu_vendor() == "GenuineIntel" else "onednn"
 
 
-def backend_arithmetic(backend: str) -> str:
-    """`int8_arithmetic()` as a fresh process on `backend` computes it (a few seconds)."""
+def backend_probe_error(backend: str) -> float:
+    """`int8_probe_error()` as a fresh process on `backend` measures it (a few seconds)."""
     import subprocess
     import sys
 
     env = {**os.environ, "CT2_USE_MKL": CT2_BACKENDS[backend]}
-    done = subprocess.run([sys.executable, "-c", "from ser_core.frontend.encoder import int8_arithmetic as a; "
-                           "print(a())"], env=env, capture_output=True, text=True, check=True)
-    return done.stdout.strip().splitlines()[-1]
+    done = subprocess.run([sys.executable, "-c", "from ser_core.frontend.encoder import int8_probe_error as e; "
+                           "print(e())"], env=env, capture_output=True, text=True, check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def backend_arithmetic(backend: str) -> str:
+    """`int8_arithmetic()` as a fresh process on `backend` computes it."""
+    return arithmetic_of(backend_probe_error(backend))
 
 
 MIN_CONTENT_FRAMES = 20  # 0.2 s of log-mel: the shortest input worth encoding

@@ -487,28 +487,33 @@ def _calibrate(out_dir: Path, val: ClipFeatures) -> None:
 
 def model_inputs(parts: dict[str, list[Clip]], params: FeatureParams, cache_root: Path | None = None,
                  encoder_layers: int = ENCODER_LAYERS, compute_type: str = "int8",
-                 fused: bool = False, pooling: str = "even") -> dict[str, ClipFeatures]:
+                 fused: bool = False, pooling: str = "even", int8_backend: str | None = None) -> dict[str, ClipFeatures]:
     """What each split's clips give the trainable part of a model: feature windows for the
     spectrogram CNNs, pooled encoder embeddings for encoder models (with `fused`, the stem's and
-    every block's up to `encoder_layers`, side by side; pooled as `pooling` says). Cached on disk either way."""
+    every block's up to `encoder_layers`, side by side; pooled as `pooling` says; with `int8_backend`,
+    computed on that CTranslate2 back end, `embed_clips`). Cached on disk either way."""
     if params.kind == "whisper":
         return {name: embed_clips(part, params, None, cache_root, desc=f"embeddings ({name})", layers=encoder_layers,
-                                  compute_type=compute_type, fused=fused, pooling=pooling)
+                                  compute_type=compute_type, fused=fused, pooling=pooling, int8_backend=int8_backend)
                 for name, part in parts.items()}
     return {name: extract_clips(part, params, cache_root, desc=f"features ({name})") for name, part in parts.items()}
 
 
-def cached_inputs(model, clips: list[Clip], speech_cut: int | None = None) -> ClipFeatures:
+def cached_inputs(model, clips: list[Clip], speech_cut: int | None = None, int8_backend: str | None = None
+                  ) -> ClipFeatures:
     """A loaded model's cached inputs (feature windows or pooled embeddings) for these clips; with
     `speech_cut` (an encoder model's), those of the clips' speech-cut copies of that seed instead
-    (`augment.cut_at_speech`, as training's `speech_cut_copies` reads them)."""
+    (`augment.cut_at_speech`, as training's `speech_cut_copies` reads them); with `int8_backend` (an int8
+    encoder model's), embedded on that CTranslate2 back end (`encoder.CT2_BACKENDS`)."""
     front_end = getattr(model, "front_end", None) or {}
     encoder = {"layers": front_end.get("layers", ENCODER_LAYERS), "compute_type": front_end.get("compute_type", "int8"),
                "fused": bool(front_end.get("fused_blocks")), "pooling": front_end.get("pooling_weights", "even")}
     if speech_cut is not None:
-        return embed_clips(clips, model.params, speech_cut, desc="embeddings (cut at speech)", copy="speechcut", **encoder)
+        return embed_clips(clips, model.params, speech_cut, desc="embeddings (cut at speech)", copy="speechcut",
+                           int8_backend=int8_backend, **encoder)
     return model_inputs({"clips": clips}, model.params, encoder_layers=encoder["layers"],
-                        compute_type=encoder["compute_type"], fused=encoder["fused"], pooling=encoder["pooling"])["clips"]
+                        compute_type=encoder["compute_type"], fused=encoder["fused"], pooling=encoder["pooling"],
+                        int8_backend=int8_backend)["clips"]
 
 
 def other_int8_backend() -> str:

@@ -19,12 +19,11 @@ def int8_note(front_end: dict) -> str:
     """What an int8 model's head was taught of CTranslate2's two int8 arithmetics, which one a CPU
     computes depending on its kernels (`encoder.int8_arithmetic`), and so where it reads as measured."""
     trained = trained_int8_arithmetics(front_end)
-    if len(trained) == len(INT8_ARITHMETICS):
-        return ("int8 products come out two ways, by CPU (coarse: AVX2 kernels; precise: AVX-512 VNNI and MKL "
-                "on AMD); this head was trained on both, so it reads as measured on either.")
+    taught = ("trained on both, so it reads as measured on either" if len(trained) == len(INT8_ARITHMETICS) else
+              f"trained on {trained[0]} ones only, and on a CPU computing the other its probabilities move "
+              "(up to 0.43 measured)")
     return (f"int8 products come out two ways, by CPU (coarse: AVX2 kernels; precise: AVX-512 VNNI and MKL on "
-            f"AMD); this head was trained on {trained[0]} ones only, and on a CPU computing the other its "
-            "probabilities move (up to 0.43 measured).")
+            f"AMD); this head was {taught}.")
 
 
 def installed(package: str) -> str:
